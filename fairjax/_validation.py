@@ -1,0 +1,167 @@
+"""Input validation shared by every public entry point (DESIGN.md, convention 5).
+
+Shape and dtype checks are static and always run, also under ``jit``. Value checks (ranges, NaN,
+binary labels, negative weights) need concrete arrays: they run when the function is called
+eagerly and are skipped when an argument is a tracer, because a jitted program cannot raise on
+array values. Every error names the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def is_concrete(*arrays: object) -> bool:
+    """True when no argument is a JAX tracer, so its values can be inspected."""
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays if a is not None)
+
+
+def float_dtype(*arrays: object) -> jnp.dtype:
+    """The floating dtype to compute in: the inputs' float dtype, at least float32.
+
+    bfloat16 and float16 inputs are promoted so that sums accumulate in float32; float64 is kept
+    when x64 is enabled; integer and boolean inputs give the default float dtype.
+    """
+    dtypes = [
+        jnp.asarray(a).dtype
+        for a in arrays
+        if a is not None and jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
+    ]
+    dtype = jnp.result_type(*dtypes) if dtypes else jnp.result_type(float)
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -> Array:
+    """Converts ``x`` to a JAX array and checks its rank."""
+    if x is None:
+        raise TypeError(f"`{name}` is required, got None.")
+    try:
+        arr = x if isinstance(x, jax.Array) else jnp.asarray(np.asarray(x))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be array-like, got {type(x).__name__}.") from err
+    if arr.dtype == jnp.dtype("O") or not (
+        jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_
+    ):
+        raise TypeError(f"`{name}` must be numeric, got dtype {arr.dtype}.")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(f"`{name}` must have rank {want}, got shape {arr.shape}.")
+    return arr
+
+
+def check_length(arr: Array, n: int, name: str, reference: str) -> None:
+    """Checks that ``arr`` has ``n`` rows, like ``reference``."""
+    if arr.shape[0] != n:
+        raise ValueError(
+            f"`{name}` must have one row per sample of `{reference}` ({n}), "
+            f"got {arr.shape[0]} (shape {arr.shape})."
+        )
+
+
+def check_finite(arr: Array, name: str) -> None:
+    """Raises if a concrete floating array holds NaN or infinity."""
+    if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.inexact):
+        if not bool(jnp.all(jnp.isfinite(arr))):
+            bad = int(jnp.sum(~jnp.isfinite(arr)))
+            raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s).")
+
+
+def check_binary(arr: Array, name: str) -> None:
+    """Raises if a concrete array holds values other than 0 and 1."""
+    if is_concrete(arr):
+        ok = jnp.all((arr == 0) | (arr == 1))
+        if not bool(ok):
+            values = np.unique(np.asarray(arr))[:6]
+            raise ValueError(f"`{name}` must be binary (0 or 1), got values {values.tolist()}.")
+
+
+def check_unit_interval(arr: Array, name: str) -> None:
+    """Raises if a concrete array holds values outside [0, 1] (decisions or probabilities)."""
+    if is_concrete(arr):
+        if not bool(jnp.all((arr >= 0) & (arr <= 1))):
+            lo, hi = float(jnp.min(arr)), float(jnp.max(arr))
+            raise ValueError(
+                f"`{name}` must hold decisions or probabilities in [0, 1], "
+                f"got values in [{lo:g}, {hi:g}]."
+            )
+
+
+def check_groups(groups: object, *, num_groups: int | None, n: int | None = None) -> Array:
+    """Validates group ids or a membership matrix and returns it as an array.
+
+    Args:
+      groups: integer ids of shape ``(n,)`` in ``[0, num_groups)``, or a float membership matrix
+        of shape ``(n, G)`` with non-negative entries.
+      num_groups: the static number of groups; required for integer ids, optional (but must
+        match) for a membership matrix.
+      n: the expected number of rows, or None to skip the length check.
+    """
+    arr = as_array(groups, "groups", ndim=(1, 2))
+    if arr.ndim == 1:
+        if not (jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == jnp.bool_):
+            raise TypeError(
+                "`groups` must be integer group ids (or a float (n, num_groups) membership "
+                f"matrix), got a 1-D array of dtype {arr.dtype}."
+            )
+        if num_groups is None:
+            raise ValueError("`num_groups` is required (a static int) when `groups` holds ids.")
+        check_num_groups(num_groups)
+        if is_concrete(arr) and arr.size:
+            lo, hi = int(jnp.min(arr)), int(jnp.max(arr))
+            if lo < 0 or hi >= num_groups:
+                raise ValueError(
+                    f"`groups` ids must lie in [0, num_groups={num_groups}), "
+                    f"got values in [{lo}, {hi}]."
+                )
+    else:
+        if not jnp.issubdtype(arr.dtype, jnp.floating):
+            raise TypeError(
+                f"a 2-D `groups` membership matrix must be floating, got dtype {arr.dtype}."
+            )
+        if num_groups is not None and arr.shape[1] != num_groups:
+            raise ValueError(
+                f"`groups` membership matrix has {arr.shape[1]} columns, "
+                f"but num_groups={num_groups}."
+            )
+        check_finite(arr, "groups")
+        if is_concrete(arr) and not bool(jnp.all(arr >= 0)):
+            raise ValueError("`groups` membership matrix must be non-negative.")
+    if n is not None:
+        check_length(arr, n, "groups", "the data")
+    return arr
+
+
+def check_num_groups(num_groups: object) -> int:
+    """Checks that ``num_groups`` is a static positive Python int."""
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(
+            f"`num_groups` must be a static Python int, got {type(num_groups).__name__}."
+        )
+    if num_groups < 1:
+        raise ValueError(f"`num_groups` must be >= 1, got {num_groups}.")
+    return int(num_groups)
+
+
+def check_weights(weights: object, n: int) -> Array | None:
+    """Validates sample weights: shape ``(n,)``, finite, non-negative, not all zero."""
+    if weights is None:
+        return None
+    arr = as_array(weights, "weights", ndim=1)
+    check_length(arr, n, "weights", "the data")
+    check_finite(arr, "weights")
+    if is_concrete(arr):
+        if not bool(jnp.all(arr >= 0)):
+            raise ValueError(
+                f"`weights` must be non-negative, got minimum {float(jnp.min(arr)):g}."
+            )
+        if n and not bool(jnp.any(arr > 0)):
+            raise ValueError("`weights` must not be all zero.")
+    return arr

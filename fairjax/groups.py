@@ -1,0 +1,308 @@
+"""Group statistics: the one place where fairjax computes per-group counts, sums and means.
+
+A sensitive attribute is given either as integer ids of shape ``(n,)`` in ``[0, num_groups)``
+with a static ``num_groups``, or as a float membership matrix of shape ``(n, G)`` (one-hot, or
+soft membership such as a probability of belonging to each group). Both are turned into the
+membership matrix ``M`` and every statistic is a contraction with it:
+
+.. math::
+
+    \\mathrm{count}_g = \\sum_i w_i c_i M_{ig}, \\qquad
+    \\mathrm{sum}_g = \\sum_i w_i c_i M_{ig} v_i, \\qquad
+    \\mathrm{mean}_g = \\mathrm{sum}_g / \\mathrm{count}_g,
+
+where ``w`` are sample weights (a zero weight masks a row, which is how padding is expressed)
+and ``c_i = [y_i = label\\_value]`` conditions on a label when ``labels=`` is given. Shapes are
+static, so everything jit-compiles, vmaps and differentiates. An empty group has count 0 and mean
+0, with finite gradients. Inside ``shard_map`` or ``pmap``, ``axis_name=`` sums the per-device
+statistics with :func:`jax.lax.psum` before dividing, so a mean over a sharded batch equals the
+mean over the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fairjax import _validation as v
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+__all__ = [
+    "group_counts",
+    "group_means",
+    "group_sums",
+    "intersect",
+    "intersection_names",
+    "membership",
+    "safe_divide",
+]
+
+
+def membership(
+    groups: ArrayLike, *, num_groups: int | None = None, dtype: jnp.dtype | None = None
+) -> Array:
+    """Returns the ``(n, G)`` membership matrix of integer ids or of a membership matrix.
+
+    Args:
+      groups: integer ids, shape ``(n,)``, in ``[0, num_groups)``; or a float membership matrix,
+        shape ``(n, G)``, returned as it is (cast to ``dtype``).
+      num_groups: static number of groups; required for integer ids.
+      dtype: floating dtype of the result; default: the membership matrix's own float dtype,
+        else the default float dtype.
+
+    Returns:
+      Array of shape ``(n, num_groups)``: one-hot rows for integer ids.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.groups import membership
+      >>> membership(jnp.array([0, 2, 1]), num_groups=3)
+      Array([[1., 0., 0.],
+             [0., 0., 1.],
+             [0., 1., 0.]], dtype=float32)
+    """
+    arr = v.check_groups(groups, num_groups=num_groups)
+    if arr.ndim == 2:
+        return arr.astype(dtype or v.float_dtype(arr))
+    return jax.nn.one_hot(arr, num_groups, dtype=dtype or jnp.result_type(float))
+
+
+def _row_weights(
+    n: int,
+    dtype: jnp.dtype,
+    *,
+    weights: ArrayLike | None,
+    labels: ArrayLike | None,
+    label_value: float | int,
+) -> Array:
+    """Per-row weight ``w_i * [y_i = label_value]`` of the statistics, shape ``(n,)``."""
+    w = v.check_weights(weights, n)
+    w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
+    if labels is not None:
+        y = v.as_array(labels, "labels", ndim=1)
+        v.check_length(y, n, "labels", "groups")
+        w = w * (y == label_value).astype(dtype)
+    return w
+
+
+def _psum(x: Array, axis_name: Hashable | None) -> Array:
+    return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def group_counts(
+    groups: ArrayLike,
+    *,
+    num_groups: int | None = None,
+    labels: ArrayLike | None = None,
+    label_value: float | int = 1,
+    weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
+) -> Array:
+    """Weighted number of members of each group, optionally among rows with a given label.
+
+    .. math:: \\mathrm{count}_g = \\sum_i w_i \\, [y_i = \\mathrm{label\\_value}] \\, M_{ig}
+
+    Args:
+      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      num_groups: static number of groups (required for integer ids).
+      labels: optional labels ``(n,)``; when given, only rows with ``labels == label_value``
+        count.
+      label_value: the label value to condition on (default 1, the positive class).
+      weights: optional non-negative sample weights ``(n,)``; 0 masks a row.
+      axis_name: mapped axis to sum over when called inside ``shard_map``/``pmap``.
+
+    Returns:
+      Array of shape ``(G,)``, in at least float32.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.groups import group_counts
+      >>> s = jnp.array([0, 0, 1, 1, 1])
+      >>> group_counts(s, num_groups=3)
+      Array([2., 3., 0.], dtype=float32)
+      >>> group_counts(s, num_groups=3, labels=jnp.array([1, 0, 1, 1, 0]))
+      Array([1., 2., 0.], dtype=float32)
+    """
+    m = membership(groups, num_groups=num_groups)
+    dtype = v.float_dtype(m, weights)
+    w = _row_weights(m.shape[0], dtype, weights=weights, labels=labels, label_value=label_value)
+    return _psum(w @ m.astype(dtype), axis_name)
+
+
+def group_sums(
+    values: ArrayLike,
+    groups: ArrayLike,
+    *,
+    num_groups: int | None = None,
+    labels: ArrayLike | None = None,
+    label_value: float | int = 1,
+    weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
+) -> Array:
+    """Weighted sum of ``values`` within each group.
+
+    .. math:: \\mathrm{sum}_g = \\sum_i w_i \\, [y_i = \\mathrm{label\\_value}] \\, M_{ig} \\, v_i
+
+    Args:
+      values: array of shape ``(n,)`` or ``(n, d1, ...)``; trailing axes are kept.
+      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      num_groups: static number of groups (required for integer ids).
+      labels: optional labels ``(n,)`` to condition on ``labels == label_value``.
+      label_value: the label value to condition on (default 1).
+      weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis to sum over inside ``shard_map``/``pmap``.
+
+    Returns:
+      Array of shape ``(G, d1, ...)``, in the values' float dtype (at least float32).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.groups import group_sums
+      >>> group_sums(jnp.array([1.0, 2.0, 3.0]), jnp.array([0, 1, 1]), num_groups=2)
+      Array([1., 5.], dtype=float32)
+    """
+    x = v.as_array(values, "values")
+    if x.ndim == 0:
+        raise ValueError("`values` must have at least one axis (one row per sample), got a scalar.")
+    m = membership(groups, num_groups=num_groups)
+    v.check_length(m, x.shape[0], "groups", "values")
+    dtype = v.float_dtype(x, m, weights)
+    w = _row_weights(x.shape[0], dtype, weights=weights, labels=labels, label_value=label_value)
+    sums = jnp.tensordot(m.astype(dtype) * w[:, None], x.astype(dtype), axes=(0, 0))
+    return _psum(sums, axis_name)
+
+
+def group_means(
+    values: ArrayLike,
+    groups: ArrayLike,
+    *,
+    num_groups: int | None = None,
+    labels: ArrayLike | None = None,
+    label_value: float | int = 1,
+    weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
+) -> Array:
+    """Weighted mean of ``values`` within each group; 0 for an empty group.
+
+    .. math:: \\mathrm{mean}_g = \\frac{\\sum_i w_i c_i M_{ig} v_i}{\\sum_i w_i c_i M_{ig}}
+       \\quad (0 \\text{ when the denominator is } 0)
+
+    With ``axis_name``, numerator and denominator are summed across devices before the division,
+    so the result is the mean over the whole (sharded) batch.
+
+    Args:
+      values: array of shape ``(n,)`` or ``(n, d1, ...)``.
+      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      num_groups: static number of groups (required for integer ids).
+      labels: optional labels ``(n,)`` to condition on ``labels == label_value``.
+      label_value: the label value to condition on (default 1).
+      weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis to reduce over inside ``shard_map``/``pmap``.
+
+    Returns:
+      Array of shape ``(G, d1, ...)``. Use :func:`group_counts` to tell an empty group (count 0)
+      from a group whose mean is 0.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.groups import group_means
+      >>> x = jnp.array([1.0, 2.0, 3.0, 5.0])
+      >>> group_means(x, jnp.array([0, 0, 1, 1]), num_groups=3)
+      Array([1.5, 4. , 0. ], dtype=float32)
+    """
+    sums = group_sums(
+        values,
+        groups,
+        num_groups=num_groups,
+        labels=labels,
+        label_value=label_value,
+        weights=weights,
+        axis_name=axis_name,
+    )
+    counts = group_counts(
+        groups,
+        num_groups=num_groups,
+        labels=labels,
+        label_value=label_value,
+        weights=weights,
+        axis_name=axis_name,
+    ).astype(sums.dtype)
+    counts = counts.reshape(counts.shape + (1,) * (sums.ndim - 1))
+    return safe_divide(sums, counts)
+
+
+def safe_divide(numerator: Array, denominator: Array) -> Array:
+    """``numerator / denominator`` where the denominator is positive, else 0, with finite grads.
+
+    The double ``where`` keeps the gradient finite: the division never sees a zero denominator,
+    so no ``inf * 0 = NaN`` reaches the backward pass.
+    """
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
+
+
+def intersect(*attributes: ArrayLike, num_groups: Sequence[int]) -> Array:
+    """Combines several sensitive attributes into intersectional group ids.
+
+    With attributes ``a_1..a_K`` taking ``G_1..G_K`` values, the id is the mixed-radix number
+
+    .. math:: s = (((a_1) G_2 + a_2) G_3 + \\dots) G_K + a_K \\in [0, G_1 \\cdots G_K),
+
+    a bijection between value combinations and ids (the first attribute varies slowest).
+    Combinations that do not occur are simply empty groups. Pass ``num_groups=prod(num_groups)``
+    to the other functions; :func:`intersection_names` gives matching labels.
+
+    Args:
+      *attributes: integer arrays of the same shape ``(n,)``.
+      num_groups: the static number of values of each attribute, one int per attribute.
+
+    Returns:
+      int32 array of shape ``(n,)`` with ids in ``[0, prod(num_groups))``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.groups import intersect
+      >>> sex, race = jnp.array([0, 1, 1, 0]), jnp.array([2, 0, 1, 1])
+      >>> intersect(sex, race, num_groups=(2, 3))
+      Array([2, 3, 4, 1], dtype=int32)
+    """
+    if not attributes:
+        raise ValueError("`intersect` needs at least one attribute.")
+    sizes = tuple(num_groups)
+    if len(sizes) != len(attributes):
+        raise ValueError(
+            f"`num_groups` must give one size per attribute ({len(attributes)}), "
+            f"got {len(sizes)}."
+        )
+    total = int(np.prod([v.check_num_groups(g) for g in sizes]))
+    if total > np.iinfo(np.int32).max:
+        raise ValueError(f"the intersection has {total} groups, more than int32 ids can hold.")
+    first = v.check_groups(attributes[0], num_groups=sizes[0])
+    ids = first.astype(jnp.int32)
+    for k, (attr, size) in enumerate(zip(attributes[1:], sizes[1:]), start=1):
+        a = v.check_groups(attr, num_groups=size)
+        if a.ndim != 1 or a.shape != first.shape:
+            raise ValueError(
+                f"attribute {k} must have shape {first.shape} like attribute 0, got {a.shape}."
+            )
+        ids = ids * size + a.astype(jnp.int32)
+    return ids
+
+
+def intersection_names(*names: Sequence[str], separator: str = " & ") -> list[str]:
+    """Labels of the ids made by :func:`intersect`, in the same order.
+
+    Example:
+      >>> from fairjax.groups import intersection_names
+      >>> intersection_names(["F", "M"], ["young", "old"])
+      ['F & young', 'F & old', 'M & young', 'M & old']
+    """
+    labels = [""]
+    for k, level in enumerate(names):
+        labels = [f"{a}{separator if k else ''}{b}" for a in labels for b in level]
+    return labels
