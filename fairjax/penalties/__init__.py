@@ -1,0 +1,9 @@
+"""Differentiable fairness penalties, one calling convention (DESIGN.md, convention 1).
+
+``term(values, groups, *, num_groups, labels=None, weights=None, axis_name=None, ...)``; each
+returns a scalar that can be added to a task loss and differentiated.
+"""
+
+# Each method module adds its re-export here (one line each) and extends __all__.
+
+__all__: list[str] = []
