@@ -22,6 +22,16 @@ def is_concrete(*arrays: object) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays if a is not None)
 
 
+def _holds(predicate: object) -> bool:
+    """Evaluates a check on concrete arrays to a Python bool.
+
+    Inside a ``jit`` trace even operations on concrete (closed-over) arrays are staged out;
+    ``ensure_compile_time_eval`` runs them now, so a check on a constant still works there.
+    """
+    with jax.ensure_compile_time_eval():
+        return bool(predicate())
+
+
 def float_dtype(*arrays: object) -> jnp.dtype:
     """The floating dtype to compute in: the inputs' float dtype, at least float32.
 
@@ -69,16 +79,15 @@ def check_length(arr: Array, n: int, name: str, reference: str) -> None:
 def check_finite(arr: Array, name: str) -> None:
     """Raises if a concrete floating array holds NaN or infinity."""
     if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.inexact):
-        if not bool(jnp.all(jnp.isfinite(arr))):
-            bad = int(jnp.sum(~jnp.isfinite(arr)))
+        if not _holds(lambda: jnp.all(jnp.isfinite(arr))):
+            bad = int(np.sum(~np.isfinite(np.asarray(arr))))
             raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s).")
 
 
 def check_binary(arr: Array, name: str) -> None:
     """Raises if a concrete array holds values other than 0 and 1."""
     if is_concrete(arr):
-        ok = jnp.all((arr == 0) | (arr == 1))
-        if not bool(ok):
+        if not _holds(lambda: jnp.all((arr == 0) | (arr == 1))):
             values = np.unique(np.asarray(arr))[:6]
             raise ValueError(f"`{name}` must be binary (0 or 1), got values {values.tolist()}.")
 
@@ -86,8 +95,8 @@ def check_binary(arr: Array, name: str) -> None:
 def check_unit_interval(arr: Array, name: str) -> None:
     """Raises if a concrete array holds values outside [0, 1] (decisions or probabilities)."""
     if is_concrete(arr):
-        if not bool(jnp.all((arr >= 0) & (arr <= 1))):
-            lo, hi = float(jnp.min(arr)), float(jnp.max(arr))
+        if not _holds(lambda: jnp.all((arr >= 0) & (arr <= 1))):
+            lo, hi = float(np.min(np.asarray(arr))), float(np.max(np.asarray(arr)))
             raise ValueError(
                 f"`{name}` must hold decisions or probabilities in [0, 1], "
                 f"got values in [{lo:g}, {hi:g}]."
@@ -115,8 +124,8 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
             raise ValueError("`num_groups` is required (a static int) when `groups` holds ids.")
         check_num_groups(num_groups)
         if is_concrete(arr) and arr.size:
-            lo, hi = int(jnp.min(arr)), int(jnp.max(arr))
-            if lo < 0 or hi >= num_groups:
+            if not _holds(lambda: (jnp.min(arr) >= 0) & (jnp.max(arr) < num_groups)):
+                lo, hi = int(np.min(np.asarray(arr))), int(np.max(np.asarray(arr)))
                 raise ValueError(
                     f"`groups` ids must lie in [0, num_groups={num_groups}), "
                     f"got values in [{lo}, {hi}]."
@@ -132,7 +141,7 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
                 f"but num_groups={num_groups}."
             )
         check_finite(arr, "groups")
-        if is_concrete(arr) and not bool(jnp.all(arr >= 0)):
+        if is_concrete(arr) and not _holds(lambda: jnp.all(arr >= 0)):
             raise ValueError("`groups` membership matrix must be non-negative.")
     if n is not None:
         check_length(arr, n, "groups", "the data")
@@ -158,10 +167,10 @@ def check_weights(weights: object, n: int) -> Array | None:
     check_length(arr, n, "weights", "the data")
     check_finite(arr, "weights")
     if is_concrete(arr):
-        if not bool(jnp.all(arr >= 0)):
+        if not _holds(lambda: jnp.all(arr >= 0)):
             raise ValueError(
-                f"`weights` must be non-negative, got minimum {float(jnp.min(arr)):g}."
+                f"`weights` must be non-negative, got minimum {float(np.min(np.asarray(arr))):g}."
             )
-        if n and not bool(jnp.any(arr > 0)):
+        if n and not _holds(lambda: jnp.any(arr > 0)):
             raise ValueError("`weights` must not be all zero.")
     return arr

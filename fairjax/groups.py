@@ -276,15 +276,14 @@ def intersect(*attributes: ArrayLike, num_groups: Sequence[int]) -> Array:
     sizes = tuple(num_groups)
     if len(sizes) != len(attributes):
         raise ValueError(
-            f"`num_groups` must give one size per attribute ({len(attributes)}), "
-            f"got {len(sizes)}."
+            f"`num_groups` must give one size per attribute ({len(attributes)}), got {len(sizes)}."
         )
     total = int(np.prod([v.check_num_groups(g) for g in sizes]))
     if total > np.iinfo(np.int32).max:
         raise ValueError(f"the intersection has {total} groups, more than int32 ids can hold.")
     first = v.check_groups(attributes[0], num_groups=sizes[0])
     ids = first.astype(jnp.int32)
-    for k, (attr, size) in enumerate(zip(attributes[1:], sizes[1:]), start=1):
+    for k, (attr, size) in enumerate(zip(attributes[1:], sizes[1:], strict=True), start=1):
         a = v.check_groups(attr, num_groups=size)
         if a.ndim != 1 or a.shape != first.shape:
             raise ValueError(

@@ -1,0 +1,181 @@
+"""Tests of fairjax.groups against a NumPy reference."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from fairjax import groups as gs
+
+try:  # jax >= 0.6 exports shard_map at the top level; older versions keep it experimental.
+    shard_map = jax.shard_map
+except AttributeError:  # pragma: no cover
+    from jax.experimental.shard_map import shard_map
+
+
+def reference_stats(values, ids, num_groups, weights, labels=None, label_value=1):
+    """Plain NumPy loop: counts, sums and means per group (boolean masks, no tricks)."""
+    w = np.asarray(weights, np.float64)
+    if labels is not None:
+        w = w * (np.asarray(labels) == label_value)
+    counts, sums, means = [], [], []
+    for g in range(num_groups):
+        mask = np.asarray(ids) == g
+        c = w[mask].sum()
+        s = (w[mask, None] * np.asarray(values, np.float64).reshape(len(w), -1)[mask]).sum(0)
+        counts.append(c)
+        sums.append(s)
+        means.append(s / c if c > 0 else np.zeros_like(s))
+    return np.array(counts), np.array(sums), np.array(means)
+
+
+@pytest.mark.parametrize("num_groups", [1, 2, 3, 5])
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_stats_match_reference(num_groups, conditioned):
+    rng = np.random.default_rng(num_groups)
+    n = 200
+    ids = rng.integers(0, num_groups, n)
+    values = rng.normal(size=(n, 3)).astype(np.float32)
+    weights = rng.uniform(0, 2, n).astype(np.float32)
+    labels = rng.integers(0, 2, n) if conditioned else None
+    kw = dict(num_groups=num_groups, weights=weights, labels=labels, label_value=1)
+    counts, sums, means = reference_stats(values, ids, num_groups, weights, labels)
+    np.testing.assert_allclose(gs.group_counts(ids, **kw), counts, rtol=1e-5)
+    np.testing.assert_allclose(gs.group_sums(values, ids, **kw), sums, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gs.group_means(values, ids, **kw), means, rtol=1e-4, atol=1e-5)
+
+
+def test_membership_matrix_equals_ids():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 4, 50)
+    values = rng.normal(size=50).astype(np.float32)
+    onehot = np.eye(4, dtype=np.float32)[ids]
+    np.testing.assert_allclose(
+        gs.group_means(values, onehot), gs.group_means(values, ids, num_groups=4), rtol=1e-6
+    )
+
+
+def test_soft_membership_is_weighted_mean():
+    values = jnp.array([1.0, 3.0])
+    soft = jnp.array([[0.5, 0.5], [0.0, 1.0]])
+    # group 0: only row 0 (mass 0.5) -> 1; group 1: (0.5 * 1 + 3) / 1.5
+    np.testing.assert_allclose(gs.group_means(values, soft), [1.0, 3.5 / 1.5], rtol=1e-6)
+
+
+def test_empty_group_mean_is_zero_with_finite_gradient():
+    ids = jnp.array([0, 0, 2, 2])
+    x = jnp.array([1.0, 2.0, 3.0, 4.0])
+    means = gs.group_means(x, ids, num_groups=3)
+    np.testing.assert_allclose(means, [1.5, 0.0, 3.5])
+
+    def loss(x, w):
+        return jnp.sum(gs.group_means(x, ids, num_groups=3, weights=w) ** 2)
+
+    w = jnp.array([1.0, 1.0, 0.0, 0.0])  # groups 1 and 2 both empty
+    gx, gw = jax.grad(loss, argnums=(0, 1))(x, w)
+    assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gw))
+    np.testing.assert_allclose(gx, [1.5, 1.5, 0.0, 0.0], rtol=1e-6)  # d/dx of 2 * mean^2 / 2
+
+
+def test_gradient_matches_finite_differences():
+    from jax.test_util import check_grads
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        ids = jnp.asarray(rng.integers(0, 3, 30))
+        x = jnp.asarray(rng.normal(size=30))
+        w = jnp.asarray(rng.uniform(0.5, 1.5, 30))
+
+        def f(x, w):
+            return gs.group_means(x, ids, num_groups=3, weights=w)
+
+        check_grads(f, (x, w), order=2, modes=["fwd", "rev"])
+
+
+def test_zero_weight_rows_equal_subset():
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 3, 40)
+    x = rng.normal(size=40).astype(np.float32)
+    keep = rng.uniform(size=40) < 0.6
+    masked = gs.group_means(x, ids, num_groups=3, weights=keep.astype(np.float32))
+    subset = gs.group_means(x[keep], ids[keep], num_groups=3)
+    np.testing.assert_allclose(masked, subset, rtol=1e-6)
+
+
+def test_jit_no_retrace_and_dtypes():
+    traces = []
+
+    @functools.partial(jax.jit, static_argnames="num_groups")
+    def f(x, ids, num_groups):
+        traces.append(1)
+        return gs.group_means(x, ids, num_groups=num_groups)
+
+    ids = jnp.array([0, 1, 1])
+    for _ in range(3):
+        f(jnp.array([1.0, 2.0, 3.0]), ids, num_groups=2)
+    assert len(traces) == 1
+    bf16 = gs.group_means(jnp.array([1.0, 2.0, 3.0], jnp.bfloat16), ids, num_groups=2)
+    assert bf16.dtype == jnp.float32  # accumulates in at least float32
+    with jax.enable_x64(True):
+        f64 = gs.group_means(jnp.array([1.0, 2.0, 3.0], jnp.float64), ids, num_groups=2)
+        assert f64.dtype == jnp.float64
+
+
+def test_axis_name_psum_equals_global_mean():
+    devices = np.array(jax.devices())
+    if devices.size < 2:
+        pytest.skip("needs several devices (tests set XLA_FLAGS for 8 host devices)")
+    mesh = Mesh(devices, ("batch",))
+    n = 16 * devices.size
+    rng = np.random.default_rng(3)
+    ids = jnp.asarray(rng.integers(0, 3, n))
+    x = jnp.asarray(rng.normal(size=n).astype(np.float32))
+    labels = jnp.asarray(rng.integers(0, 2, n))
+
+    def local(x, ids, labels):
+        return gs.group_means(x, ids, num_groups=3, labels=labels, axis_name="batch")
+
+    spec = PartitionSpec("batch")
+    sharded = shard_map(local, mesh=mesh, in_specs=(spec, spec, spec), out_specs=PartitionSpec())
+    put = functools.partial(jax.device_put, device=NamedSharding(mesh, spec))
+    got = jax.jit(sharded)(put(x), put(ids), put(labels))
+    want = gs.group_means(x, ids, num_groups=3, labels=labels)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_intersect_is_a_bijection():
+    a = np.repeat(np.arange(2), 12)
+    b = np.tile(np.repeat(np.arange(3), 4), 2)
+    c = np.tile(np.arange(4), 6)
+    ids = np.asarray(gs.intersect(a, b, c, num_groups=(2, 3, 4)))
+    assert sorted(ids.tolist()) == list(range(24))  # every combination, each once
+    np.testing.assert_array_equal(ids, a * 12 + b * 4 + c)
+    names = gs.intersection_names(["a0", "a1"], ["b0", "b1", "b2"], ["c0", "c1", "c2", "c3"])
+    assert names[int(ids[5])] == f"a{a[5]} & b{b[5]} & c{c[5]}"
+    traced = jax.jit(lambda a, b: gs.intersect(a, b, num_groups=(2, 3)))(a, b)
+    np.testing.assert_array_equal(traced, a * 3 + b)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: gs.group_means(jnp.ones(3), jnp.array([0, 1, 2]), num_groups=2), "num_groups=2"),
+        (lambda: gs.group_means(jnp.ones(3), jnp.array([0, -1, 1]), num_groups=2), "groups"),
+        (lambda: gs.group_means(jnp.ones(3), jnp.array([0, 1]), num_groups=2), "groups"),
+        (lambda: gs.group_means(jnp.ones(2), jnp.array([0, 1])), "num_groups"),
+        (lambda: gs.group_means(jnp.ones(2), jnp.array([0.0, 1.0]), num_groups=2), "integer"),
+        (lambda: gs.group_counts(jnp.array([0, 1]), num_groups=2, weights=[1.0, -1.0]), "weights"),
+        (lambda: gs.group_counts(jnp.array([0, 1]), num_groups=2, weights=[0.0, 0.0]), "zero"),
+        (lambda: gs.group_counts(jnp.array([0, 1]), num_groups=2, weights=[1.0]), "weights"),
+        (lambda: gs.group_counts(jnp.array([0, 1]), num_groups=2.0), "num_groups"),
+        (lambda: gs.group_counts(jnp.ones((2, 3)), num_groups=2), "columns"),
+        (lambda: gs.intersect(jnp.array([0, 1]), jnp.array([0]), num_groups=(2, 2)), "shape"),
+        (lambda: gs.intersect(jnp.array([0, 1]), num_groups=(2, 2)), "one size per"),
+    ],
+)
+def test_bad_input_names_the_argument(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
