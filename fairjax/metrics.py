@@ -110,8 +110,7 @@ def _rates(
 ) -> tuple[Array, Array]:
     """Per-group mean of ``y_pred`` (optionally among ``y_true == label_value``) and presence."""
     kwargs = dict(num_groups=num_groups, weights=weights, labels=y_true, label_value=label_value)
-    means = gs.group_means(y_pred, groups, **kwargs)
-    counts = gs.group_counts(groups, **kwargs)
+    means, counts = gs.group_means(y_pred, groups, return_counts=True, **kwargs)
     return means, counts > 0
 
 

@@ -179,3 +179,27 @@ def test_intersect_is_a_bijection():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_return_counts_matches_group_counts():
+    ids = jnp.array([0, 0, 2, 2, 2])
+    x = jnp.arange(10.0).reshape(5, 2)
+    labels = jnp.array([1, 0, 1, 1, 0])
+    means, counts = gs.group_means(x, ids, num_groups=3, labels=labels, return_counts=True)
+    np.testing.assert_allclose(counts, gs.group_counts(ids, num_groups=3, labels=labels))
+    np.testing.assert_allclose(means, [[0.0, 1.0], [0.0, 0.0], [5.0, 6.0]])
+
+
+def test_many_groups_use_the_same_statistics():
+    # Above the dense threshold the implementation switches to a segment sum: same values.
+    num_groups = gs._DENSE_MAX_GROUPS + 7
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, num_groups, 500)
+    x = rng.normal(size=500).astype(np.float32)
+    w = rng.uniform(size=500).astype(np.float32)
+    counts, _, means = reference_stats(x, ids, num_groups, w)
+    got_means, got_counts = gs.group_means(
+        x, ids, num_groups=num_groups, weights=w, return_counts=True
+    )
+    np.testing.assert_allclose(got_counts, counts, rtol=1e-5)
+    np.testing.assert_allclose(got_means, means[:, 0], rtol=1e-4, atol=1e-6)
