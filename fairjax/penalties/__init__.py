@@ -5,5 +5,7 @@ returns a scalar that can be added to a task loss and differentiated.
 """
 
 # Each method module adds its re-export here (one line each) and extends __all__.
+from fairjax.penalties._orthogonality import orthogonality
 
 __all__: list[str] = []
+__all__ += ["orthogonality"]

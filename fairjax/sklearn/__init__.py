@@ -6,5 +6,7 @@ mitigators.
 """
 
 # Each estimator module adds its re-export here (one line each) and extends __all__.
+from fairjax.sklearn._ferm import FERMClassifier
 
 __all__: list[str] = []
+__all__ += ["FERMClassifier"]

@@ -1,0 +1,56 @@
+"""Tests of fairjax.sklearn.FERMClassifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fairjax.sklearn import FERMClassifier
+
+
+def _data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    s = rng.choice(["f", "m"], n)
+    X = rng.normal(size=(n, 4)) + (s == "m")[:, None] * np.array([1.0, 0.5, 0.0, 0.0])
+    y = np.where(X[:, 0] + X[:, 1] + 0.3 * rng.normal(size=n) > 0.5, 1, -1)
+    return X, y, s
+
+
+def test_linear_fit_predict_labels_and_constraint():
+    X, y, s = _data()
+    clf = FERMClassifier(C=1.0, max_iter=300).fit(X, y, sensitive_features=s)
+    assert set(clf.predict(X)) <= {-1, 1}
+    assert list(clf.groups_) == ["f", "m"]
+    dec = clf.decision_function(X)
+    pos = y == 1
+    gap = dec[pos & (s == "m")].mean() - dec[pos & (s == "f")].mean()
+    assert abs(gap) < 1e-4
+    np.testing.assert_allclose(dec, X @ clf.coef_[0] + clf.intercept_[0], atol=1e-4)
+    assert clf.score(X, y) > 0.6
+    # labels in {0, 1} give the same model
+    clf01 = FERMClassifier(C=1.0, max_iter=300).fit(X, (y + 1) // 2, sensitive_features=s)
+    np.testing.assert_allclose(clf01.decision_function(X), dec, atol=1e-5)
+
+
+def test_rbf_logistic_proba_and_pipeline_clone():
+    X, y, s = _data(n=200)
+    clf = FERMClassifier(kernel="rbf", loss="logistic", gamma=0.5, max_iter=200)
+    pipe = make_pipeline(StandardScaler(), clf)
+    pipe.fit(X, y, fermclassifier__sensitive_features=s)
+    proba = pipe.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    assert clone(clf).get_params() == clf.get_params()
+    assert not hasattr(FERMClassifier(loss="hinge"), "predict_proba")
+
+
+def test_bad_inputs():
+    X, y, s = _data(n=50)
+    with pytest.raises(ValueError, match="`eps` must be"):
+        FERMClassifier(eps=-1).fit(X, y, sensitive_features=s)
+    with pytest.raises(ValueError, match="`kernel`"):
+        FERMClassifier(kernel="poly").fit(X, y, sensitive_features=s)
+    with pytest.raises(ValueError, match="sensitive_features"):
+        FERMClassifier().fit(X, y, sensitive_features=s[:-1])
