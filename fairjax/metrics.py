@@ -539,7 +539,7 @@ def bootstrap(
     weights: ArrayLike | None = None,
     num_resamples: int = 1000,
     confidence_level: float = 0.95,
-    batch_size: int | None = 64,
+    batch_size: int | None = None,
 ) -> BootstrapResult:
     """Percentile bootstrap confidence interval of any metric, vmapped over resamples.
 
@@ -558,7 +558,8 @@ def bootstrap(
       weights: optional sample weights ``(n,)`` of the original data.
       num_resamples: number of bootstrap resamples.
       confidence_level: coverage of the interval, in (0, 1).
-      batch_size: resamples evaluated together by ``vmap`` (``None``: all at once).
+      batch_size: resamples evaluated together by ``vmap``; ``None`` picks the largest batch
+        whose resampling weights fit in about 2**24 numbers (64 MB in float32).
 
     Returns:
       :class:`BootstrapResult` with the full-data estimate, the interval and the samples.
@@ -598,7 +599,9 @@ def bootstrap(
         return metric(*data, weights=base * counts.astype(base.dtype))
 
     keys = jax.random.split(key, int(num_resamples))
-    samples = jax.lax.map(jax.jit(one), keys, batch_size=batch_size)
+    if batch_size is None:
+        batch_size = max(1, min(int(num_resamples), 2**24 // max(n, 1)))
+    samples = jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=int(batch_size)))(keys)
     alpha = (1 - confidence_level) / 2
     lower = jax.tree.map(lambda s: jnp.quantile(s, alpha, axis=0), samples)
     upper = jax.tree.map(lambda s: jnp.quantile(s, 1 - alpha, axis=0), samples)
