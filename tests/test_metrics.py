@@ -231,3 +231,28 @@ BAD_INPUTS = [
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t, p, s, sc, w: fm.demographic_parity_difference(p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.demographic_parity_ratio(p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.equal_opportunity_difference(t, p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.equalized_odds_difference(t, p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.ks_unfairness(sc, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.wasserstein_unfairness(sc, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.wasserstein_unfairness(
+            sc, s, num_groups=3, weights=w, reference="pairwise"
+        ),
+        lambda t, p, s, sc, w: fm.by_group(t, p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.by_group(t, sc, s, num_groups=3, weights=w, task="regression"),
+    ],
+)
+def test_every_metric_same_under_jit(call):
+    y_true, y_pred, groups, weights = random_case(3, n=200, seed=11)
+    scores = np.random.default_rng(11).normal(size=200).astype(np.float32) + groups
+    args = (y_true, y_pred, groups, scores, weights.astype(np.float32))
+    eager = call(*args)
+    jitted = jax.jit(call)(*args)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), eager, jitted)
