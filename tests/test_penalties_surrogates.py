@@ -1,0 +1,177 @@
+"""Tests of fairjax.penalties.mean_difference and sigmoid_rate_difference."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from fairjax import metrics
+from fairjax.penalties import mean_difference, sigmoid_rate_difference
+
+
+def _data(n=60, G=3, seed=0):
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=n)
+    s = rng.integers(0, G, n)
+    y = rng.integers(0, 2, n)
+    w = rng.uniform(0.5, 2.0, n)
+    return f, s, y, w
+
+
+def _ref(values, s, G, y=None, label=None, w=None, reduction="max"):
+    """Independent numpy reference: boolean indexing, per-group weighted averages."""
+    w = np.ones_like(values) if w is None else w
+    keep = np.ones(len(values), bool) if label is None else (y == label)
+    means, counts = [], []
+    for g in range(G):
+        m = keep & (s == g) & (w > 0)
+        if m.any():
+            means.append(np.average(values[m], weights=w[m]))
+            counts.append(w[m].sum())
+    means, counts = np.array(means), np.array(counts)
+    if len(means) < 2:
+        return 0.0
+    if reduction == "max":
+        return means.max() - means.min()
+    pooled = np.sum(counts * means) / counts.sum()
+    return np.sum((means - pooled) ** 2)
+
+
+@pytest.mark.parametrize("reduction", ["max", "squared"])
+@pytest.mark.parametrize("condition,label", [("all", None), ("positive", 1), ("negative", 0)])
+def test_mean_difference_matches_numpy(reduction, condition, label):
+    f, s, y, w = _data()
+    got = mean_difference(
+        f, s, num_groups=3, labels=y, weights=w, condition=condition, reduction=reduction
+    )
+    np.testing.assert_allclose(got, _ref(f, s, 3, y, label, w, reduction), rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["max", "squared"])
+def test_sigmoid_rate_matches_numpy_and_tends_to_metric(reduction):
+    f, s, y, _ = _data()
+    T = 0.7
+    got = sigmoid_rate_difference(
+        f, s, num_groups=3, labels=y, condition="positive", temperature=T, reduction=reduction
+    )
+    ref = _ref(1 / (1 + np.exp(-f / T)), s, 3, y, 1, None, reduction)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    # T -> 0: the hard-decision metrics
+    hard = (f > 0).astype(np.float32)
+    dp = sigmoid_rate_difference(f, s, num_groups=3, temperature=1e-4)
+    np.testing.assert_allclose(dp, metrics.demographic_parity_difference(hard, s, num_groups=3))
+    eo = sigmoid_rate_difference(
+        f, s, num_groups=3, labels=y, condition="positive", temperature=1e-4
+    )
+    ref_eo = metrics.equal_opportunity_difference(y, hard, s, num_groups=3)
+    np.testing.assert_allclose(eo, ref_eo, atol=1e-6)
+
+
+def test_mean_difference_on_decisions_equals_dp_metric():
+    f, s, _, w = _data()
+    hard = (f > 0).astype(np.float32)
+    np.testing.assert_allclose(
+        mean_difference(hard, s, num_groups=3, weights=w),
+        metrics.demographic_parity_difference(hard, s, num_groups=3, weights=w),
+        rtol=1e-6,
+    )
+
+
+def test_membership_matrix_equals_ids():
+    f, s, _, _ = _data()
+    M = jax.nn.one_hot(s, 3)
+    for fn in (mean_difference, sigmoid_rate_difference):
+        np.testing.assert_allclose(fn(f, M), fn(f, s, num_groups=3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [mean_difference, sigmoid_rate_difference])
+@pytest.mark.parametrize("reduction", ["max", "squared"])
+def test_jit_equals_eager(fn, reduction):
+    f, s, y, w = _data()
+    kw = dict(num_groups=3, condition="positive", reduction=reduction)
+    jitted = jax.jit(lambda f, s, y, w: fn(f, s, labels=y, weights=w, **kw))
+    np.testing.assert_allclose(jitted(f, s, y, w), fn(f, s, labels=y, weights=w, **kw), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [mean_difference, sigmoid_rate_difference])
+@pytest.mark.parametrize("reduction", ["max", "squared"])
+def test_check_grads_float64(fn, reduction):
+    f, s, y, w = _data(n=24)
+    with jax.enable_x64(True):
+        f64, w64 = jnp.asarray(f, jnp.float64), jnp.asarray(w, jnp.float64)
+        s_, y_ = jnp.asarray(s), jnp.asarray(y)
+        check_grads(
+            lambda x: fn(x, s_, num_groups=3, labels=y_, weights=w64, reduction=reduction),
+            (f64,),
+            order=1,
+            modes=["rev"],
+            eps=1e-6,
+        )
+        check_grads(
+            lambda ww: fn(f64, s_, num_groups=3, weights=ww, reduction=reduction),
+            (w64,),
+            order=1,
+            modes=["rev"],
+            eps=1e-6,
+        )
+        assert fn(f64, s_, num_groups=3).dtype == jnp.float64
+
+
+@pytest.mark.parametrize("fn", [mean_difference, sigmoid_rate_difference])
+@pytest.mark.parametrize("reduction", ["max", "squared"])
+def test_empty_groups_finite_value_and_grad(fn, reduction):
+    f, s, _, _ = _data()
+    s = np.where(s == 1, 0, s)  # group 1 empty
+    g = jax.grad(lambda x: fn(x, s, num_groups=4, reduction=reduction))(jnp.asarray(f))
+    assert np.all(np.isfinite(g))
+    ref_vals = 1 / (1 + np.exp(-f)) if fn is sigmoid_rate_difference else f
+    np.testing.assert_allclose(
+        fn(f, s, num_groups=4, reduction=reduction),
+        _ref(ref_vals, s, 4, reduction=reduction),
+        rtol=1e-5,
+    )
+    # one group only, and all rows masked out of the conditioning: 0 with zero gradient
+    one = np.zeros_like(s)
+    assert float(fn(f, one, num_groups=2, reduction=reduction)) == 0.0
+    g1 = jax.grad(lambda x: fn(x, one, num_groups=2, reduction=reduction))(jnp.asarray(f))
+    np.testing.assert_array_equal(g1, 0.0)
+
+
+@pytest.mark.parametrize("fn", [mean_difference, sigmoid_rate_difference])
+def test_masked_equals_subset(fn):
+    f, s, y, _ = _data(n=80)
+    keep = np.arange(80) < 50
+    masked = fn(f, s, num_groups=3, labels=y, condition="positive", weights=keep.astype(float))
+    subset = fn(f[keep], s[keep], num_groups=3, labels=y[keep], condition="positive")
+    np.testing.assert_allclose(masked, subset, rtol=1e-6)
+
+
+def test_vmap_over_models_and_bfloat16():
+    f, s, _, _ = _data()
+    F = jnp.stack([jnp.asarray(f), 2 * jnp.asarray(f)])
+    out = jax.vmap(lambda x: mean_difference(x, s, num_groups=3))(F)
+    np.testing.assert_allclose(out[1], 2 * out[0], rtol=1e-5)
+    assert mean_difference(jnp.asarray(f, jnp.bfloat16), s, num_groups=3).dtype == jnp.float32
+
+
+def test_bad_input():
+    f, s, y, _ = _data()
+    with pytest.raises(ValueError, match="`condition`"):
+        mean_difference(f, s, num_groups=3, condition="tpr")
+    with pytest.raises(ValueError, match="`reduction`"):
+        mean_difference(f, s, num_groups=3, reduction="mean")
+    with pytest.raises(ValueError, match="`labels` are required"):
+        mean_difference(f, s, num_groups=3, condition="positive")
+    with pytest.raises(ValueError, match="`temperature`"):
+        sigmoid_rate_difference(f, s, num_groups=3, temperature=0.0)
+    with pytest.raises(ValueError, match="`scores` must be finite"):
+        mean_difference(np.array([np.nan, 1.0]), np.array([0, 1]), num_groups=2)
+    with pytest.raises(ValueError, match="`labels` must be binary"):
+        mean_difference(f, s, num_groups=3, labels=y + 1, condition="positive")
+    with pytest.raises(ValueError, match="`groups` ids"):
+        mean_difference(f, s, num_groups=2)
+    with pytest.raises(ValueError, match="rank 1"):
+        sigmoid_rate_difference(f[:, None], s, num_groups=3)
