@@ -1,0 +1,740 @@
+r"""Training with fairness terms: penalised objectives, primal-dual constraints, Pareto sweeps.
+
+Three ways to trade accuracy for fairness, all pure functions over optax:
+
+- **Penalised** (:func:`penalized`, :func:`make_step`, :func:`fit`): minimise
+  :math:`L(\theta) + \lambda P(\theta)` for a task loss :math:`L` and a differentiable fairness
+  term :math:`P` (:mod:`fairjax.penalties`), full-batch or mini-batch, with early stopping.
+- **Constrained** (:func:`fit_constrained`): ask for :math:`C(\theta) \le \varepsilon` (e.g. a
+  demographic-parity gap of at most 0.02) and find the saddle point of the Lagrangian
+  :math:`L(\theta) + \mu\,(C(\theta) - \varepsilon)`, :math:`\mu \ge 0`, by gradient descent on
+  :math:`\theta` and projected gradient ascent on :math:`\mu`.
+- **Pareto sweeps** (:func:`pareto_sweep`): train one model per penalty weight
+  :math:`\lambda_1, \dots, \lambda_K` at once with :func:`jax.vmap` — one compilation, one
+  program, and on modern hardware barely more time than one model, because the per-step work of
+  a small model is far from filling the machine.
+
+A model is any function of parameters (a PyTree: a dict of arrays, a Flax/Equinox module's
+parameters); a *batch* is any PyTree of arrays with the samples on the leading axis; an
+*objective* is a function ``objective(params, batch) -> scalar``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fairjax import metrics, penalties
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+PyTree = Any
+Objective = Callable[[PyTree, PyTree], Array]
+
+__all__ = [
+    "ConstrainedResult",
+    "ConstrainedState",
+    "FitResult",
+    "SweepResult",
+    "TrainState",
+    "demo_pareto",
+    "fit",
+    "fit_constrained",
+    "init_state",
+    "lagrangian",
+    "make_constrained_step",
+    "make_step",
+    "pareto_sweep",
+    "penalized",
+]
+
+
+# ----------------------------------------------------------------------------- penalised
+
+
+class TrainState(NamedTuple):
+    """Immutable training state (a PyTree: passes through jit, vmap and device_put).
+
+    Attributes:
+      params: the model parameters (any PyTree).
+      opt_state: the optax optimizer state.
+      step: number of updates applied, an int32 scalar.
+    """
+
+    params: PyTree
+    opt_state: optax.OptState
+    step: Array
+
+
+def init_state(params: PyTree, optimizer: optax.GradientTransformation) -> TrainState:
+    """The training state before the first update.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import init_state
+      >>> init_state({"w": jnp.zeros(3)}, optax.sgd(0.1)).step
+      Array(0, dtype=int32)
+    """
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+
+def penalized(
+    loss_fn: Objective,
+    penalty_fn: Objective | Sequence[Objective],
+    lam: ArrayLike | Sequence[ArrayLike],
+) -> Objective:
+    r"""Composes a task loss and fairness penalties into one objective of ``(params, batch)``.
+
+    .. math:: J(\theta; B) = L(\theta; B) + \sum_k \lambda_k P_k(\theta; B)
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``, the task loss (e.g. mean cross-entropy).
+      penalty_fn: ``penalty_fn(params, batch) -> scalar``, or a sequence of them (e.g. a
+        :func:`fairjax.penalties.sigmoid_rate_difference` of the model's logits).
+      lam: the weight :math:`\lambda \ge 0`, or one weight per penalty. May be a traced scalar,
+        so ``jax.vmap`` over it trains one model per weight (see :func:`pareto_sweep`).
+
+    Returns:
+      ``objective(params, batch) -> scalar``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.training import penalized
+      >>> obj = penalized(lambda p, b: jnp.sum(p**2), lambda p, b: jnp.sum(p), 0.5)
+      >>> obj(jnp.array([1.0, 2.0]), None)
+      Array(6.5, dtype=float32)
+    """
+    if callable(penalty_fn):
+        fns, lams = (penalty_fn,), (lam,)
+    else:
+        fns = tuple(penalty_fn)
+        lams = tuple(lam) if isinstance(lam, Sequence) else (lam,) * len(fns)
+        if len(lams) != len(fns):
+            raise ValueError(
+                f"`lam` must give one weight per penalty ({len(fns)}), got {len(lams)}."
+            )
+    for k, fn in enumerate(fns):
+        if not callable(fn):
+            raise TypeError(f"penalty {k} must be a function of (params, batch), got {fn!r}.")
+    for lk in lams:
+        if isinstance(lk, (int, float)) and not lk >= 0:
+            raise ValueError(f"`lam` must be >= 0, got {lk!r}.")
+
+    def objective(params: PyTree, batch: PyTree) -> Array:
+        total = loss_fn(params, batch)
+        for fn, lk in zip(fns, lams, strict=True):
+            total = total + lk * fn(params, batch)
+        return total
+
+    return objective
+
+
+def _raw_step(objective: Objective, optimizer: optax.GradientTransformation):
+    def step(state: TrainState, batch: PyTree) -> tuple[TrainState, Array]:
+        loss, grads = jax.value_and_grad(objective)(state.params, batch)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1), loss
+
+    return step
+
+
+def make_step(
+    objective: Objective, optimizer: optax.GradientTransformation, *, jit: bool = True
+) -> Callable[[TrainState, PyTree], tuple[TrainState, Array]]:
+    r"""One optimizer update on a batch: :math:`\theta \leftarrow \theta + u(\nabla J(\theta))`.
+
+    Args:
+      objective: ``objective(params, batch) -> scalar`` (e.g. from :func:`penalized`).
+      optimizer: any optax ``GradientTransformation`` (chains, schedules, projections).
+      jit: compile the step (default); ``False`` returns the plain function, e.g. to use inside
+        your own ``lax.scan`` or ``vmap``.
+
+    Returns:
+      ``step(state, batch) -> (new_state, loss)`` where ``loss`` is the objective before the
+      update.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import init_state, make_step
+      >>> step = make_step(lambda p, b: jnp.sum((p - b) ** 2), optax.sgd(0.25))
+      >>> state, loss = step(init_state(jnp.zeros(2), optax.sgd(0.25)), jnp.ones(2))
+      >>> state.params, loss
+      (Array([0.5, 0.5], dtype=float32), Array(2., dtype=float32))
+    """
+    step = _raw_step(objective, optimizer)
+    return jax.jit(step) if jit else step
+
+
+class FitResult(NamedTuple):
+    """The outcome of :func:`fit`.
+
+    Attributes:
+      state: the final :class:`TrainState` (the best one seen when early stopping restored it).
+      train_loss: mean training objective per epoch, shape ``(epochs_run,)``.
+      val_loss: validation objective per epoch, shape ``(epochs_run,)`` (empty without
+        validation data).
+      best_epoch: the epoch (0-based) whose parameters are returned.
+    """
+
+    state: TrainState
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    best_epoch: int
+
+
+def _num_rows(data: PyTree) -> int:
+    leaves = jax.tree_util.tree_leaves(data)
+    if not leaves:
+        raise ValueError("`data` must hold at least one array.")
+    n = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in leaves}
+    if len(n) != 1 or -1 in n:
+        raise ValueError(
+            f"every array of `data` must have the samples on its leading axis, got {sorted(n)}."
+        )
+    return n.pop()
+
+
+class _Progress:
+    """A progress line on stderr: tqdm when installed, else a plain line; silent if not a tty."""
+
+    def __init__(self, total: int, enabled: bool | None):
+        if enabled is None:
+            enabled = sys.stderr.isatty() and not os.environ.get("CI")
+        self.enabled, self.bar, self.total = bool(enabled), None, total
+        if self.enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                pass
+            else:
+                self.bar = tqdm(total=total, leave=False, unit="epoch")
+
+    def update(self, epoch: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4g}")
+        else:
+            sys.stderr.write(f"\repoch {epoch + 1}/{self.total}  loss {loss:.4g}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            sys.stderr.write("\n")
+
+
+def fit(
+    objective: Objective,
+    params: PyTree,
+    data: PyTree,
+    *,
+    optimizer: optax.GradientTransformation,
+    num_epochs: int = 100,
+    batch_size: int | None = None,
+    key: Array | None = None,
+    validation_data: PyTree | None = None,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    progress: bool | None = None,
+) -> FitResult:
+    """Minimises ``objective`` over ``data``, full-batch or in shuffled mini-batches.
+
+    Each epoch is one compiled program (a ``lax.scan`` over the mini-batches), so the Python
+    loop only runs once per epoch, for early stopping and the progress bar. Mini-batches have a
+    static size: each epoch shuffles the rows and drops the last ``n % batch_size`` of them
+    (different ones every epoch). With ``patience``, training stops once the monitored loss (the
+    validation objective if ``validation_data`` is given, else the epoch's mean training
+    objective) has not improved by more than ``min_delta`` for ``patience`` epochs, and the best
+    parameters are returned.
+
+    Args:
+      objective: ``objective(params, batch) -> scalar``, e.g. from :func:`penalized`.
+      params: initial parameters (any PyTree).
+      data: PyTree of arrays with the ``n`` samples on the leading axis (e.g. ``(X, y, s)``).
+      optimizer: any optax ``GradientTransformation``.
+      num_epochs: maximum number of passes over the data (full-batch: number of steps).
+      batch_size: rows per mini-batch (``None``: full batch, one step per epoch).
+      key: PRNG key for the shuffling (required with ``batch_size``).
+      validation_data: optional PyTree like ``data``; its objective is logged and monitored.
+      patience: epochs without improvement before stopping; ``None`` never stops early.
+      min_delta: the improvement that counts.
+      progress: show a progress bar (tqdm if installed); ``None``: only on a terminal.
+
+    Returns:
+      A :class:`FitResult`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import fit
+      >>> data = (jnp.arange(4.0), 2 * jnp.arange(4.0))
+      >>> mse = lambda w, b: jnp.mean((w * b[0] - b[1]) ** 2)
+      >>> res = fit(mse, jnp.zeros(()), data, optimizer=optax.adam(0.1), num_epochs=200)
+      >>> round(float(res.state.params), 3)
+      2.0
+    """
+    n = _num_rows(data)
+    if batch_size is not None:
+        if not 1 <= batch_size <= n:
+            raise ValueError(f"`batch_size` must be in [1, {n}], got {batch_size}.")
+        if key is None:
+            raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
+    if patience is not None and patience < 1:
+        raise ValueError(f"`patience` must be >= 1 or None, got {patience}.")
+    step = _raw_step(objective, optimizer)
+    num_batches = 1 if batch_size is None else n // batch_size
+
+    @jax.jit
+    def epoch(state, data, key):
+        if batch_size is None:
+            return step(state, data)
+        perm = jax.random.permutation(key, n)[: num_batches * batch_size]
+        batches = jax.tree_util.tree_map(
+            lambda x: jnp.take(x, perm, axis=0).reshape(num_batches, batch_size, *x.shape[1:]),
+            data,
+        )
+        state, losses = jax.lax.scan(step, state, batches)
+        return state, jnp.mean(losses)
+
+    val_objective = jax.jit(objective)
+    state = init_state(params, optimizer)
+    best_state, best, best_epoch, wait = state, np.inf, 0, 0
+    train_hist, val_hist = [], []
+    bar = _Progress(num_epochs, progress)
+    try:
+        for e in range(num_epochs):
+            sub = None
+            if key is not None:
+                key, sub = jax.random.split(key)
+            state, loss = epoch(state, data, sub)
+            train_hist.append(float(loss))
+            monitored = train_hist[-1]
+            if validation_data is not None:
+                val_hist.append(float(val_objective(state.params, validation_data)))
+                monitored = val_hist[-1]
+            bar.update(e, monitored)
+            if patience is None:
+                best_state, best_epoch = state, e
+                continue
+            if monitored < best - min_delta:
+                best_state, best, best_epoch, wait = state, monitored, e, 0
+            else:
+                wait += 1
+                if wait >= patience:
+                    break
+    finally:
+        bar.close()
+    return FitResult(best_state, np.asarray(train_hist), np.asarray(val_hist), best_epoch)
+
+
+# ----------------------------------------------------------------------------- constrained
+
+
+class ConstrainedState(NamedTuple):
+    """Immutable state of primal-dual training (a PyTree).
+
+    Attributes:
+      params: model parameters.
+      multiplier: Lagrange multipliers :math:`\\mu \\ge 0`, shape ``()`` or ``(m,)``.
+      opt_state: optax state of the parameters' optimizer.
+      multiplier_opt_state: optax state of the multipliers' optimizer.
+      step: number of updates, int32 scalar.
+    """
+
+    params: PyTree
+    multiplier: Array
+    opt_state: optax.OptState
+    multiplier_opt_state: optax.OptState
+    step: Array
+
+
+def lagrangian(
+    loss_fn: Objective, constraint_fn: Objective, target: ArrayLike
+) -> Callable[[PyTree, Array, PyTree], Array]:
+    r"""The Lagrangian of ``min L(θ) s.t. C(θ) <= ε``, as a function of ``(params, mu, batch)``.
+
+    .. math:: \mathcal{L}(\theta, \mu) = L(\theta) + \sum_j \mu_j \big(C_j(\theta) -
+       \varepsilon_j\big), \qquad \mu \ge 0.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      constraint_fn: ``constraint_fn(params, batch) -> scalar or (m,)``, differentiable.
+      target: :math:`\varepsilon`, scalar or ``(m,)``.
+
+    Returns:
+      ``lagrangian(params, multiplier, batch) -> scalar``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.training import lagrangian
+      >>> lag = lagrangian(lambda p, b: p**2, lambda p, b: p, 0.5)
+      >>> lag(jnp.asarray(2.0), jnp.asarray(3.0), None)
+      Array(8.5, dtype=float32)
+    """
+
+    def fn(params: PyTree, multiplier: Array, batch: PyTree) -> Array:
+        slack = constraint_fn(params, batch) - target
+        return loss_fn(params, batch) + jnp.sum(multiplier * slack)
+
+    return fn
+
+
+def make_constrained_step(
+    loss_fn: Objective,
+    constraint_fn: Objective,
+    *,
+    target: ArrayLike,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation,
+    dual_constraint_fn: Objective | None = None,
+) -> Callable[[ConstrainedState, PyTree], tuple[ConstrainedState, dict[str, Array]]]:
+    r"""One simultaneous primal-dual update (not jitted; wrap it in ``jit`` or ``lax.scan``).
+
+    .. math::
+
+        \theta \leftarrow \theta + u_\theta\big(\nabla_\theta \mathcal{L}(\theta, \mu)\big),
+        \qquad
+        \mu \leftarrow \max\big(0,\; \mu + u_\mu(-(\tilde C(\theta) - \varepsilon))\big),
+
+    where :math:`u_\theta, u_\mu` are the optax updates (the multiplier's optimizer is given the
+    negated violation as its "gradient", so its descent is ascent on :math:`\mu`) and
+    :math:`\tilde C` is ``dual_constraint_fn`` (default: ``constraint_fn``). Using the exact,
+    non-differentiable metric for :math:`\tilde C` and a smooth surrogate for :math:`C` is the
+    proxy-Lagrangian of Cotter et al.: the multiplier keeps growing until the *real* constraint
+    holds on the training batch.
+
+    Returns:
+      ``step(state, batch) -> (state, info)`` with ``info`` holding the ``"loss"``, the
+      ``"constraint"`` (:math:`\tilde C`) and the ``"multiplier"`` before the update.
+    """
+    lag = lagrangian(loss_fn, constraint_fn, target)
+    dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+
+    def step(state: ConstrainedState, batch: PyTree):
+        grads = jax.grad(lag)(state.params, state.multiplier, batch)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        value = jnp.asarray(dual_fn(state.params, batch), state.multiplier.dtype)
+        violation = value - jnp.asarray(target, state.multiplier.dtype)
+        m_updates, m_state = multiplier_optimizer.update(
+            -violation, state.multiplier_opt_state, state.multiplier
+        )
+        # Projection onto mu >= 0 (the dual feasible set).
+        multiplier = jnp.maximum(optax.apply_updates(state.multiplier, m_updates), 0)
+        info = {
+            "loss": loss_fn(state.params, batch),
+            "constraint": value,
+            "multiplier": state.multiplier,
+        }
+        return ConstrainedState(params, multiplier, opt_state, m_state, state.step + 1), info
+
+    return step
+
+
+class ConstrainedResult(NamedTuple):
+    """The outcome of :func:`fit_constrained`.
+
+    Attributes:
+      state: the final :class:`ConstrainedState`.
+      history: dict of arrays of shape ``(num_steps,)``: ``loss``, ``constraint`` (the dual
+        constraint on the training data) and ``multiplier`` at each step.
+      train_constraint: the dual constraint of the final parameters on the training data.
+      validation_constraint: the same on ``validation_data`` (NaN when none was given).
+      satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
+        ``<= target + tolerance``.
+    """
+
+    state: ConstrainedState
+    history: dict[str, np.ndarray]
+    train_constraint: float
+    validation_constraint: float
+    satisfied: bool
+
+
+def fit_constrained(
+    loss_fn: Objective,
+    constraint_fn: Objective,
+    params: PyTree,
+    data: PyTree,
+    *,
+    target: float,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation | None = None,
+    num_steps: int = 1000,
+    dual_constraint_fn: Objective | None = None,
+    validation_data: PyTree | None = None,
+    tolerance: float = 0.0,
+    init_multiplier: float = 0.0,
+) -> ConstrainedResult:
+    r"""Trains to a target: :math:`\min_\theta L(\theta)` subject to :math:`C(\theta) \le \epsilon`.
+
+    Full-batch simultaneous gradient descent-ascent on the Lagrangian (:func:`lagrangian`),
+    :func:`make_constrained_step` run ``num_steps`` times inside one compiled ``lax.scan``:
+    descent on the parameters with ``optimizer``, projected ascent on :math:`\mu \ge 0` with
+    ``multiplier_optimizer``. Afterwards the constraint is measured on the training data and,
+    when given, on held-out ``validation_data``, which is what a requested bound is about.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      constraint_fn: differentiable ``constraint_fn(params, batch) -> scalar or (m,)``, e.g. a
+        :func:`fairjax.penalties.sigmoid_rate_difference` of the logits.
+      params: initial parameters.
+      data: training batch (PyTree of arrays).
+      target: :math:`\varepsilon`, the requested bound.
+      optimizer: optax optimizer of the parameters.
+      multiplier_optimizer: optax optimizer of the multiplier (default ``optax.sgd(1.0)``).
+      num_steps: number of updates.
+      dual_constraint_fn: the constraint the multiplier enforces, e.g. the exact
+        :func:`fairjax.metrics.demographic_parity_difference` of the decisions; default
+        ``constraint_fn``.
+      validation_data: held-out batch on which constraint satisfaction is reported.
+      tolerance: slack allowed when reporting ``satisfied``.
+      init_multiplier: initial :math:`\mu`.
+
+    Returns:
+      A :class:`ConstrainedResult`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import fit_constrained
+      >>> res = fit_constrained(
+      ...     lambda p, b: (p - 2.0) ** 2, lambda p, b: p, jnp.asarray(0.0), None,
+      ...     target=1.0, optimizer=optax.sgd(0.1), multiplier_optimizer=optax.sgd(0.1),
+      ...     num_steps=500)
+      >>> round(float(res.state.params), 2), round(float(res.state.multiplier), 2)
+      (1.0, 2.0)
+
+    References:
+      Cotter, Jiang, Sridharan, Two-Player Games for Efficient Non-Convex Constrained
+      Optimization, ALT 2019 (proxy-Lagrangian); Cotter et al., JMLR 2019 (rate constraints).
+    """
+    if multiplier_optimizer is None:
+        multiplier_optimizer = optax.sgd(1.0)
+    step = make_constrained_step(
+        loss_fn,
+        constraint_fn,
+        target=target,
+        optimizer=optimizer,
+        multiplier_optimizer=multiplier_optimizer,
+        dual_constraint_fn=dual_constraint_fn,
+    )
+    dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+    state, history = _run_constrained(
+        step,
+        params,
+        data,
+        optimizer,
+        multiplier_optimizer,
+        jnp.asarray(init_multiplier, jnp.result_type(float)) + 0 * jnp.asarray(target),
+        num_steps,
+    )
+    train_c = float(jnp.max(jnp.asarray(dual_fn(state.params, data))))
+    val_c = float("nan")
+    if validation_data is not None:
+        val_c = float(jnp.max(jnp.asarray(dual_fn(state.params, validation_data))))
+    measured = train_c if validation_data is None else val_c
+    history = {k: np.asarray(val) for k, val in history.items()}
+    return ConstrainedResult(state, history, train_c, val_c, measured <= target + tolerance)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 6))
+def _run_constrained(step, params, data, optimizer, multiplier_optimizer, mu0, num_steps):
+    state = ConstrainedState(
+        params,
+        mu0,
+        optimizer.init(params),
+        multiplier_optimizer.init(mu0),
+        jnp.zeros((), jnp.int32),
+    )
+    return jax.lax.scan(lambda s, _: step(s, data), state, None, length=num_steps)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+class SweepResult(NamedTuple):
+    """The outcome of :func:`pareto_sweep`: one model per penalty weight.
+
+    Attributes:
+      params: the parameters, each leaf with a leading axis of size ``K``.
+      lams: the penalty weights, shape ``(K,)``.
+      loss: the task loss of each model on the training data, shape ``(K,)``.
+      penalty: the penalty of each model on the training data, shape ``(K,)``.
+    """
+
+    params: PyTree
+    lams: Array
+    loss: Array
+    penalty: Array
+
+
+def _train_fixed_steps(loss_fn, penalty_fn, optimizer, num_steps, params, data, lam):
+    """Full-batch penalised training for ``num_steps`` steps (pure, vmappable over ``lam``)."""
+    step = _raw_step(penalized(loss_fn, penalty_fn, lam), optimizer)
+    state, _ = jax.lax.scan(
+        lambda s, _: step(s, data), init_state(params, optimizer), None, length=num_steps
+    )
+    return state.params, loss_fn(state.params, data), penalty_fn(state.params, data)
+
+
+def pareto_sweep(
+    loss_fn: Objective,
+    penalty_fn: Objective,
+    params: PyTree,
+    data: PyTree,
+    lams: ArrayLike,
+    *,
+    optimizer: optax.GradientTransformation,
+    num_steps: int = 1000,
+) -> SweepResult:
+    r"""Trains one model per penalty weight, all at once with ``jax.vmap`` (one compilation).
+
+    For each :math:`\lambda_k` it minimises :math:`L(\theta) + \lambda_k P(\theta)` from the
+    same initial parameters with ``num_steps`` full-batch updates of ``optimizer``; the K
+    trainings are one batched program, so the data is read once per step for all models and
+    the result equals K separate calls of the same training (up to floating-point reassociation).
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      penalty_fn: ``penalty_fn(params, batch) -> scalar``.
+      params: initial parameters, shared by every model.
+      data: the training batch (PyTree of arrays).
+      lams: penalty weights, shape ``(K,)``.
+      optimizer: optax optimizer.
+      num_steps: number of full-batch updates per model.
+
+    Returns:
+      A :class:`SweepResult`; ``jax.tree.map(lambda x: x[k], result.params)`` is model ``k``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import pareto_sweep
+      >>> res = pareto_sweep(lambda p, b: (p - 1.0) ** 2, lambda p, b: p**2, jnp.asarray(0.0),
+      ...                    None, jnp.array([0.0, 1.0, 3.0]), optimizer=optax.sgd(0.1),
+      ...                    num_steps=200)
+      >>> res.params.round(4)  # minimiser 1 / (1 + lam)
+      Array([1.  , 0.5 , 0.25], dtype=float32)
+    """
+    lams = jnp.asarray(lams)
+    if lams.ndim != 1:
+        raise ValueError(f"`lams` must have shape (K,), got {lams.shape}.")
+    if not jnp.issubdtype(lams.dtype, jnp.floating):
+        lams = lams.astype(jnp.result_type(float))
+    p, loss, pen = _sweep(loss_fn, penalty_fn, optimizer, num_steps, params, data, lams)
+    return SweepResult(p, lams, loss, pen)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _sweep(loss_fn, penalty_fn, optimizer, num_steps, params, data, lams):
+    train = functools.partial(_train_fixed_steps, loss_fn, penalty_fn, optimizer, num_steps)
+    return jax.vmap(train, in_axes=(None, None, 0))(params, data, lams)
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def _logistic_objectives(num_groups: int, *, l2: float, temperature: float):
+    """Loss and DP penalty of a linear logistic model on batches ``(X, y, s)``."""
+
+    def logits(p, X):
+        return X @ p["w"] + p["b"]
+
+    def loss_fn(p, batch):
+        X, y, _ = batch
+        ce = optax.sigmoid_binary_cross_entropy(logits(p, X), y).mean()
+        return ce + l2 * jnp.sum(p["w"] ** 2)
+
+    def penalty_fn(p, batch):
+        X, _, s = batch
+        return penalties.sigmoid_rate_difference(
+            logits(p, X), s, num_groups=num_groups, temperature=temperature
+        )
+
+    return logits, loss_fn, penalty_fn
+
+
+def demo_pareto(
+    *,
+    num_lams: int = 16,
+    max_lam: float = 10.0,
+    num_steps: int = 500,
+    path: str | os.PathLike | None = "pareto_front.png",
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Adult: a Pareto front of accuracy vs demographic-parity gap from one vmapped sweep.
+
+    Trains ``num_lams`` logistic regressions on the embedded UCI Adult data (sensitive
+    attribute: sex) with the penalty ``lam * sigmoid_rate_difference(logits)`` for ``lam`` on a
+    log grid in ``[0, max_lam]``, in one ``jax.vmap``-ed program, evaluates each on the test
+    split, prints the front and writes it as a PNG when matplotlib is installed (``path=None``
+    writes nothing). Meant for ``fairjax demo``.
+
+    Returns:
+      dict with ``lams``, ``accuracy``, ``dp_difference`` (test, numpy arrays), ``seconds``
+      (sweep wall time, compilation included) and ``path`` (the PNG written, or None).
+    """
+    from fairjax import datasets
+
+    data = datasets.load_adult()
+    G = data.num_groups
+    logits, loss_fn, penalty_fn = _logistic_objectives(G, l2=1e-4, temperature=0.5)
+    train = (
+        jnp.asarray(data.X_train),
+        jnp.asarray(data.y_train, jnp.float32),
+        jnp.asarray(data.groups_train),
+    )
+    X_test, y_test, s_test = map(jnp.asarray, (data.X_test, data.y_test, data.groups_test))
+    lams = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.05, max_lam, num_lams - 1)])
+    params = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}
+    start = time.perf_counter()
+    res = pareto_sweep(
+        loss_fn, penalty_fn, params, train, lams, optimizer=optax.adam(0.05), num_steps=num_steps
+    )
+    jax.block_until_ready(res.params)
+    seconds = time.perf_counter() - start
+
+    @jax.vmap
+    def evaluate(p):
+        pred = (logits(p, X_test) > 0).astype(jnp.float32)
+        acc = jnp.mean(pred == y_test)
+        return acc, metrics.demographic_parity_difference(pred, s_test, num_groups=G)
+
+    acc, dp = (np.asarray(a) for a in evaluate(res.params))
+    written = None
+    if path is not None:
+        try:
+            from fairjax import plotting
+
+            fig = plotting.pareto_front(dp, acc, labels=np.asarray(lams), path=path)
+            written = os.fspath(path)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        except ImportError:
+            written = None
+    if verbose:
+        print(f"Pareto sweep: {num_lams} penalty weights, one vmapped program, {seconds:.2f} s")
+        print(f"{'lambda':>8}  {'accuracy':>8}  {'DP gap':>8}")
+        for lam, a, d in zip(np.asarray(lams), acc, dp, strict=True):
+            print(f"{lam:8.3f}  {a:8.4f}  {d:8.4f}")
+        if written:
+            print(f"front written to {written}")
+    return {
+        "lams": np.asarray(lams),
+        "accuracy": acc,
+        "dp_difference": dp,
+        "seconds": seconds,
+        "path": written,
+    }
