@@ -221,8 +221,8 @@ def cdf(
     Example:
       >>> import jax.numpy as jnp
       >>> from fairjax.ot1d import cdf
-      >>> cdf(jnp.array([3.0, 1.0, 2.0]), jnp.array([0.5, 2.0, 9.0]))
-      Array([0.        , 0.6666667, 1.        ], dtype=float32)
+      >>> cdf(jnp.array([3.0, 1.0, 2.0, 4.0]), jnp.array([0.5, 2.0, 9.0]))
+      Array([0. , 0.5, 1. ], dtype=float32)
 
     References:
       Chzhen, Denis, Hebiri, Oneto, Pontil, *Fair regression with Wasserstein barycenters*,
