@@ -274,8 +274,8 @@ class NystromFeatures(NamedTuple):
     Attributes:
       kernel: the kernel value.
       landmarks: landmark points ``L``, shape ``(m, d)``.
-      projection: :math:`V \\Lambda^{-1/2}` restricted to the kept eigenpairs (zero columns for
-        the dropped ones), shape ``(m, m)``.
+      projection: :math:`V \\Lambda^{-1/2}` on the kept eigenpairs, shape ``(m, r)`` (``r``
+        the numerical rank when fitted eagerly; ``r = m`` with zero columns under ``jit``).
     """
 
     kernel: Kernel
@@ -302,7 +302,8 @@ def nystrom(kernel: Kernel, landmarks: ArrayLike, *, rcond: float = 1e-6) -> Nys
       rcond: relative eigenvalue cut-off.
 
     Returns:
-      A :class:`NystromFeatures` map producing ``(n, m)`` features.
+      A :class:`NystromFeatures` map producing ``(n, r)`` features, ``r <= m`` the number of
+      eigenvalues above the cut-off (``r = m`` under ``jit``, with zero features).
 
     Example:
       >>> import jax.numpy as jnp
@@ -323,4 +324,10 @@ def nystrom(kernel: Kernel, landmarks: ArrayLike, *, rcond: float = 1e-6) -> Nys
     keep = evals > rcond * jnp.max(evals)
     # Double where: 1/sqrt is only evaluated on kept (positive) eigenvalues.
     inv_sqrt = jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, evals, 1.0)), 0.0)
-    return NystromFeatures(kernel, L.astype(K.dtype), evecs * inv_sqrt[None, :])
+    projection = evecs * inv_sqrt[None, :]
+    if v.is_concrete(keep):
+        # Outside jit the dropped (all-zero) feature columns are removed: rank r <= m features.
+        # eigh sorts eigenvalues in ascending order, so the kept ones are the last r.
+        rank = max(int(jnp.sum(keep)), 1)
+        projection = projection[:, -rank:]
+    return NystromFeatures(kernel, L.astype(K.dtype), projection)
