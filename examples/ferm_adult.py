@@ -188,7 +188,7 @@ def main() -> dict:
             ("German (age)", datasets.load_german),
         ):
             try:
-                data = loader()
+                data = loader(data_home=home)
             except Exception as err:  # report and move on
                 print(f"\n{name}: could not load ({err})")
                 continue
