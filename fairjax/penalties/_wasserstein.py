@@ -1,0 +1,151 @@
+"""Sort-based Wasserstein penalty between group score distributions (Chzhen et al., 2020)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Hashable
+
+import jax
+import jax.numpy as jnp
+
+from fairjax import _validation as v
+from fairjax import groups as gs
+from fairjax.ot1d import _safe_power
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+__all__ = ["wasserstein"]
+
+
+@functools.partial(jax.jit, static_argnames=("p", "reference", "reduction"))
+def _penalty(x: Array, m: Array, w: Array, *, p: float, reference: str, reduction: str) -> Array:
+    order = jnp.argsort(x)
+    xs = x[order]  # the one sort; gradients flow back through this gather
+    wg = m[order].T * w[order][None, :]  # (G, n) weight of each sorted point in each group
+    counts = jnp.sum(wg, axis=1)
+    levels = gs.safe_divide(jnp.cumsum(wg, axis=1), counts[:, None])
+    pooled_w = jnp.cumsum(jnp.sum(wg, axis=0))
+    pooled = gs.safe_divide(pooled_w, pooled_w[-1])
+    # Every quantile function is constant between consecutive merged levels: integrate exactly.
+    all_levels = levels.reshape(-1)
+    if reference == "pooled":
+        all_levels = jnp.concatenate([all_levels, pooled])
+    u = jnp.sort(all_levels)
+    mass = jnp.diff(u, prepend=jnp.zeros((1,), u.dtype))
+    last = xs.shape[0] - 1
+
+    def q(lev):  # step quantile at the right end of each merged interval
+        return xs[jnp.clip(jnp.searchsorted(lev, u, side="left"), 0, last)]
+
+    qg = jax.vmap(q)(levels)  # (G, L)
+    props = gs.safe_divide(counts, jnp.sum(counts))
+    ref = props @ qg if reference == "barycenter" else q(pooled)
+    per_group = _safe_power(jnp.abs(qg - ref[None, :]), p) @ mass
+    present = counts > 0
+    per_group = jnp.where(present, per_group, 0)
+    if reduction == "none":
+        return per_group
+    if reduction == "max":
+        return jnp.max(per_group)
+    return props @ per_group
+
+
+def wasserstein(
+    scores: ArrayLike,
+    groups: ArrayLike,
+    *,
+    num_groups: int | None = None,
+    labels: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
+    condition: str = "all",
+    p: float = 2,
+    reference: str = "barycenter",
+    reduction: str = "mean",
+) -> Array:
+    r"""Wasserstein distance between each group's score distribution and a common reference.
+
+    With :math:`\nu_g` the weighted distribution of the scores in group :math:`g`,
+    :math:`p_g` the group proportions and :math:`\nu_{\mathrm{ref}}` either the Wasserstein-2
+    barycenter :math:`\bar\nu` (quantile function :math:`\sum_g p_g Q_g`) or the pooled
+    distribution of all scores,
+
+    .. math::
+
+        P = \sum_g p_g \, W_p^p(\nu_g, \nu_{\mathrm{ref}})
+          = \sum_g p_g \int_0^1 |Q_g(t) - Q_{\mathrm{ref}}(t)|^p \, dt
+        \quad (\text{reduction} = \text{"mean"}).
+
+    For ``p=2`` and the barycenter this is the excess squared risk of the optimal fair predictor
+    (Chzhen et al. 2020, Theorem 2.3): the price of demographic parity, zero exactly when all
+    groups share one score distribution. The integral is exact: one sort of the scores, then
+    a sum over the merged cumulative levels of the groups (``O(G n)`` levels, ``O(G^2 n log n)``
+    work): use it on mini-batches. It is differentiable in the scores (through the sort: the
+    gradient of the monotone coupling) and, almost everywhere, in soft memberships and weights.
+    Empty groups contribute 0 (``"max"`` leaves them out) with finite gradients.
+
+    Args:
+      scores: model outputs, shape ``(n,)``.
+      groups: integer ids ``(n,)`` in ``[0, num_groups)`` or membership matrix ``(n, G)``.
+      num_groups: static number of groups (required for integer ids).
+      labels: binary labels ``(n,)``; required for ``condition="positive"``/``"negative"``.
+      weights: optional non-negative sample weights ``(n,)``; 0 masks a row.
+      axis_name: inside ``shard_map``/``pmap``, the mapped axis: the batch is all-gathered
+        across devices first (the distributions are global), so every device gets the value
+        of the whole batch.
+      condition: rows entering the distributions: ``"all"`` (demographic parity),
+        ``"positive"`` (:math:`y = 1`, equal opportunity) or ``"negative"`` (:math:`y = 0`).
+      p: order ``p >= 1`` (static). ``p=2``: smooth, the barycenter's objective; ``p=1``: in
+        score units, robust.
+      reference: ``"barycenter"`` (W2 barycenter, whatever ``p``) or ``"pooled"``.
+      reduction: ``"mean"`` (proportion-weighted sum, default), ``"max"`` (worst group) or
+        ``"none"`` (per-group values, shape ``(G,)``).
+
+    Returns:
+      :math:`W_p^p` values (not their p-th root, which is not differentiable at 0): a scalar,
+      or shape ``(G,)`` for ``reduction="none"``, in the scores' float dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.penalties import wasserstein
+      >>> f = jnp.array([0.0, 1.0, 2.0, 3.0])
+      >>> s = jnp.array([0, 0, 1, 1])
+      >>> wasserstein(f, s, num_groups=2)            # both groups 1 away from the barycenter
+      Array(1., dtype=float32)
+      >>> wasserstein(f, s, num_groups=2, p=1, reduction="none", reference="pooled")
+      Array([1., 1.], dtype=float32)
+
+    References:
+      Chzhen, Denis, Hebiri, Oneto, Pontil, *Fair regression with Wasserstein barycenters*,
+      NeurIPS 2020 (arXiv:2006.07286), Theorem 2.3; Jiang, Pacchiano, Stepleton, Jiang, Chiappa,
+      *Wasserstein fair classification*, UAI 2019.
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 1:
+        raise ValueError(f"`p` must be a static number >= 1, got {p!r}.")
+    if reference not in ("barycenter", "pooled"):
+        raise ValueError(f"`reference` must be 'barycenter' or 'pooled', got {reference!r}.")
+    if reduction not in ("mean", "max", "none"):
+        raise ValueError(f"`reduction` must be 'mean', 'max' or 'none', got {reduction!r}.")
+    if condition not in ("all", "positive", "negative"):
+        raise ValueError(f"`condition` must be 'all', 'positive' or 'negative', got {condition!r}.")
+    x = v.as_array(scores, "scores", ndim=1)
+    v.check_finite(x, "scores")
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("`scores` must not be empty.")
+    m = gs.membership(v.check_groups(groups, num_groups=num_groups, n=n), num_groups=num_groups)
+    dtype = v.float_dtype(x, m, weights)
+    w = v.check_weights(weights, n)
+    w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
+    if condition != "all":
+        if labels is None:
+            raise ValueError(f"`labels` are required for condition={condition!r}.")
+        y = v.as_array(labels, "labels", ndim=1)
+        v.check_length(y, n, "labels", "scores")
+        v.check_binary(y, "labels")
+        w = w * (y == (1 if condition == "positive" else 0)).astype(dtype)
+    x, m = x.astype(dtype), m.astype(dtype)
+    if axis_name is not None:
+        x, m, w = (jax.lax.all_gather(a, axis_name, tiled=True) for a in (x, m, w))
+    return _penalty(x, m, w, p=p, reference=reference, reduction=reduction)
