@@ -13,12 +13,19 @@ with no row of that label is left out of that rate's gap (fairlearn would count 
 
 ``y_pred`` holds hard decisions in {0, 1}, or probabilities in [0, 1], in which case rates are the
 expected rates of the randomised classifier that says 1 with that probability.
+
+On several devices, two ways give the metric of the whole batch: call it under ``jax.jit`` with
+inputs sharded along the rows (``jax.sharding.NamedSharding``; XLA inserts the reductions), or
+call it inside ``shard_map``/``pmap`` with ``axis_name=``: the rate metrics then sum their group
+statistics across devices with :func:`jax.lax.psum` (communication O(G), independent of n), and
+the score metrics (KS, Wasserstein), which need one global sort, gather all rows on every
+device (communication O(n)).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -75,10 +82,6 @@ def _check_inputs(
     return true, pred, grp, w
 
 
-def _num_groups(groups: Array, num_groups: int | None) -> int:
-    return groups.shape[1] if groups.ndim == 2 else int(num_groups)
-
-
 # ----------------------------------------------------------------------------- reductions
 
 
@@ -107,19 +110,45 @@ def _rates(
     weights: Array | None,
     y_true: Array | None = None,
     label_value: int = 1,
+    axis_name: Hashable | None = None,
 ) -> tuple[Array, Array]:
     """Per-group mean of ``y_pred`` (optionally among ``y_true == label_value``) and presence."""
-    kwargs = dict(num_groups=num_groups, weights=weights, labels=y_true, label_value=label_value)
+    kwargs = dict(
+        num_groups=num_groups,
+        weights=weights,
+        labels=y_true,
+        label_value=label_value,
+        axis_name=axis_name,
+    )
     means, counts = gs.group_means(y_pred, groups, return_counts=True, **kwargs)
     return means, counts > 0
+
+
+def _gather(arrays: tuple, axis_name: Hashable | None) -> tuple:
+    """All rows from every device along ``axis_name`` (the score metrics need a global sort).
+
+    Each device writes its rows into its slot of a zero array and a ``psum`` adds the slots up:
+    unlike ``all_gather``, the result is typed as replicated, so ``shard_map`` can return it.
+    """
+    if axis_name is None:
+        return arrays
+    size = jax.lax.psum(1, axis_name)
+    index = jax.lax.axis_index(axis_name)
+
+    def gather(a):
+        full = jnp.zeros((size * a.shape[0], *a.shape[1:]), a.dtype)
+        start = (index * a.shape[0],) + (0,) * (a.ndim - 1)
+        return jax.lax.psum(jax.lax.dynamic_update_slice(full, a, start), axis_name)
+
+    return tuple(None if a is None else gather(a) for a in arrays)
 
 
 # ----------------------------------------------------------------------------- parity metrics
 
 
-@functools.partial(jax.jit, static_argnames="num_groups")
-def _dp_difference(y_pred, groups, weights, num_groups):
-    return _max_gap(*_rates(y_pred, groups, num_groups, weights))
+@functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
+def _dp_difference(y_pred, groups, weights, num_groups, axis_name):
+    return _max_gap(*_rates(y_pred, groups, num_groups, weights, axis_name=axis_name))
 
 
 def demographic_parity_difference(
@@ -128,6 +157,7 @@ def demographic_parity_difference(
     *,
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
 ) -> Array:
     """Largest gap in selection rate between two groups.
 
@@ -145,6 +175,8 @@ def demographic_parity_difference(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
 
     Returns:
       Scalar in [0, 1]; 0 means equal selection rates.
@@ -162,12 +194,12 @@ def demographic_parity_difference(
       ICDM Workshops 2009; fairlearn's ``demographic_parity_difference``.
     """
     _, pred, grp, w = _check_inputs(None, y_pred, groups, num_groups, weights)
-    return _dp_difference(pred, grp, w, num_groups)
+    return _dp_difference(pred, grp, w, num_groups, axis_name)
 
 
-@functools.partial(jax.jit, static_argnames="num_groups")
-def _dp_ratio(y_pred, groups, weights, num_groups):
-    return _min_max_ratio(*_rates(y_pred, groups, num_groups, weights))
+@functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
+def _dp_ratio(y_pred, groups, weights, num_groups, axis_name):
+    return _min_max_ratio(*_rates(y_pred, groups, num_groups, weights, axis_name=axis_name))
 
 
 def demographic_parity_ratio(
@@ -176,6 +208,7 @@ def demographic_parity_ratio(
     *,
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
 ) -> Array:
     """Smallest ratio of selection rates between two groups (the "80% rule" quantity).
 
@@ -189,6 +222,8 @@ def demographic_parity_ratio(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
 
     Returns:
       Scalar in [0, 1]; 1 means equal selection rates.
@@ -204,12 +239,12 @@ def demographic_parity_ratio(
       Feldman et al., *Certifying and removing disparate impact*, KDD 2015.
     """
     _, pred, grp, w = _check_inputs(None, y_pred, groups, num_groups, weights)
-    return _dp_ratio(pred, grp, w, num_groups)
+    return _dp_ratio(pred, grp, w, num_groups, axis_name)
 
 
-@functools.partial(jax.jit, static_argnames="num_groups")
-def _eo_difference(y_true, y_pred, groups, weights, num_groups):
-    return _max_gap(*_rates(y_pred, groups, num_groups, weights, y_true, 1))
+@functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
+def _eo_difference(y_true, y_pred, groups, weights, num_groups, axis_name):
+    return _max_gap(*_rates(y_pred, groups, num_groups, weights, y_true, 1, axis_name))
 
 
 def equal_opportunity_difference(
@@ -219,6 +254,7 @@ def equal_opportunity_difference(
     *,
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
 ) -> Array:
     """Largest gap in true-positive rate between two groups: the DEO of the FERM paper.
 
@@ -236,6 +272,8 @@ def equal_opportunity_difference(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
 
     Returns:
       Scalar in [0, 1].
@@ -254,13 +292,13 @@ def equal_opportunity_difference(
       Donini et al., *Empirical risk minimization under fairness constraints*, NeurIPS 2018.
     """
     true, pred, grp, w = _check_inputs(y_true, y_pred, groups, num_groups, weights)
-    return _eo_difference(true, pred, grp, w, num_groups)
+    return _eo_difference(true, pred, grp, w, num_groups, axis_name)
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "agg"))
-def _eodds_difference(y_true, y_pred, groups, weights, num_groups, agg):
-    tpr_gap = _max_gap(*_rates(y_pred, groups, num_groups, weights, y_true, 1))
-    fpr_gap = _max_gap(*_rates(y_pred, groups, num_groups, weights, y_true, 0))
+@functools.partial(jax.jit, static_argnames=("num_groups", "agg", "axis_name"))
+def _eodds_difference(y_true, y_pred, groups, weights, num_groups, agg, axis_name):
+    tpr_gap = _max_gap(*_rates(y_pred, groups, num_groups, weights, y_true, 1, axis_name))
+    fpr_gap = _max_gap(*_rates(y_pred, groups, num_groups, weights, y_true, 0, axis_name))
     return jnp.maximum(tpr_gap, fpr_gap) if agg == "worst_case" else (tpr_gap + fpr_gap) / 2
 
 
@@ -271,6 +309,7 @@ def equalized_odds_difference(
     *,
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
     agg: Literal["worst_case", "mean"] = "worst_case",
 ) -> Array:
     """The larger (or mean) of the true-positive-rate and false-positive-rate gaps.
@@ -289,6 +328,8 @@ def equalized_odds_difference(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
       agg: ``"worst_case"`` (the maximum of the two gaps) or ``"mean"`` (their average).
 
     Returns:
@@ -308,14 +349,15 @@ def equalized_odds_difference(
     if agg not in ("worst_case", "mean"):
         raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
     true, pred, grp, w = _check_inputs(y_true, y_pred, groups, num_groups, weights)
-    return _eodds_difference(true, pred, grp, w, num_groups, agg)
+    return _eodds_difference(true, pred, grp, w, num_groups, agg, axis_name)
 
 
 # ----------------------------------------------------------------------------- score metrics
 
 
-@functools.partial(jax.jit, static_argnames="num_groups")
-def _ks(scores, groups, weights, num_groups):
+@functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
+def _ks(scores, groups, weights, num_groups, axis_name):
+    scores, groups, weights = _gather((scores, groups, weights), axis_name)
     cdf = ot1d.pooled_group_cdfs(scores, groups, num_groups=num_groups, weights=weights)
     gaps = _max_gap(cdf.cdfs, cdf.counts > 0)
     # Inside a run of tied scores the cumulative sums are partial: only run ends are CDF values.
@@ -328,6 +370,7 @@ def ks_unfairness(
     *,
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
 ) -> Array:
     """Largest Kolmogorov-Smirnov distance between two groups' score distributions.
 
@@ -346,6 +389,8 @@ def ks_unfairness(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
 
     Returns:
       Scalar in [0, 1].
@@ -364,11 +409,12 @@ def ks_unfairness(
     _, x, grp, w = _check_inputs(
         None, scores, groups, num_groups, weights, pred_name="scores", unit_interval=False
     )
-    return _ks(x, grp, w, num_groups)
+    return _ks(x, grp, w, num_groups, axis_name)
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "reference"))
-def _w1(scores, groups, weights, num_groups, reference):
+@functools.partial(jax.jit, static_argnames=("num_groups", "reference", "axis_name"))
+def _w1(scores, groups, weights, num_groups, reference, axis_name):
+    scores, groups, weights = _gather((scores, groups, weights), axis_name)
     cdf = ot1d.pooled_group_cdfs(scores, groups, num_groups=num_groups, weights=weights)
     # W1 = integral of |F_a - F_b|; the CDFs are constant between consecutive pooled points,
     # and at tied points the spacing is 0, so partial sums inside a tie run contribute nothing.
@@ -390,6 +436,7 @@ def wasserstein_unfairness(
     *,
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
     reference: Literal["pooled", "pairwise"] = "pooled",
 ) -> Array:
     """Largest Wasserstein-1 distance of a group's score distribution to the pooled one.
@@ -410,6 +457,8 @@ def wasserstein_unfairness(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
       reference: ``"pooled"`` or ``"pairwise"``. The pairwise form materialises an
         ``(n, G, G)`` intermediate: prefer the pooled form for many groups.
 
@@ -433,15 +482,15 @@ def wasserstein_unfairness(
     _, x, grp, w = _check_inputs(
         None, scores, groups, num_groups, weights, pred_name="scores", unit_interval=False
     )
-    return _w1(x, grp, w, num_groups, reference)
+    return _w1(x, grp, w, num_groups, reference, axis_name)
 
 
 # ----------------------------------------------------------------------------- per-group table
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "task"))
-def _by_group(y_true, y_pred, groups, weights, num_groups, task):
-    kw = dict(num_groups=num_groups, weights=weights)
+@functools.partial(jax.jit, static_argnames=("num_groups", "task", "axis_name"))
+def _by_group(y_true, y_pred, groups, weights, num_groups, task, axis_name):
+    kw = dict(num_groups=num_groups, weights=weights, axis_name=axis_name)
     out = {"count": gs.group_counts(groups, **kw)}
     err = y_pred - y_true
     if task == "classification":
@@ -465,6 +514,7 @@ def by_group(
     *,
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
     task: Literal["classification", "regression"] = "classification",
 ) -> dict[str, Array]:
     """Per-group table of performance and rates, like fairlearn's ``MetricFrame.by_group``.
@@ -484,6 +534,8 @@ def by_group(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
       task: ``"classification"`` or ``"regression"``.
 
     Returns:
@@ -510,7 +562,7 @@ def by_group(
         grp = v.check_groups(groups, num_groups=num_groups, n=pred.shape[0])
         w = v.check_weights(weights, pred.shape[0])
     dtype = v.float_dtype(true, pred)
-    return _by_group(true.astype(dtype), pred.astype(dtype), grp, w, num_groups, task)
+    return _by_group(true.astype(dtype), pred.astype(dtype), grp, w, num_groups, task, axis_name)
 
 
 # ----------------------------------------------------------------------------- bootstrap

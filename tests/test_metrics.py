@@ -256,3 +256,60 @@ def test_every_metric_same_under_jit(call):
     eager = call(*args)
     jitted = jax.jit(call)(*args)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), eager, jitted)
+
+
+SHARDED_METRICS = {
+    "dp": lambda t, p, s, sc, w, ax: fm.demographic_parity_difference(
+        p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "dp_ratio": lambda t, p, s, sc, w, ax: fm.demographic_parity_ratio(
+        p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "eo": lambda t, p, s, sc, w, ax: fm.equal_opportunity_difference(
+        t, p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "eodds": lambda t, p, s, sc, w, ax: fm.equalized_odds_difference(
+        t, p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "ks": lambda t, p, s, sc, w, ax: fm.ks_unfairness(sc, s, num_groups=3, weights=w, axis_name=ax),
+    "w1": lambda t, p, s, sc, w, ax: fm.wasserstein_unfairness(
+        sc, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "table": lambda t, p, s, sc, w, ax: fm.by_group(t, p, s, num_groups=3, weights=w, axis_name=ax),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARDED_METRICS))
+def test_sharded_equals_single_device(name):
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    try:
+        shard_map = jax.shard_map
+    except AttributeError:  # pragma: no cover - older jax
+        from jax.experimental.shard_map import shard_map
+
+    devices = np.array(jax.devices())
+    if devices.size < 8:
+        pytest.skip("needs 8 devices (tests set XLA_FLAGS for 8 host devices)")
+    call = SHARDED_METRICS[name]
+    y_true, y_pred, groups, weights = random_case(3, n=800, seed=12)
+    scores = np.random.default_rng(12).normal(size=800).astype(np.float32) + groups
+    args = (y_true, y_pred, groups, scores, weights.astype(np.float32))
+    single = call(*args, None)
+
+    mesh = Mesh(devices, ("batch",))
+    rows = NamedSharding(mesh, PartitionSpec("batch"))
+    sharded_args = [jax.device_put(jnp.asarray(a), rows) for a in args]
+    through_jit = jax.jit(lambda *a: call(*a, None))(*sharded_args)
+    spec = PartitionSpec("batch")
+    mapped = shard_map(
+        lambda *a: call(*a, "batch"),
+        mesh=mesh,
+        in_specs=(spec,) * 5,
+        out_specs=PartitionSpec(),
+    )
+    inside = jax.jit(mapped)(*sharded_args)
+    for got in (through_jit, inside):
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, single
+        )
