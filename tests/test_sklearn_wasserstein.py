@@ -1,0 +1,71 @@
+"""Tests of fairjax.sklearn.WassersteinFairRegressor."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+from fairjax.metrics import ks_unfairness
+from fairjax.sklearn import WassersteinFairRegressor
+
+
+def _data(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    s = rng.choice(np.array(["a", "b", "c"]), size=n)
+    code = (s == "b") + 2 * (s == "c")
+    X = np.c_[rng.normal(size=(n, 2)), code]
+    y = X[:, 0] + 0.5 * X[:, 1] + code + 0.1 * rng.normal(size=n)
+    return X, y, s, code.astype(np.int32)
+
+
+def test_unfitted_estimator_is_trained_and_outputs_are_fair():
+    X, y, s, _code = _data()
+    reg = WassersteinFairRegressor(Ridge(alpha=1.0), random_state=0)
+    assert reg.get_params()["estimator"].alpha == 1.0  # __init__ stores only
+    reg.fit(X, y, sensitive_features=s)
+    assert hasattr(reg, "estimator_") and hasattr(reg, "state_")
+    assert reg.n_features_in_ == 3
+    assert list(reg.groups_) == ["a", "b", "c"]
+    Xt, _, st, ct = _data(seed=1)
+    before = reg.estimator_.predict(Xt)
+    pred = reg.predict(Xt, sensitive_features=st)
+    assert float(ks_unfairness(before, ct, num_groups=3)) > 0.5
+    assert float(ks_unfairness(pred, ct, num_groups=3)) < 0.2  # ~330 rows per group
+    np.testing.assert_array_equal(pred, reg.predict(Xt, sensitive_features=st))  # reproducible
+    partial = clone(reg).set_params(alpha=0.0).fit(X, y, sensitive_features=s)
+    np.testing.assert_allclose(partial.predict(Xt, sensitive_features=st), before, rtol=1e-5)
+
+
+def test_prefit_estimator_and_classifier_scores():
+    X, y, s, code = _data()
+    base = LinearRegression().fit(X, y)
+    reg = WassersteinFairRegressor(base, random_state=1).fit(X, sensitive_features=s)
+    assert reg.estimator_ is base  # used as it is, all rows calibrate
+    assert int(
+        np.sum(np.asarray(reg.state_.cdf_count) + np.asarray(reg.state_.quantile_count))
+    ) == len(y)
+    clf = LogisticRegression().fit(X, (y > np.median(y)).astype(int))
+    fair = WassersteinFairRegressor(clf, random_state=0).fit(X, sensitive_features=s)
+    p = fair.predict(X, sensitive_features=s)
+    assert p.min() >= -1e-3 and p.max() <= 1 + 1e-3
+    assert float(ks_unfairness(p, code, num_groups=3)) < 0.2
+
+
+def test_two_sensitive_columns_and_errors():
+    X, y, s, _code = _data()
+    other = (X[:, 0] > 0).astype(int)
+    reg = WassersteinFairRegressor(Ridge(), random_state=0)
+    reg.fit(X, y, sensitive_features=np.c_[s, other])
+    assert len(reg.groups_) == 6
+    with pytest.raises(ValueError, match="not seen at fit time"):
+        WassersteinFairRegressor(Ridge()).fit(X, y, sensitive_features=s).predict(
+            X[:3], sensitive_features=["a", "b", "z"]
+        )
+    with pytest.raises(ValueError, match="alpha"):
+        WassersteinFairRegressor(Ridge(), alpha=2.0).fit(X, y, sensitive_features=s)
+    with pytest.raises(ValueError, match="sensitive_features"):
+        WassersteinFairRegressor(Ridge()).fit(X, y, sensitive_features=s[:-1])
+    with pytest.raises(ValueError, match="sensitive_features"):
+        WassersteinFairRegressor(Ridge()).fit(X, y)
