@@ -14,6 +14,11 @@ def test_demo_prints_the_table_and_plausible_numbers(capsys):
     # Logistic regression on Adult: about 0.85 accuracy, a clear selection-rate gap by sex.
     assert 0.83 < results["accuracy"] < 0.86
     assert 0.1 < results["demographic parity difference"] < 0.3
+    # Linear FERM: far smaller equal-opportunity gap at nearly the same accuracy.
+    assert "linear FERM" in out
+    ferm = "linear FERM, hinge, C=0.1"
+    assert results[f"{ferm}: DEO"] < 0.5 * results["equal opportunity difference (DEO)"]
+    assert results[f"{ferm}: accuracy"] > results["accuracy"] - 0.02
 
 
 def test_module_entry_point_shows_help():
