@@ -65,3 +65,101 @@ def test_bad_inputs():
         kernels.kernel_matrix("rbf", np.ones((2, 3)))
     with pytest.raises(ValueError, match="`landmarks` must be finite"):
         kernels.nystrom(kernels.gaussian(), np.full((2, 2), np.nan))
+
+
+def _pairwise_sq(X, Y):
+    return np.sum((X[:, None, :] - Y[None, :, :]) ** 2, axis=-1)
+
+
+def test_laplace_and_inverse_multiquadric_closed_forms():
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(4, 3))
+    sq = _pairwise_sq(X, Y)
+    K = kernels.kernel_matrix(kernels.laplace(bandwidth=0.7), X, Y)
+    np.testing.assert_allclose(K, np.exp(-np.sqrt(sq) / 0.7), rtol=1e-5)
+    K = kernels.kernel_matrix(kernels.inverse_multiquadric(bandwidth=1.3, exponent=0.8), X, Y)
+    np.testing.assert_allclose(K, (1 + sq / 1.3**2) ** -0.8, rtol=1e-5)
+    k = kernels.laplace(bandwidth=0.7)
+    ref = np.exp(-np.sqrt(sq[1, 2]) / 0.7)
+    np.testing.assert_allclose(k(jnp.asarray(X[1]), jnp.asarray(Y[2])), ref, rtol=1e-5)
+
+
+def test_laplace_gradient_finite_at_coinciding_points():
+    X = jnp.array([[0.0, 1.0], [0.0, 1.0], [2.0, 0.0]])
+    for k in (kernels.laplace(), kernels.inverse_multiquadric(), kernels.gaussian()):
+        g = jax.grad(lambda x, k=k: jnp.sum(kernels.kernel_matrix(k, x)))(X)
+        assert np.all(np.isfinite(np.asarray(g)))
+        g = jax.grad(lambda x, k=k: k(x, x))(X[0])
+        assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_multi_bandwidth_is_the_sum():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(5, 2))
+    S = kernels.multi_bandwidth(bandwidths=(0.5, 1.0, 2.0), kind="laplace", scale=2.0)
+    ref = sum(np.exp(-np.sqrt(_pairwise_sq(X, X)) / h) for h in (1.0, 2.0, 4.0))
+    np.testing.assert_allclose(kernels.kernel_matrix(S, X), ref, rtol=1e-5)
+    # A traced scale (e.g. the median heuristic) works under jit.
+    f = jax.jit(
+        lambda x: kernels.kernel_matrix(
+            kernels.multi_bandwidth(
+                bandwidths=jnp.array([0.5, 2.0]), scale=kernels.median_bandwidth(x)
+            ),
+            x,
+        )
+    )
+    assert f(jnp.asarray(X)).shape == (5, 5)
+
+
+def test_median_bandwidth_matches_numpy_weighted_median():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(9, 3))
+    w = rng.uniform(0.1, 2.0, size=9)
+    iu = np.triu_indices(9, k=1)
+    d = np.sqrt(_pairwise_sq(X, X))[iu]
+    pw = (w[:, None] * w[None, :])[iu]
+    ref = np.quantile(d, 0.5, weights=pw, method="inverted_cdf")
+    with jax.enable_x64(True):
+        got = kernels.median_bandwidth(X, weights=w)
+        np.testing.assert_allclose(got, ref, rtol=1e-10)
+        ref_unweighted = np.quantile(d, 0.5, method="inverted_cdf")
+        np.testing.assert_allclose(kernels.median_bandwidth(X), ref_unweighted, rtol=1e-10)
+
+
+def test_median_bandwidth_masked_equals_subset_and_no_gradient():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(8, 2)).astype(np.float32)
+    w = np.array([1, 1, 0, 1, 1, 0, 1, 1], np.float32)
+    got = jax.jit(lambda x, w: kernels.median_bandwidth(x, weights=w))(X, w)
+    np.testing.assert_allclose(got, kernels.median_bandwidth(X[w > 0]), rtol=1e-6)
+    g = jax.grad(lambda x: kernels.median_bandwidth(x))(jnp.asarray(X))
+    assert np.all(np.asarray(g) == 0)
+    # Degenerate cases fall back to 1: identical points, a single weighted row.
+    assert float(kernels.median_bandwidth(jnp.ones((4, 2)))) == 1.0
+    assert float(kernels.median_bandwidth(X, weights=np.eye(8, dtype=np.float32)[0])) == 1.0
+
+
+def test_random_fourier_features_traced_bandwidth():
+    X = jnp.asarray(np.random.default_rng(7).normal(size=(6, 2)), jnp.float32)
+
+    @jax.jit
+    def f(x):
+        phi = kernels.random_fourier_features(
+            jax.random.key(0), 2, num_features=16, bandwidth=kernels.median_bandwidth(x)
+        )
+        return phi(x)
+
+    assert f(X).shape == (6, 16)
+
+
+def test_new_kernels_bad_inputs():
+    with pytest.raises(ValueError, match="`bandwidth` must be > 0"):
+        kernels.laplace(bandwidth=-1.0)
+    with pytest.raises(ValueError, match="`exponent` must be > 0"):
+        kernels.inverse_multiquadric(exponent=0.0)
+    with pytest.raises(ValueError, match="`kind` must be one of"):
+        kernels.multi_bandwidth(bandwidths=(1.0,), kind="rbf")
+    with pytest.raises(ValueError, match="at least one bandwidth"):
+        kernels.multi_bandwidth(bandwidths=())
+    with pytest.raises(ValueError, match="`weights` must be non-negative"):
+        kernels.median_bandwidth(np.ones((3, 2)), weights=np.array([1.0, -1.0, 1.0]))
