@@ -1,0 +1,140 @@
+"""Pareto sweep on Adult: 32 penalty weights in one vmapped program vs one training.
+
+Logistic regression on the embedded UCI Adult split with the penalty
+``lam * sigmoid_rate_difference(logits, T=0.5)`` (demographic parity), ``--steps`` full-batch
+Adam steps. :func:`fairjax.training.pareto_sweep` trains ``--num-lams`` models at once with
+``jax.vmap``; the same function with one weight is "one training". Each is timed once after a
+warm-up call (compiled run), and the first call (compilation included) is reported too. The
+goal is a wall-time ratio (32 models / 1 model) of at most 3. Also reports the largest
+parameter difference between the sweep's models and separate trainings of a few of the weights.
+
+Writes ``benchmarks/results/training_sweep_<platform>.json`` and ``.md``.
+
+Usage::
+
+    python benchmarks/training_sweep.py
+    python benchmarks/training_sweep.py --num-lams 64 --steps 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fairjax import datasets, metrics, training
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args, **kwargs))
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-lams", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=500)
+    args = parser.parse_args()
+
+    data = datasets.load_adult()
+    G = data.num_groups
+    train = (
+        jnp.asarray(data.X_train),
+        jnp.asarray(data.y_train, jnp.float32),
+        jnp.asarray(data.groups_train),
+    )
+    X_test, y_test, s_test = map(jnp.asarray, (data.X_test, data.y_test, data.groups_test))
+    logits, loss_fn, penalty_fn = training._logistic_objectives(G, l2=1e-4, temperature=0.5)
+    p0 = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}
+    opt = optax.adam(0.05)
+    lams = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.01, 10.0, args.num_lams - 1)])
+
+    def sweep(lam_values):
+        return training.pareto_sweep(
+            loss_fn, penalty_fn, p0, train, lam_values, optimizer=opt, num_steps=args.steps
+        ).params
+
+    one = lams[-1:]
+    _, t_one_first = timed(sweep, one)
+    _, t_one = timed(sweep, one)
+    res_all, t_all_first = timed(sweep, lams)
+    res_all, t_all = timed(sweep, lams)
+
+    # Same models as separate trainings? (a few weights; each is its own compilation)
+    max_diff = 0.0
+    for k in (0, args.num_lams // 2, args.num_lams - 1):
+        single = sweep(lams[k : k + 1])
+        for name in ("w", "b"):
+            diff = float(jnp.max(jnp.abs(res_all[name][k] - single[name][0])))
+            max_diff = max(max_diff, diff)
+
+    @jax.vmap
+    def evaluate(p):
+        pred = (logits(p, X_test) > 0).astype(jnp.float32)
+        return jnp.mean(pred == y_test), metrics.demographic_parity_difference(
+            pred, s_test, num_groups=G
+        )
+
+    acc, dp = (np.asarray(a) for a in evaluate(res_all))
+    result = {
+        "benchmark": "training_sweep",
+        "data": f"UCI Adult (embedded), {train[0].shape[0]} x {train[0].shape[1]}",
+        "platform": jax.devices()[0].platform,
+        "device": str(jax.devices()[0].device_kind),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "steps": args.steps,
+        "num_lams": args.num_lams,
+        "one_training_seconds": t_one,
+        "sweep_seconds": t_all,
+        "ratio_sweep_over_one": t_all / t_one,
+        "one_training_first_call_seconds": t_one_first,
+        "sweep_first_call_seconds": t_all_first,
+        "ratio_first_call": t_all_first / t_one_first,
+        "max_abs_param_diff_vs_separate": max_diff,
+        "lams": np.asarray(lams).tolist(),
+        "test_accuracy": acc.tolist(),
+        "test_dp_difference": dp.tolist(),
+    }
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"training_sweep_{result['platform']}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        f"# Pareto sweep: {args.num_lams} penalty weights vs one training "
+        f"({result['platform']}, {result['device']}, {os.cpu_count()} CPUs, jax {jax.__version__})",
+        "",
+        "Command: `python benchmarks/training_sweep.py` (one run; Adult, logistic regression, "
+        f"{args.steps} full-batch Adam steps).",
+        "",
+        "| | one training | vmapped sweep | ratio |",
+        "|---|---:|---:|---:|",
+        f"| compiled run, s | {t_one:.3f} | {t_all:.3f} | {t_all / t_one:.2f}x |",
+        f"| first call (with compilation), s | {t_one_first:.3f} | {t_all_first:.3f} "
+        f"| {t_all_first / t_one_first:.2f}x |",
+        "",
+        f"Largest parameter difference between sweep models and separate trainings: "
+        f"{max_diff:.2e}.",
+        "",
+        "| lambda | test accuracy | test DP difference |",
+        "|---:|---:|---:|",
+    ]
+    lines += [f"| {lam:.3g} | {a:.4f} | {d:.4f} |" for lam, a, d in zip(lams, acc, dp, strict=True)]
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
