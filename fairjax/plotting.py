@@ -61,11 +61,7 @@ def pareto_front(
       >>> len(fig.axes)
       1
     """
-    import matplotlib
-
-    if ax is None and os.environ.get("MPLBACKEND") is None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the optional extra, imported only here
 
     u = np.asarray(unfairness, dtype=float).ravel()
     a = np.asarray(accuracy, dtype=float).ravel()
