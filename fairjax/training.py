@@ -668,7 +668,7 @@ def _logistic_objectives(num_groups: int, *, l2: float, temperature: float):
 def demo_pareto(
     *,
     num_lams: int = 16,
-    max_lam: float = 10.0,
+    max_lam: float = 1.0,
     num_steps: int = 500,
     path: str | os.PathLike | None = "pareto_front.png",
     verbose: bool = True,
