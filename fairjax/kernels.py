@@ -370,8 +370,14 @@ def median_bandwidth(x: ArrayLike, *, weights: ArrayLike | None = None) -> Array
     dtype = v.float_dtype(X, weights)
     w = v.check_weights(weights, n)
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
-    X = jax.lax.stop_gradient(X.astype(dtype))
-    w = jax.lax.stop_gradient(w)
+    return _median_bandwidth(X.astype(dtype), w)
+
+
+def _median_bandwidth(X: Array, w: Array) -> Array:
+    """:func:`median_bandwidth` on validated ``(n, d)`` points and ``(n,)`` weights."""
+    n, dtype = X.shape[0], X.dtype
+    X = jax.lax.stop_gradient(X)
+    w = jax.lax.stop_gradient(w.astype(dtype))
     sq = squared_distances(X).reshape(-1)
     upper = jnp.triu(jnp.ones((n, n), dtype=bool), k=1).reshape(-1)
     pair_w = jnp.where(upper, (w[:, None] * w[None, :]).reshape(-1), 0.0)
