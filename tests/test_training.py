@@ -54,10 +54,11 @@ def _p0(d=4):
 def test_penalized_composition_and_validation():
     train, _ = _data()
     p = {"w": jnp.ones(4) * 0.3, "b": jnp.asarray(0.1)}
-    obj = training.penalized(_loss, _penalty, 2.0)
-    np.testing.assert_allclose(obj(p, train), _loss(p, train) + 2.0 * _penalty(p, train))
-    obj2 = training.penalized(_loss, [_penalty, _penalty], [1.0, 0.5])
-    np.testing.assert_allclose(obj2(p, train), _loss(p, train) + 1.5 * _penalty(p, train))
+    loss, pen = jax.jit(_loss)(p, train), jax.jit(_penalty)(p, train)
+    obj = jax.jit(training.penalized(_loss, _penalty, 2.0))
+    np.testing.assert_allclose(obj(p, train), loss + 2.0 * pen, rtol=1e-6)
+    obj2 = jax.jit(training.penalized(_loss, [_penalty, _penalty], [1.0, 0.5]))
+    np.testing.assert_allclose(obj2(p, train), loss + 1.5 * pen, rtol=1e-6)
     with pytest.raises(ValueError, match="one weight per penalty"):
         training.penalized(_loss, [_penalty, _penalty], [1.0])
     with pytest.raises(ValueError, match="`lam` must be >= 0"):
@@ -71,9 +72,10 @@ def test_make_step_matches_manual_optax_and_does_not_retrace():
     step = training.make_step(obj, opt)
     state = training.init_state(_p0(), opt)
     params, opt_state = _p0(), opt.init(_p0())
+    grad = jax.jit(jax.grad(obj))
     for _ in range(3):
         state, _ = step(state, train)
-        grads = jax.grad(obj)(params, train)
+        grads = grad(params, train)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
     np.testing.assert_allclose(state.params["w"], params["w"], rtol=1e-6)
@@ -190,7 +192,7 @@ def test_vmapped_sweep_equals_separate_trainings():
         ).state.params
         np.testing.assert_allclose(res.params["w"][k], single["w"], atol=1e-5)
         np.testing.assert_allclose(res.params["b"][k], single["b"], atol=1e-5)
-        np.testing.assert_allclose(res.penalty[k], _penalty(single, train), atol=1e-5)
+        np.testing.assert_allclose(res.penalty[k], jax.jit(_penalty)(single, train), atol=1e-5)
     # more weight, less penalty
     assert np.all(np.diff(np.asarray(res.penalty)) <= 1e-6)
     with pytest.raises(ValueError, match="`lams`"):
