@@ -43,9 +43,11 @@ Objective = Callable[[PyTree, PyTree], Array]
 __all__ = [
     "ConstrainedResult",
     "ConstrainedState",
+    "ConstrainedSweepResult",
     "FitResult",
     "SweepResult",
     "TrainState",
+    "constrained_sweep",
     "demo_pareto",
     "fit",
     "fit_constrained",
@@ -640,6 +642,101 @@ def pareto_sweep(
 def _sweep(loss_fn, penalty_fn, optimizer, num_steps, params, data, lams):
     train = functools.partial(_train_fixed_steps, loss_fn, penalty_fn, optimizer, num_steps)
     return jax.vmap(train, in_axes=(None, None, 0))(params, data, lams)
+
+
+class ConstrainedSweepResult(NamedTuple):
+    """The outcome of :func:`constrained_sweep`: one model per target.
+
+    Attributes:
+      params: the parameters, each leaf with a leading axis of size ``K``.
+      multiplier: the final multipliers, shape ``(K,)``.
+      targets: the targets, shape ``(K,)``.
+      constraint: the dual constraint of each model on the training data, shape ``(K,)``.
+    """
+
+    params: PyTree
+    multiplier: Array
+    targets: Array
+    constraint: Array
+
+
+def constrained_sweep(
+    loss_fn: Objective,
+    constraint_fn: Objective,
+    params: PyTree,
+    data: PyTree,
+    targets: ArrayLike,
+    *,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation | None = None,
+    num_steps: int = 1000,
+    dual_constraint_fn: Objective | None = None,
+) -> ConstrainedSweepResult:
+    r"""Primal-dual training to each of K targets :math:`\varepsilon_k` at once (``jax.vmap``).
+
+    The batched version of :func:`fit_constrained` (scalar constraint): one compiled program
+    trains one model per target, e.g. a front indexed by the requested DP gap instead of by
+    :math:`\lambda`.
+
+    Args:
+      loss_fn, constraint_fn, params, data, optimizer, multiplier_optimizer, num_steps,
+        dual_constraint_fn: as in :func:`fit_constrained`.
+      targets: the bounds, shape ``(K,)``.
+
+    Returns:
+      A :class:`ConstrainedSweepResult`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import constrained_sweep
+      >>> res = constrained_sweep(lambda p, b: (p - 2.0) ** 2, lambda p, b: p, jnp.asarray(0.0),
+      ...                         None, jnp.array([0.5, 1.0, 3.0]), optimizer=optax.sgd(0.1),
+      ...                         multiplier_optimizer=optax.sgd(0.1), num_steps=500)
+      >>> res.params.round(2)  # min((p-2)^2) s.t. p <= target
+      Array([0.5, 1. , 2. ], dtype=float32)
+    """
+    targets = jnp.asarray(targets)
+    if targets.ndim != 1:
+        raise ValueError(f"`targets` must have shape (K,), got {targets.shape}.")
+    targets = targets.astype(jnp.result_type(float))
+    if multiplier_optimizer is None:
+        multiplier_optimizer = optax.sgd(1.0)
+    dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+    p, mu, c = _constrained_sweep(
+        loss_fn,
+        constraint_fn,
+        dual_fn,
+        optimizer,
+        multiplier_optimizer,
+        num_steps,
+        params,
+        data,
+        targets,
+    )
+    return ConstrainedSweepResult(p, mu, targets, c)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _constrained_sweep(
+    loss_fn, constraint_fn, dual_fn, optimizer, mopt, num_steps, params, data, targets
+):
+    def one(target):
+        step = make_constrained_step(
+            loss_fn,
+            constraint_fn,
+            target=target,
+            optimizer=optimizer,
+            multiplier_optimizer=mopt,
+            dual_constraint_fn=dual_fn,
+        )
+        mu0 = jnp.zeros((), targets.dtype)
+        state = ConstrainedState(
+            params, mu0, optimizer.init(params), mopt.init(mu0), jnp.zeros((), jnp.int32)
+        )
+        state, _ = jax.lax.scan(lambda s, _: step(s, data), state, None, length=num_steps)
+        return state.params, state.multiplier, dual_fn(state.params, data)
+
+    return jax.vmap(one)(targets)
 
 
 # ----------------------------------------------------------------------------- demo

@@ -197,3 +197,17 @@ def test_vmapped_sweep_equals_separate_trainings():
     assert np.all(np.diff(np.asarray(res.penalty)) <= 1e-6)
     with pytest.raises(ValueError, match="`lams`"):
         training.pareto_sweep(_loss, _penalty, _p0(), train, jnp.ones((2, 2)), optimizer=opt)
+
+
+def test_constrained_sweep_equals_separate_constrained_trainings():
+    train, _ = _data()
+    targets = jnp.array([0.02, 0.1])
+    opts = dict(optimizer=optax.adam(0.05), multiplier_optimizer=optax.sgd(0.5), num_steps=150)
+    res = training.constrained_sweep(_loss, _penalty, _p0(), train, targets, **opts)
+    for k, t in enumerate(targets):
+        single = training.fit_constrained(_loss, _penalty, _p0(), train, target=float(t), **opts)
+        np.testing.assert_allclose(res.params["w"][k], single.state.params["w"], atol=1e-5)
+        np.testing.assert_allclose(res.multiplier[k], single.state.multiplier, atol=1e-5)
+        np.testing.assert_allclose(res.constraint[k], single.train_constraint, atol=1e-5)
+    with pytest.raises(ValueError, match="`targets`"):
+        training.constrained_sweep(_loss, _penalty, _p0(), train, 0.1, **opts)
