@@ -19,6 +19,10 @@ def test_demo_prints_the_table_and_plausible_numbers(capsys):
     ferm = "linear FERM, hinge, C=0.1"
     assert results[f"{ferm}: DEO"] < 0.5 * results["equal opportunity difference (DEO)"]
     assert results[f"{ferm}: accuracy"] > results["accuracy"] - 0.02
+    # Barycenter post-processing: scores nearly equal in distribution across groups.
+    post = "logistic + barycenter post-processing"
+    assert results[f"{post}: KS"] < 0.05 < results["logistic regression: KS"]
+    assert results[f"{post}: DP"] < 0.25 * results["demographic parity difference"]
 
 
 def test_module_entry_point_shows_help():
