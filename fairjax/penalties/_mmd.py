@@ -5,6 +5,7 @@ Oneto, Donini, Luise, Ciliberto, Maurer, Pontil, NeurIPS 2020; Gretton et al., J
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 
 import jax
@@ -115,8 +116,7 @@ def _mmd_values(meas: _Measures, kernel, features, estimator: str) -> tuple[Arra
             return jnp.sum((a @ K) * b, axis=1)
 
     else:
-        phi = features(x)
-        phi = phi.astype(x.dtype)
+        phi = features
         diag = jnp.sum(phi * phi, axis=1)
 
         def bilinear(a, b):  # <sum_i a_i phi_i, sum_j b_j phi_j>: linear in n
@@ -262,8 +262,15 @@ def mmd(
         h, groups, num_groups, labels, label_value, weights, reference, reduction
     )
     x, m, w = _gather((x, m, w), axis_name)
-    if kernel is None and features is None:
+    phi = None if features is None else jnp.asarray(features(x)).astype(x.dtype)
+    return _mmd(x, m, w, kernel, phi, estimator=estimator, reference=reference, reduction=reduction)
+
+
+@functools.partial(jax.jit, static_argnames=("estimator", "reference", "reduction"))
+def _mmd(x, m, w, kernel, phi, *, estimator, reference, reduction):
+    # One compiled program per configuration: eager calls dispatch once instead of op by op.
+    if kernel is None and phi is None:
         kernel = ks.Gaussian(ks._median_bandwidth(x, w))
     meas = _Measures(x, w, m, reference)
-    values, valid = _mmd_values(meas, kernel, features, estimator)
+    values, valid = _mmd_values(meas, kernel, phi, estimator)
     return meas.reduce(values, valid, reduction)

@@ -1,0 +1,159 @@
+"""Tests of fairjax.penalties.sinkhorn against POT and against ott-jax called directly."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import ot
+import pytest
+from ott.geometry import pointcloud
+from ott.tools import sinkhorn_divergence as ott_sd
+
+from fairjax.penalties import sinkhorn
+
+TIGHT = {"threshold": 1e-10, "max_iterations": 20000}
+
+
+def _entropic_ot_pot(X, Y, a, b, eps):
+    """<P, C> + eps sum P log P with POT's log-domain Sinkhorn plan (no ott-jax involved)."""
+    M = ot.dist(X, Y, metric="sqeuclidean")
+    P = ot.sinkhorn(a, b, M, eps, method="sinkhorn_log", stopThr=1e-11, numItermax=20000)
+    plogp = np.where(P > 0, P * np.log(np.where(P > 0, P, 1.0)), 0.0)
+    return np.sum(P * M) + eps * np.sum(plogp)
+
+
+def _divergence_pot(X, Y, a, b, eps):
+    # The entropy and KL(P | a x b) versions differ by terms in a and b that the debiasing cancels.
+    return (
+        _entropic_ot_pot(X, Y, a, b, eps)
+        - 0.5 * _entropic_ot_pot(X, X, a, a, eps)
+        - 0.5 * _entropic_ot_pot(Y, Y, b, b, eps)
+    )
+
+
+def _data(seed=0, n=12, r=2):
+    rng = np.random.default_rng(seed)
+    s = (np.arange(n) % 3 == 0).astype(int)
+    X = rng.normal(size=(n, r)) + 0.8 * s[:, None]
+    w = rng.uniform(0.3, 2.0, size=n)
+    return X, s, w
+
+
+def test_matches_pot_debiased_divergence():
+    X, s, w = _data()
+    eps = 0.5
+    a, b = w[s == 0] / w[s == 0].sum(), w[s == 1] / w[s == 1].sum()
+    ref = _divergence_pot(X[s == 0], X[s == 1], a, b, eps)
+    with jax.enable_x64(True):
+        got = sinkhorn(
+            X,
+            s,
+            num_groups=2,
+            weights=w,
+            epsilon=eps,
+            relative_epsilon=None,
+            reference="pairwise",
+            solver_kwargs=TIGHT,
+        )
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+def test_equals_ott_on_the_sliced_groups_pooled_reference():
+    X, s, w = _data(1)
+    eps = 0.3
+    with jax.enable_x64(True):
+        per_group = sinkhorn(
+            X,
+            s,
+            num_groups=2,
+            weights=w,
+            epsilon=eps,
+            relative_epsilon=None,
+            reduction="none",
+            solver_kwargs=TIGHT,
+        )
+        for g in range(2):
+            direct, _ = ott_sd.sinkhorn_divergence(
+                pointcloud.PointCloud,
+                jnp.asarray(X[s == g]),
+                jnp.asarray(X),
+                a=jnp.asarray(w[s == g] / w[s == g].sum()),
+                b=jnp.asarray(w / w.sum()),
+                epsilon=eps,
+                solve_kwargs=TIGHT,
+            )
+            np.testing.assert_allclose(per_group[g], direct, rtol=1e-6, atol=1e-9)
+        props = np.array([w[s == 0].sum(), w[s == 1].sum()]) / w.sum()
+        mean = sinkhorn(
+            X, s, num_groups=2, weights=w, epsilon=eps, relative_epsilon=None, solver_kwargs=TIGHT
+        )
+        np.testing.assert_allclose(mean, props @ np.asarray(per_group), rtol=1e-8)
+
+
+def test_same_distribution_gives_zero_and_coinciding_points_are_finite():
+    X = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    H = np.r_[X, X]
+    s = np.r_[np.zeros(5, int), np.ones(5, int)]
+    val, g = jax.value_and_grad(lambda z: sinkhorn(z, s, num_groups=2, reference="pairwise"))(
+        jnp.asarray(H)
+    )
+    assert abs(float(val)) < 1e-5
+    assert np.all(np.isfinite(np.asarray(g)))
+    # All rows at one point: the relative epsilon falls back to the absolute one.
+    val, g = jax.value_and_grad(lambda z: sinkhorn(z, s, num_groups=2))(jnp.ones((10, 3)))
+    assert abs(float(val)) < 1e-6
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_empty_group_finite_value_and_gradient_and_masking():
+    X, s, w = _data(3, n=12)
+    s3 = s.copy()  # three groups, group 2 empty
+    f = lambda z, ww: sinkhorn(z, s3, num_groups=3, weights=ww, reduction="none")
+    val, g = jax.value_and_grad(lambda z: jnp.sum(f(z, w)))(jnp.asarray(X, jnp.float32))
+    assert np.isfinite(float(val))
+    assert np.all(np.isfinite(np.asarray(g)))
+    per_group = f(X, w)
+    assert float(per_group[2]) == 0.0
+    np.testing.assert_allclose(
+        per_group[:2], sinkhorn(X, s, num_groups=2, weights=w, reduction="none"), rtol=1e-4
+    )
+    # Masked rows (weight 0) give the value of the subset, relative epsilon included.
+    keep = np.arange(12) % 5 != 2
+    np.testing.assert_allclose(
+        sinkhorn(X, s, num_groups=2, weights=w * keep),
+        sinkhorn(X[keep], s[keep], num_groups=2, weights=w[keep]),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
+def test_jit_gradient_and_output_diagnostics():
+    X, s, w = _data(4)
+
+    @jax.jit
+    def f(z):
+        return sinkhorn(z, s, num_groups=2, weights=w, reference="pairwise")
+
+    val, g = jax.value_and_grad(f)(jnp.asarray(X, jnp.float32))
+    assert float(val) > 0 and np.all(np.isfinite(np.asarray(g)))
+    # Moving group 1 onto group 0's mean lowers the divergence (the gradient points the right way).
+    step = jnp.asarray(X, jnp.float32) - 0.05 * g / jnp.max(jnp.abs(g))
+    assert float(f(step)) < float(val)
+    _, out = sinkhorn(X, s, num_groups=2, return_output=True)
+    assert out.divergence.shape == (2,)
+    assert np.all(np.asarray(out.converged[0]))
+
+
+def test_bad_inputs():
+    X, s, _ = _data(5)
+    with pytest.raises(ValueError, match="`epsilon` must be > 0"):
+        sinkhorn(X, s, num_groups=2, epsilon=0.0)
+    with pytest.raises(ValueError, match="`relative_epsilon`"):
+        sinkhorn(X, s, num_groups=2, relative_epsilon="std")
+    with pytest.raises(ValueError, match="`reference`"):
+        sinkhorn(X, s, num_groups=2, reference="barycenter")
+    with pytest.raises(ValueError, match="at least two groups"):
+        sinkhorn(X, np.zeros(12, int), num_groups=1, reference="pairwise")
+    with pytest.raises(TypeError, match="`solver_kwargs` must be a mapping"):
+        sinkhorn(X, s, num_groups=2, solver_kwargs=[("threshold", 1e-3)])
