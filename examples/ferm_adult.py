@@ -7,8 +7,12 @@ the paper's pivot elimination for linear FERM. The official numbers are printed 
 measured accuracy, DEO (|TPR(female) - TPR(male)| on the 12,661 test rows) and fit time (the
 first call's jit compilation reported separately).
 
+Kernel FERM uses ``ferm.fit_kernel``'s exact solver: the SVM on the kernel projected off the
+fairness direction, solved by SMO in one jitted ``while_loop`` (no eigendecomposition).
+
 Part 2 runs the same models on the library's standard preprocessing
-(``fairjax.datasets.load_adult/load_compas/load_german``: one-hot, train statistics).
+(``fairjax.datasets.load_adult/load_compas/load_german``: one-hot, train statistics); kernel
+models use the exact kernel up to 10^4 training rows and 1,000 Nystrom landmarks beyond.
 
 Run:  FAIRJAX_DATA_HOME=/path/to/data python examples/ferm_adult.py [--skip-standard]
 """
@@ -85,14 +89,23 @@ def deo(y_true, y_pred, groups) -> float:
         return float(jnp.abs(tpr[0] - tpr[1]))
 
 
-def timed(fit):
-    """(model, compile+first-run seconds, steady-state seconds) of a fit closure."""
+def timed(fit, repeats=5):
+    """(model, first-call seconds incl. jit compilation, median steady-state seconds).
+
+    The steady-state fit is repeated (``repeats`` times when one fit takes under a second) and
+    the median reported, because the machine may be shared.
+    """
     t0 = time.perf_counter()
     jax.block_until_ready(fit())
     first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    model = jax.block_until_ready(fit())
-    return model, first, time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model = jax.block_until_ready(fit())
+        times.append(time.perf_counter() - t0)
+        if times[-1] > 1.0:
+            break
+    return model, first, float(np.median(times))
 
 
 def evaluate(model, X_test, y_test, s_test, transform=None):
@@ -139,8 +152,9 @@ def run_models(train, test, *, C_lin, C_ferm, C_rbf, gamma_rbf, C_kferm, gamma_k
             )
         )  # fmt: skip
         note = f"C={C}, gamma={gamma}, n={Xk.shape[0]}" + (
-            f", {landmarks} Nystrom landmarks" if landmarks else ""
-        )
+            f", {landmarks} Nystrom landmarks + Adam" if landmarks
+            else f", exact kernel, SMO {int(m.n_iter)} iterations"
+        )  # fmt: skip
         out[name] = (*evaluate(m, Xt, yt, st), fit, first, note)
     return out
 
@@ -159,7 +173,7 @@ def print_table(title, results, official=None):
             ref = official.get(name.split(" (")[0])
             oa, od, ot = ref if ref else (float("nan"),) * 3
             print(f"| {name} | {oa:.4f} | {od:.4f} | {ot:g} | {acc:.4f} | {d:.4f} | "
-                  f"{fit:.3f} ({first:.2f}) | {ot / fit:.0f}x | {note} |")  # fmt: skip
+                  f"{fit:.3f} ({first:.2f}) | {ot / fit:.2g}x | {note} |")  # fmt: skip
         else:
             print(f"| {name} | {acc:.4f} | {d:.4f} | {fit:.3f} ({first:.2f}) | {note} |")
 
@@ -193,7 +207,7 @@ def main() -> dict:
                 print(f"\n{name}: could not load ({err})")
                 continue
             n = data.X_train.shape[0]
-            big = n > 5000
+            big = n > 10000  # the exact kernel (n x n matrix, SMO) up to 10^4 rows, then Nystrom
             tr = (data.X_train, data.y_train, data.groups_train)
             te = (data.X_test, data.y_test, data.groups_test)
             res = run_models(

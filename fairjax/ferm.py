@@ -165,34 +165,45 @@ def fairness_direction(
     g = v.check_groups(groups, num_groups=num_groups, n=n)
     G = g.shape[1] if g.ndim == 2 else num_groups
     v.check_weights(weights, n)
-    labels = y if condition == "positive" else None
-
-    counts = gs.group_counts(
-        g, num_groups=G, labels=labels, label_value=label_value, weights=weights
-    )
+    U, counts, rows = _direction_core(
+        X, y, g, weights, num_groups=G, condition=condition, reference=reference,
+        label_value=label_value,
+    )  # fmt: skip
     if condition == "positive" and v.is_concrete(X, y, g, weights):
-        rows = gs.group_counts(g, num_groups=G, weights=weights)
-        bad = [k for k in range(G) if float(rows[k]) > 0 and float(counts[k]) == 0]
+        counts, rows = np.asarray(counts), np.asarray(rows)
+        bad = [k for k in range(G) if rows[k] > 0 and counts[k] == 0]
         if bad:
             raise ValueError(
                 f"group(s) {bad} have rows but no positive example (`y == {label_value}`), so "
                 "their equal-opportunity direction is undefined; merge or drop them, or use "
                 'condition="all".'
             )
+    return U
+
+
+@functools.partial(jax.jit, static_argnames=("num_groups", "condition", "reference", "label_value"))
+def _direction_core(X, y, g, weights, *, num_groups, condition, reference, label_value):
+    """The directions, the (conditional) group counts and the group row counts (one compile)."""
+    G = num_groups
+    labels = y if condition == "positive" else None
+    counts = gs.group_counts(
+        g, num_groups=G, labels=labels, label_value=label_value, weights=weights
+    )
+    rows = gs.group_counts(g, num_groups=G, weights=weights)
     means = gs.group_means(
         X, g, num_groups=G, labels=labels, label_value=label_value, weights=weights
     )
     present = counts > 0
     if G == 1:
-        return jnp.zeros((0, X.shape[1]), means.dtype)
+        return jnp.zeros((0, X.shape[1]), means.dtype), counts, rows
     if reference == "first":
         ref = jnp.argmax(present)  # the first non-empty group (0 when all are empty)
         diffs = jnp.where(present[:, None], means - means[ref], 0.0)
         idx = jnp.arange(G - 1)
         idx = jnp.where(idx < ref, idx, idx + 1)  # every group but the reference, in order
-        return diffs[idx]
+        return diffs[idx], counts, rows
     pooled = gs.safe_divide(counts @ means, jnp.sum(counts))
-    return jnp.where(present[:, None], means - pooled, 0.0)[: G - 1]
+    return jnp.where(present[:, None], means - pooled, 0.0)[: G - 1], counts, rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,11 +327,17 @@ def _project_any(w: Array, U: Array, eps: ArrayLike, max_iter: int) -> Array:
     if U.shape[0] == 0:
         out = flat
     elif isinstance(eps, (int, float)) and eps == 0:
-        out = jax.vmap(_project_subspace, in_axes=(0, None))(flat, Ud)
+        out = _project_subspace_batch(flat, Ud)
     else:
-        e = jnp.asarray(eps, dtype)
-        out = jax.vmap(_project_slabs, in_axes=(0, None, None, None))(flat, Ud, e, max_iter)
+        out = _project_slabs_batch(flat, Ud, jnp.asarray(eps, dtype), max_iter)
     return out.reshape((*batch, w.shape[-1])).astype(w.dtype)
+
+
+# Jitted batch versions: one compilation per shape when called eagerly (nested jit is free).
+_project_subspace_batch = jax.jit(jax.vmap(_project_subspace, in_axes=(0, None)))
+_project_slabs_batch = jax.jit(
+    jax.vmap(_project_slabs, in_axes=(0, None, None, None)), static_argnums=3
+)
 
 
 def project_orthogonal(
@@ -677,12 +694,14 @@ class FERMModel(NamedTuple):
       weights: :math:`w`, shape ``(D,)``.
       bias: :math:`b`, scalar.
       directions: the fairness directions in feature space, ``(G - 1, D)``.
+      n_iter: the number of optimizer iterations run (Adam steps, or SMO iterations).
     """
 
     feature_map: Any
     weights: Array
     bias: Array
     directions: Array
+    n_iter: Any = None
 
     @property
     def dual_coef(self) -> Array:
@@ -762,7 +781,7 @@ def _prepare(X, y, groups, num_groups, weights, eps, C, loss):
     y = v.as_array(y, "y", ndim=1)
     v.check_length(y, X.shape[0], "y", "X")
     if v.is_concrete(y):
-        values = set(jnp.unique(y).tolist())
+        values = set(np.unique(np.asarray(y)).tolist())
         if not values <= {0, 1} and not values <= {-1, 1}:
             raise ValueError(
                 f"`y` must hold binary labels in {{0, 1}} or {{-1, +1}}, got {sorted(values)[:6]}."
@@ -839,7 +858,7 @@ def fit_linear(
       Donini et al., NeurIPS 2018, problem (4) with the linear-loss constraint.
     """
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
-    Phi = X if feature_map is None else feature_map(X)
+    Phi = X if feature_map is None else _apply_map(feature_map, X)
     U = fairness_direction(
         Phi, ysign, groups, num_groups=num_groups, condition=condition, weights=weights
     )
@@ -855,8 +874,7 @@ def fit_linear(
         learning_rate=jnp.asarray(learning_rate, Phi.dtype),
         fit_intercept=fit_intercept,
     )
-    return FERMModel(feature_map, w, b, U)
-
+    return FERMModel(feature_map, w, b, U, jnp.asarray(steps))
 
 
 # --------------------------------------------------------------------------------------------
@@ -968,15 +986,21 @@ def _smo(
     free = (alpha > 0) & (alpha < upper)
     nfree = jnp.sum(free)
     # b from the free support vectors (y_i f(x_i) = 1 there), else the middle of [M, m].
-    b = jnp.where(nfree > 0, gs.safe_divide(jnp.sum(jnp.where(free, yG, 0.0)), nfree), 0.5 * (m + M))
+    b = jnp.where(
+        nfree > 0, gs.safe_divide(jnp.sum(jnp.where(free, yG, 0.0)), nfree), 0.5 * (m + M)
+    )
     b = jnp.where(jnp.isfinite(b), b, 0.0)
     return alpha, b, it, gap
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "condition", "loss", "max_iter"))
-def _kernel_exact_core(X, ysign, sw, groups, weights, kernel, C, tol, *, num_groups, condition,
-                       loss, max_iter):  # fmt: skip
-    """Exact kernel FERM with ``eps = 0``: an SVM on the projected kernel, solved by SMO."""
+@functools.partial(jax.jit, static_argnames=("num_groups", "condition"))
+def _projected_kernel(X, ysign, groups, weights, kernel, *, num_groups, condition):
+    r"""The kernel matrix projected off the fairness directions, and what maps back to beta.
+
+    :math:`k'(x, z) = k(x, z) - g(x)^\top M^{+} g(z)`, :math:`g_k = \sum_j c_{kj} k(x_j, \cdot)`,
+    :math:`M = c K c^\top`: the kernel of the features projected onto the complement of the
+    :math:`g_k` in the RKHS. Returns ``(K', c, tau = c K, M^+)``.
+    """
     n = X.shape[0]
     K = kn.kernel_matrix(kernel, X)
     K = 0.5 * (K + K.T)
@@ -984,21 +1008,40 @@ def _kernel_exact_core(X, ysign, sw, groups, weights, kernel, C, tol, *, num_gro
         n, ysign, groups, num_groups=num_groups, condition=condition, weights=weights
     ).astype(K.dtype)
     tau = coef @ K  # (G - 1, n): tau_k = fairness_direction(K), the constraint is tau @ beta = 0
-    # k'(x, z) = k(x, z) - g(x)^T M^+ g(z), g_k = sum_j coef_kj k(x_j, .), M = coef K coef^T:
-    # the kernel of the features projected onto the complement of the g_k in the RKHS.
-    pinv = jnp.linalg.pinv(tau @ coef.T, hermitian=True)
-    K = K - tau.T @ (pinv @ tau)
-    cw = C.astype(K.dtype) * sw.astype(K.dtype)
+    M = tau @ coef.T
+    if M.shape[0] == 1:  # one direction (two groups): 1 / M, or 0 for a zero direction
+        pinv = jnp.where(M > 0, 1.0 / jnp.where(M > 0, M, 1.0), 0.0)
+    else:
+        pinv = jnp.linalg.pinv(M, hermitian=True)
+    return K - tau.T @ (pinv @ tau), coef, tau, pinv
+
+
+def _fit_kernel_exact(X, ysign, sw, groups, weights, kernel, *, C, tol, num_groups, condition,
+                      loss, max_iter) -> FERMModel:  # fmt: skip
+    """Exact kernel FERM with ``eps = 0``: an SVM on the projected kernel, solved by SMO.
+
+    Three jitted pieces (projection, SMO, back-map) so that the SMO compilation is shared by
+    every loss, number of groups and condition of a given ``n``.
+    """
+    K, coef, tau, pinv = _projected_kernel(
+        X, ysign, groups, weights, kernel, num_groups=num_groups, condition=condition
+    )
+    cw = jnp.asarray(C, K.dtype) * sw.astype(K.dtype)
     if loss == "hinge":
         upper, ridge = cw, jnp.zeros_like(cw)
     else:  # squared hinge: no upper bound, 1 / (2 C_i) on the diagonal; a zero weight fixes 0
         upper = jnp.where(cw > 0, jnp.inf, 0.0)
         ridge = jnp.where(cw > 0, 0.5 / jnp.where(cw > 0, cw, 1.0), 0.0)
     ys = ysign.astype(K.dtype)
-    alpha, b, _, _ = _smo(K, ys, upper, ridge, tol.astype(K.dtype), max_iter=max_iter)
-    a = alpha * ys
-    beta = a - coef.T @ (pinv @ (tau @ a))  # the expansion of f on k, with tau @ beta = 0
-    return beta, b, tau
+    alpha, b, it, _ = _smo(K, ys, upper, ridge, jnp.asarray(tol, K.dtype), max_iter=max_iter)
+    beta = _back_to_beta(alpha * ys, coef, tau, pinv)
+    return FERMModel(KernelExpansion(kernel, X), beta, b, tau, it)
+
+
+@jax.jit
+def _back_to_beta(a, coef, tau, pinv):
+    """The expansion of f on k (not k'): beta = a - c^T M^+ tau a, so that tau @ beta = 0."""
+    return a - coef.T @ (pinv @ (tau @ a))
 
 
 def fit_kernel(
@@ -1118,20 +1161,20 @@ def fit_kernel(
             jnp.ones((n, 1), X.dtype), ysign, groups, num_groups=num_groups,
             condition=condition, weights=weights,
         )  # fmt: skip
-        beta, b, tau = _kernel_exact_core(
-            X, ysign, sw, jnp.asarray(groups), weights, kernel, jnp.asarray(C, X.dtype),
-            jnp.asarray(tol, X.dtype), num_groups=num_groups, condition=condition, loss=loss,
+        return _fit_kernel_exact(
+            X, ysign, sw, jnp.asarray(groups), weights, kernel, C=C, tol=tol,
+            num_groups=num_groups, condition=condition, loss=loss,
             max_iter=int(max_iter) if max_iter is not None else max(100_000, 100 * n),
         )  # fmt: skip
-        return FERMModel(KernelExpansion(kernel, X), beta, b, tau)
     if num_landmarks is None:
         landmarks = X
     else:
         if key is None:
             raise ValueError("`key` is required to draw `num_landmarks` landmarks.")
         m = min(int(num_landmarks), X.shape[0])
-        landmarks = X[jax.random.choice(key, X.shape[0], (m,), replace=False)]
-    phi = kn.nystrom(kernel, landmarks)
+        landmarks = _draw_landmarks(key, X, m)
+    v.check_finite(landmarks, "landmarks")
+    phi = _nystrom(kernel, landmarks)
     return fit_linear(
         X,
         y,
@@ -1148,6 +1191,23 @@ def fit_kernel(
     )
 
 
+@jax.jit
+def _apply_map(feature_map: Any, X: Array) -> Array:
+    """A fitted feature map applied to X, compiled once per map type and shape."""
+    return feature_map(X)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _draw_landmarks(key: Array, X: Array, m: int) -> Array:
+    return X[jax.random.choice(key, X.shape[0], (m,), replace=False)]
+
+
+@jax.jit
+def _nystrom(kernel: Any, landmarks: Array) -> kn.NystromFeatures:
+    """The Nystrom map under jit: all ``m`` columns kept, those of dropped eigenvalues zero."""
+    return kn.nystrom(kernel, landmarks)
+
+
 def decision_function(model: FERMModel, X: ArrayLike) -> Array:
     """The real-valued output :math:`f(x) = \\langle w, \\phi(x)\\rangle + b` of a FERM model.
 
@@ -1159,5 +1219,5 @@ def decision_function(model: FERMModel, X: ArrayLike) -> Array:
       Array of shape ``(n,)``; predict the positive class where it is > 0.
     """
     X = v.as_array(X, "X", ndim=2)
-    Phi = X if model.feature_map is None else model.feature_map(X)
+    Phi = X if model.feature_map is None else _apply_map(model.feature_map, X)
     return Phi.astype(model.weights.dtype) @ model.weights + model.bias

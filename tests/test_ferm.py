@@ -11,8 +11,12 @@ from scipy.optimize import minimize
 
 from fairjax import ferm, kernels
 
+# One data shape (n, d) = (200, 4) for almost every test: each new shape or static option
+# recompiles the jitted cores, and compilation, not computation, is what these tests pay for.
+N, D = 200, 4
 
-def _data(n=400, d=5, G=2, seed=0):
+
+def _data(n=N, d=D, G=2, seed=0):
     rng = np.random.default_rng(seed)
     s = rng.integers(0, G, n).astype(np.int32)
     X = rng.normal(size=(n, d)) + 0.7 * s[:, None] * np.linspace(1, -1, d)[None, :]
@@ -45,9 +49,9 @@ def test_direction_condition_all_and_pm1_labels():
 
 
 def test_direction_pooled_spans_same_subspace():
-    X, y, s = _data(G=3)
-    a = np.asarray(ferm.fairness_direction(X, y, s, num_groups=3))
-    b = np.asarray(ferm.fairness_direction(X, y, s, num_groups=3, reference="pooled"))
+    X, y, s = _data(G=4)
+    a = np.asarray(ferm.fairness_direction(X, y, s, num_groups=4))
+    b = np.asarray(ferm.fairness_direction(X, y, s, num_groups=4, reference="pooled"))
     pa = a.T @ np.linalg.pinv(a.T)
     pb = b.T @ np.linalg.pinv(b.T)
     np.testing.assert_allclose(pa, pb, atol=1e-4)
@@ -106,18 +110,17 @@ def _qp_projection(v, U, eps):
     return res.x
 
 
-@pytest.mark.parametrize("eps", [0.0, 0.3])
-@pytest.mark.parametrize("K", [1, 3])
+@pytest.mark.parametrize(("K", "eps"), [(1, 0.3), (3, 0.0), (3, 0.3)])  # K = 1, eps = 0: below
 def test_project_matches_qp(eps, K):
     rng = np.random.default_rng(K)
     with jax.enable_x64(True):
         U = rng.normal(size=(K, 6))
         U[-1] = U[0] + 0.5 * U[-1]  # correlated directions
-        for trial in range(5):
-            v = 2 * rng.normal(size=6)
-            got = np.asarray(ferm.project(jnp.asarray(v), jnp.asarray(U), eps=eps))
-            np.testing.assert_allclose(got, _qp_projection(v, U, eps), atol=1e-6)
-            assert np.all(np.abs(U @ got) <= eps + 1e-9), trial
+        V = 2 * rng.normal(size=(5, 6))  # five points, projected in one batched call
+        got = np.asarray(ferm.project(jnp.asarray(V), jnp.asarray(U), eps=eps))
+    for trial, (v, p) in enumerate(zip(V, got, strict=True)):
+        np.testing.assert_allclose(p, _qp_projection(v, U, eps), atol=1e-6)
+        assert np.all(np.abs(U @ p) <= eps + 1e-9), trial
 
 
 def test_project_closed_form_and_idempotent():
@@ -152,7 +155,7 @@ def test_project_bad_inputs():
 @pytest.mark.parametrize("G", [2, 4])
 @pytest.mark.parametrize("eps", [0.0, 0.05])
 def test_projected_training_satisfies_constraint(G, eps):
-    X, y, s = _data(n=300, G=G, seed=G)
+    X, y, s = _data(G=G, seed=G)
     U = ferm.fairness_direction(X, y, s, num_groups=G)
     ys = 2.0 * y - 1.0
     Xj = jnp.asarray(X)
@@ -166,17 +169,20 @@ def test_projected_training_satisfies_constraint(G, eps):
         ferm.project_orthogonal(U, eps=eps, mask={"w": True, "b": False}),
     )
     params = {"w": jnp.ones(X.shape[1]), "b": jnp.zeros(())}
-    state = tx.init(params)
 
     @jax.jit
-    def step(params, state):
-        updates, state = tx.update(jax.grad(loss)(params), state, params)
-        return optax.apply_updates(params, updates), state
+    def train(params):
+        def step(carry, _):
+            params, state = carry
+            updates, state = tx.update(jax.grad(loss)(params), state, params)
+            return (optax.apply_updates(params, updates), state), None
 
-    for _ in range(150):
-        params, state = step(params, state)
+        return jax.lax.scan(step, (params, tx.init(params)), None, length=60)[0][0]
+
+    params = train(params)
     gaps = np.abs(np.asarray(U @ params["w"]))
     assert np.all(gaps <= eps + 1e-6), gaps
+    assert float(loss(params)) < float(loss({"w": jnp.zeros(D), "b": jnp.zeros(())}))  # it learnt
     # the constraint is the gap in mean decision value on positives
     f = np.asarray(Xj @ params["w"] + params["b"])
     m0 = f[(s == 0) & (y == 1)].mean()
@@ -204,7 +210,7 @@ def test_fit_projection_sklearn_models_are_fair(method):
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
-    X, y, s = _data(n=600)
+    X, y, s = _data()
     state = ferm.fit_projection(X, y, s, num_groups=2, method=method)
     Z = np.asarray(ferm.transform(state, X))
     assert Z.shape[1] == (X.shape[1] if method == "orthogonal" else X.shape[1] - 1)
@@ -244,48 +250,65 @@ def test_orthogonal_projection_state_is_pytree():
 # ------------------------------------------------------------------ classifiers
 
 
+STEPS = 300  # the Adam steps of every fit_linear below (and of test_sklearn_ferm): one compile
+
+
+def _hinge_objective(f, y, sqnorm, C=1.0, power=1):
+    return C * np.sum(np.maximum(1 - (2 * y - 1) * f, 0) ** power) + 0.5 * sqnorm
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_linear_hinge_matches_sklearn_on_projected_data():
     from sklearn.svm import LinearSVC
 
-    X, y, s = _data(n=500)
-    C = 1.0
-    model = ferm.fit_linear(X, y, s, num_groups=2, C=C, loss="hinge")
+    X, y, s = _data()
+    model = ferm.fit_linear(X, y, s, num_groups=2, C=1.0, loss="hinge", steps=STEPS)
     state = ferm.fit_projection(X, y, s, num_groups=2)
     Z = np.asarray(ferm.transform(state, X))
     # sklearn penalises the intercept; a large intercept_scaling makes that negligible
-    svc = LinearSVC(C=C, loss="hinge", intercept_scaling=10, tol=1e-6, max_iter=20000)
+    svc = LinearSVC(C=1.0, loss="hinge", intercept_scaling=10, tol=1e-6, max_iter=20000)
     svc.fit(Z, y)
     w_sk = np.asarray(ferm.effective_weights(state, jnp.asarray(svc.coef_[0])))
-    ys = 2 * y - 1
-
-    def obj(w, b):
-        return C * np.maximum(1 - ys * (X @ w + b), 0).sum() + 0.5 * w @ w
-
-    ours = obj(np.asarray(model.weights), float(model.bias))
-    ref = obj(w_sk, svc.intercept_[0])
+    w = np.asarray(model.weights)
+    ours = _hinge_objective(X @ w + float(model.bias), y, w @ w)
+    ref = _hinge_objective(X @ w_sk + svc.intercept_[0], y, w_sk @ w_sk)
     assert ours <= ref * (1 + 2e-3)
-    u = np.asarray(model.directions)
-    assert np.all(np.abs(u @ np.asarray(model.weights)) < 1e-5)
+    assert np.all(np.abs(np.asarray(model.directions) @ w) < 1e-5)
 
 
-@pytest.mark.parametrize("loss", ["squared_hinge", "logistic"])
-def test_fit_linear_smooth_losses_eps(loss):
-    X, y, s = _data(n=300)
-    for eps in (0.0, 0.1):
-        model = ferm.fit_linear(X, y, s, num_groups=2, loss=loss, eps=eps, steps=300)
-        gap = abs(float(model.directions[0] @ model.weights))
-        assert gap <= eps + 1e-5
-    unconstrained = (
-        ferm.fit_linear(X, y, s, num_groups=1 + 0 * 2, loss=loss, steps=300) if False else None
-    )
-    assert unconstrained is None
+@pytest.mark.parametrize(("loss", "eps"), [("squared_hinge", 0.02), ("logistic", 0.0)])
+def test_fit_linear_smooth_losses_eps(loss, eps):
+    X, y, s = _data()
+    model = ferm.fit_linear(X, y, s, num_groups=2, loss=loss, eps=eps, steps=STEPS)
+    gap = abs(float(model.directions[0] @ model.weights))
+    assert gap <= eps + 1e-5
+    if eps:  # the unconstrained gap is larger, so the slab constraint is active
+        assert gap >= eps - 1e-3
+    acc = np.mean((np.asarray(ferm.decision_function(model, X)) > 0) == y)
+    assert acc > 0.8
 
 
-def test_fit_kernel_constraint_is_beta_dot_tau():
-    X, y, s = _data(n=200, d=3)
+@pytest.fixture(scope="module")
+def kernel_fit():
+    """One exact (SMO) kernel FERM fit shared by the kernel tests."""
+    X, y, s = _data()
     k = kernels.gaussian(bandwidth=1.5)
-    model = ferm.fit_kernel(X, y, s, num_groups=2, kernel=k, steps=150)
+    return X, y, s, k, ferm.fit_kernel(X, y, s, num_groups=2, kernel=k, C=1.0)
+
+
+def _np_projected_kernel(K, y, s):
+    """K' = K - tau tau^T / (c . tau), tau = K c: the kernel orthogonal to g = sum_j c_j k_j."""
+    c = np.zeros(len(y))
+    for g, sign in ((1, 1.0), (0, -1.0)):
+        P = (s == g) & (y == 1)
+        c[P] = sign / P.sum()
+    tau = K @ c
+    return K - np.outer(tau, tau) / (c @ tau), tau
+
+
+def test_fit_kernel_constraint_is_beta_dot_tau(kernel_fit):
+    X, y, s, k, model = kernel_fit
+    assert isinstance(model.feature_map, ferm.KernelExpansion)
     K = np.asarray(kernels.kernel_matrix(k, X))
     tau = np.asarray(ferm.fairness_direction(K, y, s, num_groups=2))
     beta = np.asarray(model.dual_coef)
@@ -296,17 +319,92 @@ def test_fit_kernel_constraint_is_beta_dot_tau():
     assert abs(gap) < 1e-3
 
 
+def test_fit_kernel_smo_matches_libsvm_on_projected_kernel(kernel_fit):
+    from sklearn.svm import SVC
+
+    X, y, s, k, model = kernel_fit
+    K = np.asarray(kernels.kernel_matrix(k, X), np.float64)
+    Kp, _ = _np_projected_kernel(K, y, s)
+    svc = SVC(kernel="precomputed", C=1.0, tol=1e-6).fit(Kp, y)
+    a = np.zeros(len(y))
+    a[svc.support_] = svc.dual_coef_[0]  # f = Kp @ a + b, positive for classes_[1] = 1
+    ref_f = Kp @ a + svc.intercept_[0]
+    beta = np.asarray(model.dual_coef, np.float64)
+    f = K @ beta + float(model.bias)
+    ours = _hinge_objective(f, y, beta @ K @ beta)
+    ref = _hinge_objective(ref_f, y, a @ Kp @ a)
+    assert ours <= ref * (1 + 1e-3), (ours, ref)
+    assert np.mean(np.sign(f) == np.sign(ref_f)) > 0.98
+    np.testing.assert_allclose(f, ref_f, atol=0.05)
+
+
+def test_fit_kernel_squared_hinge_matches_lbfgs(kernel_fit):
+    from scipy.linalg import null_space
+
+    X, y, s, k, _ = kernel_fit
+    model = ferm.fit_kernel(X, y, s, num_groups=2, kernel=k, loss="squared_hinge", tol=1e-4)
+    K = np.asarray(kernels.kernel_matrix(k, X), np.float64)
+    _, tau = _np_projected_kernel(K, y, s)
+    # Reference in explicit features K = L L^T, f = L w + b, ||f||_H = ||w||, tau . beta = u . w
+    # with u = L^T c: a well-conditioned smooth problem for L-BFGS, w = Nb z with u . w = 0.
+    lam, V = np.linalg.eigh(K)
+    L = V * np.sqrt(np.maximum(lam, 0))
+    c = np.linalg.lstsq(K, tau, rcond=None)[0]
+    Nb = null_space((L.T @ c)[None, :])
+    ys = 2.0 * y - 1
+
+    def obj(p):
+        w, b = Nb @ p[:-1], p[-1]
+        r = np.maximum(1 - ys * (L @ w + b), 0)
+        g_f = -2 * ys * r
+        return np.sum(r**2) + 0.5 * w @ w, np.append(Nb.T @ (L.T @ g_f + w), g_f.sum())
+
+    ref = minimize(obj, np.zeros(Nb.shape[1] + 1), jac=True, method="L-BFGS-B").fun
+    beta = np.asarray(model.dual_coef, np.float64)
+    ours = _hinge_objective(K @ beta + float(model.bias), y, beta @ K @ beta, power=2)
+    assert ours <= ref * (1 + 1e-3), (ours, ref)
+    assert abs(tau @ beta) < 1e-4 * (1 + np.abs(beta).sum())
+
+
+def test_fit_kernel_unconstrained_matches_sklearn_svc():
+    from sklearn.svm import SVC
+
+    X, y, _ = _data()
+    model = ferm.fit_kernel(X, y, np.zeros(N, np.int32), num_groups=1, C=1.0)
+    ref = SVC(kernel="rbf", gamma=0.5, C=1.0, tol=1e-6).fit(X, y)  # bandwidth 1 = gamma 0.5
+    f = np.asarray(ferm.decision_function(model, X))
+    assert np.mean(np.sign(f) == np.sign(ref.decision_function(X))) > 0.98
+    np.testing.assert_allclose(f, ref.decision_function(X), atol=0.05)
+
+
+def test_fit_kernel_four_groups_all_constraints_hold():
+    X, y, s = _data(G=4)
+    model = ferm.fit_kernel(X, y, s, num_groups=4)
+    beta = np.asarray(model.dual_coef)
+    gaps = np.asarray(model.directions) @ beta
+    assert gaps.shape == (3,)
+    assert np.all(np.abs(gaps) < 1e-4 * (1 + np.abs(beta).sum())), gaps
+
+
 def test_fit_kernel_nystrom_landmarks_and_bad_input():
-    X, y, s = _data(n=300, d=3)
+    X, y, s = _data()
     model = ferm.fit_kernel(
-        X, y, s, num_groups=2, num_landmarks=50, key=jax.random.key(0), steps=100
+        X, y, s, num_groups=2, num_landmarks=50, key=jax.random.key(0), steps=STEPS
     )
+    assert isinstance(model.feature_map, kernels.NystromFeatures)
     assert model.weights.shape[0] <= 50
+    assert abs(float(model.directions[0] @ model.weights)) <= 1e-5
     with pytest.raises(ValueError, match="`key` is required"):
         ferm.fit_kernel(X, y, s, num_groups=2, num_landmarks=50)
+    with pytest.raises(ValueError, match='solver="smo"'):
+        ferm.fit_kernel(X, y, s, num_groups=2, eps=0.1, solver="smo")
+    with pytest.raises(ValueError, match="`solver`"):
+        ferm.fit_kernel(X, y, s, num_groups=2, solver="newton")
     with pytest.raises(ValueError, match="`eps` must be"):
         ferm.fit_linear(X, y, s, num_groups=2, eps=-1.0)
     with pytest.raises(ValueError, match="`y` must hold binary labels"):
         ferm.fit_linear(X, y + 5, s, num_groups=2)
     with pytest.raises(ValueError, match="`loss`"):
         ferm.fit_linear(X, y, s, num_groups=2, loss="exp")
+    with pytest.raises(ValueError, match="`X` must be finite"):
+        ferm.fit_kernel(np.where(X == X[0, 0], np.nan, X), y, s, num_groups=2)

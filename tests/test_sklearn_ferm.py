@@ -7,11 +7,33 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fairjax.sklearn import FERMClassifier
 
+MAX_ITER = 100  # one Adam program (per shape bucket) shared by the linear fits below
 
-def _data(n=300, seed=0):
+# scikit-learn's estimator checks, on the default (linear, projected Adam) configuration. They
+# cannot pass `sensitive_features`, so they exercise the one-group path (no constraint); the
+# constraint is tested below. The RBF configuration (exact SMO solver) passes the same checks
+# with the same single exception; it is not run here to keep the suite fast.
+# Checks that do not apply, and why:
+EXPECTED_FAILED_CHECKS = {
+    # The fit is an iterative float32 optimisation (a fixed number of Adam steps, or SMO to a
+    # KKT tolerance); weights and repeated rows agree to ~1e-6, not to the check's rtol 1e-7.
+    "check_sample_weight_equivalence_on_dense_data": "float32 iterative solver, not exact",
+}
+
+
+@parametrize_with_checks(
+    [FERMClassifier(max_iter=MAX_ITER)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _data(n=200, seed=0):
     rng = np.random.default_rng(seed)
     s = rng.choice(["f", "m"], n)
     X = rng.normal(size=(n, 4)) + (s == "m")[:, None] * np.array([1.0, 0.5, 0.0, 0.0])
@@ -21,23 +43,35 @@ def _data(n=300, seed=0):
 
 def test_linear_fit_predict_labels_and_constraint():
     X, y, s = _data()
-    clf = FERMClassifier(C=1.0, max_iter=300).fit(X, y, sensitive_features=s)
+    clf = FERMClassifier(C=1.0, max_iter=MAX_ITER).fit(X, y, sensitive_features=s)
     assert set(clf.predict(X)) <= {-1, 1}
     assert list(clf.groups_) == ["f", "m"]
+    assert clf.coef_.shape == (1, 4) and clf.n_iter_ == MAX_ITER
     dec = clf.decision_function(X)
     pos = y == 1
     gap = dec[pos & (s == "m")].mean() - dec[pos & (s == "f")].mean()
     assert abs(gap) < 1e-4
     np.testing.assert_allclose(dec, X @ clf.coef_[0] + clf.intercept_[0], atol=1e-4)
-    assert clf.score(X, y) > 0.6
+    assert clf.score(X, y) > 0.7
     # labels in {0, 1} give the same model
-    clf01 = FERMClassifier(C=1.0, max_iter=300).fit(X, (y + 1) // 2, sensitive_features=s)
+    clf01 = FERMClassifier(C=1.0, max_iter=MAX_ITER).fit(X, (y + 1) // 2, sensitive_features=s)
     np.testing.assert_allclose(clf01.decision_function(X), dec, atol=1e-5)
 
 
+def test_rbf_exact_solver_constraint():
+    X, y, s = _data()
+    clf = FERMClassifier(kernel="rbf", gamma=0.5).fit(X, y, sensitive_features=s)
+    assert clf.n_iter_ > 0
+    dec = clf.decision_function(X)
+    pos = y == 1
+    gap = dec[pos & (s == "m")].mean() - dec[pos & (s == "f")].mean()
+    assert abs(gap) < 1e-3
+    assert clf.score(X, y) > 0.7
+
+
 def test_rbf_logistic_proba_and_pipeline_clone():
-    X, y, s = _data(n=200)
-    clf = FERMClassifier(kernel="rbf", loss="logistic", gamma=0.5, max_iter=200)
+    X, y, s = _data()
+    clf = FERMClassifier(kernel="rbf", loss="logistic", gamma=0.5, n_components=32, max_iter=50)
     pipe = make_pipeline(StandardScaler(), clf)
     pipe.fit(X, y, fermclassifier__sensitive_features=s)
     proba = pipe.predict_proba(X)
@@ -54,3 +88,9 @@ def test_bad_inputs():
         FERMClassifier(kernel="poly").fit(X, y, sensitive_features=s)
     with pytest.raises(ValueError, match="sensitive_features"):
         FERMClassifier().fit(X, y, sensitive_features=s[:-1])
+    with pytest.raises(ValueError, match="Only binary classification"):
+        FERMClassifier().fit(X, np.arange(50) % 3, sensitive_features=s)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        FERMClassifier().fit(Xn, y, sensitive_features=s)

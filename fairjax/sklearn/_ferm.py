@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fairjax import ferm, kernels
 
@@ -31,6 +32,11 @@ def _encode_groups(sensitive_features, n: int) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int32), values
 
 
+def _bucket(n: int) -> int:
+    """The padded number of rows: the next power of two up to 4096, then a multiple of 1024."""
+    return max(256, 1 << (n - 1).bit_length()) if n <= 4096 else -(-n // 1024) * 1024
+
+
 class FERMClassifier(ClassifierMixin, BaseEstimator):
     r"""Fair empirical risk minimisation (FERM) classifier, linear or kernel.
 
@@ -40,7 +46,9 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
     \varepsilon`: the mean decision value on the positive examples (``condition="positive"``,
     equal opportunity) or on all examples (``condition="all"``) differs by at most ``eps``
     between the first group and each other group, on the training data. Trained with optax
-    (projected Adam, :func:`fairjax.ferm.fit_linear` / :func:`fairjax.ferm.fit_kernel`).
+    (projected Adam, :func:`fairjax.ferm.fit_linear`) or, for the exact RBF kernel with
+    ``eps = 0`` and the hinge or squared hinge loss, by SMO on the projected kernel
+    (:func:`fairjax.ferm.fit_kernel`).
 
     Args:
       kernel: ``"linear"`` or ``"rbf"`` (Gaussian, :math:`\exp(-\gamma\|x - y\|^2)`).
@@ -52,8 +60,11 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
       gamma: RBF coefficient, a float or ``"scale"`` (``1 / (d * X.var())``, as in sklearn's SVC).
       n_components: ``None`` for the exact kernel (all training points as landmarks), or the
         number of Nystrom landmarks for large data.
-      max_iter: number of optimizer steps.
+      max_iter: number of Adam steps (linear kernel; RBF with the logistic loss, ``eps > 0`` or
+        ``n_components``).
       learning_rate: initial Adam step size.
+      tol: stopping tolerance of the exact RBF solver (SMO, used for ``kernel="rbf"`` with
+        ``eps = 0``, the hinge or squared hinge loss and ``n_components=None``).
       random_state: seed for the Nystrom landmarks.
 
     Attributes:
@@ -62,6 +73,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
       model_: the fitted :class:`fairjax.ferm.FERMModel`.
       coef_, intercept_: for the linear kernel, shape ``(1, d)`` and ``(1,)``.
       n_features_in_: number of features.
+      n_iter_: optimizer iterations run (Adam steps, or SMO iterations for exact RBF).
 
     Example:
       >>> import numpy as np
@@ -89,6 +101,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         n_components: int | None = None,
         max_iter: int = 1000,
         learning_rate: float = 0.1,
+        tol: float = 1e-3,
         random_state: int | None = None,
     ):
         self.kernel = kernel
@@ -100,7 +113,13 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         self.n_components = n_components
         self.max_iter = max_iter
         self.learning_rate = learning_rate
+        self.tol = tol
         self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
 
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the classifier.
@@ -117,11 +136,24 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         """
         if self.kernel not in ("linear", "rbf"):
             raise ValueError(f'`kernel` must be "linear" or "rbf", got {self.kernel!r}.')
+        if int(self.max_iter) < 1:
+            raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
         X, y = validate_data(self, X, y, dtype=np.float64)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(
+                "Only binary classification is supported (FERMClassifier is binary). The type "
+                f"of the target is {y_type}."
+            )
         self.classes_ = np.unique(y)
-        if len(self.classes_) != 2:
-            raise ValueError(f"FERMClassifier is binary: `y` has {len(self.classes_)} classes.")
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "`y` holds 1 class; the classifier needs samples of both classes (one class "
+                f"given: {self.classes_[0]!r})."
+            )
         yb = (y == self.classes_[1]).astype(np.int32)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         ids, self.groups_ = _encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)
         Xj = jnp.asarray(X, jnp.float32)
@@ -136,7 +168,22 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=float(self.learning_rate),
         )
         if self.kernel == "linear":
-            self.model_ = ferm.fit_linear(Xj, yb, ids, **options)
+            n, d = X.shape
+            sw = np.ones(n, np.float32) if sample_weight is None else options["weights"]
+            # Shape buckets: rows with weight 0 and zero feature columns change nothing (a
+            # zero column gets a zero gradient and a zero direction, its weight stays 0), but
+            # fits of nearby sizes (CV folds, grid searches) then reuse one compiled program.
+            n_pad, d_pad = _bucket(n), -(-d // 8) * 8
+            Xp = np.zeros((n_pad, d_pad), np.float32)
+            Xp[:n, :d] = X
+            pad = n_pad - n
+            options["weights"] = np.concatenate([sw, np.zeros(pad, np.float32)])
+            model = ferm.fit_linear(
+                Xp, np.pad(yb, (0, pad)), np.pad(ids, (0, pad)).astype(np.int32), **options
+            )
+            self.model_ = model._replace(
+                weights=model.weights[:d], directions=model.directions[:, :d]
+            )
             self.coef_ = np.asarray(self.model_.weights, np.float64)[None, :]
             self.intercept_ = np.asarray([float(self.model_.bias)])
         else:
@@ -155,8 +202,10 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
                 kernel=kernels.gaussian(bandwidth=(2.0 * float(gamma)) ** -0.5),
                 num_landmarks=self.n_components,
                 key=key,
+                tol=float(self.tol),
                 **options,
             )
+        self.n_iter_ = int(self.model_.n_iter)
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -167,7 +216,8 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, shape ``(n,)``."""
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        positive = self.decision_function(X) > 0  # checks fitted-ness before classes_ is read
+        return self.classes_[positive.astype(int)]
 
     def _has_proba(self) -> bool:
         return self.loss == "logistic"
