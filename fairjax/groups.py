@@ -185,6 +185,7 @@ def group_sums(
     x = v.as_array(values, "values")
     if x.ndim == 0:
         raise ValueError("`values` must have at least one axis (one row per sample), got a scalar.")
+    v.check_finite(x, "values")
     g = v.check_groups(groups, num_groups=num_groups)
     v.check_length(g, x.shape[0], "groups", "values")
     dtype = v.float_dtype(x, g, weights)
@@ -238,6 +239,7 @@ def group_means(
     x = v.as_array(values, "values")
     if x.ndim == 0:
         raise ValueError("`values` must have at least one axis (one row per sample), got a scalar.")
+    v.check_finite(x, "values")
     g = v.check_groups(groups, num_groups=num_groups)
     v.check_length(g, x.shape[0], "groups", "values")
     dtype = v.float_dtype(x, g, weights)

@@ -94,6 +94,7 @@ def pooled_group_cdfs(
       Array([0. , 0.5, 1. ], dtype=float32)
     """
     x = v.as_array(values, "values", ndim=1)
+    v.check_finite(x, "values")
     m = gs.membership(groups, num_groups=num_groups)
     v.check_length(m, x.shape[0], "groups", "values")
     dtype = v.float_dtype(x, m, weights)
@@ -132,6 +133,12 @@ def _prepare(values: ArrayLike, weights: ArrayLike | None, name: str) -> tuple[A
     if v.is_concrete(w) and not v._holds(lambda: jnp.all(w >= 0)):
         raise ValueError(f"the weights of `{name}` must be non-negative.")
     return x.astype(dtype), w.astype(dtype)
+
+
+def _check_some_weight(w: Array, name: str) -> None:
+    """Raises if a concrete 1-D sample's weights are all zero (its distribution is undefined)."""
+    if v.is_concrete(w) and w.size and not v._holds(lambda: jnp.any(w > 0)):
+        raise ValueError(f"the weights of `{name}` must not be all zero.")
 
 
 def _sorted_levels(x: Array, w: Array) -> tuple[Array, Array, Array]:
@@ -289,6 +296,7 @@ def quantile(
         raise ValueError(f"`values` must have rank 1 (vmap for batches), got shape {x.shape}.")
     if x.shape[0] == 0:
         raise ValueError("`values` must not be empty.")
+    _check_some_weight(w, "values")
     u = v.as_array(levels, "levels").astype(x.dtype)
     v.check_finite(u, "levels")
     return _quantile(x, w, u.reshape(-1), method).reshape(u.shape)
@@ -407,6 +415,8 @@ def wasserstein_distance(
     for name, x in (("u_values", xu), ("v_values", xv)):
         if x.ndim != 1 or x.shape[0] == 0:
             raise ValueError(f"`{name}` must be a non-empty rank-1 array, got shape {x.shape}.")
+    _check_some_weight(wu, "u_values")
+    _check_some_weight(wv, "v_values")
     dtype = jnp.promote_types(xu.dtype, xv.dtype)
     return _wasserstein(
         xu.astype(dtype), wu.astype(dtype), xv.astype(dtype), wv.astype(dtype), p, root
@@ -488,6 +498,11 @@ def barycenter(
         lam = v.as_array(barycenter_weights, "barycenter_weights", ndim=1).astype(x.dtype)
         v.check_length(lam, k, "barycenter_weights", "values")
         v.check_finite(lam, "barycenter_weights")
+        if v.is_concrete(lam) and not v._holds(lambda: jnp.all(lam >= 0) & jnp.any(lam > 0)):
+            raise ValueError(
+                "`barycenter_weights` must be non-negative and not all zero, got "
+                f"{np.asarray(lam).tolist()}."
+            )
         lam = gs.safe_divide(lam, jnp.sum(lam))
     return _barycenter(x, w, lam)
 
