@@ -1,0 +1,1 @@
+"""Benchmarks of fairjax against its peers (``python -m benchmarks``; see ``README.md`` here)."""
