@@ -412,7 +412,7 @@ def run_kernel(kernel: Kernel, *, quick: bool, repeats: int, log=print) -> dict[
             f"  {kernel.name:<12} n={n:>10,}  fairjax {f['median_s']:.4f}s "
             f"(compile {f['compile_s']:.2f}s)  {peer_text}"
         )
-    impls = sorted({k for r in rows for k in r if k != "n"}, key=lambda k: k != "fairjax")
+    impls = sorted({k for r in rows for k in r if k != "n"}, key=lambda k: (k != "fairjax", k))
     slopes = {
         impl: scaling_slope(
             [r["n"] for r in rows if impl in r], [r[impl]["median_s"] for r in rows if impl in r]

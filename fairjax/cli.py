@@ -630,6 +630,9 @@ def _run_bench(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fairjax`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # every option after it belongs to the benchmark runner
+        return _run_bench(argv[1:])
     parser = argparse.ArgumentParser(prog="fairjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="train on Adult and print accuracy and fairness")
