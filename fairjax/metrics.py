@@ -503,7 +503,10 @@ def _by_group(y_true, y_pred, groups, weights, num_groups, task, axis_name):
         out["mean_prediction"] = gs.group_means(y_pred, groups, **kw)
         out["mean_target"] = gs.group_means(y_true, groups, **kw)
         out["mae"] = gs.group_means(jnp.abs(err), groups, **kw)
-    out["rmse"] = jnp.sqrt(gs.group_means(err**2, groups, **kw))
+    mse = gs.group_means(err**2, groups, **kw)
+    # Double where: sqrt's gradient is infinite at 0 (a group predicted exactly); give it 0.
+    positive = mse > 0
+    out["rmse"] = jnp.where(positive, jnp.sqrt(jnp.where(positive, mse, 1)), 0)
     return out
 
 
