@@ -1,0 +1,74 @@
+"""griffe extension: the reStructuredText bits of fairjax's Google-style docstrings, as Markdown.
+
+The docstrings write display math as ``.. math::`` blocks and inline math and cross-references
+as Sphinx roles (``:math:`x```, ``:func:`f```). mkdocstrings renders docstrings as Markdown, so
+before they are parsed this extension rewrites
+
+* ``.. math:: expr`` and ``.. math::`` followed by an indented block into ``$$ ... $$`` blocks
+  (rendered by MathJax through ``pymdownx.arithmatex``);
+* ``:math:`expr``` into ``$expr$``;
+* ``:func:``, ``:class:``, ``:mod:``, ``:meth:``, ``:attr:``, ``:data:``, ``:obj:``,
+  ``:exc:`` roles into inline code (a leading ``~`` is dropped).
+
+The docstrings themselves stay valid reStructuredText for Sphinx users and doctest.
+"""
+
+from __future__ import annotations
+
+import re
+
+import griffe
+
+_MATH = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<rest>.*)$")
+_INLINE_MATH = re.compile(r":math:`([^`]+)`")
+_ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`~?([^`]+)`")
+
+
+def _indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def rst_to_markdown(text: str) -> str:
+    """Rewrites the math directives and roles of a docstring (see the module docstring)."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _MATH.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = match.group("indent")
+        body = [match.group("rest")] if match.group("rest").strip() else []
+        i += 1
+        # The directive's content: the following lines indented deeper (blank lines included).
+        block: list[str] = []
+        while i < len(lines) and (
+            not lines[i].strip() or _indent_of(lines[i]) > len(indent.expandtabs())
+        ):
+            block.append(lines[i])
+            i += 1
+        while block and not block[-1].strip():
+            block.pop()
+        trailing_blank = i < len(lines)
+        depth = min((_indent_of(b) for b in block if b.strip()), default=0)
+        body += [b[depth:] for b in block if b.strip()]
+        if out and out[-1].strip():
+            out.append("")
+        out.append(f"{indent}$$")
+        out += [f"{indent}{b}" for b in body]
+        out.append(f"{indent}$$")
+        if trailing_blank:
+            out.append("")
+    text = "\n".join(out)
+    text = _INLINE_MATH.sub(lambda m: f"${m.group(1)}$", text)
+    return _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
+
+
+class RstToMarkdown(griffe.Extension):
+    """Applies :func:`rst_to_markdown` to every docstring griffe loads."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = rst_to_markdown(obj.docstring.value)
