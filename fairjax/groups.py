@@ -39,6 +39,7 @@ __all__ = [
     "intersect",
     "intersection_names",
     "membership",
+    "row_weights",
     "safe_divide",
 ]
 
@@ -72,15 +73,36 @@ def membership(
     return jax.nn.one_hot(arr, num_groups, dtype=dtype or jnp.result_type(float))
 
 
-def _row_weights(
+def row_weights(
     n: int,
-    dtype: jnp.dtype,
     *,
-    weights: ArrayLike | None,
-    labels: ArrayLike | None,
-    label_value: float | int,
+    weights: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
+    label_value: float | int = 1,
+    dtype: jnp.dtype | None = None,
 ) -> Array:
-    """Per-row weight ``w_i * [y_i = label_value]`` of the statistics, shape ``(n,)``."""
+    """The per-row weight every statistic of this module uses: ``w_i [y_i = label_value]``.
+
+    Penalties that need the rows' weights themselves (a kernel mean embedding, a transport
+    marginal) take them from here, so that conditioning on a label means the same everywhere.
+
+    Args:
+      n: number of rows.
+      weights: optional non-negative sample weights ``(n,)``; default all ones.
+      labels: optional labels ``(n,)``; rows with ``labels != label_value`` get weight 0.
+      label_value: the label value to condition on (default 1, the positive class).
+      dtype: floating dtype of the result; default: the weights' float dtype, at least float32.
+
+    Returns:
+      Array of shape ``(n,)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.groups import row_weights
+      >>> row_weights(3, weights=jnp.array([0.5, 1.0, 2.0]), labels=jnp.array([1, 0, 1]))
+      Array([0.5, 0. , 2. ], dtype=float32)
+    """
+    dtype = dtype or v.float_dtype(weights)
     w = v.check_weights(weights, n)
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
     if labels is not None:
@@ -88,6 +110,21 @@ def _row_weights(
         v.check_length(y, n, "labels", "groups")
         w = w * (y == label_value).astype(dtype)
     return w
+
+
+def _prepare(values, groups, num_groups, weights, labels, label_value):
+    """Validated ``(values, groups, row weights)``; values and weights in the compute dtype."""
+    x = v.as_array(values, "values")
+    if x.ndim == 0:
+        raise ValueError("`values` must have at least one axis (one row per sample), got a scalar.")
+    v.check_finite(x, "values")
+    g = v.check_groups(groups, num_groups=num_groups)
+    v.check_length(g, x.shape[0], "groups", "values")
+    dtype = v.float_dtype(x, g, weights)
+    w = row_weights(
+        x.shape[0], weights=weights, labels=labels, label_value=label_value, dtype=dtype
+    )
+    return x.astype(dtype), g, w
 
 
 # Up to this many groups, integer ids are contracted with an on-the-fly one-hot comparison
@@ -146,7 +183,9 @@ def group_counts(
     """
     g = v.check_groups(groups, num_groups=num_groups)
     dtype = v.float_dtype(g, weights)
-    w = _row_weights(g.shape[0], dtype, weights=weights, labels=labels, label_value=label_value)
+    w = row_weights(
+        g.shape[0], weights=weights, labels=labels, label_value=label_value, dtype=dtype
+    )
     return _psum(_per_group_sum(w, g, num_groups), axis_name)
 
 
@@ -182,15 +221,8 @@ def group_sums(
       >>> group_sums(jnp.array([1.0, 2.0, 3.0]), jnp.array([0, 1, 1]), num_groups=2)
       Array([1., 5.], dtype=float32)
     """
-    x = v.as_array(values, "values")
-    if x.ndim == 0:
-        raise ValueError("`values` must have at least one axis (one row per sample), got a scalar.")
-    v.check_finite(x, "values")
-    g = v.check_groups(groups, num_groups=num_groups)
-    v.check_length(g, x.shape[0], "groups", "values")
-    dtype = v.float_dtype(x, g, weights)
-    w = _row_weights(x.shape[0], dtype, weights=weights, labels=labels, label_value=label_value)
-    weighted = x.astype(dtype) * w.reshape(w.shape + (1,) * (x.ndim - 1))
+    x, g, w = _prepare(values, groups, num_groups, weights, labels, label_value)
+    weighted = x * w.reshape(w.shape + (1,) * (x.ndim - 1))
     return _psum(_per_group_sum(weighted, g, num_groups), axis_name)
 
 
@@ -236,16 +268,9 @@ def group_means(
       >>> group_means(x, jnp.array([0, 0, 1, 1]), num_groups=3)
       Array([1.5, 4. , 0. ], dtype=float32)
     """
-    x = v.as_array(values, "values")
-    if x.ndim == 0:
-        raise ValueError("`values` must have at least one axis (one row per sample), got a scalar.")
-    v.check_finite(x, "values")
-    g = v.check_groups(groups, num_groups=num_groups)
-    v.check_length(g, x.shape[0], "groups", "values")
-    dtype = v.float_dtype(x, g, weights)
-    w = _row_weights(x.shape[0], dtype, weights=weights, labels=labels, label_value=label_value)
+    x, g, w = _prepare(values, groups, num_groups, weights, labels, label_value)
     # Sums and counts in one pass over the data: the weights ride along as an extra column.
-    flat = x.astype(dtype).reshape(x.shape[0], -1)
+    flat = x.reshape(x.shape[0], -1)
     stacked = jnp.concatenate([flat * w[:, None], w[:, None]], axis=1)
     totals = _psum(_per_group_sum(stacked, g, num_groups), axis_name)
     sums, counts = totals[:, :-1], totals[:, -1]
