@@ -501,6 +501,46 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_scaling(result: dict[str, Any], path: pathlib.Path) -> bool:
+    """Log-log plot of time against n, one panel per kernel; False if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        return False
+    kernels_ = result["kernels"]
+    cols = min(4, len(kernels_))
+    rows_ = math.ceil(len(kernels_) / cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.6 * cols, 3.0 * rows_), squeeze=False)
+    for ax, k in zip(axes.ravel(), kernels_, strict=False):
+        for impl, slope in k["slopes"].items():
+            pts = [(r["n"], r[impl]["median_s"]) for r in k["rows"] if impl in r]
+            label = impl if slope is None else f"{impl} (slope {slope:.2f})"
+            style = "o-" if impl == "fairjax" else "s--"
+            ax.loglog([p[0] for p in pts], [p[1] for p in pts], style, label=label, ms=4)
+        ax.set_title(k["name"], fontsize="medium")
+        ax.set_xlabel("n")
+        ax.set_ylabel("seconds (median)")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="x-small")
+    for ax in axes.ravel()[len(kernels_) :]:
+        ax.set_visible(False)
+    d = result["device"]
+    fig.suptitle(
+        f"fairjax vs peers, {result['mode']} run: {d['device_count']} x {d['device_kind']} "
+        f"({d['platform']}), jax {d['jax']}",
+        fontsize="medium",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks`` and ``fairjax bench``."""
     parser = argparse.ArgumentParser(
@@ -515,7 +555,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     scripts.add_argument("--scripts", dest="scripts", action="store_true", default=None)
     scripts.add_argument("--no-scripts", dest="scripts", action="store_false")
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--replot",
+        type=pathlib.Path,
+        metavar="JSON",
+        help="only redraw the scaling plot (.png beside it) of a results file",
+    )
     args = parser.parse_args(argv)
+    if args.replot is not None:
+        result = json.loads(args.replot.read_text())
+        if not plot_scaling(result, args.replot.with_suffix(".png")):
+            parser.error("--replot needs matplotlib")
+        print(f"wrote {args.replot.with_suffix('.png')}")
+        return 0
     if args.repeats < 5:
         parser.error("--repeats must be at least 5 (the median of >= 5 calls)")
     mode = "quick" if args.quick else "full"
@@ -550,5 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = markdown(result)
     (args.out / f"{stem}.md").write_text(text)
     print("\n" + text)
-    print(f"wrote {args.out / stem}.json and .md ({result['wall_s']:.0f} s)")
+    plotted = plot_scaling(result, args.out / f"{stem}.png")
+    print(
+        f"wrote {args.out / stem}.json, .md{', .png' if plotted else ''} ({result['wall_s']:.0f} s)"
+    )
     return 0
