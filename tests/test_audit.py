@@ -142,3 +142,21 @@ def test_missing_required_option_is_an_argparse_error(table):
     with pytest.raises(SystemExit) as exc:
         cli.main(["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race"])
     assert exc.value.code == 2
+
+
+def test_parquet_is_read_or_refused_clearly(data, tmp_path, capsys):
+    path = tmp_path / "preds.parquet"
+    argv = ["audit", str(path), "--y-true", "y_true", "--y-pred", "y_pred", "--sensitive", "race"]
+    argv += ["--bootstrap", str(RESAMPLES)]
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401
+    except ImportError:
+        path.write_bytes(b"PAR1")  # pandas or pyarrow missing: the message says what to install
+        assert cli.main(argv) == 2
+        assert "Parquet needs pandas and pyarrow" in capsys.readouterr().err
+        return
+    frame = pd.DataFrame({"y_true": data["y"], "y_pred": data["pred"], "race": data["race"]})
+    frame.to_parquet(path)
+    assert cli.main(argv) == 0
+    assert "demographic parity difference" in capsys.readouterr().out
