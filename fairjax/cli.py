@@ -364,6 +364,35 @@ def audit(
     Raises:
       AuditError: a missing file or column, or a column with values of the wrong kind.
     """
+    report, _ = _audit(
+        path,
+        y_true=y_true,
+        sensitive=sensitive,
+        y_pred=y_pred,
+        score=score,
+        weight=weight,
+        threshold=threshold,
+        num_resamples=num_resamples,
+        confidence_level=confidence_level,
+        seed=seed,
+    )
+    return report
+
+
+def _audit(
+    path: str | os.PathLike,
+    *,
+    y_true: str,
+    sensitive: Sequence[str],
+    y_pred: str | None = None,
+    score: str | None = None,
+    weight: str | None = None,
+    threshold: float = 0.5,
+    num_resamples: int = 1000,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+) -> tuple[dict[str, Any], tuple]:
+    """:func:`audit`, also returning what the plot needs (scores, group ids, names, weights)."""
     if y_pred is None and score is None:
         raise AuditError("give --y-pred (0/1 decisions) or --score (numeric scores), or both")
     if not sensitive:
@@ -468,7 +497,7 @@ def audit(
         for name in _METRIC_NAMES
         if name in res.estimate
     }
-    return {
+    report = {
         "file": os.fspath(path),
         "n": n,
         "columns": {
@@ -488,8 +517,8 @@ def audit(
             "confidence_level": confidence_level,
             "seed": seed,
         },
-        "_plot_data": (scores, s, group_names, w),
     }
+    return report, (scores, s, group_names, w)
 
 
 _METRIC_NAMES = {
@@ -579,7 +608,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     try:
         if args.plot is not None and args.score is None:
             raise AuditError("--plot draws the groups' score CDFs: it needs --score")
-        report = audit(
+        report, plot_data = _audit(
             args.file,
             y_true=args.y_true,
             sensitive=args.sensitive,
@@ -591,7 +620,7 @@ def _run_audit(args: argparse.Namespace) -> int:
             confidence_level=args.confidence,
             seed=args.seed,
         )
-        scores, s, names, w = report.pop("_plot_data")
+        scores, s, names, w = plot_data
         _print_audit(report)
         if args.plot is not None:
             ks = report["metrics"]["ks_unfairness"]["estimate"]
