@@ -751,21 +751,47 @@ def _train(
         return (data + 0.5 * jnp.sum(params["w"] ** 2)) / total
 
     schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-3)
-    tx = optax.chain(
-        project_gradient(U, eps=eps, mask={"w": True, "b": False}),
+    adam = optax.chain(
         optax.adam(schedule),
         optax.masked(optax.set_to_zero(), {"w": False, "b": not fit_intercept}),
-        project_orthogonal(U, eps=eps, mask={"w": True, "b": False}, max_iter=max_iter),
     )
+    if eps == 0:
+        # The same iteration as the chain below, with the projection onto the complement of
+        # span(U) through an orthonormal basis computed once instead of a pseudo-inverse per
+        # step (cheaper to run and to compile).
+        B = _orthonormal_basis(U)
+
+        def proj(w):
+            return w - B.T @ (B @ w)
+
+        def update(g, state, params):
+            g = {"w": proj(g["w"]), "b": g["b"]}
+            updates, state = adam.update(g, state, params)
+            new = optax.apply_updates(params, updates)
+            return {"w": proj(new["w"]), "b": new["b"]}, state
+
+        init = adam.init
+    else:
+        tx = optax.chain(
+            project_gradient(U, eps=eps, mask={"w": True, "b": False}),
+            adam,
+            project_orthogonal(U, eps=eps, mask={"w": True, "b": False}, max_iter=max_iter),
+        )
+
+        def update(g, state, params):
+            updates, state = tx.update(g, state, params)
+            return optax.apply_updates(params, updates), state
+
+        init = tx.init
     params = {"w": jnp.zeros(Phi.shape[1], Phi.dtype), "b": jnp.zeros((), Phi.dtype)}
-    state = tx.init(params)
+    state = init(params)
     grad = jax.value_and_grad(objective)
 
     def step(carry, _):
         params, state = carry
         val, g = grad(params)
-        updates, state = tx.update(g, state, params)
-        return (optax.apply_updates(params, updates), state), val
+        params, state = update(g, state, params)
+        return (params, state), val
 
     (params, _), values = jax.lax.scan(step, (params, state), None, length=steps)
     return params["w"], params["b"], values
