@@ -152,7 +152,15 @@ def _sorted_levels(x: Array, w: Array) -> tuple[Array, Array, Array]:
     xs = jnp.take_along_axis(x, order, axis=-1)
     ws = jnp.take_along_axis(w, order, axis=-1)
     cum = jnp.cumsum(ws, axis=-1)
-    levels = gs.safe_divide(cum, cum[..., -1:])
+    # XLA's cumsum is not a sequential sum and its division may be a product by a reciprocal, so
+    # a zero-weight point could get a level one rounding step above the point before it, and the
+    # last positive point a level below 1: a search for u would then land on the zero-weight
+    # (masked or padding) point. A running maximum over the positive points only makes
+    # zero-weight points repeat the level before them exactly, and the points holding the total
+    # get exactly 1.
+    cum = jax.lax.cummax(jnp.where(ws > 0, cum, 0), axis=cum.ndim - 1)
+    total = cum[..., -1:]
+    levels = jnp.where((cum >= total) & (total > 0), 1, gs.safe_divide(cum, total))
     # Levels are a function of the weights only: no gradient flows from them into the values.
     return xs, ws, levels
 
