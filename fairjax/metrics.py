@@ -647,17 +647,40 @@ def bootstrap(
     w = v.check_weights(weights, n)
     base = jnp.ones((n,), v.float_dtype(w)) if w is None else w.astype(v.float_dtype(w))
     estimate = metric(*data, weights=w)
+    if batch_size is None:
+        batch_size = max(1, min(int(num_resamples), 2**24 // max(n, 1)))
+    options = dict(num_resamples=int(num_resamples), batch_size=int(batch_size))
+    try:
+        hash(metric)
+    except TypeError:  # an unhashable metric cannot key the compile cache: compile per call
+        samples = _resamples(metric, tuple(data), base, key, **options)
+    else:  # one compiled program per (metric, shapes, options): repeated calls do not retrace
+        samples = _resamples_jit(metric, tuple(data), base, key, **options)
+    alpha = (1 - confidence_level) / 2
+    lower = jax.tree.map(lambda s: jnp.quantile(s, alpha, axis=0), samples)
+    upper = jax.tree.map(lambda s: jnp.quantile(s, 1 - alpha, axis=0), samples)
+    return BootstrapResult(estimate, lower, upper, samples)
+
+
+def _resamples(
+    metric: Callable[..., Any],
+    data: tuple,
+    base: Array,
+    key: Array,
+    *,
+    num_resamples: int,
+    batch_size: int,
+) -> Any:
+    """The metric on ``num_resamples`` bootstrap resamples, ``batch_size`` at a time."""
+    n = base.shape[0]
 
     def one(k: Array) -> Any:
         # Multinomial resample of n rows as counts: static shape, no gather of the data.
         counts = jnp.bincount(jax.random.randint(k, (n,), 0, n), length=n)
         return metric(*data, weights=base * counts.astype(base.dtype))
 
-    keys = jax.random.split(key, int(num_resamples))
-    if batch_size is None:
-        batch_size = max(1, min(int(num_resamples), 2**24 // max(n, 1)))
-    samples = jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=int(batch_size)))(keys)
-    alpha = (1 - confidence_level) / 2
-    lower = jax.tree.map(lambda s: jnp.quantile(s, alpha, axis=0), samples)
-    upper = jax.tree.map(lambda s: jnp.quantile(s, 1 - alpha, axis=0), samples)
-    return BootstrapResult(estimate, lower, upper, samples)
+    keys = jax.random.split(key, num_resamples)
+    return jax.lax.map(one, keys, batch_size=batch_size)
+
+
+_resamples_jit = jax.jit(_resamples, static_argnames=("metric", "num_resamples", "batch_size"))
