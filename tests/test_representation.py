@@ -84,7 +84,7 @@ def test_transfer_measures_with_fairjax_metrics():
     assert float(res.accuracy) > 0.85
 
 
-def test_minibatch_training_and_sinkhorn_penalty_run():
+def test_minibatch_training_runs_with_penalty_options():
     x, y, _, s = _data(64)
     batch = rep.multitask_batch(x, y, s, num_groups=2)
     init = rep.init_params(rep.init_mlp(jax.random.key(2), (4, 3)), rep_dim=3, num_tasks=2)
@@ -92,8 +92,7 @@ def test_minibatch_training_and_sinkhorn_penalty_run():
         rep.mlp,
         num_groups=2,
         lam=1.0,
-        penalty="sinkhorn",
-        penalty_kwargs={"solver_kwargs": {"max_iterations": 50}},
+        penalty_kwargs={"estimator": "unbiased", "reference": "pairwise"},
     )
     res = rep.train(
         obj,
@@ -105,6 +104,13 @@ def test_minibatch_training_and_sinkhorn_penalty_run():
         key=jax.random.key(3),
     )
     assert np.all(np.isfinite(np.asarray(res.losses)))
+    obj_sk = rep.multitask_objective(rep.mlp, num_groups=2, lam=1.0, penalty="sinkhorn")
+    np.testing.assert_allclose(
+        obj_sk(init, batch),
+        rep.multitask_objective(rep.mlp, num_groups=2)(init, batch)
+        + penalties.sinkhorn(rep.mlp(init.representation, x), s, num_groups=2),
+        rtol=1e-5,
+    )
 
 
 def test_bad_inputs():

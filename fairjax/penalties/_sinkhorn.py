@@ -126,13 +126,12 @@ def sinkhorn(
       >>> import jax.numpy as jnp
       >>> from fairjax.penalties import sinkhorn
       >>> s = jnp.array([0, 0, 1, 1])
+      >>> kw = dict(num_groups=2, reference="pairwise", epsilon=1e-2, relative_epsilon=None)
       >>> same = jnp.array([[0.0], [1.0], [0.0], [1.0]])
-      >>> abs(float(sinkhorn(same, s, num_groups=2))) < 1e-6
+      >>> abs(float(sinkhorn(same, s, **kw))) < 1e-6
       True
       >>> apart = jnp.array([[0.0], [0.0], [1.0], [1.0]])
-      >>> d = sinkhorn(apart, s, num_groups=2, reference="pairwise", epsilon=1e-2,
-      ...              relative_epsilon=None)
-      >>> round(float(d), 3)  # the squared distance between the two Diracs
+      >>> round(float(sinkhorn(apart, s, **kw)), 3)  # the squared distance between the Diracs
       1.0
 
     References:
