@@ -115,6 +115,37 @@ def pooled_group_cdfs(
 # ----------------------------------------------------------------------------- helpers
 
 
+def _bucket(n: int, minimum: int = 64) -> int:
+    """Padded length for ``n`` rows: at least ``minimum``, then 8 sizes per power of two.
+
+    Every new array shape compiles a jitted program again; on concrete (eager) calls the public
+    functions pad their samples with zero-weight rows (a zero weight is a mask, so the values
+    do not change) up to one of a few sizes, at most 12.5 % above ``n`` past ``minimum``.
+    """
+    if n <= minimum:
+        return minimum
+    step = 1 << max(int(n - 1).bit_length() - 3, 0)
+    return -(-n // step) * step
+
+
+def _pad_rows(a: Array, size: int) -> Array:
+    """``a`` with zero rows appended along axis 0 up to ``size`` (NumPy when concrete)."""
+    if a.shape[0] == size:
+        return a
+    widths = [(0, size - a.shape[0])] + [(0, 0)] * (a.ndim - 1)
+    if v.is_concrete(a):
+        return jnp.asarray(np.pad(np.asarray(a), widths))
+    return jnp.pad(a, widths)
+
+
+def _bucketed(x: Array, w: Array) -> tuple[Array, Array]:
+    """A concrete 1-D sample padded to its shape bucket with zero weights (traced: unchanged)."""
+    if not v.is_concrete(x, w) or x.ndim != 1:
+        return x, w
+    size = _bucket(x.shape[0])
+    return _pad_rows(x, size), _pad_rows(w, size)
+
+
 def _prepare(values: ArrayLike, weights: ArrayLike | None, name: str) -> tuple[Array, Array]:
     """Validates one weighted sample along its last axis; returns values and float weights."""
     x = v.as_array(values, name)
@@ -247,6 +278,7 @@ def cdf(
     if x.ndim != 1:
         raise ValueError(f"`values` must have rank 1 (vmap for batches), got shape {x.shape}.")
     t = v.as_array(points, "points").astype(x.dtype)
+    x, w = _bucketed(x, w)
     return _cdf(x, w, t, strict)
 
 
@@ -307,6 +339,7 @@ def quantile(
     _check_some_weight(w, "values")
     u = v.as_array(levels, "levels").astype(x.dtype)
     v.check_finite(u, "levels")
+    x, w = _bucketed(x, w)
     return _quantile(x, w, u.reshape(-1), method).reshape(u.shape)
 
 
@@ -426,6 +459,7 @@ def wasserstein_distance(
     _check_some_weight(wu, "u_values")
     _check_some_weight(wv, "v_values")
     dtype = jnp.promote_types(xu.dtype, xv.dtype)
+    (xu, wu), (xv, wv) = _bucketed(xu, wu), _bucketed(xv, wv)
     return _wasserstein(
         xu.astype(dtype), wu.astype(dtype), xv.astype(dtype), wv.astype(dtype), p, root
     )

@@ -82,7 +82,9 @@ class BarycenterState:
     ``segment`` layout of ott-jax: one array, a start and a count per group), so memory is
     ``O(n)`` whatever the group sizes, and shapes are static under ``jit``. With
     ``method="quantile_grid"`` each segment holds ``grid_size`` quantiles, so memory is
-    ``O(G x grid_size)``.
+    ``O(G x grid_size)``. The exact state's arrays are padded to a shape bucket (at least 1024,
+    then at most 12.5 % above the row count) so that fits on different data sizes share compiled
+    programs; rows of zero weight and the padding sit after the groups' segments, unused.
 
     Attributes:
       cdf_values: sorted jittered scores defining each group's CDF :math:`F_s` (the sample
@@ -188,6 +190,43 @@ def _check_key(key: Any) -> Array:
     if key is None:
         raise TypeError("`key` is required: a jax.random key (e.g. jax.random.key(0)).")
     return key
+
+
+# ----------------------------------------------------------------------------- shape buckets
+
+_MIN_BUCKET = 1024
+
+
+def _bucket(n: int) -> int:
+    """Padded length for ``n`` rows: at least 1024, then 8 sizes per power of two.
+
+    Every new array shape compiles the jitted fit/apply programs again; rounding the row count up
+    to one of a few sizes (at most 12.5 % padding above 1024 rows) lets calls with different
+    data sizes share them. Padded rows carry weight 0 (fit: they fall in the trash segment) or
+    are cut off (apply), so results are unchanged.
+    """
+    if n <= _MIN_BUCKET:
+        return _MIN_BUCKET
+    step = 1 << max(int(n - 1).bit_length() - 3, 0)
+    return -(-n // step) * step
+
+
+def _pad(a: Array, size: int) -> Array:
+    """``a`` with zeros appended up to length ``size`` (on the host when concrete: no compile)."""
+    if a.shape[0] == size:
+        return a
+    if v.is_concrete(a):
+        return jnp.asarray(np.pad(np.asarray(a), (0, size - a.shape[0])))
+    return jnp.pad(a, (0, size - a.shape[0]))
+
+
+def _cut(a: Array, m: int) -> Array:
+    """The first ``m`` entries of ``a`` (a host view on the CPU backend: no compile)."""
+    if a.shape[0] == m:
+        return a
+    if jax.default_backend() == "cpu" and v.is_concrete(a):
+        return jnp.asarray(np.asarray(a)[:m])
+    return a[:m]
 
 
 # ----------------------------------------------------------------------------- sorting
@@ -326,6 +365,15 @@ def _apply_one(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Ar
     return alpha * fair + (1 - alpha) * y
 
 
+def _apply_bucketed(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Array):
+    """:func:`_apply_one` on queries padded to their shape bucket (one program per bucket)."""
+    m = y.shape[0]
+    size = _bucket(m)
+    # attribute_sizes is metadata only: one program whatever the attributes' sizes.
+    state = dataclasses.replace(state, attribute_sizes=(state.num_groups,))
+    return _cut(_apply_one(state, _pad(y, size), _pad(g, size), key, alpha), m)
+
+
 # ----------------------------------------------------------------------------- fit
 
 
@@ -347,6 +395,10 @@ def _fit_one(
     host = jax.default_backend() == "cpu" and v.is_concrete(x, g, w)
     uniform = w is None
     wf = jnp.ones(x.shape, x.dtype) if w is None else w.astype(x.dtype)
+    # Shape bucket: padded rows get weight 0 (the trash segment); the random draws are prefix-
+    # stable (JAX's default partitionable threefry): real rows get the same jitter and split.
+    size = _bucket(x.shape[0])
+    x, g, wf = _pad(x, size), _pad(g, size), _pad(wf, size)
     z, gg, r, rows = _fit_inputs(x, g, wf, key, jnp.asarray(jitter, x.dtype), num=num)
     if v.is_concrete(rows):
         _check_rows(np.asarray(rows), sizes, allow_empty=allow_empty, split=split)
@@ -403,8 +455,22 @@ def _fit_inputs(x, g, wf, key, jitter, *, num):
     return z, gg, r, rows
 
 
-@functools.partial(jax.jit, static_argnames=("num", "split", "interpolation", "uniform", "sizes"))
 def _assemble(z, wf, seg, order, g, jitter, *, num, split, interpolation, uniform, sizes):
+    arrays = _assemble_arrays(z, wf, seg, order, g, num=num, split=split)
+    levels, knots = arrays.pop("levels"), arrays.pop("knots")
+    return BarycenterState(
+        **arrays,
+        quantile_knots=levels if interpolation == "step" else knots,
+        jitter=jitter,
+        method="exact",
+        interpolation=interpolation,
+        uniform=uniform,
+        attribute_sizes=sizes,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("num", "split"))
+def _assemble_arrays(z, wf, seg, order, g, *, num, split):
     n_seg = 2 * num + 1 if split else num + 1
     zs, _, levels, knots, start, count = _layout_from_order(z, wf, seg, order, n_seg)
     if split:
@@ -413,21 +479,17 @@ def _assemble(z, wf, seg, order, g, jitter, *, num, split, interpolation, unifor
     else:
         q_start, q_count = c_start, c_count = start[:num], count[:num]
     counts = gs.group_counts(g, num_groups=num, weights=wf)
-    return BarycenterState(
+    return dict(
         cdf_values=zs,
         cdf_levels=levels,
         cdf_start=c_start,
         cdf_count=c_count,
         quantile_values=zs,
-        quantile_knots=levels if interpolation == "step" else knots,
+        levels=levels,
+        knots=knots,
         quantile_start=q_start,
         quantile_count=q_count,
         proportions=gs.safe_divide(counts, jnp.sum(counts)).astype(z.dtype),
-        jitter=jitter,
-        method="exact",
-        interpolation=interpolation,
-        uniform=uniform,
-        attribute_sizes=sizes,
     )
 
 
@@ -610,7 +672,7 @@ def fit_barycenter(
         a = attr.astype(jnp.int32)
         stage = _fit_one(current, a, w, sizes=(size,), key=k_fit, allow_empty=False, **options)
         stages.append(stage)
-        current = _apply_one(stage, current, a, k_apply, jnp.asarray(1.0, current.dtype))
+        current = _apply_bucketed(stage, current, a, k_apply, jnp.ones((), current.dtype))
     return SequentialBarycenterState(tuple(stages))
 
 
@@ -709,14 +771,16 @@ def apply_barycenter(
         num = sizes if len(sizes) > 1 else sizes[0]
         ids, _, _ = _normalise_groups(groups, num, y.shape[0])
         _check_present(state, ids)
-        return _apply_one(state, y, ids, key, a)
+        return _apply_bucketed(state, y, ids, key, a)
     num = tuple(st.attribute_sizes[0] for st in stages)
     _, _, attrs = _normalise_groups(groups, num, y.shape[0])
     current = y
     for k, (stage, attr) in enumerate(zip(stages, attrs, strict=True)):
         _check_present(stage, attr)
         k_apply = jax.random.fold_in(key, k)
-        current = _apply_one(stage, current, attr.astype(jnp.int32), k_apply, jnp.ones((), y.dtype))
+        current = _apply_bucketed(
+            stage, current, attr.astype(jnp.int32), k_apply, jnp.ones((), y.dtype)
+        )
     return a.astype(y.dtype) * current + (1 - a.astype(y.dtype)) * y
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import groups as gs
-from fairjax.ot1d import _safe_power
+from fairjax.ot1d import _bucket, _pad_rows, _safe_power
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -148,4 +148,9 @@ def wasserstein(
     x, m = x.astype(dtype), m.astype(dtype)
     if axis_name is not None:
         x, m, w = (jax.lax.all_gather(a, axis_name, tiled=True) for a in (x, m, w))
+    elif v.is_concrete(x, m, w):
+        # Eager call: pad to a shape bucket with zero-weight rows (a mask), so calls on
+        # different batch sizes share one compiled program.
+        size = _bucket(n)
+        x, m, w = _pad_rows(x, size), _pad_rows(m, size), _pad_rows(w, size)
     return _penalty(x, m, w, p=p, reference=reference, reduction=reduction)
