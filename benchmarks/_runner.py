@@ -419,7 +419,13 @@ def run_kernel(kernel: Kernel, *, quick: bool, repeats: int, log=print) -> dict[
         )
         for impl in impls
     }
-    return {"name": kernel.name, "what": kernel.what, "rows": rows, "slopes": slopes}
+    return {
+        "name": kernel.name,
+        "what": kernel.what,
+        "rtol": kernel.rtol,
+        "rows": rows,
+        "slopes": slopes,
+    }
 
 
 def run_scripts(log=print) -> list[dict[str, Any]]:
@@ -462,20 +468,23 @@ def markdown(result: dict[str, Any]) -> str:
         + (f"; not installed: {missing}." if missing else ".")
         + f" Total wall time {result['wall_s']:.0f} s.",
         "",
-        f"fairjax: median of {result['repeats']} calls after a warm-up call; compile = first call"
-        " - median. Peers: median of up to the same number of calls (fewer when a call is slow)."
-        " `ok` = the value agrees with fairjax's.",
+        f"fairjax: median of {result['repeats']} calls after a warm-up call; first call = trace +"
+        " compile + run (the JSON also holds compile = first call - median, which load on the"
+        " machine can hide). Peers: median of up to the same number of calls (fewer when a call"
+        " is slow). `ok` / `differs`: the peer's value agrees with fairjax's (relative tolerance"
+        " 1e-4; 1e-2 for Sinkhorn and the barycenter, whose peers solve or jitter differently),"
+        " or not.",
         "",
     ]
     for k in result["kernels"]:
         impls = [i for i in k["slopes"]]
         lines += [f"## {k['name']}: {k['what']}", ""]
-        header = ["n", "fairjax", "fairjax compile"] + [p for p in impls if p != "fairjax"]
+        header = ["n", "fairjax", "fairjax first call"] + [p for p in impls if p != "fairjax"]
         header += [f"{p} / fairjax" for p in impls if p != "fairjax"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in k["rows"]:
             f = r["fairjax"]
-            cells = [f"{r['n']:,}", _fmt_s(f["median_s"]), _fmt_s(f["compile_s"])]
+            cells = [f"{r['n']:,}", _fmt_s(f["median_s"]), _fmt_s(f["first_call_s"])]
             ratios = []
             for p in impls:
                 if p == "fairjax":
@@ -559,14 +568,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--replot",
         type=pathlib.Path,
         metavar="JSON",
-        help="only redraw the scaling plot (.png beside it) of a results file",
+        help="only rewrite the Markdown table and the plot beside a results file",
     )
     args = parser.parse_args(argv)
     if args.replot is not None:
         result = json.loads(args.replot.read_text())
-        if not plot_scaling(result, args.replot.with_suffix(".png")):
-            parser.error("--replot needs matplotlib")
-        print(f"wrote {args.replot.with_suffix('.png')}")
+        args.replot.with_suffix(".md").write_text(markdown(result))
+        plotted = plot_scaling(result, args.replot.with_suffix(".png"))
+        print(f"wrote {args.replot.with_suffix('.md')}{' and .png' if plotted else ''}")
         return 0
     if args.repeats < 5:
         parser.error("--repeats must be at least 5 (the median of >= 5 calls)")
