@@ -7,7 +7,16 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone, is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_samples,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from fairjax import postprocessing
 
@@ -15,9 +24,22 @@ __all__ = ["WassersteinFairRegressor"]
 
 
 def _encode(sensitive_features, n: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ids (intersection of the columns) and the unique values seen at fit time."""
+    """Integer ids (intersection of the columns) and the unique values seen at fit time.
+
+    ``None`` at fit time means one group (``classes`` ``[None]``); it is accepted at predict
+    time only then.
+    """
     if sensitive_features is None:
-        raise ValueError("`sensitive_features` are required (one value per row of X).")
+        if classes is None or (len(classes) == 1 and classes[0] is None):
+            return np.zeros(n, np.int32), np.array([None], dtype=object)
+        raise ValueError(
+            "`sensitive_features` are required (one value per row of X): the post-processor "
+            f"was fitted on {len(classes)} groups."
+        )
+    if classes is not None and len(classes) == 1 and classes[0] is None:
+        raise ValueError(
+            "`sensitive_features` were not given at fit time (one group); pass None here too."
+        )
     s = np.asarray(sensitive_features, dtype=object)
     if s.ndim == 2 and s.shape[1] == 1:
         s = s[:, 0]
@@ -55,7 +77,9 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
 
     the optimal fair predictor in squared error for ``alpha=1``. The sensitive attribute is
     needed at prediction time (the paper's setting). Several columns of sensitive features give
-    exact parity on their intersection.
+    exact parity on their intersection. Without ``sensitive_features`` (at fit and predict)
+    there is one group: the output is mapped onto its own calibrated distribution, as in
+    scikit-learn's common estimator checks.
 
     Args:
       estimator: a scikit-learn regressor or classifier, fitted or not.
@@ -75,7 +99,7 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
       estimator_: the fitted base estimator.
       state_: the fitted :class:`fairjax.postprocessing.BarycenterState`.
       groups_: the sensitive values (group ``k`` is ``groups_[k]``).
-      n_features_in_: number of features (when the base estimator records it).
+      n_features_in_: number of features (and ``feature_names_in_`` for a DataFrame).
 
     Example:
       >>> import numpy as np
@@ -129,6 +153,14 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             out = out[:, 1]
         return out.reshape(-1).astype(np.float32)
 
+    def _check_X(self, X, *, reset: bool):
+        """Feature count and names; a 2-D array (any dtype, NaN allowed: the base estimator
+        validates the values) unless X is a DataFrame, which is passed on as it is."""
+        if not hasattr(X, "iloc"):
+            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        return X
+
     def _seed(self) -> int:
         if self.random_state is None:
             return 0
@@ -152,7 +184,13 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"`alpha` must lie in [0, 1], got {self.alpha!r}.")
         if self.estimator is None:
             raise ValueError("`estimator` is required: a scikit-learn regressor or classifier.")
-        n = len(X)
+        X = self._check_X(X, reset=True)
+        if y is not None:
+            y = column_or_1d(y, warn=True)
+            check_consistent_length(X, y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        n = _num_samples(X)
         ids, self.groups_ = _encode(sensitive_features, n)
         prefit = self.prefit
         if prefit == "auto":
@@ -172,11 +210,14 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
                 random_state=self._seed(),
                 stratify=ids if np.bincount(ids).min() >= 2 else None,
             )
-            Xt = X.iloc[train] if hasattr(X, "iloc") else np.asarray(X)[train]
+            Xt = _safe_indexing(X, train)
             if y is None:
-                raise ValueError("`y` is required to train an unfitted `estimator`.")
+                raise ValueError(
+                    f"{type(self).__name__} requires y to be passed, but the target y is None "
+                    "(`y` trains the unfitted `estimator`)."
+                )
             self.estimator_ = clone(self.estimator).fit(Xt, np.asarray(y)[train])
-        Xc = X.iloc[cal] if hasattr(X, "iloc") else np.asarray(X)[cal]
+        Xc = _safe_indexing(X, cal)
         weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)[cal]
         self.state_ = postprocessing.fit_barycenter(
             self._scores(self.estimator_, Xc),
@@ -188,14 +229,13 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             split=self.split,
             method=self.method,
         )
-        if hasattr(self.estimator_, "n_features_in_"):
-            self.n_features_in_ = self.estimator_.n_features_in_
         return self
 
     def predict(self, X, *, sensitive_features=None) -> np.ndarray:
         """Fair predictions ``g_alpha(x, s)``, shape ``(n,)``; reproducible for a fixed seed."""
         check_is_fitted(self, "state_")
-        ids, _ = _encode(sensitive_features, len(X), self.groups_)
+        X = self._check_X(X, reset=False)
+        ids, _ = _encode(sensitive_features, _num_samples(X), self.groups_)
         key = jax.random.fold_in(jax.random.key(self._seed()), 1)
         out = postprocessing.apply_barycenter(
             self.state_, self._scores(self.estimator_, X), ids, key=key, alpha=self.alpha
