@@ -186,10 +186,15 @@ def test_vmapped_sweep_equals_separate_trainings():
     opt = optax.adam(0.05)
     res = training.pareto_sweep(_loss, _penalty, _p0(), train, lams, optimizer=opt, num_steps=200)
     assert res.params["w"].shape == (4, 4)
+    # Separate (unbatched) trainings, one compiled program with lambda as an argument; `fit`
+    # runs the same full-batch steps (checked for one weight).
+    one = jax.jit(functools.partial(training._train_fixed_steps, _loss, _penalty, opt, 200))
+    by_fit = training.fit(
+        training.penalized(_loss, _penalty, lams[1]), _p0(), train, optimizer=opt, num_epochs=200
+    ).state.params
+    np.testing.assert_allclose(res.params["w"][1], by_fit["w"], atol=1e-5)
     for k, lam in enumerate(lams):
-        single = training.fit(
-            training.penalized(_loss, _penalty, lam), _p0(), train, optimizer=opt, num_epochs=200
-        ).state.params
+        single = one(_p0(), train, lam)[0]
         np.testing.assert_allclose(res.params["w"][k], single["w"], atol=1e-5)
         np.testing.assert_allclose(res.params["b"][k], single["b"], atol=1e-5)
         np.testing.assert_allclose(res.penalty[k], jax.jit(_penalty)(single, train), atol=1e-5)

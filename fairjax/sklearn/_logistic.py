@@ -109,6 +109,12 @@ def _fit_arrays(
     return state.params, state.multiplier
 
 
+def _bucket(n: int) -> int:
+    """The padded number of rows: the next power of two from 256 up to 4096, then a multiple
+    of 1024 (the FERM estimator's buckets)."""
+    return max(256, 1 << (n - 1).bit_length()) if n <= 4096 else -(-n // 1024) * 1024
+
+
 class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     r"""Logistic regression with a fairness penalty, or trained to a fairness target.
 
@@ -129,7 +135,9 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     - ``"equalized_odds"``: the true- and false-positive-rate gaps (two constraints).
 
     The features are standardised internally (the fitted ``coef_``/``intercept_`` are on the
-    original scale). Training is full-batch, ``max_iter`` steps in one compiled program.
+    original scale). Training is full-batch, ``max_iter`` steps in one compiled program; rows
+    and features are padded (zero weight, zero columns) to a few sizes so that fits on data of
+    nearby shapes reuse it.
 
     Args:
       constraint: which fairness criterion.
@@ -239,12 +247,19 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         mean = np.average(X, axis=0, weights=sw)
         scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
         scale = np.where(scale > 0, scale, 1.0)  # constant columns stay as they are
-        Z = ((X - mean) / scale).astype(np.float32)
+        # Shape buckets: rows of weight 0 and zero feature columns change nothing (a zero
+        # column gets a zero gradient, its weight stays exactly 0 under Adam), but fits of
+        # nearby sizes (CV folds, grid searches, estimator checks) reuse one compiled program.
+        n, d = X.shape
+        n_pad, d_pad = _bucket(n), -(-d // 8) * 8
+        Z = np.zeros((n_pad, d_pad), np.float32)
+        Z[:n, :d] = (X - mean) / scale
+        pad = n_pad - n
         params, mu = _fit_arrays(
             jnp.asarray(Z),
-            jnp.asarray(yb),
-            jnp.asarray(ids),
-            jnp.asarray(sw, jnp.float32),
+            jnp.asarray(np.pad(yb, (0, pad))),
+            jnp.asarray(np.pad(np.asarray(ids, np.int32), (0, pad))),
+            jnp.asarray(np.pad(sw, (0, pad)), jnp.float32),
             jnp.asarray(float(self.lam), jnp.float32),
             jnp.asarray(0.0 if self.target is None else float(self.target), jnp.float32),
             constraint=self.constraint,
@@ -256,7 +271,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
             temperature=float(self.temperature),
             alpha=float(self.alpha),
         )
-        w = np.asarray(params["w"], np.float64) / scale
+        w = np.asarray(params["w"], np.float64)[:d] / scale
         self.coef_ = w[None, :]
         self.intercept_ = np.asarray([float(params["b"]) - float(w @ mean)])
         self.multiplier_ = np.asarray(mu, np.float64)
