@@ -43,3 +43,36 @@ def test_pareto_front_on_given_axes_and_bad_input():
         plotting.pareto_front([0.1], [0.8, 0.9])
     with pytest.raises(ValueError, match="finite"):
         plotting.pareto_front([np.nan], [0.8])
+
+
+def test_group_cdfs_before_after(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from fairjax.metrics import ks_unfairness
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 3, 600)
+    f = rng.normal(size=600) + s
+    fair = rng.normal(size=600)  # stands in for post-processed scores
+    path = tmp_path / "cdfs.png"
+    fig = plotting.group_cdfs(
+        f, s, num_groups=3, group_names=["a", "b", "c"], after=fair, path=path
+    )
+    assert path.stat().st_size > 1000
+    before, after = fig.axes
+    assert [len(ax.get_lines()) for ax in fig.axes] == [3, 3]
+    # The KS in the titles is the metric's value.
+    ks = float(ks_unfairness(f.astype(np.float32), s, num_groups=3))
+    assert before.get_title() == f"before (KS {ks:.3f})"
+    line = before.get_lines()[1]  # group "b": its sorted scores, levels 1/n .. 1
+    np.testing.assert_allclose(line.get_xdata(), np.sort(f[s == 1]))
+    np.testing.assert_allclose(line.get_ydata()[-1], 1.0)
+    assert [t.get_text() for t in after.get_legend().get_texts()] == ["a", "b", "c"]
+    plt.close(fig)
+    one = plotting.group_cdfs(f, s, num_groups=3)
+    assert len(one.axes) == 1
+    plt.close(one)
+    with pytest.raises(ValueError, match="groups"):
+        plotting.group_cdfs(f, s + 1, num_groups=3)
+    with pytest.raises(ValueError, match="after"):
+        plotting.group_cdfs(f, s, num_groups=3, after=fair[:-1])
