@@ -8,7 +8,10 @@ before they are parsed this extension rewrites
   (rendered by MathJax through ``pymdownx.arithmatex``);
 * ``:math:`expr``` into ``$expr$``;
 * ``:func:``, ``:class:``, ``:mod:``, ``:meth:``, ``:attr:``, ``:data:``, ``:obj:``,
-  ``:exc:`` roles into inline code (a leading ``~`` is dropped).
+  ``:exc:`` roles into inline code (a leading ``~`` is dropped);
+* an ``Example:`` section header into ``Examples:``, the section griffe parses as doctest code
+  (as ``Example:`` its ``>>>`` lines would be Markdown block quotes, and an output such as
+  ``['a', 'b']`` a link).
 
 The docstrings themselves stay valid reStructuredText for Sphinx users and doctest.
 """
@@ -22,6 +25,7 @@ import griffe
 _MATH = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<rest>.*)$")
 _INLINE_MATH = re.compile(r":math:`([^`]+)`")
 _ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`~?([^`]+)`")
+_EXAMPLE = re.compile(r"^Example:[ \t]*$", flags=re.M)
 
 
 def _indent_of(line: str) -> int:
@@ -63,7 +67,8 @@ def rst_to_markdown(text: str) -> str:
             out.append("")
     text = "\n".join(out)
     text = _INLINE_MATH.sub(lambda m: f"${m.group(1)}$", text)
-    return _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
+    text = _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
+    return _EXAMPLE.sub("Examples:", text)
 
 
 class RstToMarkdown(griffe.Extension):
