@@ -52,9 +52,15 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
     if x is None:
         raise TypeError(f"`{name}` is required, got None.")
     try:
-        arr = x if isinstance(x, jax.Array) else jnp.asarray(np.asarray(x))
+        host = x if isinstance(x, jax.Array) else np.asarray(x)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be array-like, got {type(x).__name__}.") from err
+    if isinstance(host, np.ndarray) and host.dtype.kind in "OUSV":  # objects, strings, bytes
+        raise TypeError(f"`{name}` must be numeric, got dtype {host.dtype}.")
+    try:
+        arr = host if isinstance(host, jax.Array) else jnp.asarray(host)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be a numeric array, got dtype {host.dtype}.") from err
     if arr.dtype == jnp.dtype("O") or not (
         jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_
     ):
@@ -70,8 +76,10 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
 def check_length(arr: Array, n: int, name: str, reference: str) -> None:
     """Checks that ``arr`` has ``n`` rows, like ``reference``."""
     if arr.shape[0] != n:
+        # An argument name is quoted; a description ("the data") is not.
+        ref = reference if reference.startswith("the ") else f"`{reference}`"
         raise ValueError(
-            f"`{name}` must have one row per sample of `{reference}` ({n}), "
+            f"`{name}` must have one row per sample of {ref} ({n}), "
             f"got {arr.shape[0]} (shape {arr.shape})."
         )
 
