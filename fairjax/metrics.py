@@ -124,25 +124,6 @@ def _rates(
     return means, counts > 0
 
 
-def _gather(arrays: tuple, axis_name: Hashable | None) -> tuple:
-    """All rows from every device along ``axis_name`` (the score metrics need a global sort).
-
-    Each device writes its rows into its slot of a zero array and a ``psum`` adds the slots up:
-    unlike ``all_gather``, the result is typed as replicated, so ``shard_map`` can return it.
-    """
-    if axis_name is None:
-        return arrays
-    size = jax.lax.psum(1, axis_name)
-    index = jax.lax.axis_index(axis_name)
-
-    def gather(a):
-        full = jnp.zeros((size * a.shape[0], *a.shape[1:]), a.dtype)
-        start = (index * a.shape[0],) + (0,) * (a.ndim - 1)
-        return jax.lax.psum(jax.lax.dynamic_update_slice(full, a, start), axis_name)
-
-    return tuple(None if a is None else gather(a) for a in arrays)
-
-
 # ----------------------------------------------------------------------------- parity metrics
 
 
@@ -357,7 +338,7 @@ def equalized_odds_difference(
 
 @functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
 def _ks(scores, groups, weights, num_groups, axis_name):
-    scores, groups, weights = _gather((scores, groups, weights), axis_name)
+    scores, groups, weights = gs.gather_rows(scores, groups, weights, axis_name=axis_name)
     cdf = ot1d.pooled_group_cdfs(scores, groups, num_groups=num_groups, weights=weights)
     gaps = _max_gap(cdf.cdfs, cdf.counts > 0)
     # Inside a run of tied scores the cumulative sums are partial: only run ends are CDF values.
@@ -414,7 +395,7 @@ def ks_unfairness(
 
 @functools.partial(jax.jit, static_argnames=("num_groups", "reference", "axis_name"))
 def _w1(scores, groups, weights, num_groups, reference, axis_name):
-    scores, groups, weights = _gather((scores, groups, weights), axis_name)
+    scores, groups, weights = gs.gather_rows(scores, groups, weights, axis_name=axis_name)
     cdf = ot1d.pooled_group_cdfs(scores, groups, num_groups=num_groups, weights=weights)
     # W1 = integral of |F_a - F_b|; the CDFs are constant between consecutive pooled points,
     # and at tied points the spacing is 0, so partial sums inside a tie run contribute nothing.

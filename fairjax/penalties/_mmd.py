@@ -88,21 +88,9 @@ def _check_common(h, groups, num_groups, labels, label_value, weights, reference
     g = v.check_groups(groups, num_groups=num_groups, n=n)
     m = gs.membership(g, num_groups=num_groups)
     dtype = v.float_dtype(x, m, weights)
-    w = v.check_weights(weights, n)
-    w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
-    if labels is not None:
-        y = v.as_array(labels, "labels", ndim=1)
-        v.check_length(y, n, "labels", "h")
-        # Conditioning on the label (e.g. y = 1: equal opportunity) is a 0/1 row weight.
-        w = w * (y == label_value).astype(dtype)
+    # Conditioning on the label (e.g. y = 1: equal opportunity) is a 0/1 row weight.
+    w = gs.row_weights(n, weights=weights, labels=labels, label_value=label_value, dtype=dtype)
     return x.astype(dtype), m.astype(dtype), w
-
-
-def _gather(arrays: tuple, axis_name: Hashable | None) -> tuple:
-    """Inside ``shard_map``/``pmap``: the whole batch on every device (pairs span devices)."""
-    if axis_name is None:
-        return arrays
-    return tuple(jax.lax.all_gather(a, axis_name, tiled=True) for a in arrays)
 
 
 def _mmd_values(meas: _Measures, kernel, features, estimator: str) -> tuple[Array, Array]:
@@ -261,7 +249,7 @@ def mmd(
     x, m, w = _check_common(
         h, groups, num_groups, labels, label_value, weights, reference, reduction
     )
-    x, m, w = _gather((x, m, w), axis_name)
+    x, m, w = gs.gather_rows(x, m, w, axis_name=axis_name)
     phi = None if features is None else jnp.asarray(features(x)).astype(x.dtype)
     return _mmd(x, m, w, kernel, phi, estimator=estimator, reference=reference, reduction=reduction)
 

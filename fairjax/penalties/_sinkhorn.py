@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import groups as gs
-from fairjax.penalties._mmd import _check_common, _gather, _Measures
+from fairjax.penalties._mmd import _check_common, _Measures
 
 if TYPE_CHECKING:  # ott-jax is imported when the penalty is first called, not with fairjax.
     from ott.geometry import costs
@@ -150,7 +150,7 @@ def sinkhorn(
     x, m, w = _check_common(
         h, groups, num_groups, labels, label_value, weights, reference, reduction
     )
-    x, m, w = _gather((x, m, w), axis_name)
+    x, m, w = gs.gather_rows(x, m, w, axis_name=axis_name)
     if reference == "pairwise" and m.shape[1] < 2:
         raise ValueError("`reference='pairwise'` needs at least two groups.")
     config = dict(
