@@ -170,6 +170,11 @@ def _per_group_sum(rows: Array, groups: Array, num_groups: int | None) -> Array:
     return jnp.sum(per_block, axis=0)
 
 
+def _row_sum(rows: Array) -> Array:
+    """Sum over axis 0 with the blocked accumulation of the group sums (float32-accurate)."""
+    return _per_group_sum(rows, jnp.zeros(rows.shape[:1], jnp.int32), 1)[0]
+
+
 def gather_rows(*arrays: Array | None, axis_name: Hashable | None) -> tuple[Array | None, ...]:
     """All rows of every device along ``axis_name``, on every device (``None`` passes through).
 

@@ -403,10 +403,11 @@ def _w1(scores, groups, weights, num_groups, reference, axis_name):
     present = cdf.counts > 0
     if reference == "pooled":
         diff = jnp.abs(cdf.cdfs[:-1] - cdf.pooled_cdf[:-1, None])
-        per_group = spacing @ diff
+        # Blocked sum: a float32 running sum of 10^7 small terms drifts by ~0.4%.
+        per_group = gs._row_sum(spacing[:, None] * diff)
         return jnp.max(jnp.where(present, per_group, 0))
     diff = jnp.abs(cdf.cdfs[:-1, :, None] - cdf.cdfs[:-1, None, :])
-    pairwise = jnp.einsum("i,iab->ab", spacing, diff)
+    pairwise = gs._row_sum(spacing[:, None, None] * diff)
     both = present[:, None] & present[None, :]
     return jnp.max(jnp.where(both, pairwise, 0))
 
