@@ -327,4 +327,4 @@ def test_wasserstein_stays_accurate_over_many_rows():
         for g in range(2)
     )
     got = float(fm.wasserstein_unfairness(scores, groups, num_groups=2))
-    assert abs(got - want) < 2e-5 * want
+    assert abs(got - want) < 1.5e-6 * want  # a running float32 sum is 4.6e-6 off here
