@@ -399,7 +399,8 @@ def _w1(scores, groups, weights, num_groups, reference, axis_name):
     cdf = ot1d.pooled_group_cdfs(scores, groups, num_groups=num_groups, weights=weights)
     # W1 = integral of |F_a - F_b|; the CDFs are constant between consecutive pooled points,
     # and at tied points the spacing is 0, so partial sums inside a tie run contribute nothing.
-    spacing = jnp.diff(cdf.points)
+    # In the CDFs' (accumulation) dtype: the difference of two bfloat16 points is exact there.
+    spacing = jnp.diff(cdf.points.astype(cdf.cdfs.dtype))
     present = cdf.counts > 0
     if reference == "pooled":
         diff = jnp.abs(cdf.cdfs[:-1] - cdf.pooled_cdf[:-1, None])
