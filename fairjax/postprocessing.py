@@ -232,12 +232,18 @@ def _cut(a: Array, m: int) -> Array:
 # ----------------------------------------------------------------------------- sorting
 
 
-def _segment_sort(segments: Array, values: Array, num_segments: int, *, host: bool) -> Array:
+def _segment_sort(
+    segments: Array, values: Array, num_segments: int, *, host: bool, ties_free: bool = False
+) -> Array:
     """Permutation sorting by (segment, value), stable; NumPy on the host when ``host``.
 
     XLA's CPU sort is ~30x slower than NumPy's, so on the CPU backend with concrete inputs the
     order is computed with one radix sort of the small segment ids and one NumPy sort per segment;
     on an accelerator (or under ``jit``) it is one ``lexsort``. Both give the same permutation.
+    ``ties_free``: the caller does not depend on the order of equal values within a segment
+    (unit weights: tied rows are interchangeable), so the host uses NumPy's SIMD quicksort
+    (measured 5x faster than its stable sort on float32 here); the permutation may then differ
+    from ``lexsort``'s inside runs of equal values only.
     """
     if not host:
         return jnp.lexsort((values, segments))
@@ -249,7 +255,7 @@ def _segment_sort(segments: Array, values: Array, num_segments: int, *, host: bo
     for a, b in itertools.pairwise(bounds.tolist()):
         if b - a > 1:
             idx = order[a:b]
-            order[a:b] = idx[np.argsort(val[idx], kind="stable")]
+            order[a:b] = idx[np.argsort(val[idx], kind="quicksort" if ties_free else "stable")]
     return jnp.asarray(order)
 
 
@@ -399,7 +405,7 @@ def _fit_one(
     # stable (JAX's default partitionable threefry): real rows get the same jitter and split.
     size = _bucket(x.shape[0])
     x, g, wf = _pad(x, size), _pad(g, size), _pad(wf, size)
-    z, gg, r, rows = _fit_inputs(x, g, wf, key, jnp.asarray(jitter, x.dtype), num=num)
+    z, gg, r, rows = _fit_inputs(x, g, wf, key, jnp.asarray(jitter, x.dtype), num=num, split=split)
     if v.is_concrete(rows):
         _check_rows(np.asarray(rows), sizes, allow_empty=allow_empty, split=split)
     if split:
@@ -408,7 +414,9 @@ def _fit_one(
         n_seg = 2 * num + 1
     else:
         seg, n_seg = gg, num + 1
-    order = _segment_sort(seg, z, n_seg, host=host)
+    # Unit weights: the state (sorted values, levels i/n) does not depend on how ties are
+    # ordered, so the faster unstable host sort gives the same state.
+    order = _segment_sort(seg, z, n_seg, host=host, ties_free=uniform)
     state = _assemble(
         z,
         wf,
@@ -444,13 +452,13 @@ def _check_rows(rows: np.ndarray, sizes: tuple[int, ...], *, allow_empty: bool, 
         )
 
 
-@functools.partial(jax.jit, static_argnames="num")
-def _fit_inputs(x, g, wf, key, jitter, *, num):
+@functools.partial(jax.jit, static_argnames=("num", "split"))
+def _fit_inputs(x, g, wf, key, jitter, *, num, split):
     """Jittered scores, group ids with a trash id for zero weights, split keys, row counts."""
     k_jitter, k_split = jax.random.split(key)
     z = x + jax.random.uniform(k_jitter, x.shape, x.dtype, -1, 1) * jitter
     gg = jnp.where(wf > 0, g, num).astype(jnp.int32)  # rows of zero weight: a trash segment
-    r = jax.random.uniform(k_split, x.shape)
+    r = jax.random.uniform(k_split, x.shape) if split else None  # only the split needs them
     rows = jnp.bincount(gg, length=num + 1)[:num]
     return z, gg, r, rows
 
