@@ -123,11 +123,9 @@ def test_jit_with_sharded_inputs_equals_single_device(name):
     _assert_equal(name, got, _single(f, args))
 
 
-# Penalties whose rows are all-gathered across devices (the distribution penalties); the others
-# psum their group statistics.
-GATHERING = {"wasserstein", "wasserstein p=1 pooled", "mmd", "mmd median bandwidth pairwise"}
-GATHERING |= {"sinkhorn"}
-# Those still gathering with jax.lax.all_gather (not groups.gather_rows) fail the replication check.
+# The distribution penalties gather all rows across devices, the others psum their group
+# statistics. Those still gathering with jax.lax.all_gather (not groups.gather_rows) fail the
+# replication check of shard_map.
 ALL_GATHER = {"wasserstein", "wasserstein p=1 pooled"}
 SHARD_MAP_GAP = (
     "with axis_name=, penalties.wasserstein gathers rows with jax.lax.all_gather, whose result is "
@@ -156,9 +154,9 @@ def test_shard_map_with_axis_name_equals_single_device(name):
     _assert_equal(name, got, _single(f, args))
 
 
-@pytest.mark.parametrize("name", sorted(GATHERING))
-def test_gathering_penalties_in_shard_map_without_the_replication_check(name):
-    """The gathering penalties give the right value and gradient once check_vma is off."""
+@pytest.mark.parametrize("name", sorted(ALL_GATHER))
+def test_all_gather_penalties_in_shard_map_without_the_replication_check(name):
+    """The all_gather penalties give the right value and gradient once check_vma is off."""
     f = PENALTIES[name]
     args = batch()
     mapped = _shard_mapped(f, _mesh(), check_vma=False)
