@@ -79,21 +79,16 @@ def _group_gap(
     reduction: str,
 ) -> Array:
     label_value = _check_options(condition, reduction, labels)
-    options = dict(
+    means, counts = gs.group_means(
+        values,
+        groups,
         num_groups=num_groups,
         labels=None if label_value is None else labels,
         label_value=1 if label_value is None else label_value,
         weights=weights,
         axis_name=axis_name,
+        return_counts=True,
     )
-    # Sums and counts separately (not group_means' one stacked pass): the counts do not depend
-    # on the scores, so under vmap over models (a Pareto sweep) they are computed once instead
-    # of once per model, and the backward pass only expands the sums' cotangent.
-    sums = gs.group_sums(values, groups, **options)
-    counts = gs.group_counts(groups, **options)
-    if counts.dtype != sums.dtype:
-        counts = counts.astype(sums.dtype)
-    means = gs.safe_divide(sums, counts)
     return _reduce(means, counts, reduction).astype(means.dtype)
 
 
