@@ -366,6 +366,7 @@ def median_bandwidth(x: ArrayLike, *, weights: ArrayLike | None = None) -> Array
       heuristic*, arXiv:1707.07269.
     """
     X = v.as_array(x, "x", ndim=(1, 2))
+    v.check_finite(X, "x")
     X = X[:, None] if X.ndim == 1 else X
     n = X.shape[0]
     dtype = v.float_dtype(X, weights)
@@ -374,6 +375,7 @@ def median_bandwidth(x: ArrayLike, *, weights: ArrayLike | None = None) -> Array
     return _median_bandwidth(X.astype(dtype), w)
 
 
+@jax.jit  # compiled once per shape: eager calls reuse the program
 def _median_bandwidth(X: Array, w: Array) -> Array:
     """:func:`median_bandwidth` on validated ``(n, d)`` points and ``(n,)`` weights."""
     n, dtype = X.shape[0], X.dtype

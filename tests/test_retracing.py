@@ -106,10 +106,8 @@ CALLS = {
     "ot1d.barycenter": lambda x, p, y, s, w, X: ot1d.barycenter(X.T),
 }
 
-RETRACE_GAPS = {
-    "kernels.median_bandwidth": "kernels.median_bandwidth compiles again on every eager call "
-    "with same-shaped inputs (2 compilations in 2 repeated calls)",
-}
+# Known gaps, each a strict xfail that flips when fixed (none open at the moment).
+RETRACE_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -500,12 +500,8 @@ HYPERPARAMETERS = {
     ),
 }
 
-HYPER_GAPS: dict[str, str] = {
-    "kernels.median_bandwidth NaN": "kernels.median_bandwidth does not check for NaN/inf in `x`; "
-    "it returns a finite bandwidth computed from the finite pairs",
-    "orthogonality NaN in w": "penalties.orthogonality does not check `w`/`u` for NaN/inf; it "
-    "returns NaN",
-}
+# Known gaps, each a strict xfail that flips when fixed (none open at the moment).
+HYPER_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,8 @@ def orthogonality(w: ArrayLike, u: ArrayLike, *, squared: bool = True) -> Array:
     """
     w = v.as_array(w, "w", ndim=(1, 2))
     u = v.as_array(u, "u", ndim=(1, 2))
+    v.check_finite(w, "w")
+    v.check_finite(u, "u")
     U = u[None, :] if u.ndim == 1 else u
     if U.shape[1] != w.shape[0]:
         raise ValueError(
