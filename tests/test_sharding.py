@@ -85,14 +85,10 @@ def _mesh():
     return Mesh(np.array(jax.devices()[:DEVICES]), ("batch",))
 
 
-def _shard_mapped(f, mesh, **options):
+def _shard_mapped(f, mesh):
     spec = PartitionSpec("batch")
     return jax.shard_map(
-        lambda *a: f(*a, "batch"),
-        mesh=mesh,
-        in_specs=(spec,) * 4,
-        out_specs=PartitionSpec(),
-        **options,
+        lambda *a: f(*a, "batch"), mesh=mesh, in_specs=(spec,) * 4, out_specs=PartitionSpec()
     )
 
 
@@ -123,43 +119,14 @@ def test_jit_with_sharded_inputs_equals_single_device(name):
     _assert_equal(name, got, _single(f, args))
 
 
-# The distribution penalties gather all rows across devices, the others psum their group
-# statistics. Those still gathering with jax.lax.all_gather (not groups.gather_rows) fail the
-# replication check of shard_map.
-ALL_GATHER = {"wasserstein", "wasserstein p=1 pooled"}
-SHARD_MAP_GAP = (
-    "with axis_name=, penalties.wasserstein gathers rows with jax.lax.all_gather, whose result is "
-    "typed as varying over the axis: under jax.shard_map's default check_vma=True it cannot be "
-    "returned with out_specs=P() (replicated), so users must pass check_vma=False (mmd, sinkhorn "
-    "and the metrics gather with groups.gather_rows, typed replicated, and work)"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            k,
-            marks=[pytest.mark.xfail(reason=SHARD_MAP_GAP, strict=True)] if k in ALL_GATHER else [],
-        )
-        for k in sorted(PENALTIES)
-    ],
-)
+# The distribution penalties gather all rows across devices with groups.gather_rows (typed
+# replicated, so shard_map's replication check passes); the others psum group statistics.
+@pytest.mark.parametrize("name", sorted(PENALTIES))
 def test_shard_map_with_axis_name_equals_single_device(name):
     """Inside shard_map each device holds its rows; the penalty reduces through axis_name."""
     f = PENALTIES[name]
     args = batch()
     mapped = _shard_mapped(f, _mesh())
-    got = jax.jit(jax.value_and_grad(lambda x, *rest: mapped(x, *rest)))(*_sharded(args))
-    _assert_equal(name, got, _single(f, args))
-
-
-@pytest.mark.parametrize("name", sorted(ALL_GATHER))
-def test_all_gather_penalties_in_shard_map_without_the_replication_check(name):
-    """The all_gather penalties give the right value and gradient once check_vma is off."""
-    f = PENALTIES[name]
-    args = batch()
-    mapped = _shard_mapped(f, _mesh(), check_vma=False)
     got = jax.jit(jax.value_and_grad(lambda x, *rest: mapped(x, *rest)))(*_sharded(args))
     _assert_equal(name, got, _single(f, args))
 

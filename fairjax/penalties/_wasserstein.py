@@ -147,7 +147,7 @@ def wasserstein(
         w = w * (y == (1 if condition == "positive" else 0)).astype(dtype)
     x, m = x.astype(dtype), m.astype(dtype)
     if axis_name is not None:
-        x, m, w = (jax.lax.all_gather(a, axis_name, tiled=True) for a in (x, m, w))
+        x, m, w = gs.gather_rows(x, m, w, axis_name=axis_name)
     elif v.is_concrete(x, m, w):
         # Eager call: pad to a shape bucket with zero-weight rows (a mask), so calls on
         # different batch sizes share one compiled program.
