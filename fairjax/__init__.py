@@ -15,6 +15,7 @@ from fairjax import (
     ot1d,
     penalties,
     postprocessing,
+    representation,
     training,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "ot1d",
     "penalties",
     "postprocessing",
+    "representation",
     "training",
 ]

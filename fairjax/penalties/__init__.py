@@ -4,16 +4,17 @@
 returns a scalar that can be added to a task loss and differentiated.
 """
 
-# Each method module adds its re-export here (one line each) and extends __all__.
 from fairjax.penalties._mmd import mmd
 from fairjax.penalties._orthogonality import orthogonality
 from fairjax.penalties._sinkhorn import sinkhorn
 from fairjax.penalties._surrogates import mean_difference, sigmoid_rate_difference
 from fairjax.penalties._wasserstein import wasserstein
 
-__all__: list[str] = []
-__all__ += ["orthogonality"]
-__all__ += ["mean_difference", "sigmoid_rate_difference"]
-__all__ += ["wasserstein"]
-__all__ += ["mmd"]
-__all__ += ["sinkhorn"]
+__all__ = [
+    "mean_difference",
+    "mmd",
+    "orthogonality",
+    "sigmoid_rate_difference",
+    "sinkhorn",
+    "wasserstein",
+]
