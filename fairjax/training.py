@@ -679,8 +679,8 @@ def constrained_sweep(
     :math:`\lambda`.
 
     Args:
-      loss_fn, constraint_fn, params, data, optimizer, multiplier_optimizer, num_steps,
-        dual_constraint_fn: as in :func:`fit_constrained`.
+      loss_fn: as in :func:`fit_constrained`; so are ``constraint_fn``, ``params``, ``data``,
+        ``optimizer``, ``multiplier_optimizer``, ``num_steps`` and ``dual_constraint_fn``.
       targets: the bounds, shape ``(K,)``.
 
     Returns:
