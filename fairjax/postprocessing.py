@@ -795,8 +795,11 @@ def apply_barycenter(
 # ----------------------------------------------------------------------------- save / load
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
+def _digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
+    """SHA-256 over the metadata (all but the digest itself, canonical JSON) and the arrays."""
     h = hashlib.sha256()
+    header = {k: v for k, v in meta.items() if k != "sha256"}
+    h.update(json.dumps(header, sort_keys=True).encode("utf-8"))
     for name in sorted(arrays):
         arr = np.ascontiguousarray(arrays[name])
         h.update(name.encode())
@@ -813,7 +816,8 @@ def save_barycenter(
 
     The file holds every array of the state(s) under ``stage{k}/{field}`` and a ``metadata``
     entry: UTF-8 JSON with the format version, the static fields and a SHA-256 digest of the
-    arrays, so :func:`load_barycenter` restores the state exactly and refuses a modified file.
+    metadata and the arrays, so :func:`load_barycenter` restores the state exactly and refuses
+    a modified file.
 
     Args:
       path: destination file (``.npz`` is appended by NumPy if missing).
@@ -851,8 +855,8 @@ def save_barycenter(
         "format_version": FORMAT_VERSION,
         "sequential": sequential,
         "stages": meta_stages,
-        "sha256": _digest(arrays),
     }
+    meta["sha256"] = _digest(arrays, meta)
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
     np.savez(path, metadata=blob, **arrays)
 
@@ -862,7 +866,8 @@ def load_barycenter(path: str | os.PathLike) -> BarycenterState | SequentialBary
 
     Raises:
       ValueError: the file is not a fairjax barycenter file, has an unknown format version, is
-        truncated or corrupt, or its arrays do not match the recorded digest (modified).
+        truncated or corrupt, or its arrays or metadata do not match the recorded digest
+        (modified).
     """
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -882,10 +887,10 @@ def load_barycenter(path: str | os.PathLike) -> BarycenterState | SequentialBary
             f"{os.fspath(path)!r} has format version {meta.get('format_version')!r}; this "
             f"fairjax reads version {FORMAT_VERSION}."
         )
-    if _digest(files) != meta.get("sha256"):
+    if _digest(files, meta) != meta.get("sha256"):
         raise ValueError(
-            f"{os.fspath(path)!r} is corrupt or was modified: its arrays do not match the "
-            "recorded SHA-256 digest."
+            f"{os.fspath(path)!r} is corrupt or was modified: its arrays and metadata do not "
+            "match the recorded SHA-256 digest."
         )
     stages = []
     try:
