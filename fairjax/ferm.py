@@ -234,16 +234,21 @@ def _project_slabs(w: Array, U: Array, eps: Array, max_iter: int) -> Array:
     Q = U @ U.T
     c = U @ w
     diag = jnp.diag(Q)
-    scale = jnp.maximum(jnp.max(diag), jnp.finfo(w.dtype).tiny)
+    # The iterations only find the active set, which is locally constant: they run on
+    # stop_gradient copies (a while_loop has no reverse-mode derivative), and the derivative of
+    # the projection flows through the exact active-set solve below.
+    Q0, c0, eps0 = jax.lax.stop_gradient((Q, c, eps))
+    diag0 = jnp.diag(Q0)
+    scale = jnp.maximum(jnp.max(diag0), jnp.finfo(w.dtype).tiny)
 
     def soft(x):
-        return jnp.sign(x) * jnp.maximum(jnp.abs(x) - eps, 0.0)
+        return jnp.sign(x) * jnp.maximum(jnp.abs(x) - eps0, 0.0)
 
     def sweep(lam):
         def coord(j, lam):
-            r = c[j] - Q[j] @ lam + Q[j, j] * lam[j]
+            r = c0[j] - Q0[j] @ lam + Q0[j, j] * lam[j]
             # A zero direction (empty group) has Q_jj = 0 and no constraint: lambda_j = 0.
-            new = gs.safe_divide(soft(r), Q[j, j])
+            new = gs.safe_divide(soft(r), Q0[j, j])
             return lam.at[j].set(new)
 
         return jax.lax.fori_loop(0, k, coord, lam)
@@ -255,7 +260,7 @@ def _project_slabs(w: Array, U: Array, eps: Array, max_iter: int) -> Array:
     def body(state):
         it, lam, _ = state
         new = sweep(lam)
-        delta = jnp.max(jnp.abs(new - lam) * jnp.sqrt(diag)) / jnp.sqrt(scale)
+        delta = jnp.max(jnp.abs(new - lam) * jnp.sqrt(diag0)) / jnp.sqrt(scale)
         return it + 1, new, delta
 
     _, lam, _ = jax.lax.while_loop(cond, body, (0, jnp.zeros((k,), w.dtype), jnp.inf))

@@ -206,10 +206,8 @@ def _terms():
 TERMS = _terms()
 # One jitted function per term, shared by both tests (each derivative compiles once).
 JITTED = {name: jax.jit(t[0]) for name, t in TERMS.items()}
-GRAD_GAPS: dict[str, str] = {
-    "ferm.project eps>0 (reverse mode)": "ferm.project with eps > 0 cannot be differentiated in "
-    "reverse mode (jax.grad): its coordinate-descent lax.while_loop has no VJP",
-}
+# Known gaps, each a strict xfail that flips when fixed (none open at the moment).
+GRAD_GAPS: dict[str, str] = {}
 
 
 def _params():
