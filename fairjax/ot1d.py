@@ -182,6 +182,12 @@ def _sorted_levels(x: Array, w: Array) -> tuple[Array, Array, Array]:
     order = jnp.argsort(x, axis=-1)
     xs = jnp.take_along_axis(x, order, axis=-1)
     ws = jnp.take_along_axis(w, order, axis=-1)
+    # Levels are a function of the weights only: no gradient flows from them into the values.
+    return xs, ws, _cdf_levels(ws)
+
+
+def _cdf_levels(ws: Array) -> Array:
+    """CDF levels ``C_i / W`` of weights in sorted order (last axis), exact at masks and at 1."""
     cum = jnp.cumsum(ws, axis=-1)
     # XLA's cumsum is not a sequential sum and its division may be a product by a reciprocal, so
     # a zero-weight point could get a level one rounding step above the point before it, and the
@@ -191,9 +197,7 @@ def _sorted_levels(x: Array, w: Array) -> tuple[Array, Array, Array]:
     # get exactly 1.
     cum = jax.lax.cummax(jnp.where(ws > 0, cum, 0), axis=cum.ndim - 1)
     total = cum[..., -1:]
-    levels = jnp.where((cum >= total) & (total > 0), 1, gs.safe_divide(cum, total))
-    # Levels are a function of the weights only: no gradient flows from them into the values.
-    return xs, ws, levels
+    return jnp.where((cum >= total) & (total > 0), 1, gs.safe_divide(cum, total))
 
 
 def _step_quantile_sorted(xs: Array, levels: Array, u: Array) -> Array:

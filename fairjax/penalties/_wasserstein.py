@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import groups as gs
-from fairjax.ot1d import _bucket, _pad_rows, _safe_power
+from fairjax.ot1d import _bucket, _cdf_levels, _pad_rows, _safe_power
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -24,9 +24,10 @@ def _penalty(x: Array, m: Array, w: Array, *, p: float, reference: str, reductio
     xs = x[order]  # the one sort; gradients flow back through this gather
     wg = m[order].T * w[order][None, :]  # (G, n) weight of each sorted point in each group
     counts = jnp.sum(wg, axis=1)
-    levels = gs.safe_divide(jnp.cumsum(wg, axis=1), counts[:, None])
-    pooled_w = jnp.cumsum(jnp.sum(wg, axis=0))
-    pooled = gs.safe_divide(pooled_w, pooled_w[-1])
+    # Exact levels: a zero-weight (masked) point repeats the level before it and the top level
+    # is exactly 1, so the quantile search below never lands on a masked point.
+    levels = _cdf_levels(wg)
+    pooled = _cdf_levels(jnp.sum(wg, axis=0))
     # Every quantile function is constant between consecutive merged levels: integrate exactly.
     all_levels = levels.reshape(-1)
     if reference == "pooled":
