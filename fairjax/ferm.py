@@ -345,6 +345,17 @@ _project_slabs_batch = jax.jit(
 )
 
 
+def _constrained_axis_last(param: ArrayLike, U: Array, axis: int) -> Array:
+    """The constrained parameter with its constrained axis last, checked against ``d``."""
+    p = jnp.moveaxis(jnp.asarray(param), axis, -1)
+    if p.shape[-1] != U.shape[1]:
+        raise ValueError(
+            f"a constrained parameter has size {p.shape[-1]} on axis {axis}, but the "
+            f"directions have d = {U.shape[1]}; select the weight leaf with `mask=`."
+        )
+    return p
+
+
 def project_orthogonal(
     directions: ArrayLike,
     *,
@@ -401,12 +412,7 @@ def project_orthogonal(
         return optax.EmptyState()
 
     def leaf(update: Array, param: Array) -> Array:
-        p = jnp.moveaxis(jnp.asarray(param), axis, -1)
-        if p.shape[-1] != U.shape[1]:
-            raise ValueError(
-                f"a constrained parameter has size {p.shape[-1]} on axis {axis}, but the "
-                f"directions have d = {U.shape[1]}; select the weight leaf with `mask=`."
-            )
+        p = _constrained_axis_last(param, U, axis)
         new = p + jnp.moveaxis(jnp.asarray(update), axis, -1)
         out = _project_any(new, U, eps, max_iter) - p
         return jnp.moveaxis(out, -1, axis).astype(jnp.asarray(update).dtype)
@@ -483,12 +489,7 @@ def project_gradient(
         return optax.EmptyState()
 
     def leaf(g: Array, param: Array) -> Array:
-        p = jnp.moveaxis(jnp.asarray(param), axis, -1)
-        if p.shape[-1] != U.shape[1]:
-            raise ValueError(
-                f"a constrained parameter has size {p.shape[-1]} on axis {axis}, but the "
-                f"directions have d = {U.shape[1]}; select the weight leaf with `mask=`."
-            )
+        p = _constrained_axis_last(param, U, axis)
         gm = jnp.moveaxis(jnp.asarray(g), axis, -1)
         dtype = v.float_dtype(p, gm)
         flat_g = gm.reshape((-1, p.shape[-1])).astype(dtype)
