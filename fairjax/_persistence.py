@@ -251,7 +251,7 @@ def put_value(arrays: dict[str, np.ndarray], name: str, value: Any) -> dict[str,
     """Stores one numeric leaf under ``arrays[name]``; returns the JSON spec to rebuild it.
 
     A Python ``float``/``int`` comes back as the same Python number, a NumPy array or scalar as a
-    NumPy array, a JAX array as a JAX array (same dtype, shape and bits; a weakly typed JAX
+    NumPy array or scalar, a JAX array as a JAX array (same dtype, shape and bits; a weakly typed JAX
     scalar stays weakly typed).
 
     Raises:
@@ -269,7 +269,7 @@ def put_value(arrays: dict[str, np.ndarray], name: str, value: Any) -> dict[str,
         return {"array": name, "type": "jax", "weak": weak}
     if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind in "biufcV":
         arrays[name] = np.asarray(value)
-        return {"array": name, "type": "numpy"}
+        return {"array": name, "type": "numpy_scalar" if np.isscalar(value) else "numpy"}
     raise TypeError(f"{name!r}: cannot save a value of type {type(value).__name__}.")
 
 
@@ -290,6 +290,10 @@ def get_value(arrays: dict[str, np.ndarray], spec: Any) -> Any:
         return _NUMBER_TYPES[kind](arr.item())
     if kind == "numpy":
         return arr
+    if kind == "numpy_scalar":
+        if arr.ndim != 0:
+            raise ValueError(f"{spec['array']!r} must be a scalar.")
+        return arr[()]
     if kind == "jax":
         if spec.get("weak"):
             # A weakly typed scalar (e.g. from a Python number) promotes like a Python number;

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import jax
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone, is_classifier
@@ -19,6 +22,7 @@ from sklearn.utils.validation import (
 )
 
 from fairjax import postprocessing
+from fairjax.sklearn import _persist
 
 __all__ = ["WassersteinFairRegressor"]
 
@@ -62,6 +66,46 @@ def _encode(sensitive_features, n: int, classes=None) -> tuple[np.ndarray, np.nd
             f"time (known: {classes.tolist()[:10]})."
         )
     return ids.astype(np.int32), classes
+
+
+def _describe_base(regressor: WassersteinFairRegressor) -> dict[str, Any]:
+    """What the file records about the (unsaved) base estimator, to check it at load."""
+    base = regressor.estimator_
+    n_features = getattr(base, "n_features_in_", None)
+    return {
+        "estimator_class": f"{type(base).__module__}.{type(base).__qualname__}",
+        "estimator_n_features_in": None if n_features is None else int(n_features),
+        "prefit": regressor.estimator_ is regressor.estimator,
+    }
+
+
+def _check_base(extra: dict, estimator: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """The ``estimator`` parameter of a loaded regressor, after checking the given base."""
+    where = repr(os.fspath(path))
+    if estimator is None:
+        raise TypeError(
+            f"{where}: pass the fitted base estimator, load(path, estimator=...): it is not in "
+            "the file (saving an arbitrary scikit-learn model would need pickle)."
+        )
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError as err:
+        raise ValueError(f"{where}: the base `estimator` passed to load is not fitted.") from err
+    name = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+    if name != extra.get("estimator_class"):
+        raise ValueError(
+            f"{where} was saved with a base estimator of class {extra.get('estimator_class')}, "
+            f"got {name}."
+        )
+    expected = extra.get("estimator_n_features_in")
+    n_features = getattr(estimator, "n_features_in_", None)
+    if expected is not None and n_features != expected:
+        raise ValueError(
+            f"{where} was saved with a base estimator of {expected} features, got {n_features}."
+        )
+    # A base trained by fit was a clone of the `estimator` template: an unfitted clone again,
+    # so that refitting the loaded regressor trains it as the original would.
+    return {"estimator": estimator if extra.get("prefit", True) else clone(estimator)}
 
 
 class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
@@ -241,3 +285,77 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             self.state_, self._scores(self.estimator_, X), ids, key=key, alpha=self.alpha
         )
         return np.asarray(out)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Saves the fitted regressor's post-processor to ``.npz`` with JSON metadata; no pickle.
+
+        The file holds the constructor parameters (JSON) and every fitted attribute
+        (``state_``, ``groups_``, ``n_features_in_``, ...) as arrays, with the format version and a
+        SHA-256 digest; :meth:`load` rebuilds an estimator whose outputs are identical.
+
+        The base estimator ``estimator_`` is **not** saved: an arbitrary scikit-learn model can
+        only be stored with pickle, which fairjax never uses. Keep it yourself (for instance with
+        skops, ONNX, or by refitting it deterministically) and pass it to :meth:`load`. The file
+        records its class and feature count, so :meth:`load` refuses a base estimator of another
+        class or width.
+
+        Args:
+          path: destination file (NumPy appends ``.npz`` when missing).
+
+        Raises:
+          NotFittedError: the estimator is not fitted.
+          TypeError: a parameter is not a number, string, bool or None (``estimator`` is not saved).
+
+        Example:
+          >>> import os, tempfile
+          >>> import numpy as np
+          >>> from sklearn.linear_model import Ridge
+          >>> from fairjax.sklearn import WassersteinFairRegressor
+          >>> rng = np.random.default_rng(0)
+          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
+          >>> y = X[:, 0] + 2 * s
+          >>> reg = WassersteinFairRegressor(Ridge(), random_state=0)
+          >>> reg = reg.fit(X, y, sensitive_features=s)
+          >>> path = os.path.join(tempfile.mkdtemp(), "post.npz")
+          >>> reg.save(path)  # the post-processor; the Ridge is yours to keep
+          >>> loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
+          >>> bool(np.array_equal(loaded.predict(X, sensitive_features=s),
+          ...                      reg.predict(X, sensitive_features=s)))
+          True
+        """
+        _persist.save_estimator(
+            path,
+            self,
+            exclude_params=("estimator",),
+            exclude_attributes=("estimator_",),
+            extra=_describe_base(self),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, estimator: Any = None) -> WassersteinFairRegressor:
+        """Loads a regressor's post-processor written by :meth:`save` (``allow_pickle=False``).
+
+        Args:
+          path: the ``.npz`` file.
+          estimator: the fitted base estimator (``estimator_`` of the saved regressor), required:
+            it is not in the file. It must be fitted, of the same class and with the same
+            number of features.
+
+        Returns:
+          A fitted ``WassersteinFairRegressor``: same parameters, bit-equal fitted arrays, identical
+          outputs.
+
+        Raises:
+          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
+            another estimator's file), has a newer format version, or is corrupt or modified
+            (its arrays or metadata do not match the recorded digest); or ``estimator`` is not
+            fitted, or of another class or feature count than the saved one.
+          TypeError: ``estimator`` is missing.
+        """
+
+        def check(extra: dict) -> dict:
+            return _check_base(extra, estimator, path)
+
+        regressor = _persist.load_estimator(cls, path, check=check)
+        regressor.estimator_ = estimator
+        return regressor

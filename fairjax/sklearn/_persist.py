@@ -1,0 +1,144 @@
+"""Save / load of the fitted estimators: constructor parameters and fitted attributes, no pickle.
+
+A file is a :mod:`fairjax._persistence` file of kind ``fairjax.sklearn.<ClassName>``: the
+constructor parameters in its JSON metadata (numbers, strings, bools and None only), and every
+fitted attribute (the public attributes ending in ``_``) as arrays with a JSON description.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from fairjax import _persistence as _io
+from fairjax import ferm, postprocessing
+
+_JSON_SCALARS = (str, bool, int, float, type(None))
+
+
+def kind_of(cls: type) -> str:
+    return f"fairjax.sklearn.{cls.__name__}"
+
+
+def _params(estimator: Any, exclude: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for name, value in estimator.get_params(deep=False).items():
+        if name in exclude:
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        if not isinstance(value, _JSON_SCALARS) or (
+            isinstance(value, float) and not np.isfinite(value)
+        ):
+            raise TypeError(
+                f"cannot save {type(estimator).__name__}: the parameter {name}={value!r} is not "
+                "a number, string, bool or None (only those are saved, as JSON)."
+            )
+        out[name] = value
+    return out
+
+
+def _put_barycenter(arrays: dict, name: str, state: Any) -> dict:
+    """A :class:`fairjax.postprocessing.BarycenterState` by its dataclass fields."""
+    fields = {}
+    for field in dataclasses.fields(state):
+        value = getattr(state, field.name)
+        if isinstance(value, str | bool):
+            fields[field.name] = {"static": value}
+        elif isinstance(value, tuple) and all(type(x) is int for x in value):
+            fields[field.name] = {"static": list(value), "tuple": True}
+        else:
+            fields[field.name] = _io.put_value(arrays, f"{name}/{field.name}", value)
+    return fields
+
+
+def _get_barycenter(arrays: dict, fields: dict) -> Any:
+    names = {f.name for f in dataclasses.fields(postprocessing.BarycenterState)}
+    if set(fields) != names:
+        raise ValueError(f"BarycenterState has fields {sorted(names)}, got {sorted(fields)}.")
+    kwargs = {}
+    for key, spec in fields.items():
+        if "static" in spec:
+            value = spec["static"]
+            if not isinstance(value, str | bool | list):
+                raise TypeError(f"static field {key!r} must be a str, bool or list.")
+            kwargs[key] = tuple(int(x) for x in value) if spec.get("tuple") else value
+        else:
+            kwargs[key] = _io.get_value(arrays, spec)
+    return postprocessing.BarycenterState(**kwargs)
+
+
+def _put_attribute(arrays: dict, name: str, value: Any) -> dict:
+    where = f"fitted/{name}"
+    if isinstance(value, ferm.FERMModel):
+        return {"codec": "ferm_model", "spec": ferm._put_model(arrays, where, value)}
+    if isinstance(value, postprocessing.BarycenterState):
+        return {"codec": "barycenter", "spec": _put_barycenter(arrays, where, value)}
+    if isinstance(value, np.ndarray):
+        return {"codec": "labels", "spec": _io.put_labels(arrays, where, value)}
+    try:
+        return {"codec": "value", "spec": _io.put_value(arrays, where, value)}
+    except TypeError as err:
+        raise TypeError(f"cannot save the fitted attribute {name}: {err}") from err
+
+
+def _get_attribute(arrays: dict, spec: dict) -> Any:
+    codec, inner = spec["codec"], spec["spec"]
+    if codec == "ferm_model":
+        return ferm._get_model(arrays, inner)
+    if codec == "barycenter":
+        return _get_barycenter(arrays, inner)
+    if codec == "labels":
+        return _io.get_labels(arrays, inner)
+    if codec == "value":
+        return _io.get_value(arrays, inner)
+    raise ValueError(f"unknown attribute codec {codec!r}.")
+
+
+def save_estimator(
+    path: str | os.PathLike,
+    estimator: Any,
+    *,
+    exclude_params: tuple[str, ...] = (),
+    exclude_attributes: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Writes ``estimator``'s parameters and fitted attributes (those ending in ``_``)."""
+    check_is_fitted(estimator)
+    params = _params(estimator, exclude_params)
+    arrays: dict[str, np.ndarray] = {}
+    fitted = {
+        name: _put_attribute(arrays, name, value)
+        for name, value in sorted(vars(estimator).items())
+        if name.endswith("_") and not name.startswith("_") and name not in exclude_attributes
+    }
+    meta = {"params": params, "fitted": fitted, "extra": extra or {}}
+    _io.save_arrays(path, arrays, meta, kind=kind_of(type(estimator)))
+
+
+def load_estimator(
+    cls: type, path: str | os.PathLike, *, check: Callable[[dict], dict] | None = None
+) -> Any:
+    """Rebuilds a ``cls`` estimator from a file of :func:`save_estimator`.
+
+    ``check(extra)`` may validate the extra metadata and return parameters to add.
+    """
+    arrays, meta = _io.load_arrays(path, kind=kind_of(cls))
+    extra = meta.get("extra")
+    if not isinstance(extra, dict):
+        raise _io.malformed(path, KeyError("extra"))
+    added = {} if check is None else check(extra)
+    try:
+        estimator = cls(**dict(meta["params"], **added))
+        for name, spec in meta["fitted"].items():
+            if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")):
+                raise ValueError(f"{name!r} is not a fitted attribute name.")
+            setattr(estimator, name, _get_attribute(arrays, spec))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise _io.malformed(path, err) from err
+    return estimator
