@@ -149,3 +149,147 @@ def test_bad_inputs():
         sinkhorn(X, np.zeros(12, int), num_groups=1, reference="pairwise")
     with pytest.raises(TypeError, match="`solver_kwargs` must be a mapping"):
         sinkhorn(X, s, num_groups=2, solver_kwargs=[("threshold", 1e-3)])
+
+
+# ----------------------------------------------------------------------------- sliced groups
+
+
+@jax.jit
+def _ott_direct(x, a, y, b, eps):
+    """ott-jax called directly on two sliced, weighted groups (what the wrapper must equal)."""
+    return ott_sd.sinkhorn_divergence(
+        pointcloud.PointCloud, x, y, a=a / a.sum(), b=b / b.sum(), epsilon=eps
+    )
+
+
+def _unbalanced(seed=6, n=40, n0=13, r=3):
+    rng = np.random.default_rng(seed)
+    s = np.r_[np.zeros(n0, int), np.ones(n - n0, int)]
+    rng.shuffle(s)
+    X = rng.normal(size=(n, r)) + 0.7 * s[:, None]
+    w = rng.uniform(0.3, 2.0, size=n)
+    return X, s, w
+
+
+def test_pairwise_value_gradient_and_iterations_equal_ott_on_sliced_groups():
+    X, s, w = _unbalanced()
+    with jax.enable_x64(True):
+        Xj = jnp.asarray(X)
+        # The default relative epsilon is 0.1 x the weighted mean squared distance of all rows.
+        wn = w / w.sum()
+        mean_cost = np.sum(wn[:, None] * wn[None, :] * ot.dist(X, X, metric="sqeuclidean"))
+        eps = 0.1 * mean_cost
+
+        def wrapper(z):
+            value, out = sinkhorn(
+                z, s, num_groups=2, weights=w, reference="pairwise", return_output=True
+            )
+            return value, out
+
+        def direct(z):
+            value, out = _ott_direct(z[s == 0], w[s == 0], z[s == 1], w[s == 1], eps)
+            return value, out
+
+        (v_w, out_w), g_w = jax.value_and_grad(wrapper, has_aux=True)(Xj)
+        (v_d, out_d), g_d = jax.value_and_grad(direct, has_aux=True)(Xj)
+        np.testing.assert_allclose(v_w, v_d, rtol=1e-10)
+        np.testing.assert_allclose(g_w, g_d, rtol=1e-7, atol=1e-10)
+        # The same three problems: the same numbers of iterations.
+        assert [int(k[0]) for k in out_w.n_iters] == [int(k) for k in out_d.n_iters]
+        assert np.all(np.isfinite(np.asarray(g_w))) and float(v_w) > 0
+
+
+def test_three_groups_every_comparison_equals_ott_on_sliced_groups():
+    rng = np.random.default_rng(7)
+    n = 30
+    s = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 2)) + 0.5 * s[:, None]
+    w = rng.uniform(0.5, 1.5, size=n)
+    eps = 0.4
+    kw = dict(num_groups=3, weights=w, epsilon=eps, relative_epsilon=None, reduction="none")
+    with jax.enable_x64(True):
+        pairs = sinkhorn(X, s, reference="pairwise", **kw)
+        pooled = sinkhorn(X, s, **kw)
+        for i in range(3):
+            ref = _ott_direct(X[s == i], w[s == i], X, w, eps)[0]
+            np.testing.assert_allclose(pooled[i], ref, rtol=1e-6)
+            for j in range(i + 1, 3):
+                ref = _ott_direct(X[s == i], w[s == i], X[s == j], w[s == j], eps)[0]
+                np.testing.assert_allclose(pairs[i, j], ref, rtol=1e-6)
+                np.testing.assert_allclose(pairs[j, i], ref, rtol=1e-6)
+
+
+def test_group_size_under_jit_equals_the_eager_value():
+    X, s, w = _unbalanced(8)
+    kw = dict(num_groups=2, weights=w, reference="pairwise", solver_kwargs=TIGHT)
+    with jax.enable_x64(True):
+        eager = sinkhorn(X, s, **kw)
+
+        # Traced group ids: the static block size comes from `group_size`.
+        @jax.jit
+        def traced(z, g):
+            return sinkhorn(z, g, group_size=27, **kw)
+
+        np.testing.assert_allclose(traced(X, s), eager, rtol=1e-9)
+        # Without `group_size`, traced ids fall back to blocks of all n rows: same value.
+        full = jax.jit(lambda z, g: sinkhorn(z, g, **kw))(X, s)
+        np.testing.assert_allclose(full, eager, rtol=1e-7)
+
+
+def test_group_size_overflow_raises_when_concrete_and_truncates_when_traced():
+    X, s, w = _unbalanced(9)  # groups of 13 and 27 rows
+    kw = dict(num_groups=2, weights=w, reference="pairwise", epsilon=0.5, relative_epsilon=None)
+    with pytest.raises(ValueError, match="`group_size=20` is smaller than the largest group"):
+        sinkhorn(X, s, group_size=20, **kw)
+    with pytest.raises(TypeError, match="`group_size` must be a static int"):
+        sinkhorn(X, s, group_size=20.0, **kw)
+    with pytest.raises(ValueError, match="`group_size` must be >= 1"):
+        sinkhorn(X, s, group_size=0, **kw)
+    with jax.enable_x64(True):
+        got = jax.jit(lambda z, g: sinkhorn(z, g, group_size=20, **kw))(X, s)
+        # Documented: each group keeps its first `group_size` rows (in row order).
+        first0, first1 = np.flatnonzero(s == 0)[:20], np.flatnonzero(s == 1)[:20]
+        ref = _ott_direct(X[first0], w[first0], X[first1], w[first1], 0.5)[0]
+        np.testing.assert_allclose(got, ref, rtol=1e-7)
+        assert not np.isclose(float(got), float(sinkhorn(X, s, **kw)), rtol=1e-3)
+
+
+def test_eager_empty_group_labels_and_membership_matrix():
+    X, s, w = _unbalanced(10)
+    f = jax.value_and_grad(
+        lambda z: jnp.sum(sinkhorn(z, s, num_groups=3, weights=w, reduction="none"))
+    )
+    val, g = f(jnp.asarray(X, jnp.float32))  # group 2 is empty: a block of one padded row
+    assert np.isfinite(float(val)) and np.all(np.isfinite(np.asarray(g)))
+    per_group = sinkhorn(X, s, num_groups=3, weights=w, reduction="none")
+    assert float(per_group[2]) == 0.0
+    # Conditioning on a label is the divergence of the rows with that label.
+    y = np.arange(len(s)) % 3 != 0
+    got = sinkhorn(X, s, num_groups=2, weights=w, labels=y, reference="pairwise")
+    ref = sinkhorn(X[y], s[y], num_groups=2, weights=w[y], reference="pairwise")
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    # A one-hot membership matrix is the same as the integer ids.
+    onehot = np.eye(2)[s]
+    np.testing.assert_allclose(
+        sinkhorn(X, onehot, weights=w), sinkhorn(X, s, num_groups=2, weights=w), rtol=1e-6
+    )
+
+
+def test_block_sizes_are_bucketed_so_nearby_batches_share_one_program():
+    from fairjax.penalties._sinkhorn import _bucket, _core_jit
+
+    sizes = [_bucket(r, 10**6) for r in range(1, 5000)]
+    rows = np.arange(1, 5000)
+    assert np.all(np.diff(sizes) >= 0) and np.all(sizes >= rows)
+    assert np.all(np.asarray(sizes) <= np.maximum(rows * 1.125, rows + 1))
+    assert len(set(sizes)) < 100  # a coarse grid, not one size per row count
+    assert _bucket(50, 40) == 40  # never more than the rows there are
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(200, 2)).astype(np.float32)
+    kw = dict(num_groups=2, reference="pairwise")
+    s1 = (np.arange(200) % 2).astype(int)  # 100 / 100
+    s2 = (np.arange(200) < 97).astype(int)  # 97 / 103
+    jax.block_until_ready(sinkhorn(X, s1, **kw))
+    before = _core_jit._cache_size()
+    jax.block_until_ready(sinkhorn(X, s2, **kw))
+    assert _core_jit._cache_size() == before

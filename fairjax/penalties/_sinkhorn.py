@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fairjax import _validation as v
 from fairjax import groups as gs
@@ -46,6 +47,7 @@ def sinkhorn(
     cost_fn: costs.CostFn | None = None,
     reference: str = "pooled",
     reduction: str = "mean",
+    group_size: int | None = None,
     solver_kwargs: Mapping[str, Any] | None = None,
     axis_name: Hashable | None = None,
     return_output: bool = False,
@@ -81,16 +83,37 @@ def sinkhorn(
     (shape ``(G,)`` pooled, ``(G, G)`` symmetric pairwise).
 
     Every divergence is computed by ott-jax
-    (:func:`ott.tools.sinkhorn_divergence.sinkhorn_divergence` on a
-    :class:`~ott.geometry.pointcloud.PointCloud` of all rows, with the group's normalised row
-    weights as the marginals ``a`` and ``b``; the comparisons are ``vmap``-ed). Shapes are
-    therefore static: a row outside a group, a padded or masked row, is a point of weight 0.
-    A comparison with an empty side is replaced by a harmless one (the pooled weights on both
-    sides, divergence 0) and its value set to 0 (left out of ``"max"``), so value and gradient
-    stay finite. Cost: each Sinkhorn iteration is a pass over the :math:`n^2` costs, and a
-    comparison needs three (``O(G n^2)`` per iteration for ``G`` groups); for large batches
-    pass ``solver_kwargs`` (e.g. ``{"max_iterations": 200}``) or use :func:`~fairjax.penalties.mmd`
-    with random features.
+    (:func:`ott.tools.sinkhorn_divergence.sinkhorn_divergence` on
+    :class:`~ott.geometry.pointcloud.PointCloud` geometries), on the groups themselves: the
+    rows of positive weight of each group are gathered, in row order, into a block of a static
+    size ``group_size`` (the pooled measure into a block of its own), free slots being points
+    of weight 0, and each comparison solves block against block with the normalised row
+    weights as the marginals ``a`` and ``b`` (several comparisons are ``vmap``-ed). The value,
+    gradient and iteration counts are those of ott-jax called directly on ``h[s == i]`` and
+    ``h[s == j]``, and the work per iteration is :math:`O(\text{group\_size}^2)` per problem
+    (pooled: :math:`O(\text{group\_size} \cdot n + n^2)`), not :math:`O(n^2)` for every
+    comparison.
+
+    The block size is static (it fixes the shapes of the compiled program):
+
+    * group ids known when ``sinkhorn`` is called (eager calls, or ids closed over by a
+      ``jit``-ed function): the largest group's number of rows of positive weight, rounded up
+      to a coarse grid (8 to 16 sizes per doubling, at most 1/8 of padding), so batches with
+      nearby group sizes share one compiled program; a ``group_size`` passed explicitly is
+      used instead, and a ``ValueError`` is raised when a group is larger;
+    * group ids traced (arguments of a ``jit``-ed function, ``lax.scan`` over batches,
+      ``shard_map``): ``group_size`` if given, else ``n`` (every block holds all rows: correct,
+      but up to :math:`(n / n_g)^2` times the work). Pass ``group_size`` (an upper bound on the
+      rows of positive weight per group, e.g. a batch size times the largest group share
+      plus a margin) in training loops. **A group larger than** ``group_size`` **cannot raise
+      under a trace: its rows beyond the first** ``group_size`` **(in row order) are dropped**,
+      so the value is the divergence of that truncated group. Traced weights or labels are
+      counted as positive.
+
+    A comparison with an empty side is replaced by a harmless one (uniform weights on both
+    blocks) and its value set to 0 (left out of ``"max"``), so value and gradient stay finite.
+    For large batches pass ``solver_kwargs`` (e.g. ``{"max_iterations": 200}``) or use
+    :func:`~fairjax.penalties.mmd` with random features.
 
     Args:
       h: representations, shape ``(n, r)`` (or ``(n,)``).
@@ -110,6 +133,9 @@ def sinkhorn(
         relative scale uses the squared Euclidean mean cost whatever ``cost_fn``.
       reference: ``"pooled"`` (default) or ``"pairwise"``.
       reduction: ``"mean"`` (default), ``"max"`` or ``"none"``.
+      group_size: static upper bound on the rows of positive weight in any group (after
+        masks and labels); the size of the blocks ott-jax solves on. Default: computed from
+        the group ids when they are concrete, else ``n`` (see above).
       solver_kwargs: passed to ott-jax's Sinkhorn solver (``threshold``,
         ``max_iterations``, ``lse_mode``, ``implicit_diff``, ...).
       axis_name: inside ``shard_map``/``pmap``, the mapped axis: the rows are all-gathered
@@ -133,6 +159,10 @@ def sinkhorn(
       >>> apart = jnp.array([[0.0], [0.0], [1.0], [1.0]])
       >>> round(float(sinkhorn(apart, s, **kw)), 3)  # the squared distance between the Diracs
       1.0
+      >>> import jax  # traced group ids: give the static block size
+      >>> f = jax.jit(lambda z, g: sinkhorn(z, g, group_size=2, **kw))
+      >>> round(float(f(apart, s)), 3)
+      1.0
 
     References:
       Oneto, Donini, Luise, Ciliberto, Maurer, Pontil, *Exploiting MMD and Sinkhorn
@@ -147,13 +177,37 @@ def sinkhorn(
         raise ValueError(f"`epsilon` must be > 0, got {epsilon}.")
     if solver_kwargs is not None and not isinstance(solver_kwargs, Mapping):
         raise TypeError(f"`solver_kwargs` must be a mapping, got {type(solver_kwargs).__name__}.")
+    if group_size is not None:
+        if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
+            raise TypeError(f"`group_size` must be a static int, got {type(group_size).__name__}.")
+        if group_size < 1:
+            raise ValueError(f"`group_size` must be >= 1, got {group_size}.")
     x, m, w = _check_common(
         h, groups, num_groups, labels, label_value, weights, reference, reduction
     )
     x, m, w = gs.gather_rows(x, m, w, axis_name=axis_name)
     if reference == "pairwise" and m.shape[1] < 2:
         raise ValueError("`reference='pairwise'` needs at least two groups.")
+    n = x.shape[0]
+    group_cap, pooled_cap = n if group_size is None else int(group_size), n
+    sizes = (
+        None
+        if axis_name is not None
+        else _support_sizes(groups, num_groups, labels, label_value, weights, n)
+    )
+    if sizes is not None:
+        group_rows, pooled_rows, exact = sizes
+        if group_size is None:
+            group_cap = _bucket(group_rows, n)
+        elif exact and group_rows > group_size:
+            raise ValueError(
+                f"`group_size={group_size}` is smaller than the largest group "
+                f"({group_rows} rows of positive weight); pass at least {group_rows}."
+            )
+        pooled_cap = _bucket(pooled_rows, n)
     config = dict(
+        group_cap=min(group_cap, n),
+        pooled_cap=pooled_cap,
         relative=relative_epsilon == "mean",
         reference=reference,
         reduction=reduction,
@@ -167,11 +221,73 @@ def sinkhorn(
     return _core_jit(x, m, w, epsilon, cost_fn, solve_items=solve_items, **config)
 
 
-def _core(x, m, w, epsilon, cost_fn, *, relative, reference, reduction, return_output, solve_items):
+def _bucket(rows: int, n: int) -> int:
+    """A static block size >= ``rows`` (and <= ``n``) from a coarse grid: 8 to 16 sizes per
+    doubling, so the padding stays under 1/8 and nearby group sizes share one program."""
+    rows = max(int(rows), 1)
+    step = 1 << max(rows.bit_length() - 4, 0)
+    return min(-(-rows // step) * step, n)
+
+
+def _support_sizes(groups, num_groups, labels, label_value, weights, n):
+    """``(largest group, pooled rows, exact)``: rows of positive weight, from concrete inputs.
+
+    ``None`` when the group ids are traced. Traced weights or labels count as positive, so the
+    sizes are then upper bounds (``exact=False``).
+    """
+    if not v.is_concrete(groups):
+        return None
+    known_w = weights if v.is_concrete(weights) else None
+    known_y = labels if v.is_concrete(labels) else None
+    # Inside a trace even operations on constants are staged out: evaluate these now.
+    with jax.ensure_compile_time_eval():
+        m = gs.membership(groups, num_groups=num_groups)
+        w = gs.row_weights(n, weights=known_w, labels=known_y, label_value=label_value)
+        group_rows = np.asarray(jnp.sum((m * w[:, None]) > 0, axis=0))
+        pooled_rows = int(np.sum(np.asarray(w) > 0))
+    exact = known_w is weights and known_y is labels
+    return int(group_rows.max(initial=0)), pooled_rows, exact
+
+
+def _compact(x: Array, row_w: Array, cap: int) -> tuple[Array, Array]:
+    """The rows of positive weight, in order, in a ``(cap, r)`` block with their weights.
+
+    Free slots repeat the first kept row (a real point, so no artificial cost) with weight 0.
+    Rows beyond ``cap`` are dropped (the caller checks the capacity on concrete inputs).
+    """
+    keep = row_w > 0
+    slot = jnp.cumsum(keep) - 1
+    n = x.shape[0]
+    # Each kept row writes its index into its slot; other rows (and overflow) write nowhere.
+    idx = (
+        jnp.zeros((cap,), jnp.int32)
+        .at[jnp.where(keep, slot, cap)]
+        .set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+    )
+    filled = jnp.arange(cap) < jnp.sum(keep)
+    idx = jnp.where(filled, idx, idx[0])
+    return x[idx], jnp.where(filled, row_w[idx], 0)
+
+
+def _core(
+    x,
+    m,
+    w,
+    epsilon,
+    cost_fn,
+    *,
+    group_cap,
+    pooled_cap,
+    relative,
+    reference,
+    reduction,
+    return_output,
+    solve_items,
+):
     from ott.geometry import pointcloud
     from ott.tools import sinkhorn_divergence as ott_sd
 
-    n, dtype = x.shape[0], x.dtype
+    dtype = x.dtype
     eps = jnp.asarray(epsilon, dtype)
     if relative:
         scale = jax.lax.stop_gradient(_weighted_mean_sq_cost(x, w))
@@ -179,21 +295,32 @@ def _core(x, m, w, epsilon, cost_fn, *, relative, reference, reduction, return_o
         eps = eps * jnp.where(scale > 0, scale, 1.0)
 
     meas = _Measures(x, w, m, reference)
-    ma, mb = jnp.sum(meas.left, axis=1), jnp.sum(meas.right, axis=1)
+    # Each group's rows gathered into a static-size block (ott-jax then solves on the groups
+    # themselves, as if called on h[s == g]); padding is a point of weight 0.
+    xs, ws = jax.vmap(_compact, in_axes=(None, 0, None))(x, meas.group_w, group_cap)
+    if reference == "pooled":
+        xp, wp = _compact(x, w, pooled_cap)
+        num = xs.shape[0]
+        xl, al = xs, ws
+        xr = jnp.broadcast_to(xp, (num, *xp.shape))
+        ar = jnp.broadcast_to(wp, (num, *wp.shape))
+    else:
+        i, j = meas.pair_index
+        xl, al, xr, ar = xs[i], ws[i], xs[j], ws[j]
+    ma, mb = jnp.sum(al, axis=1), jnp.sum(ar, axis=1)
     valid = (ma > 0) & (mb > 0)
-    total = jnp.sum(w)
-    fallback = jnp.where(total > 0, gs.safe_divide(w, total), jnp.full((n,), 1.0 / n, dtype))
-    # An undefined comparison (an empty side) solves the well-posed problem (pooled, pooled)
-    # instead, whose value is then discarded: no 0/0 marginals reach the solver or its gradient.
-    a = jnp.where(valid[:, None], gs.safe_divide(meas.left, ma[:, None]), fallback)
-    b = jnp.where(valid[:, None], gs.safe_divide(meas.right, mb[:, None]), fallback)
+    # An undefined comparison (an empty side) solves a well-posed problem instead (uniform
+    # weights on both blocks), whose value is then discarded: no 0/0 marginal reaches the
+    # solver or its gradient.
+    a = jnp.where(valid[:, None], gs.safe_divide(al, ma[:, None]), 1.0 / al.shape[1])
+    b = jnp.where(valid[:, None], gs.safe_divide(ar, mb[:, None]), 1.0 / ar.shape[1])
     solve_kwargs = dict(solve_items)
 
-    def divergence(a_, b_):
+    def divergence(x_, a_, y_, b_):
         return ott_sd.sinkhorn_divergence(
             pointcloud.PointCloud,
-            x,
-            x,
+            x_,
+            y_,
             a=a_,
             b=b_,
             cost_fn=cost_fn,
@@ -201,7 +328,10 @@ def _core(x, m, w, epsilon, cost_fn, *, relative, reference, reduction, return_o
             solve_kwargs=solve_kwargs,
         )
 
-    values, output = jax.vmap(divergence)(a, b)
+    if a.shape[0] == 1:  # one comparison (two groups, pairwise): no batching of the solver
+        values, output = jax.tree.map(lambda t: t[None], divergence(xl[0], a[0], xr[0], b[0]))
+    else:
+        values, output = jax.vmap(divergence)(xl, a, xr, b)
     value = meas.reduce(values.astype(dtype), valid, reduction)
     return (value, output) if return_output else value
 
@@ -209,5 +339,13 @@ def _core(x, m, w, epsilon, cost_fn, *, relative, reference, reduction, return_o
 # One compiled program per configuration (ott-jax's solver loops are slow to run op by op).
 _core_jit = jax.jit(
     _core,
-    static_argnames=("relative", "reference", "reduction", "return_output", "solve_items"),
+    static_argnames=(
+        "group_cap",
+        "pooled_cap",
+        "relative",
+        "reference",
+        "reduction",
+        "return_output",
+        "solve_items",
+    ),
 )
