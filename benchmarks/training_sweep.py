@@ -53,12 +53,14 @@ def max_param_diff(sweep, res_all, lams):
     return max_diff
 
 
-def hlo_summary(loss_fn, penalty_fn, opt, steps, p0, train, lams):
+def hlo_summary(loss_fn, penalty_fn, opt, steps, model, p0, train, lams):
     """The dot products and scatters of the compiled sweep: their shapes show whether the K
     models' logits are one matmul ``(K, d) x (d, n)`` or K matvecs, and whether group
     statistics are contractions or per-model scatters."""
     text = (
-        training._sweep.lower(loss_fn, penalty_fn, opt, steps, p0, train, lams).compile().as_text()
+        training._sweep.lower(loss_fn, penalty_fn, opt, steps, model, p0, train, lams)
+        .compile()
+        .as_text()
     )
     dots = re.findall(r"= (\w+\[[\d,]*\])\S* dot\(", text)
     return {"dots": dots, "scatters": len(re.findall(r" scatter\(", text))}
@@ -79,14 +81,21 @@ def main() -> None:
         jnp.asarray(data.groups_train),
     )
     X_test, y_test, s_test = map(jnp.asarray, (data.X_test, data.y_test, data.groups_test))
-    logits, loss_fn, penalty_fn = training._logistic_objectives(G, l2=1e-4, temperature=0.5)
+    model, loss_fn, penalty_fn = training._logistic_objectives(G, l2=1e-4, temperature=0.5)
     p0 = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}
     opt = optax.adam(0.05)
     lams = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.01, 10.0, args.num_lams - 1)])
 
     def sweep(lam_values):
         return training.pareto_sweep(
-            loss_fn, penalty_fn, p0, train, lam_values, optimizer=opt, num_steps=args.steps
+            loss_fn,
+            penalty_fn,
+            p0,
+            train,
+            lam_values,
+            optimizer=opt,
+            num_steps=args.steps,
+            model=model,
         ).params
 
     one = lams[-1:]
@@ -100,7 +109,7 @@ def main() -> None:
         res_all, t = timed(sweep, lams)
         t_alls.append(t)
     t_one, t_all = min(t_ones), min(t_alls)
-    hlo = hlo_summary(loss_fn, penalty_fn, opt, args.steps, p0, train, lams)
+    hlo = hlo_summary(loss_fn, penalty_fn, opt, args.steps, model, p0, train, lams)
 
     max_diff = max_param_diff(sweep, res_all, lams)
     # The same comparison in float64: if the float32 gap is reduction order (a matmul X @ W
@@ -112,7 +121,14 @@ def main() -> None:
 
     def sweep64(lam_values):
         return training.pareto_sweep(
-            loss_fn, penalty_fn, p64, train64, lam_values, optimizer=opt, num_steps=args.steps
+            loss_fn,
+            penalty_fn,
+            p64,
+            train64,
+            lam_values,
+            optimizer=opt,
+            num_steps=args.steps,
+            model=model,
         ).params
 
     max_diff64 = max_param_diff(sweep64, sweep64(lams64), lams64)
@@ -120,7 +136,7 @@ def main() -> None:
 
     @jax.vmap
     def evaluate(p):
-        pred = (logits(p, X_test) > 0).astype(jnp.float32)
+        pred = (model(p, (X_test,))[0] > 0).astype(jnp.float32)
         return jnp.mean(pred == y_test), metrics.demographic_parity_difference(
             pred, s_test, num_groups=G
         )

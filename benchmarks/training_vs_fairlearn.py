@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import datasets, metrics, penalties, training
+from fairjax import datasets, metrics, training
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -62,15 +62,12 @@ def main() -> None:
         jnp.asarray(data.y_test, jnp.float32),
         jnp.asarray(data.groups_test),
     )
-    logits, loss_fn, _ = training._logistic_objectives(G, l2=1e-4, temperature=args.temperature)
+    model, loss_fn, surrogate = training._logistic_objectives(
+        G, l2=1e-4, temperature=args.temperature
+    )
 
-    def surrogate(p, b):
-        return penalties.sigmoid_rate_difference(
-            logits(p, b[0]), b[2], num_groups=G, temperature=args.temperature
-        )
-
-    def dp_gap(p, b):
-        pred = (logits(p, b[0]) > 0).astype(jnp.float32)
+    def dp_gap(out, b):  # the exact gap of the decisions, for the multiplier
+        pred = (out[0] > 0).astype(jnp.float32)
         return metrics.demographic_parity_difference(pred, b[2], num_groups=G)
 
     def evaluate(pred, y, s):
@@ -89,10 +86,11 @@ def main() -> None:
         dual_constraint_fn=dp_gap,
         validation_data=test,
         tolerance=0.01,
+        model=model,
     )
     start = time.perf_counter()
     res = training.fit_constrained(loss_fn, surrogate, p0, train, **options)
-    jax.block_until_ready(res.state.params)
+    jax.block_until_ready(res.params)
     t_fit = time.perf_counter() - start
 
     # The compiled program alone: the same scan, built once, called twice.
@@ -103,15 +101,16 @@ def main() -> None:
         optimizer=options["optimizer"],
         multiplier_optimizer=options["multiplier_optimizer"],
         dual_constraint_fn=dp_gap,
+        model=model,
     )
-    mu0 = jnp.zeros(())
-    run = (step, p0, train, options["optimizer"], options["multiplier_optimizer"], mu0)
+    mu0, target = jnp.zeros(()), jnp.asarray(args.target)
+    run = (step, p0, train, options["optimizer"], options["multiplier_optimizer"], mu0, target)
     jax.block_until_ready(training._run_constrained(*run, args.steps))
     start = time.perf_counter()
     jax.block_until_ready(training._run_constrained(*run, args.steps))
     t_run = time.perf_counter() - start
 
-    pred = np.asarray(logits(res.state.params, test[0]) > 0)
+    pred = np.asarray(model(res.params, test)[0] > 0)
     fj = evaluate(pred, data.y_test, data.groups_test)
     fj.update(
         fit_seconds=t_fit,

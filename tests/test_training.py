@@ -157,7 +157,7 @@ def test_fit_constrained_reaches_target_and_reports_held_out():
         tolerance=0.05,
     )
     assert res.train_constraint <= target + 0.01
-    np.testing.assert_allclose(res.validation_constraint, _hard_dp(res.state.params, test))
+    np.testing.assert_allclose(res.validation_constraint, _hard_dp(res.params, test))
     assert res.satisfied == (res.validation_constraint <= target + 0.05)
     assert float(res.state.multiplier) > 0
     assert res.history["multiplier"].shape == (600,)
@@ -176,7 +176,7 @@ def test_constrained_closed_form():
         multiplier_optimizer=optax.sgd(0.1),
         num_steps=600,
     )
-    np.testing.assert_allclose([res.state.params, res.state.multiplier], [1.0, 2.0], atol=1e-3)
+    np.testing.assert_allclose([res.params, res.state.multiplier], [1.0, 2.0], atol=1e-3)
     assert res.satisfied or res.train_constraint <= 1.0 + 1e-3
 
 
@@ -188,7 +188,7 @@ def test_vmapped_sweep_equals_separate_trainings():
     assert res.params["w"].shape == (4, 4)
     # Separate (unbatched) trainings, one compiled program with lambda as an argument; `fit`
     # runs the same full-batch steps (checked for one weight).
-    one = jax.jit(functools.partial(training._train_fixed_steps, _loss, _penalty, opt, 200))
+    one = jax.jit(functools.partial(training._train_fixed_steps, _loss, _penalty, opt, 200, None))
     by_fit = training.fit(
         training.penalized(_loss, _penalty, lams[1]), _p0(), train, optimizer=opt, num_epochs=200
     ).state.params
@@ -216,7 +216,9 @@ def test_vmapped_sweep_equals_separate_trainings_float64():
         lams = jnp.array([0.0, 0.3, 1.0, 3.0], jnp.float64)
         opt = optax.adam(0.05)
         res = training.pareto_sweep(_loss, _penalty, p0, train, lams, optimizer=opt, num_steps=500)
-        one = jax.jit(functools.partial(training._train_fixed_steps, _loss, _penalty, opt, 500))
+        one = jax.jit(
+            functools.partial(training._train_fixed_steps, _loss, _penalty, opt, 500, None)
+        )
         for k, lam in enumerate(lams):
             single = one(p0, train, lam)[0]
             np.testing.assert_allclose(res.params["w"][k], single["w"], rtol=0, atol=1e-10)
@@ -232,8 +234,127 @@ def test_constrained_sweep_equals_separate_constrained_trainings():
     res = training.constrained_sweep(_loss, _penalty, _p0(), train, targets, **opts)
     for k, t in enumerate(targets):
         single = training.fit_constrained(_loss, _penalty, _p0(), train, target=float(t), **opts)
-        np.testing.assert_allclose(res.params["w"][k], single.state.params["w"], atol=1e-5)
+        np.testing.assert_allclose(res.params["w"][k], single.params["w"], atol=1e-5)
         np.testing.assert_allclose(res.multiplier[k], single.state.multiplier, atol=1e-5)
         np.testing.assert_allclose(res.constraint[k], single.train_constraint, atol=1e-5)
     with pytest.raises(ValueError, match="`targets`"):
         training.constrained_sweep(_loss, _penalty, _p0(), train, 0.1, **opts)
+
+
+# ----------------------------------------------------------------------------- model=
+
+
+def _model(p, batch):
+    return _logits(p, batch[0]), p
+
+
+def _loss_out(out, batch):
+    z, p = out
+    return optax.sigmoid_binary_cross_entropy(z, batch[1]).mean() + 1e-3 * p["w"] @ p["w"]
+
+
+def _penalty_out(out, batch):
+    return penalties.sigmoid_rate_difference(out[0], batch[2], num_groups=2)
+
+
+def _hard_dp_out(out, batch):
+    pred = (out[0] > 0).astype(jnp.float32)
+    return metrics.demographic_parity_difference(pred, batch[2], num_groups=2)
+
+
+def _count_products_with(X, fn, *args):
+    """Matrix products in ``fn``'s jaxpr (nested calls included) that read the matrix ``X``."""
+
+    def subjaxprs(params):
+        for value in params.values():
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(v, "eqns"):
+                    yield v
+                elif hasattr(v, "jaxpr") and hasattr(v.jaxpr, "eqns"):
+                    yield v.jaxpr
+
+    def count(jx):
+        total = 0
+        for eqn in jx.eqns:
+            if eqn.primitive.name == "dot_general":
+                total += any(getattr(x.aval, "shape", None) == X.shape for x in eqn.invars)
+            total += sum(count(sub) for sub in subjaxprs(eqn.params))
+        return total
+
+    return count(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def test_model_runs_once_and_gives_the_same_objective():
+    train, _ = _data()
+    p = {"w": jnp.arange(4.0) / 10, "b": jnp.asarray(0.1)}
+    by_params = training.penalized(_loss, _penalty, 2.0)
+    by_model = training.penalized(_loss_out, _penalty_out, 2.0, model=_model)
+    np.testing.assert_allclose(by_model(p, train), by_params(p, train), rtol=1e-6)
+    g1, g2 = jax.grad(by_params)(p, train), jax.grad(by_model)(p, train)
+    np.testing.assert_allclose(g2["w"], g1["w"], rtol=1e-5, atol=1e-7)
+    # Without `model`, each term runs its own product with X and its own backward product;
+    # with it, one forward and one backward product.
+    X = train[0]
+    assert _count_products_with(X, jax.grad(by_params), p, train) == 2 + 2
+    assert _count_products_with(X, jax.grad(by_model), p, train) == 1 + 1
+
+
+def test_model_in_sweeps_and_constrained_training_matches_params_style():
+    train, test = _data()
+    opts = dict(optimizer=optax.adam(0.05), num_steps=150)
+    lams = jnp.array([0.0, 1.0])
+    a = training.pareto_sweep(_loss, _penalty, _p0(), train, lams, **opts)
+    b = training.pareto_sweep(_loss_out, _penalty_out, _p0(), train, lams, model=_model, **opts)
+    np.testing.assert_allclose(b.params["w"], a.params["w"], atol=1e-5)
+    np.testing.assert_allclose(b.penalty, a.penalty, atol=1e-6)
+    copts = dict(opts, multiplier_optimizer=optax.sgd(0.2), target=0.05, validation_data=test)
+    c = training.fit_constrained(
+        _loss, _penalty, _p0(), train, dual_constraint_fn=_hard_dp, **copts
+    )
+    d = training.fit_constrained(
+        _loss_out,
+        _penalty_out,
+        _p0(),
+        train,
+        dual_constraint_fn=_hard_dp_out,
+        model=_model,
+        **copts,
+    )
+    np.testing.assert_allclose(d.params["w"], c.params["w"], atol=1e-5)
+    assert d.selected_step == c.selected_step
+    np.testing.assert_allclose(d.history["loss"], c.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(d.validation_constraint, c.validation_constraint)
+
+
+def test_fit_constrained_returns_the_feasible_iterate_of_lowest_loss():
+    train, _ = _data()
+    target = 0.05
+    opts = dict(
+        target=target,
+        optimizer=optax.adam(0.05),
+        multiplier_optimizer=optax.sgd(0.5),
+        num_steps=300,
+        dual_constraint_fn=_hard_dp,
+    )
+    best = training.fit_constrained(_loss, _penalty, _p0(), train, iterate="best", **opts)
+    last = training.fit_constrained(_loss, _penalty, _p0(), train, **opts)
+    hist = best.history
+    feasible = hist["constraint"] <= target
+    assert feasible.any() and not feasible.all()
+    k = best.selected_step
+    assert feasible[k] and hist["loss"][k] == hist["loss"][feasible].min()
+    # `params` are the iterate of that step: its loss and constraint are the recorded ones.
+    np.testing.assert_allclose(_loss(best.params, train), hist["loss"][k], rtol=1e-6)
+    np.testing.assert_allclose(best.train_constraint, hist["constraint"][k], atol=1e-7)
+    assert best.train_constraint <= target
+    # "last" returns the final iterate, which is also the state's.
+    assert last.selected_step == 300
+    np.testing.assert_array_equal(last.params["w"], last.state.params["w"])
+    np.testing.assert_array_equal(best.state.params["w"], last.state.params["w"])
+    # Infeasible throughout (a target below 0 cannot hold): the last iterate is returned.
+    never = training.fit_constrained(
+        _loss, _penalty, _p0(), train, iterate="best", **{**opts, "target": -1.0}
+    )
+    assert never.selected_step == 300
+    with pytest.raises(ValueError, match="`iterate`"):
+        training.fit_constrained(_loss, _penalty, _p0(), train, iterate="first", **opts)
