@@ -250,9 +250,9 @@ _NUMBER_TYPES = {"float": float, "int": int}
 def put_value(arrays: dict[str, np.ndarray], name: str, value: Any) -> dict[str, Any]:
     """Stores one numeric leaf under ``arrays[name]``; returns the JSON spec to rebuild it.
 
-    A Python ``float``/``int`` comes back as the same Python number, a NumPy array or scalar as a
-    NumPy array or scalar, a JAX array as a JAX array (same dtype, shape and bits; a weakly typed JAX
-    scalar stays weakly typed).
+    A Python ``float``/``int`` comes back as the same Python number, a NumPy array or scalar
+    as a NumPy array or scalar, a JAX array as a JAX array (same dtype, shape and bits; a
+    weakly typed JAX scalar stays weakly typed).
 
     Raises:
       TypeError: anything else (a bool, a string, an arbitrary object).
@@ -295,7 +295,9 @@ def get_value(arrays: dict[str, np.ndarray], spec: Any) -> Any:
             raise ValueError(f"{spec['array']!r} must be a scalar.")
         return arr[()]
     if kind == "jax":
-        if spec.get("weak"):
+        if not isinstance(spec["weak"], bool):
+            raise TypeError(f"`weak` of {spec['array']!r} must be a bool.")
+        if spec["weak"]:
             # A weakly typed scalar (e.g. from a Python number) promotes like a Python number;
             # rebuilding it from the Python value keeps that, and its bits (checked).
             out = jnp.asarray(arr.item())

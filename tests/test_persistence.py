@@ -1,9 +1,13 @@
 """Safe persistence (issue 7, part 7): no pickle anywhere, and tampered files are refused.
 
-The round trip, a modified array, a truncated file and another format version are tested in
-``tests/test_postprocessing.py``; here: the library source never unpickles, a file smuggling an
-object (pickle) array or an extra array is refused without running anything, and the JSON
-metadata (the static fields) is covered by the file's integrity check too.
+The library source never unpickles; a file smuggling an object (pickle) array or an extra array
+is refused without running anything, and the JSON metadata (the static fields) is covered by the
+file's integrity check too. Every fitted state saves through one format
+(``fairjax._persistence``): the FERM projections and models and the three scikit-learn
+estimators round-trip exactly (bit-equal arrays, identical outputs), and a flipped byte in any
+array, any edited metadata value, a dropped or added array, a truncated file, another kind, a
+newer version, a non-npz file and garbled metadata are each refused with a clear ``ValueError``.
+The post-processor's own round trip is in ``tests/test_postprocessing.py``.
 """
 
 from __future__ import annotations
@@ -12,12 +16,21 @@ import ast
 import json
 import pathlib
 import re
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.utils.validation import check_is_fitted
 
+from fairjax import _persistence as io
+from fairjax import ferm, kernels
 from fairjax import postprocessing as pp
+from fairjax.sklearn import FairLogisticRegression, FERMClassifier, WassersteinFairRegressor
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "fairjax"
 KEY = jax.random.key(0)
@@ -169,3 +182,540 @@ def test_malformed_metadata_is_refused(tmp_path):
     arrays["metadata"] = np.frombuffer(b"\xff\xfe not json", np.uint8)
     with pytest.raises(ValueError, match="metadata"):
         pp.load_barycenter(_write(tmp_path / "garbled.npz", arrays))
+
+
+# ============================================================================================
+# Every fitted state: the shared file format (fairjax._persistence), FERM states and models,
+# the scikit-learn estimators. Round trips are exact; every kind of damaged file is refused.
+# ============================================================================================
+
+
+def assert_identical(a, b):
+    """Same PyTree structure, leaf types, dtypes, shapes and bits (weak types included)."""
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        assert type(x) is type(y), (type(x), type(y))
+        if isinstance(x, (float, int, str, bool)) or x is None:
+            assert x == y
+            continue
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape
+        if x.dtype.kind == "O":
+            assert x.tolist() == y.tolist()
+        else:
+            assert x.tobytes() == y.tobytes()
+    for x, y in zip(la, lb, strict=True):
+        assert getattr(x, "weak_type", None) == getattr(y, "weak_type", None)
+
+
+# ----------------------------------------------------------------------------- FERM states
+
+_RNG = np.random.default_rng(3)
+XF = _RNG.normal(size=(60, 3)).astype(np.float32)
+SF = (XF[:, 0] > 0).astype(np.int32)
+YF = (XF[:, 0] * XF[:, 1] + 0.3 * XF[:, 2] > 0).astype(np.int32)
+
+
+def _ferm_states():
+    """Each saved FERM state: (loader, saver, state, outputs of the state on XF)."""
+    out = {}
+    for method in ("orthogonal", "pivot"):
+        st = ferm.fit_projection(XF, YF, SF, num_groups=2, method=method)
+        out[f"projection_{method}"] = (ferm.save_projection, ferm.load_projection, st)
+    models = {
+        "model_linear": ferm.fit_linear(XF, YF, SF, num_groups=2, steps=20),
+        "model_kernel_exact": ferm.fit_kernel(
+            XF, YF, SF, num_groups=2, kernel=kernels.gaussian(bandwidth=0.8)
+        ),
+        "model_nystrom_sum": ferm.fit_kernel(
+            XF,
+            YF,
+            SF,
+            num_groups=2,
+            num_landmarks=16,
+            key=KEY,
+            steps=20,
+            kernel=kernels.multi_bandwidth(
+                bandwidths=(0.5, 2.0), kind="laplace", scale=jnp.asarray(1.5)
+            ),
+        ),
+        "model_nystrom_imq": ferm.fit_kernel(
+            XF,
+            YF,
+            SF,
+            num_groups=2,
+            solver="adam",
+            steps=20,
+            kernel=kernels.inverse_multiquadric(bandwidth=np.float32(2.0), exponent=1),
+        ),
+        "model_random_fourier": ferm.fit_linear(
+            XF,
+            YF,
+            SF,
+            num_groups=2,
+            steps=20,
+            feature_map=kernels.random_fourier_features(KEY, 3, num_features=8),
+        ),
+        "model_linear_kernel_rff": ferm.fit_kernel(
+            XF, YF, SF, num_groups=2, kernel=kernels.linear(), solver="adam", steps=10
+        ),
+    }
+    for name, model in models.items():
+        out[name] = (ferm.save_model, ferm.load_model, model)
+    return out
+
+
+FERM_STATES = _ferm_states()
+
+
+def _outputs(state):
+    if isinstance(state, ferm.FERMModel):
+        return np.asarray(ferm.decision_function(state, XF))
+    return np.asarray(ferm.transform(state, XF))
+
+
+@pytest.mark.parametrize("name", sorted(FERM_STATES))
+def test_ferm_state_round_trip_is_exact(tmp_path, name):
+    save, load, state = FERM_STATES[name]
+    path = tmp_path / f"{name}.npz"
+    save(path, state)
+    loaded = load(path)
+    assert type(loaded) is type(state)
+    assert_identical(state, loaded)
+    assert _outputs(state).tobytes() == _outputs(loaded).tobytes()
+    # The kernels come back as the same kernel values (Sum of Laplace, IMQ with a NumPy scalar).
+    if state.__class__ is ferm.FERMModel and state.feature_map is not None:
+        assert type(loaded.feature_map) is type(state.feature_map)
+
+
+def test_ferm_kinds_are_not_interchangeable(tmp_path):
+    ferm.save_projection(tmp_path / "p.npz", FERM_STATES["projection_pivot"][2])
+    ferm.save_model(tmp_path / "m.npz", FERM_STATES["model_linear"][2])
+    with pytest.raises(ValueError, match=r"holds a 'fairjax.ferm.projection' file, not a"):
+        ferm.load_model(tmp_path / "p.npz")
+    with pytest.raises(ValueError, match=r"holds a 'fairjax.ferm.model' file, not a"):
+        ferm.load_projection(tmp_path / "m.npz")
+    with pytest.raises(
+        ValueError, match=r"not a (fairjax barycenter|'fairjax.postprocessing.barycenter')"
+    ):
+        pp.load_barycenter(tmp_path / "m.npz")
+
+
+class _MyKernel(NamedTuple):
+    def matrix(self, X, Y):
+        return X @ Y.T
+
+
+class _MyGaussian(kernels.Gaussian):
+    """A subclass may compute something else: refused, not saved as a Gaussian."""
+
+
+@pytest.mark.parametrize(
+    "feature_map",
+    [
+        pytest.param(lambda X: X, id="callable"),
+        pytest.param(ferm.KernelExpansion(_MyKernel(), jnp.ones((2, 3))), id="custom-kernel"),
+        pytest.param(
+            kernels.NystromFeatures(_MyGaussian(), jnp.ones((2, 3)), jnp.ones((2, 2))),
+            id="kernel-subclass",
+        ),
+    ],
+)
+def test_unsaveable_models_are_refused_clearly(tmp_path, feature_map):
+    model = FERM_STATES["model_linear"][2]._replace(feature_map=feature_map)
+    with pytest.raises(TypeError, match=r"cannot save a (kernel|feature map) of type"):
+        ferm.save_model(tmp_path / "m.npz", model)
+    assert not (tmp_path / "m.npz").exists()
+    with pytest.raises(TypeError, match="OrthogonalProjection or PivotElimination"):
+        ferm.save_projection(tmp_path / "p.npz", model)
+
+
+# ----------------------------------------------------------------------------- estimators
+
+
+def _estimators():
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    n = 120
+    s = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 3)) + s[:, None]
+    y = (X[:, 0] + 0.5 * rng.normal(size=n) > 0.5).astype(int)
+    labels = pd.Series(np.where(y == 1, "approved", "denied"), dtype=object)
+    frame = pd.DataFrame(X, columns=["income", "age", "debt"])
+    colour = np.where(s == 1, "blue", "green")
+    out = {
+        "ferm_linear": (FERMClassifier(max_iter=30), X, y, s, {}),
+        "ferm_rbf_exact": (FERMClassifier(kernel="rbf", gamma=0.5), X, y, s, {}),
+        "ferm_rbf_nystrom_logistic": (
+            FERMClassifier(
+                kernel="rbf",
+                loss="logistic",
+                n_components=16,
+                max_iter=20,
+                random_state=np.int64(3),
+            ),
+            frame,
+            labels,
+            None,
+            {},
+        ),
+        "logistic_penalty": (FairLogisticRegression(max_iter=20), frame, labels, colour, {}),
+        "logistic_target": (
+            FairLogisticRegression("equalized_odds", target=0.05, max_iter=20),
+            X,
+            y,
+            s,
+            {},
+        ),
+        "wasserstein_trained": (
+            WassersteinFairRegressor(Ridge(alpha=2.0), random_state=1),
+            frame,
+            X[:, 0],
+            colour,
+            {"sensitive_features": colour},
+        ),
+        "wasserstein_prefit": (
+            WassersteinFairRegressor(LinearRegression().fit(X, y), alpha=0.5, jitter=0.01),
+            X,
+            y,
+            s,
+            {"sensitive_features": s},
+        ),
+    }
+    fitted = {}
+    for name, (est, X_, y_, s_, predict_kw) in out.items():
+        fitted[name] = (est.fit(X_, y_, sensitive_features=s_), X_, predict_kw)
+    return fitted
+
+
+@pytest.fixture(scope="module")
+def estimators():
+    return _estimators()
+
+
+ESTIMATOR_NAMES = [
+    "ferm_linear",
+    "ferm_rbf_exact",
+    "ferm_rbf_nystrom_logistic",
+    "logistic_penalty",
+    "logistic_target",
+    "wasserstein_trained",
+    "wasserstein_prefit",
+]
+
+
+def _load(est, path, **kw):
+    if isinstance(est, WassersteinFairRegressor):
+        kw.setdefault("estimator", est.estimator_)
+    return type(est).load(path, **kw)
+
+
+def _fitted_attributes(est):
+    return {k: v for k, v in vars(est).items() if k.endswith("_") and k != "estimator_"}
+
+
+@pytest.mark.parametrize("name", ESTIMATOR_NAMES)
+def test_estimator_round_trip_is_exact(tmp_path, estimators, name):
+    est, X, predict_kw = estimators[name]
+    path = tmp_path / f"{name}.npz"
+    est.save(path)
+    loaded = _load(est, path)
+    assert type(loaded) is type(est)
+    params, loaded_params = est.get_params(deep=False), loaded.get_params(deep=False)
+    assert params.keys() == loaded_params.keys()
+    for key in params:
+        if key != "estimator":
+            assert loaded_params[key] == params[key] and type(loaded_params[key]) is type(
+                params[key].item() if isinstance(params[key], np.generic) else params[key]
+            )
+    attrs, loaded_attrs = _fitted_attributes(est), _fitted_attributes(loaded)
+    assert attrs.keys() == loaded_attrs.keys() and len(attrs) >= 3
+    for key in attrs:
+        assert_identical(attrs[key], loaded_attrs[key])
+    methods = [m for m in ("predict", "predict_proba", "decision_function") if hasattr(est, m)]
+    for method in methods:
+        expected = getattr(est, method)(X, **predict_kw)
+        got = getattr(loaded, method)(X, **predict_kw)
+        assert got.dtype == expected.dtype and got.shape == expected.shape, method
+        if got.dtype.kind == "O":  # string labels: the same Python objects' values
+            assert got.tolist() == expected.tolist(), method
+        else:
+            assert got.tobytes() == expected.tobytes(), method
+
+
+def test_the_round_trip_covers_labels_names_and_models(estimators):
+    """The fixtures really exercise string labels, feature names, no groups and both models."""
+    nystrom = estimators["ferm_rbf_nystrom_logistic"][0]
+    assert nystrom.classes_.dtype == object and nystrom.groups_.tolist() == [None]
+    assert nystrom.feature_names_in_.tolist() == ["income", "age", "debt"]
+    assert isinstance(nystrom.model_.feature_map, kernels.NystromFeatures)
+    exact = estimators["ferm_rbf_exact"][0]
+    assert isinstance(exact.model_.feature_map, ferm.KernelExpansion)
+    assert estimators["logistic_penalty"][0].groups_.tolist() == ["blue", "green"]
+    assert estimators["wasserstein_trained"][0].estimator_ is not (
+        estimators["wasserstein_trained"][0].estimator
+    )
+
+
+def test_wasserstein_load_needs_the_fitted_base_estimator(tmp_path, estimators):
+    est, X, _ = estimators["wasserstein_trained"]
+    path = tmp_path / "w.npz"
+    est.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        assert not any(k.startswith("fitted/estimator_") for k in data.files)
+    with pytest.raises(TypeError, match=r"pass the fitted base estimator"):
+        WassersteinFairRegressor.load(path)
+    with pytest.raises(ValueError, match="not fitted"):
+        WassersteinFairRegressor.load(path, estimator=Ridge())
+    with pytest.raises(ValueError, match=r"class sklearn.linear_model._ridge.Ridge, got .*Linear"):
+        WassersteinFairRegressor.load(path, estimator=LinearRegression().fit(X, X["age"]))
+    with pytest.raises(ValueError, match="3 features, got 2"):
+        WassersteinFairRegressor.load(path, estimator=Ridge().fit(X.iloc[:, :2], X["age"]))
+    loaded = WassersteinFairRegressor.load(path, estimator=est.estimator_)
+    # It was trained by fit: the loaded template is an unfitted clone, so a refit trains again.
+    with pytest.raises(NotFittedError):
+        check_is_fitted(loaded.estimator)
+    assert loaded.estimator.get_params() == est.estimator.get_params()
+    prefit, _, _ = estimators["wasserstein_prefit"]
+    prefit.save(tmp_path / "p.npz")
+    assert (
+        WassersteinFairRegressor.load(tmp_path / "p.npz", estimator=prefit.estimator_).estimator
+        is prefit.estimator_
+    )
+
+
+def test_unsaveable_estimators_are_refused(tmp_path, estimators):
+    with pytest.raises(NotFittedError):
+        FERMClassifier().save(tmp_path / "unfitted.npz")
+    est, _, _ = estimators["ferm_linear"]
+    odd = clone(est).set_params(random_state=np.random.RandomState(0))
+    odd.__dict__.update(_fitted_attributes(est))
+    with pytest.raises(TypeError, match=r"parameter random_state=.* is not a number"):
+        odd.save(tmp_path / "odd.npz")
+    mixed = clone(est)
+    mixed.__dict__.update(_fitted_attributes(est), classes_=np.array([0, "a"], dtype=object))
+    with pytest.raises(TypeError, match=r"classes_.*cannot be saved without pickle"):
+        mixed.save(tmp_path / "mixed.npz")
+    assert not any(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- damaged files
+
+
+def _saver(case, estimators):
+    """(save(path), load(path)) of a FERM state or an estimator, by case name."""
+    if case in FERM_STATES:
+        save, load, state = FERM_STATES[case]
+        return (lambda p: save(p, state)), load
+    est = estimators[case][0]
+    return est.save, (lambda p: _load(est, p))
+
+
+ALL_CASES = sorted(FERM_STATES) + ESTIMATOR_NAMES
+
+
+def _contents(path):
+    with np.load(path, allow_pickle=False) as data:  # no pickle needed to read any entry
+        arrays = {k: data[k] for k in data.files}
+    assert all(a.dtype.kind != "O" for a in arrays.values())
+    return arrays, json.loads(arrays["metadata"].tobytes().decode("utf-8"))
+
+
+def _rewrite(path, arrays, meta=None):
+    arrays = dict(arrays)
+    if meta is not None:
+        arrays["metadata"] = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+def _leaves(obj, where=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, (*where, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, (*where, i))
+    else:
+        yield where, obj
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if value is None:
+        return 0
+    return value + "x"
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_damaged_files_are_refused(tmp_path, estimators, case):
+    save, load = _saver(case, estimators)
+    path = tmp_path / "good.npz"
+    save(path)
+    arrays, meta = _contents(path)
+    assert meta["format_version"] == 1 and len(meta["sha256"]) == 64
+    bad = tmp_path / "bad.npz"
+    # One flipped byte in any array.
+    for name, a in arrays.items():
+        if name == "metadata" or a.nbytes == 0:
+            continue
+        raw = bytearray(a.tobytes())
+        raw[len(raw) // 2] ^= 0x01
+        flipped = np.frombuffer(bytes(raw), a.dtype).reshape(a.shape)
+        with pytest.raises(ValueError, match=r"bad\.npz' is corrupt or was modified"):
+            load(_rewrite(bad, {**arrays, name: flipped}))
+    # Any edited metadata value (a parameter, an option, a field name...), or an added key.
+    user = {k: v for k, v in meta.items() if k not in ("format", "format_version", "sha256")}
+    n_edits = 0
+    for where, value in _leaves(user):
+        edited = json.loads(json.dumps(meta))
+        node = edited
+        for step in where[:-1]:
+            node = node[step]
+        node[where[-1]] = _changed(value)
+        with pytest.raises(ValueError, match="corrupt or was modified"):
+            load(_rewrite(bad, arrays, edited))
+        n_edits += 1
+    assert n_edits >= 3
+    with pytest.raises(ValueError, match="corrupt or was modified"):
+        load(_rewrite(bad, arrays, {**meta, "note": "hello"}))
+    # A dropped or an added array.
+    dropped = dict(arrays)
+    dropped.pop(sorted(k for k in arrays if k != "metadata")[0])
+    with pytest.raises(ValueError, match="corrupt or was modified"):
+        load(_rewrite(bad, dropped))
+    with pytest.raises(ValueError, match="corrupt or was modified"):
+        load(_rewrite(bad, {**arrays, "extra": np.zeros(2)}))
+    # Truncated anywhere.
+    raw = path.read_bytes()
+    for cut in (len(raw) // 3, len(raw) - 30):
+        bad.write_bytes(raw[:cut])
+        with pytest.raises(ValueError, match=r"not a readable .npz file"):
+            load(bad)
+    # A newer format version.
+    with pytest.raises(
+        ValueError,
+        match="format version 2; this fairjax reads version 1; it was written by a newer",
+    ):
+        load(_rewrite(bad, arrays, {**meta, "format_version": 2}))
+    with pytest.raises(ValueError, match="format version '1'"):
+        load(_rewrite(bad, arrays, {**meta, "format_version": "1"}))
+    # Another kind.
+    with pytest.raises(ValueError, match=r"holds a 'fairjax.other' file, not a"):
+        load(_rewrite(bad, arrays, {**meta, "format": "fairjax.other"}))
+    # Not an npz at all, a .npy, an npz without metadata, garbled metadata.
+    bad.write_text("just text")
+    with pytest.raises(ValueError, match=r"not a readable .npz file"):
+        load(bad)
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"not a readable .npz file"):
+        load(tmp_path / "single.npy")
+    with pytest.raises(ValueError, match="no fairjax metadata entry"):
+        load(_rewrite(bad, {k: v for k, v in arrays.items() if k != "metadata"}))
+    garbled = {**arrays, "metadata": np.frombuffer(b"\xff{not json", np.uint8)}
+    with pytest.raises(ValueError, match="metadata is not valid JSON"):
+        load(_rewrite(bad, garbled))
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.npz")
+    # The untouched file still loads (the refusals above are about the damage, not the file).
+    load(path)
+
+
+@pytest.mark.parametrize("case", ["projection_pivot", "model_nystrom_sum", "logistic_target"])
+def test_a_resigned_but_malformed_file_is_refused_without_crashing(tmp_path, estimators, case):
+    """Whoever recomputes the digest still cannot make the loader run anything or crash."""
+    save, load = _saver(case, estimators)
+    save(tmp_path / "good.npz")
+    arrays, meta = _contents(tmp_path / "good.npz")
+    data = {k: v for k, v in arrays.items() if k != "metadata"}
+    for where, _ in list(
+        _leaves({k: v for k, v in meta.items() if k not in ("format", "format_version", "sha256")})
+    ):
+        edited = json.loads(json.dumps(meta))
+        node = edited
+        for step in where[:-1]:
+            node = node[step]
+        node[where[-1]] = {"array": "nope", "type": "pickle"}
+        edited["sha256"] = io.digest(data, edited)
+        with pytest.raises(ValueError, match=r"resigned\.npz"):  # never KeyError & co.
+            load(_rewrite(tmp_path / "resigned.npz", data, edited))
+
+
+def test_an_object_array_in_a_state_file_is_refused_unread(tmp_path):
+    save, load, state = FERM_STATES["projection_orthogonal"]
+    save(tmp_path / "p.npz", state)
+    arrays, _ = _contents(tmp_path / "p.npz")
+    name = next(k for k in arrays if k != "metadata")
+    arrays[name] = np.array([{"payload": 1}], dtype=object)
+    with pytest.raises(ValueError, match=r"not a readable .npz file.*allow_pickle"):
+        load(_rewrite(tmp_path / "obj.npz", arrays))
+
+
+# ----------------------------------------------------------------------------- the format
+
+
+def test_save_arrays_round_trip_of_dtypes(tmp_path):
+    arrays = {
+        "f32": np.arange(3, dtype=np.float32),
+        "f64/x": np.array([[1e-300, -0.0]]),
+        "i8": np.array([-1, 2], np.int8),
+        "b": np.array([True, False]),
+        "u": np.array(["a", "bé"]),
+        "bf16": np.asarray(jnp.array([1.5, -2.25], jnp.bfloat16)),
+        "empty": np.zeros((0, 4), np.float32),
+        "scalar": np.float64(np.pi),
+    }
+    io.save_arrays(tmp_path / "a.npz", arrays, {"note": "é", "sizes": (2, 3)}, kind="demo")
+    loaded, meta = io.load_arrays(tmp_path / "a.npz", kind="demo")
+    assert meta == {"note": "é", "sizes": [2, 3], "format_version": 1}
+    assert loaded.keys() == arrays.keys()
+    for k, a in arrays.items():
+        assert loaded[k].dtype == np.asarray(a).dtype and loaded[k].tobytes() == a.tobytes(), k
+    # A reader of versions 1..2 reads version 1; a writer of version 3 is refused by it.
+    io.save_arrays(tmp_path / "v3.npz", {}, {}, kind="demo", version=3)
+    assert io.load_arrays(tmp_path / "a.npz", kind="demo", version=2)[1]["format_version"] == 1
+    with pytest.raises(ValueError, match="reads versions 1 to 2; it was written by a newer"):
+        io.load_arrays(tmp_path / "v3.npz", kind="demo", version=2)
+
+
+def test_save_arrays_refuses_what_it_cannot_write(tmp_path):
+    with pytest.raises(TypeError, match="dtype object"):
+        io.save_arrays(tmp_path / "x.npz", {"o": np.array([None])}, {}, kind="demo")
+    with pytest.raises(TypeError, match="JSON data"):
+        io.save_arrays(tmp_path / "x.npz", {}, {"f": np.float32(1)}, kind="demo")
+    with pytest.raises(TypeError, match="JSON data"):
+        io.save_arrays(tmp_path / "x.npz", {}, {"nan": float("nan")}, kind="demo")
+    with pytest.raises(ValueError, match="reserved"):
+        io.save_arrays(tmp_path / "x.npz", {}, {"sha256": "0"}, kind="demo")
+    with pytest.raises(ValueError, match="reserved"):
+        io.save_arrays(tmp_path / "x.npz", {"metadata": np.zeros(1)}, {}, kind="demo")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_digest_sees_every_byte_dtype_shape_and_name():
+    base = {"a": np.arange(4, dtype=np.int32)}
+    d = io.digest(base, {"k": 1})
+    assert d == io.digest({"a": np.arange(4, dtype=np.int32)}, {"k": 1, "sha256": "x"})
+    for arrays, meta in [
+        ({"a": np.arange(4, dtype=np.int64)}, {"k": 1}),
+        ({"a": np.arange(4, dtype=np.int32).reshape(2, 2)}, {"k": 1}),
+        ({"b": np.arange(4, dtype=np.int32)}, {"k": 1}),
+        ({"a": np.array([0, 1, 2, 4], np.int32)}, {"k": 1}),
+        (base, {"k": 2}),
+        (base, {"k": 1, "j": None}),
+    ]:
+        assert io.digest(arrays, meta) != d
+
+
+def test_barycenter_files_are_files_of_the_shared_format(tmp_path):
+    """The post-processor's file is a _persistence file (so it can switch without a break)."""
+    path, arrays, _, _ = _saved(tmp_path)
+    loaded, meta = io.load_arrays(path, kind="fairjax.postprocessing.barycenter")
+    assert meta["format_version"] == pp.FORMAT_VERSION and meta["sequential"] is False
+    assert loaded.keys() == {k for k in arrays if k != "metadata"}

@@ -67,6 +67,8 @@ def _get_barycenter(arrays: dict, fields: dict) -> Any:
             value = spec["static"]
             if not isinstance(value, str | bool | list):
                 raise TypeError(f"static field {key!r} must be a str, bool or list.")
+            if not isinstance(spec.get("tuple", False), bool):
+                raise TypeError(f"`tuple` of {key!r} must be a bool.")
             kwargs[key] = tuple(int(x) for x in value) if spec.get("tuple") else value
         else:
             kwargs[key] = _io.get_value(arrays, spec)
@@ -134,7 +136,11 @@ def load_estimator(
         raise _io.malformed(path, KeyError("extra"))
     added = {} if check is None else check(extra)
     try:
-        estimator = cls(**dict(meta["params"], **added))
+        params = meta["params"]
+        odd = [k for k, x in params.items() if not isinstance(x, _JSON_SCALARS)]
+        if odd:
+            raise TypeError(f"parameters {odd} must be numbers, strings, bools or None.")
+        estimator = cls(**dict(params, **added))
         for name, spec in meta["fitted"].items():
             if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")):
                 raise ValueError(f"{name!r} is not a fitted attribute name.")
