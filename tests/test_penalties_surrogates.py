@@ -175,3 +175,56 @@ def test_bad_input():
         mean_difference(f, s, num_groups=2)
     with pytest.raises(ValueError, match="rank 1"):
         sigmoid_rate_difference(f[:, None], s, num_groups=3)
+
+
+def _fairret_norm_loss(logits, s, G, p, y=None):
+    """NumPy transcription of fairret's ``NormLoss(PositiveRate() / TruePositiveRate(), p)``:
+    the p-norm of ``|r_g / rbar - 1|`` with ``rbar`` the overall rate of the same rows."""
+    prob = 1 / (1 + np.exp(-logits))
+    keep = np.ones(len(prob), bool) if y is None else (y == 1)
+    rbar = prob[keep].mean()
+    rates = np.array([prob[keep & (s == g)].mean() for g in range(G)])
+    return np.linalg.norm(np.abs(rates / rbar - 1), ord=p), rbar
+
+
+@pytest.mark.parametrize("G", [2, 3, 5])
+@pytest.mark.parametrize("condition", ["all", "positive"])
+def test_squared_rate_gap_is_fairret_norm_loss_times_overall_rate(G, condition):
+    """sum_g (r_g - rbar)^2 = (rbar * NormLoss(p=2))^2, for any number of groups; for two
+    groups, the max gap = rbar * NormLoss(p=1) (benchmarks/penalties_vs_fairret.py)."""
+    f, s, y, _ = _data(n=400, G=G, seed=G)
+    labels = y if condition == "positive" else None
+    loss2, rbar = _fairret_norm_loss(f, s, G, 2, labels)
+    with jax.enable_x64(True):  # the squared gap is small: compare without float32 rounding
+        f64 = jnp.asarray(f, jnp.float64)
+        got = sigmoid_rate_difference(
+            f64, s, num_groups=G, labels=y, condition=condition, reduction="squared"
+        )
+        np.testing.assert_allclose(got, (rbar * loss2) ** 2, rtol=1e-10)
+        if G == 2:
+            loss1, _ = _fairret_norm_loss(f, s, G, 1, labels)
+            got = sigmoid_rate_difference(f64, s, num_groups=G, labels=y, condition=condition)
+            np.testing.assert_allclose(got, rbar * loss1, rtol=1e-10)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("condition", ["all", "positive"])
+def test_fairret_norm_loss_reference_matches_fairret(p, condition):
+    """The NumPy transcription above equals fairret itself (skipped without torch/fairret)."""
+    pytest.importorskip("fairret")
+    torch = pytest.importorskip("torch")
+    from fairret.loss import NormLoss
+    from fairret.statistic import PositiveRate, TruePositiveRate
+
+    G = 3
+    f, s, y, _ = _data(n=400, G=G, seed=1)
+    sens = torch.nn.functional.one_hot(torch.as_tensor(s), G).double()
+    logits = torch.tensor(f[:, None])
+    if condition == "all":
+        got = NormLoss(PositiveRate(), p=p)(logits, sens)
+        want, _ = _fairret_norm_loss(f, s, G, p)
+    else:
+        label = torch.tensor(y[:, None], dtype=torch.float64)
+        got = NormLoss(TruePositiveRate(), p=p)(logits, sens, label)
+        want, _ = _fairret_norm_loss(f, s, G, p, y)
+    np.testing.assert_allclose(got.item(), want, rtol=1e-10)
