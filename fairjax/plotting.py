@@ -44,7 +44,8 @@ def pareto_front(
     Args:
       unfairness: one unfairness value per model (lower is fairer), shape ``(K,)``.
       accuracy: one accuracy per model, shape ``(K,)``.
-      labels: optional per-model annotation, e.g. the penalty weights (shown beside the dots).
+      labels: optional per-model annotation, e.g. the penalty weights (shown beside the dots;
+        a dot near one already labelled is left unlabelled).
       reference: ``{"name": (unfairness, accuracy)}`` of other methods, drawn as crosses.
       name: legend entry of the main points.
       xlabel, ylabel, title: axis labels and title.
@@ -79,7 +80,15 @@ def pareto_front(
     ax.plot(u[front], a[front], "-", color="C0", alpha=0.6, label=f"{name} Pareto front")
     ax.scatter(u, a, color="C0", s=22, zorder=3, label=name)
     if labels is not None:
+        # A label is left out when its dot is within 8% (across) and 5% (up) of the axes of a
+        # dot already labelled, so that clustered models do not print over each other.
+        scale = np.array([np.ptp(u) or 1.0, np.ptp(a) or 1.0])
+        shown: list[np.ndarray] = []
         for x, y, lab in zip(u, a, np.asarray(labels).ravel(), strict=True):
+            here = np.array([x, y]) / scale
+            if any(abs(here[0] - q[0]) < 0.08 and abs(here[1] - q[1]) < 0.05 for q in shown):
+                continue
+            shown.append(here)
             text = f"{lab:.3g}" if isinstance(lab, (float, np.floating)) else str(lab)
             ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     for k, (ref_name, (ru, ra)) in enumerate((reference or {}).items()):

@@ -940,7 +940,13 @@ def demo_pareto(
         try:
             from fairjax import plotting
 
-            fig = plotting.pareto_front(dp, acc, labels=np.asarray(lams), path=path)
+            fig = plotting.pareto_front(
+                dp,
+                acc,
+                labels=np.asarray(lams),
+                title=f"Adult: {num_lams} models from one vmapped sweep (labels: lambda)",
+                path=path,
+            )
             written = os.fspath(path)
             import matplotlib.pyplot as plt
 

@@ -1,13 +1,17 @@
 """The demo, run as a user runs it."""
 
+import importlib.util
 import subprocess
 import sys
+
+import numpy as np
 
 from fairjax import cli
 
 
-def test_demo_prints_the_table_and_plausible_numbers(capsys):
-    results = cli.demo(bootstrap_resamples=20)
+def test_demo_prints_the_table_and_plausible_numbers(capsys, tmp_path):
+    png = tmp_path / "front.png"
+    results = cli.demo(bootstrap_resamples=20, pareto_path=png)
     out = capsys.readouterr().out
     for text in ["overall", "Female", "Male", "equal opportunity difference", "Timings"]:
         assert text in out
@@ -23,6 +27,36 @@ def test_demo_prints_the_table_and_plausible_numbers(capsys):
     post = "logistic + barycenter post-processing"
     assert results[f"{post}: KS"] < 0.05 < results["logistic regression: KS"]
     assert results[f"{post}: DP"] < 0.25 * results["demographic parity difference"]
+    # The Pareto sweep: the largest weight buys a much smaller gap for some accuracy.
+    assert "Pareto sweep: 16 penalty weights" in out
+    assert results["pareto: DP at max lam"] < 0.25 * results["pareto: DP at lam=0"]
+    assert results["pareto: accuracy at max lam"] < results["pareto: accuracy at lam=0"]
+    np.testing.assert_allclose(results["pareto: accuracy at lam=0"], results["accuracy"], atol=2e-3)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert png.stat().st_size > 10_000 and f"front written to {png}" in out
+    else:
+        assert not png.exists() and "install matplotlib" in out
+    # Communities and Crime, when the data home has it: KS falls, RMSE rises.
+    if "regression: ks_before" in results:
+        assert results["regression: ks_after"] < 0.5 * results["regression: ks_before"]
+        assert results["regression: rmse_after"] > results["regression: rmse_before"]
+        assert "ridge + barycenter post-processing" in out
+    else:
+        assert "Regression (Communities and Crime): skipped" in out
+
+
+def test_demo_regression_part_runs_from_the_data_home(shared_data_home):
+    res = cli._regression_part(seed=0)
+    assert res is not None
+    assert res["ks_before"] > 0.4 and res["ks_after"] < 0.25
+    assert res["rmse_before"] < res["rmse_after"] < 0.3
+
+
+def test_demo_regression_part_says_why_it_is_skipped(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FAIRJAX_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert cli._regression_part(seed=0) is None
+    assert "FAIRJAX_DATA_HOME" in capsys.readouterr().out
 
 
 def test_module_entry_point_shows_help():
