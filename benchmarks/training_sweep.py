@@ -75,12 +75,7 @@ def main() -> None:
 
     data = datasets.load_adult()
     G = data.num_groups
-    train = (
-        jnp.asarray(data.X_train),
-        jnp.asarray(data.y_train, jnp.float32),
-        jnp.asarray(data.groups_train),
-    )
-    X_test, y_test, s_test = map(jnp.asarray, (data.X_test, data.y_test, data.groups_test))
+    train, (X_test, y_test, s_test) = data.batch("train"), data.batch("test")
     model, loss_fn, penalty_fn = training._logistic_objectives(G, l2=1e-4, temperature=0.5)
     p0 = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}
     opt = optax.adam(0.05)

@@ -52,16 +52,7 @@ def main() -> None:
 
     data = datasets.load_adult()
     G = data.num_groups
-    train = (
-        jnp.asarray(data.X_train),
-        jnp.asarray(data.y_train, jnp.float32),
-        jnp.asarray(data.groups_train),
-    )
-    test = (
-        jnp.asarray(data.X_test),
-        jnp.asarray(data.y_test, jnp.float32),
-        jnp.asarray(data.groups_test),
-    )
+    train, test = data.batch("train"), data.batch("test")
     model, loss_fn, surrogate = training._logistic_objectives(
         G, l2=1e-4, temperature=args.temperature
     )

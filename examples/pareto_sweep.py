@@ -36,32 +36,34 @@ def main() -> None:
 
     data = datasets.load_adult()
     G = data.num_groups
-    train = (
-        jnp.asarray(data.X_train),
-        jnp.asarray(data.y_train, jnp.float32),
-        jnp.asarray(data.groups_train),
-    )
-    X_test, y_test, s_test = map(jnp.asarray, (data.X_test, data.y_test, data.groups_test))
+    train, (X_test, y_test, s_test) = data.batch("train"), data.batch("test")
 
-    # The model: any function of a parameter PyTree. Here a linear logit.
+    # The model: any function of a parameter PyTree. Here a linear logit. Passed as `model=`,
+    # it runs once per step and the loss and the penalty take its outputs.
     def logits(params, X):
         return X @ params["w"] + params["b"]
 
-    def loss_fn(params, batch):
-        X, y, _ = batch
-        return optax.sigmoid_binary_cross_entropy(logits(params, X), y).mean()
+    def model_fn(params, batch):
+        return logits(params, batch[0])
 
-    def dp_penalty(params, batch):
-        X, _, s = batch
-        return penalties.sigmoid_rate_difference(
-            logits(params, X), s, num_groups=G, temperature=0.5
-        )
+    def loss_fn(z, batch):
+        return optax.sigmoid_binary_cross_entropy(z, batch[1]).mean()
+
+    def dp_penalty(z, batch):
+        return penalties.sigmoid_rate_difference(z, batch[2], num_groups=G, temperature=0.5)
 
     params = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}
     lams = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.01, 10.0, args.num_lams - 1)])
     start = time.perf_counter()
     sweep = training.pareto_sweep(
-        loss_fn, dp_penalty, params, train, lams, optimizer=optax.adam(0.05), num_steps=args.steps
+        loss_fn,
+        dp_penalty,
+        params,
+        train,
+        lams,
+        optimizer=optax.adam(0.05),
+        num_steps=args.steps,
+        model=model_fn,
     )
     jax.block_until_ready(sweep.params)
     print(f"{args.num_lams} models in one vmapped program: {time.perf_counter() - start:.2f} s")

@@ -906,12 +906,7 @@ def demo_pareto(
     data = datasets.load_adult()
     G = data.num_groups
     model, loss_fn, penalty_fn = _logistic_objectives(G, l2=1e-4, temperature=0.5)
-    train = (
-        jnp.asarray(data.X_train),
-        jnp.asarray(data.y_train, jnp.float32),
-        jnp.asarray(data.groups_train),
-    )
-    X_test, y_test, s_test = map(jnp.asarray, (data.X_test, data.y_test, data.groups_test))
+    train, (X_test, y_test, s_test) = data.batch("train"), data.batch("test")
     lams = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.05, max_lam, num_lams - 1)])
     params = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}
     start = time.perf_counter()

@@ -11,6 +11,8 @@ import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -53,6 +55,27 @@ class Dataset(NamedTuple):
     def num_groups(self) -> int:
         """The number of groups, the static ``num_groups=`` of fairjax's functions."""
         return len(self.group_names)
+
+    def batch(self, split: str = "train") -> tuple[jax.Array, jax.Array, jax.Array]:
+        """One split as a training batch of JAX arrays ``(X, y, groups)``.
+
+        ``X`` is ``float32[n, d]``, ``y`` ``float32[n]`` (labels in ``{0, 1}`` as floats, ready
+        for a loss such as ``optax.sigmoid_binary_cross_entropy``; the regression target as
+        is) and ``groups`` ``int32[n]``: the batch layout of :mod:`fairjax.training`.
+
+        Args:
+            split: ``"train"`` (default) or ``"test"``.
+
+        Example:
+            >>> from fairjax.datasets import load_adult
+            >>> X, y, s = load_adult().batch("test")
+            >>> X.shape, y.dtype, s.dtype
+            ((15060, 104), dtype('float32'), dtype('int32'))
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
+        X, y, g = (getattr(self, f"{name}_{split}") for name in ("X", "y", "groups"))
+        return jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32), jnp.asarray(g, jnp.int32)
 
 
 # ----------------------------------------------------------------------------- validation
