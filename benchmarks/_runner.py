@@ -362,6 +362,7 @@ SCRIPTS = [
     ("training_vs_fairlearn", ["benchmarks/training_vs_fairlearn.py"]),
     ("training_sweep", ["benchmarks/training_sweep.py"]),
     ("metrics_vs_fairlearn", ["benchmarks/metrics_vs_fairlearn.py"]),
+    ("mmd_sinkhorn", ["benchmarks/mmd_sinkhorn.py"]),
 ]
 
 
