@@ -251,6 +251,35 @@ def test_jit_apply_and_jit_fit_equal_eager():
         st.jitter = 1.0
 
 
+def test_cpu_search_blocks_and_rank_table_equal_direct_evaluation(monkeypatch):
+    # The CPU apply searches in blocks of queries and tabulates the fair value of every rank;
+    # both are evaluation orders of the same arithmetic: equal to the one-loop search and the
+    # per-query quantile evaluation, bit for bit (weighted, step/linear, split or not).
+    f, s = _data(3000, seed=21, num_groups=3)
+    fq, sq = _data(5000, seed=22, num_groups=3)
+    z, g = jnp.asarray(fq), jnp.asarray(sq)
+    for kw in (
+        dict(split=False, interpolation="linear"),
+        dict(split=True),
+        dict(weights=np.random.default_rng(0).uniform(0.5, 2.0, 3000), interpolation="linear"),
+        dict(weights=np.ones(3000), split=False),
+    ):
+        st = pp.fit_barycenter(f, s, num_groups=3, key=KEY, **kw)
+        start, count = st.cdf_start[g], st.cdf_count[g]
+        k_one = pp._segment_search(st.cdf_values, start, count, z, side="left")
+        monkeypatch.setattr(pp, "_SEARCH_BLOCK", 512)  # 5000 queries: 10 blocks, padded
+        k_blocks = pp._segment_search(st.cdf_values, start, count, z, side="left")
+        monkeypatch.undo()
+        np.testing.assert_array_equal(k_blocks, k_one)
+        for b in range(3):  # the rank #{a in A1_b : a < z}
+            a1 = _segment(st.cdf_values, st.cdf_start, st.cdf_count, b)
+            want = np.searchsorted(a1, fq[sq == b], side="left")
+            np.testing.assert_array_equal(np.asarray(k_one)[sq == b], want)
+        direct = pp._barycentric(st, pp._ranks(st, z, g))
+        table = pp._rank_table(st, z.dtype)[start + g + k_one]
+        np.testing.assert_array_equal(table, direct)
+
+
 @pytest.mark.parametrize("kind", ["exact", "grid", "sequential"])
 def test_save_load_round_trip_and_tamper(tmp_path, kind):
     f, s = _data(300, seed=17)
