@@ -438,9 +438,8 @@ def markdown(result: dict) -> str:
                 lines.append(f"- n={row['n']:,}, {k}: {v}")
     lines += [
         "",
-        "## Where the exact MMD's time goes",
-        "",
-        f"Device rates measured here: float32 matmul {rates['matmul_flops_per_s'] / 1e9:,.1f} "
+        "**Where the exact MMD's time goes.** Device rates measured here: float32 matmul "
+        f"{rates['matmul_flops_per_s'] / 1e9:,.1f} "
         f"GFLOP/s ({rates['matmul_size']}^3), exp {rates['exp_per_s'] / 1e9:,.2f} G/s "
         f"(`sum(exp(x))` over {rates['exp_size']:,} floats), read bandwidth "
         f"{rates['read_bytes_per_s'] / 1e9:,.1f} GB/s. Bound of a forward+backward pass: "
