@@ -363,6 +363,7 @@ SCRIPTS = [
     ("training_sweep", ["benchmarks/training_sweep.py"]),
     ("metrics_vs_fairlearn", ["benchmarks/metrics_vs_fairlearn.py"]),
     ("mmd_sinkhorn", ["benchmarks/mmd_sinkhorn.py"]),
+    ("penalties_vs_fairret", ["benchmarks/penalties_vs_fairret.py"]),
 ]
 
 
