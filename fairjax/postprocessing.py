@@ -254,37 +254,65 @@ def _segment_sort(segments: Array, values: Array, num_segments: int, *, host: bo
     return jnp.asarray(order)
 
 
-def _host_sorted_values(segments: Array, values: Array, num_segments: int):
-    """Values sorted by (segment, value) and their segment ids, with NumPy on the host.
+def _host_uniform_arrays(segments: Array, values: Array, *, num: int, split: bool) -> dict:
+    """:func:`_assemble_arrays` for unit weights, with NumPy on the host and no permutation.
 
-    For unit weights the fitted state depends on the sorted values only, not on which row
-    went where, so no permutation is needed: each segment is gathered (one boolean mask per
-    segment when there are few, else one radix sort of the ids) and sorted in place with
-    NumPy's SIMD sort of the values (measured ~10x faster than an argsort + gather at 10^7
-    rows here). Equal to ``values[lexsort((values, segments))]`` up to the order of equal values.
+    With unit weights the state depends on the sorted values only, not on which row went
+    where: each segment is gathered (one boolean mask per segment when there are few, else one
+    radix sort of the ids) and sorted in place with NumPy's SIMD sort of the values (measured
+    ~10x faster than an argsort + gather at 10^7 rows here), and the CDF levels ``i / n_s`` and
+    type-7 knots ``(i - 1) / (n_s - 1)`` are written in closed form. Below 2^24 rows these are
+    the values of the cumulative sums of :func:`_layout_from_order` (exact integers in float32),
+    so the state equals the device path's up to the order of equal values; above, the closed
+    form is the more accurate.
     """
+    n_seg = 2 * num + 1 if split else num + 1
     seg = np.asarray(segments)
     val = np.asarray(values)
-    counts = np.bincount(seg, minlength=num_segments)
-    if num_segments <= 16:
-        parts = [np.sort(val[seg == k]) for k in range(num_segments)]
-        out = np.concatenate(parts) if parts else val[:0]
+    dtype = val.dtype
+    counts = np.bincount(seg, minlength=n_seg)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if n_seg <= 16:
+        zs = np.concatenate([np.sort(val[seg == k]) for k in range(n_seg)])
     else:
-        order = np.argsort(seg.astype(np.int32), kind="stable")
-        out = val[order]
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        for a, b in itertools.pairwise(bounds.tolist()):
-            out[a:b].sort()
-    ids = np.repeat(np.arange(num_segments, dtype=np.int32), counts)
-    return out, ids
+        zs = val[np.argsort(seg.astype(np.int32), kind="stable")]
+        for a, c in zip(starts.tolist(), counts.tolist(), strict=True):
+            zs[a : a + c].sort()
+    levels = np.zeros(zs.shape, dtype)
+    knots = np.zeros(zs.shape, dtype)
+    for a, c in zip(starts[:-1].tolist(), counts[:-1].tolist(), strict=True):  # not the trash
+        i = np.arange(1, c + 1, dtype=dtype)
+        levels[a : a + c] = i / dtype.type(c)
+        if c > 1:
+            knots[a : a + c] = (i - 1) / dtype.type(c - 1)
+    start, count = starts.astype(np.int32), counts.astype(np.int32)
+    if split:
+        q_start, q_count = start[0 : 2 * num : 2], count[0 : 2 * num : 2]
+        c_start, c_count = start[1 : 2 * num : 2], count[1 : 2 * num : 2]
+        rows = q_count + c_count
+    else:
+        q_start, q_count = c_start, c_count = start[:num], count[:num]
+        rows = c_count
+    # XLA divides by the total as the device path does (not bit-equal to NumPy's division).
+    proportions = _proportions(jnp.asarray(rows.astype(dtype)))
+    zs = jnp.asarray(zs)
+    return dict(
+        cdf_values=zs,
+        cdf_levels=jnp.asarray(levels),
+        cdf_start=jnp.asarray(c_start),
+        cdf_count=jnp.asarray(c_count),
+        quantile_values=zs,
+        levels=jnp.asarray(levels),
+        knots=jnp.asarray(knots),
+        quantile_start=jnp.asarray(q_start),
+        quantile_count=jnp.asarray(q_count),
+        proportions=proportions,
+    )
 
 
 def _layout_from_order(z, w, seg, order, num_segments):
-    """Values, weights, CDF levels, type-7 knots, starts and counts of the sorted segments.
-
-    ``order`` sorts the rows by (segment, value); ``None``: they are sorted already.
-    """
-    zs, ws, ss = (z, w, seg) if order is None else (z[order], w[order], seg[order])
+    """Values, weights, CDF levels, type-7 knots, starts and counts of the sorted segments."""
+    zs, ws, ss = z[order], w[order], seg[order]
     count = jnp.bincount(seg, length=num_segments).astype(jnp.int32)
     start = (jnp.cumsum(count) - count).astype(jnp.int32)
     total = jax.ops.segment_sum(ws, ss, num_segments=num_segments)
@@ -304,9 +332,6 @@ def _layout_from_order(z, w, seg, order, num_segments):
 
 #: Queries per block of the CPU search (see :func:`_segment_search`).
 _SEARCH_BLOCK = 32768
-
-#: The exact apply tabulates every rank when queries x this >= calibration rows.
-_TABLE_RATIO = 1
 
 
 def _segment_search(arr: Array, start: Array, count: Array, q: Array, *, side: str) -> Array:
@@ -416,39 +441,10 @@ def _barycentric(state: BarycenterState, u: Array) -> Array:
     return jax.lax.fori_loop(0, state.proportions.shape[0], body, jnp.zeros_like(u))
 
 
-def _rank_table(state: BarycenterState, dtype) -> Array:
-    """Exact method: the fair value of every possible rank, group after group.
-
-    With the exact method the fair value of a query of group ``s`` depends on it only through
-    its rank ``k`` in :math:`A^1_s` (``0 <= k <= N1_s``). Entry ``cdf_start[s] + s + k`` of the
-    table (length ``n_1 + G``) holds that value, so that :func:`_apply_one` does one gather per
-    query instead of ``2G`` (``G`` quantile functions at random levels). The table is evaluated
-    on increasing levels within each group, whose quantile indices increase too: sequential,
-    cache-friendly reads. Entries past the last group are unused.
-    """
-    num = state.proportions.shape[0]
-    length = state.cdf_values.shape[0] + num
-    offset = state.cdf_start + jnp.arange(num, dtype=jnp.int32)
-    t = jnp.arange(length, dtype=jnp.int32)
-    # Group of entry t: how many groups start at or before it (offsets increase strictly).
-    s = jnp.clip(jnp.zeros(length, jnp.int32).at[offset].add(1).cumsum() - 1, 0, num - 1)
-    start, count = state.cdf_start[s], state.cdf_count[s]
-    k = jnp.clip(t - offset[s], 0, count)
-    return _barycentric(state, _level_of_rank(state, k, start, count, dtype))
-
-
 @jax.jit
 def _apply_one(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Array) -> Array:
     e = jax.random.uniform(key, y.shape, y.dtype, -1, 1) * state.jitter.astype(y.dtype)
-    z = y + e
-    if state.method == "exact" and y.shape[0] * _TABLE_RATIO >= state.cdf_values.shape[0]:
-        # As many queries as ranks: tabulate the fair value of every rank (same arithmetic on
-        # the same levels, so the same values as the per-query evaluation below).
-        start = state.cdf_start[g]
-        k = _segment_search(state.cdf_values, start, state.cdf_count[g], z, side="left")
-        fair = _rank_table(state, y.dtype)[start + g + k]
-    else:
-        fair = _barycentric(state, _ranks(state, z, g))
+    fair = _barycentric(state, _ranks(state, y + e, g))
     alpha = jnp.asarray(alpha, y.dtype)
     return alpha * fair + (1 - alpha) * y
 
@@ -498,24 +494,14 @@ def _fit_one(
         seg, n_seg = gg, num + 1
     if host and uniform:
         # Unit weights: the state (sorted values, levels i/n) depends on the sorted values
-        # only; sort them directly, without a permutation.
-        z_sorted, seg_sorted = _host_sorted_values(seg, z, n_seg)
-        ws = (seg_sorted < n_seg - 1).astype(z_sorted.dtype)  # the last segment is the trash
-        z_in, w_in, seg_in = jnp.asarray(z_sorted), jnp.asarray(ws), jnp.asarray(seg_sorted)
-        order = None
+        # only; sort them directly, without a permutation, and write the levels in closed form.
+        arrays = _host_uniform_arrays(seg, z, num=num, split=split)
     else:
         order = _segment_sort(seg, z, n_seg, host=host)
-        z_in, w_in, seg_in = z, wf, seg
+        arrays = _assemble_arrays(z, wf, seg, order, g, num=num, split=split)
     state = _assemble(
-        z_in,
-        w_in,
-        seg_in,
-        order,
-        g,
-        wf,
+        arrays,
         jnp.asarray(jitter, x.dtype),
-        num=num,
-        split=split,
         interpolation="linear" if method == "quantile_grid" else interpolation,
         uniform=uniform,
         sizes=sizes,
@@ -553,12 +539,8 @@ def _fit_inputs(x, g, wf, key, jitter, *, num, split):
     return z, gg, r, rows
 
 
-def _assemble(z, w, seg, order, g, wf, jitter, *, num, split, interpolation, uniform, sizes):
-    """The state from the rows and their sorting permutation (``order=None``: already sorted).
-
-    ``g`` and ``wf`` are the rows' group ids and weights in input order (for the proportions).
-    """
-    arrays = _assemble_arrays(z, w, seg, order, g, wf, num=num, split=split)
+def _assemble(arrays, jitter, *, interpolation, uniform, sizes):
+    """The state from the arrays of :func:`_assemble_arrays` or :func:`_host_uniform_arrays`."""
     levels, knots = arrays.pop("levels"), arrays.pop("knots")
     return BarycenterState(
         **arrays,
@@ -571,10 +553,16 @@ def _assemble(z, w, seg, order, g, wf, jitter, *, num, split, interpolation, uni
     )
 
 
+@jax.jit
+def _proportions(counts: Array) -> Array:
+    """Group proportions from (weighted) counts."""
+    return gs.safe_divide(counts, jnp.sum(counts))
+
+
 @functools.partial(jax.jit, static_argnames=("num", "split"))
-def _assemble_arrays(z, w, seg, order, g, wf, *, num, split):
+def _assemble_arrays(z, wf, seg, order, g, *, num, split):
     n_seg = 2 * num + 1 if split else num + 1
-    zs, _, levels, knots, start, count = _layout_from_order(z, w, seg, order, n_seg)
+    zs, _, levels, knots, start, count = _layout_from_order(z, wf, seg, order, n_seg)
     if split:
         q_start, q_count = start[0 : 2 * num : 2], count[0 : 2 * num : 2]
         c_start, c_count = start[1 : 2 * num : 2], count[1 : 2 * num : 2]
@@ -591,7 +579,7 @@ def _assemble_arrays(z, w, seg, order, g, wf, *, num, split):
         knots=knots,
         quantile_start=q_start,
         quantile_count=q_count,
-        proportions=gs.safe_divide(counts, jnp.sum(counts)).astype(z.dtype),
+        proportions=_proportions(counts).astype(z.dtype),
     )
 
 

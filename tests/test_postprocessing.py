@@ -238,11 +238,15 @@ def test_intersection_allows_empty_cells_but_not_at_apply():
 
 def test_jit_apply_and_jit_fit_equal_eager():
     f, s = _data(2000, seed=16, num_groups=3)
-    st = pp.fit_barycenter(f, s, num_groups=3, key=KEY)
-    jitted_fit = jax.jit(lambda x, g, k: pp.fit_barycenter(x, g, num_groups=3, key=k))
-    st_jit = jitted_fit(jnp.asarray(f), jnp.asarray(s), KEY)  # device path: jnp.lexsort
-    for field in pp._DATA_FIELDS:
-        np.testing.assert_array_equal(getattr(st_jit, field), getattr(st, field), err_msg=field)
+    # Host path (NumPy sorts, closed-form levels for unit weights) = device path (jnp.lexsort).
+    for kw in (dict(), dict(split=False, interpolation="linear")):
+        st = pp.fit_barycenter(f, s, num_groups=3, key=KEY, **kw)
+        jitted_fit = jax.jit(
+            lambda x, g, k, kw=kw: pp.fit_barycenter(x, g, num_groups=3, key=k, **kw)
+        )
+        st_jit = jitted_fit(jnp.asarray(f), jnp.asarray(s), KEY)
+        for field in pp._DATA_FIELDS:
+            np.testing.assert_array_equal(getattr(st_jit, field), getattr(st, field), err_msg=field)
     apply = jax.jit(lambda state, x, g, k: pp.apply_barycenter(state, x, g, key=k))
     np.testing.assert_array_equal(apply(st, f, s, KEY), pp.apply_barycenter(st, f, s, key=KEY))
     leaves = jax.tree_util.tree_leaves(st)
@@ -251,10 +255,9 @@ def test_jit_apply_and_jit_fit_equal_eager():
         st.jitter = 1.0
 
 
-def test_cpu_search_blocks_and_rank_table_equal_direct_evaluation(monkeypatch):
-    # The CPU apply searches in blocks of queries and tabulates the fair value of every rank;
-    # both are evaluation orders of the same arithmetic: equal to the one-loop search and the
-    # per-query quantile evaluation, bit for bit (weighted, step/linear, split or not).
+def test_cpu_search_blocks_equal_one_loop_search(monkeypatch):
+    # On the CPU backend long query vectors are searched in blocks (lax.map): the same ranks as
+    # one loop over all queries, and as NumPy's searchsorted in each group's A1 sample.
     f, s = _data(3000, seed=21, num_groups=3)
     fq, sq = _data(5000, seed=22, num_groups=3)
     z, g = jnp.asarray(fq), jnp.asarray(sq)
@@ -275,9 +278,6 @@ def test_cpu_search_blocks_and_rank_table_equal_direct_evaluation(monkeypatch):
             a1 = _segment(st.cdf_values, st.cdf_start, st.cdf_count, b)
             want = np.searchsorted(a1, fq[sq == b], side="left")
             np.testing.assert_array_equal(np.asarray(k_one)[sq == b], want)
-        direct = pp._barycentric(st, pp._ranks(st, z, g))
-        table = pp._rank_table(st, z.dtype)[start + g + k_one]
-        np.testing.assert_array_equal(table, direct)
 
 
 @pytest.mark.parametrize("kind", ["exact", "grid", "sequential"])
