@@ -616,8 +616,12 @@ def fit_constrained(
     if iterate == "best" and int(best_step) >= 0:
         chosen, chosen_step = best, int(best_step)
 
+    @jax.jit
+    def measure_on(params: PyTree, batch: PyTree) -> Array:
+        return jnp.max(jnp.asarray(dual_fn(_outputs(model, params, batch), batch)))
+
     def measure(batch: PyTree) -> float:
-        return float(jnp.max(jnp.asarray(dual_fn(_outputs(model, chosen, batch), batch))))
+        return float(measure_on(chosen, batch))
 
     train_c = measure(data)
     val_c = float("nan") if validation_data is None else measure(validation_data)
