@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import itertools
-import json
 import os
-import zipfile
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -37,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fairjax import _persistence as _io
 from fairjax import _validation as v
 from fairjax import groups as gs
 
@@ -877,18 +875,41 @@ def apply_barycenter(
 # ----------------------------------------------------------------------------- save / load
 
 
-def _digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
-    """SHA-256 over the metadata (all but the digest itself, canonical JSON) and the arrays."""
-    h = hashlib.sha256()
-    header = {k: v for k, v in meta.items() if k != "sha256"}
-    h.update(json.dumps(header, sort_keys=True).encode("utf-8"))
-    for name in sorted(arrays):
-        arr = np.ascontiguousarray(arrays[name])
-        h.update(name.encode())
-        h.update(str(arr.dtype).encode())
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
+_KIND = "fairjax.postprocessing.barycenter"
+
+
+def _put_state(arrays: dict[str, np.ndarray], prefix: str, state: BarycenterState) -> dict:
+    """Stores a state's arrays under ``{prefix}/{field}``; returns its static fields as JSON.
+
+    The codec of a :class:`BarycenterState` in every file that holds one (this module's files,
+    the saved :class:`~fairjax.sklearn.WassersteinFairRegressor`).
+    """
+    if not isinstance(state, BarycenterState):
+        raise TypeError(f"expected a BarycenterState, got {type(state).__name__}.")
+    for name in _DATA_FIELDS:
+        arrays[f"{prefix}/{name}"] = np.asarray(getattr(state, name))
+    return {
+        "method": state.method,
+        "interpolation": state.interpolation,
+        "uniform": bool(state.uniform),
+        "attribute_sizes": [int(s) for s in state.attribute_sizes],
+    }
+
+
+def _get_state(arrays: dict[str, np.ndarray], prefix: str, spec: dict) -> BarycenterState:
+    """The inverse of :func:`_put_state` (``KeyError``/``TypeError`` on a malformed spec)."""
+    if not isinstance(spec, dict):
+        raise TypeError(f"a state's static fields must be a JSON object, got {spec!r}.")
+    method, interpolation = spec["method"], spec["interpolation"]
+    if not isinstance(method, str) or not isinstance(interpolation, str | None):
+        raise TypeError("`method` must be a string and `interpolation` a string or null.")
+    return BarycenterState(
+        **{name: jnp.asarray(arrays[f"{prefix}/{name}"]) for name in _DATA_FIELDS},
+        method=method,
+        interpolation=interpolation,
+        uniform=bool(spec["uniform"]),
+        attribute_sizes=tuple(int(s) for s in spec["attribute_sizes"]),
+    )
 
 
 def save_barycenter(
@@ -920,27 +941,9 @@ def save_barycenter(
     if not all(isinstance(st, BarycenterState) for st in stages):
         raise TypeError(f"`state` must come from fit_barycenter, got {type(state).__name__}.")
     arrays: dict[str, np.ndarray] = {}
-    meta_stages = []
-    for k, st in enumerate(stages):
-        for name in _DATA_FIELDS:
-            arrays[f"stage{k}/{name}"] = np.asarray(getattr(st, name))
-        meta_stages.append(
-            {
-                "method": st.method,
-                "interpolation": st.interpolation,
-                "uniform": bool(st.uniform),
-                "attribute_sizes": [int(s) for s in st.attribute_sizes],
-            }
-        )
-    meta = {
-        "format": "fairjax.postprocessing.barycenter",
-        "format_version": FORMAT_VERSION,
-        "sequential": sequential,
-        "stages": meta_stages,
-    }
-    meta["sha256"] = _digest(arrays, meta)
-    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    np.savez(path, metadata=blob, **arrays)
+    meta_stages = [_put_state(arrays, f"stage{k}", st) for k, st in enumerate(stages)]
+    meta = {"sequential": sequential, "stages": meta_stages}
+    _io.save_arrays(path, arrays, meta, kind=_KIND, version=FORMAT_VERSION)
 
 
 def load_barycenter(path: str | os.PathLike) -> BarycenterState | SequentialBarycenterState:
@@ -951,42 +954,10 @@ def load_barycenter(path: str | os.PathLike) -> BarycenterState | SequentialBary
         truncated or corrupt, or its arrays or metadata do not match the recorded digest
         (modified).
     """
+    files, meta = _io.load_arrays(path, kind=_KIND, version=FORMAT_VERSION)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            files = {name: np.asarray(data[name]) for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
-        raise ValueError(f"{os.fspath(path)!r} is not a readable .npz file: {err}") from err
-    if "metadata" not in files:
-        raise ValueError(f"{os.fspath(path)!r} has no fairjax metadata entry.")
-    try:
-        meta = json.loads(files.pop("metadata").astype(np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
-        raise ValueError(f"{os.fspath(path)!r}: its metadata is not valid JSON.") from err
-    if not isinstance(meta, dict) or meta.get("format") != "fairjax.postprocessing.barycenter":
-        raise ValueError(f"{os.fspath(path)!r} is not a fairjax barycenter post-processor file.")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{os.fspath(path)!r} has format version {meta.get('format_version')!r}; this "
-            f"fairjax reads version {FORMAT_VERSION}."
-        )
-    if _digest(files, meta) != meta.get("sha256"):
-        raise ValueError(
-            f"{os.fspath(path)!r} is corrupt or was modified: its arrays and metadata do not "
-            "match the recorded SHA-256 digest."
-        )
-    stages = []
-    try:
-        for k, st in enumerate(meta["stages"]):
-            fields = {name: jnp.asarray(files[f"stage{k}/{name}"]) for name in _DATA_FIELDS}
-            stages.append(
-                BarycenterState(
-                    **fields,
-                    method=str(st["method"]),
-                    interpolation=str(st["interpolation"]),
-                    uniform=bool(st["uniform"]),
-                    attribute_sizes=tuple(int(s) for s in st["attribute_sizes"]),
-                )
-            )
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"{os.fspath(path)!r}: incomplete post-processor file ({err}).") from err
-    return SequentialBarycenterState(tuple(stages)) if meta["sequential"] else stages[0]
+        stages = [_get_state(files, f"stage{k}", st) for k, st in enumerate(meta["stages"])]
+        sequential = bool(meta["sequential"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise _io.malformed(path, err) from err
+    return SequentialBarycenterState(tuple(stages)) if sequential else stages[0]

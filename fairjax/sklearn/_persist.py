@@ -7,7 +7,6 @@ fitted attribute (the public attributes ending in ``_``) as arrays with a JSON d
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
@@ -43,44 +42,12 @@ def _params(estimator: Any, exclude: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _put_barycenter(arrays: dict, name: str, state: Any) -> dict:
-    """A :class:`fairjax.postprocessing.BarycenterState` by its dataclass fields."""
-    fields = {}
-    for field in dataclasses.fields(state):
-        value = getattr(state, field.name)
-        if isinstance(value, str | bool):
-            fields[field.name] = {"static": value}
-        elif isinstance(value, tuple) and all(type(x) is int for x in value):
-            fields[field.name] = {"static": list(value), "tuple": True}
-        else:
-            fields[field.name] = _io.put_value(arrays, f"{name}/{field.name}", value)
-    return fields
-
-
-def _get_barycenter(arrays: dict, fields: dict) -> Any:
-    names = {f.name for f in dataclasses.fields(postprocessing.BarycenterState)}
-    if set(fields) != names:
-        raise ValueError(f"BarycenterState has fields {sorted(names)}, got {sorted(fields)}.")
-    kwargs = {}
-    for key, spec in fields.items():
-        if "static" in spec:
-            value = spec["static"]
-            if not isinstance(value, str | bool | list):
-                raise TypeError(f"static field {key!r} must be a str, bool or list.")
-            if not isinstance(spec.get("tuple", False), bool):
-                raise TypeError(f"`tuple` of {key!r} must be a bool.")
-            kwargs[key] = tuple(int(x) for x in value) if spec.get("tuple") else value
-        else:
-            kwargs[key] = _io.get_value(arrays, spec)
-    return postprocessing.BarycenterState(**kwargs)
-
-
 def _put_attribute(arrays: dict, name: str, value: Any) -> dict:
     where = f"fitted/{name}"
     if isinstance(value, ferm.FERMModel):
         return {"codec": "ferm_model", "spec": ferm._put_model(arrays, where, value)}
     if isinstance(value, postprocessing.BarycenterState):
-        return {"codec": "barycenter", "spec": _put_barycenter(arrays, where, value)}
+        return {"codec": "barycenter", "spec": postprocessing._put_state(arrays, where, value)}
     if isinstance(value, np.ndarray):
         return {"codec": "labels", "spec": _io.put_labels(arrays, where, value)}
     try:
@@ -89,12 +56,12 @@ def _put_attribute(arrays: dict, name: str, value: Any) -> dict:
         raise TypeError(f"cannot save the fitted attribute {name}: {err}") from err
 
 
-def _get_attribute(arrays: dict, spec: dict) -> Any:
+def _get_attribute(arrays: dict, name: str, spec: dict) -> Any:
     codec, inner = spec["codec"], spec["spec"]
     if codec == "ferm_model":
         return ferm._get_model(arrays, inner)
     if codec == "barycenter":
-        return _get_barycenter(arrays, inner)
+        return postprocessing._get_state(arrays, f"fitted/{name}", inner)
     if codec == "labels":
         return _io.get_labels(arrays, inner)
     if codec == "value":
@@ -144,7 +111,7 @@ def load_estimator(
         for name, spec in meta["fitted"].items():
             if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")):
                 raise ValueError(f"{name!r} is not a fitted attribute name.")
-            setattr(estimator, name, _get_attribute(arrays, spec))
+            setattr(estimator, name, _get_attribute(arrays, name, spec))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise _io.malformed(path, err) from err
     return estimator
