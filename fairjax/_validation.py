@@ -8,7 +8,8 @@ array values. Every error names the argument, what was expected and what was rec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,14 +23,32 @@ def is_concrete(*arrays: object) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays if a is not None)
 
 
-def _holds(predicate: object) -> bool:
-    """Evaluates a check on concrete arrays to a Python bool.
+def _on_host(arr: object) -> bool:
+    """True for a concrete JAX array held in host memory (the CPU backend) or a NumPy array."""
+    if isinstance(arr, np.ndarray):
+        return True
+    if not isinstance(arr, jax.Array) or isinstance(arr, jax.core.Tracer):
+        return False
+    try:
+        return all(d.platform == "cpu" for d in arr.devices())
+    except (AttributeError, RuntimeError):  # a deleted or otherwise unusual array
+        return False
 
-    Inside a ``jit`` trace even operations on concrete (closed-over) arrays are staged out;
-    ``ensure_compile_time_eval`` runs them now, so a check on a constant still works there.
+
+def holds(predicate: Callable[[Any, Any], Any], *arrays: Any) -> bool:
+    """Evaluates a check ``predicate(xp, *arrays)`` on concrete arrays to a Python bool.
+
+    ``xp`` is NumPy when every array is in host memory: on the CPU backend ``np.asarray`` of a
+    JAX array is a view, and a NumPy reduction over 10^5 values takes about 10 us, against
+    about 1.5 ms for dispatching the same JAX operations one by one (eager calls validate
+    every input). Elsewhere (an accelerator) ``xp`` is ``jax.numpy``, run at once under
+    ``ensure_compile_time_eval``, so a check on a constant closed over by a ``jit`` trace still
+    works.
     """
+    if all(_on_host(a) for a in arrays):
+        return bool(predicate(np, *(np.asarray(a) for a in arrays)))
     with jax.ensure_compile_time_eval():
-        return bool(predicate())
+        return bool(predicate(jnp, *arrays))
 
 
 def float_dtype(*arrays: object) -> jnp.dtype:
@@ -87,7 +106,7 @@ def check_length(arr: Array, n: int, name: str, reference: str) -> None:
 def check_finite(arr: Array, name: str) -> None:
     """Raises if a concrete floating array holds NaN or infinity."""
     if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.inexact):
-        if not _holds(lambda: jnp.all(jnp.isfinite(arr))):
+        if not holds(lambda xp, a: xp.all(xp.isfinite(a)), arr):
             bad = int(np.sum(~np.isfinite(np.asarray(arr))))
             raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s).")
 
@@ -95,7 +114,7 @@ def check_finite(arr: Array, name: str) -> None:
 def check_binary(arr: Array, name: str) -> None:
     """Raises if a concrete array holds values other than 0 and 1."""
     if is_concrete(arr):
-        if not _holds(lambda: jnp.all((arr == 0) | (arr == 1))):
+        if not holds(lambda xp, a: xp.all((a == 0) | (a == 1)), arr):
             values = np.unique(np.asarray(arr))[:6]
             raise ValueError(f"`{name}` must be binary (0 or 1), got values {values.tolist()}.")
 
@@ -103,7 +122,7 @@ def check_binary(arr: Array, name: str) -> None:
 def check_unit_interval(arr: Array, name: str) -> None:
     """Raises if a concrete array holds values outside [0, 1] (decisions or probabilities)."""
     if is_concrete(arr):
-        if not _holds(lambda: jnp.all((arr >= 0) & (arr <= 1))):
+        if not holds(lambda xp, a: xp.all((a >= 0) & (a <= 1)), arr):
             lo, hi = float(np.min(np.asarray(arr))), float(np.max(np.asarray(arr)))
             raise ValueError(
                 f"`{name}` must hold decisions or probabilities in [0, 1], "
@@ -132,7 +151,7 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
             raise ValueError("`num_groups` is required (a static int) when `groups` holds ids.")
         check_num_groups(num_groups)
         if is_concrete(arr) and arr.size:
-            if not _holds(lambda: (jnp.min(arr) >= 0) & (jnp.max(arr) < num_groups)):
+            if not holds(lambda xp, a: (xp.min(a) >= 0) & (xp.max(a) < num_groups), arr):
                 lo, hi = int(np.min(np.asarray(arr))), int(np.max(np.asarray(arr)))
                 raise ValueError(
                     f"`groups` ids must lie in [0, num_groups={num_groups}), "
@@ -149,7 +168,7 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
                 f"but num_groups={num_groups}."
             )
         check_finite(arr, "groups")
-        if is_concrete(arr) and not _holds(lambda: jnp.all(arr >= 0)):
+        if is_concrete(arr) and not holds(lambda xp, a: xp.all(a >= 0), arr):
             raise ValueError("`groups` membership matrix must be non-negative.")
     if n is not None:
         check_length(arr, n, "groups", "the data")
@@ -175,10 +194,10 @@ def check_weights(weights: object, n: int) -> Array | None:
     check_length(arr, n, "weights", "the data")
     check_finite(arr, "weights")
     if is_concrete(arr):
-        if not _holds(lambda: jnp.all(arr >= 0)):
+        if not holds(lambda xp, a: xp.all(a >= 0), arr):
             raise ValueError(
                 f"`weights` must be non-negative, got minimum {float(np.min(np.asarray(arr))):g}."
             )
-        if n and not _holds(lambda: jnp.any(arr > 0)):
+        if n and not holds(lambda xp, a: xp.any(a > 0), arr):
             raise ValueError("`weights` must not be all zero.")
     return arr

@@ -161,14 +161,14 @@ def _prepare(values: ArrayLike, weights: ArrayLike | None, name: str) -> tuple[A
             f"the weights of `{name}` must have the shape of `{name}` {x.shape}, got {w.shape}."
         )
     v.check_finite(w, f"{name} weights")
-    if v.is_concrete(w) and not v._holds(lambda: jnp.all(w >= 0)):
+    if v.is_concrete(w) and not v.holds(lambda xp, a: xp.all(a >= 0), w):
         raise ValueError(f"the weights of `{name}` must be non-negative.")
     return x.astype(dtype), w.astype(dtype)
 
 
 def _check_some_weight(w: Array, name: str) -> None:
     """Raises if a concrete 1-D sample's weights are all zero (its distribution is undefined)."""
-    if v.is_concrete(w) and w.size and not v._holds(lambda: jnp.any(w > 0)):
+    if v.is_concrete(w) and w.size and not v.holds(lambda xp, a: xp.any(a > 0), w):
         raise ValueError(f"the weights of `{name}` must not be all zero.")
 
 
@@ -534,7 +534,7 @@ def barycenter(
     x, w = _prepare(values, weights, "values")
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"`values` must have shape (K, n) with n >= 1, got {x.shape}.")
-    if v.is_concrete(w) and not v._holds(lambda: jnp.all(jnp.sum(w, axis=1) > 0)):
+    if v.is_concrete(w) and not v.holds(lambda xp, a: xp.all(xp.sum(a, axis=1) > 0), w):
         bad = np.flatnonzero(np.asarray(jnp.sum(w, axis=1)) <= 0).tolist()
         raise ValueError(f"every sample needs positive total weight; rows {bad} have none.")
     k = x.shape[0]
@@ -544,7 +544,7 @@ def barycenter(
         lam = v.as_array(barycenter_weights, "barycenter_weights", ndim=1).astype(x.dtype)
         v.check_length(lam, k, "barycenter_weights", "values")
         v.check_finite(lam, "barycenter_weights")
-        if v.is_concrete(lam) and not v._holds(lambda: jnp.all(lam >= 0) & jnp.any(lam > 0)):
+        if v.is_concrete(lam) and not v.holds(lambda xp, a: xp.all(a >= 0) & xp.any(a > 0), lam):
             raise ValueError(
                 "`barycenter_weights` must be non-negative and not all zero, got "
                 f"{np.asarray(lam).tolist()}."

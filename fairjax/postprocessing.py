@@ -769,7 +769,7 @@ def fit_barycenter(
 
 def _check_alpha(alpha: Any) -> Array:
     a = v.as_array(alpha, "alpha", ndim=0)
-    if v.is_concrete(a) and not v._holds(lambda: (a >= 0) & (a <= 1)):
+    if v.is_concrete(a) and not v.holds(lambda xp, x: (x >= 0) & (x <= 1), a):
         raise ValueError(f"`alpha` must lie in [0, 1] (1 = fully fair), got {float(a)!r}.")
     return a
 
