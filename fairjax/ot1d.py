@@ -18,6 +18,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import groups as gs
+from fairjax._shapes import bucket, pad_rows
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -115,35 +116,17 @@ def pooled_group_cdfs(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _bucket(n: int, minimum: int = 64) -> int:
-    """Padded length for ``n`` rows: at least ``minimum``, then 8 sizes per power of two.
+def _bucketed(x: Array, w: Array) -> tuple[Array, Array]:
+    """A concrete 1-D sample padded to its shape bucket with zero weights (traced: unchanged).
 
     Every new array shape compiles a jitted program again; on concrete (eager) calls the public
     functions pad their samples with zero-weight rows (a zero weight is a mask, so the values
-    do not change) up to one of a few sizes, at most 12.5 % above ``n`` past ``minimum``.
+    do not change) up to one of a few sizes (:func:`fairjax._shapes.bucket`).
     """
-    if n <= minimum:
-        return minimum
-    step = 1 << max(int(n - 1).bit_length() - 3, 0)
-    return -(-n // step) * step
-
-
-def _pad_rows(a: Array, size: int) -> Array:
-    """``a`` with zero rows appended along axis 0 up to ``size`` (NumPy when concrete)."""
-    if a.shape[0] == size:
-        return a
-    widths = [(0, size - a.shape[0])] + [(0, 0)] * (a.ndim - 1)
-    if v.is_concrete(a):
-        return jnp.asarray(np.pad(np.asarray(a), widths))
-    return jnp.pad(a, widths)
-
-
-def _bucketed(x: Array, w: Array) -> tuple[Array, Array]:
-    """A concrete 1-D sample padded to its shape bucket with zero weights (traced: unchanged)."""
     if not v.is_concrete(x, w) or x.ndim != 1:
         return x, w
-    size = _bucket(x.shape[0])
-    return _pad_rows(x, size), _pad_rows(w, size)
+    size = bucket(x.shape[0], minimum=64)
+    return pad_rows(x, size), pad_rows(w, size)
 
 
 def _prepare(values: ArrayLike, weights: ArrayLike | None, name: str) -> tuple[Array, Array]:

@@ -37,6 +37,7 @@ import numpy as np
 from fairjax import _persistence as _io
 from fairjax import _validation as v
 from fairjax import groups as gs
+from fairjax._shapes import bucket, pad_rows
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -81,7 +82,7 @@ class BarycenterState:
     ``O(n)`` whatever the group sizes, and shapes are static under ``jit``. With
     ``method="quantile_grid"`` each segment holds ``grid_size`` quantiles, so memory is
     ``O(G x grid_size)``. The exact state's arrays are padded to a shape bucket (at least 1024,
-    then at most 12.5 % above the row count) so that fits on different data sizes share compiled
+    then at most 6.25 % above the row count) so that fits on different data sizes share compiled
     programs; rows of zero weight and the padding sit after the groups' segments, unused.
 
     Attributes:
@@ -192,30 +193,14 @@ def _check_key(key: Any) -> Array:
 
 # ----------------------------------------------------------------------------- shape buckets
 
-_MIN_BUCKET = 1024
-
 
 def _bucket(n: int) -> int:
-    """Padded length for ``n`` rows: at least 1024, then 8 sizes per power of two.
+    """Padded length for ``n`` rows (:func:`fairjax._shapes.bucket`, at least 1024 rows).
 
-    Every new array shape compiles the jitted fit/apply programs again; rounding the row count up
-    to one of a few sizes (at most 12.5 % padding above 1024 rows) lets calls with different
-    data sizes share them. Padded rows carry weight 0 (fit: they fall in the trash segment) or
-    are cut off (apply), so results are unchanged.
+    Padded rows carry weight 0 (fit: they fall in the trash segment) or are cut off (apply),
+    so results are unchanged.
     """
-    if n <= _MIN_BUCKET:
-        return _MIN_BUCKET
-    step = 1 << max(int(n - 1).bit_length() - 3, 0)
-    return -(-n // step) * step
-
-
-def _pad(a: Array, size: int) -> Array:
-    """``a`` with zeros appended up to length ``size`` (on the host when concrete: no compile)."""
-    if a.shape[0] == size:
-        return a
-    if v.is_concrete(a):
-        return jnp.asarray(np.pad(np.asarray(a), (0, size - a.shape[0])))
-    return jnp.pad(a, (0, size - a.shape[0]))
+    return bucket(n, minimum=1024)
 
 
 def _cut(a: Array, m: int) -> Array:
@@ -453,7 +438,7 @@ def _apply_bucketed(state: BarycenterState, y: Array, g: Array, key: Array, alph
     size = _bucket(m)
     # attribute_sizes is metadata only: one program whatever the attributes' sizes.
     state = dataclasses.replace(state, attribute_sizes=(state.num_groups,))
-    return _cut(_apply_one(state, _pad(y, size), _pad(g, size), key, alpha), m)
+    return _cut(_apply_one(state, pad_rows(y, size), pad_rows(g, size), key, alpha), m)
 
 
 # ----------------------------------------------------------------------------- fit
@@ -480,7 +465,7 @@ def _fit_one(
     # Shape bucket: padded rows get weight 0 (the trash segment); the random draws are prefix-
     # stable (JAX's default partitionable threefry): real rows get the same jitter and split.
     size = _bucket(x.shape[0])
-    x, g, wf = _pad(x, size), _pad(g, size), _pad(wf, size)
+    x, g, wf = pad_rows(x, size), pad_rows(g, size), pad_rows(wf, size)
     z, gg, r, rows = _fit_inputs(x, g, wf, key, jnp.asarray(jitter, x.dtype), num=num, split=split)
     if v.is_concrete(rows):
         _check_rows(np.asarray(rows), sizes, allow_empty=allow_empty, split=split)

@@ -14,6 +14,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import groups as gs
+from fairjax._shapes import bucket
 from fairjax.penalties._mmd import _check_common, _Measures
 
 if TYPE_CHECKING:  # ott-jax is imported when the penalty is first called, not with fairjax.
@@ -224,9 +225,7 @@ def sinkhorn(
 def _bucket(rows: int, n: int) -> int:
     """A static block size >= ``rows`` (and <= ``n``) from a coarse grid: 8 to 16 sizes per
     doubling, so the padding stays under 1/8 and nearby group sizes share one program."""
-    rows = max(int(rows), 1)
-    step = 1 << max(rows.bit_length() - 4, 0)
-    return min(-(-rows // step) * step, n)
+    return min(bucket(max(int(rows), 1), minimum=1, per_octave=8), n)
 
 
 def _support_sizes(groups, num_groups, labels, label_value, weights, n):

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import groups as gs
-from fairjax.ot1d import _bucket, _cdf_levels, _pad_rows, _safe_power
+from fairjax._shapes import bucket, pad_rows
+from fairjax.ot1d import _cdf_levels, _safe_power
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -152,6 +153,6 @@ def wasserstein(
     elif v.is_concrete(x, m, w):
         # Eager call: pad to a shape bucket with zero-weight rows (a mask), so calls on
         # different batch sizes share one compiled program.
-        size = _bucket(n)
-        x, m, w = _pad_rows(x, size), _pad_rows(m, size), _pad_rows(w, size)
+        size = bucket(n, minimum=64)
+        x, m, w = pad_rows(x, size), pad_rows(m, size), pad_rows(w, size)
     return _penalty(x, m, w, p=p, reference=reference, reduction=reduction)

@@ -13,6 +13,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fairjax import ferm, kernels
+from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
 
 __all__ = ["FERMClassifier"]
@@ -33,11 +34,6 @@ def _encode_groups(sensitive_features, n: int) -> tuple[np.ndarray, np.ndarray]:
         s = np.array(["|".join(map(str, row)) for row in s], dtype=object)
     values, ids = np.unique(s.astype(str), return_inverse=True)
     return ids.astype(np.int32), values
-
-
-def _bucket(n: int) -> int:
-    """The padded number of rows: the next power of two up to 4096, then a multiple of 1024."""
-    return max(256, 1 << (n - 1).bit_length()) if n <= 4096 else -(-n // 1024) * 1024
 
 
 class FERMClassifier(ClassifierMixin, BaseEstimator):
@@ -176,7 +172,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
             # Shape buckets: rows with weight 0 and zero feature columns change nothing (a
             # zero column gets a zero gradient and a zero direction, its weight stays 0), but
             # fits of nearby sizes (CV folds, grid searches) then reuse one compiled program.
-            n_pad, d_pad = _bucket(n), -(-d // 8) * 8
+            n_pad, d_pad = bucket(n), -(-d // 8) * 8
             Xp = np.zeros((n_pad, d_pad), np.float32)
             Xp[:n, :d] = X
             pad = n_pad - n

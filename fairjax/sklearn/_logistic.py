@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fairjax import metrics, penalties, training
+from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
 from fairjax.sklearn._ferm import _encode_groups
 
@@ -109,12 +110,6 @@ def _fit_arrays(
     )
     state, _ = jax.lax.scan(lambda st, _: step(st, batch), state, None, length=steps)
     return state.params, state.multiplier
-
-
-def _bucket(n: int) -> int:
-    """The padded number of rows: the next power of two from 256 up to 4096, then a multiple
-    of 1024 (the FERM estimator's buckets)."""
-    return max(256, 1 << (n - 1).bit_length()) if n <= 4096 else -(-n // 1024) * 1024
 
 
 class FairLogisticRegression(ClassifierMixin, BaseEstimator):
@@ -253,7 +248,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         # column gets a zero gradient, its weight stays exactly 0 under Adam), but fits of
         # nearby sizes (CV folds, grid searches, estimator checks) reuse one compiled program.
         n, d = X.shape
-        n_pad, d_pad = _bucket(n), -(-d // 8) * 8
+        n_pad, d_pad = bucket(n), -(-d // 8) * 8
         Z = np.zeros((n_pad, d_pad), np.float32)
         Z[:n, :d] = (X - mean) / scale
         pad = n_pad - n
