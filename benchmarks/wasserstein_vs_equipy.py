@@ -84,7 +84,7 @@ def run_equipy(f_cal, s_cal, f_test, s_test):
     return model.transform(f_test.astype(np.float64), s_test)
 
 
-def timed(fn, *args, repeats=3):
+def timed(fn, *args, repeats=7):
     """Output and median wall time of ``repeats`` calls (one call when it takes over 2 s)."""
     times = []
     for _ in range(repeats):
@@ -167,7 +167,7 @@ def main():
         f"{meta['device']}, {meta['cpu_count']} CPUs, jax {meta['jax']}; calibration = test = n "
         f"rows; jitter {SIGMA}; {meta['settings']}. Times are fit + apply in seconds; fairjax "
         "warm (compiled) with the first call (compilation included) in brackets; each time is the "
-        "median of 3 calls, or one call when it takes over 2 s. EquiPy is warmed up once and "
+        "median of 7 calls, or one call when it takes over 2 s. EquiPy is warmed up once and "
         "timed in the same process, interleaved with the others; load average "
         f"{' '.join(meta['loadavg_after'] or ['?'])} at the end.",
         "",
