@@ -267,6 +267,8 @@ def setup_sinkhorn(n: int):
     h, s = _representations(n)
     hj, sj = jax.device_put(h), jax.device_put(s)
     eps = 1.0
+    # Inside the caller's jit the group ids are traced and the per-group block size must be
+    # given (group_size=, the largest group); an eager call computes it from the ids itself.
     fn = jax.jit(
         functools.partial(
             penalties.sinkhorn,
@@ -274,6 +276,7 @@ def setup_sinkhorn(n: int):
             epsilon=eps,
             relative_epsilon=None,
             reference="pairwise",
+            group_size=int(np.bincount(s).max()),
         )
     )
     h0, h1 = jax.device_put(h[s == 0]), jax.device_put(h[s == 1])
