@@ -237,6 +237,17 @@ def test_constrained_sweep_equals_separate_constrained_trainings():
         np.testing.assert_allclose(res.params["w"][k], single.params["w"], atol=1e-5)
         np.testing.assert_allclose(res.multiplier[k], single.state.multiplier, atol=1e-5)
         np.testing.assert_allclose(res.constraint[k], single.train_constraint, atol=1e-5)
+    # The feasible iterate of lowest loss, per target, is the one fit_constrained returns.
+    best = training.constrained_sweep(
+        _loss, _penalty, _p0(), train, targets, iterate="best", **opts
+    )
+    for k, t in enumerate(targets):
+        single = training.fit_constrained(
+            _loss, _penalty, _p0(), train, target=float(t), iterate="best", **opts
+        )
+        np.testing.assert_allclose(best.params["w"][k], single.params["w"], atol=1e-5)
+        np.testing.assert_allclose(best.constraint[k], single.train_constraint, atol=1e-5)
+    assert not np.allclose(best.params["w"], res.params["w"])  # not the last iterates
     with pytest.raises(ValueError, match="`targets`"):
         training.constrained_sweep(_loss, _penalty, _p0(), train, 0.1, **opts)
 
