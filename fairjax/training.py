@@ -18,7 +18,9 @@ A model is any function of parameters (a PyTree: a dict of arrays, a Flax/Equino
 parameters); a *batch* is any PyTree of arrays with the samples on the leading axis; an
 *objective* is a function ``objective(params, batch) -> scalar``.
 
-Every entry point also takes ``model=``: a function ``model(params, batch) -> outputs`` (e.g.
+:func:`penalized`, :func:`lagrangian`, :func:`make_constrained_step`, :func:`fit_constrained`,
+:func:`pareto_sweep` and :func:`constrained_sweep` also take ``model=``: a function
+``model(params, batch) -> outputs`` (e.g.
 the logits). With it, the loss, penalty and constraint functions receive ``(outputs, batch)``
 instead of ``(params, batch)``, and the model runs once per step for all of them. Without it,
 each term that calls the model runs its own forward pass, and reverse-mode differentiation runs
@@ -543,12 +545,15 @@ def fit_constrained(
 
     The iterates of simultaneous descent-ascent circle the saddle point: the last one (the
     default, ``iterate="last"``) may sit on either side of the bound. ``iterate="best"`` returns
-    the feasible iterate with the lowest task loss instead: among the steps where the dual
-    constraint :math:`\tilde C` held on the training data, the one whose ``loss_fn`` was
-    smallest (tracked inside the compiled loop, one extra copy of the parameters), or the last
-    iterate when none was feasible. It guarantees the bound on the training data, but the
+    the feasible iterate with the lowest task loss instead: among the iterates (each step's
+    parameters before its update) whose dual constraint :math:`\tilde C` on the training data
+    was at most ``target + tolerance``, the one whose ``loss_fn`` was smallest (tracked inside
+    the compiled loop, one extra copy of the parameters), or the last iterate when none was
+    feasible. It guarantees the bound (up to ``tolerance``) on the training data, but the
     feasible iterate of lowest loss can be an early one, before the primal-dual dynamics
-    settle; and a smooth constraint that converges onto the bound crosses it from both sides.
+    settle. A smooth constraint that converges onto the bound sits on it only up to rounding
+    (in float32, a few 1e-7 above or below): with ``tolerance=0`` the converged iterates may
+    all count as infeasible, so give a tolerance of that order.
 
     Args:
       loss_fn: ``loss_fn(params, batch) -> scalar``.
@@ -564,7 +569,8 @@ def fit_constrained(
         :func:`fairjax.metrics.demographic_parity_difference` of the decisions; default
         ``constraint_fn``.
       validation_data: held-out batch on which constraint satisfaction is reported.
-      tolerance: slack allowed when reporting ``satisfied``.
+      tolerance: slack on the bound: for reporting ``satisfied``, and for which iterates count
+        as feasible with ``iterate="best"``.
       init_multiplier: initial :math:`\mu`.
       iterate: ``"last"`` (default) or ``"best"``: the feasible iterate of lowest loss.
       model: optional ``model(params, batch) -> outputs``; every term then takes
@@ -609,27 +615,37 @@ def fit_constrained(
         optimizer,
         multiplier_optimizer,
         jnp.asarray(init_multiplier, jnp.result_type(float)) + 0 * jnp.asarray(target),
-        jnp.asarray(target, jnp.result_type(float)),
+        jnp.asarray(target, jnp.result_type(float)) + tolerance,
         num_steps,
     )
     chosen, chosen_step = state.params, num_steps
     if iterate == "best" and int(best_step) >= 0:
         chosen, chosen_step = best, int(best_step)
 
-    @jax.jit
-    def measure_on(params: PyTree, batch: PyTree) -> Array:
-        return jnp.max(jnp.asarray(dual_fn(_outputs(model, params, batch), batch)))
-
-    def measure(batch: PyTree) -> float:
-        return float(measure_on(chosen, batch))
-
-    train_c = measure(data)
-    val_c = float("nan") if validation_data is None else measure(validation_data)
-    measured = train_c if validation_data is None else val_c
+    train_v = np.asarray(_measure(dual_fn, model, chosen, data))
+    val_v = None
+    if validation_data is not None:
+        val_v = np.asarray(_measure(dual_fn, model, chosen, validation_data))
+    measured = train_v if val_v is None else val_v
+    # The bound in the constraint's own precision, as the selection of iterate="best" uses it.
+    bound = np.asarray(target, measured.dtype) + np.asarray(tolerance, measured.dtype)
     history = {k: np.asarray(val) for k, val in history.items()}
     return ConstrainedResult(
-        chosen, state, history, chosen_step, train_c, val_c, measured <= target + tolerance
+        chosen,
+        state,
+        history,
+        chosen_step,
+        float(np.max(train_v)),
+        float("nan") if val_v is None else float(np.max(val_v)),
+        # Every constraint within its own bound (a vector target has one per constraint).
+        bool(np.all(measured <= bound)),
     )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _measure(dual_fn, model, params, batch):
+    """The dual constraint of ``params`` on ``batch`` (scalar or one value per constraint)."""
+    return jnp.asarray(dual_fn(_outputs(model, params, batch), batch))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 7))
@@ -775,6 +791,7 @@ def constrained_sweep(
     num_steps: int = 1000,
     dual_constraint_fn: Objective | None = None,
     iterate: str = "last",
+    tolerance: float = 0.0,
     model: Model | None = None,
 ) -> ConstrainedSweepResult:
     r"""Primal-dual training to each of K targets :math:`\varepsilon_k` at once (``jax.vmap``).
@@ -786,7 +803,7 @@ def constrained_sweep(
     Args:
       loss_fn: as in :func:`fit_constrained`; so are ``constraint_fn``, ``params``, ``data``,
         ``optimizer``, ``multiplier_optimizer``, ``num_steps``, ``dual_constraint_fn``,
-        ``iterate`` and ``model``.
+        ``iterate``, ``tolerance`` (here only for ``iterate="best"``) and ``model``.
       targets: the bounds, shape ``(K,)``.
 
     Returns:
@@ -822,6 +839,7 @@ def constrained_sweep(
         params,
         data,
         targets,
+        jnp.asarray(tolerance, targets.dtype),
     )
     return ConstrainedSweepResult(p, mu, targets, c)
 
@@ -839,6 +857,7 @@ def _constrained_sweep(
     params,
     data,
     targets,
+    tolerance,
 ):
     def one(target):
         step = make_constrained_step(
@@ -852,7 +871,7 @@ def _constrained_sweep(
         )
         mu0 = jnp.zeros((), targets.dtype)
         state, (best, best_step), _ = _run_constrained(
-            step, params, data, optimizer, mopt, mu0, target, num_steps
+            step, params, data, optimizer, mopt, mu0, target + tolerance, num_steps
         )
         chosen = state.params
         if iterate == "best":
