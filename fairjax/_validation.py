@@ -151,7 +151,9 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
             raise ValueError("`num_groups` is required (a static int) when `groups` holds ids.")
         check_num_groups(num_groups)
         if is_concrete(arr) and arr.size:
-            if not holds(lambda xp, a: (xp.min(a) >= 0) & (xp.max(a) < num_groups), arr):
+            # Compared as Python ints: a narrow dtype (uint8 ids, num_groups=300) would wrap
+            # num_groups in jax.numpy, not in NumPy.
+            if not holds(lambda xp, a: int(xp.min(a)) >= 0 and int(xp.max(a)) < num_groups, arr):
                 lo, hi = int(np.min(np.asarray(arr))), int(np.max(np.asarray(arr)))
                 raise ValueError(
                     f"`groups` ids must lie in [0, num_groups={num_groups}), "

@@ -532,3 +532,21 @@ def test_checks_inside_jit_are_static_only():
     assert np.isfinite(jitted(f, s))
     with pytest.raises(ValueError, match="groups"):
         jitted(f, s[:3])
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_value_checks_agree_on_the_host_and_the_device_path(monkeypatch, host):
+    # On an accelerator the checks run in jax.numpy, on the CPU backend in NumPy on a view:
+    # both must accept and refuse the same inputs (a narrow dtype must not wrap the bound).
+    from fairjax import _validation
+
+    if not host:
+        monkeypatch.setattr(_validation, "_on_host", lambda a: False)
+    ids = jax.device_put(np.array([0, 255, 3], np.uint8))
+    assert float(gs.group_counts(ids, num_groups=300)[255]) == 1.0
+    with pytest.raises(ValueError, match=r"num_groups=200\), got values in \[0, 255\]"):
+        gs.group_counts(ids, num_groups=200)
+    with pytest.raises(ValueError, match="finite"):
+        metrics.ks_unfairness(np.array([0.1, np.nan]), np.array([0, 1]), num_groups=2)
+    with pytest.raises(ValueError, match="non-negative"):
+        gs.group_means(np.ones(2), np.array([0, 1]), num_groups=2, weights=np.array([1.0, -1.0]))
