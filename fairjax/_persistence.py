@@ -194,16 +194,26 @@ def load_arrays(
         if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy: one array, not an archive
             raise ValueError("it holds a single .npy array")
         with data:
+            _check_members(path)
             files = {name: np.asarray(data[name]) for name in data.files}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
+    except (
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        EOFError,
+        KeyError,
+        NotImplementedError,  # an unknown zip compression method
+        ArithmeticError,
+        MemoryError,
+    ) as err:
         raise FormatError(f"{where} is not a readable .npz file: {err}") from err
     if METADATA not in files:
         raise FormatError(f"{where} has no fairjax metadata entry; it is not a fairjax file.")
     try:
         meta = json.loads(files.pop(METADATA).astype(np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, RecursionError) as err:
         raise FormatError(f"{where}: its metadata is not valid JSON.") from err
     if not isinstance(meta, dict) or not isinstance(meta.get("format"), str):
         raise FormatError(f"{where}: its metadata names no format; it is not a fairjax file.")
@@ -237,6 +247,34 @@ def load_arrays(
     return files, meta
 
 
+def _check_members(path: str | os.PathLike) -> None:
+    """Refuses archive members whose ``.npy`` header declares more data than they hold.
+
+    ``np.load`` allocates the array a header declares before reading it: a crafted member of a
+    few bytes could otherwise ask for terabytes. Raises ``ValueError`` (or ``BadZipFile``).
+    """
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"member {info.filename!r} uses an unsupported compression.")
+            with archive.open(info) as fh:
+                major, minor = np.lib.format.read_magic(fh)
+                if (major, minor) == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif (major, minor) == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"member {info.filename!r}: .npy version {major}.{minor}.")
+            count = 1
+            for n in shape:
+                count *= int(n)
+            if count * dtype.itemsize > info.file_size:
+                raise ValueError(
+                    f"member {info.filename!r} declares {count * dtype.itemsize} bytes of data "
+                    f"but holds {info.file_size}."
+                )
+
+
 def malformed(path: str | os.PathLike, err: BaseException) -> ValueError:
     """The error for a file whose digest holds but whose content does not decode."""
     return FormatError(f"{os.fspath(path)!r}: incomplete or malformed state file ({err!r}).")
@@ -245,6 +283,8 @@ def malformed(path: str | os.PathLike, err: BaseException) -> ValueError:
 # ----------------------------------------------------------------------------- leaves
 
 _NUMBER_TYPES = {"float": float, "int": int}
+#: The most ``None`` labels a file may ask to rebuild (an object array of that many entries).
+_MAX_NONE_LABELS = 10**7
 
 
 def put_value(arrays: dict[str, np.ndarray], name: str, value: Any) -> dict[str, Any]:
@@ -297,11 +337,18 @@ def get_value(arrays: dict[str, np.ndarray], spec: Any) -> Any:
     if kind == "jax":
         if not isinstance(spec["weak"], bool):
             raise TypeError(f"`weak` of {spec['array']!r} must be a bool.")
-        if spec["weak"]:
+        if spec["weak"] and arr.ndim == 0:
             # A weakly typed scalar (e.g. from a Python number) promotes like a Python number;
             # rebuilding it from the Python value keeps that, and its bits (checked).
-            out = jnp.asarray(arr.item())
-            if out.dtype == arr.dtype and np.asarray(out).tobytes() == arr.tobytes():
+            try:
+                out = jnp.asarray(arr.item())
+            except OverflowError:  # a value the default dtype cannot hold: not weak then
+                out = None
+            if (
+                out is not None
+                and out.dtype == arr.dtype
+                and np.asarray(out).tobytes() == arr.tobytes()
+            ):
                 return out
         return jnp.asarray(arr)
     raise ValueError(f"unknown leaf type {kind!r}.")
@@ -347,5 +394,10 @@ def get_labels(arrays: dict[str, np.ndarray], spec: Any) -> np.ndarray:
             raise ValueError(f"{spec['array']!r} must hold strings.")
         return arr.astype(object)
     if kind == "none":
-        return np.full(tuple(int(n) for n in arr), None, dtype=object)
+        shape = tuple(int(n) for n in arr.ravel()) if arr.dtype.kind in "iu" else None
+        if shape is None or arr.ndim != 1 or any(n < 0 for n in shape):
+            raise ValueError(f"{spec['array']!r} must hold a shape (non-negative ints).")
+        if int(np.prod(shape, dtype=np.float64)) > _MAX_NONE_LABELS:
+            raise ValueError(f"{spec['array']!r}: {shape} is too many labels.")
+        return np.full(shape, None, dtype=object)
     raise ValueError(f"unknown label type {kind!r}.")

@@ -1429,7 +1429,7 @@ def load_projection(path: str | os.PathLike) -> OrthogonalProjection | PivotElim
             ok = ok and 0 <= int(state.pivot) < state.direction.shape[0]
         if not ok:
             raise ValueError("inconsistent array shapes or pivot")
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, MemoryError) as err:
         raise _io.malformed(path, err) from err
     return state
 
@@ -1486,5 +1486,5 @@ def load_model(path: str | os.PathLike) -> FERMModel:
     arrays, meta = _io.load_arrays(path, kind=_MODEL_KIND)
     try:
         return _get_model(arrays, meta["model"])
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, MemoryError) as err:
         raise _io.malformed(path, err) from err

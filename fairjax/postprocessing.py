@@ -886,15 +886,42 @@ def _get_state(arrays: dict[str, np.ndarray], prefix: str, spec: dict) -> Baryce
     if not isinstance(spec, dict):
         raise TypeError(f"a state's static fields must be a JSON object, got {spec!r}.")
     method, interpolation = spec["method"], spec["interpolation"]
-    if not isinstance(method, str) or not isinstance(interpolation, str | None):
-        raise TypeError("`method` must be a string and `interpolation` a string or null.")
+    if method not in ("exact", "quantile_grid") or interpolation not in ("step", "linear"):
+        raise ValueError(f"unknown method {method!r} or interpolation {interpolation!r}.")
+    sizes = spec["attribute_sizes"]
+    if not isinstance(sizes, list) or not all(type(k) is int and k >= 1 for k in sizes):
+        raise ValueError(f"`attribute_sizes` must be positive ints, got {sizes!r}.")
+    data = {name: np.asarray(arrays[f"{prefix}/{name}"]) for name in _DATA_FIELDS}
+    _check_layout(data, int(np.prod(sizes)))
     return BarycenterState(
-        **{name: jnp.asarray(arrays[f"{prefix}/{name}"]) for name in _DATA_FIELDS},
+        **{name: jnp.asarray(a) for name, a in data.items()},
         method=method,
         interpolation=interpolation,
         uniform=bool(spec["uniform"]),
-        attribute_sizes=tuple(int(s) for s in spec["attribute_sizes"]),
+        attribute_sizes=tuple(sizes),
     )
+
+
+def _check_layout(data: dict[str, np.ndarray], num: int) -> None:
+    """Checks that stored arrays form a state of ``num`` groups (else ``ValueError``).
+
+    A digest only proves the file is as written; a crafted file with a valid digest could
+    otherwise hold segments that point outside the values, whose gathers JAX clamps silently.
+    """
+    for values, others in (("cdf_values", "cdf_levels"), ("quantile_values", "quantile_knots")):
+        v_, o_ = data[values], data[others]
+        if v_.ndim != 1 or o_.shape != v_.shape or v_.dtype.kind != "f":
+            raise ValueError(f"`{values}` and `{others}` must be float vectors of one length.")
+    if data["proportions"].shape != (num,) or data["jitter"].ndim != 0:
+        raise ValueError(f"`proportions` must have shape ({num},) and `jitter` be a scalar.")
+    for kind in ("cdf", "quantile"):
+        start, count = data[f"{kind}_start"], data[f"{kind}_count"]
+        if start.shape != (num,) or count.shape != (num,) or start.dtype.kind not in "iu":
+            raise ValueError(f"`{kind}_start`/`{kind}_count` must be {num} integers each.")
+        ends = start.astype(np.int64) + count.astype(np.int64)
+        size = data[f"{kind}_values"].shape[0]
+        if np.any(start < 0) or np.any(count < 0) or np.any(ends > size):
+            raise ValueError(f"`{kind}` segments must lie within the {size} stored values.")
 
 
 def save_barycenter(
@@ -943,6 +970,6 @@ def load_barycenter(path: str | os.PathLike) -> BarycenterState | SequentialBary
     try:
         stages = [_get_state(files, f"stage{k}", st) for k, st in enumerate(meta["stages"])]
         sequential = bool(meta["sequential"])
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, ArithmeticError, MemoryError) as err:
         raise _io.malformed(path, err) from err
     return SequentialBarycenterState(tuple(stages)) if sequential else stages[0]

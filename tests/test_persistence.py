@@ -634,17 +634,22 @@ def test_a_resigned_but_malformed_file_is_refused_without_crashing(tmp_path, est
     save(tmp_path / "good.npz")
     arrays, meta = _contents(tmp_path / "good.npz")
     data = {k: v for k, v in arrays.items() if k != "metadata"}
-    for where, _ in list(
+    for where, original in list(
         _leaves({k: v for k, v in meta.items() if k not in ("format", "format_version", "sha256")})
     ):
-        edited = json.loads(json.dumps(meta))
-        node = edited
-        for step in where[:-1]:
-            node = node[step]
-        node[where[-1]] = {"array": "nope", "type": "pickle"}
-        edited["sha256"] = io.digest(data, edited)
-        with pytest.raises(ValueError, match=r"resigned\.npz"):  # never KeyError & co.
-            load(_rewrite(tmp_path / "resigned.npz", data, edited))
+        # A spec of an unknown type, an infinite or huge number (int() overflows, a shape asks
+        # for terabytes), a negative one, a null.
+        for bad in ({"array": "nope", "type": "pickle"}, float("inf"), [2**40, 2**40], -1, None):
+            if bad == original or (where[0] == "params" and not isinstance(bad, dict)):
+                continue  # unchanged; a constructor parameter may be any number or None
+            edited = json.loads(json.dumps(meta))
+            node = edited
+            for step in where[:-1]:
+                node = node[step]
+            node[where[-1]] = bad
+            edited["sha256"] = io.digest(data, edited)
+            with pytest.raises(ValueError, match=r"resigned\.npz"):  # never KeyError & co.
+                load(_rewrite(tmp_path / "resigned.npz", data, edited))
 
 
 def test_an_object_array_in_a_state_file_is_refused_unread(tmp_path):
@@ -719,3 +724,78 @@ def test_barycenter_files_are_files_of_the_shared_format(tmp_path):
     loaded, meta = io.load_arrays(path, kind="fairjax.postprocessing.barycenter")
     assert meta["format_version"] == pp.FORMAT_VERSION and meta["sequential"] is False
     assert loaded.keys() == {k for k in arrays if k != "metadata"}
+
+
+def _resigned(tmp_path, arrays, meta, name="crafted.npz"):
+    data = {k: v for k, v in arrays.items() if k != "metadata"}
+    return _rewrite(tmp_path / name, data, {**meta, "sha256": io.digest(data, meta)})
+
+
+def test_crafted_states_with_a_valid_digest_are_refused(tmp_path):
+    """Content that decodes but does not form a state (review findings) is a ValueError."""
+    s = jnp.array([0, 1] * 50)
+    state = pp.fit_barycenter(jnp.arange(100.0), s, num_groups=2, key=jax.random.key(0))
+    pp.save_barycenter(tmp_path / "post.npz", state)
+    arrays, meta = _contents(tmp_path / "post.npz")
+    # More groups than the arrays hold: ids 2..6 would pass validation and be clamped.
+    for sizes in ([7], [float("inf")], [0], [2.5]):
+        bad = json.loads(json.dumps(meta))
+        bad["stages"][0]["attribute_sizes"] = sizes
+        with pytest.raises(ValueError, match="crafted"):
+            pp.load_barycenter(_resigned(tmp_path, arrays, bad))
+    # Segments pointing outside the stored values; a float start array.
+    for field, value in (("cdf_count", np.array([10**6, 1], np.int32)),
+                         ("quantile_start", np.array([0.0, 1.0], np.float32))):  # fmt: skip
+        with pytest.raises(ValueError, match="crafted"):
+            pp.load_barycenter(_resigned(tmp_path, {**arrays, f"stage0/{field}": value}, meta))
+    # An integer leaf holding infinity (int() overflows) in an estimator file.
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    y, g = (X[:, 0] > 0).astype(int), (X[:, 1] > 0).astype(int)
+    clf = FairLogisticRegression(max_iter=20).fit(X, y, sensitive_features=g)
+    clf.save(tmp_path / "clf.npz")
+    arrays, meta = _contents(tmp_path / "clf.npz")
+    leaf = meta["fitted"]["n_iter_"]["spec"]["array"]
+    with pytest.raises(ValueError, match="crafted"):
+        FairLogisticRegression.load(_resigned(tmp_path, {**arrays, leaf: np.array(np.inf)}, meta))
+    # "None" labels asking for 2^40 x 2^40 entries.
+    labels = {"array": "huge", "object": "none"}
+    bad = json.loads(json.dumps(meta))
+    bad["fitted"]["classes_"] = {"codec": "labels", "spec": labels}
+    huge = {**arrays, "huge": np.array([2**40, 2**40], np.int64)}
+    with pytest.raises(ValueError, match="crafted"):
+        FairLogisticRegression.load(_resigned(tmp_path, huge, bad))
+
+
+def test_archive_members_that_would_exhaust_memory_or_crash_are_refused(tmp_path):
+    import zipfile
+
+    state = pp.fit_barycenter(jnp.arange(8.0), jnp.array([0, 1] * 4), num_groups=2,
+                              key=jax.random.key(0))  # fmt: skip
+    pp.save_barycenter(tmp_path / "post.npz", state)
+    # A member whose .npy header declares 2^42 float64 (32 TiB) over a few bytes of data.
+    header = {"descr": "<f8", "fortran_order": False, "shape": (2**42,)}
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(tmp_path / "post.npz") as src, zipfile.ZipFile(bomb, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        buf = __import__("io").BytesIO()
+        np.lib.format.write_array_header_1_0(buf, header)
+        dst.writestr("bomb.npy", buf.getvalue() + b"\0" * 64)
+    with pytest.raises(ValueError, match="declares 35184372088832 bytes"):
+        pp.load_barycenter(bomb)
+    # A member stored with a compression method zipfile does not implement.
+    odd = tmp_path / "odd.npz"
+    with zipfile.ZipFile(tmp_path / "post.npz") as src, zipfile.ZipFile(odd, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+    raw = bytearray(odd.read_bytes())
+    at = raw.index(b"PK\x01\x02")  # the first central-directory entry: its compression method
+    raw[at + 10 : at + 12] = (99).to_bytes(2, "little")
+    odd.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"not a readable \.npz file"):
+        pp.load_barycenter(odd)
+    # Metadata nested deeper than the JSON decoder's recursion limit.
+    arrays, _ = _contents(tmp_path / "post.npz")
+    deep = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, np.uint8)
+    with pytest.raises(ValueError, match="metadata is not valid JSON"):
+        pp.load_barycenter(_rewrite(tmp_path / "deep.npz", {**arrays, "metadata": deep}))

@@ -112,6 +112,6 @@ def load_estimator(
             if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")):
                 raise ValueError(f"{name!r} is not a fitted attribute name.")
             setattr(estimator, name, _get_attribute(arrays, name, spec))
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, MemoryError) as err:
         raise _io.malformed(path, err) from err
     return estimator
