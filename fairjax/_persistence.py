@@ -184,9 +184,11 @@ def load_arrays(
       restored), and the caller's metadata plus ``format_version``.
 
     Raises:
+      FileNotFoundError: there is no file at ``path``.
       ValueError: the file is not a readable ``.npz`` archive (truncated, corrupt, not a zip,
-        holding an object array), has no or garbled metadata, is of another kind, has a newer
-        or invalid version, or its arrays or metadata do not match the recorded digest.
+        holding an object array, a member declaring more data than it holds), has no or
+        garbled metadata, is of another kind, has a newer or invalid version, or its arrays or
+        metadata do not match the recorded digest.
     """
     where = repr(os.fspath(path))
     try:

@@ -30,7 +30,8 @@ def _on_host(arr: object) -> bool:
     if not isinstance(arr, jax.Array) or isinstance(arr, jax.core.Tracer):
         return False
     try:
-        return all(d.platform == "cpu" for d in arr.devices())
+        # np.asarray needs every shard in this process (not so across hosts).
+        return arr.is_fully_addressable and all(d.platform == "cpu" for d in arr.devices())
     except (AttributeError, RuntimeError):  # a deleted or otherwise unusual array
         return False
 
