@@ -35,7 +35,7 @@ def _logistic_regression(
 
     def loss(p):
         logits = X @ p["w"] + p["b"]
-        return optax.sigmoid_binary_cross_entropy(logits, y).mean() + l2 * p["w"] @ p["w"]
+        return training.binary_cross_entropy(logits, y).mean() + l2 * p["w"] @ p["w"]
 
     def step(carry, _):
         p, state = carry

@@ -129,14 +129,14 @@ def _prepare(values, groups, num_groups, weights, labels, label_value):
 
 
 # Up to this many groups, integer ids are contracted with an on-the-fly one-hot comparison
-# (XLA fuses it into the contraction; measured 2x faster than a segment sum on CPU at 2 groups);
-# beyond it a segment sum keeps the work O(n) instead of O(n G).
+# (XLA fuses it into the contraction); beyond it a segment sum keeps the work O(n) instead of
+# O(n G).
 _DENSE_MAX_GROUPS = 64
 
 
-# Rows are summed in blocks of this size, then the block sums are added: a float32 running sum
-# over 10^7 rows drifts by ~0.3% (each addend is rounded against a large total); two levels
-# keep the error near float32 resolution at the same speed.
+# Rows with trailing axes are summed in blocks of this size, then the block sums are added: a
+# float32 running sum over 10^7 rows drifts by ~0.3% (each addend is rounded against a large
+# total); two levels keep the error near float32 resolution at the same speed.
 _BLOCK_ROWS = 2048
 
 
@@ -144,6 +144,17 @@ def _per_group_sum(rows: Array, groups: Array, num_groups: int | None) -> Array:
     """``sum_i M_ig rows_i`` for ids or a membership matrix; shape ``(G, *rows.shape[1:])``."""
     n = rows.shape[0]
     G = groups.shape[1] if groups.ndim == 2 else num_groups
+    if rows.ndim == 1 and G <= _DENSE_MAX_GROUPS:
+        # One masked reduction per group. XLA's reductions keep float32 sums accurate at 10^7
+        # rows (relative error 5e-8, like the blocked sums below), need no padding, and under
+        # vmap (a Pareto sweep) stay reductions over the last axis instead of a batched
+        # contraction whose operands XLA transposes on every step. On CPU at 10^7 rows: 2.3x
+        # faster than the blocked contraction at 2 groups, 2.2x at 5, 1.2x at 20.
+        if groups.ndim == 2:
+            columns = [groups[:, k].astype(rows.dtype) * rows for k in range(G)]
+        else:
+            columns = [jnp.where(groups == k, rows, 0) for k in range(G)]
+        return jnp.stack([jnp.sum(c) for c in columns])
     if n > _BLOCK_ROWS:
         # Padding rows are zero, so they add nothing whatever group they are given.
         pad = -n % _BLOCK_ROWS
@@ -314,8 +325,7 @@ def group_means(
       label_value: the label value to condition on (default 1).
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis to reduce over inside ``shard_map``/``pmap``.
-      return_counts: also return the group counts (the denominators), computed in the same
-        pass over the data.
+      return_counts: also return the group counts (the denominators).
 
     Returns:
       Array of shape ``(G, d1, ...)``; with ``return_counts``, the tuple ``(means, counts)``,
@@ -330,12 +340,12 @@ def group_means(
       Array([1.5, 4. , 0. ], dtype=float32)
     """
     x, g, w = _prepare(values, groups, num_groups, weights, labels, label_value)
-    # Sums and counts in one pass over the data: the weights ride along as an extra column.
-    flat = x.reshape(x.shape[0], -1)
-    stacked = jnp.concatenate([flat * w[:, None], w[:, None]], axis=1)
-    totals = _psum(_per_group_sum(stacked, g, num_groups), axis_name)
-    sums, counts = totals[:, :-1], totals[:, -1]
-    means = safe_divide(sums, counts[:, None]).reshape((totals.shape[0], *x.shape[1:]))
+    # Sums and counts are separate reductions: the counts do not depend on the values, so in a
+    # training loop XLA computes them once, outside the loop, and under vmap over the values
+    # (a Pareto sweep) they are not repeated per model.
+    sums = _per_group_sum(x * w.reshape(w.shape + (1,) * (x.ndim - 1)), g, num_groups)
+    counts = _psum(_per_group_sum(w, g, num_groups), axis_name)
+    means = safe_divide(_psum(sums, axis_name), counts.reshape(counts.shape + (1,) * (x.ndim - 1)))
     return (means, counts) if return_counts else means
 
 

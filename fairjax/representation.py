@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import optax
 
 from fairjax import _validation as v
-from fairjax import metrics, penalties
+from fairjax import metrics, penalties, training
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -291,7 +291,7 @@ def multitask_objective(
     def objective(params: MultiTaskParams, batch: MultiTaskBatch) -> Array:
         h = represent(params.representation, batch.x)
         logits = h @ params.weights + params.bias
-        losses = optax.sigmoid_binary_cross_entropy(logits, batch.y)
+        losses = training.binary_cross_entropy(logits, batch.y)
         # Per-task mean over the rows labelled for the task (0 for a task without rows).
         per_task = jnp.sum(losses * batch.task_mask, axis=0)
         counts = jnp.sum(batch.task_mask, axis=0)
@@ -474,7 +474,7 @@ def _fit_head(h, y, l2, num_steps, learning_rate):
     def loss(p):
         w, b = p
         z = h @ w + b
-        return jnp.mean(optax.sigmoid_binary_cross_entropy(z, y)) + 0.5 * l2 * jnp.sum(w**2)
+        return jnp.mean(training.binary_cross_entropy(z, y)) + 0.5 * l2 * jnp.sum(w**2)
 
     def step(carry, _):
         p, s = carry

@@ -149,6 +149,27 @@ def test_masked_equals_subset(fn):
     np.testing.assert_allclose(masked, subset, rtol=1e-6)
 
 
+@pytest.mark.parametrize("fn", [mean_difference, sigmoid_rate_difference])
+@pytest.mark.parametrize("sizes", [(9782, 20380), (15077, 15085), (3, 7)])
+def test_equal_group_means_are_a_tie_with_zero_subgradient(fn, sizes):
+    # Equal scores (the zero logits of a zero-initialised model) give every group the same
+    # mean, but float32 sums and divisions can leave an ulp between the groups (0.49999997 vs
+    # 0.5 at Adult's group sizes). The "max" gap must treat that as the tie it is: the sign of
+    # an ulp would otherwise pick the subgradient, and a vmapped sweep and a separate training
+    # would take opposite first steps.
+    rng = np.random.default_rng(7)
+    s = jnp.asarray(rng.permutation(np.repeat([0, 1], sizes)))
+    scores = jnp.zeros(sum(sizes)) if fn is sigmoid_rate_difference else jnp.full(sum(sizes), 0.3)
+
+    def gap(x):
+        return fn(x, s, num_groups=2)
+
+    value, grad = jax.jit(jax.value_and_grad(gap))(scores)
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(gap)))(jnp.stack([scores, scores]))
+    for v in (value, values, grad, grads):
+        np.testing.assert_array_equal(v, 0)
+
+
 def test_vmap_over_models_and_bfloat16():
     f, s, _, _ = _data()
     F = jnp.stack([jnp.asarray(f), 2 * jnp.asarray(f)])

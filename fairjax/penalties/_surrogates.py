@@ -61,7 +61,13 @@ def _reduce(means: Array, counts: Array, reduction: str) -> Array:
         big = jnp.finfo(means.dtype).max
         hi = jnp.max(jnp.where(present, means, -big))
         lo = jnp.min(jnp.where(present, means, big))
-        return jnp.where(enough, hi - lo, 0)
+        gap = hi - lo
+        # Equal means summed in two orders (a sweep's batched program and a single training's)
+        # can differ by an ulp, and the sign of such a gap would pick the subgradient at the
+        # kink where every zero-initialised model starts. A gap within 4 ulps of the means is
+        # rounding, so it counts as a tie: value 0, subgradient 0, as for an exact tie.
+        resolved = gap > 4 * jnp.finfo(means.dtype).eps * jnp.maximum(jnp.abs(hi), jnp.abs(lo))
+        return jnp.where(enough & resolved, gap, 0)
     pooled = gs.safe_divide(jnp.sum(counts * means), jnp.sum(counts))
     dev = jnp.where(present, means - pooled, 0)
     return jnp.where(enough, jnp.sum(dev * dev), 0)

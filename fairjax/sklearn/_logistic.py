@@ -75,7 +75,7 @@ def _fit_arrays(
 
     def loss_fn(p, batch):
         X, y, _ = batch
-        ce = optax.sigmoid_binary_cross_entropy(logits(p, X), y)
+        ce = training.binary_cross_entropy(logits(p, X), y)
         return jnp.sum(w_mean * ce) + alpha * jnp.sum(p["w"] ** 2)
 
     def surrogate(p, batch):
