@@ -106,6 +106,9 @@ def main() -> None:
 
     pred = np.asarray(model(res.params, test)[0] > 0)
     fj = evaluate(pred, data.y_test, data.groups_test)
+    fj["train_accuracy"] = float(
+        np.mean(np.asarray(model(res.params, train)[0] > 0) == np.asarray(data.y_train))
+    )
     fj.update(
         fit_seconds=t_fit,
         compiled_run_seconds=t_run,
@@ -147,6 +150,37 @@ def main() -> None:
             eg_res = evaluate(eg.predict(Xte, random_state=0), data.y_test, data.groups_test)
             eg_res["fit_seconds"] = t_eg
             print(f"fairlearn ExponentiatedGradient fit {t_eg:.2f} s: {eg_res}")
+            # The randomised classifier in expectation, and each classifier it mixes, on both
+            # splits (public attributes weights_ and predictors_): where the mixture lands
+            # against the bound, and whether one of its deterministic members beats the
+            # Lagrangian's deterministic model.
+            members = []
+            for weight, member in zip(eg.weights_, eg.predictors_, strict=True):
+                if weight > 1e-6:
+                    members.append(
+                        {
+                            "weight": float(weight),
+                            "train": evaluate(member.predict(Xtr), ytr, str_),
+                            "test": evaluate(member.predict(Xte), data.y_test, data.groups_test),
+                        }
+                    )
+            for split in ("train", "test"):
+                y_split = ytr if split == "train" else data.y_test
+                s_split = str_ if split == "train" else data.groups_test
+                X_split = Xtr if split == "train" else Xte
+                positive = sum(
+                    weight * member.predict(X_split)
+                    for weight, member in zip(eg.weights_, eg.predictors_, strict=True)
+                )
+                rates = [positive[s_split == g].mean() for g in range(G)]
+                eg_res[f"expected_{split}"] = {
+                    "accuracy": float(np.mean(np.where(y_split == 1, positive, 1 - positive))),
+                    "dp_difference": float(max(rates) - min(rates)),
+                }
+            eg_res["members"] = members
+            print(f"  in expectation: train {eg_res['expected_train']}")
+            for m in members:
+                print(f"  member weight {m['weight']:.3f}: train {m['train']} test {m['test']}")
 
             start = time.perf_counter()
             lr = LogisticRegression(max_iter=1000).fit(Xtr, ytr)
@@ -212,9 +246,32 @@ def main() -> None:
         f"{fj['within_target_pm_0_01']}.",
     ]
     if not args.skip_fairlearn:
+        eg_res = result["fairlearn_exponentiated_gradient"]
         lines.append(
             f"Fit-time ratio ExponentiatedGradient / fairjax: "
             f"{result['fit_time_ratio_eg_over_fairjax']:.1f}x."
+        )
+        lines += [
+            "",
+            "ExponentiatedGradient's randomised classifier in expectation: train accuracy "
+            f"{eg_res['expected_train']['accuracy']:.4f}, train DP difference "
+            f"{eg_res['expected_train']['dp_difference']:.4f}; test accuracy "
+            f"{eg_res['expected_test']['accuracy']:.4f}, test DP difference "
+            f"{eg_res['expected_test']['dp_difference']:.4f}. The classifiers it mixes:",
+            "",
+            "| weight | train accuracy | train DP | test accuracy | test DP |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {m['weight']:.3f} | {m['train']['accuracy']:.4f} | "
+            f"{m['train']['dp_difference']:.4f} | {m['test']['accuracy']:.4f} | "
+            f"{m['test']['dp_difference']:.4f} |"
+            for m in eg_res["members"]
+        ]
+        lines.append("")
+        lines.append(
+            f"fairjax's model: train accuracy {fj['train_accuracy']:.4f} at train DP "
+            f"{fj['train_dp_difference']:.4f}."
         )
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / stem}.json and .md")
