@@ -11,8 +11,8 @@ Three ways to trade accuracy for fairness, all pure functions over optax:
   :math:`\theta` and projected gradient ascent on :math:`\mu`.
 - **Pareto sweeps** (:func:`pareto_sweep`): train one model per penalty weight
   :math:`\lambda_1, \dots, \lambda_K` at once with :func:`jax.vmap` — one compilation, one
-  program, and on modern hardware barely more time than one model, because the per-step work of
-  a small model is far from filling the machine.
+  program that reads the data once per step for all K models (on a 2-core CPU, 32 logistic
+  regressions on Adult train in 4.1 times the time of one).
 
 A model is any function of parameters (a PyTree: a dict of arrays, a Flax/Equinox module's
 parameters); a *batch* is any PyTree of arrays with the samples on the leading axis; an
