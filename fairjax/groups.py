@@ -134,8 +134,8 @@ def _prepare(values, groups, num_groups, weights, labels, label_value):
 _DENSE_MAX_GROUPS = 64
 
 
-# Rows with trailing axes are summed in blocks of this size, then the block sums are added: a
-# float32 running sum over 10^7 rows drifts by ~0.3% (each addend is rounded against a large
+# Otherwise rows are summed in blocks of this size, then the block sums are added: a float32
+# running sum over 10^7 rows drifts by ~0.3% (each addend is rounded against a large
 # total); two levels keep the error near float32 resolution at the same speed.
 _BLOCK_ROWS = 2048
 
@@ -144,17 +144,14 @@ def _per_group_sum(rows: Array, groups: Array, num_groups: int | None) -> Array:
     """``sum_i M_ig rows_i`` for ids or a membership matrix; shape ``(G, *rows.shape[1:])``."""
     n = rows.shape[0]
     G = groups.shape[1] if groups.ndim == 2 else num_groups
-    if rows.ndim == 1 and G <= _DENSE_MAX_GROUPS:
-        # One masked reduction per group. XLA's reductions keep float32 sums accurate at 10^7
-        # rows (relative error 5e-8, like the blocked sums below), need no padding, and under
-        # vmap (a Pareto sweep) stay reductions over the last axis instead of a batched
-        # contraction whose operands XLA transposes on every step. On CPU at 10^7 rows: 2.3x
-        # faster than the blocked contraction at 2 groups, 2.2x at 5, 1.2x at 20.
-        if groups.ndim == 2:
-            columns = [groups[:, k].astype(rows.dtype) * rows for k in range(G)]
-        else:
-            columns = [jnp.where(groups == k, rows, 0) for k in range(G)]
-        return jnp.stack([jnp.sum(c) for c in columns])
+    if rows.ndim == 1 and groups.ndim == 1 and G <= _DENSE_MAX_GROUPS:
+        # A masked reduction over the rows: XLA's reductions keep float32 sums accurate at 10^7
+        # rows (relative error 5e-8, like the blocked contraction below), need no padding, and
+        # under vmap (a Pareto sweep) stay reductions instead of a batched contraction whose
+        # operands XLA transposes on every step. One reduction of an (n, G) mask, not G
+        # reductions, so the compilation does not grow with G. On CPU at 10^7 rows: 1.6x faster
+        # than the blocked contraction at 2 groups, 2.2x at 5, on par at 64.
+        return jnp.sum(jnp.where(groups[:, None] == jnp.arange(G), rows[:, None], 0), axis=0)
     if n > _BLOCK_ROWS:
         # Padding rows are zero, so they add nothing whatever group they are given.
         pad = -n % _BLOCK_ROWS
