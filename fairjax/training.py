@@ -1,6 +1,6 @@
 r"""Training with fairness terms: penalised objectives, primal-dual constraints, Pareto sweeps.
 
-Three ways to trade accuracy for fairness, all pure functions over optax:
+Four ways to trade accuracy for fairness, all pure functions over optax:
 
 - **Penalised** (:func:`penalized`, :func:`make_step`, :func:`fit`): minimise
   :math:`L(\theta) + \lambda P(\theta)` for a task loss :math:`L` and a differentiable fairness
@@ -9,6 +9,10 @@ Three ways to trade accuracy for fairness, all pure functions over optax:
   demographic-parity gap of at most 0.02) and find the saddle point of the Lagrangian
   :math:`L(\theta) + \mu\,(C(\theta) - \varepsilon)`, :math:`\mu \ge 0`, by gradient descent on
   :math:`\theta` and projected gradient ascent on :math:`\mu`.
+- **Rate constraints by reduction** (:func:`fit_rate_constrained`): a bound on a gap between
+  the groups' decision rates (demographic parity, equal opportunity), with each primal step on
+  the cost-sensitive problem of the current multipliers (ExponentiatedGradient's reduction, as
+  gradient steps).
 - **Pareto sweeps** (:func:`pareto_sweep`): train one model per penalty weight
   :math:`\lambda_1, \dots, \lambda_K` at once with :func:`jax.vmap` — one compilation, one
   program that reads the data once per step for all K models (on a 2-core CPU, 32 logistic
@@ -42,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import metrics, penalties
+from fairjax import groups, metrics, penalties
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -68,6 +72,7 @@ __all__ = [
     "demo_pareto",
     "fit",
     "fit_constrained",
+    "fit_rate_constrained",
     "init_state",
     "lagrangian",
     "make_constrained_step",
@@ -414,7 +419,8 @@ class ConstrainedState(NamedTuple):
 
     Attributes:
       params: model parameters.
-      multiplier: Lagrange multipliers :math:`\\mu \\ge 0`, shape ``()`` or ``(m,)``.
+      multiplier: Lagrange multipliers :math:`\\mu \\ge 0`, shape ``()`` or ``(m,)`` (``(G, G)``
+        in :func:`fit_rate_constrained`).
       opt_state: optax state of the parameters' optimizer.
       multiplier_opt_state: optax state of the multipliers' optimizer.
       step: number of updates, int32 scalar.
@@ -677,6 +683,217 @@ def fit_constrained(
         # Every constraint within its own bound (a vector target has one per constraint).
         bool(np.all(measured <= bound)),
     )
+
+
+_RATE_CONDITIONS = {"demographic_parity": None, "equal_opportunity": 1}
+# One object, so that repeated calls with the default hit the compiled program's cache (a new
+# optax transformation per call would be a new static argument, and a new compilation).
+_RATE_MULTIPLIER_OPTIMIZER = optax.sgd(0.01)
+
+
+def fit_rate_constrained(
+    model: Model,
+    params: PyTree,
+    data: PyTree,
+    *,
+    target: float,
+    num_groups: int,
+    optimizer: optax.GradientTransformation,
+    constraint: str = "demographic_parity",
+    multiplier_optimizer: optax.GradientTransformation | None = None,
+    num_steps: int = 500,
+    regularizer: Callable[[PyTree], Array] | None = None,
+    validation_data: PyTree | None = None,
+    tolerance: float = 0.0,
+) -> ConstrainedResult:
+    r"""Trains a binary classifier to a bound on its group gap in decision rates, by reduction.
+
+    The constraint is on the hard decisions :math:`h_i = [f(x_i) > 0]`: for every pair of
+    groups, :math:`r_g - r_{g'} \le \epsilon`, where :math:`r_g` is group :math:`g`'s rate of
+    positive decisions (``"demographic_parity"``) or of positive decisions among positive
+    labels (``"equal_opportunity"``). The Lagrangian of the 0-1 error under these constraints
+    is linear in the decisions,
+
+    .. math::
+
+        \mathcal{L}(h, \mu) = \text{const} + \sum_i c_i h_i, \qquad
+        c_i = \frac{1 - 2 y_i}{n} + \nu_{s_i} \frac{\partial r_{s_i}}{\partial h_i}, \qquad
+        \nu_g = \sum_{g'} (\mu_{g g'} - \mu_{g' g}),
+
+    so the best response to the multipliers is cost-sensitive classification: predict 1 where
+    :math:`c_i < 0`. This is the reduction of fairlearn's ExponentiatedGradient (Agarwal et
+    al., 2018), there solved by a full scikit-learn fit per multiplier. Here each step is one
+    optimizer step on its logistic surrogate, the weighted log-loss
+    :math:`\sum_i |c_i|\, \ell(f(x_i), [c_i < 0])` (plus ``regularizer``), followed by one
+    projected ascent step on the multipliers with the exact gaps of the decisions, all in one
+    compiled ``lax.scan``. With all multipliers 0 the surrogate is the mean log-loss: an
+    inactive bound trains plain logistic regression.
+
+    Compared with :func:`fit_constrained` and a smooth surrogate of the rates (a separate term
+    added to the log-loss), relabelling and reweighting the rows reaches more accurate
+    classifiers at the same gap: on Adult at a DP gap of 0.02, test accuracy 0.8306 against
+    0.8297 (``benchmarks/training_vs_fairlearn.py``). The result is one deterministic model, not
+    ExponentiatedGradient's randomised mixture.
+
+    The multipliers' rate matters: a multiplier above about :math:`n_g / n` outweighs the error
+    cost of every row of group :math:`g` and flips all of its labels, so the iterates swing
+    between the two sides. On Adult ``optax.sgd(0.01)`` (the default) converges; 0.2 diverges.
+    For the same reason a bound far below the unconstrained gap may have no deterministic
+    solution the iterates settle on: on synthetic data whose groups' label rates are 0.07 and
+    0.93 (a DP gap near 0.9 asked down to 0.05) the gap swings between 0.01 and 0.9, where
+    ExponentiatedGradient would return a mixture.
+
+    Args:
+      model: ``model(params, batch) -> logits`` of shape ``(n,)``; the decision is
+        ``logits > 0``.
+      params: initial parameters (a PyTree).
+      data: the training batch ``(X, y, groups)`` (as :meth:`fairjax.datasets.Dataset.batch`
+        returns): the model sees the whole tuple; ``y`` holds 0/1 labels and ``groups``
+        integer ids in ``[0, num_groups)``.
+      target: the bound :math:`\epsilon \ge 0` on every pairwise gap (the largest is the
+        demographic-parity or equal-opportunity difference of :mod:`fairjax.metrics`).
+      num_groups: static number of groups.
+      optimizer: optax optimizer of the parameters.
+      constraint: ``"demographic_parity"`` or ``"equal_opportunity"``.
+      multiplier_optimizer: optax optimizer of the multipliers (default ``optax.sgd(0.01)``).
+      num_steps: number of updates.
+      regularizer: optional ``regularizer(params) -> scalar`` added to the surrogate.
+      validation_data: held-out ``(X, y, groups)`` on which the gap is reported.
+      tolerance: ``satisfied`` admits a gap up to ``target + tolerance``.
+
+    Returns:
+      A :class:`ConstrainedResult` of the last iterate: ``state.multiplier`` is the
+      ``(num_groups, num_groups)`` matrix :math:`\mu_{g g'}`, ``history["constraint"]`` the
+      largest gap on the training data at each step, ``train_constraint`` and
+      ``validation_constraint`` the largest gaps of the returned model.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from fairjax import datasets, training
+      >>> d = datasets.make_classification(jax.random.key(0), n_samples=3000, n_features=4,
+      ...                                  num_groups=2, bias=1.0)
+      >>> batch = d.batch("train")
+      >>> def model(p, b):
+      ...     return b[0] @ p["w"] + p["b"]
+      >>> res = training.fit_rate_constrained(
+      ...     model, {"w": jnp.zeros(4), "b": jnp.zeros(())}, batch, target=0.05,
+      ...     num_groups=2, optimizer=optax.adam(0.05), num_steps=1000)
+      >>> round(res.train_constraint, 2)
+      0.05
+
+    References:
+      Agarwal, Beygelzimer, Dudík, Langford, Wallach, A Reductions Approach to Fair
+      Classification, ICML 2018; Cotter, Jiang, Sridharan, Two-Player Games for Efficient
+      Non-Convex Constrained Optimization, ALT 2019 (proxy-Lagrangian: the multipliers follow the
+      exact, non-differentiable constraint).
+    """
+    if constraint not in _RATE_CONDITIONS:
+        raise ValueError(
+            f'`constraint` must be "demographic_parity" or "equal_opportunity", got {constraint!r}.'
+        )
+    if not target >= 0:
+        raise ValueError(f"`target` must be >= 0, got {target!r}.")
+    if multiplier_optimizer is None:
+        multiplier_optimizer = _RATE_MULTIPLIER_OPTIMIZER
+    state, history, gaps = _rate_constrained_program(
+        model,
+        regularizer,
+        optimizer,
+        multiplier_optimizer,
+        num_steps,
+        num_groups,
+        _RATE_CONDITIONS[constraint],
+        params,
+        data,
+        validation_data,
+        jnp.asarray(target, jnp.result_type(float)),
+    )
+    train_gap = float(gaps[0])
+    val_gap = float("nan") if validation_data is None else float(gaps[1])
+    measured = train_gap if validation_data is None else val_gap
+    return ConstrainedResult(
+        state.params,
+        state,
+        {"constraint": np.asarray(history)},
+        num_steps,
+        train_gap,
+        val_gap,
+        bool(measured <= np.float32(target) + np.float32(tolerance)),
+    )
+
+
+def _rate_gaps(logits, batch, num_groups, label_value):
+    """``r_g - r_g'`` for every pair of non-empty groups (0 elsewhere), shape ``(G, G)``."""
+    _, y, s = batch
+    decisions = (logits > 0).astype(jnp.result_type(float))
+    rates, counts = groups.group_means(
+        decisions,
+        s,
+        num_groups=num_groups,
+        labels=None if label_value is None else y,
+        label_value=1 if label_value is None else label_value,
+        return_counts=True,
+    )
+    present = counts > 0
+    both = present[:, None] & present[None, :]
+    return jnp.where(both, rates[:, None] - rates[None, :], 0)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _rate_constrained_program(
+    model,
+    regularizer,
+    optimizer,
+    mopt,
+    num_steps,
+    num_groups,
+    label_value,
+    params,
+    data,
+    val,
+    target,
+):
+    """:func:`fit_rate_constrained`'s loop and its final gaps, one compiled program."""
+    _, y, s = data
+    dtype = jnp.result_type(float)
+    y = y.astype(dtype)
+    n = y.shape[0]
+    rows = jnp.ones_like(y) if label_value is None else (y == label_value).astype(dtype)
+    counts = groups.group_counts(
+        s, num_groups=num_groups, labels=None if label_value is None else y, label_value=1
+    )
+    # d r_{s_i} / d h_i: 1 / n_g for the rows the rate counts, 0 for the others.
+    slope = rows * groups.safe_divide(jnp.ones_like(counts), counts)[s]
+    error_cost = (1 - 2 * y) / n
+
+    def surrogate(p, net):
+        cost = error_cost + net[s] * slope
+        labels = (cost < 0).astype(dtype)
+        z = model(p, data)
+        value = jnp.sum(jnp.abs(cost) * binary_cross_entropy(z, labels))
+        return value if regularizer is None else value + regularizer(p)
+
+    def body(state, _):
+        mu = state.multiplier
+        net = jnp.sum(mu, axis=1) - jnp.sum(mu, axis=0)
+        grads = jax.grad(surrogate)(state.params, net)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        p = optax.apply_updates(state.params, updates)
+        gaps = _rate_gaps(model(p, data), data, num_groups, label_value)
+        mu_updates, mu_state = mopt.update(-(gaps - target), state.multiplier_opt_state, mu)
+        mu = jnp.maximum(optax.apply_updates(mu, mu_updates), 0)
+        new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1)
+        return new, jnp.max(gaps)
+
+    mu0 = jnp.zeros((num_groups, num_groups), dtype)
+    state = ConstrainedState(
+        params, mu0, optimizer.init(params), mopt.init(mu0), jnp.zeros((), jnp.int32)
+    )
+    state, history = jax.lax.scan(body, state, None, length=num_steps)
+    final = [jnp.max(_rate_gaps(model(state.params, data), data, num_groups, label_value))]
+    if val is not None:
+        final.append(jnp.max(_rate_gaps(model(state.params, val), val, num_groups, label_value)))
+    return state, history, jnp.stack(final)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 6, 7, 10))

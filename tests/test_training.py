@@ -425,3 +425,87 @@ def test_satisfied_checks_each_constraint_against_its_own_target():
     np.testing.assert_allclose(res.params, [0.5, 2.0], atol=1e-3)
     # max(constraint) = 2 exceeds the first target but each constraint meets its own.
     assert res.train_constraint > 0.5 and res.satisfied is True
+
+
+def _linear(p, batch):
+    return batch[0] @ p["w"] + p["b"]
+
+
+def _biased(num_groups, seed=0):
+    d = datasets.make_classification(
+        jax.random.key(seed), n_samples=3000, n_features=4, num_groups=num_groups, bias=1.0
+    )
+    return d.batch("train"), d.batch("test")
+
+
+def test_rate_constrained_with_an_inactive_bound_is_logistic_regression():
+    # All multipliers stay 0 when the bound never binds, and the reduction's surrogate is then
+    # the mean log-loss: the same iterates as plain optax training of it.
+    train, _ = _biased(2)
+    opt = optax.adam(0.05)
+
+    def reg(p):
+        return 1e-3 * jnp.sum(p["w"] ** 2)
+
+    res = training.fit_rate_constrained(
+        _linear,
+        _p0(),
+        train,
+        target=1.0,
+        num_groups=2,
+        optimizer=opt,
+        num_steps=100,
+        regularizer=reg,
+    )
+
+    def loss(p):
+        return training.binary_cross_entropy(_linear(p, train), train[1]).mean() + reg(p)
+
+    want = training.fit(
+        lambda p, b: loss(p), _p0(), train, optimizer=opt, num_epochs=100
+    ).state.params
+    np.testing.assert_allclose(res.params["w"], want["w"], atol=1e-5)
+    np.testing.assert_allclose(res.params["b"], want["b"], atol=1e-5)
+    np.testing.assert_array_equal(res.state.multiplier, 0)
+
+
+@pytest.mark.parametrize("num_groups", [2, 3])
+@pytest.mark.parametrize("constraint", ["demographic_parity", "equal_opportunity"])
+def test_rate_constrained_reaches_the_bound_on_every_pair_of_groups(num_groups, constraint):
+    train, test = _biased(num_groups)
+    metric = {
+        "demographic_parity": metrics.demographic_parity_difference,
+        "equal_opportunity": metrics.equal_opportunity_difference,
+    }[constraint]
+
+    def gap(p, batch):
+        pred = (_linear(p, batch) > 0).astype(jnp.float32)
+        if constraint == "demographic_parity":
+            return float(metric(pred, batch[2], num_groups=num_groups))
+        return float(metric(batch[1], pred, batch[2], num_groups=num_groups))
+
+    kw = dict(
+        num_groups=num_groups,
+        optimizer=optax.adam(0.05),
+        num_steps=1000,
+        constraint=constraint,
+        validation_data=test,
+    )
+    free = training.fit_rate_constrained(_linear, _p0(), train, target=1.0, **kw)
+    assert gap(free.params, train) > 0.15  # the data is biased: the bound below binds
+    res = training.fit_rate_constrained(_linear, _p0(), train, target=0.05, tolerance=0.1, **kw)
+    assert res.train_constraint == pytest.approx(gap(res.params, train), abs=1e-6)
+    assert res.validation_constraint == pytest.approx(gap(res.params, test), abs=1e-6)
+    assert res.train_constraint <= 0.05 + 0.01
+    assert res.satisfied
+    assert res.state.multiplier.shape == (num_groups, num_groups)
+    assert res.history["constraint"].shape == (1000,)
+
+
+def test_rate_constrained_rejects_bad_options():
+    train, _ = _biased(2)
+    kw = dict(num_groups=2, optimizer=optax.adam(0.05), num_steps=2)
+    with pytest.raises(ValueError, match="`constraint`"):
+        training.fit_rate_constrained(_linear, _p0(), train, target=0.1, constraint="odds", **kw)
+    with pytest.raises(ValueError, match="`target`"):
+        training.fit_rate_constrained(_linear, _p0(), train, target=-0.1, **kw)
