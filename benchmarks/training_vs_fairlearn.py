@@ -154,8 +154,7 @@ def main() -> None:
         )
 
     res, t_fit = timed(lagrangian)
-    # The compiled program alone: the same scan, built once, called twice (fit_constrained
-    # builds a new step function, hence a new program, on every call).
+    # The compiled program alone: the same scan, built once, called twice.
     step = training.make_constrained_step(
         loss_fn,
         surrogate,

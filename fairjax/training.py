@@ -640,8 +640,13 @@ def fit_constrained(
     if iterate not in ("best", "last"):
         raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
     if multiplier_optimizer is None:
-        multiplier_optimizer = optax.sgd(1.0)
-    step = make_constrained_step(
+        multiplier_optimizer = _MULTIPLIER_OPTIMIZER
+    build = make_constrained_step
+    if isinstance(target, (int, float)):
+        # The same functions and target give the same step function, hence the same compiled
+        # program: a second call does not compile again. (An array target is not hashable.)
+        build, target = _cached_constrained_step, float(target)
+    step = build(
         loss_fn,
         constraint_fn,
         target=target,
@@ -894,6 +899,15 @@ def _rate_constrained_program(
     if val is not None:
         final.append(jnp.max(_rate_gaps(model(state.params, val), val, num_groups, label_value)))
     return state, history, jnp.stack(final)
+
+
+# Default multiplier optimizer of fit_constrained: one object, so that it is the same static
+# argument on every call.
+_MULTIPLIER_OPTIMIZER = optax.sgd(1.0)
+
+# make_constrained_step, memoised on its (hashable) arguments; bounded, as it keeps the user's
+# functions alive.
+_cached_constrained_step = functools.lru_cache(maxsize=32)(make_constrained_step)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 6, 7, 10))

@@ -16,10 +16,11 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax import monitoring
 
-from fairjax import ferm, kernels, metrics, ot1d, penalties, postprocessing
+from fairjax import ferm, kernels, metrics, ot1d, penalties, postprocessing, training
 from fairjax import groups as gs
 
 N, G = 8, 2
@@ -54,6 +55,24 @@ def data(seed: int):
 
 
 DP = functools.partial(metrics.demographic_parity_difference, num_groups=G)
+
+
+# Training entry points take functions and an optimizer: the same objects on every call, as a
+# user's loop would pass them.
+def _linear(p, batch):
+    return batch[0] @ p["w"] + p["b"]
+
+
+def _task_loss(z, batch):
+    return training.binary_cross_entropy(z, batch[1]).mean()
+
+
+def _dp_gap(z, batch):
+    return penalties.sigmoid_rate_difference(z, batch[2], num_groups=G)
+
+
+_ADAM = optax.adam(0.1)
+_P0 = {"w": jnp.zeros(2), "b": jnp.zeros(())}
 
 CALLS = {
     "metrics.demographic_parity_difference": lambda x, p, y, s, w, X: DP(p, s, weights=w),
@@ -104,6 +123,23 @@ CALLS = {
     "ot1d.wasserstein_distance": lambda x, p, y, s, w, X: ot1d.wasserstein_distance(x, p),
     "ot1d.quantile": lambda x, p, y, s, w, X: ot1d.quantile(x, p),
     "ot1d.barycenter": lambda x, p, y, s, w, X: ot1d.barycenter(X.T),
+    "training.fit_constrained": lambda x, p, y, s, w, X: (
+        training.fit_constrained(
+            _task_loss,
+            _dp_gap,
+            _P0,
+            (X, y, s),
+            target=0.1,
+            optimizer=_ADAM,
+            num_steps=5,
+            model=_linear,
+        ).params
+    ),
+    "training.fit_rate_constrained": lambda x, p, y, s, w, X: (
+        training.fit_rate_constrained(
+            _linear, _P0, (X, y, s), target=0.1, num_groups=G, optimizer=_ADAM, num_steps=5
+        ).params
+    ),
 }
 
 # Known gaps, each a strict xfail that flips when fixed (none open at the moment).
