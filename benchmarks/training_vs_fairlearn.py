@@ -153,20 +153,10 @@ def main() -> None:
             model=model,
         )
 
+    # Each fit timed on its first call (compilation included), then again on a second call with
+    # the same arguments, which runs the cached compiled program.
     res, t_fit = timed(lagrangian)
-    # The compiled program alone: the same scan, built once, called twice.
-    step = training.make_constrained_step(
-        loss_fn,
-        surrogate,
-        target=args.target,
-        optimizer=optimizer,
-        multiplier_optimizer=multiplier_optimizer,
-        dual_constraint_fn=dp_gap,
-        model=model,
-    )
-    run = (step, p0, train, optimizer, multiplier_optimizer, jnp.zeros(()), args.target)
-    timed(lambda: training._run_constrained(*run, args.steps))
-    _, t_run = timed(lambda: training._run_constrained(*run, args.steps))
+    _, t_run = timed(lagrangian)
     fj = report(res.params, t_fit, t_run, res.train_constraint, res.state.multiplier)
     print(f"fairjax fit_constrained  fit {t_fit:.2f} s (compiled run {t_run:.2f} s): {fj}")
 
@@ -190,7 +180,7 @@ def main() -> None:
         )
 
     res, t_fit = timed(reduction)
-    _, t_run = timed(reduction)  # the second call runs the cached compiled program
+    _, t_run = timed(reduction)
     fr = report(res.params, t_fit, t_run, res.train_constraint, res.state.multiplier)
     print(f"fairjax fit_rate_constrained  fit {t_fit:.2f} s (compiled run {t_run:.2f} s): {fr}")
 
