@@ -736,7 +736,7 @@ def fit_rate_constrained(
 
     Compared with :func:`fit_constrained` and a smooth surrogate of the rates (a separate term
     added to the log-loss), relabelling and reweighting the rows reaches more accurate
-    classifiers at the same gap: on Adult at a DP gap of 0.02, test accuracy 0.8306 against
+    classifiers at the same gap: on Adult at a DP gap of 0.02, test accuracy 0.8307 against
     0.8297 (``benchmarks/training_vs_fairlearn.py``). The result is one deterministic model, not
     ExponentiatedGradient's randomised mixture.
 
