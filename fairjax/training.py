@@ -901,8 +901,8 @@ def _rate_constrained_program(
     return state, history, jnp.stack(final)
 
 
-# Default multiplier optimizer of fit_constrained: one object, so that it is the same static
-# argument on every call.
+# Default multiplier optimizer of fit_constrained and constrained_sweep: one object, so that it
+# is the same static argument on every call.
 _MULTIPLIER_OPTIMIZER = optax.sgd(1.0)
 
 # make_constrained_step, memoised on its (hashable) arguments; bounded, as it keeps the user's
@@ -1109,7 +1109,7 @@ def constrained_sweep(
     if iterate not in ("best", "last"):
         raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
     if multiplier_optimizer is None:
-        multiplier_optimizer = optax.sgd(1.0)
+        multiplier_optimizer = _MULTIPLIER_OPTIMIZER
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
     p, mu, c = _constrained_sweep(
         loss_fn,

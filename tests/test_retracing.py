@@ -135,6 +135,18 @@ CALLS = {
             model=_linear,
         ).params
     ),
+    "training.constrained_sweep": lambda x, p, y, s, w, X: (
+        training.constrained_sweep(
+            _task_loss,
+            _dp_gap,
+            _P0,
+            (X, y, s),
+            jnp.array([0.1, 0.2]),
+            optimizer=_ADAM,
+            num_steps=5,
+            model=_linear,
+        ).params
+    ),
     "training.fit_rate_constrained": lambda x, p, y, s, w, X: (
         training.fit_rate_constrained(
             _linear, _P0, (X, y, s), target=0.1, num_groups=G, optimizer=_ADAM, num_steps=5
