@@ -729,9 +729,10 @@ def fit_rate_constrained(
     :math:`c_i < 0`. This is the reduction of fairlearn's ExponentiatedGradient (Agarwal et
     al., 2018), there solved by a full scikit-learn fit per multiplier. Here each step is one
     optimizer step on its logistic surrogate, the weighted log-loss
-    :math:`\sum_i |c_i|\, \ell(f(x_i), [c_i < 0])` (plus ``regularizer``), followed by one
-    projected ascent step on the multipliers with the exact gaps of the decisions, all in one
-    compiled ``lax.scan``. With all multipliers 0 the surrogate is the mean log-loss: an
+    :math:`\sum_i |c_i|\, \ell(f(x_i), [c_i < 0])` (plus ``regularizer``), and at the same
+    time one projected ascent step on the multipliers with the exact gaps of the same
+    iterate's decisions (one forward pass of the model serves both), all in one compiled
+    ``lax.scan``. With all multipliers 0 the surrogate is the mean log-loss: an
     inactive bound trains plain logistic regression.
 
     Compared with :func:`fit_constrained` and a smooth surrogate of the rates (a separate term
@@ -769,8 +770,9 @@ def fit_rate_constrained(
     Returns:
       A :class:`ConstrainedResult` of the last iterate: ``state.multiplier`` is the
       ``(num_groups, num_groups)`` matrix :math:`\mu_{g g'}`, ``history["constraint"]`` the
-      largest gap on the training data at each step, ``train_constraint`` and
-      ``validation_constraint`` the largest gaps of the returned model.
+      largest gap on the training data of the iterate each step starts from,
+      ``train_constraint`` and ``validation_constraint`` the largest gaps of the returned
+      model.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -876,15 +878,17 @@ def _rate_constrained_program(
         labels = (cost < 0).astype(dtype)
         z = model(p, data)
         value = jnp.sum(jnp.abs(cost) * binary_cross_entropy(z, labels))
-        return value if regularizer is None else value + regularizer(p)
+        return (value if regularizer is None else value + regularizer(p)), z
 
     def body(state, _):
+        # Simultaneous updates: the parameters' gradient and the multipliers' gaps both come
+        # from the logits of the current parameters (one forward pass of the model per step).
         mu = state.multiplier
         net = jnp.sum(mu, axis=1) - jnp.sum(mu, axis=0)
-        grads = jax.grad(surrogate)(state.params, net)
+        grads, z = jax.grad(surrogate, has_aux=True)(state.params, net)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         p = optax.apply_updates(state.params, updates)
-        gaps = _rate_gaps(model(p, data), data, num_groups, label_value)
+        gaps = _rate_gaps(jax.lax.stop_gradient(z), data, num_groups, label_value)
         mu_updates, mu_state = mopt.update(-(gaps - target), state.multiplier_opt_state, mu)
         mu = jnp.maximum(optax.apply_updates(mu, mu_updates), 0)
         new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1)

@@ -502,6 +502,38 @@ def test_rate_constrained_reaches_the_bound_on_every_pair_of_groups(num_groups, 
     assert res.history["constraint"].shape == (1000,)
 
 
+def test_rate_constrained_players_share_one_forward_pass():
+    # Simultaneous updates: the logits of the gradient's forward pass also give the gaps the
+    # multipliers ascend on, so the model runs once per step (plus once for the final gap).
+    train, _ = _biased(2)
+    start = training.fit_rate_constrained(
+        _linear, _p0(), train, target=1.0, num_groups=2, optimizer=optax.adam(0.05), num_steps=200
+    ).params
+    calls = []
+
+    def model(p, batch):
+        calls.append(None)
+        return _linear(p, batch)
+
+    res = training.fit_rate_constrained(
+        model,
+        start,
+        train,
+        target=0.05,
+        num_groups=2,
+        optimizer=optax.sgd(0.0),
+        multiplier_optimizer=optax.sgd(0.5),
+        num_steps=1,
+    )
+    assert len(calls) == 2
+    decisions = np.asarray(_linear(start, train) > 0)
+    s = np.asarray(train[2])
+    rates = np.array([decisions[s == g].mean() for g in range(2)])
+    gaps = rates[:, None] - rates[None, :]
+    assert res.history["constraint"][0] == pytest.approx(gaps.max(), abs=1e-6)
+    np.testing.assert_allclose(res.state.multiplier, np.maximum(0.5 * (gaps - 0.05), 0), atol=1e-6)
+
+
 def test_rate_constrained_rejects_bad_options():
     train, _ = _biased(2)
     kw = dict(num_groups=2, optimizer=optax.adam(0.05), num_steps=2)
