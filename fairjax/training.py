@@ -690,7 +690,12 @@ def fit_constrained(
     )
 
 
-_RATE_CONDITIONS = {"demographic_parity": None, "equal_opportunity": 1}
+# The rows each constraint's rates count: all rows (None), or those with the given label.
+_RATE_CONDITIONS = {
+    "demographic_parity": (None,),
+    "equal_opportunity": (1,),
+    "equalized_odds": (1, 0),
+}
 # One object, so that repeated calls with the default hit the compiled program's cache (a new
 # optax transformation per call would be a new static argument, and a new compilation).
 _RATE_MULTIPLIER_OPTIMIZER = optax.sgd(0.01)
@@ -708,6 +713,7 @@ def fit_rate_constrained(
     multiplier_optimizer: optax.GradientTransformation | None = None,
     num_steps: int = 500,
     regularizer: Callable[[PyTree], Array] | None = None,
+    weights: ArrayLike | None = None,
     validation_data: PyTree | None = None,
     tolerance: float = 0.0,
 ) -> ConstrainedResult:
@@ -715,15 +721,18 @@ def fit_rate_constrained(
 
     The constraint is on the hard decisions :math:`h_i = [f(x_i) > 0]`: for every pair of
     groups, :math:`r_g - r_{g'} \le \epsilon`, where :math:`r_g` is group :math:`g`'s rate of
-    positive decisions (``"demographic_parity"``) or of positive decisions among positive
-    labels (``"equal_opportunity"``). The Lagrangian of the 0-1 error under these constraints
-    is linear in the decisions,
+    positive decisions (``"demographic_parity"``), of positive decisions among positive
+    labels (``"equal_opportunity"``), or both that and the rate among negative labels
+    (``"equalized_odds"``: two rates :math:`r^c_g`, :math:`c \in \{1, 0\}`, each bounded).
+    With row weights :math:`w_i` (default 1) every rate and the error are weighted means. The
+    Lagrangian of the weighted 0-1 error under these constraints is linear in the decisions,
 
     .. math::
 
         \mathcal{L}(h, \mu) = \text{const} + \sum_i c_i h_i, \qquad
-        c_i = \frac{1 - 2 y_i}{n} + \nu_{s_i} \frac{\partial r_{s_i}}{\partial h_i}, \qquad
-        \nu_g = \sum_{g'} (\mu_{g g'} - \mu_{g' g}),
+        c_i = \frac{w_i (1 - 2 y_i)}{\sum_j w_j}
+        + \sum_c \nu^c_{s_i} \frac{\partial r^c_{s_i}}{\partial h_i}, \qquad
+        \nu^c_g = \sum_{g'} (\mu^c_{g g'} - \mu^c_{g' g}),
 
     so the best response to the multipliers is cost-sensitive classification: predict 1 where
     :math:`c_i < 0`. This is the reduction of fairlearn's ExponentiatedGradient (Agarwal et
@@ -732,7 +741,7 @@ def fit_rate_constrained(
     :math:`\sum_i |c_i|\, \ell(f(x_i), [c_i < 0])` (plus ``regularizer``), and at the same
     time one projected ascent step on the multipliers with the exact gaps of the same
     iterate's decisions (one forward pass of the model serves both), all in one compiled
-    ``lax.scan``. With all multipliers 0 the surrogate is the mean log-loss: an
+    ``lax.scan``. With all multipliers 0 the surrogate is the (weighted) mean log-loss: an
     inactive bound trains plain logistic regression.
 
     Compared with :func:`fit_constrained` and a smooth surrogate of the rates (a separate term
@@ -757,22 +766,26 @@ def fit_rate_constrained(
         returns): the model sees the whole tuple; ``y`` holds 0/1 labels and ``groups``
         integer ids in ``[0, num_groups)``.
       target: the bound :math:`\epsilon \ge 0` on every pairwise gap (the largest is the
-        demographic-parity or equal-opportunity difference of :mod:`fairjax.metrics`).
+        demographic-parity, equal-opportunity or equalized-odds difference of
+        :mod:`fairjax.metrics`).
       num_groups: static number of groups.
       optimizer: optax optimizer of the parameters.
-      constraint: ``"demographic_parity"`` or ``"equal_opportunity"``.
+      constraint: ``"demographic_parity"``, ``"equal_opportunity"`` or ``"equalized_odds"``.
       multiplier_optimizer: optax optimizer of the multipliers (default ``optax.sgd(0.01)``).
       num_steps: number of updates.
       regularizer: optional ``regularizer(params) -> scalar`` added to the surrogate.
-      validation_data: held-out ``(X, y, groups)`` on which the gap is reported.
+      weights: optional non-negative row weights ``(n,)`` of the training data (a row of
+        weight 0 changes nothing; integer weights act as repeated rows).
+      validation_data: held-out ``(X, y, groups)`` on which the gap is reported (unweighted).
       tolerance: ``satisfied`` admits a gap up to ``target + tolerance``.
 
     Returns:
       A :class:`ConstrainedResult` of the last iterate: ``state.multiplier`` is the
-      ``(num_groups, num_groups)`` matrix :math:`\mu_{g g'}`, ``history["constraint"]`` the
-      largest gap on the training data of the iterate each step starts from,
-      ``train_constraint`` and ``validation_constraint`` the largest gaps of the returned
-      model.
+      ``(num_groups, num_groups)`` matrix :math:`\mu_{g g'}` (for ``"equalized_odds"``,
+      ``(2, num_groups, num_groups)``: positive, then negative labels),
+      ``history["constraint"]`` the largest gap on the training data of the iterate each step
+      starts from, ``train_constraint`` and ``validation_constraint`` the largest gaps of the
+      returned model.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -796,10 +809,21 @@ def fit_rate_constrained(
     """
     if constraint not in _RATE_CONDITIONS:
         raise ValueError(
-            f'`constraint` must be "demographic_parity" or "equal_opportunity", got {constraint!r}.'
+            f"`constraint` must be one of {tuple(_RATE_CONDITIONS)}, got {constraint!r}."
         )
     if not target >= 0:
         raise ValueError(f"`target` must be >= 0, got {target!r}.")
+    dtype = jnp.result_type(float)
+    n = data[1].shape[0]
+    if weights is None:
+        weights = jnp.ones(n, dtype)
+    else:
+        check = np.asarray(weights, np.float64)
+        if check.shape != (n,):
+            raise ValueError(f"`weights` must have shape ({n},), got {check.shape}.")
+        if not (np.all(np.isfinite(check)) and np.all(check >= 0) and check.sum() > 0):
+            raise ValueError("`weights` must be finite and >= 0, with a positive sum.")
+        weights = jnp.asarray(weights, dtype)
     if multiplier_optimizer is None:
         multiplier_optimizer = _RATE_MULTIPLIER_OPTIMIZER
     state, history, gaps = _rate_constrained_program(
@@ -812,8 +836,9 @@ def fit_rate_constrained(
         _RATE_CONDITIONS[constraint],
         params,
         data,
+        weights,
         validation_data,
-        jnp.asarray(target, jnp.result_type(float)),
+        jnp.asarray(target, dtype),
     )
     train_gap = float(gaps[0])
     val_gap = float("nan") if validation_data is None else float(gaps[1])
@@ -829,21 +854,26 @@ def fit_rate_constrained(
     )
 
 
-def _rate_gaps(logits, batch, num_groups, label_value):
-    """``r_g - r_g'`` for every pair of non-empty groups (0 elsewhere), shape ``(G, G)``."""
+def _rate_gaps(logits, batch, weights, num_groups, conditions):
+    """``r_g - r_g'`` for every condition and pair of non-empty groups (0 elsewhere), shape
+    ``(C, G, G)``; ``weights`` may be None."""
     _, y, s = batch
     decisions = (logits > 0).astype(jnp.result_type(float))
-    rates, counts = groups.group_means(
-        decisions,
-        s,
-        num_groups=num_groups,
-        labels=None if label_value is None else y,
-        label_value=1 if label_value is None else label_value,
-        return_counts=True,
-    )
-    present = counts > 0
-    both = present[:, None] & present[None, :]
-    return jnp.where(both, rates[:, None] - rates[None, :], 0)
+    gaps = []
+    for value in conditions:
+        rates, counts = groups.group_means(
+            decisions,
+            s,
+            num_groups=num_groups,
+            labels=None if value is None else y,
+            label_value=1 if value is None else value,
+            weights=weights,
+            return_counts=True,
+        )
+        present = counts > 0
+        both = present[:, None] & present[None, :]
+        gaps.append(jnp.where(both, rates[:, None] - rates[None, :], 0))
+    return jnp.stack(gaps)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
@@ -854,9 +884,10 @@ def _rate_constrained_program(
     mopt,
     num_steps,
     num_groups,
-    label_value,
+    conditions,
     params,
     data,
+    weights,
     val,
     target,
 ):
@@ -864,17 +895,18 @@ def _rate_constrained_program(
     _, y, s = data
     dtype = jnp.result_type(float)
     y = y.astype(dtype)
-    n = y.shape[0]
-    rows = jnp.ones_like(y) if label_value is None else (y == label_value).astype(dtype)
-    counts = groups.group_counts(
-        s, num_groups=num_groups, labels=None if label_value is None else y, label_value=1
-    )
-    # d r_{s_i} / d h_i: 1 / n_g for the rows the rate counts, 0 for the others.
-    slope = rows * groups.safe_divide(jnp.ones_like(counts), counts)[s]
-    error_cost = (1 - 2 * y) / n
+    C, G = len(conditions), num_groups
+    # d r^c_{s_i} / d h_i: w_i / W^c_g for the rows condition c counts, 0 for the others.
+    slopes = []
+    for value in conditions:
+        rows = weights if value is None else weights * (y == value)
+        counts = groups.group_counts(s, num_groups=G, weights=rows)
+        slopes.append(rows * groups.safe_divide(jnp.ones_like(counts), counts)[s])
+    slope = jnp.stack(slopes)
+    error_cost = weights * (1 - 2 * y) / jnp.sum(weights)
 
     def surrogate(p, net):
-        cost = error_cost + net[s] * slope
+        cost = error_cost + jnp.sum(net[:, s] * slope, axis=0)
         labels = (cost < 0).astype(dtype)
         z = model(p, data)
         value = jnp.sum(jnp.abs(cost) * binary_cross_entropy(z, labels))
@@ -883,25 +915,28 @@ def _rate_constrained_program(
     def body(state, _):
         # Simultaneous updates: the parameters' gradient and the multipliers' gaps both come
         # from the logits of the current parameters (one forward pass of the model per step).
-        mu = state.multiplier
-        net = jnp.sum(mu, axis=1) - jnp.sum(mu, axis=0)
+        mu = state.multiplier.reshape(C, G, G)
+        net = jnp.sum(mu, axis=2) - jnp.sum(mu, axis=1)
         grads, z = jax.grad(surrogate, has_aux=True)(state.params, net)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         p = optax.apply_updates(state.params, updates)
-        gaps = _rate_gaps(jax.lax.stop_gradient(z), data, num_groups, label_value)
-        mu_updates, mu_state = mopt.update(-(gaps - target), state.multiplier_opt_state, mu)
-        mu = jnp.maximum(optax.apply_updates(mu, mu_updates), 0)
+        gaps = _rate_gaps(jax.lax.stop_gradient(z), data, weights, G, conditions)
+        gaps = gaps.reshape(state.multiplier.shape)
+        mu_updates, mu_state = mopt.update(
+            -(gaps - target), state.multiplier_opt_state, state.multiplier
+        )
+        mu = jnp.maximum(optax.apply_updates(state.multiplier, mu_updates), 0)
         new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1)
         return new, jnp.max(gaps)
 
-    mu0 = jnp.zeros((num_groups, num_groups), dtype)
+    mu0 = jnp.zeros((G, G) if C == 1 else (C, G, G), dtype)
     state = ConstrainedState(
         params, mu0, optimizer.init(params), mopt.init(mu0), jnp.zeros((), jnp.int32)
     )
     state, history = jax.lax.scan(body, state, None, length=num_steps)
-    final = [jnp.max(_rate_gaps(model(state.params, data), data, num_groups, label_value))]
+    final = [jnp.max(_rate_gaps(model(state.params, data), data, weights, G, conditions))]
     if val is not None:
-        final.append(jnp.max(_rate_gaps(model(state.params, val), val, num_groups, label_value)))
+        final.append(jnp.max(_rate_gaps(model(state.params, val), val, None, G, conditions)))
     return state, history, jnp.stack(final)
 
 

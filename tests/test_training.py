@@ -470,12 +470,15 @@ def test_rate_constrained_with_an_inactive_bound_is_logistic_regression():
 
 
 @pytest.mark.parametrize("num_groups", [2, 3])
-@pytest.mark.parametrize("constraint", ["demographic_parity", "equal_opportunity"])
+@pytest.mark.parametrize(
+    "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
+)
 def test_rate_constrained_reaches_the_bound_on_every_pair_of_groups(num_groups, constraint):
     train, test = _biased(num_groups)
     metric = {
         "demographic_parity": metrics.demographic_parity_difference,
         "equal_opportunity": metrics.equal_opportunity_difference,
+        "equalized_odds": metrics.equalized_odds_difference,
     }[constraint]
 
     def gap(p, batch):
@@ -498,8 +501,27 @@ def test_rate_constrained_reaches_the_bound_on_every_pair_of_groups(num_groups, 
     assert res.validation_constraint == pytest.approx(gap(res.params, test), abs=1e-6)
     assert res.train_constraint <= 0.05 + 0.01
     assert res.satisfied
-    assert res.state.multiplier.shape == (num_groups, num_groups)
+    pairs = (num_groups, num_groups)
+    assert res.state.multiplier.shape == ((2, *pairs) if constraint == "equalized_odds" else pairs)
     assert res.history["constraint"].shape == (1000,)
+
+
+def test_rate_constrained_weights_act_as_repeated_rows():
+    # Integer weights are repeated rows, and rows of weight 0 are no rows: the same
+    # iterates (full-batch), up to the order of the float32 sums.
+    train, _ = _biased(2)
+    n = train[1].shape[0]
+    counts = np.asarray(jax.random.randint(jax.random.key(1), (n,), 0, 3))
+    repeated = tuple(jnp.asarray(np.repeat(np.asarray(a), counts, axis=0)) for a in train)
+    kw = dict(target=0.05, num_groups=2, optimizer=optax.adam(0.05), num_steps=200)
+    want = training.fit_rate_constrained(_linear, _p0(), repeated, **kw)
+    got = training.fit_rate_constrained(_linear, _p0(), train, weights=counts, **kw)
+    assert want.history["constraint"].max() > 0.15  # the bound binds: multipliers move
+    np.testing.assert_allclose(got.history["constraint"], want.history["constraint"], atol=1e-6)
+    np.testing.assert_allclose(got.state.multiplier, want.state.multiplier, atol=1e-5)
+    np.testing.assert_allclose(got.params["w"], want.params["w"], atol=1e-4)
+    np.testing.assert_allclose(got.params["b"], want.params["b"], atol=1e-4)
+    assert got.train_constraint == pytest.approx(want.train_constraint, abs=1e-6)
 
 
 def test_rate_constrained_players_share_one_forward_pass():
@@ -541,3 +563,9 @@ def test_rate_constrained_rejects_bad_options():
         training.fit_rate_constrained(_linear, _p0(), train, target=0.1, constraint="odds", **kw)
     with pytest.raises(ValueError, match="`target`"):
         training.fit_rate_constrained(_linear, _p0(), train, target=-0.1, **kw)
+    n = train[1].shape[0]
+    with pytest.raises(ValueError, match="`weights` must have shape"):
+        training.fit_rate_constrained(_linear, _p0(), train, target=0.1, weights=np.ones(3), **kw)
+    for bad in (-np.ones(n), np.full(n, np.nan), np.zeros(n)):
+        with pytest.raises(ValueError, match="`weights` must be finite"):
+            training.fit_rate_constrained(_linear, _p0(), train, target=0.1, weights=bad, **kw)
