@@ -10,13 +10,14 @@ Four ways to trade accuracy for fairness, all pure functions over optax:
   :math:`L(\theta) + \mu\,(C(\theta) - \varepsilon)`, :math:`\mu \ge 0`, by gradient descent on
   :math:`\theta` and projected gradient ascent on :math:`\mu`.
 - **Rate constraints by reduction** (:func:`fit_rate_constrained`): a bound on a gap between
-  the groups' decision rates (demographic parity, equal opportunity), with each primal step on
-  the cost-sensitive problem of the current multipliers (ExponentiatedGradient's reduction, as
-  gradient steps).
+  the groups' decision rates (demographic parity, equal opportunity, equalized odds), with each
+  primal step on the cost-sensitive problem of the current multipliers (ExponentiatedGradient's
+  reduction, as gradient steps).
 - **Pareto sweeps** (:func:`pareto_sweep`): train one model per penalty weight
   :math:`\lambda_1, \dots, \lambda_K` at once with :func:`jax.vmap` — one compilation, one
   program that reads the data once per step for all K models (on a 2-core CPU, 32 logistic
-  regressions on Adult train in 4.0 times the time of one).
+  regressions on Adult train in 4.6 times the time of one, bounded below by the 3.5 times
+  their products with the data take).
 
 A model is any function of parameters (a PyTree: a dict of arrays, a Flax/Equinox module's
 parameters); a *batch* is any PyTree of arrays with the samples on the leading axis; an
@@ -420,7 +421,7 @@ class ConstrainedState(NamedTuple):
     Attributes:
       params: model parameters.
       multiplier: Lagrange multipliers :math:`\\mu \\ge 0`, shape ``()`` or ``(m,)`` (``(G, G)``
-        in :func:`fit_rate_constrained`).
+        in :func:`fit_rate_constrained`, ``(2, G, G)`` there for equalized odds).
       opt_state: optax state of the parameters' optimizer.
       multiplier_opt_state: optax state of the multipliers' optimizer.
       step: number of updates, int32 scalar.
@@ -825,8 +826,11 @@ def fit_rate_constrained(
         check = np.asarray(weights, np.float64)
         if check.shape != (n,):
             raise ValueError(f"`weights` must have shape ({n},), got {check.shape}.")
-        if not (np.all(np.isfinite(check)) and np.all(check >= 0) and check.sum() > 0):
+        total = check.sum()
+        if not (np.all(np.isfinite(check)) and np.all(check >= 0) and 0 < total):
             raise ValueError("`weights` must be finite and >= 0, with a positive sum.")
+        if not np.isfinite(np.asarray(total, dtype)):
+            raise ValueError(f"`weights` sum to {total:g}, beyond the range of {dtype}.")
         weights = jnp.asarray(weights, dtype)
     if multiplier_optimizer is None:
         multiplier_optimizer = _RATE_MULTIPLIER_OPTIMIZER
@@ -901,12 +905,16 @@ def _rate_constrained_program(
     y = y.astype(dtype)
     C, G = len(conditions), num_groups
     # d r^c_{s_i} / d h_i: w_i / W^c_g for the rows condition c counts, 0 for the others.
-    slopes = []
+    slopes, present = [], []
     for value in conditions:
         rows = weights if value is None else weights * (y == value)
         counts = groups.group_counts(s, num_groups=G, weights=rows)
         slopes.append(rows * groups.safe_divide(jnp.ones_like(counts), counts)[s])
+        present.append((counts[:, None] > 0) & (counts[None, :] > 0))
     slope = jnp.stack(slopes)
+    # A pair with an empty group has no constraint: its multiplier stays 0 (the ascent alone
+    # keeps it there for SGD, not for every optimizer).
+    pairs = jnp.stack(present)
     error_cost = weights * (1 - 2 * y) / jnp.sum(weights)
 
     def surrogate(p, net):
@@ -930,6 +938,7 @@ def _rate_constrained_program(
             -(gaps - target), state.multiplier_opt_state, state.multiplier
         )
         mu = jnp.maximum(optax.apply_updates(state.multiplier, mu_updates), 0)
+        mu = jnp.where(pairs.reshape(mu.shape), mu, 0)
         new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1)
         return new, jnp.max(gaps)
 

@@ -506,54 +506,118 @@ def test_rate_constrained_reaches_the_bound_on_every_pair_of_groups(num_groups, 
     assert res.history["constraint"].shape == (1000,)
 
 
-def test_rate_constrained_weights_act_as_repeated_rows():
-    # Integer weights are repeated rows, and rows of weight 0 are no rows: the same
-    # iterates (full-batch), up to the order of the float32 sums.
-    train, _ = _biased(2)
-    n = train[1].shape[0]
-    counts = np.asarray(jax.random.randint(jax.random.key(1), (n,), 0, 3))
-    repeated = tuple(jnp.asarray(np.repeat(np.asarray(a), counts, axis=0)) for a in train)
-    kw = dict(target=0.05, num_groups=2, optimizer=optax.adam(0.05), num_steps=200)
-    want = training.fit_rate_constrained(_linear, _p0(), repeated, **kw)
-    got = training.fit_rate_constrained(_linear, _p0(), train, weights=counts, **kw)
+@pytest.mark.parametrize(
+    "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
+)
+def test_rate_constrained_weights_act_as_repeated_rows(constraint):
+    # Integer weights are repeated rows, and rows of weight 0 are no rows: the same iterates
+    # (full-batch). In float64, so that the order of the sums cannot flip a decision.
+    with jax.enable_x64(True):
+        train = tuple(
+            jnp.asarray(a, jnp.float64 if a.dtype == jnp.float32 else a.dtype)
+            for a in _biased(2)[0]
+        )
+        n = train[1].shape[0]
+        counts = np.asarray(jax.random.randint(jax.random.key(1), (n,), 0, 3))
+        repeated = tuple(jnp.asarray(np.repeat(np.asarray(a), counts, axis=0)) for a in train)
+        p0 = jax.tree.map(lambda a: a.astype(jnp.float64), _p0())
+        kw = dict(
+            target=0.05,
+            num_groups=2,
+            optimizer=optax.adam(0.05),
+            num_steps=200,
+            constraint=constraint,
+        )
+        want = training.fit_rate_constrained(_linear, p0, repeated, **kw)
+        got = training.fit_rate_constrained(_linear, p0, train, weights=counts, **kw)
     assert want.history["constraint"].max() > 0.15  # the bound binds: multipliers move
-    np.testing.assert_allclose(got.history["constraint"], want.history["constraint"], atol=1e-6)
-    np.testing.assert_allclose(got.state.multiplier, want.state.multiplier, atol=1e-5)
-    np.testing.assert_allclose(got.params["w"], want.params["w"], atol=1e-4)
-    np.testing.assert_allclose(got.params["b"], want.params["b"], atol=1e-4)
-    assert got.train_constraint == pytest.approx(want.train_constraint, abs=1e-6)
+    assert np.abs(want.state.multiplier).max() > 0
+    np.testing.assert_allclose(got.history["constraint"], want.history["constraint"], atol=1e-12)
+    np.testing.assert_allclose(got.state.multiplier, want.state.multiplier, atol=1e-10)
+    np.testing.assert_allclose(got.params["w"], want.params["w"], atol=1e-9)
+    np.testing.assert_allclose(got.params["b"], want.params["b"], atol=1e-9)
 
 
-def test_rate_constrained_players_share_one_forward_pass():
-    # Simultaneous updates: the logits of the gradient's forward pass also give the gaps the
-    # multipliers ascend on, so the model runs once per step (plus once for the final gap).
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _rate_step_reference(params, X, y, s, w, mu, lr, conditions):
+    """One gradient step on the reduction's surrogate, in NumPy: row i's cost is
+    w_i (1 - 2 y_i) / W plus, for the condition that counts it, nu_{s_i} w_i / W_{s_i}."""
+    cost = w * (1 - 2 * y) / w.sum()
+    for c, value in enumerate(conditions):
+        rows = w * (np.ones_like(y) if value is None else (y == value))
+        group_w = np.bincount(s, weights=rows, minlength=2)
+        nu = mu[c].sum(1) - mu[c].sum(0)
+        cost = cost + nu[s] * rows / group_w[s]
+    labels = (cost < 0).astype(float)
+    r = np.abs(cost) * (_sigmoid(X @ params["w"] + params["b"]) - labels)
+    return {"w": params["w"] - lr * (X.T @ r), "b": params["b"] - lr * r.sum()}
+
+
+def _rate_gaps_reference(params, X, y, s, w, conditions):
+    decisions = (X @ params["w"] + params["b"] > 0).astype(float)
+    gaps = []
+    for value in conditions:
+        rows = w * (np.ones_like(y) if value is None else (y == value))
+        rates = np.array([(rows * decisions)[s == g].sum() / rows[s == g].sum() for g in (0, 1)])
+        gaps.append(rates[:, None] - rates[None, :])
+    return np.stack(gaps)
+
+
+@pytest.mark.parametrize(
+    "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
+)
+def test_rate_constrained_steps_against_a_reference(constraint):
+    # Two SGD steps with weights, against NumPy: step 1 sets the multipliers from the gaps of
+    # the start, step 2's gradient gives each row the multipliers of its own condition (for
+    # equalized odds: the true-positive-rate ones to positive labels, the false-positive-rate
+    # ones to negative labels), and the second multiplier step uses the gaps of step 1.
+    conditions = {
+        "demographic_parity": (None,),
+        "equal_opportunity": (1,),
+        "equalized_odds": (1, 0),
+    }[constraint]
     train, _ = _biased(2)
-    start = training.fit_rate_constrained(
-        _linear, _p0(), train, target=1.0, num_groups=2, optimizer=optax.adam(0.05), num_steps=200
-    ).params
-    calls = []
-
-    def model(p, batch):
-        calls.append(None)
-        return _linear(p, batch)
-
+    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    X, y, s = (np.asarray(a, np.float64) for a in train)
+    s = s.astype(int)
+    w = np.asarray(jax.random.randint(jax.random.key(2), y.shape, 1, 4), np.float64)
+    lr, eta, target = 2.0, 2.0, 0.02
     res = training.fit_rate_constrained(
-        model,
+        _linear,
         start,
         train,
-        target=0.05,
+        target=target,
         num_groups=2,
-        optimizer=optax.sgd(0.0),
-        multiplier_optimizer=optax.sgd(0.5),
-        num_steps=1,
+        optimizer=optax.sgd(lr),
+        multiplier_optimizer=optax.sgd(eta),
+        num_steps=2,
+        weights=w,
+        constraint=constraint,
     )
-    assert len(calls) == 2
-    decisions = np.asarray(_linear(start, train) > 0)
-    s = np.asarray(train[2])
-    rates = np.array([decisions[s == g].mean() for g in range(2)])
-    gaps = rates[:, None] - rates[None, :]
-    assert res.history["constraint"][0] == pytest.approx(gaps.max(), abs=1e-6)
-    np.testing.assert_allclose(res.state.multiplier, np.maximum(0.5 * (gaps - 0.05), 0), atol=1e-6)
+    p0 = {k: np.asarray(v, np.float64) for k, v in start.items()}
+    mu0 = np.zeros((len(conditions), 2, 2))
+    p1 = _rate_step_reference(p0, X, y, s, w, mu0, lr, conditions)
+    mu1 = np.maximum(eta * (_rate_gaps_reference(p0, X, y, s, w, conditions) - target), 0)
+    p2 = _rate_step_reference(p1, X, y, s, w, mu1, lr, conditions)
+    gaps1 = _rate_gaps_reference(p1, X, y, s, w, conditions)
+    mu2 = np.maximum(mu1 + eta * (gaps1 - target), 0)
+    assert mu1.max() > 0.1  # the multipliers are active at step 2
+    assert np.any(
+        (X @ p1["w"] + p1["b"] > 0) != (X @ p0["w"] + p0["b"] > 0)
+    )  # step 1 moved decisions: step 2's multiplier update tells the iterates apart
+    np.testing.assert_allclose(res.params["w"], p2["w"], atol=1e-4)
+    np.testing.assert_allclose(res.params["b"], p2["b"], atol=1e-4)
+    np.testing.assert_allclose(
+        res.state.multiplier, mu2.reshape(res.state.multiplier.shape), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        res.history["constraint"],
+        [_rate_gaps_reference(p, X, y, s, w, conditions).max() for p in (p0, p1)],
+        atol=1e-6,
+    )
 
 
 def test_rate_constrained_rejects_bad_options():
