@@ -669,6 +669,7 @@ def fit_constrained(
         jnp.asarray(init_multiplier, jnp.result_type(float)) + 0 * jnp.asarray(target),
         jnp.asarray(target, jnp.result_type(float)) + tolerance,
         num_steps,
+        iterate == "best",
     )
     chosen, chosen_step, pick = state.params, num_steps, 0
     if iterate == "best" and int(best_step) >= 0:
@@ -963,21 +964,32 @@ _MULTIPLIER_OPTIMIZER = optax.sgd(1.0)
 _cached_constrained_step = functools.lru_cache(maxsize=32)(make_constrained_step)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 6, 7, 10))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 6, 7, 10, 11))
 def _fit_program(
-    step, dual_fn, model, params, data, validation_data, optimizer, mopt, mu0, target, num_steps
+    step,
+    dual_fn,
+    model,
+    params,
+    data,
+    validation_data,
+    optimizer,
+    mopt,
+    mu0,
+    target,
+    num_steps,
+    track_best,
 ):
     """All of :func:`fit_constrained`'s device work as one compiled program: the primal-dual
-    loop, then the dual constraint of the last and of the best iterate on the training and the
-    validation data (as separate jitted calls they cost a compilation each, 0.1 s on CPU)."""
+    loop, then the dual constraint of the last (and, with ``track_best``, of the best) iterate
+    on the training and the validation data (as separate jitted calls they cost a compilation
+    each, 0.1 s on CPU)."""
     state, (best, best_step), history = _run_constrained(
-        step, params, data, optimizer, mopt, mu0, target, num_steps
+        step, params, data, optimizer, mopt, mu0, target, num_steps, track_best
     )
+    iterates = (state.params, best) if track_best else (state.params,)
 
     def measure(batch):
-        return tuple(
-            jnp.asarray(dual_fn(_outputs(model, p, batch), batch)) for p in (state.params, best)
-        )
+        return tuple(jnp.asarray(dual_fn(_outputs(model, p, batch), batch)) for p in iterates)
 
     # The training batch may itself be None (an objective without data); no validation is.
     validation = None if validation_data is None else measure(validation_data)
@@ -985,12 +997,16 @@ def _fit_program(
     return state, (best, best_step), history, measured
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4, 7))
-def _run_constrained(step, params, data, optimizer, multiplier_optimizer, mu0, target, num_steps):
-    """``num_steps`` primal-dual steps in one scan, tracking the feasible iterate of lowest loss.
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 7, 8))
+def _run_constrained(
+    step, params, data, optimizer, multiplier_optimizer, mu0, target, num_steps, track_best
+):
+    """``num_steps`` primal-dual steps in one scan, with ``track_best`` tracking the feasible
+    iterate of lowest loss.
 
     Returns the final state, ``(best_params, best_step)`` (``best_step = -1`` when no iterate
-    was feasible; ``best_params`` are then the initial ones) and the per-step history.
+    was feasible or ``track_best`` is False; ``best_params`` are then the initial ones) and the
+    per-step history.
     """
     state = ConstrainedState(
         params,
@@ -1005,10 +1021,11 @@ def _run_constrained(step, params, data, optimizer, multiplier_optimizer, mu0, t
     def body(carry, _):
         state, best = carry
         new, info = step(state, data)
-        # info holds the loss and the dual constraint of state.params (before the update).
-        better = jnp.all(info["constraint"] <= target) & (info["loss"] < best[1])
-        candidate = (state.params, info["loss"].astype(loss_dtype), state.step)
-        best = jax.tree.map(lambda c, b: jnp.where(better, c, b), candidate, best)
+        if track_best:
+            # info holds the loss and the dual constraint of state.params (before the update).
+            better = jnp.all(info["constraint"] <= target) & (info["loss"] < best[1])
+            candidate = (state.params, info["loss"].astype(loss_dtype), state.step)
+            best = jax.tree.map(lambda c, b: jnp.where(better, c, b), candidate, best)
         return (new, best), info
 
     (state, best), history = jax.lax.scan(body, (state, best), None, length=num_steps)
@@ -1208,7 +1225,15 @@ def _constrained_sweep(
         )
         mu0 = jnp.zeros((), targets.dtype)
         state, (best, best_step), _ = _run_constrained(
-            step, params, data, optimizer, mopt, mu0, target + tolerance, num_steps
+            step,
+            params,
+            data,
+            optimizer,
+            mopt,
+            mu0,
+            target + tolerance,
+            num_steps,
+            iterate == "best",
         )
         chosen = state.params
         if iterate == "best":
