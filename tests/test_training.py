@@ -499,9 +499,9 @@ def test_rate_constrained_reaches_the_bound_on_every_pair_of_groups(num_groups, 
     res = training.fit_rate_constrained(_linear, _p0(), train, target=0.05, tolerance=0.1, **kw)
     assert res.train_constraint == pytest.approx(gap(res.params, train), abs=1e-6)
     assert res.validation_constraint == pytest.approx(gap(res.params, test), abs=1e-6)
+    assert res.train_constraint <= 0.05 + 0.01
     # The iterates settle within a small oscillation around the bound (on these data up to
     # 0.061 over the last 200 steps, 3 groups, demographic parity): the whole tail is checked.
-    assert res.train_constraint <= 0.05 + 0.015
     assert res.history["constraint"][-200:].max() <= 0.05 + 0.015
     assert res.satisfied
     pairs = (num_groups, num_groups)
