@@ -364,6 +364,7 @@ SCRIPTS = [
     ("ferm_vs_fairlearn", ["benchmarks/ferm_vs_fairlearn.py"]),
     ("training_vs_fairlearn", ["benchmarks/training_vs_fairlearn.py"]),
     ("training_sweep", ["benchmarks/training_sweep.py"]),
+    ("rate_constrained_datasets", ["benchmarks/rate_constrained_datasets.py"]),
     ("metrics_vs_fairlearn", ["benchmarks/metrics_vs_fairlearn.py"]),
     ("mmd_sinkhorn", ["benchmarks/mmd_sinkhorn.py"]),
     ("penalties_vs_fairret", ["benchmarks/penalties_vs_fairret.py"]),

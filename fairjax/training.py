@@ -718,6 +718,7 @@ def fit_rate_constrained(
     weights: ArrayLike | None = None,
     validation_data: PyTree | None = None,
     tolerance: float = 0.0,
+    iterate: str = "last",
 ) -> ConstrainedResult:
     r"""Trains a binary classifier to a bound on its group gap in decision rates, by reduction.
 
@@ -765,6 +766,15 @@ def fit_rate_constrained(
     and 0.057 (0.049 to 0.061 after 2,000 steps), where the smooth surrogate of
     :class:`fairjax.sklearn.FairLogisticRegression` reaches 0.028.
 
+    Where the iterates swing around the bound, ``iterate="best"`` returns, instead of the last
+    iterate, the iterate of lowest (weighted) training error among those whose largest gap on
+    the training data was at most ``target + tolerance``: the 0-1 error is what the reduction
+    minimises, and the best feasible classifier is also how ExponentiatedGradient ranks its
+    candidates. It is tracked inside the compiled loop from the decisions the step computes
+    anyway (one extra copy of the parameters); when no iterate was feasible, the last one is
+    returned. The bound then holds on the training data by construction, not necessarily on
+    held-out data.
+
     Args:
       model: ``model(params, batch) -> logits`` of shape ``(n,)``; the decision is
         ``logits > 0``.
@@ -784,15 +794,19 @@ def fit_rate_constrained(
       weights: optional non-negative row weights ``(n,)`` of the training data (a row of
         weight 0 changes nothing; integer weights act as repeated rows).
       validation_data: held-out ``(X, y, groups)`` on which the gap is reported (unweighted).
-      tolerance: ``satisfied`` admits a gap up to ``target + tolerance``.
+      tolerance: slack on the bound: ``satisfied`` admits a gap up to ``target + tolerance``,
+        and with ``iterate="best"`` so does the choice of feasible iterates.
+      iterate: ``"last"`` (default) or ``"best"``: the feasible iterate of lowest training
+        error (see above).
 
     Returns:
-      A :class:`ConstrainedResult` of the last iterate: ``state.multiplier`` is the
+      A :class:`ConstrainedResult`: ``params`` is the chosen iterate, ``selected_step`` its
+      step (``num_steps`` for the last), ``state`` the final state, whose ``multiplier`` is the
       ``(num_groups, num_groups)`` matrix :math:`\mu_{g g'}` (for ``"equalized_odds"``,
-      ``(2, num_groups, num_groups)``: positive, then negative labels),
-      ``history["constraint"]`` the largest gap on the training data of the iterate each step
-      starts from, ``train_constraint`` and ``validation_constraint`` the largest gaps of the
-      returned model.
+      ``(2, num_groups, num_groups)``: positive, then negative labels). ``history`` holds, for
+      the iterate each step starts from, ``"constraint"``, its largest gap on the training
+      data, and ``"error"``, its (weighted) training error. ``train_constraint`` and
+      ``validation_constraint`` are the largest gaps of the returned model.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -818,6 +832,8 @@ def fit_rate_constrained(
         raise ValueError(
             f"`constraint` must be one of {tuple(_RATE_CONDITIONS)}, got {constraint!r}."
         )
+    if iterate not in ("best", "last"):
+        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
     if not target >= 0:
         raise ValueError(f"`target` must be >= 0, got {target!r}.")
     dtype = jnp.result_type(float)
@@ -836,7 +852,8 @@ def fit_rate_constrained(
         weights = jnp.asarray(weights, dtype)
     if multiplier_optimizer is None:
         multiplier_optimizer = _RATE_MULTIPLIER_OPTIMIZER
-    state, history, gaps = _rate_constrained_program(
+    bound = np.asarray(target, dtype) + np.asarray(tolerance, dtype)
+    state, chosen, chosen_step, history, gaps = _rate_constrained_program(
         model,
         regularizer,
         optimizer,
@@ -844,23 +861,25 @@ def fit_rate_constrained(
         num_steps,
         num_groups,
         _RATE_CONDITIONS[constraint],
+        iterate == "best",
         params,
         data,
         weights,
         validation_data,
         jnp.asarray(target, dtype),
+        jnp.asarray(bound),
     )
     train_gap = float(gaps[0])
     val_gap = float("nan") if validation_data is None else float(gaps[1])
     measured = train_gap if validation_data is None else val_gap
     return ConstrainedResult(
-        state.params,
+        chosen,
         state,
-        {"constraint": np.asarray(history)},
-        num_steps,
+        {k: np.asarray(v) for k, v in history.items()},
+        int(chosen_step),
         train_gap,
         val_gap,
-        bool(measured <= np.float32(target) + np.float32(tolerance)),
+        bool(np.asarray(measured, dtype) <= bound),
     )
 
 
@@ -886,7 +905,7 @@ def _rate_gaps(logits, batch, weights, num_groups, conditions):
     return jnp.stack(gaps)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
 def _rate_constrained_program(
     model,
     regularizer,
@@ -895,13 +914,17 @@ def _rate_constrained_program(
     num_steps,
     num_groups,
     conditions,
+    track_best,
     params,
     data,
     weights,
     val,
     target,
+    bound,
 ):
-    """:func:`fit_rate_constrained`'s loop and its final gaps, one compiled program."""
+    """:func:`fit_rate_constrained`'s loop and the final gaps of the returned iterate (the last
+    one, or with ``track_best`` the feasible one of lowest training error), one compiled
+    program. Returns ``(state, params, step, history, gaps)``."""
     _, y, s = data
     dtype = jnp.result_type(float)
     y = y.astype(dtype)
@@ -918,6 +941,8 @@ def _rate_constrained_program(
     # keeps it there for SGD, not for every optimizer).
     pairs = jnp.stack(present)
     error_cost = weights * (1 - 2 * y) / jnp.sum(weights)
+    # The weighted error of decisions h is sum_i error_cost_i h_i + base.
+    base = jnp.sum(weights * y) / jnp.sum(weights)
 
     def surrogate(p, net):
         cost = error_cost + jnp.sum(net[:, s] * slope, axis=0)
@@ -926,7 +951,8 @@ def _rate_constrained_program(
         value = jnp.sum(jnp.abs(cost) * binary_cross_entropy(z, labels))
         return (value if regularizer is None else value + regularizer(p)), z
 
-    def body(state, _):
+    def body(carry, _):
+        state, best = carry
         # Simultaneous updates: the parameters' gradient and the multipliers' gaps both come
         # from the logits of the current parameters (one forward pass of the model per step).
         mu = state.multiplier.reshape(C, G, G)
@@ -934,7 +960,8 @@ def _rate_constrained_program(
         grads, z = jax.grad(surrogate, has_aux=True)(state.params, net)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         p = optax.apply_updates(state.params, updates)
-        gaps = _rate_gaps(jax.lax.stop_gradient(z), data, weights, G, conditions)
+        z = jax.lax.stop_gradient(z)
+        gaps = _rate_gaps(z, data, weights, G, conditions)
         gaps = gaps.reshape(state.multiplier.shape)
         mu_updates, mu_state = mopt.update(
             -(gaps - target), state.multiplier_opt_state, state.multiplier
@@ -942,17 +969,29 @@ def _rate_constrained_program(
         mu = jnp.maximum(optax.apply_updates(state.multiplier, mu_updates), 0)
         mu = jnp.where(pairs.reshape(mu.shape), mu, 0)
         new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1)
-        return new, jnp.max(gaps)
+        error = base + jnp.sum(error_cost * (z > 0))
+        gap = jnp.max(gaps)
+        if track_best:
+            better = (gap <= bound) & (error < best[1])
+            candidate = (state.params, error, state.step)
+            best = jax.tree.map(lambda c, b: jnp.where(better, c, b), candidate, best)
+        return (new, best), {"constraint": gap, "error": error}
 
     mu0 = jnp.zeros((G, G) if C == 1 else (C, G, G), dtype)
     state = ConstrainedState(
         params, mu0, optimizer.init(params), mopt.init(mu0), jnp.zeros((), jnp.int32)
     )
-    state, history = jax.lax.scan(body, state, None, length=num_steps)
-    final = [jnp.max(_rate_gaps(model(state.params, data), data, weights, G, conditions))]
+    best = (params, jnp.asarray(jnp.inf, dtype), jnp.asarray(-1, jnp.int32))
+    (state, best), history = jax.lax.scan(body, (state, best), None, length=num_steps)
+    chosen, step = state.params, jnp.asarray(num_steps, jnp.int32)
+    if track_best:
+        found = best[2] >= 0
+        chosen = jax.tree.map(lambda b, last: jnp.where(found, b, last), best[0], chosen)
+        step = jnp.where(found, best[2], step)
+    final = [jnp.max(_rate_gaps(model(chosen, data), data, weights, G, conditions))]
     if val is not None:
-        final.append(jnp.max(_rate_gaps(model(state.params, val), val, None, G, conditions)))
-    return state, history, jnp.stack(final)
+        final.append(jnp.max(_rate_gaps(model(chosen, val), val, None, G, conditions)))
+    return state, chosen, step, history, jnp.stack(final)
 
 
 # Default multiplier optimizer of fit_constrained and constrained_sweep: one object, so that it

@@ -621,6 +621,77 @@ def test_rate_constrained_steps_against_a_reference(constraint):
         [_rate_gaps_reference(p, X, y, s, w, conditions).max() for p in (p0, p1)],
         atol=1e-6,
     )
+    np.testing.assert_allclose(
+        res.history["error"],
+        [np.sum(w * ((X @ p["w"] + p["b"] > 0) != y)) / w.sum() for p in (p0, p1)],
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("constraint", "target"),
+    [("demographic_parity", 0.02), ("equal_opportunity", 0.02), ("equalized_odds", 0.05)],
+)
+def test_rate_constrained_best_iterate_is_the_feasible_one_of_lowest_error(constraint, target):
+    # Three groups and a tight bound: the iterates swing around it. The chosen iterate must be
+    # the one the loop reached after `selected_step` updates (re-run to that step), feasible on
+    # the training data, and of the lowest training error among the feasible iterates.
+    train, _ = _biased(3)
+    X, y, s = (np.asarray(a) for a in train)
+    metric = {
+        "demographic_parity": lambda pred: metrics.demographic_parity_difference(
+            pred, s, num_groups=3
+        ),
+        "equal_opportunity": lambda pred: metrics.equal_opportunity_difference(
+            y, pred, s, num_groups=3
+        ),
+        "equalized_odds": lambda pred: metrics.equalized_odds_difference(y, pred, s, num_groups=3),
+    }[constraint]
+    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    kw = dict(
+        target=target,
+        num_groups=3,
+        optimizer=optax.adam(0.05),
+        num_steps=400,
+        constraint=constraint,
+        tolerance=0.005,
+    )
+    res = training.fit_rate_constrained(_linear, start, train, iterate="best", **kw)
+    last = training.fit_rate_constrained(_linear, start, train, **kw)
+    k = res.selected_step
+    assert 0 < k < 400
+    history = res.history
+    np.testing.assert_array_equal(history["constraint"], last.history["constraint"])
+    feasible = history["constraint"] <= np.float32(target) + np.float32(0.005)
+    assert 0 < feasible.sum() < 400  # some iterates were infeasible: the choice matters
+    assert not feasible[-1] or history["error"][-1] > history["error"][k]
+    assert history["error"][k] == history["error"][feasible].min()
+    assert np.all(history["error"][feasible][: feasible[:k].sum()] > history["error"][k])
+    again = training.fit_rate_constrained(_linear, start, train, **{**kw, "num_steps": k})
+    np.testing.assert_allclose(res.params["w"], again.params["w"], atol=1e-6)
+    np.testing.assert_allclose(res.params["b"], again.params["b"], atol=1e-6)
+    pred = (X @ np.asarray(res.params["w"]) + np.asarray(res.params["b"]) > 0).astype(np.float32)
+    assert float(np.mean(pred != y)) == pytest.approx(history["error"][k], abs=1e-6)
+    assert res.train_constraint == pytest.approx(float(metric(pred)), abs=1e-6)
+    assert res.train_constraint <= target + 0.005 + 1e-6
+    assert res.satisfied
+    # The final state is the last iterate's either way.
+    np.testing.assert_array_equal(res.state.params["w"], last.params["w"])
+    np.testing.assert_array_equal(res.state.multiplier, last.state.multiplier)
+
+
+def test_rate_constrained_best_iterate_falls_back_to_the_last():
+    # A biased start and a bound of 0 that five steps cannot reach: no iterate is feasible.
+    train, _ = _biased(2)
+    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    kw = dict(target=0.0, num_groups=2, optimizer=optax.adam(0.01), num_steps=5)
+    res = training.fit_rate_constrained(_linear, start, train, iterate="best", **kw)
+    last = training.fit_rate_constrained(_linear, start, train, **kw)
+    assert res.history["constraint"].min() > 0.1
+    assert res.selected_step == 5
+    np.testing.assert_array_equal(res.params["w"], last.params["w"])
+    assert res.train_constraint == last.train_constraint
+    assert not res.satisfied
 
 
 def test_rate_constrained_rejects_bad_options():
@@ -630,6 +701,8 @@ def test_rate_constrained_rejects_bad_options():
         training.fit_rate_constrained(_linear, _p0(), train, target=0.1, constraint="odds", **kw)
     with pytest.raises(ValueError, match="`target`"):
         training.fit_rate_constrained(_linear, _p0(), train, target=-0.1, **kw)
+    with pytest.raises(ValueError, match="`iterate`"):
+        training.fit_rate_constrained(_linear, _p0(), train, target=0.1, iterate="first", **kw)
     n = train[1].shape[0]
     with pytest.raises(ValueError, match="`weights` must have shape"):
         training.fit_rate_constrained(_linear, _p0(), train, target=0.1, weights=np.ones(3), **kw)
