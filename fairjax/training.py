@@ -537,18 +537,21 @@ def make_constrained_step(
 
 
 class ConstrainedResult(NamedTuple):
-    """The outcome of :func:`fit_constrained`.
+    """The outcome of :func:`fit_constrained` and :func:`fit_rate_constrained`.
 
     Attributes:
-      params: the returned model: the iterate chosen by ``iterate=`` (see
-        :func:`fit_constrained`).
+      params: the returned model: the iterate chosen by ``iterate=``.
       state: the final :class:`ConstrainedState` (to resume training; ``state.params`` is the
         last iterate).
-      history: dict of arrays of shape ``(num_steps,)``: ``loss``, ``constraint`` (the dual
-        constraint on the training data) and ``multiplier`` at each step.
+      history: dict of arrays of shape ``(num_steps,)``, one entry per step for the parameters
+        the step starts from: ``loss``, ``constraint`` (the dual constraint on the training
+        data) and ``multiplier`` for :func:`fit_constrained`; ``constraint`` (the largest rate
+        gap on the training data) and ``error`` (the weighted training error) for
+        :func:`fit_rate_constrained`.
       selected_step: the step whose parameters ``params`` are (``num_steps`` for the last
         iterate).
-      train_constraint: the dual constraint of ``params`` on the training data.
+      train_constraint: the dual constraint (for :func:`fit_rate_constrained`, the largest rate
+        gap) of ``params`` on the training data.
       validation_constraint: the same on ``validation_data`` (NaN when none was given).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
         ``<= target + tolerance``.
@@ -769,11 +772,15 @@ def fit_rate_constrained(
     Where the iterates swing around the bound, ``iterate="best"`` returns, instead of the last
     iterate, the iterate of lowest (weighted) training error among those whose largest gap on
     the training data was at most ``target + tolerance``: the 0-1 error is what the reduction
-    minimises, and the best feasible classifier is also how ExponentiatedGradient ranks its
-    candidates. It is tracked inside the compiled loop from the decisions the step computes
-    anyway (one extra copy of the parameters); when no iterate was feasible, the last one is
-    returned. The bound then holds on the training data by construction, not necessarily on
-    held-out data.
+    minimises. The candidates are the parameters each step starts from (step 0 is ``params``)
+    and the last iterate; of equal errors the earliest wins. It is tracked inside the compiled
+    loop from the decisions each step computes anyway (one extra copy of the parameters). The
+    bound then holds on the training data by construction, not necessarily on held-out data;
+    when no iterate was feasible, the last one is returned (``selected_step == num_steps`` and
+    ``satisfied`` is False unless the validation gap meets the bound). From a zero start,
+    step 0 is the constant classifier 0, whose gap is 0: it is always feasible, so when the
+    late iterates never meet the bound the choice can be an early, near-trivial model; look at
+    ``selected_step``.
 
     Args:
       model: ``model(params, batch) -> logits`` of shape ``(n,)``; the decision is
@@ -940,9 +947,20 @@ def _rate_constrained_program(
     # A pair with an empty group has no constraint: its multiplier stays 0 (the ascent alone
     # keeps it there for SGD, not for every optimizer).
     pairs = jnp.stack(present)
-    error_cost = weights * (1 - 2 * y) / jnp.sum(weights)
-    # The weighted error of decisions h is sum_i error_cost_i h_i + base.
-    base = jnp.sum(weights * y) / jnp.sum(weights)
+    total = jnp.sum(weights)
+    error_cost = weights * (1 - 2 * y) / total
+
+    def measure(z):
+        """The largest gap (and all of them, ``(C, G, G)``) and the weighted training error of
+        the decisions ``z > 0``. The error sums the weights of the misclassified rows, so
+        iterates that misclassify rows of the same total weight tie exactly (with unit
+        weights, up to 2^24 rows in float32)."""
+        gaps = _rate_gaps(z, data, weights, G, conditions)
+        error = jnp.sum(jnp.where((z > 0) != (y > 0.5), weights, 0)) / total
+        return jnp.max(gaps), gaps, error
+
+    def improves(gap, error, best):
+        return (gap <= bound) & (error < best[1])
 
     def surrogate(p, net):
         cost = error_cost + jnp.sum(net[:, s] * slope, axis=0)
@@ -960,8 +978,7 @@ def _rate_constrained_program(
         grads, z = jax.grad(surrogate, has_aux=True)(state.params, net)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         p = optax.apply_updates(state.params, updates)
-        z = jax.lax.stop_gradient(z)
-        gaps = _rate_gaps(z, data, weights, G, conditions)
+        gap, gaps, error = measure(jax.lax.stop_gradient(z))
         gaps = gaps.reshape(state.multiplier.shape)
         mu_updates, mu_state = mopt.update(
             -(gaps - target), state.multiplier_opt_state, state.multiplier
@@ -969,11 +986,9 @@ def _rate_constrained_program(
         mu = jnp.maximum(optax.apply_updates(state.multiplier, mu_updates), 0)
         mu = jnp.where(pairs.reshape(mu.shape), mu, 0)
         new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1)
-        error = base + jnp.sum(error_cost * (z > 0))
-        gap = jnp.max(gaps)
         if track_best:
-            better = (gap <= bound) & (error < best[1])
-            candidate = (state.params, error, state.step)
+            better = improves(gap, error, best)
+            candidate = (state.params, error, state.step, gap)
             best = jax.tree.map(lambda c, b: jnp.where(better, c, b), candidate, best)
         return (new, best), {"constraint": gap, "error": error}
 
@@ -981,14 +996,18 @@ def _rate_constrained_program(
     state = ConstrainedState(
         params, mu0, optimizer.init(params), mopt.init(mu0), jnp.zeros((), jnp.int32)
     )
-    best = (params, jnp.asarray(jnp.inf, dtype), jnp.asarray(-1, jnp.int32))
+    inf = jnp.asarray(jnp.inf, dtype)
+    best = (params, inf, jnp.asarray(-1, jnp.int32), inf)
     (state, best), history = jax.lax.scan(body, (state, best), None, length=num_steps)
-    chosen, step = state.params, jnp.asarray(num_steps, jnp.int32)
+    # The last iterate (after the last update) is measured here, and is a candidate too.
+    gap, _, error = measure(model(state.params, data))
+    last = (state.params, error, jnp.asarray(num_steps, jnp.int32), gap)
     if track_best:
-        found = best[2] >= 0
-        chosen = jax.tree.map(lambda b, last: jnp.where(found, b, last), best[0], chosen)
-        step = jnp.where(found, best[2], step)
-    final = [jnp.max(_rate_gaps(model(chosen, data), data, weights, G, conditions))]
+        # The last iterate wins if it is better or if no iterate was feasible.
+        keep_last = improves(gap, error, best) | (best[2] < 0)
+        last = jax.tree.map(lambda a, b: jnp.where(keep_last, a, b), last, best)
+    chosen, _, step, gap = last
+    final = [gap]
     if val is not None:
         final.append(jnp.max(_rate_gaps(model(chosen, val), val, None, G, conditions)))
     return state, chosen, step, history, jnp.stack(final)

@@ -467,6 +467,8 @@ def test_rate_constrained_with_an_inactive_bound_is_logistic_regression():
     np.testing.assert_allclose(res.params["w"], want["w"], atol=1e-5)
     np.testing.assert_allclose(res.params["b"], want["b"], atol=1e-5)
     np.testing.assert_array_equal(res.state.multiplier, 0)
+    # A zero start decides 0 everywhere: its error is the rate of positive labels.
+    assert res.history["error"][0] == pytest.approx(float(np.mean(np.asarray(train[1]))), abs=1e-7)
 
 
 @pytest.mark.parametrize("num_groups", [2, 3])
@@ -628,56 +630,148 @@ def test_rate_constrained_steps_against_a_reference(constraint):
     )
 
 
+_RATE_METRICS = {
+    "demographic_parity": lambda y, pred, s, G: metrics.demographic_parity_difference(
+        pred, s, num_groups=G
+    ),
+    "equal_opportunity": lambda y, pred, s, G: metrics.equal_opportunity_difference(
+        y, pred, s, num_groups=G
+    ),
+    "equalized_odds": lambda y, pred, s, G: metrics.equalized_odds_difference(
+        y, pred, s, num_groups=G
+    ),
+}
+
+
+def _decisions(params, X):
+    return (X @ np.asarray(params["w"]) + np.asarray(params["b"]) > 0).astype(np.float32)
+
+
+def _expected_best(res_last, X, y, w, bound):
+    """The step ``iterate="best"`` must pick, from an ``iterate="last"`` run: among the iterates
+    each step starts from and the last one, those with a gap <= bound, the earliest of lowest
+    weighted error (recomputed here for the last iterate, exact for integer weights)."""
+    pred = _decisions(res_last.params, X)
+    last_error = np.float32(np.sum(w * (pred != y))) / np.float32(w.sum())
+    errors = np.append(res_last.history["error"], last_error)
+    gaps = np.append(res_last.history["constraint"], np.float32(res_last.train_constraint))
+    feasible = np.flatnonzero(gaps <= bound)
+    return errors, gaps, feasible, int(feasible[np.argmin(errors[feasible])])
+
+
 @pytest.mark.parametrize(
-    ("constraint", "target"),
-    [("demographic_parity", 0.02), ("equal_opportunity", 0.02), ("equalized_odds", 0.05)],
+    ("constraint", "target", "num_steps"),
+    [
+        ("demographic_parity", 0.02, 400),
+        ("equal_opportunity", 0.02, 400),
+        ("equalized_odds", 0.05, 400),
+        ("equalized_odds", 0.05, 50),
+    ],
 )
-def test_rate_constrained_best_iterate_is_the_feasible_one_of_lowest_error(constraint, target):
+def test_rate_constrained_best_iterate_is_the_feasible_one_of_lowest_error(
+    constraint, target, num_steps
+):
     # Three groups and a tight bound: the iterates swing around it. The chosen iterate must be
     # the one the loop reached after `selected_step` updates (re-run to that step), feasible on
-    # the training data, and of the lowest training error among the feasible iterates.
+    # the training data, and the earliest of lowest training error among the feasible iterates,
+    # the last one included (at 50 steps it is the best one for equalized odds).
     train, _ = _biased(3)
     X, y, s = (np.asarray(a) for a in train)
-    metric = {
-        "demographic_parity": lambda pred: metrics.demographic_parity_difference(
-            pred, s, num_groups=3
-        ),
-        "equal_opportunity": lambda pred: metrics.equal_opportunity_difference(
-            y, pred, s, num_groups=3
-        ),
-        "equalized_odds": lambda pred: metrics.equalized_odds_difference(y, pred, s, num_groups=3),
-    }[constraint]
     start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
     kw = dict(
         target=target,
         num_groups=3,
         optimizer=optax.adam(0.05),
-        num_steps=400,
+        num_steps=num_steps,
         constraint=constraint,
         tolerance=0.005,
     )
     res = training.fit_rate_constrained(_linear, start, train, iterate="best", **kw)
     last = training.fit_rate_constrained(_linear, start, train, **kw)
-    k = res.selected_step
-    assert 0 < k < 400
-    history = res.history
-    np.testing.assert_array_equal(history["constraint"], last.history["constraint"])
-    feasible = history["constraint"] <= np.float32(target) + np.float32(0.005)
-    assert 0 < feasible.sum() < 400  # some iterates were infeasible: the choice matters
-    assert not feasible[-1] or history["error"][-1] > history["error"][k]
-    assert history["error"][k] == history["error"][feasible].min()
-    assert np.all(history["error"][feasible][: feasible[:k].sum()] > history["error"][k])
-    again = training.fit_rate_constrained(_linear, start, train, **{**kw, "num_steps": k})
-    np.testing.assert_allclose(res.params["w"], again.params["w"], atol=1e-6)
-    np.testing.assert_allclose(res.params["b"], again.params["b"], atol=1e-6)
-    pred = (X @ np.asarray(res.params["w"]) + np.asarray(res.params["b"]) > 0).astype(np.float32)
-    assert float(np.mean(pred != y)) == pytest.approx(history["error"][k], abs=1e-6)
-    assert res.train_constraint == pytest.approx(float(metric(pred)), abs=1e-6)
-    assert res.train_constraint <= target + 0.005 + 1e-6
+    np.testing.assert_array_equal(res.history["constraint"], last.history["constraint"])
+    np.testing.assert_array_equal(res.history["error"], last.history["error"])
+    bound = np.float32(target) + np.float32(0.005)
+    errors, gaps, feasible, k = _expected_best(last, X, y, np.ones_like(y), bound)
+    assert 0 < len(feasible) < num_steps  # some iterates were infeasible: the choice matters
+    assert res.selected_step == k
+    if num_steps == 400:
+        assert 0 < k < num_steps
+        again = training.fit_rate_constrained(_linear, start, train, **{**kw, "num_steps": k})
+        np.testing.assert_allclose(res.params["w"], again.params["w"], atol=1e-6)
+        np.testing.assert_allclose(res.params["b"], again.params["b"], atol=1e-6)
+    else:
+        assert k == num_steps  # the last iterate is feasible and better than every other
+        assert errors[-1] < errors[feasible[:-1]].min()
+    if k == num_steps:
+        np.testing.assert_array_equal(res.params["w"], last.params["w"])
+    pred = _decisions(res.params, X)
+    assert float(np.mean(pred != y)) == pytest.approx(errors[k], abs=1e-6)
+    assert res.train_constraint == pytest.approx(gaps[k], abs=1e-6)
+    assert res.train_constraint == pytest.approx(
+        float(_RATE_METRICS[constraint](y, pred, s, 3)), abs=1e-6
+    )
+    assert res.train_constraint <= bound
     assert res.satisfied
     # The final state is the last iterate's either way.
     np.testing.assert_array_equal(res.state.params["w"], last.params["w"])
     np.testing.assert_array_equal(res.state.multiplier, last.state.multiplier)
+
+
+def test_rate_constrained_best_iterate_with_weights_and_validation():
+    # Weighted error and weighted gaps choose the iterate; the validation gap is the chosen
+    # iterate's, unweighted.
+    train, test = _biased(2)
+    X, y, s = (np.asarray(a) for a in train)
+    w = np.asarray(jax.random.randint(jax.random.key(2), y.shape, 1, 4), np.float32)
+    kw = dict(
+        target=0.02,
+        num_groups=2,
+        optimizer=optax.adam(0.05),
+        num_steps=400,
+        weights=w,
+        validation_data=test,
+        tolerance=0.01,
+    )
+    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    res = training.fit_rate_constrained(_linear, start, train, iterate="best", **kw)
+    last = training.fit_rate_constrained(_linear, start, train, **kw)
+    bound = np.float32(0.02) + np.float32(0.01)
+    errors, _, feasible, k = _expected_best(last, X, y, w, bound)
+    assert 0 < len(feasible) < 400
+    assert res.selected_step == k < 400
+    pred = _decisions(res.params, X)
+    assert np.sum(w * (pred != y)) / w.sum() == pytest.approx(errors[k], abs=1e-6)
+    weighted = _rate_gaps_reference(res.params, X, y, s.astype(int), w, (None,))
+    assert res.train_constraint == pytest.approx(weighted.max(), abs=1e-6)
+    assert res.train_constraint <= bound
+    Xt, _, st = (np.asarray(a) for a in test)
+    assert res.validation_constraint == pytest.approx(
+        float(metrics.demographic_parity_difference(_decisions(res.params, Xt), st, num_groups=2)),
+        abs=1e-6,
+    )
+    assert res.validation_constraint != last.validation_constraint
+
+
+def test_rate_constrained_best_iterate_counts_a_gap_equal_to_the_bound():
+    # With the multipliers frozen (rate 0) the iterates do not depend on the target, so the
+    # target can be set to the gap of the iterate of lowest error: that iterate is feasible
+    # (gap <= bound, with equality) and is chosen.
+    train, _ = _biased(2)
+    X, y, _ = (np.asarray(a) for a in train)
+    kw = dict(
+        num_groups=2,
+        optimizer=optax.adam(0.05),
+        num_steps=100,
+        multiplier_optimizer=optax.sgd(0.0),
+    )
+    free = training.fit_rate_constrained(_linear, _p0(), train, target=1.0, **kw)
+    j = int(np.argmin(free.history["error"]))
+    target = float(free.history["constraint"][j])
+    res = training.fit_rate_constrained(_linear, _p0(), train, target=target, iterate="best", **kw)
+    _, _, _, k = _expected_best(free, X, y, np.ones_like(y), np.float32(target))
+    assert res.selected_step == k
+    assert free.history["constraint"][k] == np.float32(target) or k == 100
+    assert res.train_constraint <= np.float32(target)
 
 
 def test_rate_constrained_best_iterate_falls_back_to_the_last():
@@ -688,6 +782,7 @@ def test_rate_constrained_best_iterate_falls_back_to_the_last():
     res = training.fit_rate_constrained(_linear, start, train, iterate="best", **kw)
     last = training.fit_rate_constrained(_linear, start, train, **kw)
     assert res.history["constraint"].min() > 0.1
+    assert last.train_constraint > 0.1
     assert res.selected_step == 5
     np.testing.assert_array_equal(res.params["w"], last.params["w"])
     assert res.train_constraint == last.train_constraint
