@@ -593,15 +593,16 @@ def fit_constrained(
 
     The iterates of simultaneous descent-ascent circle the saddle point: the last one (the
     default, ``iterate="last"``) may sit on either side of the bound. ``iterate="best"`` returns
-    the feasible iterate with the lowest task loss instead: among the iterates (each step's
-    parameters before its update) whose dual constraint :math:`\tilde C` on the training data
-    was at most ``target + tolerance``, the one whose ``loss_fn`` was smallest (tracked inside
-    the compiled loop, one extra copy of the parameters), or the last iterate when none was
-    feasible. It guarantees the bound (up to ``tolerance``) on the training data, but the
-    feasible iterate of lowest loss can be an early one, before the primal-dual dynamics
-    settle. A smooth constraint that converges onto the bound sits on it only up to rounding
-    (in float32, a few 1e-7 above or below): with ``tolerance=0`` the converged iterates may
-    all count as infeasible, so give a tolerance of that order.
+    the feasible iterate with the lowest task loss instead: among the iterates (the parameters
+    each step starts from, and the last iterate) whose dual constraint :math:`\tilde C` on the
+    training data was at most ``target + tolerance``, the one whose ``loss_fn`` was smallest,
+    the earliest of equal losses (tracked inside the compiled loop, one extra copy of the
+    parameters), or the last iterate when none was feasible. It guarantees the bound (up to
+    ``tolerance``) on the training data, but the feasible iterate of lowest loss can be an early
+    one, before the primal-dual dynamics settle. A smooth constraint that converges onto the
+    bound sits on it only up to rounding (in float32, a few 1e-7 above or below): with
+    ``tolerance=0`` the converged iterates may all count as infeasible, so give a tolerance of
+    that order.
 
     Args:
       loss_fn: ``loss_fn(params, batch) -> scalar``.
@@ -662,6 +663,7 @@ def fit_constrained(
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
     state, (best, best_step), history, measured = _fit_program(
         step,
+        loss_fn,
         dual_fn,
         model,
         params,
@@ -1022,9 +1024,10 @@ _MULTIPLIER_OPTIMIZER = optax.sgd(1.0)
 _cached_constrained_step = functools.lru_cache(maxsize=32)(make_constrained_step)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 6, 7, 10, 11))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 7, 8, 11, 12))
 def _fit_program(
     step,
+    loss_fn,
     dual_fn,
     model,
     params,
@@ -1041,8 +1044,9 @@ def _fit_program(
     loop, then the dual constraint of the last (and, with ``track_best``, of the best) iterate
     on the training and the validation data (as separate jitted calls they cost a compilation
     each, 0.1 s on CPU)."""
+    last_terms = functools.partial(_task_and_dual_terms, loss_fn, dual_fn, model)
     state, (best, best_step), history = _run_constrained(
-        step, params, data, optimizer, mopt, mu0, target, num_steps, track_best
+        step, params, data, optimizer, mopt, mu0, target, num_steps, track_best, last_terms
     )
     iterates = (state.params, best) if track_best else (state.params,)
 
@@ -1055,16 +1059,26 @@ def _fit_program(
     return state, (best, best_step), history, measured
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4, 7, 8))
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 7, 8, 9))
 def _run_constrained(
-    step, params, data, optimizer, multiplier_optimizer, mu0, target, num_steps, track_best
+    step,
+    params,
+    data,
+    optimizer,
+    multiplier_optimizer,
+    mu0,
+    target,
+    num_steps,
+    track_best,
+    last_terms=None,
 ):
     """``num_steps`` primal-dual steps in one scan, with ``track_best`` tracking the feasible
-    iterate of lowest loss.
+    iterate of lowest loss: among the parameters each step starts from and, measured by
+    ``last_terms(params, data) -> (loss, dual constraint)`` after the loop, the last iterate.
 
-    Returns the final state, ``(best_params, best_step)`` (``best_step = -1`` when no iterate
-    was feasible or ``track_best`` is False; ``best_params`` are then the initial ones) and the
-    per-step history.
+    Returns the final state, ``(best_params, best_step)`` (``best_step = num_steps`` when the
+    last iterate is the best, ``-1`` when no iterate was feasible or ``track_best`` is False;
+    ``best_params`` are then the initial ones) and the per-step history.
     """
     state = ConstrainedState(
         params,
@@ -1087,7 +1101,18 @@ def _run_constrained(
         return (new, best), info
 
     (state, best), history = jax.lax.scan(body, (state, best), None, length=num_steps)
+    if track_best:
+        loss, constraint = last_terms(state.params, data)
+        better = jnp.all(constraint <= target) & (loss < best[1])
+        last = (state.params, loss.astype(loss_dtype), jnp.asarray(num_steps, jnp.int32))
+        best = jax.tree.map(lambda c, b: jnp.where(better, c, b), last, best)
     return state, (best[0], best[2]), history
+
+
+def _task_and_dual_terms(loss_fn, dual_fn, model, params, batch):
+    """The task loss and the dual constraint of ``params`` (one forward pass)."""
+    out = _outputs(model, params, batch)
+    return loss_fn(out, batch), jnp.asarray(dual_fn(out, batch))
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -1292,6 +1317,7 @@ def _constrained_sweep(
             target + tolerance,
             num_steps,
             iterate == "best",
+            functools.partial(_task_and_dual_terms, loss_fn, dual_fn, model),
         )
         chosen = state.params
         if iterate == "best":

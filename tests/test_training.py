@@ -391,6 +391,21 @@ def test_fit_constrained_returns_the_feasible_iterate_of_lowest_loss():
         training.fit_constrained(_loss, _penalty, _p0(), train, iterate="first", **opts)
 
 
+def test_best_iterate_can_be_the_last_one():
+    # min (p-2)^2 s.t. p <= 5: the bound never binds and the loss falls at every step, so the
+    # last iterate (after the last update) is the feasible one of lowest loss, for
+    # fit_constrained and for constrained_sweep alike.
+    args = (lambda p, b: (p - 2.0) ** 2, lambda p, b: p, jnp.asarray(0.0), None)
+    opts = dict(optimizer=optax.sgd(0.01), multiplier_optimizer=optax.sgd(0.1), num_steps=50)
+    best = training.fit_constrained(*args, target=5.0, iterate="best", **opts)
+    last = training.fit_constrained(*args, target=5.0, **opts)
+    assert np.all(np.diff(best.history["loss"]) < 0)
+    assert best.selected_step == 50
+    assert float(best.params) == float(last.params)
+    swept = training.constrained_sweep(*args, jnp.array([5.0, 6.0]), iterate="best", **opts)
+    np.testing.assert_array_equal(swept.params, [float(last.params)] * 2)
+
+
 def test_best_iterate_tolerance_admits_iterates_converged_onto_the_bound():
     # min (p-2)^2 s.t. p <= 1: the iterates converge onto p = 1 from both sides, within float32
     # rounding; with no tolerance only early iterates (p < 1) count as feasible.
