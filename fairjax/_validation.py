@@ -190,7 +190,8 @@ def check_num_groups(num_groups: object) -> int:
 
 
 def check_weights(weights: object, n: int) -> Array | None:
-    """Validates sample weights: shape ``(n,)``, finite, non-negative, not all zero."""
+    """Validates sample weights: shape ``(n,)``, finite, non-negative, not all zero, and a sum
+    within the range of the dtype they are summed in (else every weighted mean is NaN)."""
     if weights is None:
         return None
     arr = as_array(weights, "weights", ndim=1)
@@ -203,4 +204,12 @@ def check_weights(weights: object, n: int) -> Array | None:
             )
         if n and not holds(lambda xp, a: xp.any(a > 0), arr):
             raise ValueError("`weights` must not be all zero.")
+        dtype = float_dtype(arr)
+        limit = float(jnp.finfo(dtype).max)
+        # The sum in float64 on the host (no overflow warning); on a device in ``dtype``,
+        # where an overflow gives inf.
+        wide = np.float64 if _on_host(arr) else dtype
+        if not holds(lambda xp, a: float(xp.sum(a.astype(wide))) <= limit, arr):
+            total = float(np.sum(np.asarray(arr, np.float64)))
+            raise ValueError(f"`weights` sum to {total:g}, beyond the range of {dtype}.")
     return arr

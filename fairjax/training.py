@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fairjax import _validation as v
 from fairjax import groups, metrics, penalties
 
 Array = jax.Array
@@ -846,19 +847,11 @@ def fit_rate_constrained(
     if not target >= 0:
         raise ValueError(f"`target` must be >= 0, got {target!r}.")
     dtype = jnp.result_type(float)
-    n = data[1].shape[0]
-    if weights is None:
-        weights = jnp.ones(n, dtype)
-    else:
-        check = np.asarray(weights, np.float64)
-        if check.shape != (n,):
-            raise ValueError(f"`weights` must have shape ({n},), got {check.shape}.")
-        total = check.sum()
-        if not (np.all(np.isfinite(check)) and np.all(check >= 0) and 0 < total):
-            raise ValueError("`weights` must be finite and >= 0, with a positive sum.")
-        if not np.isfinite(np.asarray(total, dtype)):
-            raise ValueError(f"`weights` sum to {total:g}, beyond the range of {dtype}.")
-        weights = jnp.asarray(weights, dtype)
+    n = _check_rate_batch(data, num_groups, "data")
+    if validation_data is not None:
+        _check_rate_batch(validation_data, num_groups, "validation_data")
+    weights = v.check_weights(weights, n)
+    weights = jnp.ones(n, dtype) if weights is None else weights.astype(dtype)
     if multiplier_optimizer is None:
         multiplier_optimizer = _RATE_MULTIPLIER_OPTIMIZER
     bound = np.asarray(target, dtype) + np.asarray(tolerance, dtype)
@@ -890,6 +883,19 @@ def fit_rate_constrained(
         val_gap,
         bool(np.asarray(measured, dtype) <= bound),
     )
+
+
+def _check_rate_batch(batch: PyTree, num_groups: int, name: str) -> int:
+    """Checks a ``(X, y, groups)`` batch of :func:`fit_rate_constrained`: 0/1 labels and
+    integer group ids in ``[0, num_groups)``, one per row; returns the number of rows."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 3):
+        raise ValueError(f"`{name}` must be a tuple (X, y, groups), got {type(batch).__name__}.")
+    y = v.as_array(batch[1], f"{name} labels", ndim=1)
+    v.check_binary(y, f"{name} labels")
+    s = v.check_groups(batch[2], num_groups=num_groups, n=y.shape[0])
+    if s.ndim != 1:
+        raise ValueError(f"`{name}` groups must be integer ids of shape (n,), got {s.shape}.")
+    return y.shape[0]
 
 
 def _rate_gaps(logits, batch, weights, num_groups, conditions):

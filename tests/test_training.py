@@ -814,8 +814,26 @@ def test_rate_constrained_rejects_bad_options():
     with pytest.raises(ValueError, match="`iterate`"):
         training.fit_rate_constrained(_linear, _p0(), train, target=0.1, iterate="first", **kw)
     n = train[1].shape[0]
-    with pytest.raises(ValueError, match="`weights` must have shape"):
+    with pytest.raises(ValueError, match="`weights` must have one row per sample"):
         training.fit_rate_constrained(_linear, _p0(), train, target=0.1, weights=np.ones(3), **kw)
-    for bad in (-np.ones(n), np.full(n, np.nan), np.zeros(n)):
-        with pytest.raises(ValueError, match="`weights` must be finite"):
+    for bad, message in [
+        (-np.ones(n), "`weights` must be non-negative"),
+        (np.full(n, np.nan), "`weights` must be finite"),
+        (np.zeros(n), "`weights` must not be all zero"),
+        (np.full(n, 3e38 / n * 2), "`weights` sum to .* beyond the range of float32"),
+    ]:
+        with pytest.raises(ValueError, match=message):
             training.fit_rate_constrained(_linear, _p0(), train, target=0.1, weights=bad, **kw)
+    X, y, s = train
+    for data, message in [
+        ((X, 2 * y - 1, s), "`data labels` must be binary"),
+        ((X, y, s + 5), r"`groups` ids must lie in \[0, num_groups=2\)"),
+        ((X, y, s[:-1]), "`groups` must have one row per sample"),
+        ((X, y), "`data` must be a tuple"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            training.fit_rate_constrained(_linear, _p0(), data, target=0.1, **kw)
+    with pytest.raises(ValueError, match="`validation_data labels` must be binary"):
+        training.fit_rate_constrained(
+            _linear, _p0(), train, target=0.1, validation_data=(X, 2 * y - 1, s), **kw
+        )

@@ -295,6 +295,11 @@ FAULTS: dict[str, tuple[str, Callable[[dict, Entry], None], str]] = {
         lambda d, e: d.update(weights=np.ones((N, 1), np.float32)),
         "weights",
     ),
+    "weights summing beyond float32": (
+        "weights",
+        lambda d, e: d.update(weights=np.full(N, 1e38, np.float32)),
+        "weights",
+    ),
 }
 
 # Faults an entry point is known to let through: (entry, fault) -> what is wrong. Each becomes a
@@ -550,3 +555,8 @@ def test_value_checks_agree_on_the_host_and_the_device_path(monkeypatch, host):
         metrics.ks_unfairness(np.array([0.1, np.nan]), np.array([0, 1]), num_groups=2)
     with pytest.raises(ValueError, match="non-negative"):
         gs.group_means(np.ones(2), np.array([0, 1]), num_groups=2, weights=np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        gs.group_means(np.ones(4), np.array([0, 1, 0, 1]), num_groups=2, weights=np.full(4, 1e38))
+    assert np.isfinite(
+        gs.group_means(np.ones(4), np.array([0, 1, 0, 1]), num_groups=2, weights=np.full(4, 8e37))
+    ).all()
