@@ -446,6 +446,11 @@ def _linear(p, batch):
     return batch[0] @ p["w"] + p["b"]
 
 
+def _biased_start():
+    """A start away from zero: its decisions differ between the groups from step 0."""
+    return {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+
+
 def _biased(num_groups, seed=0):
     d = datasets.make_classification(
         jax.random.key(seed), n_samples=3000, n_features=4, num_groups=num_groups, bias=1.0
@@ -600,7 +605,7 @@ def test_rate_constrained_steps_against_a_reference(constraint):
         "equalized_odds": (1, 0),
     }[constraint]
     train, _ = _biased(2)
-    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    start = _biased_start()
     X, y, s = (np.asarray(a, np.float64) for a in train)
     s = s.astype(int)
     w = np.asarray(jax.random.randint(jax.random.key(2), y.shape, 1, 4), np.float64)
@@ -692,7 +697,7 @@ def test_rate_constrained_best_iterate_is_the_feasible_one_of_lowest_error(
     # the last one included (at 50 steps it is the best one for equalized odds).
     train, _ = _biased(3)
     X, y, s = (np.asarray(a) for a in train)
-    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    start = _biased_start()
     kw = dict(
         target=target,
         num_groups=3,
@@ -747,7 +752,7 @@ def test_rate_constrained_best_iterate_with_weights_and_validation():
         validation_data=test,
         tolerance=0.01,
     )
-    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    start = _biased_start()
     res = training.fit_rate_constrained(_linear, start, train, iterate="best", **kw)
     last = training.fit_rate_constrained(_linear, start, train, **kw)
     bound = np.float32(0.02) + np.float32(0.01)
@@ -792,7 +797,7 @@ def test_rate_constrained_best_iterate_counts_a_gap_equal_to_the_bound():
 def test_rate_constrained_best_iterate_falls_back_to_the_last():
     # A biased start and a bound of 0 that five steps cannot reach: no iterate is feasible.
     train, _ = _biased(2)
-    start = {"w": jnp.asarray([1.0, 0.5, -0.5, 0.2]), "b": jnp.asarray(0.3)}
+    start = _biased_start()
     kw = dict(target=0.0, num_groups=2, optimizer=optax.adam(0.01), num_steps=5)
     res = training.fit_rate_constrained(_linear, start, train, iterate="best", **kw)
     last = training.fit_rate_constrained(_linear, start, train, **kw)
