@@ -67,6 +67,7 @@ __all__ = [
     "ConstrainedState",
     "ConstrainedSweepResult",
     "FitResult",
+    "MixtureResult",
     "SweepResult",
     "TrainState",
     "binary_cross_entropy",
@@ -75,10 +76,12 @@ __all__ = [
     "fit",
     "fit_constrained",
     "fit_rate_constrained",
+    "fit_rate_constrained_mixture",
     "init_state",
     "lagrangian",
     "make_constrained_step",
     "make_step",
+    "mixture_decisions",
     "pareto_sweep",
     "penalized",
 ]
@@ -838,12 +841,310 @@ def fit_rate_constrained(
       Non-Convex Constrained Optimization, ALT 2019 (proxy-Lagrangian: the multipliers follow the
       exact, non-differentiable constraint).
     """
+    if iterate not in ("best", "last"):
+        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
+    state, chosen, chosen_step, history, gaps, _ = _run_rate_constrained(
+        model,
+        params,
+        data,
+        target=target,
+        num_groups=num_groups,
+        optimizer=optimizer,
+        constraint=constraint,
+        multiplier_optimizer=multiplier_optimizer,
+        num_steps=num_steps,
+        regularizer=regularizer,
+        weights=weights,
+        validation_data=validation_data,
+        tolerance=tolerance,
+        track_best=iterate == "best",
+        candidate_steps=(),
+    )
+    train_gap = float(gaps[0])
+    val_gap = float("nan") if validation_data is None else float(gaps[1])
+    measured = train_gap if validation_data is None else val_gap
+    bound = np.asarray(target, gaps.dtype) + np.asarray(tolerance, gaps.dtype)
+    return ConstrainedResult(
+        chosen,
+        state,
+        history,
+        int(chosen_step),
+        train_gap,
+        val_gap,
+        bool(np.asarray(measured, gaps.dtype) <= bound),
+    )
+
+
+class MixtureResult(NamedTuple):
+    """The outcome of :func:`fit_rate_constrained_mixture`: a randomised classifier.
+
+    Attributes:
+      params: the parameters of the mixture's components, each leaf with a leading axis of
+        size ``J``: the candidate iterates of positive weight, in step order.
+      weights: the probability of each component, shape ``(J,)`` (float64, sum 1).
+      steps: the step of each component, shape ``(J,)`` (``num_steps`` for the last iterate).
+      state: the final :class:`ConstrainedState` (``state.params`` is the last iterate).
+      history: as for :func:`fit_rate_constrained`: ``"constraint"`` and ``"error"`` of the
+        iterate each step starts from.
+      train_error: the mixture's expected (weighted) training error.
+      train_constraint: the largest expected gap of the mixture on the training data.
+      validation_constraint: the same on ``validation_data`` (NaN when none was given).
+      satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
+        ``<= target + tolerance``.
+    """
+
+    params: PyTree
+    weights: np.ndarray
+    steps: np.ndarray
+    state: ConstrainedState
+    history: dict[str, np.ndarray]
+    train_error: float
+    train_constraint: float
+    validation_constraint: float
+    satisfied: bool
+
+
+def fit_rate_constrained_mixture(
+    model: Model,
+    params: PyTree,
+    data: PyTree,
+    *,
+    target: float,
+    num_groups: int,
+    optimizer: optax.GradientTransformation,
+    constraint: str = "demographic_parity",
+    multiplier_optimizer: optax.GradientTransformation | None = None,
+    num_steps: int = 500,
+    num_candidates: int = 50,
+    regularizer: Callable[[PyTree], Array] | None = None,
+    weights: ArrayLike | None = None,
+    validation_data: PyTree | None = None,
+    tolerance: float = 0.0,
+) -> MixtureResult:
+    r"""Trains a randomised classifier to a bound on its expected group gap in decision rates.
+
+    The training is :func:`fit_rate_constrained`'s; the model returned is a mixture of its
+    iterates, as ExponentiatedGradient returns a mixture of its best responses (Agarwal et al.,
+    2018). Each prediction draws a component :math:`j` with probability :math:`q_j`, so the
+    expected decision on a row is :math:`p(x) = \sum_j q_j [f_{\theta_j}(x) > 0]`. Every rate
+    :math:`r^c_g` and the error are means of the decisions, hence linear in :math:`q`: the
+    mixture's expected rates are :math:`\sum_j q_j r^c_{g,j}`, and the best mixture of the
+    candidates is the linear program
+
+    .. math::
+
+        \min_{q \in \Delta_J} \sum_j q_j\, e_j \quad \text{s.t.} \quad
+        \sum_j q_j \left(r^c_{g,j} - r^c_{g',j}\right) \le \epsilon
+        \quad \text{for every condition } c \text{ and pair } g \ne g',
+
+    with :math:`e_j` the weighted training error of candidate :math:`j`. It is solved exactly
+    (``scipy.optimize.linprog``, HiGHS) after the compiled training; a vertex solution mixes
+    at most one more component than there are binding constraints. Where the iterates swing
+    across the bound and none of them meets it with a good error (equalized odds on Adult:
+    see ``benchmarks/rate_constrained_datasets.py``), a mixture of one iterate on each side
+    does, in expectation: the guarantee is on the expected gap, as for ExponentiatedGradient,
+    and one draw of decisions deviates from it by sampling noise (on :math:`n_g` rows of a
+    group, of order :math:`\sqrt{p(1-p)/n_g}`).
+
+    The candidates are ``num_candidates`` evenly spaced iterates, the parameters at steps
+    :math:`\lfloor kN/J \rfloor`, :math:`k = 0, \dots, J - 1` (step 0 is ``params``), and the
+    last iterate (all steps when ``num_candidates >= num_steps``); keeping them costs
+    ``num_candidates + 1`` copies of the parameters on the device. If no mixture of them meets
+    the bound on the training data, the bound is raised to the smallest largest expected gap
+    any mixture attains (``satisfied`` is then False unless the validation gap meets
+    ``target + tolerance``).
+
+    Args:
+      model: as in :func:`fit_rate_constrained`; so are ``params``, ``data``, ``target``,
+        ``num_groups``, ``optimizer``, ``constraint``, ``multiplier_optimizer``,
+        ``num_steps``, ``regularizer``, ``weights`` and ``validation_data``.
+      num_candidates: the number of evenly spaced iterates the mixture may use, besides the
+        last.
+      tolerance: slack on the bound for ``satisfied`` (the linear program uses ``target``).
+
+    Returns:
+      A :class:`MixtureResult`. :func:`mixture_decisions` gives its expected decisions (or
+      draws decisions) on any batch.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from fairjax import datasets, metrics, training
+      >>> d = datasets.make_classification(jax.random.key(0), n_samples=3000, n_features=4,
+      ...                                  num_groups=2, bias=1.0)
+      >>> batch = d.batch("train")
+      >>> def model(p, b):
+      ...     return b[0] @ p["w"] + p["b"]
+      >>> res = training.fit_rate_constrained_mixture(
+      ...     model, {"w": jnp.zeros(4), "b": jnp.zeros(())}, batch, target=0.05,
+      ...     num_groups=2, optimizer=optax.adam(0.05), num_steps=1000)
+      >>> float(res.weights.sum()), res.train_constraint <= 0.05
+      (1.0, True)
+      >>> p = training.mixture_decisions(model, res.params, res.weights, batch)
+      >>> bool(metrics.demographic_parity_difference(p, batch[2], num_groups=2) <= 0.05 + 1e-6)
+      True
+
+    References:
+      Agarwal, Beygelzimer, Dudík, Langford, Wallach, A Reductions Approach to Fair
+      Classification, ICML 2018 (the randomised classifier and its linear program over the
+      iterates).
+    """
+    if not (isinstance(num_candidates, int) and num_candidates >= 1):
+        raise ValueError(f"`num_candidates` must be an integer >= 1, got {num_candidates!r}.")
+    if not (isinstance(num_steps, int) and num_steps >= 1):
+        raise ValueError(f"`num_steps` must be an integer >= 1, got {num_steps!r}.")
+    kept = min(num_candidates, num_steps)
+    candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
+    state, _, _, history, _, candidates = _run_rate_constrained(
+        model,
+        params,
+        data,
+        target=target,
+        num_groups=num_groups,
+        optimizer=optimizer,
+        constraint=constraint,
+        multiplier_optimizer=multiplier_optimizer,
+        num_steps=num_steps,
+        regularizer=regularizer,
+        weights=weights,
+        validation_data=validation_data,
+        tolerance=tolerance,
+        track_best=False,
+        candidate_steps=candidate_steps,
+    )
+    cand_params, train_gaps, errors, val_gaps = candidates
+    train_gaps = np.asarray(train_gaps, np.float64).reshape(len(candidate_steps) + 1, -1)
+    errors = np.asarray(errors, np.float64)
+    q = _best_mixture(errors, train_gaps, float(target))
+    keep = np.flatnonzero(q)
+    q = q[keep] / q[keep].sum()
+    train_gap = float(np.max(q @ train_gaps[keep]))
+    val_gap = float("nan")
+    if val_gaps is not None:
+        val_gaps = np.asarray(val_gaps, np.float64).reshape(len(candidate_steps) + 1, -1)
+        val_gap = float(np.max(q @ val_gaps[keep]))
+    # Compared in the program's float dtype, as fit_rate_constrained does: the gaps are means
+    # of its float decisions, and a mixture on the bound may exceed it by float64 rounding.
+    dtype = jnp.result_type(float)
+    measured = np.asarray(train_gap if validation_data is None else val_gap, dtype)
+    return MixtureResult(
+        jax.tree.map(lambda a: a[keep], cand_params),
+        q,
+        np.asarray((*candidate_steps, num_steps))[keep],
+        state,
+        history,
+        float(q @ errors[keep]),
+        train_gap,
+        val_gap,
+        bool(measured <= np.asarray(target, dtype) + np.asarray(tolerance, dtype)),
+    )
+
+
+def _best_mixture(errors: np.ndarray, gaps: np.ndarray, target: float) -> np.ndarray:
+    """The weights ``q`` (float64, on the simplex, zeros where a vertex leaves them out) that
+    minimise ``q @ errors`` subject to ``q @ gaps <= target`` in every column of ``gaps``
+    ``(J, m)``; if no ``q`` is feasible, subject to the smallest bound one attains."""
+    from scipy.optimize import linprog
+
+    num, m = gaps.shape
+    simplex = {"A_eq": np.ones((1, num)), "b_eq": [1.0], "bounds": (0, None), "method": "highs"}
+    res = linprog(errors, A_ub=gaps.T, b_ub=np.full(m, target), **simplex)
+    if res.status == 2:  # infeasible: min t s.t. q @ gaps <= t, then the error at that t
+        lowest = linprog(
+            np.r_[np.zeros(num), 1.0],
+            A_ub=np.c_[gaps.T, -np.ones(m)],
+            b_ub=np.zeros(m),
+            A_eq=np.c_[np.ones((1, num)), 0.0],
+            b_eq=[1.0],
+            bounds=[(0, None)] * num + [(None, None)],
+            method="highs",
+        )
+        res = linprog(errors, A_ub=gaps.T, b_ub=np.full(m, lowest.fun), **simplex)
+        if res.status != 0:  # the smallest bound, rounded below what the solver admits
+            res = lowest
+            res.x = res.x[:num]
+    if res.status != 0:
+        raise RuntimeError(f"the mixture's linear program failed: {res.message}")
+    return np.where(res.x > 1e-12, res.x, 0.0)
+
+
+def mixture_decisions(
+    model: Model,
+    params: PyTree,
+    weights: ArrayLike,
+    batch: PyTree,
+    *,
+    key: Array | None = None,
+) -> Array:
+    r"""The decisions of a randomised classifier: expected, or drawn with ``key``.
+
+    .. math:: p(x) = \sum_j q_j \,[f_{\theta_j}(x) > 0]
+
+    Every metric of :mod:`fairjax.metrics` is a mean of decisions, so on :math:`p` it is the
+    mixture's expected value (e.g. ``demographic_parity_difference(p, groups)`` is its expected
+    gap, ``1 - mean(|p - y|)`` its expected accuracy). With ``key``, each row draws its
+    decision independently, 1 with probability :math:`p(x)`, as fairlearn's
+    ``ExponentiatedGradient.predict`` does.
+
+    Args:
+      model: ``model(params, batch) -> logits`` of shape ``(n,)``.
+      params: the components' parameters, each leaf with a leading axis ``(J,)`` (e.g.
+        :attr:`MixtureResult.params`).
+      weights: the components' probabilities, shape ``(J,)`` (e.g.
+        :attr:`MixtureResult.weights`).
+      batch: the batch the model takes.
+      key: optional PRNG key: draw 0/1 decisions instead of returning probabilities.
+
+    Returns:
+      Shape ``(n,)``: the probability of a positive decision on each row, or with ``key``
+      0/1 decisions, in the default float dtype.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from fairjax.training import mixture_decisions
+      >>> model = lambda w, x: x * w
+      >>> x = jnp.array([-1.0, 1.0, 2.0])
+      >>> mixture_decisions(model, jnp.array([1.0, -1.0]), jnp.array([0.75, 0.25]), x)
+      Array([0.25, 0.75, 0.75], dtype=float32)
+    """
+    dtype = jnp.result_type(float)
+    weights = jnp.asarray(weights, dtype)
+    decisions = jax.lax.map(lambda p: (model(p, batch) > 0).astype(dtype), params)
+    if decisions.shape[0] != weights.shape[0] or weights.ndim != 1:
+        raise ValueError(
+            f"`weights` must have shape ({decisions.shape[0]},) like the components of "
+            f"`params`, got {weights.shape}."
+        )
+    prob = weights @ decisions
+    if key is None:
+        return prob
+    return (jax.random.uniform(key, prob.shape, dtype) < prob).astype(dtype)
+
+
+def _run_rate_constrained(
+    model,
+    params,
+    data,
+    *,
+    target,
+    num_groups,
+    optimizer,
+    constraint,
+    multiplier_optimizer,
+    num_steps,
+    regularizer,
+    weights,
+    validation_data,
+    tolerance,
+    track_best,
+    candidate_steps,
+):
+    """Validates the arguments of :func:`fit_rate_constrained` and
+    :func:`fit_rate_constrained_mixture` and runs their compiled program (see
+    :func:`_rate_constrained_program`); ``history`` comes back as NumPy arrays."""
     if constraint not in _RATE_CONDITIONS:
         raise ValueError(
             f"`constraint` must be one of {tuple(_RATE_CONDITIONS)}, got {constraint!r}."
         )
-    if iterate not in ("best", "last"):
-        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
     if not target >= 0:
         raise ValueError(f"`target` must be >= 0, got {target!r}.")
     dtype = jnp.result_type(float)
@@ -855,7 +1156,7 @@ def fit_rate_constrained(
     if multiplier_optimizer is None:
         multiplier_optimizer = _RATE_MULTIPLIER_OPTIMIZER
     bound = np.asarray(target, dtype) + np.asarray(tolerance, dtype)
-    state, chosen, chosen_step, history, gaps = _rate_constrained_program(
+    *out, history, gaps, candidates = _rate_constrained_program(
         model,
         regularizer,
         optimizer,
@@ -863,7 +1164,8 @@ def fit_rate_constrained(
         num_steps,
         num_groups,
         _RATE_CONDITIONS[constraint],
-        iterate == "best",
+        track_best,
+        candidate_steps,
         params,
         data,
         weights,
@@ -871,18 +1173,7 @@ def fit_rate_constrained(
         jnp.asarray(target, dtype),
         jnp.asarray(bound),
     )
-    train_gap = float(gaps[0])
-    val_gap = float("nan") if validation_data is None else float(gaps[1])
-    measured = train_gap if validation_data is None else val_gap
-    return ConstrainedResult(
-        chosen,
-        state,
-        {k: np.asarray(v) for k, v in history.items()},
-        int(chosen_step),
-        train_gap,
-        val_gap,
-        bool(np.asarray(measured, dtype) <= bound),
-    )
+    return (*out, {k: np.asarray(h) for k, h in history.items()}, gaps, candidates)
 
 
 def _check_rate_batch(batch: PyTree, num_groups: int, name: str) -> int:
@@ -920,7 +1211,7 @@ def _rate_gaps(logits, batch, weights, num_groups, conditions):
     return jnp.stack(gaps)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8))
 def _rate_constrained_program(
     model,
     regularizer,
@@ -930,6 +1221,7 @@ def _rate_constrained_program(
     num_groups,
     conditions,
     track_best,
+    candidate_steps,
     params,
     data,
     weights,
@@ -939,7 +1231,13 @@ def _rate_constrained_program(
 ):
     """:func:`fit_rate_constrained`'s loop and the final gaps of the returned iterate (the last
     one, or with ``track_best`` the feasible one of lowest training error), one compiled
-    program. Returns ``(state, params, step, history, gaps)``."""
+    program. Returns ``(state, params, step, history, gaps, candidates)``.
+
+    ``candidate_steps``, a sorted tuple of steps in ``[0, num_steps)`` (empty: none), names
+    the iterates kept for :func:`fit_rate_constrained_mixture`, with the last iterate after
+    them: ``candidates`` is ``(params, train_gaps, errors, validation_gaps)`` of those
+    iterates, leaves with a leading axis ``len(candidate_steps) + 1``, gaps ``(C, G, G)`` each
+    (validation gaps None without ``val``); None when ``candidate_steps`` is empty."""
     _, y, s = data
     dtype = jnp.result_type(float)
     y = y.astype(dtype)
@@ -978,7 +1276,7 @@ def _rate_constrained_program(
         return (value if regularizer is None else value + regularizer(p)), z
 
     def body(carry, _):
-        state, best = carry
+        state, best, kept = carry
         # Simultaneous updates: the parameters' gradient and the multipliers' gaps both come
         # from the logits of the current parameters (one forward pass of the model per step).
         mu = state.multiplier.reshape(C, G, G)
@@ -987,9 +1285,10 @@ def _rate_constrained_program(
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         p = optax.apply_updates(state.params, updates)
         gap, gaps, error = measure(jax.lax.stop_gradient(z))
-        gaps = gaps.reshape(state.multiplier.shape)
         mu_updates, mu_state = mopt.update(
-            -(gaps - target), state.multiplier_opt_state, state.multiplier
+            -(gaps.reshape(state.multiplier.shape) - target),
+            state.multiplier_opt_state,
+            state.multiplier,
         )
         mu = jnp.maximum(optax.apply_updates(state.multiplier, mu_updates), 0)
         mu = jnp.where(pairs.reshape(mu.shape), mu, 0)
@@ -998,7 +1297,16 @@ def _rate_constrained_program(
             better = improves(gap, error, best)
             candidate = (state.params, error, state.step, gap)
             best = jax.tree.map(lambda c, b: jnp.where(better, c, b), candidate, best)
-        return (new, best), {"constraint": gap, "error": error}
+        if kept is not None:
+            # Every step writes its iterate to a slot: its own if it is a candidate, else a
+            # scratch slot past the end (one in-place update per step, no branch).
+            slot = slot_of_step[state.step]
+            kept = jax.tree.map(
+                lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, slot, 0),
+                kept,
+                (state.params, gaps, error),
+            )
+        return (new, best, kept), {"constraint": gap, "error": error}
 
     mu0 = jnp.zeros((G, G) if C == 1 else (C, G, G), dtype)
     state = ConstrainedState(
@@ -1006,9 +1314,19 @@ def _rate_constrained_program(
     )
     inf = jnp.asarray(jnp.inf, dtype)
     best = (params, inf, jnp.asarray(-1, jnp.int32), inf)
-    (state, best), history = jax.lax.scan(body, (state, best), None, length=num_steps)
+    kept = None
+    if candidate_steps:
+        num_kept = len(candidate_steps)
+        slot_of_step = np.full(num_steps, num_kept, np.int32)
+        slot_of_step[list(candidate_steps)] = np.arange(num_kept)
+        slot_of_step = jnp.asarray(slot_of_step)
+        kept = jax.tree.map(
+            lambda x: jnp.zeros((num_kept + 1, *jnp.shape(x)), jnp.result_type(x)),
+            (params, jnp.zeros((C, G, G), dtype), jnp.zeros((), dtype)),
+        )
+    (state, best, kept), history = jax.lax.scan(body, (state, best, kept), None, length=num_steps)
     # The last iterate (after the last update) is measured here, and is a candidate too.
-    gap, _, error = measure(model(state.params, data))
+    gap, last_gaps, error = measure(model(state.params, data))
     last = (state.params, error, jnp.asarray(num_steps, jnp.int32), gap)
     if track_best:
         # The last iterate wins if it is better or if no iterate was feasible.
@@ -1018,7 +1336,19 @@ def _rate_constrained_program(
     final = [gap]
     if val is not None:
         final.append(jnp.max(_rate_gaps(model(chosen, val), val, None, G, conditions)))
-    return state, chosen, step, history, jnp.stack(final)
+    candidates = None
+    if kept is not None:
+        # The scratch slot is replaced by the last iterate.
+        candidates = jax.tree.map(
+            lambda buf, x: buf.at[-1].set(x), kept, (state.params, last_gaps, error)
+        )
+        val_gaps = None
+        if val is not None:
+            val_gaps = jax.lax.map(
+                lambda p: _rate_gaps(model(p, val), val, None, G, conditions), candidates[0]
+            )
+        candidates = (*candidates, val_gaps)
+    return state, chosen, step, history, jnp.stack(final), candidates
 
 
 # Default multiplier optimizer of fit_constrained and constrained_sweep: one object, so that it

@@ -842,3 +842,188 @@ def test_rate_constrained_rejects_bad_options():
         training.fit_rate_constrained(
             _linear, _p0(), train, target=0.1, validation_data=(X, 2 * y - 1, s), **kw
         )
+
+
+def _lp_by_vertices(errors, gaps, bound):
+    """min q @ errors over the simplex with q @ gaps <= bound, by enumerating the vertices of
+    the feasible set (each: J linearly independent active constraints, the sum to 1 among
+    them), in NumPy: the reference of the mixture's linear program."""
+    import itertools
+
+    num, m = gaps.shape
+    rows = np.vstack([-np.eye(num), gaps.T])  # -q_j <= 0 and q @ gaps <= bound
+    rhs = np.concatenate([np.zeros(num), np.full(m, bound)])
+    best = np.inf
+    for active in itertools.combinations(range(num + m), num - 1):
+        A = np.vstack([np.ones(num), rows[list(active)]])
+        if abs(np.linalg.det(A)) < 1e-12:
+            continue
+        q = np.linalg.solve(A, np.concatenate([[1.0], rhs[list(active)]]))
+        if np.all(rows @ q <= rhs + 1e-12):
+            best = min(best, q @ errors)
+    return best
+
+
+@pytest.mark.parametrize("num_conditions", [1, 2])
+@pytest.mark.parametrize("seed", range(4))
+def test_best_mixture_solves_its_linear_program(num_conditions, seed):
+    # Random candidates with two groups: per condition, the gaps r_0 - r_1 and r_1 - r_0.
+    rng = np.random.default_rng(seed)
+    num = 6
+    d = rng.uniform(-0.3, 0.3, size=(num, num_conditions))
+    gaps = np.concatenate([d, -d], axis=1)
+    errors = rng.uniform(0.1, 0.4, size=num)
+    bound = 0.05
+    q = training._best_mixture(errors, gaps, bound)
+    assert np.all(q >= 0) and q.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.max(q @ gaps) <= bound + 1e-12
+    assert q @ errors == pytest.approx(_lp_by_vertices(errors, gaps, bound), abs=1e-12)
+    # A vertex: at most one component more than there are binding constraints.
+    assert np.count_nonzero(q) <= 1 + np.sum(np.isclose(q @ gaps, bound, atol=1e-12))
+
+
+def test_best_mixture_without_a_feasible_mixture_takes_the_smallest_gap():
+    # Every candidate favours group 0 by more than the bound: the smallest largest gap of any
+    # mixture is the smallest candidate's, 0.12, shared by candidates 1 and 3 (the one of lower
+    # error wins).
+    d = np.array([0.2, 0.12, 0.3, 0.12])
+    errors = np.array([0.1, 0.3, 0.05, 0.2])
+    q = training._best_mixture(errors, np.stack([d, -d], axis=1), 0.05)
+    np.testing.assert_allclose(q, [0, 0, 0, 1], atol=1e-9)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    ("constraint", "target", "any_iterate_feasible"),
+    [("demographic_parity", 0.02, False), ("equalized_odds", 0.05, True)],
+)
+def test_rate_constrained_mixture_is_the_best_mixture_of_its_iterates(
+    constraint, target, any_iterate_feasible, weighted
+):
+    # Three groups and a fast multiplier rate, so the iterates swing across the bound; every
+    # step is a candidate. The components are the iterates of those steps (re-run to one of
+    # them); the expected gap and error are those of the expected decisions (metrics on soft
+    # predictions); the bound holds in expectation; and the mixture beats every deterministic
+    # choice: for demographic parity no iterate meets the bound, for equalized odds the mixture's
+    # error is below that of every iterate that does.
+    train, test = _biased(3)
+    X, y, s = (np.asarray(a) for a in train)
+    w = np.ones_like(y)
+    if weighted:
+        w = np.asarray(jax.random.randint(jax.random.key(2), y.shape, 1, 4), np.float32)
+    num_steps = 200
+    kw = dict(
+        target=target,
+        num_groups=3,
+        optimizer=optax.adam(0.05),
+        multiplier_optimizer=optax.sgd(0.1),
+        num_steps=num_steps,
+        constraint=constraint,
+        weights=w,
+        validation_data=test,
+    )
+    start = _biased_start()
+    res = training.fit_rate_constrained_mixture(
+        _linear, start, train, num_candidates=num_steps, **kw
+    )
+    last = training.fit_rate_constrained(_linear, start, train, **kw)
+    np.testing.assert_array_equal(res.history["constraint"], last.history["constraint"])
+    np.testing.assert_array_equal(res.state.params["w"], last.params["w"])
+
+    assert res.weights.dtype == np.float64 and np.all(res.weights > 0)
+    assert res.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    assert len(res.weights) >= 2  # a randomised classifier, not one iterate
+    assert np.all(np.diff(res.steps) > 0) and 0 <= res.steps[0] and res.steps[-1] <= num_steps
+    assert res.params["w"].shape == (len(res.weights), 4)
+    k = int(res.steps[0]) if res.steps[0] > 0 else int(res.steps[1])
+    j = list(res.steps).index(k)
+    again = training.fit_rate_constrained(_linear, start, train, **{**kw, "num_steps": k})
+    np.testing.assert_allclose(res.params["w"][j], again.params["w"], atol=1e-6)
+
+    p = np.asarray(training.mixture_decisions(_linear, res.params, res.weights, train))
+    assert res.train_error == pytest.approx(np.sum(w * np.abs(p - y)) / w.sum(), abs=1e-6)
+    if constraint == "demographic_parity":
+        expected = metrics.demographic_parity_difference(p, s, num_groups=3, weights=w)
+    else:
+        expected = metrics.equalized_odds_difference(y, p, s, num_groups=3, weights=w)
+    assert res.train_constraint == pytest.approx(float(expected), abs=1e-6)
+    assert res.train_constraint <= np.float32(target)
+    _, yt, st = (np.asarray(a) for a in test)
+    pt = training.mixture_decisions(_linear, res.params, res.weights, test)
+    assert res.validation_constraint == pytest.approx(
+        float(_RATE_METRICS[constraint](yt, pt, st, 3)), abs=1e-6
+    )
+    assert res.satisfied == (res.validation_constraint <= np.float32(target))
+
+    errors = np.append(
+        last.history["error"], np.sum(w * (_decisions(last.params, X) != y)) / w.sum()
+    )
+    gaps = np.append(last.history["constraint"], last.train_constraint)
+    feasible = gaps <= np.float32(target)
+    assert feasible.any() == any_iterate_feasible
+    if any_iterate_feasible:
+        assert res.train_error < errors[feasible].min() - 1e-3
+
+
+def test_rate_constrained_mixture_candidates_are_evenly_spaced():
+    # 10 candidates of 95 steps: steps floor(95 k / 10) and the last, 95. With a zero start,
+    # step 0 is the constant classifier (gap 0), so a mixture always meets the bound.
+    train, _ = _biased(2)
+    kw = dict(target=0.0, num_groups=2, optimizer=optax.adam(0.05), num_steps=95)
+    res = training.fit_rate_constrained_mixture(_linear, _p0(), train, num_candidates=10, **kw)
+    assert set(res.steps.tolist()) <= {95 * k // 10 for k in range(10)} | {95}
+    assert 0 in res.steps.tolist() and res.satisfied
+    assert res.train_constraint == pytest.approx(0.0, abs=1e-7)
+    assert len(res.history["constraint"]) == 95
+
+
+def test_rate_constrained_mixture_without_a_feasible_mixture():
+    # A biased start and a bound of 0 that five steps cannot reach: every candidate favours the
+    # same group, so the mixture is the candidate of smallest gap and the result says it
+    # misses the bound.
+    train, _ = _biased(2)
+    kw = dict(target=0.0, num_groups=2, optimizer=optax.adam(0.01), num_steps=5)
+    res = training.fit_rate_constrained_mixture(_linear, _biased_start(), train, **kw)
+    last = training.fit_rate_constrained(_linear, _biased_start(), train, **kw)
+    gaps = np.append(last.history["constraint"], last.train_constraint)
+    assert res.train_constraint == pytest.approx(gaps.min(), abs=1e-6) and gaps.min() > 0.1
+    assert not res.satisfied
+
+
+def test_mixture_decisions_draws_each_row_with_its_probability():
+    def model(w, x):
+        return x * w
+
+    x = jnp.repeat(jnp.array([-2.0, -1.0, 1.0, 2.0]), 20_000)
+    params, q = jnp.array([1.0, -1.0, 1.5]), jnp.array([0.5, 0.3, 0.2])
+    p = training.mixture_decisions(model, params, q, x)
+    # Component j decides 1 where x w_j > 0: on x < 0 only component 1 (0.3), on x > 0 the
+    # others (0.7).
+    np.testing.assert_allclose(np.unique(np.asarray(p)), [0.3, 0.7], atol=1e-6)
+    draws = training.mixture_decisions(model, params, q, x, key=jax.random.key(0))
+    assert set(np.unique(np.asarray(draws)).tolist()) == {0.0, 1.0}
+    for value in (-2.0, -1.0, 1.0, 2.0):
+        rows = np.asarray(x == value)
+        mean, rate = float(np.asarray(draws)[rows].mean()), 0.3 if value < 0 else 0.7
+        assert abs(mean - rate) < 4 * np.sqrt(rate * (1 - rate) / rows.sum())
+    again = training.mixture_decisions(model, params, q, x, key=jax.random.key(0))
+    np.testing.assert_array_equal(draws, again)
+    one = training.mixture_decisions(model, params[:1], jnp.ones(1), x, key=jax.random.key(1))
+    np.testing.assert_array_equal(one, (x > 0).astype(jnp.float32))
+    with pytest.raises(ValueError, match="`weights` must have shape \\(3,\\)"):
+        training.mixture_decisions(model, params, q[:2], x)
+
+
+def test_rate_constrained_mixture_rejects_bad_options():
+    train, _ = _biased(2)
+    kw = dict(target=0.1, num_groups=2, optimizer=optax.adam(0.05))
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="`num_candidates`"):
+            training.fit_rate_constrained_mixture(_linear, _p0(), train, num_candidates=bad, **kw)
+    with pytest.raises(ValueError, match="`num_steps`"):
+        training.fit_rate_constrained_mixture(_linear, _p0(), train, num_steps=0, **kw)
+    with pytest.raises(ValueError, match="`constraint`"):
+        training.fit_rate_constrained_mixture(_linear, _p0(), train, constraint="odds", **kw)
+    X, y, s = train
+    with pytest.raises(ValueError, match="`data labels` must be binary"):
+        training.fit_rate_constrained_mixture(_linear, _p0(), (X, 2 * y - 1, s), **kw)
