@@ -196,18 +196,18 @@ def main() -> None:
     def l2(p):
         return 1e-4 * jnp.sum(p["w"] ** 2)
 
+    # The reduction's options, for the deterministic model and for the mixture.
+    rate_options = dict(
+        target=args.target,
+        num_groups=G,
+        optimizer=optimizer,
+        num_steps=args.steps,
+        regularizer=l2,
+        validation_data=test,
+    )
+
     def reduction():
-        return training.fit_rate_constrained(
-            logits,
-            p0,
-            train,
-            target=args.target,
-            num_groups=G,
-            optimizer=optimizer,
-            num_steps=args.steps,
-            regularizer=l2,
-            validation_data=test,
-        )
+        return training.fit_rate_constrained(logits, p0, train, **rate_options)
 
     res, t_fit = timed(reduction)
     t_run = compiled_runs(reduction)
@@ -215,17 +215,7 @@ def main() -> None:
     print(f"fairjax fit_rate_constrained  fit {t_fit:.2f} s (compiled run {t_run:.2f} s): {fr}")
 
     def mixture():
-        return training.fit_rate_constrained_mixture(
-            logits,
-            p0,
-            train,
-            target=args.target,
-            num_groups=G,
-            optimizer=optimizer,
-            num_steps=args.steps,
-            regularizer=l2,
-            validation_data=test,
-        )
+        return training.fit_rate_constrained_mixture(logits, p0, train, **rate_options)
 
     mix, t_fit = timed(mixture)
     t_run = compiled_runs(mixture)
