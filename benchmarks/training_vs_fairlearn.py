@@ -11,9 +11,10 @@ demographic-parity gap (the largest difference between the groups' positive rate
 - fairjax :func:`fairjax.training.fit_rate_constrained`: the same model and steps, each step an
   Adam step on the cost-sensitive problem of the current multipliers (the reduction of
   ExponentiatedGradient, as gradient steps).
-- fairjax :func:`fairjax.training.fit_rate_constrained_mixture`: the same training, returning
-  the best mixture of 50 evenly spaced iterates under the bound in expectation (a randomised
-  classifier, like ExponentiatedGradient's); its decisions on test drawn with
+- fairjax :func:`fairjax.training.fit_rate_constrained_mixture`: the same steps at its own
+  default multiplier rate (``optax.sgd(0.02)``), returning the best mixture of 200 evenly
+  spaced iterates under the bound in expectation (a randomised classifier, like
+  ExponentiatedGradient's); its decisions on test drawn with
   ``jax.random.key(0)``, and its expected decisions reported beside EG's.
 - fairlearn ``ExponentiatedGradient(LogisticRegression(), DemographicParity(difference_bound=b))``
   and its (randomised) ``predict`` with ``random_state=0``, at two bounds. fairlearn's
@@ -221,9 +222,11 @@ def main() -> None:
     t_run = compiled_runs(mixture)
 
     def expected_decisions(batch):
-        return np.asarray(training.mixture_decisions(logits, mix.params, mix.weights, batch))
+        return np.asarray(training.mixture_decisions(logits, mix.params, mix.probabilities, batch))
 
-    drawn = training.mixture_decisions(logits, mix.params, mix.weights, test, key=jax.random.key(0))
+    drawn = training.mixture_decisions(
+        logits, mix.params, mix.probabilities, test, key=jax.random.key(0)
+    )
     fm = evaluate(drawn, data.y_test, data.groups_test)
     fm.update(
         train_accuracy=1 - mix.train_error,
@@ -240,7 +243,7 @@ def main() -> None:
                     for name, batch in (("train", train), ("test", test))
                 },
             }
-            for j, (k, w) in enumerate(zip(mix.steps, mix.weights, strict=True))
+            for j, (k, w) in enumerate(zip(mix.steps, mix.probabilities, strict=True))
             for member in [jax.tree.map(lambda a, j=j: a[j], mix.params)]
         ],
     )

@@ -38,6 +38,7 @@ ones): for a linear model on Adult this is 3 matrix products per step instead of
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import sys
 import time
@@ -72,6 +73,7 @@ __all__ = [
     "MixtureResult",
     "SweepResult",
     "TrainState",
+    "best_mixture",
     "binary_cross_entropy",
     "constrained_sweep",
     "demo_pareto",
@@ -889,7 +891,7 @@ class MixtureResult(NamedTuple):
     Attributes:
       params: the parameters of the mixture's components, each leaf with a leading axis of
         size ``J``: the candidate iterates of positive weight, in step order.
-      weights: the probability of each component, shape ``(J,)`` (float64, sum 1).
+      probabilities: the probability of each component, shape ``(J,)`` (float64, sum 1).
       steps: the step of each component, shape ``(J,)`` (``num_steps`` for the last iterate).
       state: the final :class:`ConstrainedState` (``state.params`` is the last iterate).
       history: as for :func:`fit_rate_constrained`: ``"constraint"`` and ``"error"`` of the
@@ -899,10 +901,16 @@ class MixtureResult(NamedTuple):
       validation_constraint: the same on ``validation_data`` (NaN when none was given).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
         ``<= target + tolerance``.
+      candidates: what the linear program chose from, one entry per candidate iterate (the
+        last one last): ``"steps"``, ``"error"`` (weighted training error), ``"constraint"``
+        (largest training gap) and ``"gaps"``, the pairwise gaps :math:`r^c_g - r^c_{g'}`,
+        shape ``(K, C, G, G)`` (``C = 2`` for equalized odds, else 1); with
+        ``validation_data`` also ``"validation_gaps"``. :func:`best_mixture` re-solves the
+        program from them at another bound, without training again.
     """
 
     params: PyTree
-    weights: np.ndarray
+    probabilities: np.ndarray
     steps: np.ndarray
     state: ConstrainedState
     history: dict[str, np.ndarray]
@@ -910,6 +918,7 @@ class MixtureResult(NamedTuple):
     train_constraint: float
     validation_constraint: float
     satisfied: bool
+    candidates: dict[str, np.ndarray]
 
 
 def fit_rate_constrained_mixture(
@@ -964,19 +973,23 @@ def fit_rate_constrained_mixture(
     constant classifier of a zero start, at a high error). Hence two defaults that differ from
     :func:`fit_rate_constrained`'s: the multipliers move twice as fast (``optax.sgd(0.02)``),
     so that the iterates cross the bound instead of settling on it from one side, and the
-    candidates are many (200). Both were chosen on the training error of the benchmark's
-    twelve cases. With 50 candidates, ``sgd(0.01)`` against ``sgd(0.02)`` gave errors within
-    0.002 in eight cases, lower by 0.004 and 0.0004 in two, and far higher in two (Adult,
-    equalized odds: 0.185 against 0.160; Law School, equal opportunity: 0.183 against 0.114);
-    on those two, 200 candidates lowered the error at ``sgd(0.02)`` by 0.001 and 0.006.
+    candidates are many (200). Both were chosen on the training errors of the benchmark's
+    twelve cases (``benchmarks/rate_constrained_datasets.py``): at ``sgd(0.01)`` with 50
+    candidates, the mixture's training error was far higher on Adult under equalized odds
+    (0.185 against 0.159 at the defaults) and on Law School under equal opportunity (0.183
+    against 0.108). More candidates alone fix the second; the first needs the faster rate
+    (0.169 at ``sgd(0.01)`` with 200). In the other cases all settings were within 0.005 of
+    each other, the defaults at most 0.0012 above the best.
 
     The candidates are ``num_candidates`` evenly spaced iterates, the parameters at steps
     :math:`\lfloor kN/J \rfloor`, :math:`k = 0, \dots, J - 1` (step 0 is ``params``), and the
     last iterate (all steps when ``num_candidates >= num_steps``); keeping them costs
     ``num_candidates + 1`` copies of the parameters on the device. If no mixture of them meets
     the bound on the training data, the bound is raised to the smallest largest expected gap
-    any mixture attains (``satisfied`` is then False unless the validation gap meets
-    ``target + tolerance``).
+    any mixture attains (``train_constraint`` then exceeds ``target``; ``satisfied`` still
+    compares the validation gap, or without validation data that one, with
+    ``target + tolerance``). ``candidates`` holds every candidate's error and gaps, so
+    :func:`best_mixture` can re-solve the program at another bound without training again.
 
     Args:
       model: as in :func:`fit_rate_constrained`; so are ``params``, ``data``, ``target``,
@@ -984,7 +997,8 @@ def fit_rate_constrained_mixture(
         ``weights`` and ``validation_data``.
       multiplier_optimizer: optax optimizer of the multipliers (default ``optax.sgd(0.02)``).
       num_candidates: the number of evenly spaced iterates the mixture may use, besides the
-        last.
+        last. Each is a copy of the parameters kept on the device through the training: for a
+        large model, fewer.
       tolerance: slack on the bound for ``satisfied`` (the linear program uses ``target``).
 
     Returns:
@@ -1002,9 +1016,9 @@ def fit_rate_constrained_mixture(
       >>> res = training.fit_rate_constrained_mixture(
       ...     model, {"w": jnp.zeros(4), "b": jnp.zeros(())}, batch, target=0.05,
       ...     num_groups=2, optimizer=optax.adam(0.05), num_steps=1000)
-      >>> float(res.weights.sum()), res.train_constraint <= 0.05
+      >>> float(res.probabilities.sum()), res.train_constraint <= 0.05
       (1.0, True)
-      >>> p = training.mixture_decisions(model, res.params, res.weights, batch)
+      >>> p = training.mixture_decisions(model, res.params, res.probabilities, batch)
       >>> bool(metrics.demographic_parity_difference(p, batch[2], num_groups=2) <= 0.05 + 1e-6)
       True
 
@@ -1013,10 +1027,8 @@ def fit_rate_constrained_mixture(
       Classification, ICML 2018 (the randomised classifier and its linear program over the
       iterates).
     """
-    if not (isinstance(num_candidates, int) and num_candidates >= 1):
-        raise ValueError(f"`num_candidates` must be an integer >= 1, got {num_candidates!r}.")
-    if not (isinstance(num_steps, int) and num_steps >= 1):
-        raise ValueError(f"`num_steps` must be an integer >= 1, got {num_steps!r}.")
+    num_candidates = _positive_int(num_candidates, "num_candidates")
+    num_steps = _positive_int(num_steps, "num_steps")
     kept = min(num_candidates, num_steps)
     candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
     state, _, _, history, _, candidates = _run_rate_constrained(
@@ -1041,44 +1053,103 @@ def fit_rate_constrained_mixture(
         candidate_steps=candidate_steps,
     )
     cand_params, train_gaps, errors, val_gaps = candidates
-    train_gaps = np.asarray(train_gaps, np.float64).reshape(len(candidate_steps) + 1, -1)
-    errors = np.asarray(errors, np.float64)
-    q = _best_mixture(errors, train_gaps, float(target))
+    stats = {
+        "steps": np.asarray((*candidate_steps, num_steps)),
+        "error": np.asarray(errors),
+        "constraint": np.asarray(train_gaps).max(axis=(1, 2, 3)),
+        "gaps": np.asarray(train_gaps),
+    }
+    if val_gaps is not None:
+        stats["validation_gaps"] = np.asarray(val_gaps)
+    q = best_mixture(stats, target=target)
     keep = np.flatnonzero(q)
-    q = q[keep] / q[keep].sum()
-    # The expected gaps are rounded to 12 decimals: a mixture on the bound sums gaps of both
-    # signs, and float64 rounding leaves it about 1e-17 off (the rates themselves are float32,
-    # good to about 1e-8); without it, a bound of 0 met exactly would read as missed.
-    train_gap = float(np.round(np.max(q @ train_gaps[keep]), 12))
+    train_gap = _expected_gap(q[keep], stats["gaps"][keep])
     val_gap = float("nan")
     if val_gaps is not None:
-        val_gaps = np.asarray(val_gaps, np.float64).reshape(len(candidate_steps) + 1, -1)
-        val_gap = float(np.round(np.max(q @ val_gaps[keep]), 12))
+        val_gap = _expected_gap(q[keep], stats["validation_gaps"][keep])
     # Compared in the program's float dtype, as fit_rate_constrained does.
     dtype = jnp.result_type(float)
     measured = np.asarray(train_gap if validation_data is None else val_gap, dtype)
     return MixtureResult(
         jax.tree.map(lambda a: a[keep], cand_params),
-        q,
-        np.asarray((*candidate_steps, num_steps))[keep],
+        q[keep],
+        stats["steps"][keep],
         state,
         history,
-        float(q @ errors[keep]),
+        float(q[keep] @ stats["error"][keep].astype(np.float64)),
         train_gap,
         val_gap,
         bool(measured <= np.asarray(target, dtype) + np.asarray(tolerance, dtype)),
+        stats,
     )
 
 
-def _best_mixture(errors: np.ndarray, gaps: np.ndarray, target: float) -> np.ndarray:
-    """The weights ``q`` (float64, on the simplex, zeros where a vertex leaves them out) that
-    minimise ``q @ errors`` subject to ``q @ gaps <= target`` in every column of ``gaps``
-    ``(J, m)``; if no ``q`` is feasible, subject to the smallest bound one attains."""
+def _positive_int(value: Any, name: str) -> int:
+    """``value`` as a Python int >= 1 (NumPy integers too; not bools or floats)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.") from None
+    if value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+    return value
+
+
+def _expected_gap(probabilities: np.ndarray, gaps: np.ndarray) -> float:
+    """The largest expected gap of a mixture, in float64, rounded to 12 decimals: a mixture on
+    the bound sums gaps of both signs, and float64 rounding leaves it about 1e-17 off (the
+    gaps themselves are float32, good to about 1e-8); without the rounding a bound of 0 met
+    exactly would read as missed."""
+    flat = gaps.reshape(len(probabilities), -1).astype(np.float64)
+    return float(np.round(np.max(probabilities @ flat), 12))
+
+
+def best_mixture(candidates: dict[str, np.ndarray], *, target: float) -> np.ndarray:
+    r"""The mixture of candidate classifiers of lowest expected error under a bound on its gaps.
+
+    Solves, over the probability simplex,
+
+    .. math::
+
+        \min_q \sum_j q_j\, e_j \quad 	ext{s.t.} \quad \sum_j q_j\, \Delta_{j,k} \le \epsilon
+        \ 	ext{ for every gap } k,
+
+    exactly (``scipy.optimize.linprog``, HiGHS), where :math:`\Delta_{j,k}` are the signed
+    pairwise gaps :math:`r^c_g - r^c_{g'}` of candidate :math:`j`: both signs of each pair are
+    bounded, so the expected gap :math:`|\sum_j q_j (r^c_{g,j} - r^c_{g',j})|` is. A vertex
+    solution gives positive weight to at most one more candidate than there are binding
+    gaps. If no mixture meets the bound, the bound is raised to the smallest largest gap any
+    mixture attains, and the error minimised under that one.
+
+    Args:
+      candidates: :attr:`MixtureResult.candidates`, or any dict with ``"error"``, shape
+        ``(K,)``, and ``"gaps"``, shape ``(K, ...)`` (every entry a signed gap; entries of
+        value 0, like a pair of a group with itself, bound nothing).
+      target: the bound :math:`\epsilon \ge 0`.
+
+    Returns:
+      The probabilities ``q``, shape ``(K,)``, float64: non-negative, sum 1, exactly 0 for the
+      candidates left out.
+
+    Example:
+      >>> import numpy as np
+      >>> from fairjax.training import best_mixture
+      >>> gap = np.array([0.1, -0.05, 0.0])  # r_0 - r_1 of three classifiers
+      >>> cand = {"error": np.array([0.1, 0.2, 0.4]), "gaps": np.stack([gap, -gap], 1)}
+      >>> best_mixture(cand, target=0.02).round(4)  # 0.1 q_0 - 0.05 q_1 = 0.02
+      array([0.4667, 0.5333, 0.    ])
+    """
+    errors = np.asarray(candidates["error"], np.float64)
+    gaps = np.asarray(candidates["gaps"], np.float64).reshape(len(errors), -1)
+    if not target >= 0:
+        raise ValueError(f"`target` must be >= 0, got {target!r}.")
     from scipy.optimize import linprog
 
     num, m = gaps.shape
     simplex = {"A_eq": np.ones((1, num)), "b_eq": [1.0], "bounds": (0, None), "method": "highs"}
-    res = linprog(errors, A_ub=gaps.T, b_ub=np.full(m, target), **simplex)
+    res = linprog(errors, A_ub=gaps.T, b_ub=np.full(m, float(target)), **simplex)
     if res.status == 2:  # infeasible: min t s.t. q @ gaps <= t, then the error at that t
         lowest = linprog(
             np.r_[np.zeros(num), 1.0],
@@ -1089,19 +1160,22 @@ def _best_mixture(errors: np.ndarray, gaps: np.ndarray, target: float) -> np.nda
             bounds=[(0, None)] * num + [(None, None)],
             method="highs",
         )
+        if lowest.status != 0:
+            raise RuntimeError(f"the mixture's linear program failed: {lowest.message}")
         res = linprog(errors, A_ub=gaps.T, b_ub=np.full(m, lowest.fun), **simplex)
         if res.status != 0:  # the smallest bound, rounded below what the solver admits
             res = lowest
             res.x = res.x[:num]
     if res.status != 0:
         raise RuntimeError(f"the mixture's linear program failed: {res.message}")
-    return np.where(res.x > 1e-12, res.x, 0.0)
+    q = np.where(res.x > 1e-12, res.x, 0.0)
+    return q / q.sum()
 
 
 def mixture_decisions(
     model: Model,
     params: PyTree,
-    weights: ArrayLike,
+    probabilities: ArrayLike,
     batch: PyTree,
     *,
     key: Array | None = None,
@@ -1120,8 +1194,8 @@ def mixture_decisions(
       model: ``model(params, batch) -> logits`` of shape ``(n,)``.
       params: the components' parameters, each leaf with a leading axis ``(J,)`` (e.g.
         :attr:`MixtureResult.params`).
-      weights: the components' probabilities, shape ``(J,)`` (e.g.
-        :attr:`MixtureResult.weights`).
+      probabilities: the components' probabilities, shape ``(J,)``, non-negative with sum 1
+        (e.g. :attr:`MixtureResult.probabilities`; not checked, so that it can be traced).
       batch: the batch the model takes.
       key: optional PRNG key: draw 0/1 decisions instead of returning probabilities.
 
@@ -1138,14 +1212,15 @@ def mixture_decisions(
       Array([0.25, 0.75, 0.75], dtype=float32)
     """
     dtype = jnp.result_type(float)
-    weights = jnp.asarray(weights, dtype)
+    probabilities = jnp.asarray(probabilities, dtype)
     decisions = jax.lax.map(lambda p: (model(p, batch) > 0).astype(dtype), params)
-    if decisions.shape[0] != weights.shape[0] or weights.ndim != 1:
+    if probabilities.ndim != 1 or decisions.shape[0] != probabilities.shape[0]:
         raise ValueError(
-            f"`weights` must have shape ({decisions.shape[0]},) like the components of "
-            f"`params`, got {weights.shape}."
+            f"`probabilities` must have shape ({decisions.shape[0]},) like the components of "
+            f"`params`, got {probabilities.shape}."
         )
-    prob = weights @ decisions
+    # Clipped: float64 probabilities summing to 1 may sum to 1 + 1e-7 in float32.
+    prob = jnp.clip(probabilities @ decisions, 0, 1)
     if key is None:
         return prob
     return (jax.random.uniform(key, prob.shape, dtype) < prob).astype(dtype)

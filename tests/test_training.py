@@ -874,7 +874,7 @@ def test_best_mixture_solves_its_linear_program(num_conditions, seed):
     gaps = np.concatenate([d, -d], axis=1)
     errors = rng.uniform(0.1, 0.4, size=num)
     bound = 0.05
-    q = training._best_mixture(errors, gaps, bound)
+    q = training.best_mixture({"error": errors, "gaps": gaps}, target=bound)
     assert np.all(q >= 0) and q.sum() == pytest.approx(1.0, abs=1e-12)
     assert np.max(q @ gaps) <= bound + 1e-12
     assert q @ errors == pytest.approx(_lp_by_vertices(errors, gaps, bound), abs=1e-12)
@@ -888,7 +888,7 @@ def test_best_mixture_without_a_feasible_mixture_takes_the_smallest_gap():
     # error wins).
     d = np.array([0.2, 0.12, 0.3, 0.12])
     errors = np.array([0.1, 0.3, 0.05, 0.2])
-    q = training._best_mixture(errors, np.stack([d, -d], axis=1), 0.05)
+    q = training.best_mixture({"error": errors, "gaps": np.stack([d, -d], axis=1)}, target=0.05)
     np.testing.assert_allclose(q, [0, 0, 0, 1], atol=1e-9)
 
 
@@ -930,17 +930,17 @@ def test_rate_constrained_mixture_is_the_best_mixture_of_its_iterates(
     np.testing.assert_array_equal(res.history["constraint"], last.history["constraint"])
     np.testing.assert_array_equal(res.state.params["w"], last.params["w"])
 
-    assert res.weights.dtype == np.float64 and np.all(res.weights > 0)
-    assert res.weights.sum() == pytest.approx(1.0, abs=1e-12)
-    assert len(res.weights) >= 2  # a randomised classifier, not one iterate
+    assert res.probabilities.dtype == np.float64 and np.all(res.probabilities > 0)
+    assert res.probabilities.sum() == pytest.approx(1.0, abs=1e-12)
+    assert len(res.probabilities) >= 2  # a randomised classifier, not one iterate
     assert np.all(np.diff(res.steps) > 0) and 0 <= res.steps[0] and res.steps[-1] <= num_steps
-    assert res.params["w"].shape == (len(res.weights), 4)
+    assert res.params["w"].shape == (len(res.probabilities), 4)
     k = int(res.steps[0]) if res.steps[0] > 0 else int(res.steps[1])
     j = list(res.steps).index(k)
     again = training.fit_rate_constrained(_linear, start, train, **{**kw, "num_steps": k})
     np.testing.assert_allclose(res.params["w"][j], again.params["w"], atol=1e-6)
 
-    p = np.asarray(training.mixture_decisions(_linear, res.params, res.weights, train))
+    p = np.asarray(training.mixture_decisions(_linear, res.params, res.probabilities, train))
     assert res.train_error == pytest.approx(np.sum(w * np.abs(p - y)) / w.sum(), abs=1e-6)
     if constraint == "demographic_parity":
         expected = metrics.demographic_parity_difference(p, s, num_groups=3, weights=w)
@@ -949,7 +949,7 @@ def test_rate_constrained_mixture_is_the_best_mixture_of_its_iterates(
     assert res.train_constraint == pytest.approx(float(expected), abs=1e-6)
     assert res.train_constraint <= np.float32(target)
     _, yt, st = (np.asarray(a) for a in test)
-    pt = training.mixture_decisions(_linear, res.params, res.weights, test)
+    pt = training.mixture_decisions(_linear, res.params, res.probabilities, test)
     assert res.validation_constraint == pytest.approx(
         float(_RATE_METRICS[constraint](yt, pt, st, 3)), abs=1e-6
     )
@@ -965,17 +965,70 @@ def test_rate_constrained_mixture_is_the_best_mixture_of_its_iterates(
         assert res.train_error < errors[feasible].min() - 1e-3
 
 
-def test_rate_constrained_mixture_candidates_are_evenly_spaced():
-    # 10 candidates of 95 steps: steps floor(95 k / 10) and the last, 95. With a zero start,
-    # step 0 is the constant classifier (gap 0): a mixture always meets the bound of 0, and at
-    # an error no higher than that classifier's.
+@pytest.mark.parametrize("constraint", ["demographic_parity", "equalized_odds"])
+def test_rate_constrained_mixture_candidates_against_re_runs(constraint):
+    # 5 candidates of 97 steps: steps floor(97 k / 5) and the last. Each candidate's error and
+    # gaps are those of the iterate re-run to its step (gaps from a NumPy reference of the
+    # rates), the mixture is the optimum of the linear program over them (by vertex
+    # enumeration), its components are those iterates, and best_mixture re-solves it.
     train, _ = _biased(2)
-    kw = dict(target=0.0, num_groups=2, optimizer=optax.adam(0.05), num_steps=95)
-    res = training.fit_rate_constrained_mixture(_linear, _p0(), train, num_candidates=10, **kw)
-    assert set(res.steps.tolist()) <= {95 * k // 10 for k in range(10)} | {95}
-    assert res.satisfied and res.train_constraint == 0.0
-    assert res.train_error <= res.history["error"][0]
-    assert len(res.history["constraint"]) == 95
+    X, y, s = (np.asarray(a) for a in train)
+    conditions = training._RATE_CONDITIONS[constraint]
+    start, target = _biased_start(), 0.03
+    kw = dict(
+        target=target,
+        num_groups=2,
+        optimizer=optax.adam(0.05),
+        multiplier_optimizer=optax.sgd(0.1),
+        constraint=constraint,
+    )
+    res = training.fit_rate_constrained_mixture(
+        _linear, start, train, num_steps=97, num_candidates=5, **kw
+    )
+    cand = res.candidates
+    np.testing.assert_array_equal(cand["steps"], [0, 19, 38, 58, 77, 97])
+    ones = np.ones_like(y)
+    iterates = {0: start}
+    for k in cand["steps"][1:]:
+        iterates[int(k)] = training.fit_rate_constrained(
+            _linear, start, train, num_steps=int(k), **kw
+        ).params
+    for i, k in enumerate(cand["steps"]):
+        p = {n: np.asarray(a, np.float64) for n, a in iterates[int(k)].items()}
+        gaps = _rate_gaps_reference(p, X, y, s.astype(int), ones, conditions)
+        np.testing.assert_allclose(cand["gaps"][i], gaps, atol=1e-6)
+        assert cand["error"][i] == pytest.approx(np.mean(_decisions(p, X) != y), abs=1e-6)
+        if k < 97:
+            assert cand["error"][i] == res.history["error"][k]
+            assert cand["constraint"][i] == res.history["constraint"][k]
+    flat = cand["gaps"].reshape(6, -1).astype(np.float64)
+    assert res.train_error == pytest.approx(
+        _lp_by_vertices(cand["error"].astype(np.float64), flat, target), abs=1e-9
+    )
+    assert len(res.steps) >= 2 and res.train_constraint <= target
+    for j, k in enumerate(res.steps):
+        np.testing.assert_allclose(res.params["w"][j], iterates[int(k)]["w"], atol=1e-6)
+    q = training.best_mixture(cand, target=target)
+    np.testing.assert_allclose(q[np.isin(cand["steps"], res.steps)], res.probabilities)
+    loose = training.best_mixture(cand, target=1.0)  # no bound: the candidate of least error
+    assert loose[np.argmin(cand["error"])] == 1.0
+
+
+def test_rate_constrained_mixture_satisfied_and_tolerance():
+    # A bound of 0 is met exactly by a mixture (a zero start's step 0 is the constant
+    # classifier); the validation gap of the same mixture is above it, so `satisfied` follows
+    # the tolerance.
+    train, test = _biased(2)
+    kw = dict(num_groups=2, optimizer=optax.adam(0.05), num_steps=95, validation_data=test)
+    res = training.fit_rate_constrained_mixture(_linear, _p0(), train, target=0.0, **kw)
+    assert res.train_constraint == 0.0 and res.train_error <= res.history["error"][0]
+    assert res.validation_constraint > 0.0 and not res.satisfied
+    slack = res.validation_constraint
+    again = training.fit_rate_constrained_mixture(
+        _linear, _p0(), train, target=0.0, tolerance=slack, **kw
+    )
+    np.testing.assert_array_equal(again.probabilities, res.probabilities)
+    assert again.satisfied
 
 
 def test_rate_constrained_mixture_without_a_feasible_mixture():
@@ -1011,18 +1064,24 @@ def test_mixture_decisions_draws_each_row_with_its_probability():
     np.testing.assert_array_equal(draws, again)
     one = training.mixture_decisions(model, params[:1], jnp.ones(1), x, key=jax.random.key(1))
     np.testing.assert_array_equal(one, (x > 0).astype(jnp.float32))
-    with pytest.raises(ValueError, match="`weights` must have shape \\(3,\\)"):
+    with pytest.raises(ValueError, match="`probabilities` must have shape \\(3,\\)"):
         training.mixture_decisions(model, params, q[:2], x)
+    jitted = jax.jit(training.mixture_decisions, static_argnums=0)
+    np.testing.assert_array_equal(jitted(model, params, q, x), p)
 
 
 def test_rate_constrained_mixture_rejects_bad_options():
     train, _ = _biased(2)
     kw = dict(target=0.1, num_groups=2, optimizer=optax.adam(0.05))
-    for bad in (0, 2.5):
+    for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="`num_candidates`"):
             training.fit_rate_constrained_mixture(_linear, _p0(), train, num_candidates=bad, **kw)
     with pytest.raises(ValueError, match="`num_steps`"):
         training.fit_rate_constrained_mixture(_linear, _p0(), train, num_steps=0, **kw)
+    res = training.fit_rate_constrained_mixture(
+        _linear, _p0(), train, num_steps=np.int64(3), num_candidates=np.int32(7), **kw
+    )
+    np.testing.assert_array_equal(res.candidates["steps"], [0, 1, 2, 3])
     with pytest.raises(ValueError, match="`constraint`"):
         training.fit_rate_constrained_mixture(_linear, _p0(), train, constraint="odds", **kw)
     X, y, s = train
