@@ -1,0 +1,102 @@
+"""The one optimizer loop under every fairjax trainer (private: the trainers are the API).
+
+``value_and_grad`` of an objective, an optax update, ``apply_updates``, in a ``lax.scan``: the
+penalised and Lagrangian trainers, FERM's linear trainer, the representation trainer, the
+estimators and the demo all run their steps through :func:`make_step` and :func:`run`, so a
+change to how a step is taken (an ``apply`` hook, auxiliary outputs, a mini-batch schedule)
+is made once.
+
+The objective has the signature ``objective(params, x)``: ``x`` is what the loop feeds each
+step (the scanned slice of ``xs``: a mini-batch, a PRNG key, ``None`` for a full-batch loop
+over closed-over data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = jax.Array
+PyTree = Any
+Apply = Callable[[PyTree, PyTree], PyTree]
+
+
+def make_step(
+    objective: Callable[..., Any],
+    optimizer: optax.GradientTransformation,
+    *,
+    has_aux: bool = False,
+    apply: Apply | None = None,
+) -> Callable[..., tuple[PyTree, PyTree, Any]]:
+    """One optimizer update: ``step(params, opt_state, x) -> (params, opt_state, out)``.
+
+    ``out`` is the objective's value before the update, or ``(value, aux)`` with ``has_aux``.
+    ``apply(params, updates)`` replaces ``optax.apply_updates`` (e.g. a projection after the
+    update).
+    """
+    grad = jax.value_and_grad(objective, has_aux=has_aux)
+    apply = optax.apply_updates if apply is None else apply
+
+    def step(params, opt_state, x=None):
+        out, grads = grad(params, x)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return apply(params, updates), opt_state, out
+
+    return step
+
+
+def run(
+    objective: Callable[..., Any],
+    optimizer: optax.GradientTransformation,
+    params: PyTree,
+    *,
+    num_steps: int | None = None,
+    xs: PyTree = None,
+    opt_state: PyTree = None,
+    has_aux: bool = False,
+    apply: Apply | None = None,
+) -> tuple[PyTree, PyTree, Any]:
+    """``num_steps`` optimizer updates in one ``lax.scan``; traceable (call it under ``jit``).
+
+    Args:
+      objective: ``objective(params, x) -> scalar`` (or ``(scalar, aux)`` with ``has_aux``).
+      optimizer: any optax ``GradientTransformation``.
+      params: initial parameters.
+      num_steps: number of steps when ``xs`` is None.
+      xs: per-step inputs with the steps on the leading axis (mini-batches, keys); ``None``
+        feeds ``None`` to every step.
+      opt_state: the optimizer state to start from (default ``optimizer.init(params)``).
+      has_aux: the objective returns ``(value, aux)``.
+      apply: replaces ``optax.apply_updates``.
+
+    Returns:
+      ``(params, opt_state, outs)``: ``outs`` stacks each step's value (and aux) before its
+      update, with the steps on the leading axis.
+    """
+    step = make_step(objective, optimizer, has_aux=has_aux, apply=apply)
+    state = optimizer.init(params) if opt_state is None else opt_state
+
+    def body(carry, x):
+        p, s, out = step(*carry, x)
+        return (p, s), out
+
+    (params, state), outs = jax.lax.scan(body, (params, state), xs, length=num_steps)
+    return params, state, outs
+
+
+def shuffled_batches(data: PyTree, key: Array, *, batch_size: int) -> PyTree:
+    """The rows of ``data`` shuffled by ``key`` and cut into ``n // batch_size`` mini-batches.
+
+    Leaves get a leading axis of mini-batches (``(num_batches, batch_size, ...)``), ready to be
+    the ``xs`` of :func:`run`; the last ``n % batch_size`` shuffled rows are dropped.
+    """
+    n = jax.tree_util.tree_leaves(data)[0].shape[0]
+    num_batches = n // batch_size
+    perm = jax.random.permutation(key, n)[: num_batches * batch_size]
+    return jax.tree_util.tree_map(
+        lambda x: jnp.take(x, perm, axis=0).reshape(num_batches, batch_size, *x.shape[1:]), data
+    )

@@ -1,0 +1,194 @@
+r"""Per-example task losses for binary classification and regression, optax style.
+
+Each loss takes the model's outputs and the targets and returns one value per example, leaving
+the reduction to the caller; :func:`weighted_mean` is the reduction every fairjax trainer uses,
+with sample weights and a ``where=`` mask (a masked-out or zero-weight row contributes nothing,
+and an all-masked batch gives 0, not NaN).
+
+=====================  ====================================  ==================
+loss                   value of one example                  labels
+=====================  ====================================  ==================
+:func:`logistic`       :math:`\log(1 + e^{z}) - y z`          ``y`` in [0, 1]
+:func:`hinge`          :math:`\max(0, 1 - m)`, :math:`m = t z`  ``y`` in {0, 1} or {-1, +1}
+:func:`squared_hinge`  :math:`\max(0, 1 - m)^2`               ``y`` in {0, 1} or {-1, +1}
+:func:`squared`        :math:`(z - y)^2`                      real
+=====================  ====================================  ==================
+
+For the margin losses :math:`t = +1` where ``y == 1`` and :math:`-1` elsewhere, so 0/1 and
+-1/+1 labels give the same loss.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from fairjax import losses
+  >>> z, y = jnp.array([2.0, -1.0, 0.5]), jnp.array([1.0, 0.0, 0.0])
+  >>> losses.weighted_mean(losses.hinge(z, y), weights=jnp.array([1.0, 1.0, 2.0]))
+  Array(0.75, dtype=float32)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fairjax import groups as gs
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+__all__ = [
+    "LOSSES",
+    "hinge",
+    "logistic",
+    "squared",
+    "squared_hinge",
+    "weighted_mean",
+]
+
+
+def _float(z: ArrayLike) -> Array:
+    z = jnp.asarray(z)
+    return z.astype(jnp.result_type(z.dtype, float))
+
+
+def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
+    r"""Logistic loss (binary cross-entropy) of each logit against a 0/1 or soft label.
+
+    .. math:: \ell(z, y) = \log(1 + e^{z}) - y z = \max(z, 0) - y z + \log(1 + e^{-|z|})
+
+    The values of ``optax.sigmoid_binary_cross_entropy``, with one exponential and one
+    logarithm per element instead of two of each (cheaper where a linear model's step is
+    dominated by elementwise work). Stable for any finite logit; the gradient is
+    :math:`\sigma(z) - y`, :math:`1/2 - y` at :math:`z = 0`.
+
+    Args:
+      logits: scores on the logit scale, any shape.
+      labels: targets in [0, 1], broadcastable to ``logits``.
+
+    Returns:
+      The loss of each element, in the logits' float dtype (at least float32).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.losses import logistic
+      >>> logistic(jnp.array([0.0, 2.0, -100.0]), jnp.array([1.0, 1.0, 1.0]))
+      Array([  0.6931472,   0.126928 , 100.       ], dtype=float32)
+
+    References:
+      Cox, *The regression analysis of binary sequences*, JRSS B, 1958.
+    """
+    z = _float(logits)
+    y = jnp.asarray(labels, z.dtype)
+    # The branches as selects on one sign test, not max(z, 0) and |z|: their derivatives at
+    # z = 0 are 0 in JAX, which would give the gradient -y instead of 1/2 - y at the zero
+    # logits of a zero initialisation.
+    positive = z >= 0
+    return jnp.where(positive, z, 0) - y * z + jnp.log1p(jnp.exp(-jnp.where(positive, z, -z)))
+
+
+def _margin(scores: ArrayLike, labels: ArrayLike) -> Array:
+    """``t z`` with ``t = +1`` where ``labels == 1`` and ``-1`` elsewhere."""
+    z = _float(scores)
+    return jnp.where(jnp.asarray(labels) == 1, z, -z)
+
+
+def hinge(scores: ArrayLike, labels: ArrayLike) -> Array:
+    r"""Hinge loss of each score: :math:`\max(0, 1 - t z)`, :math:`t = \pm 1` from the label.
+
+    Args:
+      scores: decision values, any shape.
+      labels: binary labels, 0/1 or -1/+1 (``1`` is the positive class), broadcastable.
+
+    Returns:
+      The loss of each element, in the scores' float dtype (at least float32).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.losses import hinge
+      >>> hinge(jnp.array([2.0, 0.5, 0.5]), jnp.array([1, 1, -1]))
+      Array([0. , 0.5, 1.5], dtype=float32)
+
+    References:
+      Cortes, Vapnik, *Support-vector networks*, Machine Learning, 1995.
+    """
+    return jnp.maximum(1.0 - _margin(scores, labels), 0.0)
+
+
+def squared_hinge(scores: ArrayLike, labels: ArrayLike) -> Array:
+    r"""Squared hinge loss of each score: :math:`\max(0, 1 - t z)^2` (differentiable).
+
+    Args:
+      scores: decision values, any shape.
+      labels: binary labels, 0/1 or -1/+1 (``1`` is the positive class), broadcastable.
+
+    Returns:
+      The loss of each element, in the scores' float dtype (at least float32).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.losses import squared_hinge
+      >>> squared_hinge(jnp.array([2.0, 0.5, 0.5]), jnp.array([1, 1, 0]))
+      Array([0.  , 0.25, 2.25], dtype=float32)
+    """
+    return jnp.square(hinge(scores, labels))
+
+
+def squared(predictions: ArrayLike, targets: ArrayLike) -> Array:
+    r"""Squared error of each prediction: :math:`(z - y)^2`.
+
+    Args:
+      predictions: predicted values, any shape.
+      targets: targets, broadcastable to ``predictions``.
+
+    Returns:
+      The loss of each element, in the predictions' float dtype (at least float32).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.losses import squared
+      >>> squared(jnp.array([1.0, 2.0]), jnp.array([0.0, 4.0]))
+      Array([1., 4.], dtype=float32)
+    """
+    z = _float(predictions)
+    return jnp.square(z - jnp.asarray(targets, z.dtype))
+
+
+#: Every loss by name, for functions that take ``loss="..."``.
+LOSSES = {
+    "logistic": logistic,
+    "hinge": hinge,
+    "squared_hinge": squared_hinge,
+    "squared": squared,
+}
+
+
+def weighted_mean(
+    values: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> Array:
+    r"""The weighted mean of per-example losses, :math:`\sum_i w_i m_i \ell_i / \sum_i w_i m_i`.
+
+    Args:
+      values: per-example losses, shape ``(n,)``.
+      weights: optional non-negative sample weights ``(n,)`` (default 1).
+      where: optional boolean mask ``(n,)``: rows where it is False are left out (optax's
+        ``where=``).
+
+    Returns:
+      A scalar; 0 when every row is masked or has zero weight (never NaN), with finite
+      gradients.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.losses import weighted_mean
+      >>> weighted_mean(jnp.array([1.0, 3.0, 100.0]), where=jnp.array([True, True, False]))
+      Array(2., dtype=float32)
+    """
+    x = _float(values)
+    w = jnp.ones_like(x) if weights is None else jnp.asarray(weights, x.dtype)
+    if where is not None:
+        w = jnp.where(jnp.asarray(where), w, 0)
+    # A masked row may hold inf or NaN (padding): select it out rather than multiply by 0.
+    total = jnp.sum(jnp.where(w > 0, w * x, 0))
+    return gs.safe_divide(total, jnp.sum(w))
