@@ -33,6 +33,7 @@ Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 __all__ = [
+    "column_sums",
     "gather_rows",
     "group_counts",
     "group_means",
@@ -183,8 +184,25 @@ def _per_group_sum(rows: Array, groups: Array, num_groups: int | None) -> Array:
     return jnp.sum(per_block, axis=0)
 
 
-def _row_sum(rows: Array) -> Array:
-    """Sum over axis 0 with the blocked accumulation of the group sums (float32-accurate)."""
+def column_sums(rows: ArrayLike) -> Array:
+    """Sum over axis 0 with the blocked accumulation of the group sums (float32-accurate).
+
+    A float32 running sum of 10^7 small terms drifts by about 0.4%; this is the same blocked
+    accumulation as :func:`group_sums`, for a sum over rows that is not per group.
+
+    Args:
+      rows: array of shape ``(n, ...)``.
+
+    Returns:
+      Array of shape ``rows.shape[1:]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.groups import column_sums
+      >>> column_sums(jnp.array([[1.0, 2.0], [3.0, 4.0]]))
+      Array([4., 6.], dtype=float32)
+    """
+    rows = jnp.asarray(rows)
     return _per_group_sum(rows, jnp.zeros(rows.shape[:1], jnp.int32), 1)[0]
 
 

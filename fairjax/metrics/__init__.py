@@ -1,0 +1,44 @@
+"""Fairness metrics on decisions, probabilities or scores.
+
+Every metric jit-compiles, takes sample ``weights=`` (a zero weight masks a row) and any number of
+groups. Signatures follow scikit-learn and fairlearn: a metric that needs labels is
+``f(y_true, y_pred, groups, *, num_groups, weights=None)``, one that does not is
+``f(y_pred, groups, *, num_groups, weights=None)``.
+
+Gaps between groups are the **largest gap over all pairs of non-empty groups**,
+:math:`\\max_{a, b} |r_a - r_b| = \\max_g r_g - \\min_g r_g`, which is fairlearn's
+``method="between_groups"``; a group with no rows (zero total weight) is left out, and with fewer
+than two non-empty groups the gap is 0. For the rates conditioned on a label (TPR, FPR), a group
+with no row of that label is left out of that rate's gap (fairlearn would count its rate as 0).
+
+``y_pred`` holds hard decisions in {0, 1}, or probabilities in [0, 1], in which case rates are the
+expected rates of the randomised classifier that says 1 with that probability.
+
+On several devices, two ways give the metric of the whole batch: call it under ``jax.jit`` with
+inputs sharded along the rows (``jax.sharding.NamedSharding``; XLA inserts the reductions), or
+call it inside ``shard_map``/``pmap`` with ``axis_name=``: the rate metrics then sum their group
+statistics across devices with :func:`jax.lax.psum` (communication O(G), independent of n), and
+the score metrics (KS, Wasserstein), which need one global sort, gather all rows on every
+device (communication O(n)).
+"""
+
+from fairjax.metrics._parity import (
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+)
+from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
+from fairjax.metrics._tables import BootstrapResult, bootstrap, by_group
+
+__all__ = [
+    "BootstrapResult",
+    "bootstrap",
+    "by_group",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equal_opportunity_difference",
+    "equalized_odds_difference",
+    "ks_unfairness",
+    "wasserstein_unfairness",
+]

@@ -1,0 +1,40 @@
+"""Edge validation and reductions shared by the metrics."""
+
+from __future__ import annotations
+
+import jax
+
+from fairjax import _validation as v
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+# ----------------------------------------------------------------------------- validation
+
+
+def check_inputs(
+    y_true: ArrayLike | None,
+    y_pred: ArrayLike,
+    groups: ArrayLike,
+    num_groups: int | None,
+    weights: ArrayLike | None,
+    *,
+    pred_name: str = "y_pred",
+    unit_interval: bool = True,
+) -> tuple[Array | None, Array, Array, Array | None]:
+    """Edge validation shared by every metric: shapes always, values on concrete inputs."""
+    pred = v.as_array(y_pred, pred_name, ndim=1)
+    n = pred.shape[0]
+    if n == 0:
+        raise ValueError(f"`{pred_name}` is empty: a metric needs at least one sample.")
+    v.check_finite(pred, pred_name)
+    if unit_interval:
+        v.check_unit_interval(pred, pred_name)
+    true = None
+    if y_true is not None:
+        true = v.as_array(y_true, "y_true", ndim=1)
+        v.check_length(true, n, "y_true", pred_name)
+        v.check_binary(true, "y_true")
+    grp = v.check_groups(groups, num_groups=num_groups, n=n)
+    w = v.check_weights(weights, n)
+    return true, pred, grp, w

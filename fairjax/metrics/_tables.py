@@ -1,0 +1,218 @@
+"""Per-group tables and bootstrap confidence intervals of any metric."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Hashable
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fairjax import _validation as v
+from fairjax import groups as gs
+from fairjax.metrics._common import check_inputs
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+
+# ----------------------------------------------------------------------------- per-group table
+
+
+@functools.partial(jax.jit, static_argnames=("num_groups", "task", "axis_name"))
+def _by_group(y_true, y_pred, groups, weights, num_groups, task, axis_name):
+    kw = dict(num_groups=num_groups, weights=weights, axis_name=axis_name)
+    out = {"count": gs.group_counts(groups, **kw)}
+    err = y_pred - y_true
+    if task == "classification":
+        out["accuracy"] = gs.group_means(1 - jnp.abs(err), groups, **kw)
+        out["selection_rate"] = gs.group_means(y_pred, groups, **kw)
+        out["tpr"] = gs.group_means(y_pred, groups, labels=y_true, label_value=1, **kw)
+        out["fpr"] = gs.group_means(y_pred, groups, labels=y_true, label_value=0, **kw)
+        out["base_rate"] = gs.group_means(y_true, groups, **kw)
+    else:
+        out["mean_prediction"] = gs.group_means(y_pred, groups, **kw)
+        out["mean_target"] = gs.group_means(y_true, groups, **kw)
+        out["mae"] = gs.group_means(jnp.abs(err), groups, **kw)
+    mse = gs.group_means(err**2, groups, **kw)
+    # Double where: sqrt's gradient is infinite at 0 (a group predicted exactly); give it 0.
+    positive = mse > 0
+    out["rmse"] = jnp.where(positive, jnp.sqrt(jnp.where(positive, mse, 1)), 0)
+    return out
+
+
+def by_group(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    groups: ArrayLike,
+    *,
+    num_groups: int | None = None,
+    weights: ArrayLike | None = None,
+    axis_name: Hashable | None = None,
+    task: Literal["classification", "regression"] = "classification",
+) -> dict[str, Array]:
+    """Per-group table of performance and rates, like fairlearn's ``MetricFrame.by_group``.
+
+    For ``task="classification"`` (``y_true`` binary, ``y_pred`` decisions or probabilities):
+    ``count`` (total weight), ``accuracy``, ``selection_rate``, ``tpr``, ``fpr``,
+    ``base_rate`` (share of positive labels) and ``rmse`` (for probabilities, the root Brier
+    score). For ``task="regression"``: ``count``, ``mean_prediction``, ``mean_target``,
+    ``mae`` and ``rmse``. A statistic over an empty set (a group with no rows, or TPR in a group
+    with no positives) is 0; check ``count`` (and :func:`fairjax.groups.group_counts` with
+    ``labels=``) to tell it apart. With probabilities, accuracy is the expected accuracy of the
+    randomised classifier. For the overall row pass ``groups=jnp.zeros(n, int), num_groups=1``.
+
+    Args:
+      y_true: labels (binary for classification) or targets, shape ``(n,)``.
+      y_pred: decisions/probabilities or regression predictions, shape ``(n,)``.
+      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      num_groups: static number of groups (required for integer ids).
+      weights: optional non-negative sample weights ``(n,)``.
+      axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
+        the rows and the result is the metric of the whole batch (see the module docstring).
+      task: ``"classification"`` or ``"regression"``.
+
+    Returns:
+      Dict from statistic name to an array of shape ``(G,)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.metrics import by_group
+      >>> table = by_group(jnp.array([1, 0, 1, 1]), jnp.array([1, 0, 0, 1]),
+      ...                  jnp.array([0, 0, 1, 1]), num_groups=2)
+      >>> table["accuracy"], table["tpr"]
+      (Array([1. , 0.5], dtype=float32), Array([1. , 0.5], dtype=float32))
+    """
+    if task not in ("classification", "regression"):
+        raise ValueError(f"`task` must be 'classification' or 'regression', got {task!r}.")
+    if task == "classification":
+        true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
+    else:
+        pred = v.as_array(y_pred, "y_pred", ndim=1)
+        true = v.as_array(y_true, "y_true", ndim=1)
+        v.check_length(true, pred.shape[0], "y_true", "y_pred")
+        v.check_finite(pred, "y_pred")
+        v.check_finite(true, "y_true")
+        grp = v.check_groups(groups, num_groups=num_groups, n=pred.shape[0])
+        w = v.check_weights(weights, pred.shape[0])
+    dtype = v.float_dtype(true, pred)
+    return _by_group(true.astype(dtype), pred.astype(dtype), grp, w, num_groups, task, axis_name)
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+
+class BootstrapResult(NamedTuple):
+    """Bootstrap estimate of a metric (see :func:`bootstrap`).
+
+    Attributes:
+      estimate: the metric on the full data (same PyTree structure as the metric's output).
+      lower: lower end of the percentile confidence interval.
+      upper: upper end of the percentile confidence interval.
+      samples: the metric on every resample, with a leading axis of size ``num_resamples``.
+    """
+
+    estimate: Any
+    lower: Any
+    upper: Any
+    samples: Any
+
+
+def bootstrap(
+    metric: Callable[..., Any],
+    *arrays: ArrayLike,
+    key: Array,
+    weights: ArrayLike | None = None,
+    num_resamples: int = 1000,
+    confidence_level: float = 0.95,
+    batch_size: int | None = None,
+) -> BootstrapResult:
+    """Percentile bootstrap confidence interval of any metric, vmapped over resamples.
+
+    A resample draws ``n`` rows with replacement. Instead of gathering rows, which would give
+    each resample its own copy of the data, it is expressed as multinomial counts ``c`` used as
+    weights, ``metric(*arrays, weights=w * c)``: shapes stay static, so one compiled program
+    evaluates ``batch_size`` resamples at a time with :func:`jax.vmap` (memory
+    :math:`O(\\text{batch\\_size} \\cdot n)`). Works for any function that takes ``weights=`` and
+    returns a PyTree of arrays: every fairjax metric does, including :func:`by_group`.
+
+    Args:
+      metric: ``metric(*arrays, weights=...)``, e.g.
+        ``functools.partial(demographic_parity_difference, num_groups=2)``.
+      *arrays: the metric's positional data, each with ``n`` rows.
+      key: a :func:`jax.random.key` (or legacy ``PRNGKey``).
+      weights: optional sample weights ``(n,)`` of the original data.
+      num_resamples: number of bootstrap resamples.
+      confidence_level: coverage of the interval, in (0, 1).
+      batch_size: resamples evaluated together by ``vmap``; ``None`` picks the largest batch
+        whose resampling weights fit in about 2**24 numbers (64 MB in float32).
+
+    Returns:
+      :class:`BootstrapResult` with the full-data estimate, the interval and the samples.
+
+    Example:
+      >>> import functools, jax, jax.numpy as jnp
+      >>> from fairjax.metrics import bootstrap, demographic_parity_difference
+      >>> y_pred = jax.random.bernoulli(jax.random.key(0), 0.5, (500,)).astype(int)
+      >>> s = jnp.arange(500) % 2
+      >>> metric = functools.partial(demographic_parity_difference, num_groups=2)
+      >>> res = bootstrap(metric, y_pred, s, key=jax.random.key(1), num_resamples=200)
+      >>> bool(res.lower <= res.estimate <= res.upper)
+      True
+
+    References:
+      Efron, Tibshirani, *An Introduction to the Bootstrap*, 1993, Chapter 13.
+    """
+    if not arrays:
+        raise ValueError("`bootstrap` needs at least one data array.")
+    data = [v.as_array(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
+    n = data[0].shape[0]
+    for i, a in enumerate(data[1:], start=1):
+        v.check_length(a, n, f"arrays[{i}]", "arrays[0]")
+    if not 0 < confidence_level < 1:
+        raise ValueError(f"`confidence_level` must be in (0, 1), got {confidence_level}.")
+    if int(num_resamples) < 2:
+        raise ValueError(f"`num_resamples` must be >= 2, got {num_resamples}.")
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be >= 1 or None, got {batch_size}.")
+    w = v.check_weights(weights, n)
+    base = jnp.ones((n,), v.float_dtype(w)) if w is None else w.astype(v.float_dtype(w))
+    estimate = metric(*data, weights=w)
+    if batch_size is None:
+        batch_size = max(1, min(int(num_resamples), 2**24 // max(n, 1)))
+    options = dict(num_resamples=int(num_resamples), batch_size=int(batch_size))
+    try:
+        hash(metric)
+    except TypeError:  # an unhashable metric cannot key the compile cache: compile per call
+        samples = _resamples(metric, tuple(data), base, key, **options)
+    else:  # one compiled program per (metric, shapes, options): repeated calls do not retrace
+        samples = _resamples_jit(metric, tuple(data), base, key, **options)
+    alpha = (1 - confidence_level) / 2
+    lower = jax.tree.map(lambda s: jnp.quantile(s, alpha, axis=0), samples)
+    upper = jax.tree.map(lambda s: jnp.quantile(s, 1 - alpha, axis=0), samples)
+    return BootstrapResult(estimate, lower, upper, samples)
+
+
+def _resamples(
+    metric: Callable[..., Any],
+    data: tuple,
+    base: Array,
+    key: Array,
+    *,
+    num_resamples: int,
+    batch_size: int,
+) -> Any:
+    """The metric on ``num_resamples`` bootstrap resamples, ``batch_size`` at a time."""
+    n = base.shape[0]
+
+    def one(k: Array) -> Any:
+        # Multinomial resample of n rows as counts: static shape, no gather of the data.
+        counts = jnp.bincount(jax.random.randint(k, (n,), 0, n), length=n)
+        return metric(*data, weights=base * counts.astype(base.dtype))
+
+    keys = jax.random.split(key, num_resamples)
+    return jax.lax.map(one, keys, batch_size=batch_size)
+
+
+_resamples_jit = jax.jit(_resamples, static_argnames=("metric", "num_resamples", "batch_size"))
