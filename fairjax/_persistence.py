@@ -46,10 +46,13 @@ import numpy as np
 __all__ = [
     "digest",
     "get_labels",
+    "get_object",
     "get_value",
     "load_arrays",
     "put_labels",
+    "put_object",
     "put_value",
+    "register_codec",
     "save_arrays",
 ]
 
@@ -403,3 +406,35 @@ def get_labels(arrays: dict[str, np.ndarray], spec: Any) -> np.ndarray:
             raise ValueError(f"{spec['array']!r}: {shape} is too many labels.")
         return np.full(shape, None, dtype=object)
     raise ValueError(f"unknown label type {kind!r}.")
+
+
+# ----------------------------------------------------------------------------- state codecs
+
+# A fitted state stored inside another file (an estimator's fitted attribute): its class, the
+# codec name written to the metadata, and its put/get functions. Each module that owns a state
+# registers it here when imported, so the files of a higher layer (the estimators) store states
+# of lower layers without reaching into their private helpers.
+_CODECS: dict[str, tuple[type, Any, Any]] = {}
+
+
+def register_codec(name: str, cls: type, put: Any, get: Any) -> None:
+    """Registers how a state of type ``cls`` is stored inside a file.
+
+    ``put(arrays, where, value) -> spec`` stores the value's arrays under ``where/...`` and
+    returns its JSON spec; ``get(arrays, where, spec) -> value`` is the inverse. ``name`` is
+    written to the file, so it must never change once files exist.
+    """
+    _CODECS[name] = (cls, put, get)
+
+
+def put_object(arrays: dict[str, np.ndarray], where: str, value: Any) -> dict[str, Any] | None:
+    """``{"codec": name, "spec": ...}`` of a value of a registered type, else None."""
+    for name, (cls, put, _) in _CODECS.items():
+        if isinstance(value, cls):
+            return {"codec": name, "spec": put(arrays, where, value)}
+    return None
+
+
+def get_object(arrays: dict[str, np.ndarray], where: str, codec: str, spec: Any) -> Any:
+    """The value stored by :func:`put_object` (``KeyError`` for an unknown codec)."""
+    return _CODECS[codec][2](arrays, where, spec)

@@ -1369,6 +1369,9 @@ def _get_model(arrays: dict, spec: dict) -> FERMModel:
     return FERMModel(fmap, w, b, U, n_iter)
 
 
+_io.register_codec("ferm_model", FERMModel, _put_model, lambda a, _, spec: _get_model(a, spec))
+
+
 def save_projection(
     path: str | os.PathLike, state: OrthogonalProjection | PivotElimination
 ) -> None:

@@ -902,6 +902,9 @@ def _get_state(arrays: dict[str, np.ndarray], prefix: str, spec: dict) -> Baryce
     )
 
 
+_io.register_codec("barycenter", BarycenterState, _put_state, _get_state)
+
+
 def _check_layout(data: dict[str, np.ndarray], num: int) -> None:
     """Checks that stored arrays form a state of ``num`` groups (else ``ValueError``).
 

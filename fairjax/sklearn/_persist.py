@@ -15,7 +15,9 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _persistence as _io
-from fairjax import ferm, postprocessing
+
+# Importing them registers the codecs of their states (FERM models, barycenter states).
+from fairjax import ferm, postprocessing  # noqa: F401
 
 _JSON_SCALARS = (str, bool, int, float, type(None))
 
@@ -44,10 +46,9 @@ def _params(estimator: Any, exclude: tuple[str, ...]) -> dict[str, Any]:
 
 def _put_attribute(arrays: dict, name: str, value: Any) -> dict:
     where = f"fitted/{name}"
-    if isinstance(value, ferm.FERMModel):
-        return {"codec": "ferm_model", "spec": ferm._put_model(arrays, where, value)}
-    if isinstance(value, postprocessing.BarycenterState):
-        return {"codec": "barycenter", "spec": postprocessing._put_state(arrays, where, value)}
+    stored = _io.put_object(arrays, where, value)  # FERM models, barycenter states
+    if stored is not None:
+        return stored
     if isinstance(value, np.ndarray):
         return {"codec": "labels", "spec": _io.put_labels(arrays, where, value)}
     try:
@@ -58,10 +59,8 @@ def _put_attribute(arrays: dict, name: str, value: Any) -> dict:
 
 def _get_attribute(arrays: dict, name: str, spec: dict) -> Any:
     codec, inner = spec["codec"], spec["spec"]
-    if codec == "ferm_model":
-        return ferm._get_model(arrays, inner)
-    if codec == "barycenter":
-        return postprocessing._get_state(arrays, f"fitted/{name}", inner)
+    if codec in ("ferm_model", "barycenter"):
+        return _io.get_object(arrays, f"fitted/{name}", codec, inner)
     if codec == "labels":
         return _io.get_labels(arrays, inner)
     if codec == "value":
