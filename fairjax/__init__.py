@@ -7,10 +7,12 @@ need the scikit-learn and matplotlib extras.
 """
 
 from fairjax import (
+    criteria,
     datasets,
     ferm,
     groups,
     kernels,
+    losses,
     metrics,
     ot1d,
     penalties,
@@ -23,10 +25,12 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "__version__",
+    "criteria",
     "datasets",
     "ferm",
     "groups",
     "kernels",
+    "losses",
     "metrics",
     "ot1d",
     "penalties",

@@ -9,14 +9,12 @@ condition's rate be the same in every group:
     r^c_g = \frac{\sum_i w_i [i \in c] [s_i = g] \hat y_i}{\sum_i w_i [i \in c] [s_i = g]},
     \qquad \text{criterion satisfied} \iff r^c_g = r^c_{g'} \;\; \forall c, g, g'.
 
-=========================  ===================================  =========================
-criterion                  rows of each condition (labels 0/1)  rates it equalises
-=========================  ===================================  =========================
-``demographic_parity``     all rows                             selection rate
-``equal_opportunity``      rows with ``y = 1``                  true-positive rate
-``false_positive_parity``  rows with ``y = 0``                  false-positive rate
-``equalized_odds``         ``y = 1``; ``y = 0``                 both of the above
-=========================  ===================================  =========================
+| criterion | rows of each condition (labels 0/1) | rates it equalises |
+|---|---|---|
+| ``demographic_parity`` | all rows | selection rate |
+| ``equal_opportunity`` | rows with ``y = 1`` | true-positive rate |
+| ``false_positive_parity`` | rows with ``y = 0`` | false-positive rate |
+| ``equalized_odds`` | ``y = 1``; ``y = 0`` | both of the above |
 
 Every module that conditions on labels reads this table: the metrics, the penalties
 (``criterion=``), FERM's fairness direction, the constrained trainers and the estimators. A

@@ -5,14 +5,12 @@ the reduction to the caller; :func:`weighted_mean` is the reduction every fairja
 with sample weights and a ``where=`` mask (a masked-out or zero-weight row contributes nothing,
 and an all-masked batch gives 0, not NaN).
 
-=====================  ====================================  ==================
-loss                   value of one example                  labels
-=====================  ====================================  ==================
-:func:`logistic`       :math:`\log(1 + e^{z}) - y z`          ``y`` in [0, 1]
-:func:`hinge`          :math:`\max(0, 1 - m)`, :math:`m = t z`  ``y`` in {0, 1} or {-1, +1}
-:func:`squared_hinge`  :math:`\max(0, 1 - m)^2`               ``y`` in {0, 1} or {-1, +1}
-:func:`squared`        :math:`(z - y)^2`                      real
-=====================  ====================================  ==================
+| loss | value of one example | labels |
+|---|---|---|
+| :func:`logistic` | :math:`\log(1 + e^{z}) - y z` | ``y`` in [0, 1] |
+| :func:`hinge` | :math:`\max(0, 1 - t z)` | ``y`` in {0, 1} or {-1, +1} |
+| :func:`squared_hinge` | :math:`\max(0, 1 - t z)^2` | ``y`` in {0, 1} or {-1, +1} |
+| :func:`squared` | :math:`(z - y)^2` | real |
 
 For the margin losses :math:`t = +1` where ``y == 1`` and :math:`-1` elsewhere, so 0/1 and
 -1/+1 labels give the same loss.
