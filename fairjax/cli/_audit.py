@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fairjax import groups, metrics
@@ -139,9 +138,9 @@ def audit(
     """Fairness report of a table of predictions, labels and sensitive attributes.
 
     Reads ``path`` (CSV, or Parquet when pandas and pyarrow are installed), intersects the
-    sensitive columns into groups (:func:`fairjax.groups.intersect`), and computes the per-group
-    table (:func:`fairjax.metrics.by_group`) and the fairness metrics with percentile bootstrap
-    intervals (:func:`fairjax.metrics.bootstrap`). Decisions come from ``y_pred``, or from
+    sensitive columns into groups (:func:`fairjax.groups.intersect`), and computes the report
+    with :func:`fairjax.metrics.audit_report`: the per-group table and the fairness metrics
+    with percentile bootstrap intervals. Decisions come from ``y_pred``, or from
     ``score >= threshold`` when only a score is given; a score adds the KS unfairness.
 
     Args:
@@ -178,6 +177,45 @@ def audit(
     return report
 
 
+def _check_options(
+    y_true: str,
+    sensitive: Sequence[str],
+    y_pred: str | None,
+    score: str | None,
+    weight: str | None,
+    num_resamples: int,
+    confidence_level: float,
+) -> list[str]:
+    """The columns to read; raises :class:`AuditError` on options that cannot work."""
+    if y_pred is None and score is None:
+        raise AuditError("give --y-pred (0/1 decisions) or --score (numeric scores), or both")
+    if not sensitive:
+        raise AuditError("give at least one --sensitive column")
+    if num_resamples < 2:
+        raise AuditError(f"--bootstrap must be at least 2, got {num_resamples}")
+    if not 0 < confidence_level < 1:
+        raise AuditError(f"--confidence must be in (0, 1), got {confidence_level}")
+    columns = [y_true, *sensitive] + [c for c in (y_pred, score, weight) if c is not None]
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise AuditError(f"column(s) named for two roles: {', '.join(duplicates)}")
+    return columns
+
+
+def _sensitive_groups(
+    table: Mapping[str, list[str]], sensitive: Sequence[str]
+) -> tuple[np.ndarray, int, list[str]]:
+    """Group ids of the intersection of the sensitive columns, their number and names."""
+    ids, names, sizes = [], [], []
+    for column in sensitive:
+        a, levels = _categories(table[column], column)
+        ids.append(a)
+        names.append(levels if len(sensitive) == 1 else [f"{column}={v}" for v in levels])
+        sizes.append(len(levels))
+    s = np.asarray(groups.intersect(*ids, num_groups=sizes))
+    return s, int(np.prod(sizes)), groups.intersection_names(*names)
+
+
 def _audit(
     path: str | os.PathLike,
     *,
@@ -192,21 +230,10 @@ def _audit(
     seed: int = 0,
 ) -> tuple[dict[str, Any], tuple]:
     """:func:`audit`, also returning what the plot needs (scores, group ids, names, weights)."""
-    if y_pred is None and score is None:
-        raise AuditError("give --y-pred (0/1 decisions) or --score (numeric scores), or both")
-    if not sensitive:
-        raise AuditError("give at least one --sensitive column")
-    if num_resamples < 2:
-        raise AuditError(f"--bootstrap must be at least 2, got {num_resamples}")
-    if not 0 < confidence_level < 1:
-        raise AuditError(f"--confidence must be in (0, 1), got {confidence_level}")
-    columns = [y_true, *sensitive] + [c for c in (y_pred, score, weight) if c is not None]
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicates:
-        raise AuditError(f"column(s) named for two roles: {', '.join(duplicates)}")
+    columns = _check_options(
+        y_true, sensitive, y_pred, score, weight, num_resamples, confidence_level
+    )
     table = _read_table(path, columns)
-    n = len(table[y_true])
-
     labels = _binary(table[y_true], y_true, "labels")
     scores = None if score is None else _numbers(table[score], score, "scores")
     if y_pred is not None:
@@ -218,87 +245,23 @@ def _audit(
         w = _numbers(table[weight], weight, "weights")
         if (w < 0).any() or w.sum() <= 0:
             raise AuditError(f"column {weight!r} (weights) must be >= 0 with a positive sum")
+    s, G, group_names = _sensitive_groups(table, sensitive)
 
-    ids, names, sizes = [], [], []
-    for column in sensitive:
-        a, levels = _categories(table[column], column)
-        ids.append(a)
-        names.append(levels if len(sensitive) == 1 else [f"{column}={v}" for v in levels])
-        sizes.append(len(levels))
-    G = int(np.prod(sizes))
-    s = np.asarray(groups.intersect(*ids, num_groups=sizes))
-    group_names = groups.intersection_names(*names)
-
-    y_t, y_p = jnp.asarray(labels), jnp.asarray(decisions)
-    s_j = jnp.asarray(s)
-    w_j = None if w is None else jnp.asarray(w, jnp.float32)
-    stats = metrics.by_group(y_t, y_p, s_j, num_groups=G, weights=w_j)
-    overall = metrics.by_group(y_t, y_p, jnp.zeros_like(s_j), num_groups=1, weights=w_j)
-    positives = groups.group_counts(s_j, num_groups=G, labels=y_t, label_value=1, weights=w_j)
-    negatives = groups.group_counts(s_j, num_groups=G, labels=y_t, label_value=0, weights=w_j)
-    rows_per_group = np.bincount(s, minlength=G)
-
-    keep = ["count", "selection_rate", "accuracy", "tpr", "fpr", "base_rate"]
-    group_rows = []
-    for g in range(G):
-        if rows_per_group[g] == 0:
-            continue
-        row: dict[str, Any] = {"group": group_names[g], "rows": int(rows_per_group[g])}
-        row.update({k: float(stats[k][g]) for k in keep})
-        # A rate over an empty set is reported as missing, not as the metrics' placeholder 0.
-        if float(positives[g]) == 0:
-            row["tpr"] = None
-        if float(negatives[g]) == 0:
-            row["fpr"] = None
-        group_rows.append(row)
-    overall_row = {"group": "overall", "rows": n} | {k: float(overall[k][0]) for k in keep}
-
-    kw = {"num_groups": G}
-
-    def all_metrics(y_t, y_p, s, *rest, weights=None):
-        # One metric returning a dict: the bootstrap compiles a single program for all of them,
-        # and every metric sees the same resamples.
-        out = {
-            "demographic_parity_difference": metrics.demographic_parity_difference(
-                y_p, s, weights=weights, **kw
-            ),
-            "demographic_parity_ratio": metrics.demographic_parity_ratio(
-                y_p, s, weights=weights, **kw
-            ),
-            "equal_opportunity_difference": metrics.equal_opportunity_difference(
-                y_t, y_p, s, weights=weights, **kw
-            ),
-            "equalized_odds_difference": metrics.equalized_odds_difference(
-                y_t, y_p, s, weights=weights, **kw
-            ),
-        }
-        if rest:
-            out["ks_unfairness"] = metrics.ks_unfairness(rest[0], s, weights=weights, **kw)
-        return out
-
-    arrays = [y_t, y_p, s_j]
-    if scores is not None:
-        arrays.append(jnp.asarray(scores, jnp.float32))
-    res = metrics.bootstrap(
-        all_metrics,
-        *arrays,
-        key=jax.random.key(seed),
-        weights=w_j,
+    computed = metrics.audit_report(
+        labels,
+        decisions,
+        s,
+        num_groups=G,
+        scores=scores,
+        weights=w,
+        group_names=group_names,
         num_resamples=num_resamples,
         confidence_level=confidence_level,
+        key=jax.random.key(seed),
     )
-    results = {
-        name: {
-            "estimate": float(res.estimate[name]),
-            "lower": float(res.lower[name]),
-            "upper": float(res.upper[name]),
-        }
-        for name in _METRIC_NAMES
-        if name in res.estimate
-    }
     report = {
         "file": os.fspath(path),
-        "n": n,
+        "n": computed["n"],
         "columns": {
             "y_true": y_true,
             "y_pred": y_pred,
@@ -307,15 +270,11 @@ def _audit(
             "sensitive": list(sensitive),
         },
         "decisions": "y_pred" if y_pred is not None else f"score >= {threshold}",
-        "num_groups": len(group_rows),
-        "groups": group_rows,
-        "overall": overall_row,
-        "metrics": results,
-        "bootstrap": {
-            "num_resamples": num_resamples,
-            "confidence_level": confidence_level,
-            "seed": seed,
-        },
+        "num_groups": computed["num_groups"],
+        "groups": computed["groups"],
+        "overall": computed["overall"],
+        "metrics": computed["metrics"],
+        "bootstrap": computed["bootstrap"] | {"seed": seed},
     }
     return report, (scores, s, group_names, w)
 
