@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fairjax import _loop, losses, metrics, penalties
 from fairjax import _validation as v
-from fairjax import metrics, penalties, training
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -291,9 +291,9 @@ def multitask_objective(
     def objective(params: MultiTaskParams, batch: MultiTaskBatch) -> Array:
         h = represent(params.representation, batch.x)
         logits = h @ params.weights + params.bias
-        losses = training.binary_cross_entropy(logits, batch.y)
+        row_losses = losses.logistic(logits, batch.y)
         # Per-task mean over the rows labelled for the task (0 for a task without rows).
-        per_task = jnp.sum(losses * batch.task_mask, axis=0)
+        per_task = jnp.sum(row_losses * batch.task_mask, axis=0)
         counts = jnp.sum(batch.task_mask, axis=0)
         task_loss = jnp.mean(jnp.where(counts > 0, per_task / jnp.where(counts > 0, counts, 1), 0))
         total = task_loss + 0.5 * l2 * jnp.sum(params.weights**2)
@@ -324,20 +324,17 @@ class TrainResult(NamedTuple):
 def _train(objective, optimizer, num_steps, batch_size, params, data, key):
     n = data.x.shape[0]
 
-    def step(carry, k):
-        p, opt_state = carry
+    def step_objective(p, k):
         if batch_size is None:
             batch = data
-        else:
+        else:  # each step's key draws its mini-batch of distinct rows
             idx = jax.random.permutation(k, n)[:batch_size]
             batch = jax.tree_util.tree_map(lambda a: jnp.take(a, idx, axis=0), data)
-        loss, grads = jax.value_and_grad(objective)(p, batch)
-        updates, opt_state = optimizer.update(grads, opt_state, p)
-        return (optax.apply_updates(p, updates), opt_state), loss
+        return objective(p, batch)
 
     keys = jax.random.split(key, num_steps)
-    (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), keys)
-    return params, losses
+    params, _, values = _loop.run(step_objective, optimizer, params, xs=keys)
+    return params, values
 
 
 def train(
@@ -378,8 +375,8 @@ def train(
         if key is None:
             raise ValueError("`key` is required with `batch_size`.")
     key = jax.random.key(0) if key is None else key
-    params, losses = _train(objective, optimizer, int(num_steps), batch_size, params, data, key)
-    return TrainResult(params, losses)
+    params, values = _train(objective, optimizer, int(num_steps), batch_size, params, data, key)
+    return TrainResult(params, values)
 
 
 # ----------------------------------------------------------------------------- transfer
@@ -469,19 +466,11 @@ def transfer(
 
 @functools.partial(jax.jit, static_argnames=("num_steps",))
 def _fit_head(h, y, l2, num_steps, learning_rate):
-    opt = optax.adam(learning_rate)
-
-    def loss(p):
+    def objective(p, _):
         w, b = p
         z = h @ w + b
-        return jnp.mean(training.binary_cross_entropy(z, y)) + 0.5 * l2 * jnp.sum(w**2)
-
-    def step(carry, _):
-        p, s = carry
-        g = jax.grad(loss)(p)
-        u, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, u), s), None
+        return jnp.mean(losses.logistic(z, y)) + 0.5 * l2 * jnp.sum(w**2)
 
     p0 = (jnp.zeros((h.shape[1],), h.dtype), jnp.zeros((), h.dtype))
-    (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), None, length=num_steps)
+    p, _, _ = _loop.run(objective, optax.adam(learning_rate), p0, num_steps=num_steps)
     return p

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from fairjax import cli
+from fairjax.cli._demo import _regression_part
 
 
 def test_demo_prints_the_table_and_plausible_numbers(capsys, tmp_path):
@@ -46,7 +47,7 @@ def test_demo_prints_the_table_and_plausible_numbers(capsys, tmp_path):
 
 
 def test_demo_regression_part_runs_from_the_data_home(shared_data_home):
-    res = cli._regression_part(seed=0)
+    res = _regression_part(seed=0)
     assert res is not None
     assert res["ks_before"] > 0.4 and res["ks_after"] < 0.25
     assert res["rmse_before"] < res["rmse_after"] < 0.3
@@ -55,7 +56,7 @@ def test_demo_regression_part_runs_from_the_data_home(shared_data_home):
 def test_demo_regression_part_says_why_it_is_skipped(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("FAIRJAX_DATA_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert cli._regression_part(seed=0) is None
+    assert _regression_part(seed=0) is None
     assert "FAIRJAX_DATA_HOME" in capsys.readouterr().out
 
 

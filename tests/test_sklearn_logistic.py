@@ -54,6 +54,7 @@ def test_unpenalised_matches_sklearn_logistic_regression():
     "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
 )
 def test_target_is_met_on_training_data(constraint):
+    # criterion= (positional), formerly constraint=
     X, y, s = _data()
     g = _ids(s)
     clf = FairLogisticRegression(constraint, target=0.03, max_iter=800).fit(
@@ -69,7 +70,7 @@ def test_target_is_met_on_training_data(constraint):
     assert metrics.demographic_parity_difference(plain, g, num_groups=2) > 0.2  # binds
     assert float(gap) <= 0.03 + 0.015
     assert clf.score(X, y) > 0.6
-    assert clf.multiplier_.shape == ((2,) if constraint == "equalized_odds" else (1,))
+    assert clf.multiplier_.shape == ((2,) if constraint == "equalized_odds" else (1, 2, 2))
 
 
 def test_penalty_lowers_gap_pandas_and_pipeline():
@@ -94,7 +95,7 @@ def test_penalty_lowers_gap_pandas_and_pipeline():
 
 def test_bad_inputs():
     X, y, s = _data(n=40)
-    with pytest.raises(ValueError, match="`constraint`"):
+    with pytest.raises(ValueError, match="`criterion`"):
         FairLogisticRegression("parity").fit(X, y, sensitive_features=s)
     with pytest.raises(ValueError, match="`target`"):
         FairLogisticRegression(target=-0.1).fit(X, y, sensitive_features=s)
@@ -102,3 +103,18 @@ def test_bad_inputs():
         FairLogisticRegression().fit(X, y, sensitive_features=s[:-1])
     with pytest.raises(ValueError, match="Only binary"):
         FairLogisticRegression().fit(X, np.arange(40) % 3, sensitive_features=s)
+
+
+def test_deprecated_constraint_keyword_warns_and_fits_the_same():
+    X, y, s = _data(n=200)
+    new = FairLogisticRegression("equal_opportunity", target=0.05, max_iter=200)
+    old = FairLogisticRegression(constraint="equal_opportunity", target=0.05, max_iter=200)
+    assert "constraint" in old.get_params() and clone(old).get_params() == old.get_params()
+    new.fit(X, y, sensitive_features=s)
+    with pytest.warns(DeprecationWarning, match="criterion"):
+        old.fit(X, y, sensitive_features=s)
+    np.testing.assert_array_equal(old.coef_, new.coef_)
+    with pytest.raises(ValueError):
+        FairLogisticRegression("equalized_odds", constraint="equal_opportunity").fit(
+            X, y, sensitive_features=s
+        )

@@ -22,6 +22,7 @@ the score metrics (KS, Wasserstein), which need one global sort, gather all rows
 device (communication O(n)).
 """
 
+from fairjax.metrics._audit import audit_report
 from fairjax.metrics._parity import (
     demographic_parity_difference,
     demographic_parity_ratio,
@@ -32,6 +33,7 @@ from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
 from fairjax.metrics._tables import BootstrapResult, bootstrap, by_group
 
 __all__ = [
+    "audit_report",
     "BootstrapResult",
     "bootstrap",
     "by_group",

@@ -13,23 +13,20 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fairjax import metrics, penalties, training
+from fairjax import criteria, losses, penalties, training
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
 from fairjax.sklearn._ferm import _encode_groups
 
 __all__ = ["FairLogisticRegression"]
 
-_CONSTRAINTS = ("demographic_parity", "equal_opportunity", "equalized_odds")
+_CRITERIA = ("demographic_parity", "equal_opportunity", "equalized_odds")
+# The rows a smooth rate counts, in the vocabulary of penalties.sigmoid_rate_difference.
+_PENALTY_CONDITION = {None: "all", 1: "positive", 0: "negative"}
 
 
-def _surrogate(constraint, logits, y, s, w, G, temperature):
-    """Smooth gaps, shape (m,): DP (all rows), EO (positives), EOdds (positives, negatives)."""
-    conditions = {
-        "demographic_parity": ("all",),
-        "equal_opportunity": ("positive",),
-        "equalized_odds": ("positive", "negative"),
-    }[constraint]
+def _surrogate(criterion, logits, y, s, w, G, temperature):
+    """Smooth gaps, shape (m,): one per rate of the criterion (fairjax.criteria)."""
     return jnp.stack(
         [
             penalties.sigmoid_rate_difference(
@@ -39,77 +36,90 @@ def _surrogate(constraint, logits, y, s, w, G, temperature):
                 labels=y,
                 weights=w,
                 temperature=temperature,
-                condition=c,
+                condition=_PENALTY_CONDITION[c],
             )
-            for c in conditions
+            for c in criteria.get(criterion).conditions
         ]
     )
 
 
-def _hard(constraint, logits, y, s, w, G):
-    """Exact gaps of the decisions ``logits > 0``, shape (m,)."""
-    pred = (logits > 0).astype(logits.dtype)
-    if constraint == "demographic_parity":
-        gaps = [metrics.demographic_parity_difference(pred, s, num_groups=G, weights=w)]
-    else:
-        gaps = [metrics.equal_opportunity_difference(y, pred, s, num_groups=G, weights=w)]
-        if constraint == "equalized_odds":  # false-positive rates: the positives of 1 - y
-            gaps.append(
-                metrics.equal_opportunity_difference(1 - y, pred, s, num_groups=G, weights=w)
-            )
-    return jnp.stack(gaps)
-
-
 @functools.partial(
-    jax.jit,
-    static_argnames=("constraint", "G", "mode", "steps", "lr", "mu_lr", "temperature", "alpha"),
+    jax.jit, static_argnames=("criterion", "G", "steps", "lr", "temperature", "alpha")
 )
-def _fit_arrays(
-    X, y, s, w, lam, target, *, constraint, G, mode, steps, lr, mu_lr, temperature, alpha
-):
-    """Full-batch training of ``{"w", "b"}`` on standardised X; one compiled program."""
+def _fit_penalized(X, y, s, w, lam, *, criterion, G, steps, lr, temperature, alpha):
+    """Full-batch penalised training of ``{"w", "b"}`` on standardised X; one compiled program."""
     w_mean = w / jnp.sum(w)
 
-    def logits(p, X):
-        return X @ p["w"] + p["b"]
-
     def loss_fn(p, batch):
-        X, y, _ = batch
-        ce = training.binary_cross_entropy(logits(p, X), y)
+        _, y, _ = batch
+        ce = losses.logistic(_linear(p, batch), y)
         return jnp.sum(w_mean * ce) + alpha * jnp.sum(p["w"] ** 2)
 
     def surrogate(p, batch):
-        X, y, s = batch
-        return _surrogate(constraint, logits(p, X), y, s, w, G, temperature)
-
-    def hard(p, batch):
-        X, y, s = batch
-        return _hard(constraint, logits(p, X), y, s, w, G)
+        _, y, s = batch
+        return jnp.sum(_surrogate(criterion, _linear(p, batch), y, s, w, G, temperature))
 
     params = {"w": jnp.zeros(X.shape[1], X.dtype), "b": jnp.zeros((), X.dtype)}
     batch, opt = (X, y, s), optax.adam(lr)
-    if mode == "penalty":
-        step = training.make_step(
-            training.penalized(loss_fn, lambda p, b: jnp.sum(surrogate(p, b)), lam), opt, jit=False
-        )
-        state = training.init_state(params, opt)
-        state, _ = jax.lax.scan(lambda st, _: step(st, batch), state, None, length=steps)
-        return state.params, jnp.zeros(surrogate(params, batch).shape, X.dtype)
-    mu_opt = optax.sgd(mu_lr)
+    step = training.make_step(training.penalized(loss_fn, surrogate, lam), opt, jit=False)
+    state = training.init_state(params, opt)
+    state, _ = jax.lax.scan(lambda st, _: step(st, batch), state, None, length=steps)
+    return state.params
+
+
+def _hard(criterion, logits, y, s, w, G):
+    """Exact gaps of the decisions ``logits > 0``, shape (m,): one per rate of the criterion."""
+    pred = (logits > 0).astype(logits.dtype)
+    rates, counts = criteria.group_rates(pred, s, y, criterion=criterion, num_groups=G, weights=w)
+    return jnp.stack([criteria.largest_gap(r, c) for r, c in zip(rates, counts, strict=True)])
+
+
+@functools.partial(
+    jax.jit, static_argnames=("criterion", "G", "steps", "lr", "mu_lr", "temperature", "alpha")
+)
+def _fit_lagrangian(X, y, s, w, target, *, criterion, G, steps, lr, mu_lr, temperature, alpha):
+    """Primal-dual training to the target: smooth gaps in the Lagrangian, exact gaps for the
+    multipliers (training.make_constrained_step); one compiled program."""
+    w_mean = w / jnp.sum(w)
+
+    def loss_fn(p, batch):
+        ce = losses.logistic(_linear(p, batch), batch[1])
+        return jnp.sum(w_mean * ce) + alpha * jnp.sum(p["w"] ** 2)
+
+    def surrogate(p, batch):
+        return _surrogate(criterion, _linear(p, batch), batch[1], batch[2], w, G, temperature)
+
+    def hard(p, batch):
+        return _hard(criterion, _linear(p, batch), batch[1], batch[2], w, G)
+
+    params = {"w": jnp.zeros(X.shape[1], X.dtype), "b": jnp.zeros((), X.dtype)}
+    batch, opt, mu_opt = (X, y, s), optax.adam(lr), optax.sgd(mu_lr)
     step = training.make_constrained_step(
-        loss_fn,
-        surrogate,
-        target=target,
-        optimizer=opt,
-        multiplier_optimizer=mu_opt,
+        loss_fn, surrogate, target=target, optimizer=opt, multiplier_optimizer=mu_opt,
         dual_constraint_fn=hard,
-    )
+    )  # fmt: skip
     mu0 = jnp.zeros(surrogate(params, batch).shape, X.dtype)
     state = training.ConstrainedState(
         params, mu0, opt.init(params), mu_opt.init(mu0), jnp.zeros((), jnp.int32)
     )
     state, _ = jax.lax.scan(lambda st, _: step(st, batch), state, None, length=steps)
     return state.params, state.multiplier
+
+
+def _linear(p, batch):
+    """The linear model of the estimator on a batch ``(X, y, s)``: logits ``X w + b``."""
+    return batch[0] @ p["w"] + p["b"]
+
+
+@functools.lru_cache(maxsize=64)
+def _rate_options(lr: float, mu_lr: float | None, alpha: float) -> dict:
+    """The optimizers and regularizer of the constrained fit, one object per setting, so that
+    fits with equal settings reuse the compiled program of fit_rate_constrained."""
+    return {
+        "optimizer": optax.adam(lr),
+        "multiplier_optimizer": None if mu_lr is None else optax.sgd(mu_lr),
+        "regularizer": lambda p: alpha * jnp.sum(p["w"] ** 2),
+    }
 
 
 class FairLogisticRegression(ClassifierMixin, BaseEstimator):
@@ -120,37 +130,56 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     .. math:: \sum_i \bar w_i\,\ell(y_i, f(x_i)) + \alpha \|w\|^2 + \lambda \sum_j
        \tilde C_j(f),
 
-    and with ``target=ε`` it solves :math:`\min \sum_i \bar w_i \ell + \alpha\|w\|^2` subject to
-    :math:`C_j(f) \le \varepsilon` by primal-dual training
-    (:func:`fairjax.training.make_constrained_step`): Adam on the weights with the smooth gaps
-    :math:`\tilde C_j` (:func:`fairjax.penalties.sigmoid_rate_difference`) in the Lagrangian,
-    projected ascent on the multipliers driven by the exact gaps :math:`C_j` of the decisions
-    on the training data. The gaps are, for ``constraint=``:
+    with :math:`\tilde C_j` the smooth gaps of :func:`fairjax.penalties.sigmoid_rate_difference`,
+    by full-batch Adam. With ``target=ε`` it trains the decisions :math:`[f(x) > 0]` to
+    :math:`C_j(f) \le \varepsilon` on the training data, where :math:`C_j` are the exact gaps
+    in decision rates, with :func:`fairjax.training.fit_rate_constrained`: the reduction of
+    the constrained problem to cost-sensitive classification (Agarwal et al., 2018), one Adam
+    step on the relabelled, reweighted log-loss (plus :math:`\alpha \|w\|^2`) and one ascent
+    step on the multipliers per iteration, returning the iterate of lowest training error
+    among those whose gaps are within the bound plus a slack of a tenth of it
+    (``iterate="best"``, ``tolerance=0.1 * target``). Under ``"equalized_odds"``, whose two
+    coupled sets of multipliers make the reduction's iterates swing around the bound, it
+    trains instead by primal-dual steps (:func:`fairjax.training.make_constrained_step`):
+    Adam on the weights with the smooth gaps in the Lagrangian, projected SGD ascent on the
+    multipliers driven by the exact gaps (``temperature`` and ``multiplier_learning_rate``,
+    default 0.2, apply). The rates are those of
+    :mod:`fairjax.criteria`, for ``criterion=``:
 
-    - ``"demographic_parity"``: the selection-rate gap;
-    - ``"equal_opportunity"``: the true-positive-rate gap;
-    - ``"equalized_odds"``: the true- and false-positive-rate gaps (two constraints).
+    - ``"demographic_parity"``: the selection rate;
+    - ``"equal_opportunity"``: the true-positive rate;
+    - ``"equalized_odds"``: the true- and false-positive rates (two constraints).
 
     The features are standardised internally (the fitted ``coef_``/``intercept_`` are on the
     original scale). Training is full-batch, ``max_iter`` steps in one compiled program; rows
     and features are padded (zero weight, zero columns) to a few sizes so that fits on data of
     nearby shapes reuse it.
 
+    .. versionchanged:: 0.2
+       ``constraint=`` is now ``criterion=`` (the old keyword warns); a ``target`` trains with
+       :func:`fairjax.training.fit_rate_constrained`.
+
     Args:
-      constraint: which fairness criterion.
+      criterion: which fairness criterion (a name of :data:`fairjax.criteria.CRITERIA`).
+      constraint: deprecated spelling of ``criterion``.
       lam: penalty weight :math:`\lambda \ge 0` (used when ``target`` is None).
       target: requested bound :math:`\varepsilon` on the gap(s), or None.
       alpha: L2 regularisation of the weights.
-      temperature: temperature of the sigmoid relaxation, in logit units.
+      temperature: temperature of the sigmoid relaxation of the penalty, in logit units (used
+        when ``target`` is None).
       max_iter: number of full-batch steps.
       learning_rate: Adam step size of the weights.
-      multiplier_learning_rate: SGD step size of the multipliers.
+      multiplier_learning_rate: SGD step size of the multipliers (``None``: the default of
+        :func:`fairjax.training.fit_rate_constrained`).
 
     Attributes:
       classes_: the two labels; ``classes_[1]`` is the positive class.
       groups_: the sensitive values (group ``k`` is ``groups_[k]``).
       coef_, intercept_: shape ``(1, d)`` and ``(1,)``.
-      multiplier_: the final Lagrange multipliers (zeros without a target).
+      multiplier_: the final Lagrange multipliers: :math:`\mu_{g g'}` of each rate, shape
+        ``(m, G, G)`` (``m`` rates of the criterion, ``G`` groups); under
+        ``"equalized_odds"`` with a target, one per rate, shape ``(2,)``; zeros without a
+        target.
       n_iter_: number of optimizer steps run (``max_iter``).
       n_features_in_: number of features (and ``feature_names_in_`` for a DataFrame).
 
@@ -165,23 +194,25 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
       (400,)
 
     References:
-      Cotter, Jiang, Sridharan, Two-Player Games for Efficient Non-Convex Constrained
-      Optimization, ALT 2019; Agarwal et al., A Reductions Approach to Fair Classification,
-      ICML 2018 (fairlearn's ExponentiatedGradient, the reference this is compared with).
+      Agarwal, Beygelzimer, Dudík, Langford, Wallach, A Reductions Approach to Fair
+      Classification, ICML 2018; Cotter, Jiang, Sridharan, Two-Player Games for Efficient
+      Non-Convex Constrained Optimization, ALT 2019.
     """
 
     def __init__(
         self,
-        constraint: str = "demographic_parity",
+        criterion: str = "demographic_parity",
         *,
+        constraint: str | None = None,
         lam: float = 1.0,
         target: float | None = None,
         alpha: float = 1e-4,
         temperature: float = 0.5,
         max_iter: int = 1000,
         learning_rate: float = 0.05,
-        multiplier_learning_rate: float = 0.2,
+        multiplier_learning_rate: float | None = None,
     ):
+        self.criterion = criterion
         self.constraint = constraint
         self.lam = lam
         self.target = target
@@ -196,11 +227,17 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _check_params(self) -> None:
-        if self.constraint not in _CONSTRAINTS:
-            raise ValueError(
-                f"`constraint` must be one of {_CONSTRAINTS}, got {self.constraint!r}."
-            )
+    def _criterion(self) -> criteria.Criterion:
+        """The criterion, from ``criterion=`` or the deprecated ``constraint=`` (warns)."""
+        if self.constraint is None:
+            return criteria.get(self.criterion, allowed=_CRITERIA)
+        given = None if self.criterion == "demographic_parity" else self.criterion
+        return criteria.resolve(
+            given, where="FairLogisticRegression", allowed=_CRITERIA, constraint=self.constraint
+        )
+
+    def _check_params(self) -> criteria.Criterion:
+        crit = self._criterion()
         if self.target is None and not float(self.lam) >= 0:
             raise ValueError(f"`lam` must be >= 0, got {self.lam!r}.")
         if self.target is not None and not float(self.target) >= 0:
@@ -211,6 +248,32 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"`alpha` must be >= 0, got {self.alpha!r}.")
         if int(self.max_iter) < 1:
             raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
+        return crit
+
+    def _fit_constrained(self, Z, yb, ids, sw, crit: criteria.Criterion, G: int):
+        """Training to the target: :func:`fairjax.training.fit_rate_constrained`."""
+        mu_lr = self.multiplier_learning_rate
+        options = _rate_options(
+            float(self.learning_rate), None if mu_lr is None else float(mu_lr), float(self.alpha)
+        )
+        params = {"w": jnp.zeros(Z.shape[1], Z.dtype), "b": jnp.zeros((), Z.dtype)}
+        res = training.fit_rate_constrained(
+            _linear,
+            params,
+            (Z, yb, ids),
+            target=float(self.target),
+            num_groups=G,
+            constraint=crit.name,
+            num_steps=int(self.max_iter),
+            weights=sw,
+            iterate="best",
+            # The iterates settle around the bound (their gaps a hair above it on some data):
+            # a slack of a tenth of the target keeps the late iterates as candidates.
+            tolerance=0.1 * float(self.target),
+            **options,
+        )
+        mu = np.asarray(res.state.multiplier, np.float64)
+        return res.params, mu.reshape(len(crit.conditions), G, G)
 
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the classifier.
@@ -225,7 +288,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         Returns:
           self.
         """
-        self._check_params()
+        crit = self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float64)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
@@ -241,6 +304,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         yb = (y == self.classes_[1]).astype(np.float32)
         sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
         ids, self.groups_ = _encode_groups(sensitive_features, X.shape[0])
+        G = len(self.groups_)
         mean = np.average(X, axis=0, weights=sw)
         scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
         scale = np.where(scale > 0, scale, 1.0)  # constant columns stay as they are
@@ -252,26 +316,44 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         Z = np.zeros((n_pad, d_pad), np.float32)
         Z[:n, :d] = (X - mean) / scale
         pad = n_pad - n
-        params, mu = _fit_arrays(
+        arrays = (
             jnp.asarray(Z),
             jnp.asarray(np.pad(yb, (0, pad))),
             jnp.asarray(np.pad(np.asarray(ids, np.int32), (0, pad))),
             jnp.asarray(np.pad(sw, (0, pad)), jnp.float32),
-            jnp.asarray(float(self.lam), jnp.float32),
-            jnp.asarray(0.0 if self.target is None else float(self.target), jnp.float32),
-            constraint=self.constraint,
-            G=len(self.groups_),
-            mode="penalty" if self.target is None else "target",
-            steps=int(self.max_iter),
-            lr=float(self.learning_rate),
-            mu_lr=float(self.multiplier_learning_rate),
-            temperature=float(self.temperature),
-            alpha=float(self.alpha),
         )
+        if self.target is not None and crit.name == "equalized_odds":
+            mu_lr = self.multiplier_learning_rate
+            params, mu = _fit_lagrangian(
+                *arrays,
+                jnp.asarray(float(self.target), jnp.float32),
+                criterion=crit.name,
+                G=G,
+                steps=int(self.max_iter),
+                lr=float(self.learning_rate),
+                mu_lr=0.2 if mu_lr is None else float(mu_lr),
+                temperature=float(self.temperature),
+                alpha=float(self.alpha),
+            )
+            mu = np.asarray(mu, np.float64)
+        elif self.target is None:
+            params = _fit_penalized(
+                *arrays,
+                jnp.asarray(float(self.lam), jnp.float32),
+                criterion=crit.name,
+                G=G,
+                steps=int(self.max_iter),
+                lr=float(self.learning_rate),
+                temperature=float(self.temperature),
+                alpha=float(self.alpha),
+            )
+            mu = np.zeros((len(crit.conditions), G, G))
+        else:
+            params, mu = self._fit_constrained(*arrays, crit, G)
         w = np.asarray(params["w"], np.float64)[:d] / scale
         self.coef_ = w[None, :]
         self.intercept_ = np.asarray([float(params["b"]) - float(w @ mean)])
-        self.multiplier_ = np.asarray(mu, np.float64)
+        self.multiplier_ = mu
         self.n_iter_ = int(self.max_iter)
         return self
 

@@ -1,0 +1,97 @@
+"""The ``fairjax`` console script: argument parsing and dispatch to the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from fairjax.cli._audit import run_audit
+from fairjax.cli._bench import run_bench
+from fairjax.cli._demo import demo
+
+DESCRIPTION = """Command line: ``fairjax demo``, ``fairjax audit`` and ``fairjax bench``.
+
+Also runs as ``python -m fairjax ...``.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairjax", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser("demo", help="train on Adult and print accuracy and fairness")
+    p_demo.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples")
+    p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument(
+        "--pareto-png",
+        default="fairjax_pareto_front.png",
+        metavar="PATH",
+        help="where to write the Pareto-front plot (needs matplotlib); '' writes none",
+    )
+
+    p_audit = sub.add_parser(
+        "audit",
+        help="fairness report of a CSV/Parquet table of predictions",
+        description="Prints the per-group table and the fairness metrics, with bootstrap "
+        "intervals, of a table of labels, decisions or scores, and sensitive attributes.",
+    )
+    p_audit.add_argument("file", help="CSV file (or Parquet, with pandas and pyarrow)")
+    p_audit.add_argument("--y-true", required=True, help="column of 0/1 labels")
+    p_audit.add_argument("--y-pred", help="column of 0/1 decisions")
+    p_audit.add_argument("--score", help="column of numeric scores (adds the KS distance)")
+    p_audit.add_argument(
+        "--sensitive",
+        action="append",
+        required=True,
+        help="sensitive column; repeat it to audit the intersection of several",
+    )
+    p_audit.add_argument("--weight", help="column of non-negative sample weights")
+    p_audit.add_argument(
+        "--threshold", type=float, default=0.5, help="decision = score >= threshold (no --y-pred)"
+    )
+    p_audit.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p_audit.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
+    p_audit.add_argument("--seed", type=int, default=0)
+    p_audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    p_audit.add_argument("--plot", metavar="PATH", help="write a PNG of the groups' score CDFs")
+
+    p_bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks against the peers (source checkout; python -m benchmarks)",
+        add_help=False,
+    )
+    p_bench.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fairjax`` console script (``fairjax demo | audit | bench``).
+
+    Args:
+      argv: the arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns:
+      The exit code: 0 on success, 2 on a bad table or option (``audit``) or a missing source
+      checkout (``bench``).
+
+    Example:
+      >>> from fairjax import cli
+      >>> cli.main(["bench", "--help"]) in (0, 2)  # doctest: +SKIP
+      True
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # every option after it belongs to the benchmark runner
+        return run_bench(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        np.set_printoptions(precision=4)
+        demo(
+            bootstrap_resamples=args.bootstrap, seed=args.seed, pareto_path=args.pareto_png or None
+        )
+    elif args.command == "audit":
+        return run_audit(args)
+    elif args.command == "bench":
+        return run_bench(args.args)
+    return 0
