@@ -408,3 +408,87 @@ def test_fit_kernel_nystrom_landmarks_and_bad_input():
         ferm.fit_linear(X, y, s, num_groups=2, loss="exp")
     with pytest.raises(ValueError, match="`X` must be finite"):
         ferm.fit_kernel(np.where(X == X[0, 0], np.nan, X), y, s, num_groups=2)
+
+
+# ------------------------------------------------------------------ criteria and deprecations
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"condition": "positive"}, "equal_opportunity"),
+        ({"condition": "all"}, "demographic_parity"),
+        ({"label_value": 1}, "equal_opportunity"),
+        ({"label_value": 0}, "false_positive_parity"),
+        ({"condition": "positive", "label_value": 0}, "false_positive_parity"),
+        ({"condition": "all", "label_value": 0}, "demographic_parity"),
+    ],
+)
+def test_direction_deprecated_keywords_warn_and_agree(old, new):
+    X, y, s = _data()
+    with pytest.warns(DeprecationWarning, match=r"ferm\.fairness_direction: .* is deprecated"):
+        u_old = ferm.fairness_direction(X, y, s, num_groups=2, **old)
+    u_new = ferm.fairness_direction(X, y, s, num_groups=2, criterion=new)
+    np.testing.assert_array_equal(u_old, u_new)
+
+
+def test_direction_criteria_closed_forms():
+    X, y, s = _data(G=3)
+    for c, rows in (("false_positive_parity", y == 0), ("demographic_parity", y >= 0)):
+        u = ferm.fairness_direction(X, 2 * y - 1, s, num_groups=3, criterion=c)  # -1/+1 labels
+        means = np.stack([X[(s == g) & rows].mean(0) for g in range(3)])
+        np.testing.assert_allclose(u, means[1:] - means[0], atol=1e-5)
+    eo = ferm.fairness_direction(X, y, s, num_groups=3, criterion="equalized_odds")
+    np.testing.assert_array_equal(
+        eo,
+        np.concatenate([
+            ferm.fairness_direction(X, y, s, num_groups=3, criterion="equal_opportunity"),
+            ferm.fairness_direction(X, y, s, num_groups=3, criterion="false_positive_parity"),
+        ]),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="`criterion` must be one of"):
+        ferm.fairness_direction(X, y, s, num_groups=3, criterion="parity")
+    with pytest.raises(ValueError, match="give the criterion once"):
+        ferm.fairness_direction(
+            X, y, s, num_groups=3, criterion="equal_opportunity", condition="all"
+        )
+    y_bad = y.copy()
+    y_bad[s == 1] = 1
+    with pytest.raises(ValueError, match=r"group\(s\) \[1\].*no negative"):
+        ferm.fairness_direction(X, y_bad, s, num_groups=3, criterion="false_positive_parity")
+
+
+def test_fit_projection_deprecated_keywords():
+    X, y, s = _data()
+    with pytest.warns(DeprecationWarning, match=r"ferm\.fit_projection: `condition='all'`"):
+        old = ferm.fit_projection(X, y, s, num_groups=2, condition="all")
+    new = ferm.fit_projection(X, y, s, num_groups=2, criterion="demographic_parity")
+    np.testing.assert_array_equal(old.basis, new.basis)
+    with pytest.raises(ValueError, match="two groups"):
+        ferm.fit_projection(X, y, s, num_groups=2, criterion="equalized_odds", method="pivot")
+
+
+def test_fit_linear_and_kernel_deprecated_condition():
+    X, y, s = _data()
+    with pytest.warns(DeprecationWarning, match=r"ferm\.fit_linear: `condition='all'`"):
+        old = ferm.fit_linear(X, y, s, num_groups=2, condition="all", steps=STEPS)
+    new = ferm.fit_linear(X, y, s, num_groups=2, criterion="demographic_parity", steps=STEPS)
+    np.testing.assert_array_equal(old.weights, new.weights)
+    np.testing.assert_array_equal(old.directions, new.directions)
+    with pytest.warns(DeprecationWarning, match=r"ferm\.fit_kernel: `condition='positive'`"):
+        old = ferm.fit_kernel(X, y, s, num_groups=2, condition="positive")
+    new = ferm.fit_kernel(X, y, s, num_groups=2, criterion="equal_opportunity")
+    np.testing.assert_array_equal(old.dual_coef, new.dual_coef)
+
+
+def test_fit_kernel_equalized_odds_constraints_hold():
+    X, y, s = _data()
+    model = ferm.fit_kernel(X, y, s, num_groups=2, criterion="equalized_odds")
+    beta = np.asarray(model.dual_coef)
+    gaps = np.asarray(model.directions) @ beta
+    assert gaps.shape == (2,)
+    assert np.all(np.abs(gaps) < 1e-4 * (1 + np.abs(beta).sum())), gaps
+    f = np.asarray(ferm.decision_function(model, X))
+    for label in (0, 1):
+        gap = f[(s == 1) & (y == label)].mean() - f[(s == 0) & (y == label)].mean()
+        assert abs(gap) < 1e-3

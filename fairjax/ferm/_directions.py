@@ -10,18 +10,32 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax import criteria
 from fairjax import groups as gs
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-_CONDITIONS = ("positive", "all")
+#: The criteria FERM expresses: every condition of the criterion gives ``G - 1`` directions, and
+#: the constraint is orthogonality to all of them.
+CRITERIA = ("equal_opportunity", "demographic_parity", "false_positive_parity", "equalized_odds")
 _REFERENCES = ("first", "pooled")
+# The values the deprecated ``condition=`` took (``"negative"`` was never one of them).
+_CONDITIONS = ("positive", "all")
 
 
-def _check_option(value: str, name: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}.")
+def _legacy_criterion(condition: str | None, label_value: float | int | None) -> dict:
+    """The deprecated keywords a caller gave (``None``: not given), for ``criteria.resolve``.
+
+    ``condition=`` keeps its old values; given together with ``label_value=``, the pair means
+    what it meant before: ``"all"`` ignores the label, ``"positive"`` conditions on it.
+    """
+    if condition is not None:
+        criteria.check_option(condition, "condition", _CONDITIONS)
+        if label_value is not None and condition == "positive":
+            return {"label_value": label_value}
+        return {"condition": condition}
+    return {} if label_value is None else {"label_value": label_value}
 
 
 def fairness_direction(
@@ -30,28 +44,31 @@ def fairness_direction(
     groups: ArrayLike,
     *,
     num_groups: int | None = None,
-    condition: Literal["positive", "all"] = "positive",
+    criterion: str | criteria.Criterion | None = None,
     reference: Literal["first", "pooled"] = "first",
-    label_value: float | int = 1,
     weights: ArrayLike | None = None,
+    condition: Literal["positive", "all"] | None = None,
+    label_value: float | int | None = None,
 ) -> Array:
     r"""The FERM fairness directions: differences of group means of the features.
 
-    With :math:`m_g` the (weighted) mean of the rows of ``X`` over group :math:`g`, restricted to
-    the positive examples (``condition="positive"``, equal opportunity) or to all examples
-    (``condition="all"``, demographic parity):
+    With :math:`m^c_g` the (weighted) mean of the rows of ``X`` in group :math:`g` that a
+    condition :math:`c` of the criterion counts (the positives ``y == 1`` for equal opportunity,
+    the negatives for false-positive parity, all rows for demographic parity; both label
+    conditions for equalized odds):
 
     * ``reference="first"``: :math:`u_k = m_{g_k} - m_r`, with :math:`r` the first non-empty
       group and :math:`g_1 < g_2 < \dots` the other groups. For two groups this is the paper's
       :math:`u = m_1 - m_0`, and :math:`\langle w, u_k\rangle` is exactly the gap in mean output
       between group :math:`g_k` and group :math:`r`, so ``eps`` has that meaning.
     * ``reference="pooled"``: :math:`u_k = m_k - \bar m`, :math:`k = 0..G-2`, with
-      :math:`\bar m` the mean over all (positive) rows.
+      :math:`\bar m` the mean over all the condition's rows.
 
     Both span the same subspace (so ``eps = 0`` gives the same constraint). A group with no rows
     (zero weight) contributes a zero row: the constraint is vacuous for it. A group that has rows
-    but no positive example makes the equal-opportunity direction undefined: on concrete inputs
-    this raises ``ValueError``; under ``jit`` it is treated like an empty group.
+    but none of a condition (e.g. no positive example, for equal opportunity) makes its
+    direction undefined: on concrete inputs this raises ``ValueError``; under ``jit`` it is
+    treated like an empty group.
 
     For kernel FERM, pass the kernel matrix ``K`` (rows: the points the means run over, columns:
     the expansion points) as ``X``: row :math:`k` is then :math:`\tau_k` with
@@ -60,16 +77,22 @@ def fairness_direction(
 
     Args:
       X: features, shape ``(n, d)``.
-      y: labels, shape ``(n,)``; rows with ``y == label_value`` are the positives.
+      y: labels, shape ``(n,)``; ``1`` is the positive label for both {0, 1} and {-1, +1}
+        labels (every other value is a negative).
       groups: integer group ids ``(n,)`` in ``[0, num_groups)`` or a membership matrix ``(n, G)``.
       num_groups: static number of groups ``G`` (required for integer ids).
-      condition: ``"positive"`` (equal opportunity) or ``"all"`` (demographic parity).
+      criterion: one of :data:`fairjax.ferm.CRITERIA` (default ``"equal_opportunity"``) or a
+        :class:`fairjax.criteria.Criterion` of them.
       reference: ``"first"`` or ``"pooled"``, see above.
-      label_value: the positive label (1 for both {0, 1} and {-1, +1} labels).
       weights: optional non-negative sample weights ``(n,)``.
+      condition: deprecated, use ``criterion=``: ``"positive"`` is ``"equal_opportunity"``,
+        ``"all"`` is ``"demographic_parity"``.
+      label_value: deprecated, use ``criterion=``: ``1`` is ``"equal_opportunity"``, ``0``
+        ``"false_positive_parity"``.
 
     Returns:
-      Array of shape ``(G - 1, d)`` (``(0, d)`` for a single group).
+      Array of shape ``(C (G - 1), d)``, ``C`` the number of conditions of the criterion (1, or 2
+      for equalized odds; the rows of the first condition first); ``(0, d)`` for one group.
 
     Example:
       >>> import jax.numpy as jnp
@@ -79,12 +102,23 @@ def fairness_direction(
       >>> s = jnp.array([0, 0, 1, 1])
       >>> fairness_direction(X, y, s, num_groups=2)  # mean(P_1) - mean(P_0)
       Array([[-2.,  2.]], dtype=float32)
+      >>> fairness_direction(X, y, s, num_groups=2, criterion="demographic_parity")
+      Array([[0.5, 3.5]], dtype=float32)
+
+    .. versionchanged:: 0.1.0
+       ``criterion=`` replaces ``condition=`` and ``label_value=``.
 
     References:
       Donini et al., NeurIPS 2018, Sections 3-4 (linear loss, the vector u).
     """
-    _check_option(condition, "condition", _CONDITIONS)
-    _check_option(reference, "reference", _REFERENCES)
+    crit = criteria.resolve(
+        criterion,
+        where="ferm.fairness_direction",
+        default="equal_opportunity",
+        allowed=CRITERIA,
+        **_legacy_criterion(condition, label_value),
+    )
+    criteria.check_option(reference, "reference", _REFERENCES)
     X = v.as_array(X, "X", ndim=2)
     n = X.shape[0]
     v.check_finite(X, "X")
@@ -93,42 +127,56 @@ def fairness_direction(
     g = v.check_groups(groups, num_groups=num_groups, n=n)
     G = g.shape[1] if g.ndim == 2 else num_groups
     v.check_weights(weights, n)
-    U, counts, rows = _direction_core(
-        X, y, g, weights, num_groups=G, condition=condition, reference=reference,
-        label_value=label_value,
-    )  # fmt: skip
-    if condition == "positive" and v.is_concrete(X, y, g, weights):
+    U, counts, rows = _direction_core(X, y, g, weights, num_groups=G, criterion=crit,
+                                      reference=reference)  # fmt: skip
+    if crit.needs_labels and v.is_concrete(X, y, g, weights):
         counts, rows = np.asarray(counts), np.asarray(rows)
-        bad = [k for k in range(G) if rows[k] > 0 and counts[k] == 0]
-        if bad:
-            raise ValueError(
-                f"group(s) {bad} have rows but no positive example (`y == {label_value}`), so "
-                "their equal-opportunity direction is undefined; merge or drop them, or use "
-                'condition="all".'
-            )
+        for c, count in zip(crit.conditions, counts, strict=True):
+            bad = [k for k in range(G) if rows[k] > 0 and count[k] == 0]
+            if c is not None and bad:
+                kind = "positive example (`y == 1`)" if c == 1 else "negative example (`y != 1`)"
+                raise ValueError(
+                    f"group(s) {bad} have rows but no {kind}, so their {crit.name} direction "
+                    "is undefined; merge or drop them, or use another criterion (e.g. "
+                    'criterion="demographic_parity").'
+                )
     return U
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "condition", "reference", "label_value"))
-def _direction_core(X, y, g, weights, *, num_groups, condition, reference, label_value):
-    """The directions, the (conditional) group counts and the group row counts (one compile)."""
+@functools.partial(jax.jit, static_argnames=("num_groups", "criterion", "reference"))
+def _direction_core(X, y, g, weights, *, num_groups, criterion, reference):
+    """The directions, each condition's group counts and the group row counts (one compile)."""
+    # FERM's labels are binary with 1 the positive one: every other value is a negative.
+    binary = jnp.where(y == 1, 1, 0)
+    rows = gs.group_counts(g, num_groups=num_groups, weights=weights)
+    directions, counts = [], []
+    for c in criterion.conditions:
+        labels, value = (None, 1) if c is None else (binary, c)
+        U, count = _condition_directions(
+            X, g, weights, labels, num_groups=num_groups, label_value=value, reference=reference
+        )
+        directions.append(U)
+        counts.append(count)
+    return jnp.concatenate(directions), jnp.stack(counts), rows
+
+
+def _condition_directions(X, g, weights, labels, *, num_groups, label_value, reference):
+    """The ``G - 1`` directions of one condition (rows ``labels == label_value``; all if None)."""
     G = num_groups
-    labels = y if condition == "positive" else None
     counts = gs.group_counts(
         g, num_groups=G, labels=labels, label_value=label_value, weights=weights
     )
-    rows = gs.group_counts(g, num_groups=G, weights=weights)
     means = gs.group_means(
         X, g, num_groups=G, labels=labels, label_value=label_value, weights=weights
     )
     present = counts > 0
     if G == 1:
-        return jnp.zeros((0, X.shape[1]), means.dtype), counts, rows
+        return jnp.zeros((0, X.shape[1]), means.dtype), counts
     if reference == "first":
         ref = jnp.argmax(present)  # the first non-empty group (0 when all are empty)
         diffs = jnp.where(present[:, None], means - means[ref], 0.0)
         idx = jnp.arange(G - 1)
         idx = jnp.where(idx < ref, idx, idx + 1)  # every group but the reference, in order
-        return diffs[idx], counts, rows
+        return diffs[idx], counts
     pooled = gs.safe_divide(counts @ means, jnp.sum(counts))
-    return jnp.where(present[:, None], means - pooled, 0.0)[: G - 1], counts, rows
+    return jnp.where(present[:, None], means - pooled, 0.0)[: G - 1], counts

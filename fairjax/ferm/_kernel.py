@@ -9,9 +9,10 @@ import jax
 import jax.numpy as jnp
 
 from fairjax import _validation as v
+from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as kn
-from fairjax.ferm._directions import _check_option, fairness_direction
+from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
 from fairjax.ferm._linear import _prepare, fit_linear
 from fairjax.ferm._model import FERMModel, KernelExpansion
 
@@ -20,7 +21,7 @@ ArrayLike = jax.typing.ArrayLike
 
 
 def _direction_coefficients(
-    n: int, y: Array, groups: Array, *, num_groups: int | None, condition: str, weights
+    n: int, y: Array, groups: Array, *, num_groups: int | None, criterion, weights
 ) -> Array:
     r"""The rows :math:`c_k` with ``fairness_direction(X) = C @ X`` for every ``X`` (linear in X).
 
@@ -29,7 +30,7 @@ def _direction_coefficients(
 
     def direction(col):
         return fairness_direction(
-            col, y, groups, num_groups=num_groups, condition=condition, weights=weights
+            col, y, groups, num_groups=num_groups, criterion=criterion, weights=weights
         )[:, 0]
 
     ones = jnp.ones((n, 1), jnp.float32 if weights is None else v.float_dtype(weights))
@@ -109,8 +110,8 @@ def _smo(
     return alpha, b, it, gap
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "condition"))
-def _projected_kernel(X, ysign, groups, weights, kernel, *, num_groups, condition):
+@functools.partial(jax.jit, static_argnames=("num_groups", "criterion"))
+def _projected_kernel(X, ysign, groups, weights, kernel, *, num_groups, criterion):
     r"""The kernel matrix projected off the fairness directions, and what maps back to beta.
 
     :math:`k'(x, z) = k(x, z) - g(x)^\top M^{+} g(z)`, :math:`g_k = \sum_j c_{kj} k(x_j, \cdot)`,
@@ -121,7 +122,7 @@ def _projected_kernel(X, ysign, groups, weights, kernel, *, num_groups, conditio
     K = kn.kernel_matrix(kernel, X)
     K = 0.5 * (K + K.T)
     coef = _direction_coefficients(
-        n, ysign, groups, num_groups=num_groups, condition=condition, weights=weights
+        n, ysign, groups, num_groups=num_groups, criterion=criterion, weights=weights
     ).astype(K.dtype)
     tau = coef @ K  # (G - 1, n): tau_k = fairness_direction(K), the constraint is tau @ beta = 0
     M = tau @ coef.T
@@ -132,15 +133,15 @@ def _projected_kernel(X, ysign, groups, weights, kernel, *, num_groups, conditio
     return K - tau.T @ (pinv @ tau), coef, tau, pinv
 
 
-def _fit_kernel_exact(X, ysign, sw, groups, weights, kernel, *, C, tol, num_groups, condition,
+def _fit_kernel_exact(X, ysign, sw, groups, weights, kernel, *, C, tol, num_groups, criterion,
                       loss, max_iter) -> FERMModel:  # fmt: skip
     """Exact kernel FERM with ``eps = 0``: an SVM on the projected kernel, solved by SMO.
 
     Three jitted pieces (projection, SMO, back-map) so that the SMO compilation is shared by
-    every loss, number of groups and condition of a given ``n``.
+    every loss, number of groups and criterion of a given ``n``.
     """
     K, coef, tau, pinv = _projected_kernel(
-        X, ysign, groups, weights, kernel, num_groups=num_groups, condition=condition
+        X, ysign, groups, weights, kernel, num_groups=num_groups, criterion=criterion
     )
     cw = jnp.asarray(C, K.dtype) * sw.astype(K.dtype)
     if loss == "hinge":
@@ -170,7 +171,7 @@ def fit_kernel(
     C: float = 1.0,
     eps: float = 0.0,
     loss: Literal["hinge", "squared_hinge", "logistic"] = "hinge",
-    condition: Literal["positive", "all"] = "positive",
+    criterion: str | criteria.Criterion | None = None,
     weights: ArrayLike | None = None,
     num_landmarks: int | None = None,
     key: Array | None = None,
@@ -179,6 +180,7 @@ def fit_kernel(
     max_iter: int | None = None,
     steps: int = 1000,
     learning_rate: float = 0.1,
+    condition: Literal["positive", "all"] | None = None,
 ) -> FERMModel:
     r"""Kernel FERM: :math:`f(x) = \sum_i \beta_i k(x_i, x) + b` with :math:`\beta\cdot\tau_k = 0`.
 
@@ -228,7 +230,7 @@ def fit_kernel(
       groups: group ids ``(n,)`` or membership ``(n, G)``.
       num_groups: static number of groups.
       kernel: a kernel value (default ``kernels.gaussian(bandwidth=1.0)``).
-      C, eps, loss, condition, weights, steps, learning_rate: as in :func:`fit_linear`
+      C, eps, loss, criterion, weights, steps, learning_rate: as in :func:`fit_linear`
         (``steps`` and ``learning_rate`` apply to the Adam solver).
       num_landmarks: ``None`` for the exact kernel, else the number of Nystrom landmarks.
       key: PRNG key to draw landmarks (required with ``num_landmarks``).
@@ -236,6 +238,7 @@ def fit_kernel(
         or ``"adam"``.
       tol: SMO stopping tolerance on the maximal KKT violation (libsvm's default 1e-3).
       max_iter: maximal SMO iterations (default ``max(10^5, 100 n)``).
+      condition: deprecated, use ``criterion=`` (as in :func:`fit_linear`).
 
     Returns:
       A :class:`FERMModel`: with SMO, ``feature_map`` is the :class:`KernelExpansion` on the
@@ -259,7 +262,14 @@ def fit_kernel(
       Fan, Chen, Lin, Working Set Selection Using Second Order Information for Training Support
       Vector Machines, JMLR 6, 2005 (the SMO working-set rule).
     """
-    _check_option(solver, "solver", ("auto", "smo", "adam"))
+    crit = criteria.resolve(
+        criterion,
+        where="ferm.fit_kernel",
+        default="equal_opportunity",
+        allowed=CRITERIA,
+        **_legacy_criterion(condition, None),
+    )
+    criteria.check_option(solver, "solver", ("auto", "smo", "adam"))
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
     kernel = kn.gaussian(bandwidth=1.0) if kernel is None else kernel
     exact_ok = num_landmarks is None and loss != "logistic" and float(eps) == 0.0
@@ -275,11 +285,11 @@ def fit_kernel(
         # Validation on concrete inputs (e.g. a group without positives), at the cost of a column.
         fairness_direction(
             jnp.ones((n, 1), X.dtype), ysign, groups, num_groups=num_groups,
-            condition=condition, weights=weights,
+            criterion=crit, weights=weights,
         )  # fmt: skip
         return _fit_kernel_exact(
             X, ysign, sw, jnp.asarray(groups), weights, kernel, C=C, tol=tol,
-            num_groups=num_groups, condition=condition, loss=loss,
+            num_groups=num_groups, criterion=crit, loss=loss,
             max_iter=int(max_iter) if max_iter is not None else max(100_000, 100 * n),
         )  # fmt: skip
     if num_landmarks is None:
@@ -299,7 +309,7 @@ def fit_kernel(
         C=C,
         eps=eps,
         loss=loss,
-        condition=condition,
+        criterion=crit,
         weights=weights,
         feature_map=phi,
         steps=steps,

@@ -12,7 +12,8 @@ import numpy as np
 import optax
 
 from fairjax import _validation as v
-from fairjax.ferm._directions import _check_option, fairness_direction
+from fairjax import criteria
+from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
 from fairjax.ferm._model import FERMModel, _apply_map
 from fairjax.ferm._projection import (
     _check_eps,
@@ -107,7 +108,7 @@ def _train(
 
 
 def _prepare(X, y, groups, num_groups, weights, eps, C, loss):
-    _check_option(loss, "loss", _LOSSES)
+    criteria.check_option(loss, "loss", _LOSSES)
     _check_eps(eps)
     if v.is_concrete(C) and not float(C) > 0:
         raise ValueError(f"`C` must be > 0, got {C}.")
@@ -137,12 +138,13 @@ def fit_linear(
     C: float = 1.0,
     eps: float = 0.0,
     loss: Literal["hinge", "squared_hinge", "logistic"] = "hinge",
-    condition: Literal["positive", "all"] = "positive",
+    criterion: str | criteria.Criterion | None = None,
     weights: ArrayLike | None = None,
     feature_map: Any = None,
     fit_intercept: bool = True,
     steps: int = 1000,
     learning_rate: float = 0.1,
+    condition: Literal["positive", "all"] | None = None,
 ) -> FERMModel:
     r"""Linear FERM, trained with optax under the exact constraint.
 
@@ -167,13 +169,16 @@ def fit_linear(
       eps: constraint tolerance (>= 0): the largest allowed gap in mean output between the
         reference group and any other, on the positives.
       loss: ``"hinge"``, ``"squared_hinge"`` or ``"logistic"``.
-      condition: ``"positive"`` (equal opportunity) or ``"all"`` (demographic parity).
+      criterion: one of :data:`fairjax.ferm.CRITERIA` (default ``"equal_opportunity"``): the
+        rows whose mean outputs the constraint equalises, as in :func:`fairness_direction`.
       weights: optional sample weights ``(n,)``.
       feature_map: optional fitted map :math:`\phi` (from :mod:`fairjax.kernels`); default the
         identity.
       fit_intercept: learn the bias ``b``.
       steps: number of Adam steps.
       learning_rate: initial Adam step size.
+      condition: deprecated, use ``criterion=``: ``"positive"`` is ``"equal_opportunity"``,
+        ``"all"`` is ``"demographic_parity"``.
 
     Returns:
       A :class:`FERMModel`; evaluate it with :func:`decision_function`.
@@ -192,11 +197,17 @@ def fit_linear(
     References:
       Donini et al., NeurIPS 2018, problem (4) with the linear-loss constraint.
     """
+    crit = criteria.resolve(
+        criterion,
+        where="ferm.fit_linear",
+        default="equal_opportunity",
+        allowed=CRITERIA,
+        **_legacy_criterion(condition, None),
+    )
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
     Phi = X if feature_map is None else _apply_map(feature_map, X)
-    U = fairness_direction(
-        Phi, ysign, groups, num_groups=num_groups, condition=condition, weights=weights
-    )
+    U = fairness_direction(Phi, ysign, groups, num_groups=num_groups, criterion=crit,
+                           weights=weights)  # fmt: skip
     w, b, _ = _train(
         Phi,
         ysign,

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from fairjax import _validation as v
-from fairjax.ferm._directions import _check_option, fairness_direction
+from fairjax import criteria
+from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
 from fairjax.ferm._projection import _orthonormal_basis
 
 Array = jax.Array
@@ -45,10 +46,11 @@ def fit_projection(
     groups: ArrayLike,
     *,
     num_groups: int | None = None,
-    condition: Literal["positive", "all"] = "positive",
+    criterion: str | criteria.Criterion | None = None,
     method: Literal["orthogonal", "pivot"] = "orthogonal",
-    label_value: float | int = 1,
     weights: ArrayLike | None = None,
+    condition: Literal["positive", "all"] | None = None,
+    label_value: float | int | None = None,
 ) -> OrthogonalProjection | PivotElimination:
     r"""Fits linear FERM as a data transformation (Donini et al. 2018, Section 5).
 
@@ -70,10 +72,12 @@ def fit_projection(
       y: labels ``(n,)``.
       groups: group ids ``(n,)`` or membership ``(n, G)``.
       num_groups: static number of groups.
-      condition: ``"positive"`` (equal opportunity) or ``"all"`` (demographic parity).
+      criterion: one of :data:`fairjax.ferm.CRITERIA` (default ``"equal_opportunity"``), as in
+        :func:`fairness_direction`.
       method: ``"orthogonal"`` or ``"pivot"``.
-      label_value: the positive label.
       weights: optional sample weights ``(n,)``.
+      condition: deprecated, use ``criterion=`` (see :func:`fairness_direction`).
+      label_value: deprecated, use ``criterion=`` (see :func:`fairness_direction`).
 
     Returns:
       An :class:`OrthogonalProjection` or :class:`PivotElimination` (immutable PyTrees).
@@ -87,23 +91,29 @@ def fit_projection(
       >>> Z = ferm.transform(state, X)
       >>> print(jnp.round(ferm.fairness_direction(Z, y, s, num_groups=2), 6))
       [[0. 0.]]
+
+    .. versionchanged:: 0.1.0
+       ``criterion=`` replaces ``condition=`` and ``label_value=``.
+
+    References:
+      Donini et al., NeurIPS 2018, Section 5 (linear FERM as a change of features).
     """
-    _check_option(method, "method", ("orthogonal", "pivot"))
-    U = fairness_direction(
-        X,
-        y,
-        groups,
-        num_groups=num_groups,
-        condition=condition,
-        label_value=label_value,
-        weights=weights,
+    crit = criteria.resolve(
+        criterion,
+        where="ferm.fit_projection",
+        default="equal_opportunity",
+        allowed=CRITERIA,
+        **_legacy_criterion(condition, label_value),
     )
+    criteria.check_option(method, "method", ("orthogonal", "pivot"))
+    U = fairness_direction(X, y, groups, num_groups=num_groups, criterion=crit, weights=weights)
     if method == "orthogonal":
         return OrthogonalProjection(U, _orthonormal_basis(U))
     if U.shape[0] != 1:
         raise ValueError(
-            f'method="pivot" eliminates one coordinate for two groups, got {U.shape[0] + 1} '
-            'groups; use method="orthogonal".'
+            'method="pivot" eliminates one coordinate, for one direction (two groups and a '
+            f"criterion with one condition), got {U.shape[0]} directions; use "
+            'method="orthogonal".'
         )
     u = U[0]
     if v.is_concrete(u) and not bool(jnp.any(u != 0)):
