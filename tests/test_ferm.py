@@ -9,7 +9,7 @@ import optax
 import pytest
 from scipy.optimize import minimize
 
-from fairjax import ferm, kernels
+from fairjax import ferm, kernels, losses
 
 # One data shape (n, d) = (200, 4) for almost every test: each new shape or static option
 # recompiles the jitted cores, and compilation, not computation, is what these tests pay for.
@@ -41,7 +41,7 @@ def test_direction_matches_numpy(G):
 
 def test_direction_condition_all_and_pm1_labels():
     X, y, s = _data()
-    u_all = ferm.fairness_direction(X, y, s, num_groups=2, condition="all")
+    u_all = ferm.fairness_direction(X, y, s, num_groups=2, criterion="demographic_parity")
     np.testing.assert_allclose(u_all[0], X[s == 1].mean(0) - X[s == 0].mean(0), atol=1e-5)
     u01 = ferm.fairness_direction(X, y, s, num_groups=2)
     upm = ferm.fairness_direction(X, 2 * y - 1, s, num_groups=2)
@@ -261,7 +261,7 @@ def test_fit_linear_hinge_matches_sklearn_on_projected_data():
     from sklearn.svm import LinearSVC
 
     X, y, s = _data()
-    model = ferm.fit_linear(X, y, s, num_groups=2, C=1.0, loss="hinge", steps=STEPS)
+    model = ferm.fit_linear(X, y, s, num_groups=2, C=1.0, loss="hinge", num_steps=STEPS)
     state = ferm.fit_projection(X, y, s, num_groups=2)
     Z = np.asarray(ferm.transform(state, X))
     # sklearn penalises the intercept; a large intercept_scaling makes that negligible
@@ -278,7 +278,7 @@ def test_fit_linear_hinge_matches_sklearn_on_projected_data():
 @pytest.mark.parametrize(("loss", "eps"), [("squared_hinge", 0.02), ("logistic", 0.0)])
 def test_fit_linear_smooth_losses_eps(loss, eps):
     X, y, s = _data()
-    model = ferm.fit_linear(X, y, s, num_groups=2, loss=loss, eps=eps, steps=STEPS)
+    model = ferm.fit_linear(X, y, s, num_groups=2, loss=loss, eps=eps, num_steps=STEPS)
     gap = abs(float(model.directions[0] @ model.weights))
     assert gap <= eps + 1e-5
     if eps:  # the unconstrained gap is larger, so the slab constraint is active
@@ -389,7 +389,7 @@ def test_fit_kernel_four_groups_all_constraints_hold():
 def test_fit_kernel_nystrom_landmarks_and_bad_input():
     X, y, s = _data()
     model = ferm.fit_kernel(
-        X, y, s, num_groups=2, num_landmarks=50, key=jax.random.key(0), steps=STEPS
+        X, y, s, num_groups=2, num_landmarks=50, key=jax.random.key(0), num_steps=STEPS
     )
     assert isinstance(model.feature_map, kernels.NystromFeatures)
     assert model.weights.shape[0] <= 50
@@ -471,8 +471,8 @@ def test_fit_projection_deprecated_keywords():
 def test_fit_linear_and_kernel_deprecated_condition():
     X, y, s = _data()
     with pytest.warns(DeprecationWarning, match=r"ferm\.fit_linear: `condition='all'`"):
-        old = ferm.fit_linear(X, y, s, num_groups=2, condition="all", steps=STEPS)
-    new = ferm.fit_linear(X, y, s, num_groups=2, criterion="demographic_parity", steps=STEPS)
+        old = ferm.fit_linear(X, y, s, num_groups=2, condition="all", num_steps=STEPS)
+    new = ferm.fit_linear(X, y, s, num_groups=2, criterion="demographic_parity", num_steps=STEPS)
     np.testing.assert_array_equal(old.weights, new.weights)
     np.testing.assert_array_equal(old.directions, new.directions)
     with pytest.warns(DeprecationWarning, match=r"ferm\.fit_kernel: `condition='positive'`"):
@@ -492,3 +492,28 @@ def test_fit_kernel_equalized_odds_constraints_hold():
     for label in (0, 1):
         gap = f[(s == 1) & (y == label)].mean() - f[(s == 0) & (y == label)].mean()
         assert abs(gap) < 1e-3
+
+
+def test_deprecated_steps_warns_and_agrees():
+    X, y, s = _data()
+    with pytest.warns(DeprecationWarning, match=r"ferm\.fit_linear: `steps=` is deprecated"):
+        old = ferm.fit_linear(X, y, s, num_groups=2, steps=STEPS)
+    new = ferm.fit_linear(X, y, s, num_groups=2, num_steps=STEPS)
+    np.testing.assert_array_equal(old.weights, new.weights)
+    assert int(old.n_iter) == STEPS
+    with pytest.warns(DeprecationWarning, match=r"ferm\.fit_kernel: `steps=` is deprecated"):
+        old = ferm.fit_kernel(X, y, s, num_groups=2, solver="adam", steps=STEPS)
+    new = ferm.fit_kernel(X, y, s, num_groups=2, solver="adam", num_steps=STEPS)
+    np.testing.assert_array_equal(old.weights, new.weights)
+    with pytest.raises(ValueError, match="give the step budget once"):
+        ferm.fit_linear(X, y, s, num_groups=2, steps=STEPS, num_steps=10)
+
+
+def test_linear_trainer_losses_are_fairjax_losses():
+    """The trainer's logistic loss on margins, log(1 + exp(-t z)): the old formula, to rounding."""
+    z = jnp.linspace(-30.0, 30.0, 61)
+    for t in (1.0, -1.0):
+        np.testing.assert_allclose(
+            losses.logistic(z, (t + 1) / 2), jax.nn.softplus(-t * z), rtol=1e-6, atol=1e-7
+        )
+        np.testing.assert_array_equal(losses.hinge(z, t), jnp.maximum(1.0 - t * z, 0.0))

@@ -13,7 +13,7 @@ from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as kn
 from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
-from fairjax.ferm._linear import _prepare, fit_linear
+from fairjax.ferm._linear import _NUM_STEPS, _prepare, _step_budget, fit_linear
 from fairjax.ferm._model import FERMModel, KernelExpansion
 
 Array = jax.Array
@@ -178,9 +178,10 @@ def fit_kernel(
     solver: Literal["auto", "smo", "adam"] = "auto",
     tol: float = 1e-3,
     max_iter: int | None = None,
-    steps: int = 1000,
+    num_steps: int = _NUM_STEPS,
     learning_rate: float = 0.1,
     condition: Literal["positive", "all"] | None = None,
+    steps: int | None = None,
 ) -> FERMModel:
     r"""Kernel FERM: :math:`f(x) = \sum_i \beta_i k(x_i, x) + b` with :math:`\beta\cdot\tau_k = 0`.
 
@@ -218,7 +219,7 @@ def fit_kernel(
     **Feature-space solver** (``solver="adam"``, used for ``eps > 0``, the logistic loss or
     ``num_landmarks``). The kernel is made explicit with the Nystrom map
     :math:`\phi(x) = \Lambda^{-1/2}V^\top k(L, x)` of :func:`fairjax.kernels.nystrom` and
-    :func:`fit_linear` runs in feature space (projected Adam, ``steps`` steps): with every
+    :func:`fit_linear` runs in feature space (projected Adam, ``num_steps`` steps): with every
     training point as a landmark :math:`\phi(X)\phi(X)^\top = K`, :math:`\beta = V\Lambda^{-1/2}
     w`, :math:`\|f\|_{\mathcal H} = \|w\|` and :math:`\langle w, u_k\rangle = \beta\cdot
     \tau_k`. With ``num_landmarks=m`` a random subset of ``m`` points is used (Nystrom
@@ -230,15 +231,17 @@ def fit_kernel(
       groups: group ids ``(n,)`` or membership ``(n, G)``.
       num_groups: static number of groups.
       kernel: a kernel value (default ``kernels.gaussian(bandwidth=1.0)``).
-      C, eps, loss, criterion, weights, steps, learning_rate: as in :func:`fit_linear`
-        (``steps`` and ``learning_rate`` apply to the Adam solver).
+      C, eps, loss, criterion, weights, num_steps, learning_rate: as in :func:`fit_linear`
+        (``num_steps`` and ``learning_rate`` apply to the Adam solver).
       num_landmarks: ``None`` for the exact kernel, else the number of Nystrom landmarks.
       key: PRNG key to draw landmarks (required with ``num_landmarks``).
       solver: ``"auto"``, ``"smo"`` (exact; ``eps = 0``, hinge or squared hinge, no landmarks)
         or ``"adam"``.
       tol: SMO stopping tolerance on the maximal KKT violation (libsvm's default 1e-3).
-      max_iter: maximal SMO iterations (default ``max(10^5, 100 n)``).
+      max_iter: the SMO solver's iteration cap (default ``max(10^5, 100 n)``); unlike
+        ``num_steps``, a budget the Adam solver always spends, SMO stops earlier at ``tol``.
       condition: deprecated, use ``criterion=`` (as in :func:`fit_linear`).
+      steps: deprecated, use ``num_steps=``.
 
     Returns:
       A :class:`FERMModel`: with SMO, ``feature_map`` is the :class:`KernelExpansion` on the
@@ -269,6 +272,7 @@ def fit_kernel(
         allowed=CRITERIA,
         **_legacy_criterion(condition, None),
     )
+    num_steps = _step_budget(num_steps, steps, where="ferm.fit_kernel")
     criteria.check_option(solver, "solver", ("auto", "smo", "adam"))
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
     kernel = kn.gaussian(bandwidth=1.0) if kernel is None else kernel
@@ -312,7 +316,7 @@ def fit_kernel(
         criterion=crit,
         weights=weights,
         feature_map=phi,
-        steps=steps,
+        num_steps=num_steps,
         learning_rate=learning_rate,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -11,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fairjax import _loop, criteria, losses
 from fairjax import _validation as v
-from fairjax import criteria
 from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
 from fairjax.ferm._model import FERMModel, _apply_map
 from fairjax.ferm._projection import (
@@ -28,15 +29,66 @@ ArrayLike = jax.typing.ArrayLike
 _LOSSES = ("hinge", "squared_hinge", "logistic")
 
 
-def _loss_fn(loss: str) -> Callable[[Array], Array]:
-    if loss == "hinge":
-        return lambda m: jnp.maximum(1.0 - m, 0.0)
-    if loss == "squared_hinge":
-        return lambda m: jnp.square(jnp.maximum(1.0 - m, 0.0))
-    return lambda m: jax.nn.softplus(-m)  # log(1 + exp(-m)), stable for large |m|
+# The default step budget of fit_linear and fit_kernel's feature-space solver.
+_NUM_STEPS = 1000
 
 
-@functools.partial(jax.jit, static_argnames=("eps", "loss", "steps", "fit_intercept", "max_iter"))
+def _step_budget(num_steps: int, steps: int | None, *, where: str) -> int:
+    """``num_steps``, or the deprecated ``steps=`` with a warning (at the public caller's line)."""
+    if steps is None:
+        return int(num_steps)
+    if num_steps != _NUM_STEPS:
+        raise ValueError(f"{where}: give the step budget once, with `num_steps=`.")
+    warnings.warn(
+        f"{where}: `steps=` is deprecated; use `num_steps=`.", DeprecationWarning, stacklevel=3
+    )
+    return int(steps)
+
+
+def _optimizer(
+    U: Array, *, eps: float, num_steps: int, learning_rate: Array, fit_intercept: bool,
+    max_iter: int,
+) -> tuple[optax.GradientTransformation, Callable | None]:  # fmt: skip
+    """Projected Adam: the optax transformation, and the ``apply`` hook of the loop (or None).
+
+    ``eps == 0``: the gradient and the updated weights are projected onto the complement of
+    span(U) through an orthonormal basis computed once (the iteration of the ``eps > 0`` chain,
+    without a pseudo-inverse per step: cheaper to run and to compile); the projection after the
+    update is the loop's ``apply`` hook.
+    """
+    schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=1e-3)
+    adam = optax.chain(
+        optax.adam(schedule),
+        optax.masked(optax.set_to_zero(), {"w": False, "b": not fit_intercept}),
+    )
+    if eps != 0:
+        mask = {"w": True, "b": False}
+        tx = optax.chain(
+            project_gradient(U, eps=eps, mask=mask),
+            adam,
+            project_orthogonal(U, eps=eps, mask=mask, max_iter=max_iter),
+        )
+        return tx, None
+    B = _orthonormal_basis(U)
+
+    def proj(w):
+        return w - B.T @ (B @ w)
+
+    def project_grad(g, state, params=None):
+        del params
+        return {"w": proj(g["w"]), "b": g["b"]}, state
+
+    def apply(params, updates):
+        new = optax.apply_updates(params, updates)
+        return {"w": proj(new["w"]), "b": new["b"]}
+
+    project_first = optax.GradientTransformation(lambda _: optax.EmptyState(), project_grad)
+    return optax.chain(project_first, adam), apply
+
+
+@functools.partial(
+    jax.jit, static_argnames=("eps", "loss", "num_steps", "fit_intercept", "max_iter")
+)
 def _train(
     Phi: Array,
     ysign: Array,
@@ -46,64 +98,32 @@ def _train(
     C: Array,
     eps: float,
     loss: str,
-    steps: int,
+    num_steps: int,
     learning_rate: Array,
     fit_intercept: bool,
     max_iter: int = 100,
 ) -> tuple[Array, Array, Array]:
-    """Projected Adam on C * sum_i sw_i loss(y_i f_i) + 0.5 ||w||^2 (divided by sum sw)."""
-    ell = _loss_fn(loss)
-    total = jnp.sum(sw)
+    """Projected Adam on C * sum_i sw_i loss(f_i, y_i) + 0.5 ||w||^2 (divided by sum sw).
 
-    def objective(params):
+    ``num_steps`` is the step budget of the loop; ``max_iter`` caps the coordinate-descent
+    sweeps of each slab projection (``eps > 0``), an inner solver's iterations.
+    """
+    ell = losses.LOSSES[loss]
+    total = jnp.sum(sw)
+    # fairjax.losses.logistic takes 0/1 targets; the margin losses take the -1/+1 labels as is.
+    targets = (ysign + 1) / 2 if loss == "logistic" else ysign
+
+    def objective(params, _):
         f = Phi @ params["w"] + params["b"]
-        data = C * jnp.sum(sw * ell(ysign * f))
+        data = C * jnp.sum(sw * ell(f, targets))
         return (data + 0.5 * jnp.sum(params["w"] ** 2)) / total
 
-    schedule = optax.cosine_decay_schedule(learning_rate, steps, alpha=1e-3)
-    adam = optax.chain(
-        optax.adam(schedule),
-        optax.masked(optax.set_to_zero(), {"w": False, "b": not fit_intercept}),
-    )
-    if eps == 0:
-        # The same iteration as the chain below, with the projection onto the complement of
-        # span(U) through an orthonormal basis computed once instead of a pseudo-inverse per
-        # step (cheaper to run and to compile).
-        B = _orthonormal_basis(U)
-
-        def proj(w):
-            return w - B.T @ (B @ w)
-
-        def update(g, state, params):
-            g = {"w": proj(g["w"]), "b": g["b"]}
-            updates, state = adam.update(g, state, params)
-            new = optax.apply_updates(params, updates)
-            return {"w": proj(new["w"]), "b": new["b"]}, state
-
-        init = adam.init
-    else:
-        tx = optax.chain(
-            project_gradient(U, eps=eps, mask={"w": True, "b": False}),
-            adam,
-            project_orthogonal(U, eps=eps, mask={"w": True, "b": False}, max_iter=max_iter),
-        )
-
-        def update(g, state, params):
-            updates, state = tx.update(g, state, params)
-            return optax.apply_updates(params, updates), state
-
-        init = tx.init
+    tx, apply = _optimizer(
+        U, eps=eps, num_steps=num_steps, learning_rate=learning_rate,
+        fit_intercept=fit_intercept, max_iter=max_iter,
+    )  # fmt: skip
     params = {"w": jnp.zeros(Phi.shape[1], Phi.dtype), "b": jnp.zeros((), Phi.dtype)}
-    state = init(params)
-    grad = jax.value_and_grad(objective)
-
-    def step(carry, _):
-        params, state = carry
-        val, g = grad(params)
-        params, state = update(g, state, params)
-        return (params, state), val
-
-    (params, _), values = jax.lax.scan(step, (params, state), None, length=steps)
+    params, _, values = _loop.run(objective, tx, params, num_steps=num_steps, apply=apply)
     return params["w"], params["b"], values
 
 
@@ -142,9 +162,10 @@ def fit_linear(
     weights: ArrayLike | None = None,
     feature_map: Any = None,
     fit_intercept: bool = True,
-    steps: int = 1000,
+    num_steps: int = _NUM_STEPS,
     learning_rate: float = 0.1,
     condition: Literal["positive", "all"] | None = None,
+    steps: int | None = None,
 ) -> FERMModel:
     r"""Linear FERM, trained with optax under the exact constraint.
 
@@ -156,7 +177,7 @@ def fit_linear(
 
     with :math:`\ell` the hinge, squared hinge or logistic loss (``C`` has the SVM meaning),
     :math:`u_k` the :func:`fairness_direction` of :math:`\phi(X)`, solved by full-batch Adam
-    with a cosine-decayed step and :func:`project_orthogonal` after every step (``steps``
+    with a cosine-decayed step and :func:`project_orthogonal` after every step (``num_steps``
     steps), so the returned weights satisfy the constraint exactly. The hinge loss is
     non-smooth: the optimum is approached, not reached; the constraint always holds.
 
@@ -175,10 +196,11 @@ def fit_linear(
       feature_map: optional fitted map :math:`\phi` (from :mod:`fairjax.kernels`); default the
         identity.
       fit_intercept: learn the bias ``b``.
-      steps: number of Adam steps.
+      num_steps: the step budget: the number of Adam steps.
       learning_rate: initial Adam step size.
       condition: deprecated, use ``criterion=``: ``"positive"`` is ``"equal_opportunity"``,
         ``"all"`` is ``"demographic_parity"``.
+      steps: deprecated, use ``num_steps=``.
 
     Returns:
       A :class:`FERMModel`; evaluate it with :func:`decision_function`.
@@ -189,7 +211,7 @@ def fit_linear(
       >>> X = jax.random.normal(jax.random.key(0), (200, 3))
       >>> s = (X[:, 0] > 0).astype(jnp.int32)
       >>> y = (X[:, 0] + X[:, 1] > 0).astype(jnp.int32)
-      >>> model = ferm.fit_linear(X, y, s, num_groups=2, steps=200)
+      >>> model = ferm.fit_linear(X, y, s, num_groups=2, num_steps=200)
       >>> u = ferm.fairness_direction(X, y, s, num_groups=2)
       >>> bool(jnp.abs(u @ model.weights)[0] < 1e-5)
       True
@@ -204,6 +226,7 @@ def fit_linear(
         allowed=CRITERIA,
         **_legacy_criterion(condition, None),
     )
+    num_steps = _step_budget(num_steps, steps, where="ferm.fit_linear")
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
     Phi = X if feature_map is None else _apply_map(feature_map, X)
     U = fairness_direction(Phi, ysign, groups, num_groups=num_groups, criterion=crit,
@@ -216,8 +239,8 @@ def fit_linear(
         C=jnp.asarray(C, Phi.dtype),
         eps=float(eps),
         loss=loss,
-        steps=steps,
+        num_steps=num_steps,
         learning_rate=jnp.asarray(learning_rate, Phi.dtype),
         fit_intercept=fit_intercept,
     )
-    return FERMModel(feature_map, w, b, U, jnp.asarray(steps))
+    return FERMModel(feature_map, w, b, U, jnp.asarray(num_steps))
