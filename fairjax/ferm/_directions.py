@@ -18,7 +18,7 @@ ArrayLike = jax.typing.ArrayLike
 
 #: The criteria FERM expresses: every condition of the criterion gives ``G - 1`` directions, and
 #: the constraint is orthogonality to all of them.
-CRITERIA = ("equal_opportunity", "demographic_parity", "false_positive_parity", "equalized_odds")
+_CRITERIA = ("equal_opportunity", "demographic_parity", "false_positive_parity", "equalized_odds")
 _REFERENCES = ("first", "pooled")
 # The values the deprecated ``condition=`` took (``"negative"`` was never one of them).
 _CONDITIONS = ("positive", "all")
@@ -81,8 +81,9 @@ def fairness_direction(
         labels (every other value is a negative).
       groups: integer group ids ``(n,)`` in ``[0, num_groups)`` or a membership matrix ``(n, G)``.
       num_groups: static number of groups ``G`` (required for integer ids).
-      criterion: one of :data:`fairjax.ferm.CRITERIA` (default ``"equal_opportunity"``) or a
-        :class:`fairjax.criteria.Criterion` of them.
+      criterion: a criterion of :mod:`fairjax.criteria` or its name: ``"equal_opportunity"``
+        (default), ``"demographic_parity"``, ``"false_positive_parity"`` or
+        ``"equalized_odds"``.
       reference: ``"first"`` or ``"pooled"``, see above.
       weights: optional non-negative sample weights ``(n,)``.
       condition: deprecated, use ``criterion=``: ``"positive"`` is ``"equal_opportunity"``,
@@ -115,7 +116,7 @@ def fairness_direction(
         criterion,
         where="ferm.fairness_direction",
         default="equal_opportunity",
-        allowed=CRITERIA,
+        allowed=_CRITERIA,
         **_legacy_criterion(condition, label_value),
     )
     criteria.check_option(reference, "reference", _REFERENCES)

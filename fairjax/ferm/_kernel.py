@@ -12,7 +12,7 @@ from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as kn
-from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
+from fairjax.ferm._directions import _CRITERIA, _legacy_criterion, fairness_direction
 from fairjax.ferm._linear import _NUM_STEPS, _prepare, _step_budget, fit_linear
 from fairjax.ferm._model import FERMModel, KernelExpansion
 
@@ -269,7 +269,7 @@ def fit_kernel(
         criterion,
         where="ferm.fit_kernel",
         default="equal_opportunity",
-        allowed=CRITERIA,
+        allowed=_CRITERIA,
         **_legacy_criterion(condition, None),
     )
     num_steps = _step_budget(num_steps, steps, where="ferm.fit_kernel")

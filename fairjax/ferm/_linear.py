@@ -14,7 +14,7 @@ import optax
 
 from fairjax import _loop, criteria, losses
 from fairjax import _validation as v
-from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
+from fairjax.ferm._directions import _CRITERIA, _legacy_criterion, fairness_direction
 from fairjax.ferm._model import FERMModel, _apply_map
 from fairjax.ferm._projection import (
     _check_eps,
@@ -190,8 +190,8 @@ def fit_linear(
       eps: constraint tolerance (>= 0): the largest allowed gap in mean output between the
         reference group and any other, on the positives.
       loss: ``"hinge"``, ``"squared_hinge"`` or ``"logistic"``.
-      criterion: one of :data:`fairjax.ferm.CRITERIA` (default ``"equal_opportunity"``): the
-        rows whose mean outputs the constraint equalises, as in :func:`fairness_direction`.
+      criterion: the criterion whose rows' mean outputs the constraint equalises, as in
+        :func:`fairness_direction` (default ``"equal_opportunity"``).
       weights: optional sample weights ``(n,)``.
       feature_map: optional fitted map :math:`\phi` (from :mod:`fairjax.kernels`); default the
         identity.
@@ -223,7 +223,7 @@ def fit_linear(
         criterion,
         where="ferm.fit_linear",
         default="equal_opportunity",
-        allowed=CRITERIA,
+        allowed=_CRITERIA,
         **_legacy_criterion(condition, None),
     )
     num_steps = _step_budget(num_steps, steps, where="ferm.fit_linear")

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import criteria
-from fairjax.ferm._directions import CRITERIA, _legacy_criterion, fairness_direction
+from fairjax.ferm._directions import _CRITERIA, _legacy_criterion, fairness_direction
 from fairjax.ferm._projection import _orthonormal_basis
 
 Array = jax.Array
@@ -72,8 +72,7 @@ def fit_projection(
       y: labels ``(n,)``.
       groups: group ids ``(n,)`` or membership ``(n, G)``.
       num_groups: static number of groups.
-      criterion: one of :data:`fairjax.ferm.CRITERIA` (default ``"equal_opportunity"``), as in
-        :func:`fairness_direction`.
+      criterion: as in :func:`fairness_direction` (default ``"equal_opportunity"``).
       method: ``"orthogonal"`` or ``"pivot"``.
       weights: optional sample weights ``(n,)``.
       condition: deprecated, use ``criterion=`` (see :func:`fairness_direction`).
@@ -102,7 +101,7 @@ def fit_projection(
         criterion,
         where="ferm.fit_projection",
         default="equal_opportunity",
-        allowed=CRITERIA,
+        allowed=_CRITERIA,
         **_legacy_criterion(condition, label_value),
     )
     criteria.check_option(method, "method", ("orthogonal", "pivot"))
