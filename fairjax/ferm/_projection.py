@@ -181,6 +181,26 @@ def _constrained_axis_last(param: ArrayLike, U: Array, axis: int) -> Array:
     return p
 
 
+def _leafwise(
+    leaf: Callable[[Array, Array], Array], *, name: str, mask: Any
+) -> optax.GradientTransformation:
+    """A stateless transformation applying ``leaf(update, param)`` to every (masked) leaf."""
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                f"{name} needs the current params: call `tx.update(updates, state, params)`."
+            )
+        return jax.tree.map(leaf, updates, params), state
+
+    tx = optax.GradientTransformation(init_fn, update_fn)
+    return tx if mask is None else optax.masked(tx, mask)
+
+
 def project_orthogonal(
     directions: ArrayLike,
     *,
@@ -232,26 +252,13 @@ def project_orthogonal(
     U = _as_directions(directions)
     _check_eps(eps)
 
-    def init_fn(params):
-        del params
-        return optax.EmptyState()
-
     def leaf(update: Array, param: Array) -> Array:
         p = _constrained_axis_last(param, U, axis)
         new = p + jnp.moveaxis(jnp.asarray(update), axis, -1)
         out = _project_any(new, U, eps, max_iter) - p
         return jnp.moveaxis(out, -1, axis).astype(jnp.asarray(update).dtype)
 
-    def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(
-                "project_orthogonal needs the current params: call "
-                "`tx.update(updates, state, params)`."
-            )
-        return jax.tree.map(leaf, updates, params), state
-
-    tx = optax.GradientTransformation(init_fn, update_fn)
-    return tx if mask is None else optax.masked(tx, mask)
+    return _leafwise(leaf, name="project_orthogonal", mask=mask)
 
 
 def _tangent(g: Array, p: Array, U: Array, eps: ArrayLike) -> Array:
@@ -309,10 +316,6 @@ def project_gradient(
     U = _as_directions(directions)
     _check_eps(eps)
 
-    def init_fn(params):
-        del params
-        return optax.EmptyState()
-
     def leaf(g: Array, param: Array) -> Array:
         p = _constrained_axis_last(param, U, axis)
         gm = jnp.moveaxis(jnp.asarray(g), axis, -1)
@@ -324,13 +327,4 @@ def project_gradient(
         out = jax.vmap(_tangent, in_axes=(0, 0, None, None))(flat_g, flat_p, U.astype(dtype), eps)
         return jnp.moveaxis(out.reshape(gm.shape), -1, axis).astype(jnp.asarray(g).dtype)
 
-    def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(
-                "project_gradient needs the current params: call "
-                "`tx.update(updates, state, params)`."
-            )
-        return jax.tree.map(leaf, updates, params), state
-
-    tx = optax.GradientTransformation(init_fn, update_fn)
-    return tx if mask is None else optax.masked(tx, mask)
+    return _leafwise(leaf, name="project_gradient", mask=mask)
