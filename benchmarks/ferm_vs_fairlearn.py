@@ -59,7 +59,7 @@ def main() -> dict:
     for loss, C in [("hinge", 0.1), ("logistic", 1.0)]:
 
         def fit_fairjax(loss=loss, C=C):
-            return ferm.fit_linear(Xj, yj, sj, num_groups=2, C=C, loss=loss, steps=1000)
+            return ferm.fit_linear(Xj, yj, sj, num_groups=2, C=C, loss=loss, num_steps=1000)
 
         t0 = time.perf_counter()
         jax.block_until_ready(fit_fairjax())
