@@ -346,8 +346,7 @@ def _fit_program(
 ):
     """All of :func:`fit_constrained`'s device work as one compiled program: the primal-dual
     loop, then the dual constraint of the last (and, with ``track_best``, of the best) iterate
-    on the training and the validation data (as separate jitted calls they cost a compilation
-    each, 0.1 s on CPU)."""
+    on the training and the validation data (separate jitted calls would compile again)."""
     last_terms = functools.partial(_task_and_dual_terms, loss_fn, dual_fn, model)
     state, (best, best_step), history = _run_constrained(
         step, params, data, optimizer, mopt, mu0, target, num_steps, track_best, last_terms

@@ -245,3 +245,24 @@ def test_rate_constrained_mixture_rejects_bad_options():
     X, y, s = train
     with pytest.raises(ValueError, match="`data labels` must be binary"):
         training.fit_rate_constrained_mixture(_linear, _p0(), (X, 2 * y - 1, s), **kw)
+
+
+@pytest.mark.slow
+def test_rate_constrained_mixture_constraint_keyword_is_deprecated():
+    train, _ = _biased(2)
+    kw = dict(target=0.05, num_groups=2, optimizer=optax.adam(0.05), num_steps=20, num_candidates=5)
+    new = training.fit_rate_constrained_mixture(
+        _linear, _p0(), train, criterion="equal_opportunity", **kw
+    )
+    with pytest.warns(DeprecationWarning, match="criterion='equal_opportunity'"):
+        old = training.fit_rate_constrained_mixture(
+            _linear, _p0(), train, constraint="equal_opportunity", **kw
+        )
+    np.testing.assert_array_equal(old.probabilities, new.probabilities)
+    np.testing.assert_array_equal(old.params["w"], new.params["w"])
+    np.testing.assert_array_equal(old.candidates["gaps"], new.candidates["gaps"])
+
+
+def test_best_mixture_docstring_has_no_tab_characters():
+    assert "\t" not in training.best_mixture.__doc__
+    assert "\\text{s.t.}" in training.best_mixture.__doc__

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from fairjax import training
+from fairjax import losses, penalties, training
 
 from .common import (
     _count_products_with,
@@ -131,3 +131,46 @@ def test_model_runs_once_and_gives_the_same_objective():
     X = train[0]
     assert _count_products_with(X, jax.grad(by_params), p, train) == 2 + 2
     assert _count_products_with(X, jax.grad(by_model), p, train) == 1 + 1
+
+
+def test_binary_cross_entropy_is_the_logistic_loss():
+    z = jnp.array([-30.0, -1.5, 0.0, 0.25, 40.0])
+    y = jnp.array([1.0, 0.0, 0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(training.binary_cross_entropy(z, y), losses.logistic(z, y))
+
+
+def test_logistic_regression_objectives():
+    X = jnp.array([[1.0, 2.0], [0.5, -1.0], [-1.0, 0.0]])
+    y, s = jnp.array([1.0, 0.0, 1.0]), jnp.array([0, 1, 1])
+    p = {"w": jnp.array([0.3, -0.2]), "b": jnp.asarray(0.1)}
+    model, loss_fn, penalty_fn = training.logistic_regression(2, l2=0.5, temperature=0.5)
+    out = model(p, (X, y, s))
+    z = X @ p["w"] + p["b"]
+    np.testing.assert_allclose(out[0], z)
+    want = np.mean(np.log1p(np.exp(np.asarray(z))) - np.asarray(y) * np.asarray(z))
+    np.testing.assert_allclose(loss_fn(out, (X, y, s)), want + 0.5 * 0.13, rtol=1e-6)
+    for reduction, fn in [
+        ("max", penalty_fn),
+        (
+            "squared",
+            training.logistic_regression(2, l2=0.5, temperature=0.5, reduction="squared")[2],
+        ),
+    ]:
+        pen = penalties.sigmoid_rate_difference(
+            z, s, num_groups=2, temperature=0.5, reduction=reduction
+        )
+        np.testing.assert_allclose(fn(out, (X, y, s)), pen)
+
+
+def test_demo_pareto_is_a_deprecated_forward_to_the_cli(monkeypatch):
+    from fairjax import cli
+
+    def sentinel():
+        return None
+
+    monkeypatch.setattr(cli, "demo_pareto", sentinel, raising=False)
+    assert "demo_pareto" not in training.__all__
+    with pytest.warns(DeprecationWarning, match="fairjax.cli.demo_pareto"):
+        assert training.demo_pareto is sentinel
+    with pytest.raises(AttributeError, match="no_such_name"):
+        training.no_such_name

@@ -129,7 +129,8 @@ def test_rate_constrained_weights_act_as_repeated_rows(constraint):
 
 
 @pytest.mark.parametrize(
-    "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
+    "constraint",
+    ["demographic_parity", "equal_opportunity", "false_positive_parity", "equalized_odds"],
 )
 def test_rate_constrained_steps_against_a_reference(constraint):
     # Two SGD steps with weights, against NumPy: step 1 sets the multipliers from the gaps of
@@ -139,6 +140,7 @@ def test_rate_constrained_steps_against_a_reference(constraint):
     conditions = {
         "demographic_parity": (None,),
         "equal_opportunity": (1,),
+        "false_positive_parity": (0,),
         "equalized_odds": (1, 0),
     }[constraint]
     train, _ = _biased(2)
@@ -350,3 +352,63 @@ def test_rate_constrained_rejects_bad_options():
         training.fit_rate_constrained(
             _linear, _p0(), train, target=0.1, validation_data=(X, 2 * y - 1, s), **kw
         )
+
+
+def test_rate_constrained_false_positive_parity_bounds_the_false_positive_rates():
+    # The rates of negative labels only: the reported gaps are those of a NumPy reference of
+    # the false-positive rates of the iterates' decisions, and the bound is reached.
+    train, test = _biased(3)
+    X, y, s = (np.asarray(a) for a in train)
+    res = training.fit_rate_constrained(
+        _linear,
+        _biased_start(),
+        train,
+        target=0.05,
+        num_groups=3,
+        optimizer=optax.adam(0.05),
+        num_steps=300,
+        criterion="false_positive_parity",
+        validation_data=test,
+    )
+    assert res.state.multiplier.shape == (3, 3)
+
+    def fpr_gap(params, X, y, s):
+        pred = _decisions(params, X)
+        rates = [pred[(s == g) & (y == 0)].mean() for g in range(3)]
+        return max(rates) - min(rates)
+
+    assert res.train_constraint == pytest.approx(fpr_gap(res.params, X, y, s), abs=1e-6)
+    Xt, yt, st = (np.asarray(a) for a in test)
+    assert res.validation_constraint == pytest.approx(fpr_gap(res.params, Xt, yt, st), abs=1e-6)
+    start = _biased_start()
+    assert res.history["constraint"][0] == pytest.approx(fpr_gap(start, X, y, s), abs=1e-6)
+    free = training.fit_rate_constrained(
+        _linear,
+        start,
+        train,
+        target=1.0,
+        num_groups=3,
+        optimizer=optax.adam(0.05),
+        num_steps=300,
+        criterion="false_positive_parity",
+    )
+    assert free.train_constraint > 0.1  # the bound is active
+    assert res.train_constraint <= 0.05 + 0.015
+
+
+def test_rate_constrained_constraint_keyword_is_deprecated():
+    train, _ = _biased(2)
+    kw = dict(target=0.05, num_groups=2, optimizer=optax.adam(0.05), num_steps=20)
+    new = training.fit_rate_constrained(_linear, _p0(), train, criterion="equalized_odds", **kw)
+    with pytest.warns(DeprecationWarning, match="criterion='equalized_odds'"):
+        old = training.fit_rate_constrained(
+            _linear, _p0(), train, constraint="equalized_odds", **kw
+        )
+    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="give the criterion once"):
+        training.fit_rate_constrained(
+            _linear, _p0(), train, criterion="equalized_odds", constraint="equalized_odds", **kw
+        )
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="`constraint`"):
+        training.fit_rate_constrained(_linear, _p0(), train, constraint="odds", **kw)
