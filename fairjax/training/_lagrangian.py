@@ -41,6 +41,22 @@ class ConstrainedState(NamedTuple):
     step: Array
 
 
+def initial_state(
+    params: PyTree,
+    multiplier: Array,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation,
+) -> ConstrainedState:
+    """The primal-dual state before the first update (both optimizers initialised, step 0)."""
+    return ConstrainedState(
+        params,
+        multiplier,
+        optimizer.init(params),
+        multiplier_optimizer.init(multiplier),
+        jnp.zeros((), jnp.int32),
+    )
+
+
 def lagrangian(
     loss_fn: Objective,
     constraint_fn: Objective,
@@ -393,13 +409,7 @@ def _run_constrained(
     last iterate is the best, ``-1`` when no iterate was feasible or ``track_best`` is False;
     ``best_params`` are then the initial ones) and the per-step history.
     """
-    state = ConstrainedState(
-        params,
-        mu0,
-        optimizer.init(params),
-        multiplier_optimizer.init(mu0),
-        jnp.zeros((), jnp.int32),
-    )
+    state = initial_state(params, mu0, optimizer, multiplier_optimizer)
     loss_dtype = jnp.result_type(float)
     best = (params, jnp.asarray(jnp.inf, loss_dtype), jnp.asarray(-1, jnp.int32))
 

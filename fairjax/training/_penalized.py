@@ -45,11 +45,11 @@ def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Array:
     :math:`\sigma(z) - y`.
 
     Args:
-      logits: scores on the logit scale, any shape.
-      labels: targets in [0, 1], broadcastable to ``logits``.
+      logits: logits of any shape.
+      labels: 0/1 or soft targets, broadcastable to the logits.
 
     Returns:
-      The loss of each element, in the logits' float dtype (at least float32).
+      The elementwise loss (float dtype of the logits, at least float32).
 
     Example:
       >>> import jax.numpy as jnp

@@ -19,7 +19,7 @@ import optax
 from fairjax import _loop, criteria, groups, losses
 from fairjax import _validation as v
 
-from ._lagrangian import ConstrainedResult, ConstrainedState
+from ._lagrangian import ConstrainedResult, ConstrainedState, initial_state
 from ._penalized import Array, ArrayLike, Model, PyTree
 
 # One object, so that repeated calls with the default hit the compiled program's cache (a new
@@ -404,13 +404,7 @@ def _rate_constrained_program(
         return (new, best, kept), {"constraint": gap, "error": error}
 
     mu0 = jnp.zeros((G, G) if C == 1 else (C, G, G), dtype)
-    state = ConstrainedState(
-        params,
-        mu0,
-        optimizer.init(params),
-        multiplier_optimizer.init(mu0),
-        jnp.zeros((), jnp.int32),
-    )
+    state = initial_state(params, mu0, optimizer, multiplier_optimizer)
     inf = jnp.asarray(jnp.inf, dtype)
     best = (params, inf, jnp.asarray(-1, jnp.int32), inf)
     kept, slot_of_step = _init_kept(params, candidate_steps, num_steps, (C, G, G), dtype)

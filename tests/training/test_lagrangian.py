@@ -12,6 +12,7 @@ from fairjax import penalties, training
 from .common import _data, _hard_dp, _logits, _loss, _p0, _penalty
 
 
+@pytest.mark.slow
 def test_fit_constrained_reaches_target_and_reports_held_out():
     train, test = _data()
     target = 0.05
@@ -63,6 +64,7 @@ def test_constrained_closed_form():
     assert res.satisfied or res.train_constraint <= 1.0 + 1e-3
 
 
+@pytest.mark.slow
 def test_fit_constrained_returns_the_feasible_iterate_of_lowest_loss():
     train, _ = _data()
     target = 0.05

@@ -50,6 +50,7 @@ def test_best_mixture_without_a_feasible_mixture_takes_the_smallest_gap():
     np.testing.assert_allclose(q, [0, 0, 0, 1], atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize(
     ("constraint", "target", "any_iterate_feasible"),
@@ -123,6 +124,7 @@ def test_rate_constrained_mixture_is_the_best_mixture_of_its_iterates(
         assert res.train_error < errors[feasible].min() - 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("constraint", ["demographic_parity", "equalized_odds"])
 def test_rate_constrained_mixture_candidates_against_re_runs(constraint):
     # 5 candidates of 97 steps: steps floor(97 k / 5) and the last. Each candidate's error and

@@ -37,6 +37,7 @@ def test_penalized_composition_and_validation():
         training.penalized(_loss, _penalty, -1.0)
 
 
+@pytest.mark.slow
 def test_make_step_matches_manual_optax_and_does_not_retrace():
     train, _ = _data()
     opt = optax.adam(0.1)
@@ -71,6 +72,7 @@ def test_fit_full_batch_reduces_objective_and_penalty_lowers_dp():
     assert float(_hard_dp(fair.state.params, test)) < float(_hard_dp(plain.state.params, test))
 
 
+@pytest.mark.slow
 def test_fit_minibatch_and_early_stopping():
     train, test = _data()
     obj = training.penalized(_loss, _penalty, 0.5)
@@ -118,6 +120,7 @@ def test_binary_cross_entropy_matches_optax_in_value_and_gradient():
     assert training.binary_cross_entropy(jnp.arange(3), jnp.ones(3)).dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_model_runs_once_and_gives_the_same_objective():
     train, _ = _data()
     p = {"w": jnp.arange(4.0) / 10, "b": jnp.asarray(0.1)}

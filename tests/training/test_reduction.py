@@ -56,6 +56,7 @@ def test_rate_constrained_with_an_inactive_bound_is_logistic_regression():
     assert res.history["error"][0] == pytest.approx(float(np.mean(np.asarray(train[1]))), abs=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_groups", [2, 3])
 @pytest.mark.parametrize(
     "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
@@ -96,6 +97,7 @@ def test_rate_constrained_reaches_the_bound_on_every_pair_of_groups(num_groups, 
     assert res.history["constraint"].shape == (1000,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
 )
@@ -189,6 +191,7 @@ def test_rate_constrained_steps_against_a_reference(constraint):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("constraint", "target", "num_steps"),
     [
@@ -247,6 +250,7 @@ def test_rate_constrained_best_iterate_is_the_feasible_one_of_lowest_error(
     np.testing.assert_array_equal(res.state.multiplier, last.state.multiplier)
 
 
+@pytest.mark.slow
 def test_rate_constrained_best_iterate_with_weights_and_validation():
     # Weighted error and weighted gaps choose the iterate; the validation gap is the chosen
     # iterate's, unweighted.
@@ -304,6 +308,7 @@ def test_rate_constrained_best_iterate_counts_a_gap_equal_to_the_bound():
     assert res.train_constraint <= np.float32(target)
 
 
+@pytest.mark.slow
 def test_rate_constrained_best_iterate_falls_back_to_the_last():
     # A biased start and a bound of 0 that five steps cannot reach: no iterate is feasible.
     train, _ = _biased(2)
@@ -354,6 +359,7 @@ def test_rate_constrained_rejects_bad_options():
         )
 
 
+@pytest.mark.slow
 def test_rate_constrained_false_positive_parity_bounds_the_false_positive_rates():
     # The rates of negative labels only: the reported gaps are those of a NumPy reference of
     # the false-positive rates of the iterates' decisions, and the bound is reached.

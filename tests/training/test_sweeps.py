@@ -26,6 +26,7 @@ from .common import (
 )
 
 
+@pytest.mark.slow
 def test_vmapped_sweep_equals_separate_trainings():
     train, _ = _data()
     lams = jnp.array([0.0, 0.3, 1.0, 3.0])
@@ -50,6 +51,7 @@ def test_vmapped_sweep_equals_separate_trainings():
         training.pareto_sweep(_loss, _penalty, _p0(), train, jnp.ones((2, 2)), optimizer=opt)
 
 
+@pytest.mark.slow
 def test_vmapped_sweep_equals_separate_trainings_float64():
     # In float32 a batched matmul X @ W sums in another order than the matvec X @ w of one
     # training, and Adam's normalisation amplifies the rounding over many steps (on Adult after
@@ -72,6 +74,7 @@ def test_vmapped_sweep_equals_separate_trainings_float64():
         jax.config.update("jax_enable_x64", False)
 
 
+@pytest.mark.slow
 def test_constrained_sweep_equals_separate_constrained_trainings():
     train, _ = _data()
     targets = jnp.array([0.02, 0.1])
@@ -100,6 +103,7 @@ def test_constrained_sweep_equals_separate_constrained_trainings():
 # ----------------------------------------------------------------------------- model=
 
 
+@pytest.mark.slow
 def test_model_in_sweeps_and_constrained_training_matches_params_style():
     train, test = _data()
     opts = dict(optimizer=optax.adam(0.05), num_steps=150)
