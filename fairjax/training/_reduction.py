@@ -81,7 +81,7 @@ def fit_rate_constrained(
     construction; when no iterate is feasible the last one is returned. A zero start (the
     constant classifier, gap 0) is always feasible, so look at ``selected_step``.
 
-    .. versionchanged:: 0.2
+    .. versionchanged:: 0.1.0
        ``constraint=`` became ``criterion=`` (the old keyword warns), and
        ``"false_positive_parity"`` is accepted.
 
