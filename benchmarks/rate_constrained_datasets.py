@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import datasets, metrics, training
+from fairjax import criteria, datasets, metrics, training
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 LOADERS = {
@@ -127,7 +127,7 @@ def exponentiated_gradient(constraint, target, data):
     X, y, s = data.X_train.astype(np.float64), data.y_train, data.groups_train
     assert data.num_groups == 2, "the bound conversion is for two groups"
     shares = []
-    for value in training._RATE_CONDITIONS[constraint]:
+    for value in criteria.get(constraint).conditions:
         rows = np.ones_like(y, bool) if value is None else y == value
         shares.append(np.bincount(s[rows], minlength=2).max() / rows.sum())
     bound = target * min(shares)
@@ -171,7 +171,7 @@ def main() -> None:
                 optimizer=optax.adam(0.05),
                 num_steps=args.steps,
                 regularizer=l2,
-                constraint=constraint,
+                criterion=constraint,
             )
 
             def fit(target, train=train, p0=p0, kw=kw, **extra):

@@ -61,11 +61,20 @@ def hlo_summary(loss_fn, penalty_fn, opt, steps, model, p0, train, lams):
     """The dot products and scatters of the compiled sweep: their shapes show whether the K
     models' logits are one matmul ``(K, d) x (d, n)`` or K matvecs, and whether group
     statistics are contractions or per-model scatters."""
-    text = (
-        training._sweep.lower(loss_fn, penalty_fn, opt, steps, model, p0, train, lams)
-        .compile()
-        .as_text()
-    )
+
+    def sweep(params, data, lam_values):  # the public sweep, lowered as one program
+        return training.pareto_sweep(
+            loss_fn,
+            penalty_fn,
+            params,
+            data,
+            lam_values,
+            optimizer=opt,
+            num_steps=steps,
+            model=model,
+        )
+
+    text = jax.jit(sweep).lower(p0, train, lams).compile().as_text()
     dots = re.findall(r"= (\w+\[[\d,]*\])\S* dot\(", text)
     return {"dots": dots, "scatters": len(re.findall(r" scatter\(", text))}
 
@@ -107,7 +116,7 @@ def main() -> None:
     G = data.num_groups
     train, (X_test, y_test, s_test) = data.batch("train"), data.batch("test")
     objectives = {
-        r: training._logistic_objectives(G, l2=1e-4, temperature=0.5, reduction=r)
+        r: training.logistic_regression(G, l2=1e-4, temperature=0.5, reduction=r)
         for r in ("squared", "max")
     }
     model, loss_fn, penalty_fn = objectives[args.reduction]

@@ -124,7 +124,7 @@ def main() -> None:
     data = datasets.load_adult()
     G = data.num_groups
     train, test = data.batch("train"), data.batch("test")
-    model, loss_fn, surrogate = training._logistic_objectives(
+    model, loss_fn, surrogate = training.logistic_regression(
         G, l2=1e-4, temperature=args.temperature
     )
 

@@ -1,0 +1,438 @@
+r"""Constrained training: the Lagrangian of a bound on a fairness term, by gradient descent-ascent.
+
+:func:`lagrangian` writes :math:`L(\theta) + \mu (C(\theta) - \varepsilon)`,
+:func:`make_constrained_step` takes one simultaneous primal-dual update (the primal one through
+:mod:`fairjax._loop`, the projected ascent on :math:`\mu \ge 0` here) and
+:func:`fit_constrained` runs them in one compiled program.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fairjax import _loop
+
+from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _outputs
+
+
+class ConstrainedState(NamedTuple):
+    """Immutable state of primal-dual training (a PyTree).
+
+    Attributes:
+      params: model parameters.
+      multiplier: Lagrange multipliers :math:`\\mu \\ge 0`, shape ``()`` or ``(m,)`` (``(G, G)``
+        in :func:`fit_rate_constrained`, ``(2, G, G)`` there for equalized odds).
+      opt_state: optax state of the parameters' optimizer.
+      multiplier_opt_state: optax state of the multipliers' optimizer.
+      step: number of updates, int32 scalar.
+    """
+
+    params: PyTree
+    multiplier: Array
+    opt_state: optax.OptState
+    multiplier_opt_state: optax.OptState
+    step: Array
+
+
+def initial_state(
+    params: PyTree,
+    multiplier: Array,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation,
+) -> ConstrainedState:
+    """The primal-dual state before the first update (both optimizers initialised, step 0)."""
+    return ConstrainedState(
+        params,
+        multiplier,
+        optimizer.init(params),
+        multiplier_optimizer.init(multiplier),
+        jnp.zeros((), jnp.int32),
+    )
+
+
+def lagrangian(
+    loss_fn: Objective,
+    constraint_fn: Objective,
+    target: ArrayLike,
+    *,
+    model: Model | None = None,
+) -> Callable[[PyTree, Array, PyTree], Array]:
+    r"""The Lagrangian of ``min L(θ) s.t. C(θ) <= ε``, as a function of ``(params, mu, batch)``.
+
+    .. math:: \mathcal{L}(\theta, \mu) = L(\theta) + \sum_j \mu_j \big(C_j(\theta) -
+       \varepsilon_j\big), \qquad \mu \ge 0.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      constraint_fn: ``constraint_fn(params, batch) -> scalar or (m,)``, differentiable.
+      target: :math:`\varepsilon`, scalar or ``(m,)``.
+      model: optional ``model(params, batch) -> outputs``; the loss and the constraint then
+        take ``(outputs, batch)`` and the model runs once (see :func:`penalized`).
+
+    Returns:
+      ``lagrangian(params, multiplier, batch) -> scalar``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.training import lagrangian
+      >>> lag = lagrangian(lambda p, b: p**2, lambda p, b: p, 0.5)
+      >>> lag(jnp.asarray(2.0), jnp.asarray(3.0), None)
+      Array(8.5, dtype=float32)
+    """
+
+    def fn(params: PyTree, multiplier: Array, batch: PyTree) -> Array:
+        return _lagrangian_terms(loss_fn, constraint_fn, target, model, params, multiplier, batch)[
+            0
+        ]
+
+    return fn
+
+
+def _lagrangian_terms(loss_fn, constraint_fn, target, model, params, multiplier, batch):
+    """The Lagrangian, with the task loss and the model outputs as auxiliary values."""
+    out = _outputs(model, params, batch)
+    loss = loss_fn(out, batch)
+    slack = constraint_fn(out, batch) - target
+    return loss + jnp.sum(multiplier * slack), (loss, out)
+
+
+def make_constrained_step(
+    loss_fn: Objective,
+    constraint_fn: Objective,
+    *,
+    target: ArrayLike,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation,
+    dual_constraint_fn: Objective | None = None,
+    model: Model | None = None,
+) -> Callable[[ConstrainedState, PyTree], tuple[ConstrainedState, dict[str, Array]]]:
+    r"""One simultaneous primal-dual update (not jitted; wrap it in ``jit`` or ``lax.scan``).
+
+    .. math::
+
+        \theta \leftarrow \theta + u_\theta\big(\nabla_\theta \mathcal{L}(\theta, \mu)\big),
+        \qquad
+        \mu \leftarrow \max\big(0,\; \mu + u_\mu(-(\tilde C(\theta) - \varepsilon))\big),
+
+    where :math:`u_\theta, u_\mu` are the optax updates (the multiplier's optimizer is given the
+    negated violation as its "gradient", so its descent is ascent on :math:`\mu`) and
+    :math:`\tilde C` is ``dual_constraint_fn`` (default: ``constraint_fn``). Using the exact,
+    non-differentiable metric for :math:`\tilde C` and a smooth surrogate for :math:`C` is the
+    proxy-Lagrangian of Cotter et al.: the multiplier keeps growing until the *real* constraint
+    holds on the training batch. With ``model``, every term takes ``(outputs, batch)`` and
+    the model runs once per step: its outputs at :math:`\theta` serve the gradient, the
+    reported loss and :math:`\tilde C`.
+
+    Returns:
+      ``step(state, batch) -> (state, info)`` with ``info`` holding the ``"loss"``, the
+      ``"constraint"`` (:math:`\tilde C`) and the ``"multiplier"`` before the update.
+    """
+    dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+    terms = functools.partial(_lagrangian_terms, loss_fn, constraint_fn, target, model)
+
+    # The primal update: x is (multiplier, batch); aux is (task loss, model outputs).
+    primal = _loop.make_step(lambda p, x: terms(p, *x), optimizer, has_aux=True)
+
+    def step(state: ConstrainedState, batch: PyTree):
+        params, opt_state, (_, (loss, out)) = primal(
+            state.params, state.opt_state, (state.multiplier, batch)
+        )
+        out = jax.lax.stop_gradient(out)
+        value = jnp.asarray(dual_fn(out, batch), state.multiplier.dtype)
+        violation = value - jnp.asarray(target, state.multiplier.dtype)
+        m_updates, m_state = multiplier_optimizer.update(
+            -violation, state.multiplier_opt_state, state.multiplier
+        )
+        # Projection onto mu >= 0 (the dual feasible set).
+        multiplier = jnp.maximum(optax.apply_updates(state.multiplier, m_updates), 0)
+        info = {
+            "loss": loss,
+            "constraint": value,
+            "multiplier": state.multiplier,
+        }
+        return ConstrainedState(params, multiplier, opt_state, m_state, state.step + 1), info
+
+    return step
+
+
+class ConstrainedResult(NamedTuple):
+    """The outcome of :func:`fit_constrained` and :func:`fit_rate_constrained`.
+
+    Attributes:
+      params: the returned model: the iterate chosen by ``iterate=``.
+      state: the final :class:`ConstrainedState` (to resume training; ``state.params`` is the
+        last iterate).
+      history: dict of arrays of shape ``(num_steps,)``, one entry per step for the parameters
+        the step starts from: ``loss``, ``constraint`` (the dual constraint on the training
+        data) and ``multiplier`` for :func:`fit_constrained`; ``constraint`` (the largest rate
+        gap on the training data) and ``error`` (the weighted training error) for
+        :func:`fit_rate_constrained`.
+      selected_step: the step whose parameters ``params`` are (``num_steps`` for the last
+        iterate).
+      train_constraint: the dual constraint (for :func:`fit_rate_constrained`, the largest rate
+        gap) of ``params`` on the training data.
+      validation_constraint: the same on ``validation_data`` (NaN when none was given).
+      satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
+        ``<= target + tolerance``.
+    """
+
+    params: PyTree
+    state: ConstrainedState
+    history: dict[str, np.ndarray]
+    selected_step: int
+    train_constraint: float
+    validation_constraint: float
+    satisfied: bool
+
+
+def fit_constrained(
+    loss_fn: Objective,
+    constraint_fn: Objective,
+    params: PyTree,
+    data: PyTree,
+    *,
+    target: float,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation | None = None,
+    num_steps: int = 1000,
+    dual_constraint_fn: Objective | None = None,
+    validation_data: PyTree | None = None,
+    tolerance: float = 0.0,
+    init_multiplier: float = 0.0,
+    iterate: str = "last",
+    model: Model | None = None,
+) -> ConstrainedResult:
+    r"""Trains to a target: :math:`\min_\theta L(\theta)` subject to :math:`C(\theta) \le \epsilon`.
+
+    Full-batch simultaneous gradient descent-ascent on the Lagrangian (:func:`lagrangian`),
+    :func:`make_constrained_step` run ``num_steps`` times inside one compiled ``lax.scan``:
+    descent on the parameters with ``optimizer``, projected ascent on :math:`\mu \ge 0` with
+    ``multiplier_optimizer``. Afterwards the constraint is measured on the training data and,
+    when given, on held-out ``validation_data``, which is what a requested bound is about.
+
+    The iterates of simultaneous descent-ascent circle the saddle point: the last one (the
+    default, ``iterate="last"``) may sit on either side of the bound. ``iterate="best"`` returns
+    the feasible iterate with the lowest task loss instead: among the iterates (the parameters
+    each step starts from, and the last iterate) whose dual constraint :math:`\tilde C` on the
+    training data was at most ``target + tolerance``, the one whose ``loss_fn`` was smallest,
+    the earliest of equal losses (tracked inside the compiled loop, one extra copy of the
+    parameters), or the last iterate when none was feasible. It guarantees the bound (up to
+    ``tolerance``) on the training data, but the feasible iterate of lowest loss can be an early
+    one, before the primal-dual dynamics settle. A smooth constraint that converges onto the
+    bound sits on it only up to rounding (in float32, a few 1e-7 above or below): with
+    ``tolerance=0`` the converged iterates may all count as infeasible, so give a tolerance of
+    that order.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      constraint_fn: differentiable ``constraint_fn(params, batch) -> scalar or (m,)``, e.g. a
+        :func:`fairjax.penalties.sigmoid_rate_difference` of the logits.
+      params: initial parameters.
+      data: training batch (PyTree of arrays).
+      target: :math:`\varepsilon`, the requested bound.
+      optimizer: optax optimizer of the parameters.
+      multiplier_optimizer: optax optimizer of the multiplier (default ``optax.sgd(1.0)``).
+      num_steps: number of updates.
+      dual_constraint_fn: the constraint the multiplier enforces, e.g. the exact
+        :func:`fairjax.metrics.demographic_parity_difference` of the decisions; default
+        ``constraint_fn``.
+      validation_data: held-out batch on which constraint satisfaction is reported.
+      tolerance: slack on the bound: for reporting ``satisfied``, and for which iterates count
+        as feasible with ``iterate="best"``.
+      init_multiplier: initial :math:`\mu`.
+      iterate: ``"last"`` (default) or ``"best"``: the feasible iterate of lowest loss.
+      model: optional ``model(params, batch) -> outputs``; every term then takes
+        ``(outputs, batch)`` and the model runs once per step (see :func:`penalized`).
+
+    Returns:
+      A :class:`ConstrainedResult`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import fit_constrained
+      >>> res = fit_constrained(
+      ...     lambda p, b: (p - 2.0) ** 2, lambda p, b: p, jnp.asarray(0.0), None,
+      ...     target=1.0, optimizer=optax.sgd(0.1), multiplier_optimizer=optax.sgd(0.1),
+      ...     num_steps=500)
+      >>> round(float(res.params), 2), round(float(res.state.multiplier), 2)
+      (1.0, 2.0)
+
+    References:
+      Cotter, Jiang, Sridharan, Two-Player Games for Efficient Non-Convex Constrained
+      Optimization, ALT 2019 (proxy-Lagrangian); Cotter et al., JMLR 2019 (rate constraints).
+    """
+    if iterate not in ("best", "last"):
+        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
+    if multiplier_optimizer is None:
+        multiplier_optimizer = _MULTIPLIER_OPTIMIZER
+    build = make_constrained_step
+    if isinstance(target, (int, float)):
+        # The same functions and target give the same step function, hence the same compiled
+        # program: a second call does not compile again. (An array target is not hashable.)
+        build, target = _cached_constrained_step, float(target)
+    step = build(
+        loss_fn,
+        constraint_fn,
+        target=target,
+        optimizer=optimizer,
+        multiplier_optimizer=multiplier_optimizer,
+        dual_constraint_fn=dual_constraint_fn,
+        model=model,
+    )
+    dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+    state, (best, best_step), history, measured = _fit_program(
+        step,
+        loss_fn,
+        dual_fn,
+        model,
+        params,
+        data,
+        validation_data,
+        optimizer,
+        multiplier_optimizer,
+        jnp.asarray(init_multiplier, jnp.result_type(float)) + 0 * jnp.asarray(target),
+        jnp.asarray(target, jnp.result_type(float)) + tolerance,
+        num_steps,
+        iterate == "best",
+    )
+    chosen, chosen_step, pick = state.params, num_steps, 0
+    if iterate == "best" and int(best_step) >= 0:
+        chosen, chosen_step, pick = best, int(best_step), 1
+    train_v = np.asarray(measured["train"][pick])
+    val_v = None if validation_data is None else np.asarray(measured["validation"][pick])
+    measured = train_v if val_v is None else val_v
+    # The bound in the constraint's own precision, as the selection of iterate="best" uses it.
+    bound = np.asarray(target, measured.dtype) + np.asarray(tolerance, measured.dtype)
+    history = {k: np.asarray(val) for k, val in history.items()}
+    return ConstrainedResult(
+        chosen,
+        state,
+        history,
+        chosen_step,
+        float(np.max(train_v)),
+        float("nan") if val_v is None else float(np.max(val_v)),
+        # Every constraint within its own bound (a vector target has one per constraint).
+        bool(np.all(measured <= bound)),
+    )
+
+
+# Default multiplier optimizer of fit_constrained and constrained_sweep: one object, so that it
+# is the same static argument on every call.
+_MULTIPLIER_OPTIMIZER = optax.sgd(1.0)
+
+# make_constrained_step, memoised on its (hashable) arguments; bounded, as it keeps the user's
+# functions alive.
+_cached_constrained_step = functools.lru_cache(maxsize=32)(make_constrained_step)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "step",
+        "loss_fn",
+        "dual_fn",
+        "model",
+        "optimizer",
+        "mopt",
+        "num_steps",
+        "track_best",
+    ),
+)
+def _fit_program(
+    step,
+    loss_fn,
+    dual_fn,
+    model,
+    params,
+    data,
+    validation_data,
+    optimizer,
+    mopt,
+    mu0,
+    target,
+    num_steps,
+    track_best,
+):
+    """All of :func:`fit_constrained`'s device work as one compiled program: the primal-dual
+    loop, then the dual constraint of the last (and, with ``track_best``, of the best) iterate
+    on the training and the validation data (separate jitted calls would compile again)."""
+    last_terms = functools.partial(_task_and_dual_terms, loss_fn, dual_fn, model)
+    state, (best, best_step), history = _run_constrained(
+        step, params, data, optimizer, mopt, mu0, target, num_steps, track_best, last_terms
+    )
+    iterates = (state.params, best) if track_best else (state.params,)
+
+    def measure(batch):
+        return tuple(jnp.asarray(dual_fn(_outputs(model, p, batch), batch)) for p in iterates)
+
+    # The training batch may itself be None (an objective without data); no validation is.
+    validation = None if validation_data is None else measure(validation_data)
+    measured = {"train": measure(data), "validation": validation}
+    return state, (best, best_step), history, measured
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "step",
+        "optimizer",
+        "multiplier_optimizer",
+        "num_steps",
+        "track_best",
+        "last_terms",
+    ),
+)
+def _run_constrained(
+    step,
+    params,
+    data,
+    optimizer,
+    multiplier_optimizer,
+    mu0,
+    target,
+    num_steps,
+    track_best,
+    last_terms=None,
+):
+    """``num_steps`` primal-dual steps in one scan, with ``track_best`` tracking the feasible
+    iterate of lowest loss: among the parameters each step starts from and, measured by
+    ``last_terms(params, data) -> (loss, dual constraint)`` after the loop, the last iterate.
+
+    Returns the final state, ``(best_params, best_step)`` (``best_step = num_steps`` when the
+    last iterate is the best, ``-1`` when no iterate was feasible or ``track_best`` is False;
+    ``best_params`` are then the initial ones) and the per-step history.
+    """
+    state = initial_state(params, mu0, optimizer, multiplier_optimizer)
+    loss_dtype = jnp.result_type(float)
+    best = (params, jnp.asarray(jnp.inf, loss_dtype), jnp.asarray(-1, jnp.int32))
+
+    def body(carry, _):
+        state, best = carry
+        new, info = step(state, data)
+        if track_best:
+            # info holds the loss and the dual constraint of state.params (before the update).
+            better = jnp.all(info["constraint"] <= target) & (info["loss"] < best[1])
+            candidate = (state.params, info["loss"].astype(loss_dtype), state.step)
+            best = jax.tree.map(lambda c, b: jnp.where(better, c, b), candidate, best)
+        return (new, best), info
+
+    (state, best), history = jax.lax.scan(body, (state, best), None, length=num_steps)
+    if track_best:
+        loss, constraint = last_terms(state.params, data)
+        better = jnp.all(constraint <= target) & (loss < best[1])
+        last = (state.params, loss.astype(loss_dtype), jnp.asarray(num_steps, jnp.int32))
+        best = jax.tree.map(lambda c, b: jnp.where(better, c, b), last, best)
+    return state, (best[0], best[2]), history
+
+
+def _task_and_dual_terms(loss_fn, dual_fn, model, params, batch):
+    """The task loss and the dual constraint of ``params`` (one forward pass)."""
+    out = _outputs(model, params, batch)
+    return loss_fn(out, batch), jnp.asarray(dual_fn(out, batch))

@@ -1,0 +1,258 @@
+r"""Sweeps: one model per penalty weight or per target, all trained at once with ``jax.vmap``.
+
+:func:`pareto_sweep` traces a Pareto front over the penalty weight :math:`\lambda` and
+:func:`constrained_sweep` over the requested bound :math:`\varepsilon`; each is one compiled,
+batched program that reads the data once per step for all models.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fairjax import _loop
+
+from ._lagrangian import (
+    _MULTIPLIER_OPTIMIZER,
+    _run_constrained,
+    _task_and_dual_terms,
+    make_constrained_step,
+)
+from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _outputs, penalized
+
+
+class SweepResult(NamedTuple):
+    """The outcome of :func:`pareto_sweep`: one model per penalty weight.
+
+    Attributes:
+      params: the parameters, each leaf with a leading axis of size ``K``.
+      lams: the penalty weights, shape ``(K,)``.
+      loss: the task loss of each model on the training data, shape ``(K,)``.
+      penalty: the penalty of each model on the training data, shape ``(K,)``.
+    """
+
+    params: PyTree
+    lams: Array
+    loss: Array
+    penalty: Array
+
+
+def _train_fixed_steps(loss_fn, penalty_fn, optimizer, num_steps, model, params, data, lam):
+    """Full-batch penalised training for ``num_steps`` steps (pure, vmappable over ``lam``)."""
+    objective = penalized(loss_fn, penalty_fn, lam, model=model)
+    params, _, _ = _loop.run(
+        lambda p, _: objective(p, data), optimizer, params, num_steps=num_steps
+    )
+    out = _outputs(model, params, data)
+    return params, loss_fn(out, data), penalty_fn(out, data)
+
+
+def pareto_sweep(
+    loss_fn: Objective,
+    penalty_fn: Objective,
+    params: PyTree,
+    data: PyTree,
+    lams: ArrayLike,
+    *,
+    optimizer: optax.GradientTransformation,
+    num_steps: int = 1000,
+    model: Model | None = None,
+) -> SweepResult:
+    r"""Trains one model per penalty weight, all at once with ``jax.vmap`` (one compilation).
+
+    For each :math:`\lambda_k` it minimises :math:`L(\theta) + \lambda_k P(\theta)` from the
+    same initial parameters with ``num_steps`` full-batch updates of ``optimizer``; the K
+    trainings are one batched program, so the data is read once per step for all models and
+    the result equals K separate calls of the same training (up to floating-point reassociation).
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      penalty_fn: ``penalty_fn(params, batch) -> scalar``.
+      params: initial parameters, shared by every model.
+      data: the training batch (PyTree of arrays).
+      lams: penalty weights, shape ``(K,)``.
+      optimizer: optax optimizer.
+      num_steps: number of full-batch updates per model.
+      model: optional ``model(params, batch) -> outputs``; the loss and the penalty then
+        take ``(outputs, batch)`` and the model runs once per step (see :func:`penalized`).
+
+    Returns:
+      A :class:`SweepResult`; ``jax.tree.map(lambda x: x[k], result.params)`` is model ``k``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import pareto_sweep
+      >>> res = pareto_sweep(lambda p, b: (p - 1.0) ** 2, lambda p, b: p**2, jnp.asarray(0.0),
+      ...                    None, jnp.array([0.0, 1.0, 3.0]), optimizer=optax.sgd(0.1),
+      ...                    num_steps=200)
+      >>> res.params.round(4)  # minimiser 1 / (1 + lam)
+      Array([1.  , 0.5 , 0.25], dtype=float32)
+    """
+    lams = jnp.asarray(lams)
+    if lams.ndim != 1:
+        raise ValueError(f"`lams` must have shape (K,), got {lams.shape}.")
+    if not jnp.issubdtype(lams.dtype, jnp.floating):
+        lams = lams.astype(jnp.result_type(float))
+    p, loss, pen = _sweep(
+        loss_fn=loss_fn,
+        penalty_fn=penalty_fn,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        model=model,
+        params=params,
+        data=data,
+        lams=lams,
+    )
+    return SweepResult(p, lams, loss, pen)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("loss_fn", "penalty_fn", "optimizer", "num_steps", "model")
+)
+def _sweep(*, loss_fn, penalty_fn, optimizer, num_steps, model, params, data, lams):
+    train = functools.partial(_train_fixed_steps, loss_fn, penalty_fn, optimizer, num_steps, model)
+    return jax.vmap(train, in_axes=(None, None, 0))(params, data, lams)
+
+
+class ConstrainedSweepResult(NamedTuple):
+    """The outcome of :func:`constrained_sweep`: one model per target.
+
+    Attributes:
+      params: the parameters, each leaf with a leading axis of size ``K``.
+      multiplier: the final multipliers, shape ``(K,)``.
+      targets: the targets, shape ``(K,)``.
+      constraint: the dual constraint of each model on the training data, shape ``(K,)``.
+    """
+
+    params: PyTree
+    multiplier: Array
+    targets: Array
+    constraint: Array
+
+
+def constrained_sweep(
+    loss_fn: Objective,
+    constraint_fn: Objective,
+    params: PyTree,
+    data: PyTree,
+    targets: ArrayLike,
+    *,
+    optimizer: optax.GradientTransformation,
+    multiplier_optimizer: optax.GradientTransformation | None = None,
+    num_steps: int = 1000,
+    dual_constraint_fn: Objective | None = None,
+    iterate: str = "last",
+    tolerance: float = 0.0,
+    model: Model | None = None,
+) -> ConstrainedSweepResult:
+    r"""Primal-dual training to each of K targets :math:`\varepsilon_k` at once (``jax.vmap``).
+
+    The batched version of :func:`fit_constrained` (scalar constraint): one compiled program
+    trains one model per target, e.g. a front indexed by the requested DP gap instead of by
+    :math:`\lambda`.
+
+    Args:
+      loss_fn: as in :func:`fit_constrained`; so are ``constraint_fn``, ``params``, ``data``,
+        ``optimizer``, ``multiplier_optimizer``, ``num_steps``, ``dual_constraint_fn``,
+        ``iterate``, ``tolerance`` (here only for ``iterate="best"``) and ``model``.
+      targets: the bounds, shape ``(K,)``.
+
+    Returns:
+      A :class:`ConstrainedSweepResult`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from fairjax.training import constrained_sweep
+      >>> res = constrained_sweep(lambda p, b: (p - 2.0) ** 2, lambda p, b: p, jnp.asarray(0.0),
+      ...                         None, jnp.array([0.5, 1.0, 3.0]), optimizer=optax.sgd(0.1),
+      ...                         multiplier_optimizer=optax.sgd(0.1), num_steps=500)
+      >>> res.params.round(2)  # min((p-2)^2) s.t. p <= target
+      Array([0.5, 1. , 2. ], dtype=float32)
+    """
+    targets = jnp.asarray(targets)
+    if targets.ndim != 1:
+        raise ValueError(f"`targets` must have shape (K,), got {targets.shape}.")
+    targets = targets.astype(jnp.result_type(float))
+    if iterate not in ("best", "last"):
+        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
+    if multiplier_optimizer is None:
+        multiplier_optimizer = _MULTIPLIER_OPTIMIZER
+    dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+    p, mu, c = _constrained_sweep(
+        loss_fn=loss_fn,
+        constraint_fn=constraint_fn,
+        dual_fn=dual_fn,
+        optimizer=optimizer,
+        mopt=multiplier_optimizer,
+        num_steps=num_steps,
+        iterate=iterate,
+        model=model,
+        params=params,
+        data=data,
+        targets=targets,
+        tolerance=jnp.asarray(tolerance, targets.dtype),
+    )
+    return ConstrainedSweepResult(p, mu, targets, c)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "loss_fn",
+        "constraint_fn",
+        "dual_fn",
+        "optimizer",
+        "mopt",
+        "num_steps",
+        "iterate",
+        "model",
+    ),
+)
+def _constrained_sweep(
+    *,
+    loss_fn,
+    constraint_fn,
+    dual_fn,
+    optimizer,
+    mopt,
+    num_steps,
+    iterate,
+    model,
+    params,
+    data,
+    targets,
+    tolerance,
+):
+    def one(target):
+        step = make_constrained_step(
+            loss_fn,
+            constraint_fn,
+            target=target,
+            optimizer=optimizer,
+            multiplier_optimizer=mopt,
+            dual_constraint_fn=dual_fn,
+            model=model,
+        )
+        mu0 = jnp.zeros((), targets.dtype)
+        state, (best, best_step), _ = _run_constrained(
+            step,
+            params,
+            data,
+            optimizer,
+            mopt,
+            mu0,
+            target + tolerance,
+            num_steps,
+            iterate == "best",
+            functools.partial(_task_and_dual_terms, loss_fn, dual_fn, model),
+        )
+        chosen = state.params
+        if iterate == "best":
+            chosen = jax.tree.map(lambda b, last: jnp.where(best_step >= 0, b, last), best, chosen)
+        return chosen, state.multiplier, dual_fn(_outputs(model, chosen, data), data)
+
+    return jax.vmap(one)(targets)

@@ -1,0 +1,150 @@
+"""Tests of fairjax.training: the Lagrangian, fit_constrained and its iterate choice."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from fairjax import penalties, training
+
+from .common import _data, _hard_dp, _logits, _loss, _p0, _penalty
+
+
+@pytest.mark.slow
+def test_fit_constrained_reaches_target_and_reports_held_out():
+    train, test = _data()
+    target = 0.05
+    unconstrained = float(
+        _hard_dp(
+            training.fit(
+                _loss, _p0(), train, optimizer=optax.adam(0.05), num_epochs=400
+            ).state.params,
+            train,
+        )
+    )
+    assert unconstrained > 2 * target  # the constraint binds
+    res = training.fit_constrained(
+        _loss,
+        lambda p, b: penalties.sigmoid_rate_difference(
+            _logits(p, b[0]), b[2], num_groups=2, temperature=0.5
+        ),
+        _p0(),
+        train,
+        target=target,
+        optimizer=optax.adam(0.05),
+        multiplier_optimizer=optax.sgd(0.2),
+        num_steps=600,
+        dual_constraint_fn=_hard_dp,
+        validation_data=test,
+        tolerance=0.05,
+    )
+    assert res.train_constraint <= target + 0.01
+    np.testing.assert_allclose(res.validation_constraint, _hard_dp(res.params, test))
+    assert res.satisfied == (res.validation_constraint <= target + 0.05)
+    assert float(res.state.multiplier) > 0
+    assert res.history["multiplier"].shape == (600,)
+    assert np.all(res.history["multiplier"] >= 0)
+
+
+def test_constrained_closed_form():
+    # min (p-2)^2 s.t. p <= 1: p* = 1, mu* = 2 (KKT: 2(p-2) + mu = 0)
+    res = training.fit_constrained(
+        lambda p, b: (p - 2.0) ** 2,
+        lambda p, b: p,
+        jnp.asarray(0.0),
+        None,
+        target=1.0,
+        optimizer=optax.sgd(0.1),
+        multiplier_optimizer=optax.sgd(0.1),
+        num_steps=600,
+    )
+    np.testing.assert_allclose([res.params, res.state.multiplier], [1.0, 2.0], atol=1e-3)
+    assert res.satisfied or res.train_constraint <= 1.0 + 1e-3
+
+
+@pytest.mark.slow
+def test_fit_constrained_returns_the_feasible_iterate_of_lowest_loss():
+    train, _ = _data()
+    target = 0.05
+    opts = dict(
+        target=target,
+        optimizer=optax.adam(0.05),
+        multiplier_optimizer=optax.sgd(0.5),
+        num_steps=300,
+        dual_constraint_fn=_hard_dp,
+    )
+    best = training.fit_constrained(_loss, _penalty, _p0(), train, iterate="best", **opts)
+    last = training.fit_constrained(_loss, _penalty, _p0(), train, **opts)
+    hist = best.history
+    feasible = hist["constraint"] <= target
+    assert feasible.any() and not feasible.all()
+    k = best.selected_step
+    assert feasible[k] and hist["loss"][k] == hist["loss"][feasible].min()
+    # `params` are the iterate of that step: its loss and constraint are the recorded ones.
+    np.testing.assert_allclose(_loss(best.params, train), hist["loss"][k], rtol=1e-6)
+    np.testing.assert_allclose(best.train_constraint, hist["constraint"][k], atol=1e-7)
+    assert best.train_constraint <= target
+    # "last" returns the final iterate, which is also the state's.
+    assert last.selected_step == 300
+    np.testing.assert_array_equal(last.params["w"], last.state.params["w"])
+    np.testing.assert_array_equal(best.state.params["w"], last.state.params["w"])
+    # Infeasible throughout (a target below 0 cannot hold): the last iterate is returned.
+    never = training.fit_constrained(
+        _loss, _penalty, _p0(), train, iterate="best", **{**opts, "target": -1.0}
+    )
+    assert never.selected_step == 300
+    with pytest.raises(ValueError, match="`iterate`"):
+        training.fit_constrained(_loss, _penalty, _p0(), train, iterate="first", **opts)
+
+
+def test_best_iterate_can_be_the_last_one():
+    # min (p-2)^2 s.t. p <= 5: the bound never binds and the loss falls at every step, so the
+    # last iterate (after the last update) is the feasible one of lowest loss, for
+    # fit_constrained and for constrained_sweep alike.
+    args = (lambda p, b: (p - 2.0) ** 2, lambda p, b: p, jnp.asarray(0.0), None)
+    opts = dict(optimizer=optax.sgd(0.01), multiplier_optimizer=optax.sgd(0.1), num_steps=50)
+    best = training.fit_constrained(*args, target=5.0, iterate="best", **opts)
+    last = training.fit_constrained(*args, target=5.0, **opts)
+    assert np.all(np.diff(best.history["loss"]) < 0)
+    assert best.selected_step == 50
+    assert float(best.params) == float(last.params)
+    swept = training.constrained_sweep(*args, jnp.array([5.0, 6.0]), iterate="best", **opts)
+    np.testing.assert_array_equal(swept.params, [float(last.params)] * 2)
+
+
+def test_best_iterate_tolerance_admits_iterates_converged_onto_the_bound():
+    # min (p-2)^2 s.t. p <= 1: the iterates converge onto p = 1 from both sides, within float32
+    # rounding; with no tolerance only early iterates (p < 1) count as feasible.
+    opts = dict(
+        target=1.0,
+        optimizer=optax.sgd(0.1),
+        multiplier_optimizer=optax.sgd(0.1),
+        num_steps=600,
+        iterate="best",
+    )
+    args = (lambda p, b: (p - 2.0) ** 2, lambda p, b: p, jnp.asarray(0.0), None)
+    strict = training.fit_constrained(*args, **opts)
+    loose = training.fit_constrained(*args, tolerance=1e-5, **opts)
+    assert float(strict.params) < 0.99 and strict.selected_step < 50
+    np.testing.assert_allclose(loose.params, 1.0, atol=1e-4)
+    assert loose.selected_step > 100 and loose.satisfied
+
+
+def test_satisfied_checks_each_constraint_against_its_own_target():
+    # Two constraints p_0 <= 0.5 and p_1 <= 3 on min |p - 2|^2: p* = (0.5, 2).
+    res = training.fit_constrained(
+        lambda p, b: jnp.sum((p - 2.0) ** 2),
+        lambda p, b: p,
+        jnp.zeros(2),
+        None,
+        target=jnp.array([0.5, 3.0]),
+        optimizer=optax.sgd(0.1),
+        multiplier_optimizer=optax.sgd(0.1),
+        num_steps=600,
+        tolerance=1e-3,
+    )
+    np.testing.assert_allclose(res.params, [0.5, 2.0], atol=1e-3)
+    # max(constraint) = 2 exceeds the first target but each constraint meets its own.
+    assert res.train_constraint > 0.5 and res.satisfied is True
