@@ -1,8 +1,6 @@
 """The demo, run as a user runs it."""
 
 import importlib.util
-import subprocess
-import sys
 
 import numpy as np
 
@@ -58,10 +56,3 @@ def test_demo_regression_part_says_why_it_is_skipped(monkeypatch, tmp_path, caps
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert _regression_part(seed=0) is None
     assert "FAIRJAX_DATA_HOME" in capsys.readouterr().out
-
-
-def test_module_entry_point_shows_help():
-    proc = subprocess.run(
-        [sys.executable, "-m", "fairjax", "--help"], capture_output=True, text=True, check=True
-    )
-    assert "demo" in proc.stdout
