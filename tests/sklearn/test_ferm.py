@@ -94,3 +94,21 @@ def test_bad_inputs():
     Xn[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         FERMClassifier().fit(Xn, y, sensitive_features=s)
+
+
+def test_deprecated_condition_keyword_warns_and_fits_the_same():
+    X, y, s = _data()
+    for condition, name in [("positive", "equal_opportunity"), ("all", "demographic_parity")]:
+        new = FERMClassifier(criterion=name, max_iter=MAX_ITER).fit(X, y, sensitive_features=s)
+        old = FERMClassifier(condition=condition, max_iter=MAX_ITER)
+        assert "condition" in old.get_params() and clone(old).get_params() == old.get_params()
+        with pytest.warns(DeprecationWarning, match="criterion"):
+            old.fit(X, y, sensitive_features=s)
+        np.testing.assert_array_equal(old.coef_, new.coef_)
+        np.testing.assert_array_equal(old.intercept_, new.intercept_)
+    with pytest.raises(ValueError):
+        FERMClassifier(criterion="demographic_parity", condition="positive").fit(
+            X, y, sensitive_features=s
+        )
+    with pytest.raises(ValueError):
+        FERMClassifier(criterion="no_such_criterion").fit(X, y, sensitive_features=s)
