@@ -3,11 +3,13 @@
 import importlib.util
 
 import numpy as np
+import pytest
 
 from fairjax import cli
 from fairjax.cli._demo import _regression_part
 
 
+@pytest.mark.slow
 def test_demo_prints_the_table_and_plausible_numbers(capsys, tmp_path):
     png = tmp_path / "front.png"
     results = cli.demo(bootstrap_resamples=20, pareto_path=png)

@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_module_entry_point_shows_help():
     proc = subprocess.run(
         [sys.executable, "-m", "fairjax", "--help"], capture_output=True, text=True, check=True

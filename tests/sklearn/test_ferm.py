@@ -58,6 +58,7 @@ def test_linear_fit_predict_labels_and_constraint():
     np.testing.assert_allclose(clf01.decision_function(X), dec, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_rbf_exact_solver_constraint():
     X, y, s = _data()
     clf = FERMClassifier(kernel="rbf", gamma=0.5).fit(X, y, sensitive_features=s)
@@ -69,6 +70,7 @@ def test_rbf_exact_solver_constraint():
     assert clf.score(X, y) > 0.7
 
 
+@pytest.mark.slow
 def test_rbf_logistic_proba_and_pipeline_clone():
     X, y, s = _data()
     clf = FERMClassifier(kernel="rbf", loss="logistic", gamma=0.5, n_components=32, max_iter=50)
