@@ -46,6 +46,7 @@ def test_demo_prints_the_table_and_plausible_numbers(capsys, tmp_path):
         assert "Regression (Communities and Crime): skipped" in out
 
 
+@pytest.mark.slow
 def test_demo_regression_part_runs_from_the_data_home(shared_data_home):
     res = _regression_part(seed=0)
     assert res is not None
