@@ -225,7 +225,7 @@ def _ferm_states():
         st = ferm.fit_projection(XF, YF, SF, num_groups=2, method=method)
         out[f"projection_{method}"] = (ferm.save_projection, ferm.load_projection, st)
     models = {
-        "model_linear": ferm.fit_linear(XF, YF, SF, num_groups=2, steps=20),
+        "model_linear": ferm.fit_linear(XF, YF, SF, num_groups=2, num_steps=20),
         "model_kernel_exact": ferm.fit_kernel(
             XF, YF, SF, num_groups=2, kernel=kernels.gaussian(bandwidth=0.8)
         ),
@@ -236,7 +236,7 @@ def _ferm_states():
             num_groups=2,
             num_landmarks=16,
             key=KEY,
-            steps=20,
+            num_steps=20,
             kernel=kernels.multi_bandwidth(
                 bandwidths=(0.5, 2.0), kind="laplace", scale=jnp.asarray(1.5)
             ),
@@ -247,7 +247,7 @@ def _ferm_states():
             SF,
             num_groups=2,
             solver="adam",
-            steps=20,
+            num_steps=20,
             kernel=kernels.inverse_multiquadric(bandwidth=np.float32(2.0), exponent=1),
         ),
         "model_random_fourier": ferm.fit_linear(
@@ -255,11 +255,11 @@ def _ferm_states():
             YF,
             SF,
             num_groups=2,
-            steps=20,
+            num_steps=20,
             feature_map=kernels.random_fourier_features(KEY, 3, num_features=8),
         ),
         "model_linear_kernel_rff": ferm.fit_kernel(
-            XF, YF, SF, num_groups=2, kernel=kernels.linear(), solver="adam", steps=10
+            XF, YF, SF, num_groups=2, kernel=kernels.linear(), solver="adam", num_steps=10
         ),
     }
     for name, model in models.items():
@@ -458,6 +458,19 @@ def test_the_round_trip_covers_labels_names_and_models(estimators):
     assert estimators["wasserstein_trained"][0].estimator_ is not (
         estimators["wasserstein_trained"][0].estimator
     )
+
+
+def test_a_ferm_file_saved_before_criterion_loads(tmp_path, estimators):
+    """Files written when FERMClassifier took ``condition=`` (no ``criterion`` parameter)."""
+    est, X, _ = estimators["ferm_linear"]
+    est.save(tmp_path / "new.npz")
+    arrays, meta = _contents(tmp_path / "new.npz")
+    old = json.loads(json.dumps(meta))
+    del old["params"]["criterion"]
+    old["params"]["condition"] = "positive"
+    loaded = FERMClassifier.load(_resigned(tmp_path, arrays, old))
+    assert loaded.condition == "positive" and loaded.criterion == "equal_opportunity"
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
 
 
 def test_wasserstein_load_needs_the_fitted_base_estimator(tmp_path, estimators):

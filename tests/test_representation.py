@@ -24,6 +24,7 @@ def _data(n=160, seed=0):
     return x, np.c_[y1, y2], y3, s
 
 
+@pytest.mark.slow
 def test_objective_matches_a_manual_computation():
     x, y, _, s = _data(40)
     mask = np.ones_like(y, np.float32)
@@ -50,6 +51,7 @@ def test_objective_matches_a_manual_computation():
     np.testing.assert_allclose(custom(params, batch), task + 0.5 * l2 * 0.54 + lam, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_penalty_reduces_group_discrepancy_and_transfer_gap():
     x, y, y3, s = _data(160)
     batch = rep.multitask_batch(x, y, s, num_groups=2)
@@ -84,6 +86,7 @@ def test_transfer_measures_with_fairjax_metrics():
     assert float(res.accuracy) > 0.85
 
 
+@pytest.mark.slow
 def test_minibatch_training_runs_with_penalty_options():
     x, y, _, s = _data(64)
     batch = rep.multitask_batch(x, y, s, num_groups=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,7 +60,10 @@ def _group_rows(y_t, y_p, s, w, num_groups, names) -> tuple[list[dict], dict]:
     return group_rows, overall_row
 
 
+@functools.lru_cache(maxsize=32)
 def _all_metrics(num_groups: int):
+    """All the report's gaps as one metric; cached per ``num_groups`` so that reports of equal
+    shapes reuse the bootstrap's compiled program (the metric is a static argument)."""
     kw = {"num_groups": num_groups}
 
     def all_metrics(y_t, y_p, s, *rest, weights=None):

@@ -12,7 +12,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fairjax import ferm, kernels
+from fairjax import criteria, ferm, kernels
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
 
@@ -42,9 +42,10 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
     Minimises :math:`C\sum_i \ell(y_i f(x_i)) + \tfrac12\|f\|^2` (``C`` has the SVM meaning;
     :math:`\|f\|` is :math:`\|w\|` for the linear kernel and the RKHS norm for ``"rbf"``; the
     bias is not penalised) subject to the FERM constraint :math:`|\langle w, u_k\rangle| \le
-    \varepsilon`: the mean decision value on the positive examples (``condition="positive"``,
-    equal opportunity) or on all examples (``condition="all"``) differs by at most ``eps``
-    between the first group and each other group, on the training data. Trained with optax
+    \varepsilon`: the mean decision value on the rows a rate of the criterion counts (the
+    positive examples for ``criterion="equal_opportunity"``, all examples for
+    ``"demographic_parity"``; see :mod:`fairjax.criteria`) differs by at most ``eps`` between
+    the first group and each other group, on the training data. Trained with optax
     (projected Adam, :func:`fairjax.ferm.fit_linear`) or, for the exact RBF kernel with
     ``eps = 0`` and the hinge or squared hinge loss, by SMO on the projected kernel
     (:func:`fairjax.ferm.fit_kernel`).
@@ -52,7 +53,9 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
     Args:
       kernel: ``"linear"`` or ``"rbf"`` (Gaussian, :math:`\exp(-\gamma\|x - y\|^2)`).
       eps: constraint tolerance >= 0.
-      condition: ``"positive"`` or ``"all"``.
+      criterion: the fairness criterion (a name of :data:`fairjax.criteria.CRITERIA` that
+        :func:`fairjax.ferm.fit_linear` supports): ``"equal_opportunity"`` (default),
+        ``"demographic_parity"``, ``"false_positive_parity"`` or ``"equalized_odds"``.
       C: inverse regularisation strength > 0.
       loss: ``"hinge"``, ``"squared_hinge"`` or ``"logistic"`` (the latter has
         ``predict_proba``).
@@ -65,6 +68,11 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
       tol: stopping tolerance of the exact RBF solver (SMO, used for ``kernel="rbf"`` with
         ``eps = 0``, the hinge or squared hinge loss and ``n_components=None``).
       random_state: seed for the Nystrom landmarks.
+      condition: deprecated spelling of ``criterion``: ``"positive"`` is
+        ``"equal_opportunity"``, ``"all"`` is ``"demographic_parity"`` (warns in :meth:`fit`).
+
+    .. versionchanged:: 0.2
+       ``condition=`` is now ``criterion=`` (the old keyword warns).
 
     Attributes:
       classes_: the two labels; ``classes_[1]`` is the positive class.
@@ -93,7 +101,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         self,
         kernel: str = "linear",
         eps: float = 0.0,
-        condition: str = "positive",
+        criterion: str = "equal_opportunity",
         C: float = 1.0,
         loss: str = "hinge",
         gamma: float | str = "scale",
@@ -102,10 +110,11 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float = 0.1,
         tol: float = 1e-3,
         random_state: int | None = None,
+        condition: str | None = None,
     ):
         self.kernel = kernel
         self.eps = eps
-        self.condition = condition
+        self.criterion = criterion
         self.C = C
         self.loss = loss
         self.gamma = gamma
@@ -114,11 +123,21 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.tol = tol
         self.random_state = random_state
+        self.condition = condition
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+    def _criterion(self) -> criteria.Criterion:
+        """The criterion, from ``criterion=`` or the deprecated ``condition=`` (warns)."""
+        if self.condition is None:
+            return criteria.get(self.criterion)
+        given = None if self.criterion == "equal_opportunity" else self.criterion
+        return criteria.resolve(
+            given, where="FERMClassifier", default="equal_opportunity", condition=self.condition
+        )
 
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the classifier.
@@ -137,6 +156,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f'`kernel` must be "linear" or "rbf", got {self.kernel!r}.')
         if int(self.max_iter) < 1:
             raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
+        crit = self._criterion()
         X, y = validate_data(self, X, y, dtype=np.float64)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
@@ -161,9 +181,9 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
             C=float(self.C),
             eps=float(self.eps),
             loss=self.loss,
-            condition=self.condition,
+            criterion=crit,
             weights=None if sample_weight is None else np.asarray(sample_weight, np.float32),
-            steps=int(self.max_iter),
+            num_steps=int(self.max_iter),
             learning_rate=float(self.learning_rate),
         )
         if self.kernel == "linear":

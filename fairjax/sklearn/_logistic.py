@@ -21,50 +21,25 @@ from fairjax.sklearn._ferm import _encode_groups
 __all__ = ["FairLogisticRegression"]
 
 _CRITERIA = ("demographic_parity", "equal_opportunity", "equalized_odds")
-# The rows a smooth rate counts, in the vocabulary of penalties.sigmoid_rate_difference.
-_PENALTY_CONDITION = {None: "all", 1: "positive", 0: "negative"}
+
+
+def _smooth_gap(logits, s, y, w, G, temperature, label):
+    """:func:`fairjax.penalties.sigmoid_rate_difference` on the rows of one label condition
+    (``label`` None: all rows, 1: the positives, 0: the negatives)."""
+    return penalties.sigmoid_rate_difference(
+        logits, s, num_groups=G, labels=y, weights=w, temperature=temperature,
+        condition={None: "all", 1: "positive", 0: "negative"}[label],
+    )  # fmt: skip
 
 
 def _surrogate(criterion, logits, y, s, w, G, temperature):
     """Smooth gaps, shape (m,): one per rate of the criterion (fairjax.criteria)."""
     return jnp.stack(
         [
-            penalties.sigmoid_rate_difference(
-                logits,
-                s,
-                num_groups=G,
-                labels=y,
-                weights=w,
-                temperature=temperature,
-                condition=_PENALTY_CONDITION[c],
-            )
+            _smooth_gap(logits, s, y, w, G, temperature, c)
             for c in criteria.get(criterion).conditions
         ]
     )
-
-
-@functools.partial(
-    jax.jit, static_argnames=("criterion", "G", "steps", "lr", "temperature", "alpha")
-)
-def _fit_penalized(X, y, s, w, lam, *, criterion, G, steps, lr, temperature, alpha):
-    """Full-batch penalised training of ``{"w", "b"}`` on standardised X; one compiled program."""
-    w_mean = w / jnp.sum(w)
-
-    def loss_fn(p, batch):
-        _, y, _ = batch
-        ce = losses.logistic(_linear(p, batch), y)
-        return jnp.sum(w_mean * ce) + alpha * jnp.sum(p["w"] ** 2)
-
-    def surrogate(p, batch):
-        _, y, s = batch
-        return jnp.sum(_surrogate(criterion, _linear(p, batch), y, s, w, G, temperature))
-
-    params = {"w": jnp.zeros(X.shape[1], X.dtype), "b": jnp.zeros((), X.dtype)}
-    batch, opt = (X, y, s), optax.adam(lr)
-    step = training.make_step(training.penalized(loss_fn, surrogate, lam), opt, jit=False)
-    state = training.init_state(params, opt)
-    state, _ = jax.lax.scan(lambda st, _: step(st, batch), state, None, length=steps)
-    return state.params
 
 
 def _hard(criterion, logits, y, s, w, G):
@@ -74,17 +49,54 @@ def _hard(criterion, logits, y, s, w, G):
     return jnp.stack([criteria.largest_gap(r, c) for r, c in zip(rates, counts, strict=True)])
 
 
+def _linear(p, batch):
+    """The linear model of the estimator on a batch ``(X, y, s)``: logits ``X w + b``."""
+    return batch[0] @ p["w"] + p["b"]
+
+
+def _zeros(X):
+    """The initial parameters ``{"w": 0, "b": 0}`` of the linear model on ``X``."""
+    return {"w": jnp.zeros(X.shape[1], X.dtype), "b": jnp.zeros((), X.dtype)}
+
+
+def _weighted_loss(w, alpha):
+    """The objective without fairness term: mean weighted cross-entropy plus ridge."""
+    w_mean = w / jnp.sum(w)
+
+    def loss_fn(p, batch):
+        ce = losses.logistic(_linear(p, batch), batch[1])
+        return jnp.sum(w_mean * ce) + alpha * jnp.sum(p["w"] ** 2)
+
+    return loss_fn
+
+
+def _scan(step, state, batch, steps):
+    """``steps`` full-batch steps in one ``lax.scan``; the final state."""
+    return jax.lax.scan(lambda st, _: step(st, batch), state, None, length=steps)[0]
+
+
+@functools.partial(
+    jax.jit, static_argnames=("criterion", "G", "steps", "lr", "temperature", "alpha")
+)
+def _fit_penalized(X, y, s, w, lam, *, criterion, G, steps, lr, temperature, alpha):
+    """Full-batch penalised training of ``{"w", "b"}`` on standardised X; one compiled program."""
+
+    def surrogate(p, batch):
+        _, y, s = batch
+        return jnp.sum(_surrogate(criterion, _linear(p, batch), y, s, w, G, temperature))
+
+    params, opt = _zeros(X), optax.adam(lr)
+    objective = training.penalized(_weighted_loss(w, alpha), surrogate, lam)
+    step = training.make_step(objective, opt, jit=False)
+    return _scan(step, training.init_state(params, opt), (X, y, s), steps).params
+
+
 @functools.partial(
     jax.jit, static_argnames=("criterion", "G", "steps", "lr", "mu_lr", "temperature", "alpha")
 )
 def _fit_lagrangian(X, y, s, w, target, *, criterion, G, steps, lr, mu_lr, temperature, alpha):
     """Primal-dual training to the target: smooth gaps in the Lagrangian, exact gaps for the
     multipliers (training.make_constrained_step); one compiled program."""
-    w_mean = w / jnp.sum(w)
-
-    def loss_fn(p, batch):
-        ce = losses.logistic(_linear(p, batch), batch[1])
-        return jnp.sum(w_mean * ce) + alpha * jnp.sum(p["w"] ** 2)
 
     def surrogate(p, batch):
         return _surrogate(criterion, _linear(p, batch), batch[1], batch[2], w, G, temperature)
@@ -92,23 +104,18 @@ def _fit_lagrangian(X, y, s, w, target, *, criterion, G, steps, lr, mu_lr, tempe
     def hard(p, batch):
         return _hard(criterion, _linear(p, batch), batch[1], batch[2], w, G)
 
-    params = {"w": jnp.zeros(X.shape[1], X.dtype), "b": jnp.zeros((), X.dtype)}
-    batch, opt, mu_opt = (X, y, s), optax.adam(lr), optax.sgd(mu_lr)
+    params, batch = _zeros(X), (X, y, s)
+    opt, mu_opt = optax.adam(lr), optax.sgd(mu_lr)
     step = training.make_constrained_step(
-        loss_fn, surrogate, target=target, optimizer=opt, multiplier_optimizer=mu_opt,
-        dual_constraint_fn=hard,
+        _weighted_loss(w, alpha), surrogate, target=target, optimizer=opt,
+        multiplier_optimizer=mu_opt, dual_constraint_fn=hard,
     )  # fmt: skip
     mu0 = jnp.zeros(surrogate(params, batch).shape, X.dtype)
     state = training.ConstrainedState(
         params, mu0, opt.init(params), mu_opt.init(mu0), jnp.zeros((), jnp.int32)
     )
-    state, _ = jax.lax.scan(lambda st, _: step(st, batch), state, None, length=steps)
+    state = _scan(step, state, batch, steps)
     return state.params, state.multiplier
-
-
-def _linear(p, batch):
-    """The linear model of the estimator on a batch ``(X, y, s)``: logits ``X w + b``."""
-    return batch[0] @ p["w"] + p["b"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,6 +127,13 @@ def _rate_options(lr: float, mu_lr: float | None, alpha: float) -> dict:
         "multiplier_optimizer": None if mu_lr is None else optax.sgd(mu_lr),
         "regularizer": lambda p: alpha * jnp.sum(p["w"] ** 2),
     }
+
+
+def _rate_constrained(arrays, crit: criteria.Criterion, **options):
+    """:func:`fairjax.training.fit_rate_constrained` of the linear model on ``(Z, y, s)``."""
+    return training.fit_rate_constrained(
+        _linear, _zeros(arrays[0]), arrays, constraint=crit.name, **options
+    )
 
 
 class FairLogisticRegression(ClassifierMixin, BaseEstimator):
@@ -256,14 +270,11 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         options = _rate_options(
             float(self.learning_rate), None if mu_lr is None else float(mu_lr), float(self.alpha)
         )
-        params = {"w": jnp.zeros(Z.shape[1], Z.dtype), "b": jnp.zeros((), Z.dtype)}
-        res = training.fit_rate_constrained(
-            _linear,
-            params,
+        res = _rate_constrained(
             (Z, yb, ids),
+            crit,
             target=float(self.target),
             num_groups=G,
-            constraint=crit.name,
             num_steps=int(self.max_iter),
             weights=sw,
             iterate="best",

@@ -22,6 +22,7 @@ def data():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_report_holds_the_metrics_and_the_table(data):
     y, pred, s, w = data["y"], data["pred"], data["s"], data["w"]
     report = metrics.audit_report(
@@ -61,6 +62,7 @@ def test_report_holds_the_metrics_and_the_table(data):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_empty_groups_and_empty_rates_are_left_out(data):
     y, pred = data["y"].copy(), data["pred"]
     s = np.where(data["s"] == 1, 3, data["s"])  # group 1 has no rows
@@ -75,6 +77,7 @@ def test_empty_groups_and_empty_rates_are_left_out(data):
     assert "ks_unfairness" not in report["metrics"]
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_key_drives_the_intervals(data):
     args = data["y"], data["pred"], data["s"]

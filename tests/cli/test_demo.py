@@ -1,15 +1,15 @@
 """The demo, run as a user runs it."""
 
 import importlib.util
-import subprocess
-import sys
 
 import numpy as np
+import pytest
 
 from fairjax import cli
 from fairjax.cli._demo import _regression_part
 
 
+@pytest.mark.slow
 def test_demo_prints_the_table_and_plausible_numbers(capsys, tmp_path):
     png = tmp_path / "front.png"
     results = cli.demo(bootstrap_resamples=20, pareto_path=png)
@@ -46,6 +46,7 @@ def test_demo_prints_the_table_and_plausible_numbers(capsys, tmp_path):
         assert "Regression (Communities and Crime): skipped" in out
 
 
+@pytest.mark.slow
 def test_demo_regression_part_runs_from_the_data_home(shared_data_home):
     res = _regression_part(seed=0)
     assert res is not None
@@ -58,10 +59,3 @@ def test_demo_regression_part_says_why_it_is_skipped(monkeypatch, tmp_path, caps
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert _regression_part(seed=0) is None
     assert "FAIRJAX_DATA_HOME" in capsys.readouterr().out
-
-
-def test_module_entry_point_shows_help():
-    proc = subprocess.run(
-        [sys.executable, "-m", "fairjax", "--help"], capture_output=True, text=True, check=True
-    )
-    assert "demo" in proc.stdout

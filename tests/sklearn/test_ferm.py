@@ -58,6 +58,7 @@ def test_linear_fit_predict_labels_and_constraint():
     np.testing.assert_allclose(clf01.decision_function(X), dec, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_rbf_exact_solver_constraint():
     X, y, s = _data()
     clf = FERMClassifier(kernel="rbf", gamma=0.5).fit(X, y, sensitive_features=s)
@@ -69,6 +70,7 @@ def test_rbf_exact_solver_constraint():
     assert clf.score(X, y) > 0.7
 
 
+@pytest.mark.slow
 def test_rbf_logistic_proba_and_pipeline_clone():
     X, y, s = _data()
     clf = FERMClassifier(kernel="rbf", loss="logistic", gamma=0.5, n_components=32, max_iter=50)
@@ -94,3 +96,21 @@ def test_bad_inputs():
     Xn[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         FERMClassifier().fit(Xn, y, sensitive_features=s)
+
+
+def test_deprecated_condition_keyword_warns_and_fits_the_same():
+    X, y, s = _data()
+    for condition, name in [("positive", "equal_opportunity"), ("all", "demographic_parity")]:
+        new = FERMClassifier(criterion=name, max_iter=MAX_ITER).fit(X, y, sensitive_features=s)
+        old = FERMClassifier(condition=condition, max_iter=MAX_ITER)
+        assert "condition" in old.get_params() and clone(old).get_params() == old.get_params()
+        with pytest.warns(DeprecationWarning, match="criterion"):
+            old.fit(X, y, sensitive_features=s)
+        np.testing.assert_array_equal(old.coef_, new.coef_)
+        np.testing.assert_array_equal(old.intercept_, new.intercept_)
+    with pytest.raises(ValueError):
+        FERMClassifier(criterion="demographic_parity", condition="positive").fit(
+            X, y, sensitive_features=s
+        )
+    with pytest.raises(ValueError):
+        FERMClassifier(criterion="no_such_criterion").fit(X, y, sensitive_features=s)

@@ -42,6 +42,7 @@ def _ids(s):
     return (np.asarray(s) == "m").astype(int)
 
 
+@pytest.mark.slow
 def test_unpenalised_matches_sklearn_logistic_regression():
     X, y, s = _data()
     ours = FairLogisticRegression(lam=0.0, alpha=0.0, max_iter=1500).fit(X, y, sensitive_features=s)
@@ -50,6 +51,7 @@ def test_unpenalised_matches_sklearn_logistic_regression():
     assert np.mean(ours.predict(X) == ref.predict(X)) > 0.99
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "constraint", ["demographic_parity", "equal_opportunity", "equalized_odds"]
 )
@@ -73,6 +75,7 @@ def test_target_is_met_on_training_data(constraint):
     assert clf.multiplier_.shape == ((2,) if constraint == "equalized_odds" else (1, 2, 2))
 
 
+@pytest.mark.slow
 def test_penalty_lowers_gap_pandas_and_pipeline():
     X, y, s = _data()
     df = pd.DataFrame(X, columns=["a", "b", "c"])
@@ -105,6 +108,7 @@ def test_bad_inputs():
         FairLogisticRegression().fit(X, np.arange(40) % 3, sensitive_features=s)
 
 
+@pytest.mark.slow
 def test_deprecated_constraint_keyword_warns_and_fits_the_same():
     X, y, s = _data(n=200)
     new = FairLogisticRegression("equal_opportunity", target=0.05, max_iter=200)

@@ -45,6 +45,7 @@ def _data(n=2000, seed=0):
     return X, y, s, code.astype(np.int32)
 
 
+@pytest.mark.slow
 def test_unfitted_estimator_is_trained_and_outputs_are_fair():
     X, y, s, _code = _data()
     reg = WassersteinFairRegressor(Ridge(alpha=1.0), random_state=0)
@@ -63,6 +64,7 @@ def test_unfitted_estimator_is_trained_and_outputs_are_fair():
     np.testing.assert_allclose(partial.predict(Xt, sensitive_features=st), before, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_prefit_estimator_and_classifier_scores():
     X, y, s, code = _data()
     base = LinearRegression().fit(X, y)
@@ -78,6 +80,7 @@ def test_prefit_estimator_and_classifier_scores():
     assert float(ks_unfairness(p, code, num_groups=3)) < 0.2
 
 
+@pytest.mark.slow
 def test_two_sensitive_columns_and_errors():
     X, y, s, _code = _data()
     other = (X[:, 0] > 0).astype(int)

@@ -36,6 +36,7 @@ def table(data, tmp_path_factory):
     return write_csv(path, header, rows)
 
 
+@pytest.mark.slow
 def test_report_matches_the_metrics(data, table):
     report = cli.audit(
         table, y_true="y_true", y_pred="y_pred", score="score", sensitive=["race"],
@@ -64,6 +65,7 @@ def test_report_matches_the_metrics(data, table):
     np.testing.assert_allclose(report["groups"][0]["selection_rate"], rate_a, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_score_threshold_and_intersection(data, table):
     report = cli.audit(
         table, y_true="y_true", score="score", sensitive=["race", "sex"], threshold=0.5,
@@ -80,6 +82,7 @@ def test_score_threshold_and_intersection(data, table):
     assert report["groups"][1]["group"] == "race=A & sex=1"
 
 
+@pytest.mark.slow
 def test_main_prints_and_writes_json_and_png(table, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out_json, out_png = tmp_path / "r.json", tmp_path / "cdf.png"
@@ -94,6 +97,7 @@ def test_main_prints_and_writes_json_and_png(table, tmp_path, capsys):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_empty_label_group_is_reported_missing(tmp_path):
     rows = [(1, 1, 0), (0, 0, 0), (1, 1, 1), (1, 0, 1)]  # group 1 has no negatives
     path = write_csv(tmp_path / "t.csv", ["y", "p", "g"], rows)
