@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import _loop, datasets, ferm, losses, metrics, penalties, postprocessing, training
+from fairjax import _loop, datasets, ferm, losses, metrics, postprocessing, training
 from fairjax.cli._format import print_table, timed
 
 
@@ -346,27 +346,6 @@ def demo(
     return results
 
 
-# TODO(lead): use training.<public name> (the linear logistic model, loss and penalty that
-# training's private _logistic_objectives builds) once it lands; these three are its copy.
-def _logistic_objectives(num_groups: int, *, l2: float, temperature: float, reduction: str = "max"):
-    """A linear logistic model on batches ``(X, y, s)``: ``model(params, batch)`` returns
-    ``(logits, params)``; the loss and the DP penalty take those outputs (``model=`` style)."""
-
-    def model(p, batch):
-        return batch[0] @ p["w"] + p["b"], p
-
-    def loss_fn(out, batch):
-        z, p = out
-        return losses.logistic(z, batch[1]).mean() + l2 * jnp.sum(p["w"] ** 2)
-
-    def penalty_fn(out, batch):
-        return penalties.sigmoid_rate_difference(
-            out[0], batch[2], num_groups=num_groups, temperature=temperature, reduction=reduction
-        )
-
-    return model, loss_fn, penalty_fn
-
-
 def _write_front(dp, acc, lams, path, num_lams: int) -> str | None:
     """Plots the front to ``path``; None when matplotlib is missing."""
     try:
@@ -431,7 +410,7 @@ def demo_pareto(
     """
     data = datasets.load_adult()
     G = data.num_groups
-    model, loss_fn, penalty_fn = _logistic_objectives(G, l2=1e-4, temperature=0.5)
+    model, loss_fn, penalty_fn = training.logistic_regression(G, l2=1e-4, temperature=0.5)
     train, (X_test, y_test, s_test) = data.batch("train"), data.batch("test")
     lams = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.05, max_lam, num_lams - 1)])
     params = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}

@@ -132,7 +132,7 @@ def _rate_options(lr: float, mu_lr: float | None, alpha: float) -> dict:
 def _rate_constrained(arrays, crit: criteria.Criterion, **options):
     """:func:`fairjax.training.fit_rate_constrained` of the linear model on ``(Z, y, s)``."""
     return training.fit_rate_constrained(
-        _linear, _zeros(arrays[0]), arrays, constraint=crit.name, **options
+        _linear, _zeros(arrays[0]), arrays, criterion=crit.name, **options
     )
 
 
