@@ -149,6 +149,7 @@ def test_quantile_grid_close_to_exact_and_small():
     assert float(ks_unfairness(b, sq, num_groups=2)) < 0.05
 
 
+@pytest.mark.slow
 def test_weights_integer_equal_repeats_and_zero_equals_subset():
     f, s = _data(60, seed=10)
     fq, sq = _data(40, seed=11)
@@ -201,6 +202,7 @@ def test_alpha_interpolates_and_trades_risk_for_fairness():
 # ----------------------------------------------------------------------------- several attributes
 
 
+@pytest.mark.slow
 def test_intersection_and_sequential():
     rng = np.random.default_rng(14)
     n = 20_000
@@ -238,6 +240,7 @@ def test_intersection_allows_empty_cells_but_not_at_apply():
 # ----------------------------------------------------------------------------- jit, state
 
 
+@pytest.mark.slow
 def test_jit_apply_and_jit_fit_equal_eager():
     f, s = _data(2000, seed=16, num_groups=3)
     # Host path (NumPy sorts, closed-form levels for unit weights) = device path (jnp.lexsort).
@@ -257,6 +260,7 @@ def test_jit_apply_and_jit_fit_equal_eager():
         st.jitter = 1.0
 
 
+@pytest.mark.slow
 def test_cpu_search_blocks_equal_one_loop_search(monkeypatch):
     # On the CPU backend long query vectors are searched in blocks (lax.map): the same ranks as
     # one loop over all queries, and as NumPy's searchsorted in each group's A1 sample.
