@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from fairjax import _validation as v
 from fairjax import groups as gs
 from fairjax._shapes import bucket, pad_rows
-from fairjax.ot1d import _cdf_levels, _safe_power
+from fairjax.ot1d import cdf_levels, safe_power
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -27,8 +27,8 @@ def _penalty(x: Array, m: Array, w: Array, *, p: float, reference: str, reductio
     counts = jnp.sum(wg, axis=1)
     # Exact levels: a zero-weight (masked) point repeats the level before it and the top level
     # is exactly 1, so the quantile search below never lands on a masked point.
-    levels = _cdf_levels(wg)
-    pooled = _cdf_levels(jnp.sum(wg, axis=0))
+    levels = cdf_levels(wg)
+    pooled = cdf_levels(jnp.sum(wg, axis=0))
     # Every quantile function is constant between consecutive merged levels: integrate exactly.
     all_levels = levels.reshape(-1)
     if reference == "pooled":
@@ -43,7 +43,7 @@ def _penalty(x: Array, m: Array, w: Array, *, p: float, reference: str, reductio
     qg = jax.vmap(q)(levels)  # (G, L)
     props = gs.safe_divide(counts, jnp.sum(counts))
     ref = props @ qg if reference == "barycenter" else q(pooled)
-    per_group = _safe_power(jnp.abs(qg - ref[None, :]), p) @ mass
+    per_group = safe_power(jnp.abs(qg - ref[None, :]), p) @ mass
     present = counts > 0
     per_group = jnp.where(present, per_group, 0)
     if reduction == "none":

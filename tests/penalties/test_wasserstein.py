@@ -39,6 +39,7 @@ def test_pooled_matches_ot1d_and_pot(p):
         np.testing.assert_allclose(got[g], ref, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_barycenter_matches_ot1d_barycenter_and_means():
     f, s, w = _data()
     got = wasserstein(f, s, num_groups=3, weights=w, reduction="none")
@@ -82,6 +83,7 @@ def test_masked_equals_subset_labels_and_membership():
     )
 
 
+@pytest.mark.slow
 def test_jit_empty_group_and_gradients(x64):
     f, s, w = _data(n=12, seed=3)
     f, w = jnp.asarray(f, jnp.float64), jnp.asarray(w, jnp.float64)

@@ -10,6 +10,8 @@ import pytest
 
 from fairjax import postprocessing as pp
 from fairjax.metrics import ks_unfairness, wasserstein_unfairness
+from fairjax.ot1d import _layout
+from fairjax.postprocessing._state import _DATA_FIELDS
 
 KEY = jax.random.key(0)
 
@@ -147,6 +149,7 @@ def test_quantile_grid_close_to_exact_and_small():
     assert float(ks_unfairness(b, sq, num_groups=2)) < 0.05
 
 
+@pytest.mark.slow
 def test_weights_integer_equal_repeats_and_zero_equals_subset():
     f, s = _data(60, seed=10)
     fq, sq = _data(40, seed=11)
@@ -199,6 +202,7 @@ def test_alpha_interpolates_and_trades_risk_for_fairness():
 # ----------------------------------------------------------------------------- several attributes
 
 
+@pytest.mark.slow
 def test_intersection_and_sequential():
     rng = np.random.default_rng(14)
     n = 20_000
@@ -236,6 +240,7 @@ def test_intersection_allows_empty_cells_but_not_at_apply():
 # ----------------------------------------------------------------------------- jit, state
 
 
+@pytest.mark.slow
 def test_jit_apply_and_jit_fit_equal_eager():
     f, s = _data(2000, seed=16, num_groups=3)
     # Host path (NumPy sorts, closed-form levels for unit weights) = device path (jnp.lexsort).
@@ -245,16 +250,17 @@ def test_jit_apply_and_jit_fit_equal_eager():
             lambda x, g, k, kw=kw: pp.fit_barycenter(x, g, num_groups=3, key=k, **kw)
         )
         st_jit = jitted_fit(jnp.asarray(f), jnp.asarray(s), KEY)
-        for field in pp._DATA_FIELDS:
+        for field in _DATA_FIELDS:
             np.testing.assert_array_equal(getattr(st_jit, field), getattr(st, field), err_msg=field)
     apply = jax.jit(lambda state, x, g, k: pp.apply_barycenter(state, x, g, key=k))
     np.testing.assert_array_equal(apply(st, f, s, KEY), pp.apply_barycenter(st, f, s, key=KEY))
     leaves = jax.tree_util.tree_leaves(st)
-    assert len(leaves) == len(pp._DATA_FIELDS)
+    assert len(leaves) == len(_DATA_FIELDS)
     with pytest.raises(dataclasses.FrozenInstanceError):
         st.jitter = 1.0
 
 
+@pytest.mark.slow
 def test_cpu_search_blocks_equal_one_loop_search(monkeypatch):
     # On the CPU backend long query vectors are searched in blocks (lax.map): the same ranks as
     # one loop over all queries, and as NumPy's searchsorted in each group's A1 sample.
@@ -269,9 +275,9 @@ def test_cpu_search_blocks_equal_one_loop_search(monkeypatch):
     ):
         st = pp.fit_barycenter(f, s, num_groups=3, key=KEY, **kw)
         start, count = st.cdf_start[g], st.cdf_count[g]
-        k_one = pp._segment_search(st.cdf_values, start, count, z, side="left")
-        monkeypatch.setattr(pp, "_SEARCH_BLOCK", 512)  # 5000 queries: 10 blocks, padded
-        k_blocks = pp._segment_search(st.cdf_values, start, count, z, side="left")
+        k_one = _layout._segment_search(st.cdf_values, start, count, z, side="left")
+        monkeypatch.setattr(_layout, "_SEARCH_BLOCK", 512)  # 5000 queries: 10 blocks, padded
+        k_blocks = _layout._segment_search(st.cdf_values, start, count, z, side="left")
         monkeypatch.undo()
         np.testing.assert_array_equal(k_blocks, k_one)
         for b in range(3):  # the rank #{a in A1_b : a < z}

@@ -144,6 +144,7 @@ def test_wasserstein_jit_vmap_padded_groups():
         np.testing.assert_allclose(got[k], want, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_wasserstein_gradients(x64):
     rng = np.random.default_rng(7)
     xu = jnp.asarray(rng.normal(size=9))

@@ -1,4 +1,4 @@
-"""One-dimensional optimal transport on weighted empirical distributions.
+"""One-dimensional optimal transport between weighted samples: CDFs, quantiles, W_p, barycenters.
 
 In one dimension optimal transport is sorting: distances between distributions are integrals of
 differences of cumulative distribution functions (CDFs) or of quantile functions. Everything here
@@ -28,8 +28,10 @@ __all__ = [
     "PooledCDFs",
     "barycenter",
     "cdf",
+    "cdf_levels",
     "pooled_group_cdfs",
     "quantile",
+    "safe_power",
     "wasserstein_distance",
 ]
 
@@ -166,11 +168,31 @@ def _sorted_levels(x: Array, w: Array) -> tuple[Array, Array, Array]:
     xs = jnp.take_along_axis(x, order, axis=-1)
     ws = jnp.take_along_axis(w, order, axis=-1)
     # Levels are a function of the weights only: no gradient flows from them into the values.
-    return xs, ws, _cdf_levels(ws)
+    return xs, ws, cdf_levels(ws)
 
 
-def _cdf_levels(ws: Array) -> Array:
-    """CDF levels ``C_i / W`` of weights in sorted order (last axis), exact at masks and at 1."""
+def cdf_levels(weights: ArrayLike) -> Array:
+    """CDF levels :math:`C_i / W` of weights given in sorted order, along the last axis.
+
+    With :math:`C_i = \\sum_{j \\le i} w_j` and :math:`W = C_n`, the level of the i-th smallest
+    point is :math:`F(x_{(i)}) = C_i / W`. Computed so that a search for the first level
+    :math:`\\ge u` never lands on a masked point: a point of zero weight repeats the level before
+    it exactly, and the points holding the total get exactly 1. All-zero weights give levels 0.
+    Levels depend on the weights only: no gradient flows from them into the values.
+
+    Args:
+      weights: non-negative weights in the sorted order of their values, shape ``(..., n)``.
+
+    Returns:
+      Levels in [0, 1], non-decreasing along the last axis, shape of ``weights``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.ot1d import cdf_levels
+      >>> cdf_levels(jnp.array([1.0, 0.0, 2.0, 1.0]))
+      Array([0.25, 0.25, 0.75, 1.  ], dtype=float32)
+    """
+    ws = jnp.asarray(weights)
     cum = jnp.cumsum(ws, axis=-1)
     # XLA's cumsum is not a sequential sum and its division may be a product by a reciprocal, so
     # a zero-weight point could get a level one rounding step above the point before it, and the
@@ -365,11 +387,31 @@ def _wasserstein_power(xu: Array, wu: Array, xv: Array, wv: Array, p: float) -> 
     sv, _, lv = _sorted_levels(xv, wv)
     u, mass = _union_levels(jnp.concatenate([lu, lv]))
     diff = jnp.abs(_quantiles_at(su, lu, u) - _quantiles_at(sv, lv, u))
-    return jnp.sum(mass * _safe_power(diff, p))
+    return jnp.sum(mass * safe_power(diff, p))
 
 
-def _safe_power(x: Array, p: float) -> Array:
-    """``x ** p`` for ``x >= 0`` with a finite (zero) gradient at ``x = 0`` for ``p < 1``."""
+def safe_power(x: ArrayLike, p: float) -> Array:
+    """:math:`x^p` for :math:`x \\ge 0`, with a finite gradient (0) at :math:`x = 0`.
+
+    The plain power has an infinite or NaN derivative at 0 for ``p < 1`` and, through
+    ``jnp.power``'s log, can give NaN gradients at 0 for non-integer ``p``: a double ``where``
+    keeps 0 away from the power. ``p = 1`` and ``p = 2`` are computed exactly (``x``, ``x * x``).
+
+    Args:
+      x: non-negative array, any shape.
+      p: static exponent (a Python number).
+
+    Returns:
+      :math:`x^p`, shape and dtype of ``x``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from fairjax.ot1d import safe_power
+      >>> safe_power(jnp.array([0.0, 4.0]), 1.5)
+      Array([0., 8.], dtype=float32)
+      >>> jax.grad(lambda t: safe_power(t, 1.5))(0.0)
+      Array(0., dtype=float32)
+    """
     if p == 1:
         return x
     if p == 2:

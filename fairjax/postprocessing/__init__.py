@@ -1,0 +1,41 @@
+"""Fair regression by post-processing: transport each group's scores onto their barycenter.
+
+Demographic parity for a real-valued predictor ``g`` asks that the law of ``g(X, S)`` given
+``S = s`` be the same for every group ``s``. Among all such predictors, the one closest in squared
+error to a given regressor ``f`` maps the score of a point of group ``s`` to the Wasserstein-2
+barycenter of the groups' score distributions :math:`\\nu_s`:
+
+.. math::
+
+    g^*(x, s) = \\sum_{s'} p_{s'} \\, Q_{s'}\\big(F_s(f(x, s))\\big),
+
+with :math:`F_s` the CDF and :math:`Q_s` the quantile function of :math:`\\nu_s` and
+:math:`p_s = P(S = s)`; its excess risk over ``f`` is :math:`\\sum_s p_s W_2^2(\\nu_s, \\bar\\nu)`.
+:func:`fit_barycenter` estimates the ingredients from unlabelled calibration scores (sorted,
+jittered per-group samples) and :func:`apply_barycenter` evaluates the estimated map on new
+scores, with partial fairness ``alpha``. The fitted state is an immutable PyTree: it passes
+through ``jit`` and ``vmap`` and saves to ``.npz`` + JSON without pickle (:func:`save_barycenter`,
+:func:`load_barycenter`).
+
+Reference: Chzhen, Denis, Hebiri, Oneto, Pontil, *Fair regression with Wasserstein barycenters*,
+NeurIPS 2020 (arXiv:2006.07286), Algorithm 1 and Theorem 2.3.
+"""
+
+from fairjax.postprocessing._apply import apply_barycenter
+from fairjax.postprocessing._fit import fit_barycenter
+from fairjax.postprocessing._persist import load_barycenter, save_barycenter
+from fairjax.postprocessing._state import (
+    FORMAT_VERSION,
+    BarycenterState,
+    SequentialBarycenterState,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BarycenterState",
+    "SequentialBarycenterState",
+    "apply_barycenter",
+    "fit_barycenter",
+    "load_barycenter",
+    "save_barycenter",
+]

@@ -1,0 +1,162 @@
+"""Tests of fairjax.ot1d's grouped-samples layout: group_samples and its functions."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fairjax import ot1d
+
+
+def _data(n, *, seed=0, num_groups=3, ties=False):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, num_groups, size=n).astype(np.int32)
+    x = (rng.normal(size=n) + g).astype(np.float32)
+    if ties:
+        x = np.round(x, 1)
+    return x, g
+
+
+def _segment(arr, layout, g):
+    a, c = int(layout.start[g]), int(layout.count[g])
+    return np.asarray(arr[a : a + c])
+
+
+def test_group_order_matches_numpy_lexsort():
+    x, g = _data(500, ties=True)
+    want = np.lexsort((x, g))
+    np.testing.assert_array_equal(ot1d.group_order(x, g, num_groups=3), want)
+    traced = jax.jit(lambda a, b: ot1d.group_order(a, b, num_groups=3))(x, g)
+    np.testing.assert_array_equal(traced, want)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_group_samples_segments_levels_knots(weighted):
+    x, g = _data(300, seed=1)
+    w = np.random.default_rng(2).uniform(0.5, 2, size=300).astype(np.float32) if weighted else None
+    lay = ot1d.group_samples(x, g, num_groups=3, weights=w)
+    np.testing.assert_array_equal(lay.count, np.bincount(g, minlength=3))
+    np.testing.assert_array_equal(lay.start, np.concatenate([[0], np.cumsum(lay.count)[:-1]]))
+    for k in range(3):
+        order = np.argsort(x[g == k], kind="stable")
+        ws = np.ones(order.size) if w is None else w[g == k][order]
+        cum = np.cumsum(ws)
+        np.testing.assert_array_equal(_segment(lay.values, lay, k), x[g == k][order])
+        np.testing.assert_allclose(_segment(lay.levels, lay, k), cum / cum[-1], rtol=1e-5)
+        knots = (cum - ws) / (cum[-1] - ws[-1])
+        np.testing.assert_allclose(_segment(lay.knots, lay, k), knots, rtol=1e-5, atol=1e-7)
+
+
+def test_host_and_traced_layouts_agree():
+    x, g = _data(400, seed=3)
+    host = ot1d.group_samples(x, g, num_groups=3)
+    traced = jax.jit(lambda a, b: ot1d.group_samples(a, b, num_groups=3))(x, g)
+    for a, b in zip(host, traced, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_group_cdf_step_is_left_limit_and_uniform_agrees():
+    x, g = _data(200, seed=4, ties=True)
+    lay = ot1d.group_samples(x, g, num_groups=3)
+    q, qg = _data(100, seed=5, ties=True)
+    want = [np.mean(x[g == k] < t) for t, k in zip(q, qg, strict=True)]
+    np.testing.assert_allclose(ot1d.group_cdf(lay, qg, q), want, rtol=1e-6)
+    np.testing.assert_allclose(ot1d.group_cdf(lay, qg, q, uniform=True), want, rtol=1e-6)
+
+
+def test_group_cdf_linear_interpolates_between_points():
+    lay = ot1d.group_samples(jnp.array([0.0, 1.0, 2.0]), jnp.array([0, 0, 0]), num_groups=1)
+    got = ot1d.group_cdf(
+        lay, jnp.zeros(4, jnp.int32), jnp.array([-1.0, 0.5, 1.5, 3.0]), interpolation="linear"
+    )
+    np.testing.assert_allclose(got, [0.0, 0.5, 5 / 6, 1.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+def test_group_quantile_matches_numpy(uniform):
+    x, g = _data(301, seed=6)
+    lay = ot1d.group_samples(x, g, num_groups=3)
+    u = np.linspace(0, 1, 41).astype(np.float32)
+    ks = jnp.arange(3)
+
+    def quantiles(interpolation):
+        fn = functools.partial(ot1d.group_quantile, interpolation=interpolation, uniform=uniform)
+        return jax.jit(jax.vmap(lambda k: fn(lay, k, u)))(ks)
+
+    step, lin = quantiles("step"), quantiles("linear")
+    for k in range(3):
+        np.testing.assert_array_equal(step[k], np.quantile(x[g == k], u, method="inverted_cdf"))
+        np.testing.assert_allclose(lin[k], np.quantile(x[g == k], u), rtol=1e-5, atol=1e-6)
+
+
+def test_group_quantile_weighted_matches_ot1d_quantile():
+    x, g = _data(200, seed=7)
+    w = np.random.default_rng(8).uniform(0.1, 3, size=200).astype(np.float32)
+    lay = ot1d.group_samples(x, g, num_groups=3, weights=w)
+    u = np.linspace(0, 1, 33).astype(np.float32)
+    got = jax.jit(jax.vmap(lambda k: ot1d.group_quantile(lay, k, u)))(jnp.arange(3))
+    for k in range(3):
+        want = ot1d.quantile(x[g == k], u, weights=w[g == k])
+        np.testing.assert_array_equal(got[k], want)
+
+
+def test_barycenter_quantile_averages_group_quantiles():
+    x, g = _data(300, seed=9)
+    lay = ot1d.group_samples(x, g, num_groups=3)
+    p = jnp.array([0.2, 0.3, 0.5])
+    u = jnp.linspace(0.01, 1, 25)
+    per_group = jax.jit(jax.vmap(lambda k: ot1d.group_quantile(lay, k, u)))(jnp.arange(3))
+    want = p @ per_group
+    np.testing.assert_allclose(ot1d.barycenter_quantile(lay, p, u), want, rtol=1e-6)
+    # Against the barycenter of the padded (K, n) view: the same quantile function.
+    bary = ot1d.barycenter(
+        jnp.stack([jnp.asarray(np.pad(x[g == k], (0, 300 - np.sum(g == k)))) for k in range(3)]),
+        weights=jnp.stack([jnp.arange(300) < np.sum(g == k) for k in range(3)]).astype(float),
+        barycenter_weights=p,
+    )
+    mass = np.asarray(bary.masses)
+    keep = mass > 0
+    levels = np.cumsum(mass)[keep]
+    np.testing.assert_allclose(
+        ot1d.barycenter_quantile(lay, p, levels.astype(np.float32)),
+        np.asarray(bary.points)[keep],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_empty_group_and_jit():
+    x = jnp.array([1.0, 2.0, 3.0])
+    lay = ot1d.group_samples(x, jnp.array([0, 0, 2]), num_groups=3)
+    assert int(lay.count[1]) == 0
+    cdf = jax.jit(lambda s, q: ot1d.group_cdf(s, jnp.array([1, 0]), q))(lay, jnp.array([5.0, 1.5]))
+    np.testing.assert_allclose(cdf, [0.0, 0.5])
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="groups"):
+        ot1d.group_samples(jnp.ones(3), jnp.array([0, 1, 5]), num_groups=2)
+    with pytest.raises(ValueError, match="values"):
+        ot1d.group_samples(jnp.array([1.0, jnp.nan]), jnp.array([0, 1]), num_groups=2)
+    with pytest.raises(TypeError, match="integer ids"):
+        ot1d.group_samples(jnp.ones(2), jnp.eye(2), num_groups=2)
+    lay = ot1d.group_samples(jnp.ones(2), jnp.array([0, 1]), num_groups=2)
+    with pytest.raises(ValueError, match="interpolation"):
+        ot1d.group_quantile(lay, 0, jnp.array([0.5]), interpolation="nearest")
+
+
+def test_cdf_levels_exact_at_masks_and_top():
+    w = jnp.array([0.1, 0.0, 0.2, 0.3, 0.0], jnp.float32)
+    lev = ot1d.cdf_levels(w)
+    assert lev[1] == lev[0] and lev[4] == 1 and lev[3] == 1
+    np.testing.assert_array_equal(ot1d.cdf_levels(jnp.zeros(3)), [0.0, 0.0, 0.0])
+
+
+def test_safe_power_values_and_gradient_at_zero():
+    x = jnp.array([0.0, 0.5, 2.0])
+    for p in (1, 1.5, 2, 3.0):
+        np.testing.assert_allclose(ot1d.safe_power(x, p), np.asarray(x) ** p, rtol=1e-6)
+        grad = jax.grad(lambda t, p=p: jnp.sum(ot1d.safe_power(t, p)))(x)
+        assert np.all(np.isfinite(grad)) and grad[0] == (1 if p == 1 else 0)
