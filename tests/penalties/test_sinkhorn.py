@@ -293,3 +293,36 @@ def test_block_sizes_are_bucketed_so_nearby_batches_share_one_program():
     before = _core_jit._cache_size()
     jax.block_until_ready(sinkhorn(X, s2, **kw))
     assert _core_jit._cache_size() == before
+
+
+def test_deprecated_label_value_warns_and_gives_the_criterion_value():
+    X, s, w = _data(7, n=15)
+    y = (np.arange(15) % 2).astype(int)
+    kw = dict(num_groups=2, weights=w, labels=y, reference="pairwise")
+    for label_value, criterion in ((1, "equal_opportunity"), (0, "false_positive_parity")):
+        with pytest.warns(DeprecationWarning, match=f"criterion='{criterion}'"):
+            old = sinkhorn(X, s, label_value=label_value, **kw)
+        np.testing.assert_array_equal(old, sinkhorn(X, s, criterion=criterion, **kw))
+    with pytest.warns(DeprecationWarning, match="no effect"):
+        alone = sinkhorn(X, s, num_groups=2, weights=w, label_value=1)
+    np.testing.assert_array_equal(alone, sinkhorn(X, s, num_groups=2, weights=w))
+    with pytest.raises(ValueError, match="give the criterion once"):
+        sinkhorn(X, s, criterion="equal_opportunity", label_value=1, **kw)
+    with pytest.raises(ValueError, match="`reduction`"):
+        sinkhorn(X, s, num_groups=2, reduction="squared")
+
+
+@pytest.mark.parametrize("reference", ["pooled", "pairwise"])
+def test_equalized_odds_is_the_sum_of_its_two_conditions(reference):
+    X, s, w = _data(8, n=18)
+    y = (np.arange(18) % 2).astype(int)
+    kw = dict(num_groups=2, weights=w, labels=y, reference=reference, solver_kwargs=TIGHT)
+    eodds, out = sinkhorn(X, s, criterion="equalized_odds", return_output=True, **kw)
+    tpr, out1 = sinkhorn(X, s, criterion="equal_opportunity", return_output=True, **kw)
+    fpr, out0 = sinkhorn(X, s, criterion="false_positive_parity", return_output=True, **kw)
+    np.testing.assert_allclose(eodds, tpr + fpr, rtol=1e-5, atol=1e-7)
+    # The output holds the comparisons of y = 1, then those of y = 0.
+    assert out.divergence.shape[0] == out1.divergence.shape[0] + out0.divergence.shape[0]
+    np.testing.assert_allclose(
+        out.divergence, np.concatenate([out1.divergence, out0.divergence]), rtol=1e-5, atol=1e-7
+    )

@@ -59,7 +59,7 @@ def _terms():
         ),
         "mean_difference max positive": (
             lambda x: penalties.mean_difference(
-                x, S, num_groups=G, labels=Y, condition="positive", weights=w
+                x, S, num_groups=G, labels=Y, criterion="equal_opportunity", weights=w
             ),
             (x,),
             1,

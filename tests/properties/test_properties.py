@@ -54,7 +54,7 @@ TERMS = {
         x, s, num_groups=G, weights=w, reference="pairwise"
     ),
     "mean_difference": lambda x, p, y, s, w: penalties.mean_difference(
-        x, s, num_groups=G, weights=w, labels=y, condition="positive"
+        x, s, num_groups=G, weights=w, labels=y, criterion="equal_opportunity"
     ),
     "sigmoid_rate_difference": lambda x, p, y, s, w: penalties.sigmoid_rate_difference(
         x, s, num_groups=G, weights=w, reduction="squared"

@@ -52,7 +52,7 @@ PENALTIES = {
         num_groups=G,
         weights=w,
         labels=y,
-        condition="positive",
+        criterion="equal_opportunity",
         reduction="squared",
         axis_name=ax,
     ),
