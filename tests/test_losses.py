@@ -139,6 +139,7 @@ def test_weighted_mean_all_masked_is_zero_with_finite_gradient():
     assert np.all(np.isfinite(g0))
 
 
+@pytest.mark.slow
 def test_weighted_mean_gradients_float64_and_dtype():
     rng = np.random.default_rng(5)
     x, w = rng.normal(size=6), rng.uniform(0.5, 2.0, 6)

@@ -117,6 +117,7 @@ def test_two_groups_pooled_is_p0_p1_times_pairwise():
         )
 
 
+@pytest.mark.slow
 def test_same_points_give_zero_and_identical_points_are_finite():
     X = np.random.default_rng(3).normal(size=(5, 2)).astype(np.float32)
     H = np.r_[X, X]
@@ -134,6 +135,7 @@ def test_same_points_give_zero_and_identical_points_are_finite():
         assert np.all(np.isfinite(np.asarray(g)))
 
 
+@pytest.mark.slow
 def test_masked_rows_equal_the_subset():
     X, s, w = _data(4, n=15)
     keep = np.arange(15) % 4 != 1
@@ -153,6 +155,7 @@ def test_labels_condition_on_the_positive_rows():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["biased", "unbiased"])
 def test_empty_group_finite_value_and_gradient(estimator):
     X, s, _ = _data(6, n=12)
@@ -195,6 +198,7 @@ def test_jit_and_no_retrace():
     assert len(traces) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["biased", "unbiased"])
 def test_check_grads_float64(estimator):
     X, s, w = _data(8, n=9, r=2)
@@ -220,6 +224,7 @@ def test_check_grads_float64(estimator):
         np.testing.assert_allclose(grad_default(X), grad_fixed(X), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_random_fourier_features_approximate_the_exact_mmd():
     rng = np.random.default_rng(9)
     n = 400
@@ -238,6 +243,7 @@ def test_random_fourier_features_approximate_the_exact_mmd():
     np.testing.assert_allclose(mmd(X[:60], s[:60], num_groups=2, features=nys), exact, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_membership_matrix_and_axis_name():
     X, s, w = _data(10, n=16, num_groups=2)
     M = np.eye(2)[s]

@@ -182,6 +182,7 @@ def test_zero_weight_rows_can_hold_anything(seed, mask):
 KEEP = N - 4
 
 
+@pytest.mark.slow
 @FEW
 @given(seed=st.integers(0, 2**31 - 1), perm=st.permutations(range(N)))
 def test_masked_equals_subset(seed, perm):
