@@ -17,6 +17,12 @@ static, so everything jit-compiles, vmaps and differentiates. An empty group has
 0, with finite gradients. Inside ``shard_map`` or ``pmap``, ``axis_name=`` sums the per-device
 statistics with :func:`jax.lax.psum` before dividing, so a mean over a sharded batch equals the
 mean over the whole batch.
+
+``labels=``/``label_value=`` are the primitive beneath fairness criteria: which rows a rate
+counts for demographic parity, equal opportunity or equalized odds is decided in one place,
+:mod:`fairjax.criteria`, and fairness code conditions through it (``criterion=``,
+:func:`fairjax.criteria.group_rates`, :func:`fairjax.criteria.condition_weights`) rather than
+by passing label values here.
 """
 
 from __future__ import annotations

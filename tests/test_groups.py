@@ -80,6 +80,7 @@ def test_empty_group_mean_is_zero_with_finite_gradient():
     np.testing.assert_allclose(gx, [1.5, 1.5, 0.0, 0.0], rtol=1e-6)  # d/dx of 2 * mean^2 / 2
 
 
+@pytest.mark.slow
 def test_gradient_matches_finite_differences():
     from jax.test_util import check_grads
 

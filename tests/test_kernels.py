@@ -44,6 +44,7 @@ def test_random_fourier_features_approximate_gaussian():
     assert np.max(np.abs(np.asarray(Z @ Z.T) - K)) < 0.08
 
 
+@pytest.mark.slow
 def test_nystrom_exact_on_landmarks_and_low_rank():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(30, 2)).astype(np.float32)

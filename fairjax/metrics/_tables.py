@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from fairjax import _validation as v
+from fairjax import criteria
 from fairjax import groups as gs
 from fairjax.metrics._common import check_inputs
 
@@ -28,8 +29,10 @@ def _by_group(y_true, y_pred, groups, weights, num_groups, task, axis_name):
     if task == "classification":
         out["accuracy"] = gs.group_means(1 - jnp.abs(err), groups, **kw)
         out["selection_rate"] = gs.group_means(y_pred, groups, **kw)
-        out["tpr"] = gs.group_means(y_pred, groups, labels=y_true, label_value=1, **kw)
-        out["fpr"] = gs.group_means(y_pred, groups, labels=y_true, label_value=0, **kw)
+        # The rates of equalized odds, rows y = 1 then y = 0 (fairjax.criteria's conditions).
+        (out["tpr"], out["fpr"]), _ = criteria.group_rates(
+            y_pred, groups, y_true, criterion="equalized_odds", **kw
+        )
         out["base_rate"] = gs.group_means(y_true, groups, **kw)
     else:
         out["mean_prediction"] = gs.group_means(y_pred, groups, **kw)

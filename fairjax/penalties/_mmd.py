@@ -6,13 +6,17 @@ Oneto, Donini, Luise, Ciliberto, Maurer, Pontil, NeurIPS 2020; Gretton et al., J
 from __future__ import annotations
 
 import functools
+import operator
+import warnings
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as ks
 
@@ -20,6 +24,34 @@ Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 __all__ = ["mmd"]
+
+_REFERENCES = ("pooled", "pairwise")  # of criteria.REFERENCES
+_REDUCTIONS = ("mean", "max", "none")  # of criteria.REDUCTIONS
+_UNSET: Any = object()  # a deprecated keyword the caller did not give
+
+
+def _default_criterion(labels: ArrayLike | None) -> str:
+    """Without ``criterion=``: the rows with ``y = 1`` when labels are given, else all rows."""
+    return "demographic_parity" if labels is None else "equal_opportunity"
+
+
+def _legacy(label_value: Any, labels: ArrayLike | None) -> dict[str, Any]:
+    """The deprecated ``label_value=`` as :func:`fairjax.criteria.resolve` takes it."""
+    if label_value is _UNSET:
+        return {}
+    if labels is None:  # it never had an effect without labels (all rows): keep that
+        warnings.warn(
+            "`label_value` without `labels` has no effect and is deprecated; drop it.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return {}
+    return {"label_value": label_value}
+
+
+def _sum_conditions(values: list) -> Any:
+    """The penalty of a criterion with several conditions (equalized odds): the sum of terms."""
+    return functools.reduce(operator.add, values)
 
 
 class _Measures:
@@ -73,12 +105,14 @@ class _Measures:
         return gs.safe_divide(cmp_w @ values, jnp.sum(cmp_w))
 
 
-def _check_common(h, groups, num_groups, labels, label_value, weights, reference, reduction):
-    """Validation and preparation shared by the MMD and Sinkhorn penalties."""
-    if reference not in ("pooled", "pairwise"):
-        raise ValueError(f"`reference` must be 'pooled' or 'pairwise', got {reference!r}.")
-    if reduction not in ("mean", "max", "none"):
-        raise ValueError(f"`reduction` must be 'mean', 'max' or 'none', got {reduction!r}.")
+def _check_common(h, groups, num_groups, labels, crit, weights, reference, reduction):
+    """Validation and preparation shared by the MMD and Sinkhorn penalties.
+
+    Returns the points ``(n, r)``, the membership ``(n, G)`` and the row weights of each
+    condition of the criterion ``(C, n)``.
+    """
+    criteria.check_option(reference, "reference", _REFERENCES)
+    criteria.check_option(reduction, "reduction", _REDUCTIONS)
     x = v.as_array(h, "h", ndim=(1, 2))
     v.check_finite(x, "h")
     x = x[:, None] if x.ndim == 1 else x
@@ -89,8 +123,8 @@ def _check_common(h, groups, num_groups, labels, label_value, weights, reference
     m = gs.membership(g, num_groups=num_groups)
     dtype = v.float_dtype(x, m, weights)
     # Conditioning on the label (e.g. y = 1: equal opportunity) is a 0/1 row weight.
-    w = gs.row_weights(n, weights=weights, labels=labels, label_value=label_value, dtype=dtype)
-    return x.astype(dtype), m.astype(dtype), w
+    ws = criteria.condition_weights(crit, labels, weights, n=n, dtype=dtype)
+    return x.astype(dtype), m.astype(dtype), ws
 
 
 def _mmd_values(meas: _Measures, kernel, features, estimator: str) -> tuple[Array, Array]:
@@ -139,19 +173,21 @@ def mmd(
     kernel: ks.Kernel | None = None,
     features: Callable[[Array], Array] | None = None,
     labels: ArrayLike | None = None,
-    label_value: float | int = 1,
+    criterion: str | criteria.Criterion | None = None,
     weights: ArrayLike | None = None,
     estimator: str = "biased",
     reference: str = "pooled",
     reduction: str = "mean",
     axis_name: Hashable | None = None,
+    label_value: float | int = _UNSET,
 ) -> Array:
     r"""Squared maximum mean discrepancy between the groups' representation distributions.
 
     With :math:`\mu_g = \sum_i a_{gi} \delta_{h_i} / \sum_i a_{gi}` the weighted empirical
     distribution of the representations :math:`h_i` in group :math:`g` (row weight
-    :math:`a_{gi} = w_i [y_i = \text{label\_value}] M_{ig}`), :math:`\mu` the pooled one
-    (weights :math:`w_i [y_i = \text{label\_value}]`) and :math:`k` a kernel with mean
+    :math:`a_{gi} = w_i c_i M_{ig}`, with :math:`c_i` selecting the rows of the criterion,
+    e.g. :math:`c_i = [y_i = 1]` for equal opportunity), :math:`\mu` the pooled one
+    (weights :math:`w_i c_i`) and :math:`k` a kernel with mean
     embedding :math:`m_\nu = \int k(\cdot, z)\, d\nu(z)`,
 
     .. math::
@@ -170,8 +206,9 @@ def mmd(
     comparison, ``"none"`` returns them all. The penalty is 0 exactly when the compared
     distributions have the same mean embedding, i.e. are equal for a characteristic kernel
     (Gaussian, Laplace, inverse multiquadric). Then every linear head on :math:`h` satisfies
-    demographic parity, and ``labels=`` (conditioning on :math:`y = 1`) gives the
-    equal-opportunity version.
+    demographic parity; ``criterion="equal_opportunity"`` (conditioning on :math:`y = 1`)
+    gives the equal-opportunity version, and ``"equalized_odds"`` (Hardt et al. 2016) the
+    **sum** of the :math:`y = 1` and :math:`y = 0` penalties (0 exactly when both are).
 
     Estimators (Gretton et al. 2012, Eqs. 3 and 5, with weights): ``"biased"`` (V-statistic)
     plugs in the empirical measures, :math:`(\hat a - \hat b)^\top K (\hat a - \hat b) \ge 0`
@@ -202,8 +239,10 @@ def mmd(
         ``kernels.laplace(bandwidth=kernels.median_bandwidth(h))``.
       features: an explicit feature map ``(n, r) -> (n, D)`` used instead of ``kernel``
         (linear-time MMD).
-      labels: optional labels ``(n,)``; only rows with ``labels == label_value`` enter.
-      label_value: the label to condition on (default 1: equal opportunity).
+      labels: optional labels ``(n,)``; required by a criterion that conditions on them.
+      criterion: the rows compared, a name of :data:`fairjax.criteria.CRITERIA`. Default:
+        ``"equal_opportunity"`` (rows with ``y = 1``) when ``labels`` are given, else
+        ``"demographic_parity"`` (all rows).
       weights: optional non-negative sample weights ``(n,)``; 0 masks a row.
       estimator: ``"biased"`` (default, non-negative) or ``"unbiased"``.
       reference: ``"pooled"`` (each group vs all rows, default) or ``"pairwise"``.
@@ -211,6 +250,8 @@ def mmd(
         a symmetric ``(G, G)`` matrix with zero diagonal for pairwise).
       axis_name: inside ``shard_map``/``pmap``, the mapped axis: the rows are all-gathered
         first (kernel pairs span devices), so every device gets the value of the whole batch.
+      label_value: deprecated: ``label_value=1`` is ``criterion="equal_opportunity"``,
+        ``0`` is ``"false_positive_parity"`` (a ``DeprecationWarning``).
 
     Returns:
       MMD^2 values (squared, as the penalty is used): a scalar, or per comparison for
@@ -233,8 +274,18 @@ def mmd(
       Oneto, Donini, Luise, Ciliberto, Maurer, Pontil, *Exploiting MMD and Sinkhorn
       divergences for fair and transferable representation learning*, NeurIPS 2020;
       Gretton, Borgwardt, Rasch, Schoelkopf, Smola, *A kernel two-sample test*, JMLR 2012,
-      Lemma 6 and Eqs. (3), (5).
+      Lemma 6 and Eqs. (3), (5); Hardt, Price, Srebro, *Equality of opportunity in
+      supervised learning*, NeurIPS 2016 (equalized odds).
+
+    .. versionchanged:: 0.2
+       ``criterion=`` replaces ``label_value=`` (deprecated).
     """
+    crit = criteria.resolve(
+        criterion,
+        where="penalties.mmd",
+        default=_default_criterion(labels),
+        **_legacy(label_value, labels),
+    )
     if estimator not in ("biased", "unbiased"):
         raise ValueError(f"`estimator` must be 'biased' or 'unbiased', got {estimator!r}.")
     if kernel is not None and features is not None:
@@ -246,19 +297,18 @@ def mmd(
         )
     if features is not None and not callable(features):
         raise TypeError(f"`features` must be a feature map (a callable), got {features!r}.")
-    x, m, w = _check_common(
-        h, groups, num_groups, labels, label_value, weights, reference, reduction
-    )
-    x, m, w = gs.gather_rows(x, m, w, axis_name=axis_name)
+    x, m, ws = _check_common(h, groups, num_groups, labels, crit, weights, reference, reduction)
+    x, m, ws = gs.gather_rows(x, m, ws.T, axis_name=axis_name)
     phi = None if features is None else jnp.asarray(features(x)).astype(x.dtype)
-    return _mmd(x, m, w, kernel, phi, estimator=estimator, reference=reference, reduction=reduction)
+    config = dict(estimator=estimator, reference=reference, reduction=reduction)
+    return _sum_conditions([_mmd(x, m, w, kernel, phi, **config) for w in ws.T])
 
 
 @functools.partial(jax.jit, static_argnames=("estimator", "reference", "reduction"))
 def _mmd(x, m, w, kernel, phi, *, estimator, reference, reduction):
     # One compiled program per configuration: eager calls dispatch once instead of op by op.
     if kernel is None and phi is None:
-        kernel = ks.Gaussian(ks._median_bandwidth(x, w))
+        kernel = ks.Gaussian(ks.median_bandwidth(x, weights=w))
     meas = _Measures(x, w, m, reference)
     values, valid = _mmd_values(meas, kernel, phi, estimator)
     return meas.reduce(values, valid, reduction)

@@ -13,9 +13,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax import criteria
 from fairjax import groups as gs
 from fairjax._shapes import bucket
-from fairjax.penalties._mmd import _check_common, _Measures
+from fairjax.penalties._mmd import (
+    _UNSET,
+    _check_common,
+    _default_criterion,
+    _legacy,
+    _Measures,
+    _sum_conditions,
+)
 
 if TYPE_CHECKING:  # ott-jax is imported when the penalty is first called, not with fairjax.
     from ott.geometry import costs
@@ -41,7 +49,7 @@ def sinkhorn(
     *,
     num_groups: int | None = None,
     labels: ArrayLike | None = None,
-    label_value: float | int = 1,
+    criterion: str | criteria.Criterion | None = None,
     weights: ArrayLike | None = None,
     epsilon: float = 0.1,
     relative_epsilon: str | None = "mean",
@@ -52,6 +60,7 @@ def sinkhorn(
     solver_kwargs: Mapping[str, Any] | None = None,
     axis_name: Hashable | None = None,
     return_output: bool = False,
+    label_value: float | int = _UNSET,
 ) -> Array | tuple[Array, ott_sd.SinkhornDivergenceOutput]:
     r"""Debiased Sinkhorn divergence between the groups' representation distributions.
 
@@ -81,7 +90,9 @@ def sinkhorn(
     proportions; ``reference="pairwise"`` compares the groups pair by pair (for two groups
     ``"mean"`` is :math:`S_\varepsilon(\mu_0, \mu_1)`, the paper's penalty), averaged with
     weights :math:`p_i p_j`. ``"max"`` is the worst comparison, ``"none"`` returns all of them
-    (shape ``(G,)`` pooled, ``(G, G)`` symmetric pairwise).
+    (shape ``(G,)`` pooled, ``(G, G)`` symmetric pairwise). ``criterion=`` picks the rows
+    compared, as in :func:`~fairjax.penalties.mmd`; ``"equalized_odds"`` (Hardt et al. 2016)
+    is the **sum** of the :math:`y = 1` and :math:`y = 0` divergences.
 
     Every divergence is computed by ott-jax
     (:func:`ott.tools.sinkhorn_divergence.sinkhorn_divergence` on
@@ -120,8 +131,10 @@ def sinkhorn(
       h: representations, shape ``(n, r)`` (or ``(n,)``).
       groups: integer ids ``(n,)`` in ``[0, num_groups)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
-      labels: optional labels ``(n,)``; only rows with ``labels == label_value`` enter.
-      label_value: the label to condition on (default 1: equal opportunity).
+      labels: optional labels ``(n,)``; required by a criterion that conditions on them.
+      criterion: the rows compared, a name of :data:`fairjax.criteria.CRITERIA`. Default:
+        ``"equal_opportunity"`` (rows with ``y = 1``) when ``labels`` are given, else
+        ``"demographic_parity"`` (all rows).
       weights: optional non-negative sample weights ``(n,)``; 0 masks a row.
       epsilon: the entropic regularisation: a fraction of the mean cost when
         ``relative_epsilon="mean"`` (default 0.1), else an absolute value.
@@ -143,7 +156,11 @@ def sinkhorn(
         first, so every device gets the value of the whole batch.
       return_output: also return ott-jax's
         :class:`~ott.tools.sinkhorn_divergence.SinkhornDivergenceOutput` of the comparisons
-        (batched along a leading axis): convergence flags, iterations, potentials.
+        (batched along a leading axis): convergence flags, iterations, potentials. For
+        ``"equalized_odds"`` the comparisons of ``y = 1`` come first, then those of ``y = 0``
+        (both solved on blocks of the larger of the two conditions' sizes).
+      label_value: deprecated: ``label_value=1`` is ``criterion="equal_opportunity"``,
+        ``0`` is ``"false_positive_parity"`` (a ``DeprecationWarning``).
 
     Returns:
       The divergence (a scalar, or per comparison for ``reduction="none"``) in the
@@ -170,8 +187,18 @@ def sinkhorn(
       divergences for fair and transferable representation learning*, NeurIPS 2020;
       Feydy, Sejourne, Vialard, Amari, Trouve, Peyre, *Interpolating between optimal
       transport and MMD using Sinkhorn divergences*, AISTATS 2019; Cuturi et al.,
-      *Optimal Transport Tools (OTT)*, arXiv:2201.12324.
+      *Optimal Transport Tools (OTT)*, arXiv:2201.12324; Hardt, Price, Srebro, *Equality of
+      opportunity in supervised learning*, NeurIPS 2016 (equalized odds).
+
+    .. versionchanged:: 0.2
+       ``criterion=`` replaces ``label_value=`` (deprecated).
     """
+    crit = criteria.resolve(
+        criterion,
+        where="penalties.sinkhorn",
+        default=_default_criterion(labels),
+        **_legacy(label_value, labels),
+    )
     if relative_epsilon not in ("mean", None):
         raise ValueError(f"`relative_epsilon` must be 'mean' or None, got {relative_epsilon!r}.")
     if v.is_concrete(epsilon) and not float(epsilon) > 0:
@@ -183,10 +210,8 @@ def sinkhorn(
             raise TypeError(f"`group_size` must be a static int, got {type(group_size).__name__}.")
         if group_size < 1:
             raise ValueError(f"`group_size` must be >= 1, got {group_size}.")
-    x, m, w = _check_common(
-        h, groups, num_groups, labels, label_value, weights, reference, reduction
-    )
-    x, m, w = gs.gather_rows(x, m, w, axis_name=axis_name)
+    x, m, ws = _check_common(h, groups, num_groups, labels, crit, weights, reference, reduction)
+    x, m, ws = gs.gather_rows(x, m, ws.T, axis_name=axis_name)
     if reference == "pairwise" and m.shape[1] < 2:
         raise ValueError("`reference='pairwise'` needs at least two groups.")
     n = x.shape[0]
@@ -194,7 +219,7 @@ def sinkhorn(
     sizes = (
         None
         if axis_name is not None
-        else _support_sizes(groups, num_groups, labels, label_value, weights, n)
+        else _support_sizes(groups, num_groups, labels, crit, weights, n)
     )
     if sizes is not None:
         group_rows, pooled_rows, exact = sizes
@@ -218,8 +243,20 @@ def sinkhorn(
     try:
         hash(solve_items)
     except TypeError:  # unhashable solver options: run the same program without the cache
-        return _core(x, m, w, epsilon, cost_fn, solve_items=solve_items, **config)
-    return _core_jit(x, m, w, epsilon, cost_fn, solve_items=solve_items, **config)
+        core = _core
+    else:
+        core = _core_jit
+    terms = [core(x, m, w, epsilon, cost_fn, solve_items=solve_items, **config) for w in ws.T]
+    if not return_output:
+        return _sum_conditions(terms)
+    values, outputs = zip(*terms, strict=True)
+    output = outputs[0] if len(outputs) == 1 else jax.tree.map(_concat, *outputs)
+    return _sum_conditions(list(values)), output
+
+
+def _concat(*leaves):
+    """The outputs of several conditions' comparisons, one after the other on the leading axis."""
+    return jnp.concatenate([jnp.asarray(t) for t in leaves])
 
 
 def _bucket(rows: int, n: int) -> int:
@@ -228,22 +265,25 @@ def _bucket(rows: int, n: int) -> int:
     return min(bucket(max(int(rows), 1), minimum=1, per_octave=8), n)
 
 
-def _support_sizes(groups, num_groups, labels, label_value, weights, n):
+def _support_sizes(groups, num_groups, labels, crit, weights, n):
     """``(largest group, pooled rows, exact)``: rows of positive weight, from concrete inputs.
 
-    ``None`` when the group ids are traced. Traced weights or labels count as positive, so the
-    sizes are then upper bounds (``exact=False``).
+    The largest over the conditions of the criterion. ``None`` when the group ids are traced.
+    Traced weights or labels count as positive, so the sizes are then upper bounds
+    (``exact=False``).
     """
     if not v.is_concrete(groups):
         return None
     known_w = weights if v.is_concrete(weights) else None
-    known_y = labels if v.is_concrete(labels) else None
+    known_y = labels if v.is_concrete(labels) or not crit.needs_labels else None
+    # Traced labels: every row of positive weight may enter, as in demographic parity.
+    rows_of = crit if known_y is not None or not crit.needs_labels else "demographic_parity"
     # Inside a trace even operations on constants are staged out: evaluate these now.
     with jax.ensure_compile_time_eval():
         m = gs.membership(groups, num_groups=num_groups)
-        w = gs.row_weights(n, weights=known_w, labels=known_y, label_value=label_value)
-        group_rows = np.asarray(jnp.sum((m * w[:, None]) > 0, axis=0))
-        pooled_rows = int(np.sum(np.asarray(w) > 0))
+        w = criteria.condition_weights(rows_of, known_y, known_w, n=n)
+        group_rows = np.asarray(jnp.sum((m[None] * w[:, :, None]) > 0, axis=1))
+        pooled_rows = int(np.max(np.sum(np.asarray(w) > 0, axis=1)))
     exact = known_w is weights and known_y is labels
     return int(group_rows.max(initial=0)), pooled_rows, exact
 

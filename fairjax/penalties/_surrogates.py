@@ -1,7 +1,7 @@
-"""Differentiable surrogates of demographic parity and equal opportunity.
+"""Differentiable surrogates of the rate criteria: demographic parity, equal opportunity, ...
 
-Both terms compare per-group means, computed by :func:`fairjax.groups.group_means` (the one
-home of group statistics), of a smooth function of the model output:
+Both terms compare per-group means, computed by :func:`fairjax.criteria.group_rates` (the one
+home of which rows a rate counts), of a smooth function of the model output:
 
 - :func:`mean_difference` averages the raw scores (a linear relaxation of the selection rate);
 - :func:`sigmoid_rate_difference` averages :math:`\\sigma(f / T)` (a smooth relaxation of the
@@ -17,18 +17,30 @@ The group means are reduced to one number in one of two ways (``reduction=``):
   mean of the rows that enter the statistic. Smooth everywhere; for two groups of sizes
   :math:`n_0, n_1` it is :math:`\\frac{n_0^2 + n_1^2}{(n_0 + n_1)^2}(m_1 - m_0)^2`.
 
+The rows of the means are those of ``criterion=`` (:mod:`fairjax.criteria`): all rows
+(``"demographic_parity"``, the default), those with :math:`y = 1` (``"equal_opportunity"``)
+or :math:`y = 0` (``"false_positive_parity"``). ``"equalized_odds"`` asks for both of the
+last two (Hardt, Price, Srebro, NeurIPS 2016): its term is the **sum** of the two conditions'
+terms, :math:`P_{y=1} + P_{y=0}`, which is 0 exactly when both are and keeps a gradient on
+both rates (a max would only push on the worse one).
+
 An empty group (no row, or only zero weights, or no row with the conditioning label) has no
 mean and is left out of both reductions; with fewer than two non-empty groups the term is 0.
+
+.. versionchanged:: 0.2
+   ``criterion=`` replaces ``condition="all" | "positive" | "negative"`` (deprecated).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from fairjax import _validation as v
+from fairjax import criteria
 from fairjax import groups as gs
 
 Array = jax.Array
@@ -36,41 +48,26 @@ ArrayLike = jax.typing.ArrayLike
 
 __all__ = ["mean_difference", "sigmoid_rate_difference"]
 
-_CONDITIONS = {"all": None, "positive": 1, "negative": 0}
-_REDUCTIONS = ("max", "squared")
-
-
-def _check_options(condition: str, reduction: str, labels: object) -> int | None:
-    if condition not in _CONDITIONS:
-        raise ValueError(f'`condition` must be "all", "positive" or "negative", got {condition!r}.')
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f'`reduction` must be "max" or "squared", got {reduction!r}.')
-    label_value = _CONDITIONS[condition]
-    if label_value is not None and labels is None:
-        raise ValueError(f'`labels` are required with condition="{condition}".')
-    return label_value
+_REDUCTIONS = ("max", "squared")  # of criteria.REDUCTIONS
+_UNSET: Any = object()  # a deprecated keyword the caller did not give
 
 
 def _reduce(means: Array, counts: Array, reduction: str) -> Array:
-    """Gap between the non-empty groups' means: largest pairwise gap or squared deviations."""
+    """Each condition's gap between the non-empty groups' means, shape ``(C,)`` for ``(C, G)``."""
     present = counts > 0
-    enough = jnp.sum(present) >= 2
     if reduction == "max":
-        # Finite stand-ins for -inf/+inf: an empty group is never the max nor the min, and
-        # no inf - inf can appear in the value or the gradient.
-        big = jnp.finfo(means.dtype).max
-        hi = jnp.max(jnp.where(present, means, -big))
-        lo = jnp.min(jnp.where(present, means, big))
-        gap = hi - lo
+        gap = criteria.largest_gap(means, counts)
         # Equal means summed in two orders (a sweep's batched program and a single training's)
         # can differ by an ulp, and the sign of such a gap would pick the subgradient at the
         # kink where every zero-initialised model starts. A gap within 4 ulps of the means is
         # rounding, so it counts as a tie: value 0, subgradient 0, as for an exact tie.
-        resolved = gap > 4 * jnp.finfo(means.dtype).eps * jnp.maximum(jnp.abs(hi), jnp.abs(lo))
-        return jnp.where(enough & resolved, gap, 0)
-    pooled = gs.safe_divide(jnp.sum(counts * means), jnp.sum(counts))
-    dev = jnp.where(present, means - pooled, 0)
-    return jnp.where(enough, jnp.sum(dev * dev), 0)
+        # (max_g |m_g| over the non-empty groups is max(|largest mean|, |smallest mean|).)
+        scale = jnp.max(jnp.where(present, jnp.abs(means), 0), axis=-1)
+        return jnp.where(gap > 4 * jnp.finfo(means.dtype).eps * scale, gap, 0)
+    enough = jnp.sum(present, axis=-1) >= 2
+    pooled = gs.safe_divide(jnp.sum(counts * means, axis=-1), jnp.sum(counts, axis=-1))
+    dev = jnp.where(present, means - pooled[..., None], 0)
+    return jnp.where(enough, jnp.sum(dev * dev, axis=-1), 0)
 
 
 def _group_gap(
@@ -81,21 +78,27 @@ def _group_gap(
     labels: ArrayLike | None,
     weights: ArrayLike | None,
     axis_name: Hashable | None,
-    condition: str,
+    criterion: criteria.Criterion,
     reduction: str,
 ) -> Array:
-    label_value = _check_options(condition, reduction, labels)
-    means, counts = gs.group_means(
+    """The penalty: each condition's gap of the group means, summed over the conditions."""
+    criteria.check_option(reduction, "reduction", _REDUCTIONS)
+    means, counts = criteria.group_rates(
         values,
         groups,
+        labels,
+        criterion=criterion,
         num_groups=num_groups,
-        labels=None if label_value is None else labels,
-        label_value=1 if label_value is None else label_value,
         weights=weights,
         axis_name=axis_name,
-        return_counts=True,
     )
-    return _reduce(means, counts, reduction).astype(means.dtype)
+    # Equalized odds: the sum of its conditions' terms (0 exactly when both are).
+    return jnp.sum(_reduce(means, counts, reduction), axis=0).astype(means.dtype)
+
+
+def _given(**legacy: Any) -> dict[str, Any]:
+    """The deprecated keywords the caller gave, for :func:`fairjax.criteria.resolve`."""
+    return {k: val for k, val in legacy.items() if val is not _UNSET}
 
 
 def _check_scores(scores: ArrayLike, name: str, labels: ArrayLike | None) -> Array:
@@ -116,15 +119,16 @@ def mean_difference(
     labels: ArrayLike | None = None,
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
-    condition: str = "all",
+    criterion: str | criteria.Criterion | None = None,
     reduction: str = "max",
+    condition: str = _UNSET,
 ) -> Array:
     r"""Gap between the groups' mean scores: a linear relaxation of DP or equal opportunity.
 
     With :math:`m_g` the weighted mean of the scores :math:`f_i` over the rows of group
-    :math:`g` (``condition="all"``, demographic parity), over its rows with :math:`y_i = 1`
-    (``"positive"``, equal opportunity, the DEO of the FERM paper) or with :math:`y_i = 0`
-    (``"negative"``, the false-positive side of equalized odds):
+    :math:`g` (``criterion="demographic_parity"``), over its rows with :math:`y_i = 1`
+    (``"equal_opportunity"``, the DEO of the FERM paper) or with :math:`y_i = 0`
+    (``"false_positive_parity"``, the false-positive side of equalized odds):
 
     .. math::
 
@@ -140,12 +144,16 @@ def mean_difference(
       scores: model outputs (logits, probabilities or decision values), shape ``(n,)``.
       groups: integer ids ``(n,)`` in ``[0, num_groups)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
-      labels: binary labels ``(n,)``; required for ``condition="positive"``/``"negative"``.
+      labels: binary labels ``(n,)``; required by a criterion that conditions on them.
       weights: optional non-negative sample weights ``(n,)``; 0 masks a row.
       axis_name: mapped axis to reduce over inside ``shard_map``/``pmap``.
-      condition: ``"all"``, ``"positive"`` or ``"negative"`` (rows entering the means).
+      criterion: the rows entering the means, a name of :data:`fairjax.criteria.CRITERIA`
+        (default ``"demographic_parity"``; ``"equalized_odds"``: the sum of the ``y = 1``
+        and ``y = 0`` terms).
       reduction: ``"max"`` (largest gap, in the units of the scores) or ``"squared"`` (sum of
         squared deviations from the pooled mean; smooth everywhere).
+      condition: deprecated spelling of ``criterion``: ``"all"``, ``"positive"`` or
+        ``"negative"`` (a ``DeprecationWarning``).
 
     Returns:
       A non-negative scalar in the scores' float dtype (at least float32); 0 with fewer than
@@ -160,13 +168,20 @@ def mean_difference(
       Array(1., dtype=float32)
       >>> mean_difference(f, s, num_groups=2, reduction="squared")
       Array(0.5, dtype=float32)
+      >>> y = jnp.array([1, 0, 1, 0])
+      >>> mean_difference(f, s, num_groups=2, labels=y, criterion="equal_opportunity")
+      Array(1., dtype=float32)
 
     References:
       Donini, Oneto, Ben-David, Shawe-Taylor, Pontil, Empirical Risk Minimization under Fairness
       Constraints, NeurIPS 2018, eq. (9)-(10) (linear relaxation of the DEO); Zafar, Valera,
       Gomez-Rodriguez, Gummadi, Fairness Constraints: Mechanisms for Fair Classification,
-      AISTATS 2017 (decision-boundary covariance).
+      AISTATS 2017 (decision-boundary covariance); Hardt, Price, Srebro, Equality of
+      Opportunity in Supervised Learning, NeurIPS 2016 (equalized odds).
     """
+    crit = criteria.resolve(
+        criterion, where="penalties.mean_difference", **_given(condition=condition)
+    )
     x = _check_scores(scores, "scores", labels)
     return _group_gap(
         x,
@@ -175,7 +190,7 @@ def mean_difference(
         labels=labels,
         weights=weights,
         axis_name=axis_name,
-        condition=condition,
+        criterion=crit,
         reduction=reduction,
     )
 
@@ -189,8 +204,9 @@ def sigmoid_rate_difference(
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
     temperature: float = 1.0,
-    condition: str = "all",
+    criterion: str | criteria.Criterion | None = None,
     reduction: str = "max",
+    condition: str = _UNSET,
 ) -> Array:
     r"""Gap between the groups' smoothed rates of positive decisions (smooth DP/EO gap).
 
@@ -200,28 +216,33 @@ def sigmoid_rate_difference(
 
         r_g(T) = \frac{\sum_i w_i c_i M_{ig}\, \sigma(f_i / T)}{\sum_i w_i c_i M_{ig}}
 
-    (:math:`c_i` selects the rows of ``condition`` as in :func:`mean_difference`) tends to the
-    selection rate (``"all"``) or true-positive rate (``"positive"``) of the classifier
-    :math:`[f > 0]` as :math:`T \to 0`, and the term, :math:`\max_g r_g - \min_g r_g`
-    (``reduction="max"``) or :math:`\sum_g (r_g - \bar r)^2` (``"squared"``), tends to
-    :func:`fairjax.metrics.demographic_parity_difference` (or the equal-opportunity
-    difference). At ``T = 1`` with logits it is the gap in mean predicted probability. Small
+    (:math:`c_i` selects the rows of ``criterion`` as in :func:`mean_difference`) tends to the
+    selection rate (``"demographic_parity"``) or true-positive rate (``"equal_opportunity"``)
+    of the classifier :math:`[f > 0]` as :math:`T \to 0`, and the term,
+    :math:`\max_g r_g - \min_g r_g` (``reduction="max"``) or :math:`\sum_g (r_g - \bar r)^2`
+    (``"squared"``), tends to :func:`fairjax.metrics.demographic_parity_difference` (or the
+    equal-opportunity difference; for ``"equalized_odds"``, to the sum of the TPR and FPR
+    gaps). At ``T = 1`` with logits it is the gap in mean predicted probability. Small
     ``T`` is closer to the metric but has larger, more local gradients.
 
     Args:
       logits: model outputs on the logit scale, shape ``(n,)``; the decision is ``logits > 0``.
       groups: integer ids ``(n,)`` in ``[0, num_groups)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
-      labels: binary labels ``(n,)``; required for ``condition="positive"``/``"negative"``.
+      labels: binary labels ``(n,)``; required by a criterion that conditions on them.
       weights: optional non-negative sample weights ``(n,)``; 0 masks a row.
       axis_name: mapped axis to reduce over inside ``shard_map``/``pmap``.
       temperature: :math:`T > 0`, in logit units (may be a traced scalar).
-      condition: ``"all"`` (demographic parity), ``"positive"`` (equal opportunity) or
-        ``"negative"`` (false-positive rates).
+      criterion: the rows entering the rates, a name of :data:`fairjax.criteria.CRITERIA`
+        (default ``"demographic_parity"``; ``"equalized_odds"``: the sum of the ``y = 1``
+        and ``y = 0`` terms).
       reduction: ``"max"`` (largest gap, a rate in [0, 1]) or ``"squared"``.
+      condition: deprecated spelling of ``criterion``: ``"all"``, ``"positive"`` or
+        ``"negative"`` (a ``DeprecationWarning``).
 
     Returns:
-      A scalar in [0, 1] for ``"max"``, in the logits' float dtype (at least float32).
+      A scalar in [0, 1] for ``"max"`` (in [0, 2] for ``"equalized_odds"``), in the logits'
+      float dtype (at least float32).
 
     Example:
       >>> import jax.numpy as jnp
@@ -235,8 +256,12 @@ def sigmoid_rate_difference(
       Bendekgey, Sudderth, Scalable and Stable Surrogates for Flexible Classifiers with Fairness
       Constraints, NeurIPS 2021 (sigmoid relaxation of rate constraints); Cotter, Jiang, Gupta,
       Wang, Narayan, You, Sridharan, Optimization with Non-Differentiable Constraints with
-      Applications to Fairness, Recall, Churn, and Other Goals, JMLR 2019.
+      Applications to Fairness, Recall, Churn, and Other Goals, JMLR 2019; Hardt, Price,
+      Srebro, Equality of Opportunity in Supervised Learning, NeurIPS 2016 (equalized odds).
     """
+    crit = criteria.resolve(
+        criterion, where="penalties.sigmoid_rate_difference", **_given(condition=condition)
+    )
     x = _check_scores(logits, "logits", labels)
     if isinstance(temperature, (int, float)) and not temperature > 0:
         raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
@@ -249,6 +274,6 @@ def sigmoid_rate_difference(
         labels=labels,
         weights=weights,
         axis_name=axis_name,
-        condition=condition,
+        criterion=crit,
         reduction=reduction,
     )

@@ -54,7 +54,7 @@ TERMS = {
         x, s, num_groups=G, weights=w, reference="pairwise"
     ),
     "mean_difference": lambda x, p, y, s, w: penalties.mean_difference(
-        x, s, num_groups=G, weights=w, labels=y, condition="positive"
+        x, s, num_groups=G, weights=w, labels=y, criterion="equal_opportunity"
     ),
     "sigmoid_rate_difference": lambda x, p, y, s, w: penalties.sigmoid_rate_difference(
         x, s, num_groups=G, weights=w, reduction="squared"
@@ -182,6 +182,7 @@ def test_zero_weight_rows_can_hold_anything(seed, mask):
 KEEP = N - 4
 
 
+@pytest.mark.slow
 @FEW
 @given(seed=st.integers(0, 2**31 - 1), perm=st.permutations(range(N)))
 def test_masked_equals_subset(seed, perm):

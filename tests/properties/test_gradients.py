@@ -59,7 +59,7 @@ def _terms():
         ),
         "mean_difference max positive": (
             lambda x: penalties.mean_difference(
-                x, S, num_groups=G, labels=Y, condition="positive", weights=w
+                x, S, num_groups=G, labels=Y, criterion="equal_opportunity", weights=w
             ),
             (x,),
             1,
@@ -210,15 +210,16 @@ JITTED = {name: jax.jit(t[0]) for name, t in TERMS.items()}
 GRAD_GAPS: dict[str, str] = {}
 
 
-def _params():
+def _params(slow=()):
     for name in TERMS:
         marks = (
             [pytest.mark.xfail(reason=GRAD_GAPS[name], strict=True)] if name in GRAD_GAPS else []
         )
+        marks += [pytest.mark.slow] if name in slow else []
         yield pytest.param(name, id=name, marks=marks)
 
 
-@pytest.mark.parametrize("name", list(_params()))
+@pytest.mark.parametrize("name", list(_params(slow={"sinkhorn (h)"})))
 def test_check_grads_float64(name):
     _, args, order, modes = TERMS[name]
     with jax.enable_x64(True):

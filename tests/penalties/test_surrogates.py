@@ -41,11 +41,14 @@ def _ref(values, s, G, y=None, label=None, w=None, reduction="max"):
 
 
 @pytest.mark.parametrize("reduction", ["max", "squared"])
-@pytest.mark.parametrize("condition,label", [("all", None), ("positive", 1), ("negative", 0)])
-def test_mean_difference_matches_numpy(reduction, condition, label):
+@pytest.mark.parametrize(
+    "criterion,label",
+    [("demographic_parity", None), ("equal_opportunity", 1), ("false_positive_parity", 0)],
+)
+def test_mean_difference_matches_numpy(reduction, criterion, label):
     f, s, y, w = _data()
     got = mean_difference(
-        f, s, num_groups=3, labels=y, weights=w, condition=condition, reduction=reduction
+        f, s, num_groups=3, labels=y, weights=w, criterion=criterion, reduction=reduction
     )
     np.testing.assert_allclose(got, _ref(f, s, 3, y, label, w, reduction), rtol=1e-5)
 
@@ -55,7 +58,13 @@ def test_sigmoid_rate_matches_numpy_and_tends_to_metric(reduction):
     f, s, y, _ = _data()
     T = 0.7
     got = sigmoid_rate_difference(
-        f, s, num_groups=3, labels=y, condition="positive", temperature=T, reduction=reduction
+        f,
+        s,
+        num_groups=3,
+        labels=y,
+        criterion="equal_opportunity",
+        temperature=T,
+        reduction=reduction,
     )
     ref = _ref(1 / (1 + np.exp(-f / T)), s, 3, y, 1, None, reduction)
     np.testing.assert_allclose(got, ref, rtol=1e-5)
@@ -64,7 +73,7 @@ def test_sigmoid_rate_matches_numpy_and_tends_to_metric(reduction):
     dp = sigmoid_rate_difference(f, s, num_groups=3, temperature=1e-4)
     np.testing.assert_allclose(dp, metrics.demographic_parity_difference(hard, s, num_groups=3))
     eo = sigmoid_rate_difference(
-        f, s, num_groups=3, labels=y, condition="positive", temperature=1e-4
+        f, s, num_groups=3, labels=y, criterion="equal_opportunity", temperature=1e-4
     )
     ref_eo = metrics.equal_opportunity_difference(y, hard, s, num_groups=3)
     np.testing.assert_allclose(eo, ref_eo, atol=1e-6)
@@ -91,7 +100,7 @@ def test_membership_matrix_equals_ids():
 @pytest.mark.parametrize("reduction", ["max", "squared"])
 def test_jit_equals_eager(fn, reduction):
     f, s, y, w = _data()
-    kw = dict(num_groups=3, condition="positive", reduction=reduction)
+    kw = dict(num_groups=3, criterion="equal_opportunity", reduction=reduction)
     jitted = jax.jit(lambda f, s, y, w: fn(f, s, labels=y, weights=w, **kw))
     np.testing.assert_allclose(jitted(f, s, y, w), fn(f, s, labels=y, weights=w, **kw), rtol=1e-6)
 
@@ -144,8 +153,10 @@ def test_empty_groups_finite_value_and_grad(fn, reduction):
 def test_masked_equals_subset(fn):
     f, s, y, _ = _data(n=80)
     keep = np.arange(80) < 50
-    masked = fn(f, s, num_groups=3, labels=y, condition="positive", weights=keep.astype(float))
-    subset = fn(f[keep], s[keep], num_groups=3, labels=y[keep], condition="positive")
+    masked = fn(
+        f, s, num_groups=3, labels=y, criterion="equal_opportunity", weights=keep.astype(float)
+    )
+    subset = fn(f[keep], s[keep], num_groups=3, labels=y[keep], criterion="equal_opportunity")
     np.testing.assert_allclose(masked, subset, rtol=1e-6)
 
 
@@ -180,18 +191,18 @@ def test_vmap_over_models_and_bfloat16():
 
 def test_bad_input():
     f, s, y, _ = _data()
-    with pytest.raises(ValueError, match="`condition`"):
-        mean_difference(f, s, num_groups=3, condition="tpr")
+    with pytest.raises(ValueError, match="`criterion`"):
+        mean_difference(f, s, num_groups=3, criterion="tpr")
     with pytest.raises(ValueError, match="`reduction`"):
         mean_difference(f, s, num_groups=3, reduction="mean")
     with pytest.raises(ValueError, match="`labels` are required"):
-        mean_difference(f, s, num_groups=3, condition="positive")
+        mean_difference(f, s, num_groups=3, criterion="equal_opportunity")
     with pytest.raises(ValueError, match="`temperature`"):
         sigmoid_rate_difference(f, s, num_groups=3, temperature=0.0)
     with pytest.raises(ValueError, match="`scores` must be finite"):
         mean_difference(np.array([np.nan, 1.0]), np.array([0, 1]), num_groups=2)
     with pytest.raises(ValueError, match="`labels` must be binary"):
-        mean_difference(f, s, num_groups=3, labels=y + 1, condition="positive")
+        mean_difference(f, s, num_groups=3, labels=y + 1, criterion="equal_opportunity")
     with pytest.raises(ValueError, match="`groups` ids"):
         mean_difference(f, s, num_groups=2)
     with pytest.raises(ValueError, match="rank 1"):
@@ -209,28 +220,28 @@ def _fairret_norm_loss(logits, s, G, p, y=None):
 
 
 @pytest.mark.parametrize("G", [2, 3, 5])
-@pytest.mark.parametrize("condition", ["all", "positive"])
-def test_squared_rate_gap_is_fairret_norm_loss_times_overall_rate(G, condition):
+@pytest.mark.parametrize("criterion", ["demographic_parity", "equal_opportunity"])
+def test_squared_rate_gap_is_fairret_norm_loss_times_overall_rate(G, criterion):
     """sum_g (r_g - rbar)^2 = (rbar * NormLoss(p=2))^2, for any number of groups; for two
     groups, the max gap = rbar * NormLoss(p=1) (benchmarks/penalties_vs_fairret.py)."""
     f, s, y, _ = _data(n=400, G=G, seed=G)
-    labels = y if condition == "positive" else None
+    labels = y if criterion == "equal_opportunity" else None
     loss2, rbar = _fairret_norm_loss(f, s, G, 2, labels)
     with jax.enable_x64(True):  # the squared gap is small: compare without float32 rounding
         f64 = jnp.asarray(f, jnp.float64)
         got = sigmoid_rate_difference(
-            f64, s, num_groups=G, labels=y, condition=condition, reduction="squared"
+            f64, s, num_groups=G, labels=y, criterion=criterion, reduction="squared"
         )
         np.testing.assert_allclose(got, (rbar * loss2) ** 2, rtol=1e-10)
         if G == 2:
             loss1, _ = _fairret_norm_loss(f, s, G, 1, labels)
-            got = sigmoid_rate_difference(f64, s, num_groups=G, labels=y, condition=condition)
+            got = sigmoid_rate_difference(f64, s, num_groups=G, labels=y, criterion=criterion)
             np.testing.assert_allclose(got, rbar * loss1, rtol=1e-10)
 
 
 @pytest.mark.parametrize("p", [1, 2])
-@pytest.mark.parametrize("condition", ["all", "positive"])
-def test_fairret_norm_loss_reference_matches_fairret(p, condition):
+@pytest.mark.parametrize("criterion", ["demographic_parity", "equal_opportunity"])
+def test_fairret_norm_loss_reference_matches_fairret(p, criterion):
     """The NumPy transcription above equals fairret itself (skipped without torch/fairret)."""
     pytest.importorskip("fairret")
     torch = pytest.importorskip("torch")
@@ -241,7 +252,7 @@ def test_fairret_norm_loss_reference_matches_fairret(p, condition):
     f, s, y, _ = _data(n=400, G=G, seed=1)
     sens = torch.nn.functional.one_hot(torch.as_tensor(s), G).double()
     logits = torch.tensor(f[:, None])
-    if condition == "all":
+    if criterion == "demographic_parity":
         got = NormLoss(PositiveRate(), p=p)(logits, sens)
         want, _ = _fairret_norm_loss(f, s, G, p)
     else:
@@ -249,3 +260,58 @@ def test_fairret_norm_loss_reference_matches_fairret(p, condition):
         got = NormLoss(TruePositiveRate(), p=p)(logits, sens, label)
         want, _ = _fairret_norm_loss(f, s, G, p, y)
     np.testing.assert_allclose(got.item(), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("fn", [mean_difference, sigmoid_rate_difference])
+@pytest.mark.parametrize(
+    "condition,criterion",
+    [
+        ("all", "demographic_parity"),
+        ("positive", "equal_opportunity"),
+        ("negative", "false_positive_parity"),
+    ],
+)
+def test_deprecated_condition_warns_and_gives_the_criterion_value(fn, condition, criterion):
+    f, s, y, w = _data()
+    kw = dict(num_groups=3, labels=y, weights=w, reduction="squared")
+    with pytest.warns(DeprecationWarning, match=f"criterion='{criterion}'"):
+        old = fn(f, s, condition=condition, **kw)
+    np.testing.assert_array_equal(old, fn(f, s, criterion=criterion, **kw))
+
+
+def test_deprecated_condition_beside_criterion_or_unknown_raises():
+    f, s, y, _ = _data()
+    with pytest.raises(ValueError, match="give the criterion once"):
+        mean_difference(
+            f, s, num_groups=3, labels=y, criterion="equal_opportunity", condition="all"
+        )
+    with pytest.raises(ValueError, match="`condition`"):
+        mean_difference(f, s, num_groups=3, condition="tpr")
+
+
+@pytest.mark.parametrize("fn", [mean_difference, sigmoid_rate_difference])
+@pytest.mark.parametrize("reduction", ["max", "squared"])
+def test_equalized_odds_is_the_sum_of_its_two_conditions(fn, reduction):
+    f, s, y, w = _data()
+    kw = dict(num_groups=3, labels=y, weights=w, reduction=reduction)
+    eodds = fn(f, s, criterion="equalized_odds", **kw)
+    tpr = fn(f, s, criterion="equal_opportunity", **kw)
+    fpr = fn(f, s, criterion="false_positive_parity", **kw)
+    np.testing.assert_allclose(eodds, tpr + fpr, rtol=1e-6)
+    ref = _ref(f if fn is mean_difference else 1 / (1 + np.exp(-f)), s, 3, y, 1, w, reduction)
+    ref += _ref(f if fn is mean_difference else 1 / (1 + np.exp(-f)), s, 3, y, 0, w, reduction)
+    np.testing.assert_allclose(eodds, ref, rtol=1e-5)
+    g = jax.grad(lambda x: fn(x, s, criterion="equalized_odds", **kw))(jnp.asarray(f))
+    g1 = jax.grad(lambda x: fn(x, s, criterion="equal_opportunity", **kw))(jnp.asarray(f))
+    g0 = jax.grad(lambda x: fn(x, s, criterion="false_positive_parity", **kw))(jnp.asarray(f))
+    np.testing.assert_allclose(g, g1 + g0, rtol=1e-5, atol=1e-7)
+
+
+def test_equalized_odds_at_zero_temperature_is_the_sum_of_the_metric_gaps():
+    f, s, y, _ = _data()
+    hard = (f > 0).astype(np.float32)
+    got = sigmoid_rate_difference(
+        f, s, num_groups=3, labels=y, criterion="equalized_odds", temperature=1e-4
+    )
+    gaps = metrics.equalized_odds_difference(y, hard, s, num_groups=3, agg="mean")
+    np.testing.assert_allclose(got, 2 * gaps, atol=1e-6)

@@ -117,6 +117,7 @@ def test_two_groups_pooled_is_p0_p1_times_pairwise():
         )
 
 
+@pytest.mark.slow
 def test_same_points_give_zero_and_identical_points_are_finite():
     X = np.random.default_rng(3).normal(size=(5, 2)).astype(np.float32)
     H = np.r_[X, X]
@@ -134,6 +135,7 @@ def test_same_points_give_zero_and_identical_points_are_finite():
         assert np.all(np.isfinite(np.asarray(g)))
 
 
+@pytest.mark.slow
 def test_masked_rows_equal_the_subset():
     X, s, w = _data(4, n=15)
     keep = np.arange(15) % 4 != 1
@@ -153,6 +155,7 @@ def test_labels_condition_on_the_positive_rows():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["biased", "unbiased"])
 def test_empty_group_finite_value_and_gradient(estimator):
     X, s, _ = _data(6, n=12)
@@ -195,6 +198,7 @@ def test_jit_and_no_retrace():
     assert len(traces) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["biased", "unbiased"])
 def test_check_grads_float64(estimator):
     X, s, w = _data(8, n=9, r=2)
@@ -220,6 +224,7 @@ def test_check_grads_float64(estimator):
         np.testing.assert_allclose(grad_default(X), grad_fixed(X), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_random_fourier_features_approximate_the_exact_mmd():
     rng = np.random.default_rng(9)
     n = 400
@@ -238,6 +243,7 @@ def test_random_fourier_features_approximate_the_exact_mmd():
     np.testing.assert_allclose(mmd(X[:60], s[:60], num_groups=2, features=nys), exact, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_membership_matrix_and_axis_name():
     X, s, w = _data(10, n=16, num_groups=2)
     M = np.eye(2)[s]
@@ -279,3 +285,70 @@ def test_bad_inputs():
         mmd(X, s + 1, num_groups=3)
     with pytest.raises(ValueError, match="`h` must have rank"):
         mmd(np.ones((2, 2, 2)), np.array([0, 1]), num_groups=2)
+
+
+@pytest.mark.parametrize(
+    "label_value,criterion", [(1, "equal_opportunity"), (0, "false_positive_parity")]
+)
+def test_deprecated_label_value_warns_and_gives_the_criterion_value(label_value, criterion):
+    X, s, w = _data(7, n=16)
+    y = (np.arange(16) % 2).astype(int)
+    kw = dict(num_groups=3, weights=w, labels=y)
+    with pytest.warns(DeprecationWarning, match=f"criterion='{criterion}'"):
+        old = mmd(X, s, label_value=label_value, **kw)
+    np.testing.assert_array_equal(old, mmd(X, s, criterion=criterion, **kw))
+    keep = y == label_value
+    np.testing.assert_allclose(old, mmd(X[keep], s[keep], weights=w[keep], num_groups=3))
+    # Without labels, label_value never had an effect: still all rows, with a warning.
+    with pytest.warns(DeprecationWarning, match="no effect"):
+        alone = mmd(X, s, num_groups=3, weights=w, label_value=label_value)
+    np.testing.assert_array_equal(alone, mmd(X, s, num_groups=3, weights=w))
+    with pytest.raises(ValueError, match="give the criterion once"):
+        mmd(X, s, criterion=criterion, label_value=label_value, **kw)
+
+
+def test_default_criterion_follows_the_labels():
+    X, s, w = _data(8, n=16)
+    y = (np.arange(16) % 2).astype(int)
+    kw = dict(num_groups=3, weights=w)
+    np.testing.assert_array_equal(
+        mmd(X, s, labels=y, **kw), mmd(X, s, labels=y, criterion="equal_opportunity", **kw)
+    )
+    np.testing.assert_array_equal(
+        mmd(X, s, **kw), mmd(X, s, labels=y, criterion="demographic_parity", **kw)
+    )
+    with pytest.raises(ValueError, match="`labels` are required"):
+        mmd(X, s, criterion="equalized_odds", **kw)
+
+
+@pytest.mark.parametrize("reference", ["pooled", "pairwise"])
+@pytest.mark.parametrize("reduction", ["mean", "max", "none"])
+def test_equalized_odds_is_the_sum_of_its_two_conditions(reference, reduction):
+    X, s, w = _data(9, n=18)
+    y = (np.arange(18) % 3 == 0).astype(int)
+    kw = dict(num_groups=3, weights=w, labels=y, reference=reference, reduction=reduction)
+    eodds = mmd(X, s, criterion="equalized_odds", **kw)
+    tpr = mmd(X, s, criterion="equal_opportunity", **kw)
+    fpr = mmd(X, s, criterion="false_positive_parity", **kw)
+    np.testing.assert_allclose(eodds, tpr + fpr, rtol=1e-6)
+    # Each term on its own rows, with its own median bandwidth: the sliced calls.
+    sliced = sum(
+        mmd(
+            X[y == c],
+            s[y == c],
+            weights=w[y == c],
+            num_groups=3,
+            reference=reference,
+            reduction=reduction,
+        )
+        for c in (0, 1)
+    )
+    np.testing.assert_allclose(eodds, sliced, rtol=1e-5, atol=1e-7)
+
+
+def test_reference_and_reduction_values_come_from_criteria():
+    from fairjax import criteria
+    from fairjax.penalties import _mmd
+
+    assert set(_mmd._REFERENCES) <= set(criteria.REFERENCES)
+    assert set(_mmd._REDUCTIONS) <= set(criteria.REDUCTIONS)

@@ -64,7 +64,13 @@ def _h(x):
 PENALTIES = {
     "mean_difference max": lambda x, s, w: penalties.mean_difference(x, s, num_groups=G, weights=w),
     "mean_difference squared positive": lambda x, s, w: penalties.mean_difference(
-        x, s, num_groups=G, weights=w, labels=LABELS, condition="positive", reduction="squared"
+        x,
+        s,
+        num_groups=G,
+        weights=w,
+        labels=LABELS,
+        criterion="equal_opportunity",
+        reduction="squared",
     ),
     "sigmoid_rate_difference": lambda x, s, w: penalties.sigmoid_rate_difference(
         x, s, num_groups=G, weights=w, temperature=0.5

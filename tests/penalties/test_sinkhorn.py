@@ -59,6 +59,7 @@ def test_matches_pot_debiased_divergence():
         np.testing.assert_allclose(got, ref, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_equals_ott_on_the_sliced_groups_pooled_reference():
     X, s, w = _data(1)
     eps = 0.3
@@ -99,6 +100,7 @@ def _penalty_and_grad():
     return jax.jit(jax.value_and_grad(f, has_aux=True))
 
 
+@pytest.mark.slow
 def test_edge_cases_empty_group_coinciding_points_masks():
     f = _penalty_and_grad()
     # Groups 0 and 1 hold the same points (each point coincides with one of the other group);
@@ -171,6 +173,7 @@ def _unbalanced(seed=6, n=40, n0=13, r=3):
     return X, s, w
 
 
+@pytest.mark.slow
 def test_pairwise_value_gradient_and_iterations_equal_ott_on_sliced_groups():
     X, s, w = _unbalanced()
     with jax.enable_x64(True):
@@ -199,6 +202,7 @@ def test_pairwise_value_gradient_and_iterations_equal_ott_on_sliced_groups():
         assert np.all(np.isfinite(np.asarray(g_w))) and float(v_w) > 0
 
 
+@pytest.mark.slow
 def test_three_groups_every_comparison_equals_ott_on_sliced_groups():
     rng = np.random.default_rng(7)
     n = 30
@@ -219,6 +223,7 @@ def test_three_groups_every_comparison_equals_ott_on_sliced_groups():
                 np.testing.assert_allclose(pairs[j, i], ref, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_group_size_under_jit_equals_the_eager_value():
     X, s, w = _unbalanced(8)
     kw = dict(num_groups=2, weights=w, reference="pairwise", solver_kwargs=TIGHT)
@@ -236,6 +241,7 @@ def test_group_size_under_jit_equals_the_eager_value():
         np.testing.assert_allclose(full, eager, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_group_size_overflow_raises_when_concrete_and_truncates_when_traced():
     X, s, w = _unbalanced(9)  # groups of 13 and 27 rows
     kw = dict(num_groups=2, weights=w, reference="pairwise", epsilon=0.5, relative_epsilon=None)
@@ -254,6 +260,7 @@ def test_group_size_overflow_raises_when_concrete_and_truncates_when_traced():
         assert not np.isclose(float(got), float(sinkhorn(X, s, **kw)), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_eager_empty_group_labels_and_membership_matrix():
     X, s, w = _unbalanced(10)
     f = jax.value_and_grad(
@@ -293,3 +300,38 @@ def test_block_sizes_are_bucketed_so_nearby_batches_share_one_program():
     before = _core_jit._cache_size()
     jax.block_until_ready(sinkhorn(X, s2, **kw))
     assert _core_jit._cache_size() == before
+
+
+@pytest.mark.slow
+def test_deprecated_label_value_warns_and_gives_the_criterion_value():
+    X, s, w = _data(7, n=15)
+    y = (np.arange(15) % 2).astype(int)
+    kw = dict(num_groups=2, weights=w, labels=y, reference="pairwise")
+    for label_value, criterion in ((1, "equal_opportunity"), (0, "false_positive_parity")):
+        with pytest.warns(DeprecationWarning, match=f"criterion='{criterion}'"):
+            old = sinkhorn(X, s, label_value=label_value, **kw)
+        np.testing.assert_array_equal(old, sinkhorn(X, s, criterion=criterion, **kw))
+    with pytest.warns(DeprecationWarning, match="no effect"):
+        alone = sinkhorn(X, s, num_groups=2, weights=w, label_value=1)
+    np.testing.assert_array_equal(alone, sinkhorn(X, s, num_groups=2, weights=w))
+    with pytest.raises(ValueError, match="give the criterion once"):
+        sinkhorn(X, s, criterion="equal_opportunity", label_value=1, **kw)
+    with pytest.raises(ValueError, match="`reduction`"):
+        sinkhorn(X, s, num_groups=2, reduction="squared")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", ["pooled", "pairwise"])
+def test_equalized_odds_is_the_sum_of_its_two_conditions(reference):
+    X, s, w = _data(8, n=18)
+    y = (np.arange(18) % 2).astype(int)
+    kw = dict(num_groups=2, weights=w, labels=y, reference=reference, solver_kwargs=TIGHT)
+    eodds, out = sinkhorn(X, s, criterion="equalized_odds", return_output=True, **kw)
+    tpr, out1 = sinkhorn(X, s, criterion="equal_opportunity", return_output=True, **kw)
+    fpr, out0 = sinkhorn(X, s, criterion="false_positive_parity", return_output=True, **kw)
+    np.testing.assert_allclose(eodds, tpr + fpr, rtol=1e-5, atol=1e-7)
+    # The output holds the comparisons of y = 1, then those of y = 0.
+    assert out.divergence.shape[0] == out1.divergence.shape[0] + out0.divergence.shape[0]
+    np.testing.assert_allclose(
+        out.divergence, np.concatenate([out1.divergence, out0.divergence]), rtol=1e-5, atol=1e-7
+    )

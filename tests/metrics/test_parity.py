@@ -1,0 +1,135 @@
+"""Tests of fairjax.metrics' parity metrics (DP, equal opportunity, equalized odds) against
+fairlearn and hand-worked cases."""
+
+import functools
+
+import fairlearn.metrics as flm
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fairjax import metrics as fm
+from tests.metrics._cases import (
+    check_bad_input,
+    check_same_under_jit,
+    check_sharded_equals_single_device,
+    check_zero_weights_equal_subset_and_empty_group,
+    random_case,
+)
+
+FAIRLEARN_PAIRS = [
+    (fm.equal_opportunity_difference, flm.equal_opportunity_difference, True),
+    (fm.equalized_odds_difference, flm.equalized_odds_difference, True),
+    (fm.demographic_parity_difference, flm.demographic_parity_difference, False),
+    (fm.demographic_parity_ratio, flm.demographic_parity_ratio, False),
+]
+
+
+@pytest.mark.parametrize("num_groups", [2, 3, 5])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(("ours", "theirs", "needs_labels"), FAIRLEARN_PAIRS)
+def test_matches_fairlearn(num_groups, weighted, ours, theirs, needs_labels):
+    y_true, y_pred, groups, weights = random_case(num_groups, seed=int(weighted))
+    w = weights if weighted else None
+    want = theirs(y_true, y_pred, sensitive_features=groups, sample_weight=w)
+    args = (y_true, y_pred, groups) if needs_labels else (y_pred, groups)
+    got = ours(*args, num_groups=num_groups, weights=w)
+    assert abs(float(got) - want) < 1e-6
+    jitted = jax.jit(functools.partial(ours, num_groups=num_groups))(*args, weights=w)
+    assert abs(float(jitted) - float(got)) < 1e-7
+
+
+def test_equalized_odds_mean_matches_fairlearn():
+    y_true, y_pred, groups, weights = random_case(3, seed=4)
+    want = flm.equalized_odds_difference(
+        y_true, y_pred, sensitive_features=groups, sample_weight=weights, agg="mean"
+    )
+    got = fm.equalized_odds_difference(
+        y_true, y_pred, groups, num_groups=3, weights=weights, agg="mean"
+    )
+    assert abs(float(got) - want) < 1e-6
+
+
+def test_zero_weights_equal_subset_and_empty_group():
+    check_zero_weights_equal_subset_and_empty_group(
+        lambda s, g, w: fm.demographic_parity_difference(
+            (s > 0).astype(int), g, num_groups=3, weights=w
+        )
+    )
+
+
+def test_single_nonempty_group_gives_zero_gap():
+    y = jnp.array([1, 0, 1])
+    s = jnp.array([1, 1, 1])
+    assert float(fm.demographic_parity_difference(y, s, num_groups=3)) == 0.0
+    assert float(fm.demographic_parity_ratio(y, s, num_groups=3)) == 1.0
+
+
+def test_probabilities_give_expected_rates():
+    proba = jnp.array([0.2, 0.6, 0.5, 0.5])
+    s = jnp.array([0, 0, 1, 1])
+    np.testing.assert_allclose(fm.demographic_parity_difference(proba, s, num_groups=2), 0.1)
+
+
+def test_grad_of_soft_metric_is_finite_with_empty_group():
+    s = jnp.array([0, 0, 1, 1])
+    y = jnp.array([1, 1, 1, 1])
+
+    def f(p, w):
+        return fm.equal_opportunity_difference(y, p, s, num_groups=3, weights=w)
+
+    g = jax.grad(f)(jnp.array([0.2, 0.6, 0.5, 0.4]), jnp.ones(4))
+    assert np.all(np.isfinite(g))
+
+
+BAD_INPUTS = [
+    (lambda: fm.demographic_parity_difference([1, 0, 1], [0, 1], num_groups=2), "groups"),
+    (lambda: fm.demographic_parity_difference([1, 0], [0, 2], num_groups=2), "groups"),
+    (lambda: fm.demographic_parity_difference([1.0, np.nan], [0, 1], num_groups=2), "y_pred"),
+    (lambda: fm.demographic_parity_difference([3.0, 1.0], [0, 1], num_groups=2), "y_pred"),
+    (lambda: fm.equal_opportunity_difference([2, 0], [1, 0], [0, 1], num_groups=2), "y_true"),
+    (lambda: fm.equal_opportunity_difference([1, 0, 1], [1, 0], [0, 1], num_groups=2), "y_true"),
+    (lambda: fm.equalized_odds_difference([1], [1], [0], num_groups=1, agg="max"), "agg"),
+    (lambda: fm.demographic_parity_difference([], [], num_groups=1), "empty"),
+    (lambda: fm.demographic_parity_difference(["a"], [0], num_groups=1), "y_pred"),
+]
+
+
+@pytest.mark.parametrize(("call", "match"), BAD_INPUTS)
+def test_bad_input_names_the_argument(call, match):
+    check_bad_input(call, match)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t, p, s, sc, w: fm.demographic_parity_difference(p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.demographic_parity_ratio(p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.equal_opportunity_difference(t, p, s, num_groups=3, weights=w),
+        lambda t, p, s, sc, w: fm.equalized_odds_difference(t, p, s, num_groups=3, weights=w),
+    ],
+)
+def test_every_metric_same_under_jit(call):
+    check_same_under_jit(call)
+
+
+SHARDED_METRICS = {
+    "dp": lambda t, p, s, sc, w, ax: fm.demographic_parity_difference(
+        p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "dp_ratio": lambda t, p, s, sc, w, ax: fm.demographic_parity_ratio(
+        p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "eo": lambda t, p, s, sc, w, ax: fm.equal_opportunity_difference(
+        t, p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+    "eodds": lambda t, p, s, sc, w, ax: fm.equalized_odds_difference(
+        t, p, s, num_groups=3, weights=w, axis_name=ax
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARDED_METRICS))
+def test_sharded_equals_single_device(name):
+    check_sharded_equals_single_device(SHARDED_METRICS[name])

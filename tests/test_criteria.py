@@ -1,0 +1,216 @@
+"""Tests of fairjax.criteria against independent NumPy references."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fairjax import criteria
+
+# The rows of each condition, written out independently of the module.
+ROWS = {
+    "demographic_parity": [lambda y: np.ones_like(y, bool)],
+    "equal_opportunity": [lambda y: y == 1],
+    "false_positive_parity": [lambda y: y == 0],
+    "equalized_odds": [lambda y: y == 1, lambda y: y == 0],
+}
+
+
+def _case(seed=0, n=80, G=4, empty=None):
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, G, n)
+    if empty is not None:
+        s = np.where(s == empty, (empty + 1) % G, s)
+    y = rng.integers(0, 2, n)
+    v = rng.uniform(size=n)
+    w = rng.uniform(0.2, 2.0, n)
+    return v, s, y, w
+
+
+def _np_rates(v, M, y, w, name):
+    """(C, G) rates and counts from a membership matrix M (n, G), by explicit sums."""
+    rates, counts = [], []
+    for rows in ROWS[name]:
+        c = rows(y).astype(float) * w
+        count = np.array([np.sum(c * M[:, g]) for g in range(M.shape[1])])
+        total = np.array([np.sum(c * M[:, g] * v) for g in range(M.shape[1])])
+        rates.append(np.where(count > 0, total / np.where(count > 0, count, 1), 0.0))
+        counts.append(count)
+    return np.array(rates), np.array(counts)
+
+
+def _np_largest_gap(rates, counts):
+    out = []
+    for r, k in zip(rates, counts, strict=True):
+        present = r[k > 0]
+        out.append(present.max() - present.min() if len(present) >= 2 else 0.0)
+    return np.array(out)
+
+
+def test_table_of_criteria():
+    assert set(criteria.CRITERIA) == set(ROWS)
+    assert criteria.get("demographic_parity").conditions == (None,)
+    assert criteria.get("equal_opportunity").conditions == (1,)
+    assert criteria.get("false_positive_parity").conditions == (0,)
+    assert criteria.get("equalized_odds").conditions == (1, 0)
+    assert not criteria.DEMOGRAPHIC_PARITY.needs_labels
+    assert criteria.EQUALIZED_ODDS.needs_labels
+    assert criteria.get(criteria.EQUAL_OPPORTUNITY) is criteria.EQUAL_OPPORTUNITY
+    hash(criteria.EQUALIZED_ODDS)  # usable as a static argument
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("empty", [None, 2])
+def test_group_rates_and_gaps_match_numpy(name, weighted, empty):
+    v, s, y, w = _case(empty=empty)
+    w = w if weighted else None
+    G = 4
+    rates, counts = criteria.group_rates(v, s, y, criterion=name, num_groups=G, weights=w)
+    M = np.eye(G)[s]
+    want_r, want_k = _np_rates(v, M, y, np.ones(len(v)) if w is None else w, name)
+    np.testing.assert_allclose(rates, want_r, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(counts, want_k, rtol=1e-5)
+    assert rates.shape == (len(ROWS[name]), G)
+    if empty is not None:
+        assert np.all(np.asarray(counts)[:, empty] == 0)
+        assert np.all(np.asarray(rates)[:, empty] == 0)
+    np.testing.assert_allclose(
+        criteria.largest_gap(rates, counts), _np_largest_gap(want_r, want_k), rtol=1e-5, atol=1e-7
+    )
+    gaps = np.asarray(criteria.pairwise_gaps(rates, counts))
+    for c in range(want_r.shape[0]):
+        for a in range(G):
+            for b in range(G):
+                both = want_k[c, a] > 0 and want_k[c, b] > 0
+                want = want_r[c, a] - want_r[c, b] if both else 0.0
+                np.testing.assert_allclose(gaps[c, a, b], want, rtol=1e-5, atol=1e-7)
+    # under jit, with the criterion as a static argument
+    f = jax.jit(
+        lambda v_, s_, y_: criteria.group_rates(v_, s_, y_, criterion=name, num_groups=G)[0]
+    )
+    np.testing.assert_allclose(
+        f(v, s, y), criteria.group_rates(v, s, y, criterion=name, num_groups=G)[0], rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_group_rates_with_a_soft_membership_matrix(name):
+    v, _, y, w = _case(1, G=3)
+    M = np.random.default_rng(2).dirichlet(np.ones(3), size=len(v)).astype(np.float32)
+    rates, counts = criteria.group_rates(v, M, y, criterion=name, weights=w)
+    want_r, want_k = _np_rates(v, M, y, w, name)
+    np.testing.assert_allclose(rates, want_r, rtol=1e-5)
+    np.testing.assert_allclose(counts, want_k, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_condition_weights_match_numpy(name):
+    _, _, y, w = _case(3, n=20)
+    got = criteria.condition_weights(name, y, w, n=20)
+    want = np.stack([rows(y) * w for rows in ROWS[name]])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got.dtype == jnp.float32
+    unweighted = criteria.condition_weights(name, y, n=20)
+    np.testing.assert_array_equal(unweighted, np.stack([rows(y) for rows in ROWS[name]]))
+
+
+def test_labels_required_by_conditioning_criteria():
+    v, s, _, _ = _case()
+    for name in ("equal_opportunity", "false_positive_parity", "equalized_odds"):
+        with pytest.raises(ValueError, match="`labels` are required"):
+            criteria.group_rates(v, s, criterion=name, num_groups=4)
+        with pytest.raises(ValueError, match="`labels` are required"):
+            criteria.condition_weights(name, None, n=len(v))
+    rates, _ = criteria.group_rates(v, s, criterion="demographic_parity", num_groups=4)
+    assert rates.shape == (1, 4)
+
+
+def test_gaps_with_fewer_than_two_groups_are_zero_and_gradients_finite():
+    rates = jnp.array([[0.3, 0.9, 0.1]])
+    assert float(criteria.largest_gap(rates, jnp.array([[0.0, 2.0, 0.0]]))[0]) == 0.0
+    assert float(criteria.largest_gap(rates, jnp.zeros((1, 3)))[0]) == 0.0
+    assert np.all(np.asarray(criteria.pairwise_gaps(rates, jnp.array([[0.0, 2.0, 0.0]]))) == 0)
+    for counts in (jnp.zeros(3), jnp.array([0.0, 1.0, 0.0]), jnp.array([1.0, 0.0, 2.0])):
+        g = jax.grad(lambda r, k=counts: criteria.largest_gap(r, k))(rates[0])
+        assert np.all(np.isfinite(g))
+        g = jax.grad(lambda r, k=counts: jnp.sum(criteria.pairwise_gaps(r, k) ** 2))(rates[0])
+        assert np.all(np.isfinite(g))
+
+
+def test_largest_gap_preserves_dtype():
+    r = jnp.array([0.25, 0.75], jnp.bfloat16)
+    assert criteria.largest_gap(r, jnp.ones(2)).dtype == jnp.bfloat16
+    with jax.enable_x64(True):
+        r64 = jnp.array([0.25, 0.75], jnp.float64)
+        assert criteria.largest_gap(r64, jnp.ones(2)).dtype == jnp.float64
+
+
+@pytest.mark.parametrize(
+    "keyword,value,name",
+    [
+        ("condition", "all", "demographic_parity"),
+        ("condition", "positive", "equal_opportunity"),
+        ("condition", "negative", "false_positive_parity"),
+        ("label_value", 1, "equal_opportunity"),
+        ("label_value", 0, "false_positive_parity"),
+        ("constraint", "equalized_odds", "equalized_odds"),
+        ("constraint", "demographic_parity", "demographic_parity"),
+    ],
+)
+def test_resolve_maps_the_deprecated_keywords_with_a_warning(keyword, value, name):
+    with pytest.warns(DeprecationWarning, match=f"`{keyword}={value!r}` is deprecated") as rec:
+        got = criteria.resolve(None, where="somewhere.f", **{keyword: value})
+    assert got == criteria.CRITERIA[name]
+    assert "somewhere.f" in str(rec[0].message)
+    assert f"criterion={name!r}" in str(rec[0].message)
+
+
+def test_resolve_without_deprecated_keywords_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert criteria.resolve(None, where="f") == criteria.DEMOGRAPHIC_PARITY
+        assert criteria.resolve(None, where="f", default="equal_opportunity").name == (
+            "equal_opportunity"
+        )
+        assert criteria.resolve("equalized_odds", where="f") == criteria.EQUALIZED_ODDS
+
+
+def test_resolve_errors():
+    with pytest.raises(ValueError, match="give the criterion once"):
+        criteria.resolve("equal_opportunity", where="f", condition="positive")
+    with pytest.raises(ValueError, match="give the criterion once"):
+        criteria.resolve(None, where="f", condition="positive", label_value=1)
+    with pytest.raises(ValueError, match="`condition` must be one of"):
+        criteria.resolve(None, where="f", condition="tpr")
+    with pytest.raises(ValueError, match="`label_value` must be one of"):
+        criteria.resolve(None, where="f", label_value=2)
+    with pytest.raises(ValueError, match="`label_value` must be one of"):
+        criteria.resolve(None, where="f", label_value="1")
+    # (an unknown constraint is passed on unchecked, so it warns before get() refuses it)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="`constraint`"):
+        criteria.resolve(None, where="f", constraint="parity")
+    with pytest.raises(ValueError, match="`criterion` must be one of"):
+        criteria.resolve("parity", where="f")
+    with pytest.raises(ValueError, match="`criterion` must be one of"):
+        criteria.resolve("equalized_odds", where="f", allowed=("demographic_parity",))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="`constraint`"):
+        criteria.resolve(
+            None, where="f", constraint="equalized_odds", allowed=("demographic_parity",)
+        )
+
+
+def test_get_and_check_option():
+    with pytest.raises(ValueError, match="`constraint` must be one of"):
+        criteria.get("x", name="constraint")
+    with pytest.raises(ValueError, match="must be one of"):
+        criteria.get(3)
+    assert criteria.check_option("pooled", "reference", criteria.REFERENCES) == "pooled"
+    with pytest.raises(ValueError, match="`reduction` must be one of"):
+        criteria.check_option("sum", "reduction", ("max", "mean"))
+    with pytest.raises(ValueError, match="`reduction`"):
+        criteria.check_option(None, "reduction", criteria.REDUCTIONS)
