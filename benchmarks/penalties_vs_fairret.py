@@ -17,8 +17,8 @@ groups, none empty), the two are the same quantity up to the factor :math:`\\bar
   (\\bar r \\cdot \\texttt{NormLoss}(p=2))^2`;
 * ``reduction="max"`` with two groups: :math:`|r_1 - r_0| = \\bar r \\cdot
   \\texttt{NormLoss}(p=1)` (with more groups the max gap and the 1-norm differ);
-* ``condition="all"`` pairs with ``PositiveRate`` (demographic parity), ``"positive"`` with
-  ``TruePositiveRate`` (equal opportunity).
+* ``criterion="demographic_parity"`` pairs with ``PositiveRate``, ``"equal_opportunity"`` with
+  ``TruePositiveRate``.
 
 fairret does not detach :math:`\\bar r`, so the gradients of both sides of the mapping agree
 too. The script
@@ -75,11 +75,11 @@ from fairjax import datasets, metrics, penalties
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
-# name: (fairjax condition, fairjax reduction, fairret statistic, fairret p)
+# name: (fairjax criterion, fairjax reduction, fairret statistic, fairret p)
 TERMS = {
-    "dp_squared": ("all", "squared", "PositiveRate", 2),
-    "eo_squared": ("positive", "squared", "TruePositiveRate", 2),
-    "dp_max": ("all", "max", "PositiveRate", 1),
+    "dp_squared": ("demographic_parity", "squared", "PositiveRate", 2),
+    "eo_squared": ("equal_opportunity", "squared", "TruePositiveRate", 2),
+    "dp_max": ("demographic_parity", "max", "PositiveRate", 1),
 }
 
 
@@ -128,11 +128,11 @@ def median_time(fn, repeats: int):
 
 
 def fairjax_value_and_grad(term: str, num_groups: int):
-    condition, reduction, _, _ = TERMS[term]
+    criterion, reduction, _, _ = TERMS[term]
 
     def penalty(logits, s, y):
         return penalties.sigmoid_rate_difference(
-            logits, s, num_groups=num_groups, labels=y, condition=condition, reduction=reduction
+            logits, s, num_groups=num_groups, labels=y, criterion=criterion, reduction=reduction
         )
 
     return jax.jit(jax.value_and_grad(penalty))
@@ -146,17 +146,17 @@ def fairret_loss(term: str, mods):
 
 def fairret_mapped(term: str, loss, torch, logits, sens, label):
     """fairret's loss times the overall rate, squared for the 2-norm: fairjax's quantity."""
-    condition, reduction, _, _ = TERMS[term]
-    args = (label,) if condition == "positive" else ()
+    criterion, reduction, _, _ = TERMS[term]
+    args = (label,) if criterion == "equal_opportunity" else ()
     prob = torch.sigmoid(logits)
-    rbar = prob.mean() if condition == "all" else (prob * label).sum() / label.sum()
+    rbar = prob.mean() if criterion == "demographic_parity" else (prob * label).sum() / label.sum()
     mapped = rbar * loss(logits, sens, *args)
     return mapped**2 if reduction == "squared" else mapped
 
 
 def run_term(term, n, num_groups, mods, device, repeats, threads):
     torch = mods[0]
-    condition, reduction, stat_name, p = TERMS[term]
+    criterion, reduction, stat_name, p = TERMS[term]
     f, s, y = make_data(n, num_groups, seed=n + num_groups)
     fj = fairjax_value_and_grad(term, num_groups)
     fj_args = (jnp.asarray(f), jnp.asarray(s), jnp.asarray(y))
@@ -167,7 +167,7 @@ def run_term(term, n, num_groups, mods, device, repeats, threads):
     sens = torch.nn.functional.one_hot(torch.as_tensor(s, dtype=torch.int64), num_groups)
     sens = sens.to(device=device, dtype=torch.float32)
     label = torch.tensor(y[:, None], device=device, dtype=torch.float32)
-    args = (label,) if condition == "positive" else ()
+    args = (label,) if criterion == "equal_opportunity" else ()
 
     def fairret_call():
         logits.grad = None
@@ -194,7 +194,7 @@ def run_term(term, n, num_groups, mods, device, repeats, threads):
         "term": term,
         "n": n,
         "groups": num_groups,
-        "fairjax": f"sigmoid_rate_difference(condition={condition!r}, reduction={reduction!r})",
+        "fairjax": f"sigmoid_rate_difference(criterion={criterion!r}, reduction={reduction!r})",
         "fairret": f"NormLoss({stat_name}(), p={p})",
         "fairjax_value": float(fj_value),
         "fairret_value": fr_value,
@@ -365,8 +365,8 @@ def write_report(meta, rows, adult, tag):
         "",
         'Terms: `dp_squared` = `sigmoid_rate_difference(reduction="squared")` vs '
         "`NormLoss(PositiveRate(), p=2)`; `eo_squared` = the same with "
-        '`condition="positive"` vs `TruePositiveRate()`; `dp_max` = the default max gap vs '
-        "`NormLoss(PositiveRate(), p=1)`.",
+        '`criterion="equal_opportunity"` vs `TruePositiveRate()`; `dp_max` = the default max '
+        "gap vs `NormLoss(PositiveRate(), p=1)`.",
     ]
     if adult:
         a = meta["adult"]

@@ -74,6 +74,7 @@ __all__ = [
     "largest_gap",
     "pairwise_gaps",
     "resolve",
+    "split",
 ]
 
 
@@ -173,6 +174,24 @@ def get(
     return CRITERIA[key]
 
 
+def split(criterion: str | Criterion) -> tuple[Criterion, ...]:
+    """One single-rate criterion per condition of ``criterion`` (equalized odds: TPR, FPR).
+
+    For constraints or penalties kept per rate (one Lagrange multiplier per rate). A condition
+    that is a criterion of :data:`CRITERIA` on its own comes back as that criterion.
+
+    Example:
+      >>> from fairjax import criteria
+      >>> [c.name for c in criteria.split("equalized_odds")]
+      ['equal_opportunity', 'false_positive_parity']
+    """
+    crit = get(criterion)
+    single = {c.conditions[0]: c for c in CRITERIA.values() if len(c.conditions) == 1}
+    return tuple(
+        single.get(c, Criterion(f"{crit.name}[{i}]", (c,))) for i, c in enumerate(crit.conditions)
+    )
+
+
 # The criteria of the keywords this module replaces, for their deprecation path.
 _CONDITION_NAMES = {
     "all": "demographic_parity",
@@ -180,7 +199,6 @@ _CONDITION_NAMES = {
     "negative": "false_positive_parity",
 }
 _LABEL_VALUES = {1: "equal_opportunity", 0: "false_positive_parity"}
-_UNSET: Any = object()
 
 
 def resolve(
@@ -189,9 +207,9 @@ def resolve(
     where: str,
     default: str = "demographic_parity",
     allowed: tuple[str, ...] | None = None,
-    condition: Any = _UNSET,
-    label_value: Any = _UNSET,
-    constraint: Any = _UNSET,
+    condition: Any = None,
+    label_value: Any = None,
+    constraint: Any = None,
 ) -> Criterion:
     """The criterion of a call, also from the keywords it replaces (with a deprecation warning).
 
@@ -205,9 +223,12 @@ def resolve(
       where: the public function's name, for the messages (e.g. ``"penalties.mmd"``).
       default: the criterion when none is given.
       allowed: the names the function supports (default: all).
-      condition: the deprecated ``condition=`` value, if given.
-      label_value: the deprecated ``label_value=`` value, if given.
-      constraint: the deprecated ``constraint=`` value, if given.
+      condition: the deprecated ``condition=`` value; ``None``: not given.
+      label_value: the deprecated ``label_value=`` value; ``None``: not given.
+      constraint: the deprecated ``constraint=`` value; ``None``: not given.
+
+    A function with a deprecated keyword gives it the default ``None`` and passes it on as
+    it came.
 
     Returns:
       The :class:`Criterion`.
@@ -231,7 +252,7 @@ def resolve(
             ("label_value", label_value),
             ("constraint", constraint),
         )
-        if val is not _UNSET
+        if val is not None
     }
     if not legacy:
         return get(default if criterion is None else criterion, allowed=allowed)
@@ -248,7 +269,8 @@ def resolve(
         mapped = _LABEL_VALUES.get(val) if isinstance(val, (int, float)) else None
         choices = tuple(_LABEL_VALUES)
     else:
-        mapped, choices = (val if isinstance(val, str) else None), tuple(CRITERIA)
+        choices = tuple(CRITERIA) if allowed is None else tuple(allowed)
+        mapped = val if isinstance(val, str) and val in choices else None
     if mapped is None:
         raise ValueError(f"`{key}` must be one of {choices}, got {val!r}.")
     warnings.warn(

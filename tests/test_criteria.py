@@ -191,17 +191,21 @@ def test_resolve_errors():
         criteria.resolve(None, where="f", label_value=2)
     with pytest.raises(ValueError, match="`label_value` must be one of"):
         criteria.resolve(None, where="f", label_value="1")
-    # (an unknown constraint is passed on unchecked, so it warns before get() refuses it)
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="`constraint`"):
-        criteria.resolve(None, where="f", constraint="parity")
+    # An unknown or unsupported value is refused before any deprecation warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="`constraint` must be one of"):
+            criteria.resolve(None, where="f", constraint="parity")
     with pytest.raises(ValueError, match="`criterion` must be one of"):
         criteria.resolve("parity", where="f")
     with pytest.raises(ValueError, match="`criterion` must be one of"):
         criteria.resolve("equalized_odds", where="f", allowed=("demographic_parity",))
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="`constraint`"):
-        criteria.resolve(
-            None, where="f", constraint="equalized_odds", allowed=("demographic_parity",)
-        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="`constraint` must be one of"):
+            criteria.resolve(
+                None, where="f", constraint="equalized_odds", allowed=("demographic_parity",)
+            )
 
 
 def test_get_and_check_option():

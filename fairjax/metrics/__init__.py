@@ -33,8 +33,8 @@ from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
 from fairjax.metrics._tables import BootstrapResult, bootstrap, by_group
 
 __all__ = [
-    "audit_report",
     "BootstrapResult",
+    "audit_report",
     "bootstrap",
     "by_group",
     "demographic_parity_difference",

@@ -27,7 +27,6 @@ __all__ = ["mmd"]
 
 _REFERENCES = ("pooled", "pairwise")  # of criteria.REFERENCES
 _REDUCTIONS = ("mean", "max", "none")  # of criteria.REDUCTIONS
-_UNSET: Any = object()  # a deprecated keyword the caller did not give
 
 
 def _default_criterion(labels: ArrayLike | None) -> str:
@@ -37,7 +36,7 @@ def _default_criterion(labels: ArrayLike | None) -> str:
 
 def _legacy(label_value: Any, labels: ArrayLike | None) -> dict[str, Any]:
     """The deprecated ``label_value=`` as :func:`fairjax.criteria.resolve` takes it."""
-    if label_value is _UNSET:
+    if label_value is None:
         return {}
     if labels is None:  # it never had an effect without labels (all rows): keep that
         warnings.warn(
@@ -179,7 +178,7 @@ def mmd(
     reference: str = "pooled",
     reduction: str = "mean",
     axis_name: Hashable | None = None,
-    label_value: float | int = _UNSET,
+    label_value: float | int | None = None,
 ) -> Array:
     r"""Squared maximum mean discrepancy between the groups' representation distributions.
 
@@ -277,7 +276,7 @@ def mmd(
       Lemma 6 and Eqs. (3), (5); Hardt, Price, Srebro, *Equality of opportunity in
       supervised learning*, NeurIPS 2016 (equalized odds).
 
-    .. versionchanged:: 0.2
+    .. versionchanged:: 0.1.0
        ``criterion=`` replaces ``label_value=`` (deprecated).
     """
     crit = criteria.resolve(

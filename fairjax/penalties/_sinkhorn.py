@@ -17,7 +17,6 @@ from fairjax import criteria
 from fairjax import groups as gs
 from fairjax._shapes import bucket
 from fairjax.penalties._mmd import (
-    _UNSET,
     _check_common,
     _default_criterion,
     _legacy,
@@ -60,7 +59,7 @@ def sinkhorn(
     solver_kwargs: Mapping[str, Any] | None = None,
     axis_name: Hashable | None = None,
     return_output: bool = False,
-    label_value: float | int = _UNSET,
+    label_value: float | int | None = None,
 ) -> Array | tuple[Array, ott_sd.SinkhornDivergenceOutput]:
     r"""Debiased Sinkhorn divergence between the groups' representation distributions.
 
@@ -190,7 +189,7 @@ def sinkhorn(
       *Optimal Transport Tools (OTT)*, arXiv:2201.12324; Hardt, Price, Srebro, *Equality of
       opportunity in supervised learning*, NeurIPS 2016 (equalized odds).
 
-    .. versionchanged:: 0.2
+    .. versionchanged:: 0.1.0
        ``criterion=`` replaces ``label_value=`` (deprecated).
     """
     crit = criteria.resolve(

@@ -27,14 +27,13 @@ both rates (a max would only push on the worse one).
 An empty group (no row, or only zero weights, or no row with the conditioning label) has no
 mean and is left out of both reductions; with fewer than two non-empty groups the term is 0.
 
-.. versionchanged:: 0.2
+.. versionchanged:: 0.1.0
    ``criterion=`` replaces ``condition="all" | "positive" | "negative"`` (deprecated).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +48,6 @@ ArrayLike = jax.typing.ArrayLike
 __all__ = ["mean_difference", "sigmoid_rate_difference"]
 
 _REDUCTIONS = ("max", "squared")  # of criteria.REDUCTIONS
-_UNSET: Any = object()  # a deprecated keyword the caller did not give
 
 
 def _reduce(means: Array, counts: Array, reduction: str) -> Array:
@@ -96,11 +94,6 @@ def _group_gap(
     return jnp.sum(_reduce(means, counts, reduction), axis=0).astype(means.dtype)
 
 
-def _given(**legacy: Any) -> dict[str, Any]:
-    """The deprecated keywords the caller gave, for :func:`fairjax.criteria.resolve`."""
-    return {k: val for k, val in legacy.items() if val is not _UNSET}
-
-
 def _check_scores(scores: ArrayLike, name: str, labels: ArrayLike | None) -> Array:
     x = v.as_array(scores, name, ndim=1)
     v.check_finite(x, name)
@@ -121,7 +114,7 @@ def mean_difference(
     axis_name: Hashable | None = None,
     criterion: str | criteria.Criterion | None = None,
     reduction: str = "max",
-    condition: str = _UNSET,
+    condition: str | None = None,
 ) -> Array:
     r"""Gap between the groups' mean scores: a linear relaxation of DP or equal opportunity.
 
@@ -179,9 +172,7 @@ def mean_difference(
       AISTATS 2017 (decision-boundary covariance); Hardt, Price, Srebro, Equality of
       Opportunity in Supervised Learning, NeurIPS 2016 (equalized odds).
     """
-    crit = criteria.resolve(
-        criterion, where="penalties.mean_difference", **_given(condition=condition)
-    )
+    crit = criteria.resolve(criterion, where="penalties.mean_difference", condition=condition)
     x = _check_scores(scores, "scores", labels)
     return _group_gap(
         x,
@@ -206,7 +197,7 @@ def sigmoid_rate_difference(
     temperature: float = 1.0,
     criterion: str | criteria.Criterion | None = None,
     reduction: str = "max",
-    condition: str = _UNSET,
+    condition: str | None = None,
 ) -> Array:
     r"""Gap between the groups' smoothed rates of positive decisions (smooth DP/EO gap).
 
@@ -260,7 +251,7 @@ def sigmoid_rate_difference(
       Srebro, Equality of Opportunity in Supervised Learning, NeurIPS 2016 (equalized odds).
     """
     crit = criteria.resolve(
-        criterion, where="penalties.sigmoid_rate_difference", **_given(condition=condition)
+        criterion, where="penalties.sigmoid_rate_difference", condition=condition
     )
     x = _check_scores(logits, "logits", labels)
     if isinstance(temperature, (int, float)) and not temperature > 0:

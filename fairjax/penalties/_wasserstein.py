@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Hashable
 
 import jax
 import jax.numpy as jnp
 
 from fairjax import _validation as v
+from fairjax import criteria
 from fairjax import groups as gs
 from fairjax._shapes import bucket, pad_rows
 from fairjax.ot1d import cdf_levels, safe_power
@@ -61,7 +63,8 @@ def wasserstein(
     labels: ArrayLike | None = None,
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
-    condition: str = "all",
+    criterion: str | criteria.Criterion | None = None,
+    condition: str | None = None,
     p: float = 2,
     reference: str = "barycenter",
     reduction: str = "mean",
@@ -91,13 +94,17 @@ def wasserstein(
       scores: model outputs, shape ``(n,)``.
       groups: integer ids ``(n,)`` in ``[0, num_groups)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
-      labels: binary labels ``(n,)``; required for ``condition="positive"``/``"negative"``.
+      labels: binary labels ``(n,)``; required when the criterion conditions on them.
       weights: optional non-negative sample weights ``(n,)``; 0 masks a row.
       axis_name: inside ``shard_map``/``pmap``, the mapped axis: the batch is all-gathered
         across devices first (the distributions are global), so every device gets the value
         of the whole batch.
-      condition: rows entering the distributions: ``"all"`` (demographic parity),
-        ``"positive"`` (:math:`y = 1`, equal opportunity) or ``"negative"`` (:math:`y = 0`).
+      criterion: the rows whose distributions are compared (:mod:`fairjax.criteria`):
+        ``"demographic_parity"`` (all rows, default), ``"equal_opportunity"`` (:math:`y = 1`),
+        ``"false_positive_parity"`` (:math:`y = 0`) or ``"equalized_odds"`` (the sum of the
+        last two terms).
+      condition: deprecated spelling of ``criterion``: ``"all"``, ``"positive"``,
+        ``"negative"``.
       p: order ``p >= 1`` (static). ``p=2``: smooth, the barycenter's objective; ``p=1``: in
         score units, robust.
       reference: ``"barycenter"`` (W2 barycenter, whatever ``p``) or ``"pooled"``.
@@ -122,15 +129,17 @@ def wasserstein(
       Chzhen, Denis, Hebiri, Oneto, Pontil, *Fair regression with Wasserstein barycenters*,
       NeurIPS 2020 (arXiv:2006.07286), Theorem 2.3; Jiang, Pacchiano, Stepleton, Jiang, Chiappa,
       *Wasserstein fair classification*, UAI 2019.
+
+    .. versionchanged:: 0.1.0
+       ``criterion=`` replaces ``condition=`` (deprecated).
     """
+    crit = criteria.resolve(criterion, where="penalties.wasserstein", condition=condition)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 1:
         raise ValueError(f"`p` must be a static number >= 1, got {p!r}.")
     if reference not in ("barycenter", "pooled"):
         raise ValueError(f"`reference` must be 'barycenter' or 'pooled', got {reference!r}.")
     if reduction not in ("mean", "max", "none"):
         raise ValueError(f"`reduction` must be 'mean', 'max' or 'none', got {reduction!r}.")
-    if condition not in ("all", "positive", "negative"):
-        raise ValueError(f"`condition` must be 'all', 'positive' or 'negative', got {condition!r}.")
     x = v.as_array(scores, "scores", ndim=1)
     v.check_finite(x, "scores")
     n = x.shape[0]
@@ -140,19 +149,23 @@ def wasserstein(
     dtype = v.float_dtype(x, m, weights)
     w = v.check_weights(weights, n)
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
-    if condition != "all":
+    y = None
+    if crit.needs_labels:
         if labels is None:
-            raise ValueError(f"`labels` are required for condition={condition!r}.")
+            raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
         y = v.as_array(labels, "labels", ndim=1)
         v.check_length(y, n, "labels", "scores")
         v.check_binary(y, "labels")
-        w = w * (y == (1 if condition == "positive" else 0)).astype(dtype)
+    # One row weight per condition of the criterion (w_i [y_i = c]); their terms add up.
+    rows = criteria.condition_weights(crit, y, w, n=n, dtype=dtype)
     x, m = x.astype(dtype), m.astype(dtype)
     if axis_name is not None:
-        x, m, w = gs.gather_rows(x, m, w, axis_name=axis_name)
-    elif v.is_concrete(x, m, w):
+        x, m, rows = gs.gather_rows(x, m, rows.T, axis_name=axis_name)
+        rows = rows.T
+    elif v.is_concrete(x, m, rows):
         # Eager call: pad to a shape bucket with zero-weight rows (a mask), so calls on
         # different batch sizes share one compiled program.
         size = bucket(n, minimum=64)
-        x, m, w = pad_rows(x, size), pad_rows(m, size), pad_rows(w, size)
-    return _penalty(x, m, w, p=p, reference=reference, reduction=reduction)
+        x, m, rows = pad_rows(x, size), pad_rows(m, size), pad_rows(rows.T, size).T
+    terms = [_penalty(x, m, wc, p=p, reference=reference, reduction=reduction) for wc in rows]
+    return functools.reduce(operator.add, terms)

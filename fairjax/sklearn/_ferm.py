@@ -71,7 +71,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
       condition: deprecated spelling of ``criterion``: ``"positive"`` is
         ``"equal_opportunity"``, ``"all"`` is ``"demographic_parity"`` (warns in :meth:`fit`).
 
-    .. versionchanged:: 0.2
+    .. versionchanged:: 0.1.0
        ``condition=`` is now ``criterion=`` (the old keyword warns).
 
     Attributes:

@@ -23,21 +23,14 @@ __all__ = ["FairLogisticRegression"]
 _CRITERIA = ("demographic_parity", "equal_opportunity", "equalized_odds")
 
 
-def _smooth_gap(logits, s, y, w, G, temperature, label):
-    """:func:`fairjax.penalties.sigmoid_rate_difference` on the rows of one label condition
-    (``label`` None: all rows, 1: the positives, 0: the negatives)."""
-    return penalties.sigmoid_rate_difference(
-        logits, s, num_groups=G, labels=y, weights=w, temperature=temperature,
-        condition={None: "all", 1: "positive", 0: "negative"}[label],
-    )  # fmt: skip
-
-
 def _surrogate(criterion, logits, y, s, w, G, temperature):
     """Smooth gaps, shape (m,): one per rate of the criterion (fairjax.criteria)."""
     return jnp.stack(
         [
-            _smooth_gap(logits, s, y, w, G, temperature, c)
-            for c in criteria.get(criterion).conditions
+            penalties.sigmoid_rate_difference(
+                logits, s, num_groups=G, labels=y, weights=w, temperature=temperature, criterion=c
+            )
+            for c in criteria.split(criterion)
         ]
     )
 
@@ -169,7 +162,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     and features are padded (zero weight, zero columns) to a few sizes so that fits on data of
     nearby shapes reuse it.
 
-    .. versionchanged:: 0.2
+    .. versionchanged:: 0.1.0
        ``constraint=`` is now ``criterion=`` (the old keyword warns); a ``target`` trains with
        :func:`fairjax.training.fit_rate_constrained`.
 

@@ -158,8 +158,9 @@ def fit_rate_constrained_mixture(
       Classification, ICML 2018 (the randomised classifier and its linear program over the
       iterates).
     """
-    legacy = {} if constraint is None else {"constraint": constraint}
-    crit = criteria.resolve(criterion, where="training.fit_rate_constrained_mixture", **legacy)
+    crit = criteria.resolve(
+        criterion, where="training.fit_rate_constrained_mixture", constraint=constraint
+    )
     num_candidates = _positive_int(num_candidates, "num_candidates")
     num_steps = _positive_int(num_steps, "num_steps")
     kept = min(num_candidates, num_steps)

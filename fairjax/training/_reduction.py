@@ -140,8 +140,7 @@ def fit_rate_constrained(
       Non-Convex Constrained Optimization, ALT 2019 (proxy-Lagrangian: the multipliers follow the
       exact, non-differentiable constraint).
     """
-    legacy = {} if constraint is None else {"constraint": constraint}
-    crit = criteria.resolve(criterion, where="training.fit_rate_constrained", **legacy)
+    crit = criteria.resolve(criterion, where="training.fit_rate_constrained", constraint=constraint)
     if iterate not in ("best", "last"):
         raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
     state, chosen, chosen_step, history, gaps, _ = _run_rate_constrained(

@@ -135,7 +135,7 @@ ENTRIES: dict[str, Entry] = {
             num_groups=d["num_groups"],
             labels=d["labels"],
             weights=d["weights"],
-            condition="positive",
+            criterion="equal_opportunity",
         ),
         "scores",
         "scores",

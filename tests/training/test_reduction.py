@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -416,5 +418,8 @@ def test_rate_constrained_constraint_keyword_is_deprecated():
         training.fit_rate_constrained(
             _linear, _p0(), train, criterion="equalized_odds", constraint="equalized_odds", **kw
         )
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="`constraint`"):
-        training.fit_rate_constrained(_linear, _p0(), train, constraint="odds", **kw)
+    # An unknown value is refused before any deprecation warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="`constraint` must be one of"):
+            training.fit_rate_constrained(_linear, _p0(), train, constraint="odds", **kw)
