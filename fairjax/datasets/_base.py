@@ -178,20 +178,24 @@ def encode(
 
 
 def make_dataset(
-    *,
-    X_train: np.ndarray,
-    X_test: np.ndarray,
+    columns: Sequence[Column],
     y: np.ndarray,
     groups: np.ndarray,
-    train_idx: np.ndarray,
-    test_idx: np.ndarray,
-    feature_names: tuple[str, ...],
+    split: tuple[np.ndarray, np.ndarray],
+    *,
     group_names: tuple[str, ...],
     target_name: str,
     sensitive_name: str,
     task: str,
     description: str,
 ) -> Dataset:
+    """The :class:`Dataset` of ``columns`` (encoded by :func:`encode`), ``y`` and ``groups``.
+
+    ``split`` is ``(train_idx, test_idx)``, the row indices of each part; ``y`` is cast to
+    ``int32`` for classification and ``float32`` for regression.
+    """
+    train_idx, test_idx = split
+    X_train, X_test, feature_names = encode(columns, train_idx, test_idx)
     y_dtype = np.int32 if task == "classification" else np.float32
     y = np.asarray(y).astype(y_dtype)
     groups = np.asarray(groups).astype(np.int32)

@@ -9,6 +9,8 @@ import csv
 import io
 import os
 import warnings
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,13 +21,59 @@ from fairjax.datasets._base import (
     check_choice,
     check_seed,
     check_test_size,
-    encode,
     make_dataset,
     stratified_split,
 )
 from fairjax.datasets._registry import read_raw
 
 PathLike = str | os.PathLike[str]
+
+
+class _Options(NamedTuple):
+    """The checked options shared by the loaders that draw a seeded split."""
+
+    include_sensitive: bool
+    test_size: float
+    seed: int
+    download: bool
+
+
+def _check_options(
+    include_sensitive: object, test_size: object, seed: object, download: object
+) -> _Options:
+    return _Options(
+        check_bool(include_sensitive, "include_sensitive"),
+        check_test_size(test_size),
+        check_seed(seed),
+        check_bool(download, "download"),
+    )
+
+
+def _read(path: str, loader: str, data_home: PathLike | None, download: bool) -> bytes:
+    return read_raw(path, data_home=data_home, download=download, loader=loader)
+
+
+def _csv(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
+    """The header of a UTF-8 CSV file and a reader of its remaining rows."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    return next(reader), reader
+
+
+def _table(data: bytes, sep: str | None) -> np.ndarray:
+    """The non-blank lines of an ASCII file split at ``sep`` (white space for ``None``)."""
+    return np.array([line.split(sep) for line in data.decode("ascii").splitlines() if line.strip()])
+
+
+def _typed_columns(
+    table: np.ndarray, spec: tuple[tuple[str, str], ...], drop: str | None
+) -> list[Column]:
+    """One :class:`Column` per ``(name, kind)`` of ``spec`` (the table's columns), but ``drop``."""
+    return [
+        Column(name, kind, table[:, j].astype(np.float64) if kind == "numeric" else table[:, j])
+        for j, (name, kind) in enumerate(spec)
+        if name != drop
+    ]
+
 
 # ----------------------------------------------------------------------------- Adult
 
@@ -114,32 +162,19 @@ def load_adult(
     """
     include_sensitive = check_bool(include_sensitive, "include_sensitive")
     download = check_bool(download, "download")
-    train = _parse_adult(
-        read_raw("adult/adult.data", data_home=data_home, download=download, loader="load_adult")
-    )
-    test = _parse_adult(
-        read_raw("adult/adult.test", data_home=data_home, download=download, loader="load_adult")
-    )
+    train = _parse_adult(_read("adult/adult.data", "load_adult", data_home, download))
+    test = _parse_adult(_read("adult/adult.test", "load_adult", data_home, download))
     table = np.array(train + test, dtype=str)
     train_idx = np.arange(len(train))
     test_idx = np.arange(len(train), len(train) + len(test))
     y = (table[:, -1] == ">50K").astype(np.int32)
     sex_col = [name for name, _ in _ADULT_COLUMNS].index("sex")
     groups = (table[:, sex_col] == "Male").astype(np.int32)
-    columns = [
-        Column(name, kind, table[:, j].astype(np.float64) if kind == "numeric" else table[:, j])
-        for j, (name, kind) in enumerate(_ADULT_COLUMNS)
-        if include_sensitive or name != "sex"
-    ]
-    X_train, X_test, names = encode(columns, train_idx, test_idx)
     return make_dataset(
-        X_train=X_train,
-        X_test=X_test,
-        y=y,
-        groups=groups,
-        train_idx=train_idx,
-        test_idx=test_idx,
-        feature_names=names,
+        _typed_columns(table, _ADULT_COLUMNS, drop=None if include_sensitive else "sex"),
+        y,
+        groups,
+        (train_idx, test_idx),
         group_names=("Female", "Male"),
         target_name="income >50K",
         sensitive_name="sex",
@@ -215,19 +250,10 @@ def load_compas(
         Bao, M. et al. (2021). It's COMPASlicated: The Messy Relationship between RAI Datasets
         and Algorithmic Fairness Benchmarks. NeurIPS Datasets and Benchmarks.
     """
-    include_sensitive = check_bool(include_sensitive, "include_sensitive")
-    test_size = check_test_size(test_size)
-    seed = check_seed(seed)
-    download = check_bool(download, "download")
+    opt = _check_options(include_sensitive, test_size, seed, download)
     warnings.warn(_COMPAS_WARNING, UserWarning, stacklevel=2)
-    data = read_raw(
-        "compas/compas-scores-two-years.csv",
-        data_home=data_home,
-        download=download,
-        loader="load_compas",
-    )
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
-    header = next(reader)
+    data = _read("compas/compas-scores-two-years.csv", "load_compas", data_home, opt.download)
+    header, reader = _csv(data)
     # The header repeats decile_score and priors_count; list.index takes the first occurrence.
     wanted = (
         "days_b_screening_arrest",
@@ -260,7 +286,7 @@ def load_compas(
     col = {name: j for j, name in enumerate(wanted)}
     y = table[:, col["two_year_recid"]].astype(np.int32)
     groups = (table[:, col["race"]] == "Caucasian").astype(np.int32)
-    train_idx, test_idx = stratified_split(2 * groups + y, test_size=test_size, seed=seed)
+    split = stratified_split(2 * groups + y, test_size=opt.test_size, seed=opt.seed)
 
     def numeric(name: str) -> Column:
         return Column(name, "numeric", table[:, col[name]].astype(np.float64))
@@ -268,22 +294,18 @@ def load_compas(
     columns = [
         Column("sex", "categorical", table[:, col["sex"]]),
         Column("age_cat", "categorical", table[:, col["age_cat"]]),
-        *([Column("race", "categorical", table[:, col["race"]])] if include_sensitive else []),
+        *([Column("race", "categorical", table[:, col["race"]])] if opt.include_sensitive else []),
         numeric("priors_count"),
         Column("c_charge_degree", "categorical", table[:, col["c_charge_degree"]]),
         numeric("juv_fel_count"),
         numeric("juv_misd_count"),
         numeric("juv_other_count"),
     ]
-    X_train, X_test, names = encode(columns, train_idx, test_idx)
     return make_dataset(
-        X_train=X_train,
-        X_test=X_test,
-        y=y,
-        groups=groups,
-        train_idx=train_idx,
-        test_idx=test_idx,
-        feature_names=names,
+        columns,
+        y,
+        groups,
+        split,
         group_names=_COMPAS_RACES,
         target_name="two_year_recid",
         sensitive_name="race",
@@ -379,14 +401,8 @@ def load_german(
         Repository. https://doi.org/10.24432/C5NC77
     """
     sensitive = check_choice(sensitive, "sensitive", ("age", "sex"))
-    include_sensitive = check_bool(include_sensitive, "include_sensitive")
-    test_size = check_test_size(test_size)
-    seed = check_seed(seed)
-    download = check_bool(download, "download")
-    data = read_raw(
-        "german/german.data", data_home=data_home, download=download, loader="load_german"
-    )
-    table = np.array([line.split() for line in data.decode("ascii").splitlines() if line.strip()])
+    opt = _check_options(include_sensitive, test_size, seed, download)
+    table = _table(_read("german/german.data", "load_german", data_home, opt.download), None)
     y = (table[:, -1] == "1").astype(np.int32)
     names = [name for name, _ in _GERMAN_COLUMNS]
     if sensitive == "age":
@@ -396,21 +412,11 @@ def load_german(
         status = table[:, names.index("personal_status_sex")]
         groups = (~np.isin(status, _GERMAN_FEMALE)).astype(np.int32)
         group_names, drop = ("Female", "Male"), "personal_status_sex"
-    train_idx, test_idx = stratified_split(2 * groups + y, test_size=test_size, seed=seed)
-    columns = [
-        Column(name, kind, table[:, j].astype(np.float64) if kind == "numeric" else table[:, j])
-        for j, (name, kind) in enumerate(_GERMAN_COLUMNS)
-        if include_sensitive or name != drop
-    ]
-    X_train, X_test, feature_names = encode(columns, train_idx, test_idx)
     return make_dataset(
-        X_train=X_train,
-        X_test=X_test,
-        y=y,
-        groups=groups,
-        train_idx=train_idx,
-        test_idx=test_idx,
-        feature_names=feature_names,
+        _typed_columns(table, _GERMAN_COLUMNS, drop=None if opt.include_sensitive else drop),
+        y,
+        groups,
+        stratified_split(2 * groups + y, test_size=opt.test_size, seed=opt.seed),
         group_names=group_names,
         target_name="good credit",
         sensitive_name=sensitive,
@@ -510,19 +516,11 @@ def load_communities_crime(
         raise TypeError(f"`threshold` must be a float, got {type(threshold).__name__}.")
     if not np.isfinite(threshold):
         raise ValueError(f"`threshold` must be finite, got {threshold}.")
-    include_sensitive = check_bool(include_sensitive, "include_sensitive")
-    test_size = check_test_size(test_size)
-    seed = check_seed(seed)
-    download = check_bool(download, "download")
-    data = read_raw(
-        "communities_crime/communities.data",
-        data_home=data_home,
-        download=download,
-        loader="load_communities_crime",
+    opt = _check_options(include_sensitive, test_size, seed, download)
+    data = _read(
+        "communities_crime/communities.data", "load_communities_crime", data_home, opt.download
     )
-    table = np.array(
-        [line.split(",") for line in data.decode("ascii").splitlines() if line.strip()]
-    )
+    table = _table(data, ",")
     black = table[:, _COMMUNITIES_NAMES.index("racepctblack")].astype(np.float64)
     groups = (black >= threshold).astype(np.int32)
     if groups.min() == groups.max():
@@ -531,11 +529,11 @@ def load_communities_crime(
             "choose a value inside the range of racepctblack (0 to 1)."
         )
     y = table[:, -1].astype(np.float64)
-    train_idx, test_idx = stratified_split(groups, test_size=test_size, seed=seed)
+    train_idx, test_idx = stratified_split(groups, test_size=opt.test_size, seed=opt.seed)
     columns = []
     for j, name in enumerate(_COMMUNITIES_NAMES[:-1]):
         if name in _COMMUNITIES_NON_PREDICTIVE or (
-            name == "racepctblack" and not include_sensitive
+            name == "racepctblack" and not opt.include_sensitive
         ):
             continue
         missing = table[:, j] == "?"
@@ -545,15 +543,11 @@ def load_communities_crime(
         if missing.any():  # OtherPerCap: one '?', imputed with the training median
             values[missing] = np.nanmedian(values[train_idx])
         columns.append(Column(name, "numeric", values))
-    X_train, X_test, feature_names = encode(columns, train_idx, test_idx)
     return make_dataset(
-        X_train=X_train,
-        X_test=X_test,
-        y=y,
-        groups=groups,
-        train_idx=train_idx,
-        test_idx=test_idx,
-        feature_names=feature_names,
+        columns,
+        y,
+        groups,
+        (train_idx, test_idx),
         group_names=(f"racepctblack < {threshold:g}", f"racepctblack >= {threshold:g}"),
         target_name="ViolentCrimesPerPop",
         sensitive_name="racepctblack",
@@ -626,18 +620,10 @@ def load_law_school(
         NeurIPS.
     """
     target = check_choice(target, "target", _LAW_TARGETS)
-    include_sensitive = check_bool(include_sensitive, "include_sensitive")
-    test_size = check_test_size(test_size)
-    seed = check_seed(seed)
-    download = check_bool(download, "download")
-    data = read_raw(
-        "law_school/law_data.csv",
-        data_home=data_home,
-        download=download,
-        loader="load_law_school",
+    opt = _check_options(include_sensitive, test_size, seed, download)
+    header, reader = _csv(
+        _read("law_school/law_data.csv", "load_law_school", data_home, opt.download)
     )
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
-    header = next(reader)
     table = np.array([row for row in reader if row])
     col = {name: j for j, name in enumerate(header) if name}
     race = table[:, col["race"]]
@@ -647,23 +633,18 @@ def load_law_school(
     else:
         y = table[:, col["first_pf"]].astype(np.float64).astype(np.int32)
         task, strata = "classification", 2 * groups + y
-    train_idx, test_idx = stratified_split(strata, test_size=test_size, seed=seed)
     columns = [
         Column("LSAT", "numeric", table[:, col["LSAT"]].astype(np.float64)),
         Column("UGPA", "numeric", table[:, col["UGPA"]].astype(np.float64)),
         Column("sex", "categorical", table[:, col["sex"]]),
-        *([Column("race", "categorical", race)] if include_sensitive else []),
+        *([Column("race", "categorical", race)] if opt.include_sensitive else []),
         Column("region_first", "categorical", table[:, col["region_first"]]),
     ]
-    X_train, X_test, feature_names = encode(columns, train_idx, test_idx)
     return make_dataset(
-        X_train=X_train,
-        X_test=X_test,
-        y=y,
-        groups=groups,
-        train_idx=train_idx,
-        test_idx=test_idx,
-        feature_names=feature_names,
+        columns,
+        y,
+        groups,
+        stratified_split(strata, test_size=opt.test_size, seed=opt.seed),
         group_names=("non-White", "White"),
         target_name="ZFYA" if target == "ZFYA" else "pass_bar (first_pf)",
         sensitive_name="race",

@@ -78,24 +78,44 @@ def _groups_and_features(
     return s.astype(jnp.int32), x, eta.astype(jnp.float32)
 
 
-def _pack(
-    x: jax.Array,
-    y: jax.Array,
-    s: jax.Array,
+def _generate(
+    key: object,
     *,
-    test_size: float,
-    num_groups: int,
     task: str,
-    description: str,
+    n_samples: object,
+    n_features: object,
+    num_groups: object,
+    bias: object,
+    noise: object,
+    group_proportions: Sequence[float] | None,
+    test_size: object,
 ) -> Dataset:
-    n = x.shape[0]
+    """Checks the arguments, draws the data of :func:`make_classification` or
+    :func:`make_regression` (``task``; ``noise`` is used by regression only) and splits it."""
+    key = _check_key(key)
+    n = _check_positive_int(n_samples, "n_samples", 2)
+    n_features = _check_positive_int(n_features, "n_features", 1)
+    num_groups = _check_positive_int(num_groups, "num_groups", 1)
+    bias = _check_real(bias, "bias")
+    if task == "regression":
+        noise = _check_real(noise, "noise", nonnegative=True)
+    p = _check_proportions(group_proportions, num_groups)
+    test_size = check_test_size(test_size)
+    key_xs, key_y = jax.random.split(key)
+    s, x, eta = _groups_and_features(key_xs, n, n_features, num_groups, bias, p)
+    if task == "classification":
+        y = np.asarray(jax.random.bernoulli(key_y, jax.nn.sigmoid(2.0 * eta)), np.int32)
+        description = f"synthetic classification, bias={bias:g} (see make_classification)."
+    else:
+        y = np.asarray(eta + noise * jax.random.normal(key_y, (n,), dtype=jnp.float32), np.float32)
+        description = f"synthetic regression, bias={bias:g}, noise={noise:g} (see make_regression)."
     n_test = round(test_size * n)
     if n_test == 0 or n_test == n:
         raise ValueError(
             f"`test_size`={test_size} with `n_samples`={n} leaves an empty train or test part."
         )
     n_train = n - n_test
-    x, y, s = np.asarray(x, np.float32), np.asarray(y), np.asarray(s, np.int32)
+    x, s = np.asarray(x, np.float32), np.asarray(s, np.int32)
     # Rows are i.i.d., so the first n_train rows are a uniformly random train part.
     return Dataset(
         X_train=x[:n_train],
@@ -165,24 +185,16 @@ def make_classification(
         >>> data.X_train.shape, data.X_test.shape
         ((70, 5), (30, 5))
     """
-    key = _check_key(key)
-    n_samples = _check_positive_int(n_samples, "n_samples", 2)
-    n_features = _check_positive_int(n_features, "n_features", 1)
-    num_groups = _check_positive_int(num_groups, "num_groups", 1)
-    bias = _check_real(bias, "bias")
-    p = _check_proportions(group_proportions, num_groups)
-    test_size = check_test_size(test_size)
-    key_xs, key_y = jax.random.split(key)
-    s, x, eta = _groups_and_features(key_xs, n_samples, n_features, num_groups, bias, p)
-    y = jax.random.bernoulli(key_y, jax.nn.sigmoid(2.0 * eta)).astype(jnp.int32)
-    return _pack(
-        x,
-        np.asarray(y, np.int32),
-        s,
-        test_size=test_size,
-        num_groups=num_groups,
+    return _generate(
+        key,
         task="classification",
-        description=f"synthetic classification, bias={bias:g} (see make_classification).",
+        n_samples=n_samples,
+        n_features=n_features,
+        num_groups=num_groups,
+        bias=bias,
+        noise=None,
+        group_proportions=group_proportions,
+        test_size=test_size,
     )
 
 
@@ -234,23 +246,14 @@ def make_regression(
         >>> data.y_train.dtype, data.num_groups
         (dtype('float32'), 3)
     """
-    key = _check_key(key)
-    n_samples = _check_positive_int(n_samples, "n_samples", 2)
-    n_features = _check_positive_int(n_features, "n_features", 1)
-    num_groups = _check_positive_int(num_groups, "num_groups", 1)
-    bias = _check_real(bias, "bias")
-    noise = _check_real(noise, "noise", nonnegative=True)
-    p = _check_proportions(group_proportions, num_groups)
-    test_size = check_test_size(test_size)
-    key_xs, key_eps = jax.random.split(key)
-    s, x, eta = _groups_and_features(key_xs, n_samples, n_features, num_groups, bias, p)
-    y = eta + noise * jax.random.normal(key_eps, (n_samples,), dtype=jnp.float32)
-    return _pack(
-        x,
-        np.asarray(y, np.float32),
-        s,
-        test_size=test_size,
-        num_groups=num_groups,
+    return _generate(
+        key,
         task="regression",
-        description=f"synthetic regression, bias={bias:g}, noise={noise:g} (see make_regression).",
+        n_samples=n_samples,
+        n_features=n_features,
+        num_groups=num_groups,
+        bias=bias,
+        noise=noise,
+        group_proportions=group_proportions,
+        test_size=test_size,
     )
