@@ -123,14 +123,15 @@ def scaling_slope(ns: Sequence[int], seconds: Sequence[float]) -> float | None:
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """A fairjax kernel, its peers, and the sizes it runs at."""
+    """A fairjax kernel, its peers, and the sizes it runs at (by default those of a kernel
+    linear in ``n``: 10^4 to 10^6 rows in a quick run, 10^5 to 10^7 in a full one)."""
 
     name: str
     what: str
-    quick_sizes: tuple[int, ...]
-    full_sizes: tuple[int, ...]
     # setup(n) -> (fairjax_fn, {peer name: peer_fn}); every fn takes no argument.
     setup: Callable[[int], tuple[Callable[[], Any], dict[str, Callable[[], Any]]]]
+    quick_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    full_sizes: tuple[int, ...] = (100_000, 1_000_000, 10_000_000)
     peer_max_n: dict[str, int] = dataclasses.field(default_factory=dict)
     jax_peers: tuple[str, ...] = ()  # peers that compile: warmed up before timing
     rtol: float = 1e-4
@@ -245,19 +246,18 @@ def _mmd_numpy(h, s, bandwidth):
     return float(a @ K @ a)
 
 
+def _compiled_penalty(penalty: Callable[..., Any], h: np.ndarray, s: np.ndarray, **options):
+    """``penalty`` between the two groups of ``(h, s)``, compiled, as a call without argument."""
+    hj, sj = jax.device_put(h), jax.device_put(s)
+    fn = jax.jit(functools.partial(penalty, num_groups=2, reference="pairwise", **options))
+    return lambda: fn(hj, sj)
+
+
 def setup_mmd(n: int):
     h, s = _representations(n)
-    hj, sj = jax.device_put(h), jax.device_put(s)
     bandwidth = 1.0
-    fn = jax.jit(
-        functools.partial(
-            penalties.mmd,
-            num_groups=2,
-            kernel=kernels.gaussian(bandwidth=bandwidth),
-            reference="pairwise",
-        )
-    )
-    return (lambda: fn(hj, sj)), {"numpy": lambda: _mmd_numpy(h, s, bandwidth)}
+    fj = _compiled_penalty(penalties.mmd, h, s, kernel=kernels.gaussian(bandwidth=bandwidth))
+    return fj, {"numpy": lambda: _mmd_numpy(h, s, bandwidth)}
 
 
 def setup_sinkhorn(n: int):
@@ -265,19 +265,16 @@ def setup_sinkhorn(n: int):
     from ott.tools import sinkhorn_divergence as ott_sd
 
     h, s = _representations(n)
-    hj, sj = jax.device_put(h), jax.device_put(s)
     eps = 1.0
     # Inside the caller's jit the group ids are traced and the per-group block size must be
     # given (group_size=, the largest group); an eager call computes it from the ids itself.
-    fn = jax.jit(
-        functools.partial(
-            penalties.sinkhorn,
-            num_groups=2,
-            epsilon=eps,
-            relative_epsilon=None,
-            reference="pairwise",
-            group_size=int(np.bincount(s).max()),
-        )
+    fj = _compiled_penalty(
+        penalties.sinkhorn,
+        h,
+        s,
+        epsilon=eps,
+        relative_epsilon=None,
+        group_size=int(np.bincount(s).max()),
     )
     h0, h1 = jax.device_put(h[s == 0]), jax.device_put(h[s == 1])
 
@@ -285,7 +282,7 @@ def setup_sinkhorn(n: int):
     def ott_direct(x, y):
         return ott_sd.sinkhorn_divergence(pointcloud.PointCloud, x, y, epsilon=eps)[0]
 
-    return (lambda: fn(hj, sj)), {"ott-jax": lambda: ott_direct(h0, h1)}
+    return fj, {"ott-jax": lambda: ott_direct(h0, h1)}
 
 
 def setup_barycenter(n: int):
@@ -307,54 +304,33 @@ KERNELS = [
     Kernel(
         "dp_eo",
         "demographic parity + equal opportunity differences (2 groups)",
-        (10_000, 100_000, 1_000_000),
-        (100_000, 1_000_000, 10_000_000),
         setup_metrics,
         peer_max_n={"fairlearn": 1_000_000},
     ),
-    Kernel(
-        "group_means",
-        "weighted group means, 8 groups (fairjax.groups)",
-        (10_000, 100_000, 1_000_000),
-        (100_000, 1_000_000, 10_000_000),
-        setup_group_means,
-    ),
-    Kernel(
-        "ks",
-        "KS distance between group score CDFs (2 groups)",
-        (10_000, 100_000, 1_000_000),
-        (100_000, 1_000_000, 10_000_000),
-        setup_ks,
-    ),
-    Kernel(
-        "w1",
-        "Wasserstein-1 distance between group score distributions (2 groups)",
-        (10_000, 100_000, 1_000_000),
-        (100_000, 1_000_000, 10_000_000),
-        setup_w1,
-    ),
+    Kernel("group_means", "weighted group means, 8 groups (fairjax.groups)", setup_group_means),
+    Kernel("ks", "KS distance between group score CDFs (2 groups)", setup_ks),
+    Kernel("w1", "Wasserstein-1 distance between group score distributions (2 groups)", setup_w1),
     Kernel(
         "mmd",
         "MMD^2 between groups, Gaussian kernel, 8-dim representations (n^2 kernel matrix)",
-        (256, 512, 1024, 2048),
-        (1024, 2048, 4096, 8192),
         setup_mmd,
+        quick_sizes=(256, 512, 1024, 2048),
+        full_sizes=(1024, 2048, 4096, 8192),
     ),
     Kernel(
         "sinkhorn",
         "debiased Sinkhorn divergence between groups, eps = 1, 8-dim representations",
-        (256, 512, 1024),
-        (1024, 2048, 4096, 8192),
         setup_sinkhorn,
+        quick_sizes=(256, 512, 1024),
+        full_sizes=(1024, 2048, 4096, 8192),
         jax_peers=("ott-jax",),
         rtol=1e-2,
     ),
     Kernel(
         "barycenter",
         "Wasserstein-barycenter post-processing, fit + apply (2 groups, cal = test = n)",
-        (10_000, 100_000),
-        (100_000, 1_000_000, 10_000_000),
         setup_barycenter,
+        quick_sizes=(10_000, 100_000),
         peer_max_n={"equipy": 10_000_000},
         rtol=1e-2,
     ),

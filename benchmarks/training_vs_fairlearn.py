@@ -168,20 +168,22 @@ def main() -> None:
     # program's compilation): started here, outside the timed fits.
     jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(())))
 
+    # The options every fairjax fit below shares.
+    common = dict(
+        target=args.target, optimizer=optimizer, num_steps=args.steps, validation_data=test
+    )
+
     def lagrangian():
         return training.fit_constrained(
             loss_fn,
             surrogate,
             p0,
             train,
-            target=args.target,
-            optimizer=optimizer,
             multiplier_optimizer=multiplier_optimizer,
-            num_steps=args.steps,
             dual_constraint_fn=dp_gap,
-            validation_data=test,
             tolerance=0.01,
             model=model,
+            **common,
         )
 
     # Each fit timed on its first call (compilation included), then on --repeats further calls
@@ -198,14 +200,7 @@ def main() -> None:
         return 1e-4 * jnp.sum(p["w"] ** 2)
 
     # The reduction's options, for the deterministic model and for the mixture.
-    rate_options = dict(
-        target=args.target,
-        num_groups=G,
-        optimizer=optimizer,
-        num_steps=args.steps,
-        regularizer=l2,
-        validation_data=test,
-    )
+    rate_options = dict(common, num_groups=G, regularizer=l2)
 
     def reduction():
         return training.fit_rate_constrained(logits, p0, train, **rate_options)
