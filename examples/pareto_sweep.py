@@ -1,7 +1,8 @@
 """Accuracy vs demographic parity on Adult: a vmapped Pareto sweep, fairlearn points overlaid.
 
-Trains 32 logistic regressions at once (``jax.vmap`` over the penalty weight of the smooth DP
-gap, :func:`fairjax.training.pareto_sweep`), evaluates each on the test split, and draws the
+Trains 32 logistic regressions (:func:`fairjax.training.logistic_regression`) at once
+(``jax.vmap`` over the penalty weight of the smooth DP gap,
+:func:`fairjax.training.pareto_sweep`), evaluates each on the test split, and draws the
 front with :func:`fairjax.plotting.pareto_front`. With ``--fairlearn``, fairlearn's
 ``ExponentiatedGradient(LogisticRegression(), DemographicParity(difference_bound=b))`` is fit
 for a few bounds and overlaid (slow: tens of seconds per bound).
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import datasets, metrics, penalties, plotting, training
+from fairjax import datasets, metrics, plotting, training
 
 
 def main() -> None:
@@ -36,21 +37,12 @@ def main() -> None:
 
     data = datasets.load_adult()
     G = data.num_groups
-    train, (X_test, y_test, s_test) = data.batch("train"), data.batch("test")
+    train, test = data.batch("train"), data.batch("test")
 
-    # The model: any function of a parameter PyTree. Here a linear logit. Passed as `model=`,
-    # it runs once per step and the loss and the penalty take its outputs.
-    def logits(params, X):
-        return X @ params["w"] + params["b"]
-
-    def model_fn(params, batch):
-        return logits(params, batch[0])
-
-    def loss_fn(z, batch):
-        return optax.sigmoid_binary_cross_entropy(z, batch[1]).mean()
-
-    def dp_penalty(z, batch):
-        return penalties.sigmoid_rate_difference(z, batch[2], num_groups=G, temperature=0.5)
+    # A linear logistic regression (logit X w + b) with the smooth demographic-parity gap as
+    # penalty, in `model=` style: the model runs once per step and the loss and the penalty take
+    # its outputs. Any function of a parameter PyTree can take its place (see flax_fair.py).
+    model, loss_fn, dp_penalty = training.logistic_regression(G, l2=0.0, temperature=0.5)
 
     params = {"w": jnp.zeros(train[0].shape[1]), "b": jnp.zeros(())}
     lams = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.01, 10.0, args.num_lams - 1)])
@@ -63,16 +55,17 @@ def main() -> None:
         lams,
         optimizer=optax.adam(0.05),
         num_steps=args.steps,
-        model=model_fn,
+        model=model,
     )
     jax.block_until_ready(sweep.params)
     print(f"{args.num_lams} models in one vmapped program: {time.perf_counter() - start:.2f} s")
 
     @jax.vmap
     def evaluate(p):
-        pred = (logits(p, X_test) > 0).astype(jnp.float32)
-        dp = metrics.demographic_parity_difference(pred, s_test, num_groups=G)
-        return jnp.mean(pred == y_test), dp
+        logits, _ = model(p, test)
+        pred = (logits > 0).astype(jnp.float32)
+        dp = metrics.demographic_parity_difference(pred, test[2], num_groups=G)
+        return jnp.mean(pred == test[1]), dp
 
     acc, dp = (np.asarray(a) for a in evaluate(sweep.params))
     for lam, a, d in zip(np.asarray(lams), acc, dp, strict=True):
