@@ -151,11 +151,22 @@ def exponentiated_gradient(constraint, target, data):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--tolerance", type=float, default=0.005)
-    parser.add_argument("--long-steps", type=int, default=4000)
-    parser.add_argument("--candidates", type=int, default=200)
-    parser.add_argument("--skip-fairlearn", action="store_true")
+    parser.add_argument("--steps", type=int, default=1000, help="full-batch steps of each fit")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.005, help='feasibility tolerance of iterate="best"'
+    )
+    parser.add_argument(
+        "--long-steps",
+        type=int,
+        default=4000,
+        help="steps of the long equalized-odds runs on Adult",
+    )
+    parser.add_argument(
+        "--candidates", type=int, default=200, help="evenly spaced iterates the mixture draws from"
+    )
+    parser.add_argument(
+        "--skip-fairlearn", action="store_true", help="leave out ExponentiatedGradient"
+    )
     args = parser.parse_args()
 
     rows = []

@@ -98,10 +98,18 @@ def _exponentiated_gradient(bound, data, evaluate):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", type=float, default=0.02)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--temperature", type=float, default=0.5)
-    parser.add_argument("--multiplier-lr", type=float, default=0.2)
+    parser.add_argument(
+        "--target", type=float, default=0.02, help="the demographic-parity gap asked for"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=500, help="full-batch steps of each fairjax fit"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.5, help="temperature of the sigmoid surrogate"
+    )
+    parser.add_argument(
+        "--multiplier-lr", type=float, default=0.2, help="SGD rate of fit_constrained's multiplier"
+    )
     parser.add_argument(
         "--repeats", type=int, default=5, help="compiled runs of each fairjax fit (the median)"
     )
@@ -111,7 +119,9 @@ def main() -> None:
         help="use JAX's persistent compilation cache in DIR (every program, however quick to "
         "compile): run twice, and the second run's first calls load the compiled programs",
     )
-    parser.add_argument("--skip-fairlearn", action="store_true")
+    parser.add_argument(
+        "--skip-fairlearn", action="store_true", help="leave out the fairlearn methods"
+    )
     args = parser.parse_args()
     cache_warm = None
     if args.compilation_cache:
