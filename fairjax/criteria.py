@@ -150,7 +150,8 @@ def get(
     """The :class:`Criterion` of a name (or the criterion itself), checked against ``allowed``.
 
     Args:
-      criterion: a name from :data:`CRITERIA` or a :class:`Criterion`.
+      criterion: a name from :data:`CRITERIA` or a :class:`Criterion` (any, when ``allowed``
+        is not given).
       name: the argument's name, for the error message.
       allowed: the names this caller supports (default: all of :data:`CRITERIA`).
 
@@ -165,6 +166,8 @@ def get(
       >>> criteria.get("equalized_odds").conditions
       (1, 0)
     """
+    if isinstance(criterion, Criterion) and allowed is None:
+        return criterion  # a criterion of the caller's own: any conditions
     allowed = tuple(CRITERIA) if allowed is None else tuple(allowed)
     key = criterion.name if isinstance(criterion, Criterion) else criterion
     if not isinstance(key, str) or key not in allowed:

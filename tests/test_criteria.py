@@ -218,3 +218,23 @@ def test_get_and_check_option():
         criteria.check_option("sum", "reduction", ("max", "mean"))
     with pytest.raises(ValueError, match="`reduction`"):
         criteria.check_option(None, "reduction", criteria.REDUCTIONS)
+
+
+def test_split_gives_one_single_rate_criterion_per_condition():
+    assert criteria.split("equalized_odds") == (
+        criteria.EQUAL_OPPORTUNITY,
+        criteria.FALSE_POSITIVE_PARITY,
+    )
+    assert criteria.split("demographic_parity") == (criteria.DEMOGRAPHIC_PARITY,)
+    custom = criteria.Criterion("per_class", (2, None))
+    parts = criteria.split(custom)
+    assert [p.conditions for p in parts] == [(2,), (None,)]
+    assert parts[1] == criteria.DEMOGRAPHIC_PARITY
+    # Each part's rates are the matching row of the whole criterion's rates.
+    y_pred = jnp.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    y_true = jnp.array([1, 0, 0, 1, 1, 0])
+    s = jnp.array([0, 0, 0, 1, 1, 1])
+    whole, _ = criteria.group_rates(y_pred, s, y_true, criterion="equalized_odds", num_groups=2)
+    for i, part in enumerate(criteria.split("equalized_odds")):
+        rates, _ = criteria.group_rates(y_pred, s, y_true, criterion=part, num_groups=2)
+        np.testing.assert_array_equal(rates[0], whole[i])
