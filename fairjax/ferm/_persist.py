@@ -81,7 +81,6 @@ def _put_model(arrays: dict, name: str, model: FERMModel) -> dict:
     """JSON spec of a :class:`FERMModel`, its arrays stored under ``name/...``."""
     if not isinstance(model, FERMModel):
         raise TypeError(f"`model` must be a FERMModel, got {type(model).__name__}.")
-    _check_model(model)
     fmap = model.feature_map
     if fmap is None:
         map_spec = None
@@ -99,6 +98,7 @@ def _put_model(arrays: dict, name: str, model: FERMModel) -> dict:
         spec[f] = _io.put_value(arrays, f"{name}/{f}", getattr(model, f))
     n_iter = model.n_iter
     spec["n_iter"] = None if n_iter is None else _io.put_value(arrays, f"{name}/n_iter", n_iter)
+    _check_model(model)  # after the type checks: an unsaveable map is a TypeError first
     return spec
 
 
