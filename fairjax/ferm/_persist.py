@@ -9,8 +9,8 @@ import numpy as np
 
 from fairjax import _persistence as _io
 from fairjax import kernels as kn
-from fairjax.ferm._model import FERMModel, KernelExpansion
-from fairjax.ferm._preprocessing import OrthogonalProjection, PivotElimination
+from fairjax.ferm._model import FERMModel, KernelExpansion, _check_model
+from fairjax.ferm._preprocessing import OrthogonalProjection, PivotElimination, _check_projection
 
 #: Kind tags of the files written by :func:`save_projection` and :func:`save_model`.
 _PROJECTION_KIND = "fairjax.ferm.projection"
@@ -98,6 +98,7 @@ def _put_model(arrays: dict, name: str, model: FERMModel) -> dict:
         spec[f] = _io.put_value(arrays, f"{name}/{f}", getattr(model, f))
     n_iter = model.n_iter
     spec["n_iter"] = None if n_iter is None else _io.put_value(arrays, f"{name}/n_iter", n_iter)
+    _check_model(model)  # after the type checks: an unsaveable map is a TypeError first
     return spec
 
 
@@ -108,12 +109,9 @@ def _get_model(arrays: dict, spec: dict) -> FERMModel:
         fmap = _get_fields(arrays, _FEATURE_MAPS[map_spec["map"]], map_spec["fields"])
     w, b, U = (_io.get_value(arrays, spec[f]) for f in ("weights", "bias", "directions"))
     n_iter = None if spec["n_iter"] is None else _io.get_value(arrays, spec["n_iter"])
-    if np.ndim(w) != 1 or np.ndim(b) != 0 or np.ndim(U) != 2 or np.shape(U)[1] != np.shape(w)[0]:
-        raise ValueError(
-            f"inconsistent shapes: weights {np.shape(w)}, bias {np.shape(b)}, "
-            f"directions {np.shape(U)}."
-        )
-    return FERMModel(fmap, w, b, U, n_iter)
+    model = FERMModel(fmap, w, b, U, n_iter)
+    _check_model(model)  # weights vs expansion points / landmarks / frequencies vs directions
+    return model
 
 
 _io.register_codec("ferm_model", FERMModel, _put_model, lambda a, _, spec: _get_model(a, spec))
@@ -172,13 +170,7 @@ def load_projection(path: str | os.PathLike) -> OrthogonalProjection | PivotElim
     arrays, meta = _io.load_arrays(path, kind=_PROJECTION_KIND)
     try:
         state = _get_fields(arrays, _PROJECTIONS[meta["method"]], meta["fields"])
-        if isinstance(state, OrthogonalProjection):
-            ok = state.directions.ndim == 2 and state.basis.shape == state.directions.shape
-        else:
-            ok = state.direction.ndim == 1 and state.pivot.ndim == 0
-            ok = ok and 0 <= int(state.pivot) < state.direction.shape[0]
-        if not ok:
-            raise ValueError("inconsistent array shapes or pivot")
+        _check_projection(state)
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, MemoryError) as err:
         raise _io.malformed(path, err) from err
     return state

@@ -6,6 +6,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fairjax import _validation as v
 from fairjax import criteria
@@ -38,6 +39,37 @@ class PivotElimination(NamedTuple):
 
     direction: Array
     pivot: Array
+
+
+def _check_projection(state: object, name: str = "state") -> int:
+    """Checks a fitted linear-FERM map (shapes that agree, a valid pivot, finite values where
+    concrete) and returns the input width ``d``."""
+    if isinstance(state, OrthogonalProjection):
+        U, B = np.shape(state.directions), np.shape(state.basis)
+        if len(U) != 2 or B != U:
+            raise ValueError(
+                f"`{name}` has inconsistent shapes: directions {U}, basis {B} (want both (K, d))."
+            )
+        d = U[1]
+    elif isinstance(state, PivotElimination):
+        u, i = state.direction, state.pivot
+        if (
+            np.ndim(u) != 1
+            or np.ndim(i) != 0
+            or not jnp.issubdtype(jnp.result_type(i), jnp.integer)
+        ):
+            raise ValueError(
+                f"`{name}` has direction of shape {np.shape(u)} (want (d,)) and pivot of shape "
+                f"{np.shape(i)} (want an integer scalar)."
+            )
+        d = np.shape(u)[0]
+        if v.is_concrete(u, i) and not (0 <= int(i) < d and float(u[int(i)]) != 0):
+            raise ValueError(f"`{name}.pivot` must index a non-zero entry of the direction.")
+    else:
+        raise TypeError(f"`{name}` must come from fit_projection, got {type(state).__name__}.")
+    for field, value in zip(state._fields, state, strict=True):
+        v.check_finite(jnp.asarray(value), f"{name}.{field}")
+    return d
 
 
 def fit_projection(
@@ -130,6 +162,10 @@ def transform(state: OrthogonalProjection | PivotElimination, X: ArrayLike) -> A
     Returns:
       ``(n, d)`` for the orthogonal projection, ``(n, d - 1)`` for pivot elimination.
 
+    Raises:
+      ValueError: ``X`` is not ``(n, d)`` or holds NaN or infinity, or ``state`` is
+        inconsistent (shapes, pivot, non-finite values).
+
     Example:
       >>> import jax.numpy as jnp
       >>> from fairjax import ferm
@@ -137,27 +173,23 @@ def transform(state: OrthogonalProjection | PivotElimination, X: ArrayLike) -> A
       >>> ferm.transform(state, jnp.array([[4.0, 3.0]]))  # x_1 - x_0 * u_1 / u_0
       Array([[1.]], dtype=float32)
     """
+    d = _check_projection(state)
     X = v.as_array(X, "X", ndim=2)
+    if X.shape[1] != d:
+        raise ValueError(f"`X` must have {d} features, got {X.shape[1]}.")
     v.check_finite(X, "X")
     if isinstance(state, OrthogonalProjection):
         B = state.basis
-        if X.shape[1] != B.shape[1]:
-            raise ValueError(f"`X` must have {B.shape[1]} features, got {X.shape[1]}.")
         dtype = v.float_dtype(X, B)
         X, B = X.astype(dtype), B.astype(dtype)
         return X - (X @ B.T) @ B
-    if isinstance(state, PivotElimination):
-        u, i = state.direction, state.pivot
-        d = u.shape[0]
-        if X.shape[1] != d:
-            raise ValueError(f"`X` must have {d} features, got {X.shape[1]}.")
-        dtype = v.float_dtype(X, u)
-        X, u = X.astype(dtype), u.astype(dtype)
-        Z = X - X[:, i][:, None] * (u / u[i])[None, :]
-        keep = jnp.arange(d - 1)
-        keep = jnp.where(keep < i, keep, keep + 1)  # every column but the pivot (static size)
-        return Z[:, keep]
-    raise TypeError(f"`state` must come from fit_projection, got {type(state).__name__}.")
+    u, i = state.direction, state.pivot
+    dtype = v.float_dtype(X, u)
+    X, u = X.astype(dtype), u.astype(dtype)
+    Z = X - X[:, i][:, None] * (u / u[i])[None, :]
+    keep = jnp.arange(d - 1)
+    keep = jnp.where(keep < i, keep, keep + 1)  # every column but the pivot (static size)
+    return Z[:, keep]
 
 
 def effective_weights(state: OrthogonalProjection | PivotElimination, w: ArrayLike) -> Array:
@@ -171,17 +203,25 @@ def effective_weights(state: OrthogonalProjection | PivotElimination, w: ArrayLi
       w: weights learned on :func:`transform`'s output, shape ``(d,)`` or ``(d - 1,)`` (pivot).
 
     Returns:
-      Array of shape ``(d,)``.
+      Array of shape ``(d,)``, floating (integer ``w`` is promoted).
+
+    Raises:
+      ValueError: ``w`` has another width than :func:`transform`'s output or holds NaN or
+        infinity, or ``state`` is inconsistent.
     """
+    d = _check_projection(state)
     w = v.as_array(w, "w", ndim=1)
+    width = d if isinstance(state, OrthogonalProjection) else d - 1
+    if w.shape[0] != width:
+        raise ValueError(
+            f"`w` must have {width} entries (the width of transform's output), got {w.shape[0]}."
+        )
+    v.check_finite(w, "w")
     if isinstance(state, OrthogonalProjection):
         B = state.basis.astype(v.float_dtype(w, state.basis))
         return w - B.T @ (B @ w)
-    if isinstance(state, PivotElimination):
-        u, i = state.direction, state.pivot
-        d = u.shape[0]
-        keep = jnp.arange(d - 1)
-        keep = jnp.where(keep < i, keep, keep + 1)
-        full = jnp.zeros((d,), v.float_dtype(w, u)).at[keep].set(w)
-        return full.at[i].set(-(full @ u) / u[i])
-    raise TypeError(f"`state` must come from fit_projection, got {type(state).__name__}.")
+    u, i = state.direction, state.pivot
+    keep = jnp.arange(d - 1)
+    keep = jnp.where(keep < i, keep, keep + 1)
+    full = jnp.zeros((d,), v.float_dtype(w, u)).at[keep].set(w)
+    return full.at[i].set(-(full @ u) / u[i])

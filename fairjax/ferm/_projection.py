@@ -27,6 +27,12 @@ def _check_eps(eps: ArrayLike) -> None:
             raise ValueError(f"`eps` must be a finite number >= 0, got {float(e)}.")
 
 
+def _result_dtype(x: Array) -> jnp.dtype:
+    """The dtype of a returned parameter: the input's if floating (bfloat16 included), else the
+    default float dtype (integer weights are promoted, never truncated)."""
+    return x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else v.float_dtype(x)
+
+
 def _orthonormal_basis(U: Array) -> Array:
     _, s, vt = jnp.linalg.svd(U, full_matrices=False)
     keep = s > jnp.max(s, initial=0.0) * max(U.shape) * jnp.finfo(U.dtype).eps
@@ -125,7 +131,8 @@ def project(
       max_iter: maximum coordinate-descent sweeps for ``eps > 0``.
 
     Returns:
-      The projection, same shape and dtype as ``w``.
+      The projection, same shape as ``w``; the dtype of ``w`` when it is floating (computed in
+      at least float32), the default float dtype for integer ``w`` (promoted, not truncated).
 
     Example:
       >>> import jax.numpy as jnp
@@ -142,6 +149,7 @@ def project(
             f"`w` must have a last axis of size d = {U.shape[1]} like `directions`, got shape "
             f"{w.shape}."
         )
+    v.check_finite(w, "w")
     _check_eps(eps)
     return _project_any(w, U, eps, max_iter)
 
@@ -157,7 +165,7 @@ def _project_any(w: Array, U: Array, eps: ArrayLike, max_iter: int) -> Array:
         out = _project_subspace_batch(flat, Ud)
     else:
         out = _project_slabs_batch(flat, Ud, jnp.asarray(eps, dtype), max_iter=max_iter)
-    return out.reshape((*batch, w.shape[-1])).astype(w.dtype)
+    return out.reshape((*batch, w.shape[-1])).astype(_result_dtype(w))
 
 
 # Jitted batch versions: one compilation per shape when called eagerly (nested jit is free).
@@ -256,7 +264,7 @@ def project_orthogonal(
         p = _constrained_axis_last(param, U, axis)
         new = p + jnp.moveaxis(jnp.asarray(update), axis, -1)
         out = _project_any(new, U, eps, max_iter) - p
-        return jnp.moveaxis(out, -1, axis).astype(jnp.asarray(update).dtype)
+        return jnp.moveaxis(out, -1, axis).astype(_result_dtype(jnp.asarray(update)))
 
     return _leafwise(leaf, name="project_orthogonal", mask=mask)
 
@@ -322,9 +330,10 @@ def project_gradient(
         dtype = v.float_dtype(p, gm)
         flat_g = gm.reshape((-1, p.shape[-1])).astype(dtype)
         flat_p = p.reshape((-1, p.shape[-1])).astype(dtype)
+        out_dtype = _result_dtype(jnp.asarray(g))
         if U.shape[0] == 0:
-            return g
+            return jnp.asarray(g).astype(out_dtype)
         out = jax.vmap(_tangent, in_axes=(0, 0, None, None))(flat_g, flat_p, U.astype(dtype), eps)
-        return jnp.moveaxis(out.reshape(gm.shape), -1, axis).astype(jnp.asarray(g).dtype)
+        return jnp.moveaxis(out.reshape(gm.shape), -1, axis).astype(out_dtype)
 
     return _leafwise(leaf, name="project_gradient", mask=mask)

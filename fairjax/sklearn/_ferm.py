@@ -10,30 +10,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fairjax import criteria, ferm, kernels
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
+from fairjax.sklearn._inputs import check_sample_weight, encode_groups
 
 __all__ = ["FERMClassifier"]
-
-
-def _encode_groups(sensitive_features, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ids and the unique values (rows) of one or several sensitive columns."""
-    if sensitive_features is None:
-        return np.zeros(n, np.int32), np.array([None], dtype=object)
-    s = np.asarray(sensitive_features, dtype=object)
-    if s.ndim == 2 and s.shape[1] == 1:
-        s = s[:, 0]
-    if s.ndim not in (1, 2) or s.shape[0] != n:
-        raise ValueError(
-            f"`sensitive_features` must have one row per sample of X ({n}), got shape {s.shape}."
-        )
-    if s.ndim == 2:  # several attributes: their intersection
-        s = np.array(["|".join(map(str, row)) for row in s], dtype=object)
-    values, ids = np.unique(s.astype(str), return_inverse=True)
-    return ids.astype(np.int32), values
 
 
 class FERMClassifier(ClassifierMixin, BaseEstimator):
@@ -139,6 +123,26 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
             given, where="FERMClassifier", default="equal_opportunity", condition=self.condition
         )
 
+    def _check_conditions(self, crit, yb, ids, sample_weight) -> None:
+        """Refuses a group with rows but none that a rate of ``crit`` counts (its FERM
+        direction is undefined), naming the group by its value in ``sensitive_features``."""
+        w = np.ones(len(ids)) if sample_weight is None else sample_weight
+        G = len(self.groups_)
+        rows = np.bincount(ids, weights=w, minlength=G)
+        for c in crit.conditions:
+            if c is None:
+                continue
+            kept = (yb == 1) if c == 1 else (yb != 1)
+            counted = np.bincount(ids[kept], weights=w[kept], minlength=G)
+            bad = self.groups_[(rows > 0) & (counted == 0)].tolist()
+            if bad:
+                label = self.classes_[1 if c == 1 else 0].item()
+                raise ValueError(
+                    f"sensitive group(s) {bad} have no sample with y == {label!r} (of positive "
+                    f"weight), so their {crit.name} constraint is undefined; merge or drop "
+                    'them, or use another criterion (e.g. criterion="demographic_parity").'
+                )
+
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the classifier.
 
@@ -171,10 +175,10 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
                 f"given: {self.classes_[0]!r})."
             )
         yb = (y == self.classes_[1]).astype(np.int32)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        ids, self.groups_ = _encode_groups(sensitive_features, X.shape[0])
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)
+        self._check_conditions(crit, yb, ids, sample_weight)
         Xj = jnp.asarray(X, jnp.float32)
         options = dict(
             num_groups=G,

@@ -11,12 +11,12 @@ import numpy as np
 import optax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fairjax import criteria, losses, penalties, training
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
-from fairjax.sklearn._ferm import _encode_groups
+from fairjax.sklearn._inputs import check_sample_weight, encode_groups
 
 __all__ = ["FairLogisticRegression"]
 
@@ -306,8 +306,9 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
                 f"given: {self.classes_[0]!r})."
             )
         yb = (y == self.classes_[1]).astype(np.float32)
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        ids, self.groups_ = _encode_groups(sensitive_features, X.shape[0])
+        sw = check_sample_weight(sample_weight, X.shape[0])
+        sw = np.ones(X.shape[0]) if sw is None else sw
+        ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)
         mean = np.average(X, axis=0, weights=sw)
         scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))

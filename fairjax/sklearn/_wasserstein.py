@@ -12,7 +12,6 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import (
-    _check_sample_weight,
     _num_samples,
     check_array,
     check_consistent_length,
@@ -23,49 +22,9 @@ from sklearn.utils.validation import (
 
 from fairjax import postprocessing
 from fairjax.sklearn import _persist
+from fairjax.sklearn._inputs import check_sample_weight, encode_groups
 
 __all__ = ["WassersteinFairRegressor"]
-
-
-def _encode(sensitive_features, n: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ids (intersection of the columns) and the unique values seen at fit time.
-
-    ``None`` at fit time means one group (``classes`` ``[None]``); it is accepted at predict
-    time only then.
-    """
-    if sensitive_features is None:
-        if classes is None or (len(classes) == 1 and classes[0] is None):
-            return np.zeros(n, np.int32), np.array([None], dtype=object)
-        raise ValueError(
-            "`sensitive_features` are required (one value per row of X): the post-processor "
-            f"was fitted on {len(classes)} groups."
-        )
-    if classes is not None and len(classes) == 1 and classes[0] is None:
-        raise ValueError(
-            "`sensitive_features` were not given at fit time (one group); pass None here too."
-        )
-    s = np.asarray(sensitive_features, dtype=object)
-    if s.ndim == 2 and s.shape[1] == 1:
-        s = s[:, 0]
-    if s.ndim not in (1, 2) or s.shape[0] != n:
-        raise ValueError(
-            f"`sensitive_features` must have one row per sample of X ({n}), got shape {s.shape}."
-        )
-    if s.ndim == 2:  # several attributes: exact parity on their intersection
-        s = np.array(["|".join(map(str, row)) for row in s], dtype=object)
-    s = s.astype(str)
-    if classes is None:
-        classes, ids = np.unique(s, return_inverse=True)
-        return ids.astype(np.int32), classes
-    ids = np.searchsorted(classes, s)
-    ids = np.clip(ids, 0, len(classes) - 1)
-    unknown = classes[ids] != s
-    if unknown.any():
-        raise ValueError(
-            f"`sensitive_features` holds value(s) {sorted(set(s[unknown]))[:5]} not seen at fit "
-            f"time (known: {classes.tolist()[:10]})."
-        )
-    return ids.astype(np.int32), classes
 
 
 def _describe_base(regressor: WassersteinFairRegressor) -> dict[str, Any]:
@@ -232,10 +191,9 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
         if y is not None:
             y = column_or_1d(y, warn=True)
             check_consistent_length(X, y)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
         n = _num_samples(X)
-        ids, self.groups_ = _encode(sensitive_features, n)
+        sample_weight = check_sample_weight(sample_weight, n)
+        ids, self.groups_ = encode_groups(sensitive_features, n)
         prefit = self.prefit
         if prefit == "auto":
             try:
@@ -279,7 +237,7 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
         """Fair predictions ``g_alpha(x, s)``, shape ``(n,)``; reproducible for a fixed seed."""
         check_is_fitted(self, "state_")
         X = self._check_X(X, reset=False)
-        ids, _ = _encode(sensitive_features, _num_samples(X), self.groups_)
+        ids, _ = encode_groups(sensitive_features, _num_samples(X), self.groups_)
         key = jax.random.fold_in(jax.random.key(self._seed()), 1)
         out = postprocessing.apply_barycenter(
             self.state_, self._scores(self.estimator_, X), ids, key=key, alpha=self.alpha

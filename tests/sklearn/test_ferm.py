@@ -114,3 +114,22 @@ def test_deprecated_condition_keyword_warns_and_fits_the_same():
         )
     with pytest.raises(ValueError):
         FERMClassifier(criterion="no_such_criterion").fit(X, y, sensitive_features=s)
+
+
+@pytest.mark.parametrize(
+    "criterion, missing_label", [("equal_opportunity", 1), ("false_positive_parity", -1)]
+)
+def test_a_group_without_a_needed_label_is_named_by_its_value(criterion, missing_label):
+    # Before: "group(s) [2] have rows but no positive example" (the internal id, item 11).
+    X, y, s = _data(60)
+    s = np.where(np.arange(60) % 3 == 0, "unknown", s)
+    y = np.where(s == "unknown", -missing_label, y)
+    clf = FERMClassifier(criterion=criterion, max_iter=MAX_ITER)
+    with pytest.raises(ValueError, match=r"group\(s\) \['unknown'\] have no sample with y == "):
+        clf.fit(X, y, sensitive_features=s)
+    # A zero weight on the only rows of that label counts as none (no refit needed).
+    w = np.where((s == "f") & (y == missing_label), 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"\['f'\] have no sample"):
+        clf.fit(
+            X, np.where(s == "unknown", missing_label, y), sensitive_features=s, sample_weight=w
+        )

@@ -1,0 +1,119 @@
+"""The one input path of the estimators for sample weights and sensitive features.
+
+Every estimator of :mod:`fairjax.sklearn` reads ``sample_weight`` and ``sensitive_features``
+through these functions, so a bad value is refused with the same message whichever estimator
+(and whichever of ``fit`` and ``predict``) receives it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
+    """Sample weights as float64 ``(n,)``: finite, non-negative, not all zero (None stays None).
+
+    A scalar is one weight for every row (as in scikit-learn).
+    """
+    if sample_weight is None:
+        return None
+    raw = np.asarray(sample_weight)
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"`sample_weight` must be real numbers, got dtype {raw.dtype}.")
+    w = raw.astype(np.float64)
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(
+            f"`sample_weight` must have shape ({n},), one weight per sample of X, got {w.shape}."
+        )
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(
+            f"`sample_weight` must be finite and >= 0, got {int(bad.sum())} negative, NaN or "
+            f"infinite value(s) in {n} rows (first: row {first}, {float(w[first])})."
+        )
+    if n and not (w > 0).any():
+        raise ValueError(f"`sample_weight` must not be all zero ({n} rows).")
+    return w
+
+
+def _is_missing_value(x) -> bool:
+    """None, NaN (float, NumPy, Decimal), NaT (NumPy or pandas) or pandas' NA."""
+    if x is None or type(x).__name__ == "NAType":  # pd.NA, without importing pandas
+        return True
+    try:
+        return bool(x != x)  # NaN and NaT are the values unequal to themselves
+    except (TypeError, ValueError):
+        return False
+
+
+def _missing_rows(sensitive_features, s: np.ndarray) -> np.ndarray:
+    """Boolean ``(n,)``: the rows of ``s`` (the values as objects) missing in any column."""
+    isna = getattr(sensitive_features, "isna", None)  # pandas Series / DataFrame
+    kind = getattr(sensitive_features, "dtype", np.dtype(object)).kind
+    if callable(isna):
+        m = np.asarray(isna(), dtype=bool)
+    elif isinstance(sensitive_features, np.ndarray) and kind in "biuUS":
+        m = np.zeros(s.shape, bool)  # integers, booleans, strings: nothing is missing
+    elif isinstance(sensitive_features, np.ndarray) and kind in "fc":
+        m = np.isnan(sensitive_features)
+    else:  # objects, lists (where NumPy would turn NaN into the string 'nan'), dates
+        m = np.frompyfunc(_is_missing_value, 1, 1)(s).astype(bool)
+    return m.reshape(m.shape[0], -1).any(axis=1)
+
+
+def _check_no_missing(sensitive_features, s: np.ndarray) -> None:
+    missing = _missing_rows(sensitive_features, s)
+    if missing.any():
+        first = int(np.argmax(missing))
+        raise ValueError(
+            f"`sensitive_features` holds missing values (None, NaN, pd.NA or NaT) in "
+            f"{int(missing.sum())} of {len(missing)} rows (first: row {first}); a missing value "
+            "is not a group: give those rows a value of their own (e.g. 'unknown') or drop them."
+        )
+
+
+def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Integer group ids ``(n,)`` and the group values (one or several sensitive columns).
+
+    Several columns give their intersection (values joined by ``"|"``). ``None`` means one
+    group (values ``[None]``). With ``classes`` (the values seen at fit time) the ids index
+    them, and an unseen value is refused; ``None`` is accepted then only if it was at fit time.
+    Missing values (None, NaN, pd.NA, NaT) are refused at fit and at predict time.
+    """
+    single = classes is not None and len(classes) == 1 and classes[0] is None
+    if sensitive_features is None:
+        if classes is None or single:
+            return np.zeros(n, np.int32), np.array([None], dtype=object)
+        raise ValueError(
+            "`sensitive_features` are required (one value per row of X): the estimator was "
+            f"fitted on {len(classes)} groups."
+        )
+    if single:
+        raise ValueError(
+            "`sensitive_features` were not given at fit time (one group); pass None here too."
+        )
+    s = np.asarray(sensitive_features, dtype=object)
+    if s.ndim not in (1, 2) or s.shape[0] != n:
+        raise ValueError(
+            f"`sensitive_features` must have one row per sample of X ({n}), got shape {s.shape}."
+        )
+    _check_no_missing(sensitive_features, s)
+    if s.ndim == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if s.ndim == 2:  # several attributes: their intersection
+        s = np.array(["|".join(map(str, row)) for row in s], dtype=object)
+    s = s.astype(str)
+    if classes is None:
+        values, ids = np.unique(s, return_inverse=True)
+        return ids.astype(np.int32), values
+    ids = np.clip(np.searchsorted(classes, s), 0, len(classes) - 1)
+    unknown = classes[ids] != s
+    if unknown.any():
+        raise ValueError(
+            f"`sensitive_features` holds value(s) {sorted(set(s[unknown]))[:5]} not seen at fit "
+            f"time (known: {classes.tolist()[:10]})."
+        )
+    return ids.astype(np.int32), classes

@@ -1,0 +1,164 @@
+"""The one input path of the estimators (fairjax/sklearn/_inputs.py): sample weights and
+sensitive features are refused alike by every estimator, at fit and at predict time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pd = pytest.importorskip("pandas")
+from sklearn.linear_model import Ridge  # noqa: E402
+
+from fairjax.sklearn import (  # noqa: E402
+    FairLogisticRegression,
+    FERMClassifier,
+    WassersteinFairRegressor,
+)
+
+N = 40
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(N, 3))
+S = np.array(["a", "b"])[np.arange(N) % 2]
+Y = (X[:, 0] + 0.5 * (S == "b") > 0).astype(int)
+
+ESTIMATORS = {
+    "ferm": lambda: FERMClassifier(max_iter=5),
+    "logistic": lambda: FairLogisticRegression(max_iter=5),
+    "logistic_target": lambda: FairLogisticRegression(target=0.1, max_iter=5),
+    "wasserstein": lambda: WassersteinFairRegressor(Ridge(), split=False, random_state=0),
+}
+
+
+def _weights(kind, value):
+    w = np.ones(N)
+    w[3] = value
+    return {"numpy": w, "list": w.tolist(), "pandas": pd.Series(w)}[kind]
+
+
+@pytest.mark.parametrize("value", [-1.0, -1e-9, np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("kind", ["numpy", "list", "pandas"])
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_bad_sample_weights_are_refused_alike(name, kind, value):
+    # FairLogisticRegression accepted negative weights (issue 18, item 6).
+    est = ESTIMATORS[name]()
+    message = r"`sample_weight` must be finite and >= 0, got 1 negative, NaN or infinite .* row 3"
+    with pytest.raises(ValueError, match=message):
+        est.fit(X, Y, sensitive_features=S, sample_weight=_weights(kind, value))
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_weights_of_another_length_zero_or_complex_are_refused(name):
+    est = ESTIMATORS[name]()
+    with pytest.raises(ValueError, match=r"`sample_weight` must have shape \(40,\)"):
+        est.fit(X, Y, sensitive_features=S, sample_weight=np.ones(N - 1))
+    with pytest.raises(ValueError, match="`sample_weight` must not be all zero"):
+        est.fit(X, Y, sensitive_features=S, sample_weight=np.zeros(N))
+    with pytest.raises(TypeError, match="`sample_weight` must be real numbers"):
+        est.fit(X, Y, sensitive_features=S, sample_weight=np.ones(N) * 1j)
+
+
+def _missing(kind):
+    """Sensitive features with a missing value in rows 5 and 8 (several spellings)."""
+    s = S.astype(object)
+    if kind == "object_none":
+        s[[5, 8]] = None
+        return s
+    if kind == "object_nan":
+        s[[5, 8]] = np.nan
+        return s
+    if kind == "list_none":
+        s[[5, 8]] = None
+        return s.tolist()
+    if kind == "list_nan":  # NumPy alone would turn this NaN into the string 'nan'
+        s[[5, 8]] = float("nan")
+        return s.tolist()
+    if kind == "float_nan":
+        f = (S == "b").astype(float)
+        f[[5, 8]] = np.nan
+        return f
+    if kind == "datetime_nat":
+        d = np.array(["2020-01-01", "2021-01-01"], "datetime64[D]")[np.arange(N) % 2]
+        d[[5, 8]] = np.datetime64("NaT")
+        return d
+    if kind == "pandas_na":
+        return pd.Series(s, dtype="string").where(~np.isin(np.arange(N), [5, 8]), pd.NA)
+    if kind == "pandas_nan":
+        return pd.Series((S == "b").astype(float)).where(~np.isin(np.arange(N), [5, 8]))
+    if kind == "pandas_nat":
+        d = pd.Series(pd.to_datetime(["2020-01-01", "2021-01-01"] * (N // 2)))
+        return d.where(~np.isin(np.arange(N), [5, 8]))
+    if kind == "pandas_category":
+        return pd.Series(s, dtype="category").where(~np.isin(np.arange(N), [5, 8]))
+    if kind == "dataframe":
+        frame = pd.DataFrame({"s": S, "t": np.arange(N) % 3})
+        frame.loc[[5, 8], "t"] = None
+        return frame
+    if kind == "two_columns":
+        two = np.c_[S.astype(object), (np.arange(N) % 3).astype(object)]
+        two[[5, 8], 1] = None
+        return two
+    raise AssertionError(kind)
+
+
+MISSING = [
+    "object_none", "object_nan", "list_none", "list_nan", "float_nan", "datetime_nat",
+    "pandas_na", "pandas_nan", "pandas_nat", "pandas_category", "dataframe", "two_columns",
+]  # fmt: skip
+MISSING_MESSAGE = r"`sensitive_features` holds missing values .* in 2 of 40 rows \(first: row 5\)"
+
+
+@pytest.mark.parametrize("kind", MISSING)
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_missing_sensitive_values_are_refused_at_fit(name, kind):
+    # Before: a group named 'None' / 'nan' / 'NaT', on which parity was enforced (item 7).
+    with pytest.raises(ValueError, match=MISSING_MESSAGE):
+        ESTIMATORS[name]().fit(X, Y, sensitive_features=_missing(kind))
+
+
+@pytest.fixture(scope="module")
+def fitted_wasserstein():
+    return ESTIMATORS["wasserstein"]().fit(X, Y, sensitive_features=S)
+
+
+@pytest.mark.parametrize("kind", MISSING)
+def test_missing_sensitive_values_are_refused_at_predict(fitted_wasserstein, kind):
+    # Refused before the values are compared with those seen at fit time (whatever the width).
+    with pytest.raises(ValueError, match=MISSING_MESSAGE):
+        fitted_wasserstein.predict(X, sensitive_features=_missing(kind))
+
+
+SLOW = pytest.mark.slow  # a first fit compiles the estimator's program (~10 s)
+
+
+@SLOW
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_valid_inputs_of_every_kind_agree(name):
+    """Lists, pandas and NumPy inputs (weights and sensitive values) give the same model."""
+    w = np.linspace(0.5, 1.5, N)
+    outputs = []
+    for s, sw in ((S, w), (S.tolist(), w.tolist()), (pd.Series(S), pd.Series(w))):
+        est = ESTIMATORS[name]().fit(X, Y, sensitive_features=s, sample_weight=sw)
+        outputs.append(
+            est.predict(X, sensitive_features=s) if name == "wasserstein" else est.predict(X)
+        )
+        assert list(est.groups_) == ["a", "b"]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(outputs[0], outputs[2])
+    # The string 'nan' written by a user is a value, not a missing one.
+    s = np.where(S == "a", "nan", S)
+    assert "nan" in list(ESTIMATORS[name]().fit(X, Y, sensitive_features=s).groups_)
+
+
+@pytest.mark.parametrize(
+    "name", ["wasserstein", pytest.param("ferm", marks=SLOW), pytest.param("logistic", marks=SLOW)]
+)
+def test_predict_checks_the_width_and_finiteness_of_X(name):
+    est = ESTIMATORS[name]().fit(X, Y, sensitive_features=S)
+    kw = {"sensitive_features": S} if name == "wasserstein" else {}
+    with pytest.raises(ValueError, match="X has 2 features"):
+        est.predict(X[:, :2], **kw)
+    bad = X.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.predict(bad, **kw)
