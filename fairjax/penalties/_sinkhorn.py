@@ -16,6 +16,7 @@ from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax._shapes import bucket
+from fairjax.penalties._nan import propagate_nan
 from fairjax.penalties._mmd import (
     _check_common,
     _default_criterion,
@@ -247,10 +248,10 @@ def sinkhorn(
         core = _core_jit
     terms = [core(x, m, w, epsilon, cost_fn, solve_items=solve_items, **config) for w in ws.T]
     if not return_output:
-        return _sum_conditions(terms)
+        return propagate_nan(_sum_conditions(terms), x, m, ws, labels)
     values, outputs = zip(*terms, strict=True)
     output = outputs[0] if len(outputs) == 1 else jax.tree.map(_concat, *outputs)
-    return _sum_conditions(list(values)), output
+    return propagate_nan(_sum_conditions(list(values)), x, m, ws, labels), output
 
 
 def _concat(*leaves):
