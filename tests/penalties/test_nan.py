@@ -74,7 +74,7 @@ def test_nan_in_gives_nan_out_under_jit(name, where):
     args = _inputs(where)
     value = jax.jit(fn)(*args)
     assert np.all(np.isnan(np.asarray(value)))
-    total = lambda *a: jnp.sum(fn(*a))  # noqa: E731
+    total = lambda *a: jnp.sum(fn(*a))
     gx, gw = jax.jit(jax.grad(total, argnums=(0, 1)))(*args)
     assert np.isnan(np.asarray(gx)).any()  # never a zero gradient that hides the NaN
     assert np.isnan(np.asarray(gw)).any()
@@ -86,7 +86,7 @@ def test_finite_inputs_stay_finite_with_an_empty_group(name):
     w = w.at[4:].set(0.0)  # group 1 is empty: its term is 0 and the gradient finite
     value = jax.jit(PENALTIES[name])(x, w, m, y)
     assert np.all(np.isfinite(np.asarray(value)))
-    total = lambda *a: jnp.sum(PENALTIES[name](*a))  # noqa: E731
+    total = lambda *a: jnp.sum(PENALTIES[name](*a))
     gx = jax.jit(jax.grad(total))(x, w, m, y)
     assert np.isfinite(np.asarray(gx)).all()
 
