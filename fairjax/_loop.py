@@ -13,11 +13,13 @@ over closed-over data).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 Array = jax.Array
@@ -100,3 +102,55 @@ def shuffled_batches(data: PyTree, key: Array, *, batch_size: int) -> PyTree:
     return jax.tree_util.tree_map(
         lambda x: jnp.take(x, perm, axis=0).reshape(num_batches, batch_size, *x.shape[1:]), data
     )
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A trainer returned parameters, or a final loss or constraint, that are not finite.
+
+    Every fairjax trainer (``training.fit``, ``fit_constrained``, ``fit_rate_constrained``,
+    ``fit_rate_constrained_mixture``, ``pareto_sweep``, ``constrained_sweep``,
+    ``ferm.fit_linear``, ``representation.train``, the estimators) checks its result through
+    :func:`finite` and warns with this class; results that have a ``finite`` field set it to
+    False and report ``satisfied=False``. Filter it like any warning, e.g.
+    ``warnings.simplefilter("error", DivergenceWarning)`` to make divergence an error.
+    """
+
+
+def finite(where: str, *trees: PyTree, batched: bool = False) -> Any:
+    """Whether every floating leaf of ``trees`` is finite; warns :class:`DivergenceWarning` if not.
+
+    The one divergence check of every trainer. With ``batched`` the leaves carry a leading
+    axis of models (a sweep) and the answer is a boolean array with one entry per model.
+
+    Args:
+      where: the public trainer's name, for the message (e.g. ``"training.fit_constrained"``).
+      *trees: the returned parameters and the final losses/constraints (PyTrees; ``None``
+        and non-floating leaves are skipped).
+      batched: leaves have a leading axis of models.
+
+    Returns:
+      A Python bool, or with ``batched`` a NumPy bool array of shape ``(K,)``.
+    """
+    leaves = [
+        np.asarray(leaf)
+        for leaf in jax.tree_util.tree_leaves(trees)
+        if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
+    ]
+    if batched:
+        ok = np.ones(leaves[0].shape[0] if leaves else 0, bool)
+        for leaf in leaves:
+            ok &= np.isfinite(leaf.reshape(leaf.shape[0], -1)).all(axis=1)
+        bad = f"models {np.flatnonzero(~ok).tolist()} of the sweep have"
+        diverged = not ok.all()
+    else:
+        ok = all(bool(np.isfinite(leaf).all()) for leaf in leaves)
+        bad, diverged = "the result has", not ok
+    if diverged:
+        warnings.warn(
+            f"training diverged: fairjax.{where}: {bad} non-finite parameters, loss or "
+            "constraint (NaN or infinity in the data, or a learning rate too large); "
+            "the result does not satisfy any bound.",
+            DivergenceWarning,
+            stacklevel=3,
+        )
+    return ok

@@ -314,10 +314,13 @@ class TrainResult(NamedTuple):
     Attributes:
       params: the final parameters.
       losses: the objective on each step's batch (before the step), shape ``(num_steps,)``.
+      finite: whether the final parameters and the last step's objective are finite (False:
+        training diverged, and a :class:`fairjax.training.DivergenceWarning` was issued).
     """
 
     params: PyTree
     losses: Array
+    finite: bool = True
 
 
 @functools.partial(jax.jit, static_argnames=("objective", "optimizer", "num_steps", "batch_size"))
@@ -376,7 +379,8 @@ def train(
             raise ValueError("`key` is required with `batch_size`.")
     key = jax.random.key(0) if key is None else key
     params, values = _train(objective, optimizer, int(num_steps), batch_size, params, data, key)
-    return TrainResult(params, values)
+    ok = _loop.finite("representation.train", params, values[-1:])
+    return TrainResult(params, values, ok)
 
 
 # ----------------------------------------------------------------------------- transfer

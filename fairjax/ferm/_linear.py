@@ -231,7 +231,7 @@ def fit_linear(
     Phi = X if feature_map is None else _apply_map(feature_map, X)
     U = fairness_direction(Phi, ysign, groups, num_groups=num_groups, criterion=crit,
                            weights=weights)  # fmt: skip
-    w, b, _ = _train(
+    w, b, values = _train(
         Phi,
         ysign,
         sw,
@@ -243,4 +243,5 @@ def fit_linear(
         learning_rate=jnp.asarray(learning_rate, Phi.dtype),
         fit_intercept=fit_intercept,
     )
+    _loop.finite("ferm.fit_linear", w, b, values[-1:])  # warns DivergenceWarning if not
     return FERMModel(feature_map, w, b, U, jnp.asarray(num_steps))

@@ -19,6 +19,7 @@ from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as ks
+from fairjax.penalties._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -300,7 +301,9 @@ def mmd(
     x, m, ws = gs.gather_rows(x, m, ws.T, axis_name=axis_name)
     phi = None if features is None else jnp.asarray(features(x)).astype(x.dtype)
     config = dict(estimator=estimator, reference=reference, reduction=reduction)
-    return _sum_conditions([_mmd(x, m, w, kernel, phi, **config) for w in ws.T])
+    value = _sum_conditions([_mmd(x, m, w, kernel, phi, **config) for w in ws.T])
+    # The rows are gathered: a NaN on any device is in x, m or ws on every device.
+    return propagate_nan(value, x, m, ws, labels)
 
 
 @functools.partial(jax.jit, static_argnames=("estimator", "reference", "reduction"))

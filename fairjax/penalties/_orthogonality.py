@@ -63,6 +63,7 @@ def orthogonality(w: ArrayLike, u: ArrayLike, *, squared: bool = True) -> Array:
     sq = jnp.sum(c * c, axis=0)
     if squared:
         return jnp.sum(sq)
-    # Double where: sqrt's gradient is infinite at 0; evaluate it only where sq > 0.
-    pos = sq > 0
-    return jnp.sum(jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0))
+    # Double where: sqrt's gradient is infinite at 0; evaluate it only where sq != 0 (a test
+    # that is True for NaN, so a NaN stays NaN).
+    zero = sq == 0
+    return jnp.sum(jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, sq))))

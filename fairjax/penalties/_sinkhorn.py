@@ -23,6 +23,7 @@ from fairjax.penalties._mmd import (
     _Measures,
     _sum_conditions,
 )
+from fairjax.penalties._nan import propagate_nan
 
 if TYPE_CHECKING:  # ott-jax is imported when the penalty is first called, not with fairjax.
     from ott.geometry import costs
@@ -247,10 +248,10 @@ def sinkhorn(
         core = _core_jit
     terms = [core(x, m, w, epsilon, cost_fn, solve_items=solve_items, **config) for w in ws.T]
     if not return_output:
-        return _sum_conditions(terms)
+        return propagate_nan(_sum_conditions(terms), x, m, ws, labels)
     values, outputs = zip(*terms, strict=True)
     output = outputs[0] if len(outputs) == 1 else jax.tree.map(_concat, *outputs)
-    return _sum_conditions(list(values)), output
+    return propagate_nan(_sum_conditions(list(values)), x, m, ws, labels), output
 
 
 def _concat(*leaves):

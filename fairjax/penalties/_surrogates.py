@@ -41,6 +41,7 @@ import jax.numpy as jnp
 from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
+from fairjax.penalties._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -60,8 +61,9 @@ def _reduce(means: Array, counts: Array, reduction: str) -> Array:
         # kink where every zero-initialised model starts. A gap within 4 ulps of the means is
         # rounding, so it counts as a tie: value 0, subgradient 0, as for an exact tie.
         # (max_g |m_g| over the non-empty groups is max(|largest mean|, |smallest mean|).)
+        # The test is "within the tolerance", not "above it": a NaN gap stays NaN.
         scale = jnp.max(jnp.where(present, jnp.abs(means), 0), axis=-1)
-        return jnp.where(gap > 4 * jnp.finfo(means.dtype).eps * scale, gap, 0)
+        return jnp.where(gap <= 4 * jnp.finfo(means.dtype).eps * scale, 0, gap)
     enough = jnp.sum(present, axis=-1) >= 2
     pooled = gs.safe_divide(jnp.sum(counts * means, axis=-1), jnp.sum(counts, axis=-1))
     dev = jnp.where(present, means - pooled[..., None], 0)
@@ -91,7 +93,8 @@ def _group_gap(
         axis_name=axis_name,
     )
     # Equalized odds: the sum of its conditions' terms (0 exactly when both are).
-    return jnp.sum(_reduce(means, counts, reduction), axis=0).astype(means.dtype)
+    value = jnp.sum(_reduce(means, counts, reduction), axis=0).astype(means.dtype)
+    return propagate_nan(value, values, groups, labels, weights, axis_name=axis_name)
 
 
 def _check_scores(scores: ArrayLike, name: str, labels: ArrayLike | None) -> Array:

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from fairjax import criteria, losses, penalties, training
+from fairjax import _loop, criteria, losses, penalties, training
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import check_sample_weight, encode_groups
@@ -355,6 +355,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
             mu = np.zeros((len(crit.conditions), G, G))
         else:
             params, mu = self._fit_constrained(*arrays, crit, G)
+        _loop.finite("sklearn.FairLogisticRegression.fit", params, mu)  # DivergenceWarning
         w = np.asarray(params["w"], np.float64)[:d] / scale
         self.coef_ = w[None, :]
         self.intercept_ = np.asarray([float(params["b"]) - float(w @ mean)])

@@ -38,6 +38,8 @@ batch_size`` updates each with mini-batches). Every update goes through one priv
 :mod:`fairjax._loop`.
 """
 
+from fairjax._loop import DivergenceWarning
+
 from ._lagrangian import (
     ConstrainedResult,
     ConstrainedState,
@@ -63,6 +65,7 @@ __all__ = [
     "ConstrainedResult",
     "ConstrainedState",
     "ConstrainedSweepResult",
+    "DivergenceWarning",
     "FitResult",
     "MixtureResult",
     "SweepResult",

@@ -180,7 +180,9 @@ class ConstrainedResult(NamedTuple):
         gap) of ``params`` on the training data.
       validation_constraint: the same on ``validation_data`` (NaN when none was given).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
-        ``<= target + tolerance``.
+        ``<= target + tolerance``; always False when ``finite`` is.
+      finite: whether ``params`` and the measured constraints are finite (False: training
+        diverged, and a :class:`DivergenceWarning` was issued).
     """
 
     params: PyTree
@@ -190,6 +192,7 @@ class ConstrainedResult(NamedTuple):
     train_constraint: float
     validation_constraint: float
     satisfied: bool
+    finite: bool = True
 
 
 def fit_constrained(
@@ -311,6 +314,7 @@ def fit_constrained(
     # The bound in the constraint's own precision, as the selection of iterate="best" uses it.
     bound = np.asarray(target, measured.dtype) + np.asarray(tolerance, measured.dtype)
     history = {k: np.asarray(val) for k, val in history.items()}
+    ok = _loop.finite("training.fit_constrained", chosen, train_v, val_v)
     return ConstrainedResult(
         chosen,
         state,
@@ -319,7 +323,8 @@ def fit_constrained(
         float(np.max(train_v)),
         float("nan") if val_v is None else float(np.max(val_v)),
         # Every constraint within its own bound (a vector target has one per constraint).
-        bool(np.all(measured <= bound)),
+        ok and bool(np.all(measured <= bound)),
+        ok,
     )
 
 

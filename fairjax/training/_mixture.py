@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import criteria
+from fairjax import _loop, criteria
 
 from ._lagrangian import ConstrainedState
 from ._penalized import Array, ArrayLike, Model, PyTree
@@ -43,13 +43,15 @@ class MixtureResult(NamedTuple):
       train_constraint: the largest expected gap of the mixture on the training data.
       validation_constraint: the same on ``validation_data`` (NaN when none was given).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
-        ``<= target + tolerance``.
+        ``<= target + tolerance``; always False when ``finite`` is.
       candidates: what the linear program chose from, one entry per candidate iterate (the
         last one last): ``"steps"``, ``"error"`` (weighted training error), ``"constraint"``
         (largest training gap) and ``"gaps"``, the pairwise gaps :math:`r^c_g - r^c_{g'}`,
         shape ``(K, C, G, G)`` (``C = 2`` for equalized odds, else 1); with
         ``validation_data`` also ``"validation_gaps"``. :func:`best_mixture` re-solves the
         program from them at another bound, without training again.
+      finite: whether the mixed parameters and the mixture's constraints are finite (False:
+        training diverged, ``satisfied`` is False and a :class:`DivergenceWarning` was issued).
     """
 
     params: PyTree
@@ -62,6 +64,7 @@ class MixtureResult(NamedTuple):
     validation_constraint: float
     satisfied: bool
     candidates: dict[str, np.ndarray]
+    finite: bool = True
 
 
 def fit_rate_constrained_mixture(
@@ -204,8 +207,13 @@ def fit_rate_constrained_mixture(
     # Compared in the program's float dtype, as fit_rate_constrained does.
     dtype = jnp.result_type(float)
     measured = np.asarray(train_gap if validation_data is None else val_gap, dtype)
+    mixed = jax.tree.map(lambda a: a[keep], cand_params)
+    # The last iterate too: the program may keep only early (finite) candidates of a run
+    # whose data or steps are not finite.
+    checked = (mixed, state.params, train_gap, None if val_gaps is None else val_gap)
+    ok = _loop.finite("training.fit_rate_constrained_mixture", *checked)
     return MixtureResult(
-        jax.tree.map(lambda a: a[keep], cand_params),
+        mixed,
         q[keep],
         stats["steps"][keep],
         state,
@@ -213,8 +221,9 @@ def fit_rate_constrained_mixture(
         float(q[keep] @ stats["error"][keep].astype(np.float64)),
         train_gap,
         val_gap,
-        bool(measured <= np.asarray(target, dtype) + np.asarray(tolerance, dtype)),
+        ok and bool(measured <= np.asarray(target, dtype) + np.asarray(tolerance, dtype)),
         stats,
+        ok,
     )
 
 

@@ -198,12 +198,15 @@ class FitResult(NamedTuple):
       val_loss: validation objective per epoch, shape ``(epochs_run,)`` (empty without
         validation data).
       best_epoch: the epoch (0-based) whose parameters are returned.
+      finite: whether the returned parameters and their epoch's losses are finite (False:
+        training diverged, and a :class:`DivergenceWarning` was issued).
     """
 
     state: TrainState
     train_loss: np.ndarray
     val_loss: np.ndarray
     best_epoch: int
+    finite: bool = True
 
 
 def _num_rows(data: PyTree) -> int:
@@ -355,4 +358,6 @@ def fit(
                     break
     finally:
         bar.close()
-    return FitResult(best_state, np.asarray(train_hist), np.asarray(val_hist), best_epoch)
+    last = [h[best_epoch] for h in (train_hist, val_hist) if h]
+    ok = _loop.finite("training.fit", best_state.params, last)
+    return FitResult(best_state, np.asarray(train_hist), np.asarray(val_hist), best_epoch, ok)

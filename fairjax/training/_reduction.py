@@ -166,6 +166,9 @@ def fit_rate_constrained(
     val_gap = float("nan") if validation_data is None else float(gaps[1])
     measured = train_gap if validation_data is None else val_gap
     bound = np.asarray(target, gaps.dtype) + np.asarray(tolerance, gaps.dtype)
+    # The gaps are of hard decisions (NaN logits decide 0 everywhere: no gap), so the check
+    # that matters is on the parameters.
+    ok = _loop.finite("training.fit_rate_constrained", chosen, gaps)
     return ConstrainedResult(
         chosen,
         state,
@@ -173,7 +176,8 @@ def fit_rate_constrained(
         int(chosen_step),
         train_gap,
         val_gap,
-        bool(np.asarray(measured, gaps.dtype) <= bound),
+        ok and bool(np.asarray(measured, gaps.dtype) <= bound),
+        ok,
     )
 
 

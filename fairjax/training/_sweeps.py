@@ -8,7 +8,7 @@ batched program that reads the data once per step for all models.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,12 +33,15 @@ class SweepResult(NamedTuple):
       lams: the penalty weights, shape ``(K,)``.
       loss: the task loss of each model on the training data, shape ``(K,)``.
       penalty: the penalty of each model on the training data, shape ``(K,)``.
+      finite: per model, whether its parameters, loss and penalty are finite, a NumPy bool
+        array of shape ``(K,)`` (a :class:`DivergenceWarning` names the models that are not).
     """
 
     params: PyTree
     lams: Array
     loss: Array
     penalty: Array
+    finite: Any = True
 
 
 def _train_fixed_steps(loss_fn, penalty_fn, optimizer, num_steps, model, params, data, lam):
@@ -107,7 +110,8 @@ def pareto_sweep(
         data=data,
         lams=lams,
     )
-    return SweepResult(p, lams, loss, pen)
+    ok = _loop.finite("training.pareto_sweep", p, loss, pen, batched=True)
+    return SweepResult(p, lams, loss, pen, ok)
 
 
 @functools.partial(
@@ -126,12 +130,16 @@ class ConstrainedSweepResult(NamedTuple):
       multiplier: the final multipliers, shape ``(K,)``.
       targets: the targets, shape ``(K,)``.
       constraint: the dual constraint of each model on the training data, shape ``(K,)``.
+      finite: per model, whether its parameters, multiplier and constraint are finite, a
+        NumPy bool array of shape ``(K,)`` (a :class:`DivergenceWarning` names the models
+        that are not).
     """
 
     params: PyTree
     multiplier: Array
     targets: Array
     constraint: Array
+    finite: Any = True
 
 
 def constrained_sweep(
@@ -196,7 +204,8 @@ def constrained_sweep(
         targets=targets,
         tolerance=jnp.asarray(tolerance, targets.dtype),
     )
-    return ConstrainedSweepResult(p, mu, targets, c)
+    ok = _loop.finite("training.constrained_sweep", p, mu, c, batched=True)
+    return ConstrainedSweepResult(p, mu, targets, c, ok)
 
 
 @functools.partial(

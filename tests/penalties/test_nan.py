@@ -1,0 +1,100 @@
+"""NaN in, NaN out, for every penalty under jit (issue 18, item 4).
+
+Under ``jit`` the concrete-input validation cannot run, and a select on a float comparison
+(``count > 0``, the tie rule ``gap > tol``, ``sq > 0``) is False for NaN: a NaN must still give a
+NaN value and a NaN gradient, never 0 (which reads as perfectly fair).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fairjax import penalties as P
+
+N = 8
+_S = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+_Y = np.array([1.0, 0, 1, 0, 1, 0, 1, 0])
+
+PENALTIES = {
+    "mean_difference/max": lambda x, w, m, y: P.mean_difference(x[:, 0], m, weights=w),
+    "mean_difference/squared": lambda x, w, m, y: P.mean_difference(
+        x[:, 0], m, weights=w, reduction="squared"
+    ),
+    "mean_difference/equal_opportunity": lambda x, w, m, y: P.mean_difference(
+        x[:, 0], m, weights=w, labels=y, criterion="equal_opportunity"
+    ),
+    "sigmoid_rate_difference/max": lambda x, w, m, y: P.sigmoid_rate_difference(
+        x[:, 0], m, weights=w
+    ),
+    "sigmoid_rate_difference/squared": lambda x, w, m, y: P.sigmoid_rate_difference(
+        x[:, 0], m, weights=w, reduction="squared"
+    ),
+    "sigmoid_rate_difference/equalized_odds": lambda x, w, m, y: P.sigmoid_rate_difference(
+        x[:, 0], m, weights=w, labels=y, criterion="equalized_odds"
+    ),
+    "mmd": lambda x, w, m, y: P.mmd(x, m, weights=w),
+    "mmd/pairwise/max": lambda x, w, m, y: P.mmd(
+        x, m, weights=w, reference="pairwise", reduction="max"
+    ),
+    "mmd/unbiased": lambda x, w, m, y: P.mmd(x, m, weights=w, estimator="unbiased"),
+    "mmd/none": lambda x, w, m, y: P.mmd(x, m, weights=w, reduction="none"),
+    "sinkhorn": lambda x, w, m, y: P.sinkhorn(x, m, weights=w),
+    "sinkhorn/max": lambda x, w, m, y: P.sinkhorn(x, m, weights=w, reduction="max"),
+    "wasserstein": lambda x, w, m, y: P.wasserstein(x[:, 0], m, weights=w),
+    "orthogonality": lambda x, w, m, y: P.orthogonality(x[:, 0] * w, m[:, 0]),
+    "orthogonality/norm": lambda x, w, m, y: P.orthogonality(x[:, 0] * w, m[:, 0], squared=False),
+}
+# The Wasserstein penalty (fairjax/penalties/_wasserstein.py) is another helper's file: its
+# weights/membership path drops a NaN (count > 0 selects); reported to the lead.
+_KNOWN = {("wasserstein", "weights"), ("wasserstein", "membership")}
+
+
+def _inputs(where):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(N, 2)), jnp.float32)
+    w, m = jnp.ones(N), jax.nn.one_hot(jnp.asarray(_S), 2)
+    if where == "scores":
+        x = x.at[3, 0].set(jnp.nan)
+    elif where == "weights":
+        w = w.at[3].set(jnp.nan)
+    elif where == "membership":
+        m = m.at[3, 0].set(jnp.nan)
+    return x, w, m, jnp.asarray(_Y)
+
+
+@pytest.mark.parametrize("where", ["scores", "weights", "membership"])
+@pytest.mark.parametrize("name", list(PENALTIES))
+def test_nan_in_gives_nan_out_under_jit(name, where):
+    if (name, where) in _KNOWN:
+        pytest.xfail("wasserstein: not this helper's file (reported)")
+    fn = PENALTIES[name]
+    args = _inputs(where)
+    value = jax.jit(fn)(*args)
+    assert np.all(np.isnan(np.asarray(value)))
+    total = lambda *a: jnp.sum(fn(*a))
+    gx, gw = jax.jit(jax.grad(total, argnums=(0, 1)))(*args)
+    assert np.isnan(np.asarray(gx)).any()  # never a zero gradient that hides the NaN
+    assert np.isnan(np.asarray(gw)).any()
+
+
+@pytest.mark.parametrize("name", list(PENALTIES))
+def test_finite_inputs_stay_finite_with_an_empty_group(name):
+    x, w, m, y = _inputs(None)
+    w = w.at[4:].set(0.0)  # group 1 is empty: its term is 0 and the gradient finite
+    value = jax.jit(PENALTIES[name])(x, w, m, y)
+    assert np.all(np.isfinite(np.asarray(value)))
+    total = lambda *a: jnp.sum(PENALTIES[name](*a))
+    gx = jax.jit(jax.grad(total))(x, w, m, y)
+    assert np.isfinite(np.asarray(gx)).all()
+
+
+@pytest.mark.parametrize("reduction", ["max", "squared"])
+@pytest.mark.parametrize("penalty", [P.mean_difference, P.sigmoid_rate_difference])
+def test_the_issue_case_nan_scores_under_jit(penalty, reduction):
+    f = jnp.array([0.3, jnp.nan, -1.0, 2.0])
+    s = jnp.array([0, 0, 1, 1])
+    out = jax.jit(lambda f: penalty(f, s, num_groups=2, reduction=reduction))(f)
+    assert np.isnan(float(out))
