@@ -127,10 +127,14 @@ def apply_barycenter(
     shown optimal by Chzhen and Schreuder (2022). KS unfairness is not linear in ``alpha``: it
     stays large until ``alpha`` is close to 1 when the group distributions barely overlap.
 
-    A fresh jitter :math:`U[-\\sigma, \\sigma]` is drawn per query (ties between a query and the
-    calibration values are thus broken at random); it only enters the rank, not the
-    ``(1 - alpha) f`` term. Jit-compiles (``state`` is a PyTree) and vmaps, e.g. over ``alpha``.
-    Under ``jit`` a query of a group with no calibration data cannot raise: it maps to the
+    A fresh jitter :math:`U[-\\sigma, \\sigma]` is drawn per query; it only enters the rank,
+    not the ``(1 - alpha) f`` term. A jittered query :math:`z` that equals calibration scores of
+    its group (an atom the jitter did not spread: ``jitter=0``, or :math:`\\sigma` below the
+    float spacing at the scores' magnitude) gets the level
+    :math:`F_s(z^-) + V (F_s(z) - F_s(z^-))`, :math:`V \\sim U[0, 1]`: ties are broken at
+    random, the limit of an infinitesimal jitter, so parity holds whatever the scores' scale;
+    other queries get :math:`F_s(z^-)` as before. Jit-compiles (``state`` is a PyTree) and
+    vmaps, e.g. over ``alpha``. Under ``jit`` a query of a group with no calibration data cannot raise: it maps to the
     barycenter's minimum.
 
     Args:
