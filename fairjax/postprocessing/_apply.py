@@ -134,8 +134,8 @@ def apply_barycenter(
     :math:`F_s(z^-) + V (F_s(z) - F_s(z^-))`, :math:`V \\sim U[0, 1]`: ties are broken at
     random, the limit of an infinitesimal jitter, so parity holds whatever the scores' scale;
     other queries get :math:`F_s(z^-)` as before. Jit-compiles (``state`` is a PyTree) and
-    vmaps, e.g. over ``alpha``. Under ``jit`` a query of a group with no calibration data cannot raise: it maps to the
-    barycenter's minimum.
+    vmaps, e.g. over ``alpha``. Under ``jit`` a query of a group with no calibration data
+    cannot raise: it maps to the barycenter's minimum.
 
     Args:
       state: from :func:`fit_barycenter` (or :func:`load_barycenter`).
