@@ -30,14 +30,35 @@ Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 
+def _rank(state: BarycenterState, g: Array, z: Array, key: Array) -> Array:
+    """CDF level of each jittered query in its group, ties with calibration scores broken at
+    random: :math:`u = F_s(z^-) + V \\, (F_s(z^+) - F_s(z^-))`, :math:`V \\sim U[0, 1]`.
+
+    Exact method: :math:`F_s(z^-)` is the step CDF's left limit (the paper's rank
+    :math:`k / N^1_s`); quantile grid: the CDF linear between consecutive grid points, whose
+    repeated grid values (an atom) make a jump. Where ``z`` equals no calibration value the two
+    limits are equal and ``u`` is the left limit (bit for bit with the exact method; the grid's
+    CDF moves by its slope times one float spacing). Where it does (an atom that the
+    jitter did not spread: ``jitter=0``, or a jitter below the float spacing at the scores'
+    magnitude), ``u`` is uniform over the jump: the randomised probability integral transform,
+    the limit of an infinitesimal jitter, whatever the scores' scale.
+    """
+    rank = "step" if state.method == "exact" else "linear"
+    samples = _cdf_samples(state)
+    below = ot1d.group_cdf(samples, g, z, interpolation=rank, uniform=state.uniform)
+    # F(z+) is the left limit at the next float above z; above 0 that is the smallest normal
+    # number, as XLA flushes subnormals to zero.
+    up = jnp.where(z == 0, jnp.finfo(z.dtype).tiny, jnp.nextafter(z, jnp.inf))
+    above = ot1d.group_cdf(samples, g, up, interpolation=rank, uniform=state.uniform)
+    v = jax.random.uniform(key, z.shape, z.dtype)
+    return jnp.where(above > below, below + v * (above - below), below)
+
+
 @jax.jit
 def _apply_one(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Array) -> Array:
     """:math:`\\alpha \\sum_{s'} p_{s'} Q_{s'}(F_s(y + e)) + (1 - \\alpha) y` per query."""
     e = jax.random.uniform(key, y.shape, y.dtype, -1, 1) * state.jitter.astype(y.dtype)
-    # Exact method: the step CDF's left limit (the paper's rank k / N1_s); quantile grid: the
-    # CDF linear between consecutive grid points.
-    rank = "step" if state.method == "exact" else "linear"
-    u = ot1d.group_cdf(_cdf_samples(state), g, y + e, interpolation=rank, uniform=state.uniform)
+    u = _rank(state, g, y + e, jax.random.fold_in(key, 1))
     fair = ot1d.barycenter_quantile(
         _quantile_samples(state),
         state.proportions,
@@ -106,11 +127,15 @@ def apply_barycenter(
     shown optimal by Chzhen and Schreuder (2022). KS unfairness is not linear in ``alpha``: it
     stays large until ``alpha`` is close to 1 when the group distributions barely overlap.
 
-    A fresh jitter :math:`U[-\\sigma, \\sigma]` is drawn per query (ties between a query and the
-    calibration values are thus broken at random); it only enters the rank, not the
-    ``(1 - alpha) f`` term. Jit-compiles (``state`` is a PyTree) and vmaps, e.g. over ``alpha``.
-    Under ``jit`` a query of a group with no calibration data cannot raise: it maps to the
-    barycenter's minimum.
+    A fresh jitter :math:`U[-\\sigma, \\sigma]` is drawn per query; it only enters the rank,
+    not the ``(1 - alpha) f`` term. A jittered query :math:`z` that equals calibration scores of
+    its group (an atom the jitter did not spread: ``jitter=0``, or :math:`\\sigma` below the
+    float spacing at the scores' magnitude) gets the level
+    :math:`F_s(z^-) + V (F_s(z) - F_s(z^-))`, :math:`V \\sim U[0, 1]`: ties are broken at
+    random, the limit of an infinitesimal jitter, so parity holds whatever the scores' scale;
+    other queries get :math:`F_s(z^-)` as before. Jit-compiles (``state`` is a PyTree) and
+    vmaps, e.g. over ``alpha``. Under ``jit`` a query of a group with no calibration data
+    cannot raise: it maps to the barycenter's minimum.
 
     Args:
       state: from :func:`fit_barycenter` (or :func:`load_barycenter`).

@@ -167,7 +167,9 @@ def _split_segments(gg: Array, order: Array, *, num: int) -> Array:
     count = jnp.bincount(gg, length=num + 1)
     start = jnp.cumsum(count) - count
     pos = (
-        jnp.zeros_like(gg).at[order].set(jnp.arange(gg.shape[0], dtype=gg.dtype) - start[gg[order]])
+        jnp.zeros_like(gg)
+        .at[order]
+        .set((jnp.arange(gg.shape[0], dtype=gg.dtype) - start[gg[order]]).astype(gg.dtype))
     )
     half = (pos >= count[gg] // 2).astype(jnp.int32)
     return jnp.where(gg < num, 2 * gg + half, 2 * num)
@@ -268,8 +270,11 @@ def fit_barycenter(
       weights: optional non-negative sample weights ``(n,)``; rows of weight 0 are left out;
         weights enter :math:`p_s`, the CDFs and the quantile functions.
       jitter: half-width :math:`\\sigma \\ge 0` of the uniform jitter, in score units
-        (1e-5 as in the paper's code; EquiPy uses 1e-4). 0 disables it: ties then keep their
-        order and the guarantee needs continuous scores.
+        (1e-5 as in the paper's code; EquiPy uses 1e-4); 0 disables it. Whatever its size, a
+        query that still ties with calibration scores (atoms when ``jitter=0``, or when
+        :math:`\\sigma` is below the float spacing at the scores' magnitude: float32 scores
+        above ~100) gets a level drawn uniformly over the CDF's jump
+        (:func:`apply_barycenter`), so the output is fair at any scale.
       split: split each group into a CDF half and a quantile half (the paper), or not (EquiPy).
       method: ``"exact"`` or ``"quantile_grid"``.
       grid_size: number of quantiles per group for ``"quantile_grid"`` (>= 2).

@@ -87,7 +87,8 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
     Args:
       estimator: a scikit-learn regressor or classifier, fitted or not.
       alpha: fairness strength in [0, 1] (1 = fully fair, 0 = ``estimator`` unchanged).
-      jitter: half-width of the uniform jitter, in score units.
+      jitter: half-width of the uniform jitter, in score units (ties it leaves are broken at
+        random, see :func:`fairjax.postprocessing.apply_barycenter`).
       calibration_size: fraction (or number) of the rows of ``fit`` held out to calibrate the
         post-processor when the estimator must be trained; ignored when it is already fitted
         (then all rows calibrate).

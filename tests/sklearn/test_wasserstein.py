@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("sklearn")
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fairjax.metrics import ks_unfairness
@@ -13,9 +14,9 @@ from fairjax.sklearn import WassersteinFairRegressor
 
 # Checks that do not apply, and why:
 _JITTER = (
-    "the jitter U[-sigma, sigma] that breaks ties is drawn per query position (the paper's "
-    "randomised estimator), so a row's output depends on its position in the batch whenever a "
-    "calibration score lies within sigma of it"
+    "the jitter U[-sigma, sigma] and the random tie-break are drawn per query position (the "
+    "paper's randomised estimator), so a row's output depends on its position in the batch "
+    "whenever a calibration score lies within sigma of it"
 )
 EXPECTED_FAILED_CHECKS = {
     # Weights enter the calibration (p_s, F_s, Q_s); the base model is trained on a random
@@ -102,3 +103,20 @@ def test_two_sensitive_columns_and_errors():
         one.predict(X, sensitive_features=s)
     with pytest.raises(ValueError, match="sensitive_features"):
         reg.predict(X)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1000.0, 1e6])
+def test_tree_scores_in_the_thousands_are_made_fair(offset):
+    # A depth-3 tree predicts 8 values (atoms); the estimator passes float32 scores, where the
+    # jitter 1e-5 vanishes above ~100: ties must still be broken (the old code: KS 0.33).
+    rng = np.random.default_rng(4)
+    n = 4000
+    s = rng.integers(0, 2, n)
+    X = np.c_[rng.normal(size=(n, 2)), s]
+    y = offset + 300 * (X[:, 0] + s) + 30 * rng.normal(size=n)
+    reg = WassersteinFairRegressor(DecisionTreeRegressor(max_depth=3), random_state=0)
+    reg.fit(X[:2000], y[:2000], sensitive_features=s[:2000])
+    base = reg.estimator_.predict(X[2000:])
+    pred = reg.predict(X[2000:], sensitive_features=s[2000:])
+    assert float(ks_unfairness(base, s[2000:], num_groups=2)) > 0.5
+    assert float(ks_unfairness(pred, s[2000:], num_groups=2)) < 0.1

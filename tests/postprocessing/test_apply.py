@@ -1,0 +1,117 @@
+"""Tests of fairjax.postprocessing._apply: ties broken whatever the scores' scale."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fairjax import ot1d
+from fairjax import postprocessing as pp
+from fairjax.metrics import ks_unfairness
+from fairjax.postprocessing._apply import _rank
+from fairjax.postprocessing._state import _cdf_samples
+
+# Five atoms, weighted differently in the two groups: the base scores are far from fair.
+_ATOMS = np.arange(5.0)
+_MASS = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
+
+# (magnitude, offset): scores are offset + magnitude * atom. On the old code (jitter alone) the
+# atoms stayed tied wherever 1e-5 is below the float spacing: float32 from ~100, float64 from
+# ~1e11.
+_CASES = {
+    "float32": [(1e-3, 0.0), (1e-3, 1.0), (1e3, 0.0), (1e6, 0.0), (1.0, 1e3), (1e3, 1e6)],
+    "float64": [(1e-3, 0.0), (1e3, 0.0), (1e6, 0.0), (1e12, 0.0), (1.0, 1e12), (1e6, 1e12)],
+}
+# Every way a state is fitted and ranks a query: the exact method (step or linear quantiles,
+# with and without the split, unit or general weights, with or without jitter) and the grid.
+_CONFIGS = {
+    "split-step": dict(),
+    "split-linear": dict(interpolation="linear"),
+    "nosplit-step": dict(split=False),
+    "nosplit-linear": dict(split=False, interpolation="linear"),
+    "weighted": dict(weighted=True),
+    "no-jitter": dict(jitter=0.0),
+    "grid": dict(method="quantile_grid", grid_size=256),
+}
+# KS at a magnitude may exceed the KS at magnitude 1 by this much (sampling noise of ~2000
+# rows per group; the old code gave 0.3 on these atoms).
+_TOL = 0.03
+
+
+def _atoms(n, seed, magnitude, offset, dtype):
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, 2, n).astype(np.int32)
+    idx = np.where(s == 0, rng.choice(5, n, p=_MASS), rng.choice(5, n, p=_MASS[::-1]))
+    return (offset + magnitude * _ATOMS[idx]).astype(dtype), s
+
+
+def _ks_after(magnitude, offset, dtype, weighted=False, **options):
+    f, s = _atoms(4000, 0, magnitude, offset, dtype)
+    fq, sq = _atoms(4000, 1, magnitude, offset, dtype)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, 4000).astype(dtype) if weighted else None
+    k_fit, k_apply = jax.random.split(jax.random.key(0))
+    st = pp.fit_barycenter(f, s, num_groups=2, key=k_fit, weights=w, **options)
+    out = pp.apply_barycenter(st, fq, sq, key=k_apply)
+    assert out.dtype == jnp.dtype(dtype)
+    return float(ks_unfairness(out, sq, num_groups=2)), float(ks_unfairness(fq, sq, num_groups=2))
+
+
+@pytest.mark.parametrize("config", list(_CONFIGS))
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
+def test_atoms_are_made_fair_at_every_scale(dtype, config):
+    with jax.enable_x64(dtype == "float64"):
+        reference, before = _ks_after(1.0, 0.0, dtype, **_CONFIGS[config])
+        assert before > 0.3 and reference < 0.1
+        for magnitude, offset in _CASES[dtype]:
+            ks, _ = _ks_after(magnitude, offset, dtype, **_CONFIGS[config])
+            assert ks <= reference + _TOL, (magnitude, offset, ks, reference)
+
+
+@pytest.mark.slow
+def test_sequential_and_intersection_atoms_large_scale():
+    # Two attributes, atoms around 1000 in float32: parity on each attribute (sequential) and
+    # on their intersection (the default), as at magnitude 1.
+    rng = np.random.default_rng(3)
+    n = 8000
+    a, b = rng.integers(0, 2, n).astype(np.int32), rng.integers(0, 2, n).astype(np.int32)
+    idx = np.minimum(rng.poisson(0.5 + a + 1.5 * b), 6)
+    for offset in (0.0, 1000.0):
+        f = (offset + idx).astype(np.float32)
+        fit, test = slice(0, n // 2), slice(n // 2, n)
+        for multi in ("sequential", "intersection"):
+            st = pp.fit_barycenter(
+                f[fit], (a[fit], b[fit]), num_groups=(2, 2), key=jax.random.key(1), multi=multi
+            )
+            out = pp.apply_barycenter(st, f[test], (a[test], b[test]), key=jax.random.key(2))
+            for attr in (a[test], b[test]):
+                assert float(ks_unfairness(out, attr, num_groups=2)) < 0.08, (offset, multi)
+            if multi == "intersection":
+                both = 2 * a[test] + b[test]
+                assert float(ks_unfairness(out, both, num_groups=4)) < 0.12, offset
+
+
+def test_tied_query_level_is_uniform_over_the_jump():
+    # Group 0 is one atom at 1000 (float32: the jitter 1e-5 is below its spacing 6e-5): a
+    # query at the atom gets a level uniform on [0, 1], not the left limit 0.
+    s = np.array([0] * 500 + [1] * 500, np.int32)
+    f = np.r_[np.full(500, 1000.0), np.linspace(0, 1, 500)].astype(np.float32)
+    st = pp.fit_barycenter(f, s, num_groups=2, key=jax.random.key(0), split=False)
+    q = jnp.full(4000, 1000.0, jnp.float32)
+    u = np.asarray(_rank(st, jnp.zeros(4000, jnp.int32), q, jax.random.key(1)))
+    assert u.min() >= 0 and u.max() <= 1
+    np.testing.assert_allclose(np.quantile(u, [0.1, 0.5, 0.9]), [0.1, 0.5, 0.9], atol=0.03)
+    # A query at no calibration value keeps the left limit, bit for bit.
+    g1 = jnp.ones(3, jnp.int32)
+    z = jnp.array([-1.0, 0.5 + 1e-4, 2.0], jnp.float32)
+    want = ot1d.group_cdf(_cdf_samples(st), g1, z, interpolation="step", uniform=True)
+    np.testing.assert_array_equal(_rank(st, g1, z, jax.random.key(1)), want)
+
+
+def test_atom_at_zero_uses_the_right_limit():
+    # nextafter(0) is subnormal, which XLA flushes to zero: the right limit at 0 must still
+    # count the atom (the old rule gave every query at 0 the level 0).
+    s = np.array([0] * 400 + [1] * 400, np.int32)
+    f = np.r_[np.zeros(400), np.linspace(-1, 1, 400)].astype(np.float32)
+    st = pp.fit_barycenter(f, s, num_groups=2, key=jax.random.key(0), split=False, jitter=0.0)
+    u = np.asarray(_rank(st, jnp.zeros(1000, jnp.int32), jnp.zeros(1000), jax.random.key(3)))
+    assert 0.4 < u.mean() < 0.6
