@@ -194,7 +194,6 @@ def bootstrap(
         raise ValueError(f"`memory_limit` must be a positive int of bytes, got {memory_limit!r}.")
     w = v.check_weights(weights, n)
     base = jnp.ones((n,), v.float_dtype(w)) if w is None else w.astype(v.float_dtype(w))
-    estimate = metric(*data, weights=w)
     if batch_size is None:
         per_resample = _resample_bytes(metric, *data, weights=base)
         batch_size = max(1, min(int(num_resamples), memory_limit // max(per_resample, 1)))
@@ -205,6 +204,7 @@ def bootstrap(
         samples = _resamples(metric, tuple(data), base, key, **options)
     else:  # one compiled program per (metric, shapes, options): repeated calls do not retrace
         samples = _resamples_jit(metric, tuple(data), base, key, **options)
+    estimate = metric(*data, weights=w)
     alpha = (1 - confidence_level) / 2
     lower = jax.tree.map(lambda s: jnp.quantile(s, alpha, axis=0), samples)
     upper = jax.tree.map(lambda s: jnp.quantile(s, 1 - alpha, axis=0), samples)

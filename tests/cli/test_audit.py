@@ -245,7 +245,7 @@ def test_one_and_one_point_zero_are_one_group_in_the_report(tmp_path):
 def test_a_string_sensitive_is_read_as_one_column(tmp_path):
     """``sensitive="sw"`` names the column ``sw`` (it was split into ``s`` and ``w``)."""
     path = write_csv(tmp_path / "t.csv", ["y", "p", "sw"], [(1, 2, "a"), (0, 0, "b")])
-    with pytest.raises(cli.AuditError, match="'p' .* 0/1 values"):  # read past the columns
+    with pytest.raises(cli.AuditError, match=r"'p' .* 0/1 values"):  # read past the columns
         cli.audit(path, y_true="y", y_pred="p", sensitive="sw")
 
 
