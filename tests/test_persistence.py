@@ -820,7 +820,7 @@ def test_archive_members_that_would_exhaust_memory_or_crash_are_refused(tmp_path
 SAVERS = ["projection", "model", "barycenter", "ferm_linear", "logistic_penalty", "wasserstein"]
 
 
-def _saver(name, estimators):
+def _public_saver(name, estimators):
     if name in ("projection", "model"):
         save, load, state = FERM_STATES[f"{name}_pivot" if name == "projection" else "model_linear"]
         return (lambda p: save(p, state)), load, state
@@ -835,7 +835,7 @@ def _saver(name, estimators):
 @pytest.mark.parametrize("name", SAVERS)
 def test_save_and_load_agree_on_the_path(tmp_path, estimators, name, filename):
     """Issue 18.12: NumPy appended ``.npz`` to ``state``; loading ``state`` then failed."""
-    save, load, state = _saver(name, estimators)
+    save, load, state = _public_saver(name, estimators)
     path = tmp_path / filename
     path.parent.mkdir(exist_ok=True)
     save(path)
@@ -847,7 +847,7 @@ def test_save_and_load_agree_on_the_path(tmp_path, estimators, name, filename):
 @pytest.mark.parametrize("name", SAVERS)
 def test_a_file_saved_before_the_path_rule_still_loads(tmp_path, estimators, name):
     """Before, ``save("state")`` wrote ``state.npz``: ``load("state")`` now finds it."""
-    save, load, state = _saver(name, estimators)
+    save, load, state = _public_saver(name, estimators)
     save(tmp_path / "state.npz")  # the file the old save("state") wrote
     assert_identical(state, load(tmp_path / "state"))
     with pytest.raises(FileNotFoundError):
@@ -918,7 +918,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_inflated(tmp_path, resigne
 @pytest.mark.parametrize("name", SAVERS)
 def test_a_recompressed_state_still_loads_through_every_loader(tmp_path, estimators, name):
     """The bound refuses bombs, not compression: savez_compressed of a real state loads."""
-    save, load, state = _saver(name, estimators)
+    save, load, state = _public_saver(name, estimators)
     save(tmp_path / "plain.npz")
     arrays, _ = _contents(tmp_path / "plain.npz")
     np.savez_compressed(tmp_path / "packed.npz", **arrays)
