@@ -13,7 +13,8 @@ arrays it holds one entry ``metadata``: UTF-8 JSON bytes (a ``uint8`` array) wit
 
 :func:`load_arrays` opens the archive with ``allow_pickle=False`` (an object array, the only way
 a pickle can ride in an ``.npz``, is refused, nothing is unpickled) and checks, in this order,
-that the file is a readable archive, that it has JSON metadata, its kind, its version and the
+that the file is a readable archive whose members cannot ask for more memory than the file
+accounts for (see :func:`load_arrays`), that it has JSON metadata, its kind, its version and the
 digest; each failure is a ``ValueError`` naming the file and what is wrong. The digest detects
 corruption and hand edits (a changed byte, an added, dropped or renamed array, an edited option);
 it is not a signature: whoever can write the file can recompute it. What makes loading an
@@ -53,6 +54,7 @@ __all__ = [
     "put_object",
     "put_value",
     "register_codec",
+    "resolve",
     "save_arrays",
 ]
 
@@ -64,6 +66,14 @@ METADATA = "metadata"
 #: stored as a same-width unsigned view, their name recorded under ``dtypes``.
 _EXTENDED_DTYPES = ("bfloat16", "float8_e4m3fn", "float8_e5m2")
 _VIEW = {2: np.uint16, 1: np.uint8}
+#: A deflate-compressed member may inflate to at most this many times its compressed size plus
+#: :data:`INFLATION_SLACK` bytes. fairjax writes uncompressed members; this admits a file someone
+#: recompressed (``np.savez_compressed``) while refusing a decompression bomb (zeros deflate
+#: about 1000:1) before anything is inflated.
+MAX_INFLATION = 100
+#: Bytes any deflated member may inflate to whatever its compressed size (small members).
+INFLATION_SLACK = 1 << 20
+_SUFFIX = ".npz"
 
 
 class FormatError(ValueError):
@@ -117,7 +127,8 @@ def save_arrays(
     """Writes ``arrays`` and JSON ``meta`` to an ``.npz`` file tagged ``kind``, with a digest.
 
     Args:
-      path: destination (NumPy appends ``.npz`` when the name has no suffix ``.npz``).
+      path: destination, written exactly as given (no suffix is added: ``"model"`` writes
+        ``model``, as :func:`load_arrays` reads it), or a binary file object.
       arrays: name -> array (NumPy or JAX; numeric or bool, never object). Names may hold ``/``.
       meta: JSON-serialisable static fields (tuples are written as lists). The keys
         ``format``, ``format_version``, ``sha256`` and ``dtypes`` are reserved.
@@ -167,7 +178,38 @@ def save_arrays(
     header = json.loads(_canonical(header, "`meta`"))  # tuples -> lists, as it will load
     header["sha256"] = digest(stored, header)
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    np.savez(path, **{METADATA: blob}, **stored)
+    if isinstance(path, (str, bytes, os.PathLike)):
+        # np.savez appends ".npz" to a name without it; the file object keeps the name as given.
+        with open(path, "wb") as fh:
+            np.savez(fh, **{METADATA: blob}, **stored)
+    else:
+        np.savez(path, **{METADATA: blob}, **stored)
+
+
+def resolve(path: Any) -> Any:
+    """The file :func:`load_arrays` reads for ``path``: ``path`` itself, or ``path + ".npz"``.
+
+    :func:`save_arrays` writes exactly ``path``; fairjax before 0.1.0 let NumPy append ``.npz``
+    to a name without it. A name without the suffix that does not exist while its ``.npz``
+    sibling does is such an older file, and reads from the sibling. File objects pass through.
+
+    Example:
+      >>> import os, tempfile, numpy as np
+      >>> from fairjax._persistence import resolve, save_arrays
+      >>> path = os.path.join(tempfile.mkdtemp(), "state")
+      >>> resolve(path) == path
+      True
+      >>> np.savez(path, x=np.zeros(1))  # an older file: NumPy wrote "state.npz"
+      >>> resolve(path) == path + ".npz"
+      True
+    """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return path
+    name = os.fspath(path)
+    suffix = _SUFFIX.encode() if isinstance(name, bytes) else _SUFFIX
+    if not os.path.exists(name) and not name.endswith(suffix) and os.path.exists(name + suffix):
+        return name + suffix
+    return path
 
 
 def load_arrays(
@@ -176,7 +218,8 @@ def load_arrays(
     """Reads a file written by :func:`save_arrays` (``allow_pickle=False``) and checks it.
 
     Args:
-      path: the ``.npz`` file.
+      path: the file :func:`save_arrays` wrote (a file an older fairjax saved as ``path.npz``
+        from a name without the suffix is found there: :func:`resolve`), or a file object.
       kind: the kind the caller expects; a file of another kind is refused.
       version: the newest layout version the caller reads; a newer file is refused (versions
         ``1..version`` load, so a reader can migrate older layouts using
@@ -189,11 +232,13 @@ def load_arrays(
     Raises:
       FileNotFoundError: there is no file at ``path``.
       ValueError: the file is not a readable ``.npz`` archive (truncated, corrupt, not a zip,
-        holding an object array, a member declaring more data than it holds), has no or
+        holding an object array, a member declaring more data than it holds, a deflated member
+        that would inflate more than :data:`MAX_INFLATION` times), has no or
         garbled metadata, is of another kind, has a newer or invalid version, or its arrays or
         metadata do not match the recorded digest.
     """
-    where = repr(os.fspath(path))
+    path = resolve(path)
+    where = repr(os.fspath(path)) if isinstance(path, (str, bytes, os.PathLike)) else repr(path)
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy: one array, not an archive
@@ -252,16 +297,37 @@ def load_arrays(
     return files, meta
 
 
-def _check_members(path: str | os.PathLike) -> None:
-    """Refuses archive members whose ``.npy`` header declares more data than they hold.
+def _check_members(path: Any) -> None:
+    """Refuses archive members that would make reading them allocate more than the file holds.
 
-    ``np.load`` allocates the array a header declares before reading it: a crafted member of a
-    few bytes could otherwise ask for terabytes. Raises ``ValueError`` (or ``BadZipFile``).
+    ``np.load`` allocates the array a member's ``.npy`` header declares, and inflates a
+    deflated member in full, before the digest can be checked. So, before any member is read,
+    each must lie within the file, a stored member must hold as many bytes as it declares, a
+    deflated one may inflate at most :data:`MAX_INFLATION` times (plus :data:`INFLATION_SLACK`)
+    and its ``.npy`` header may declare at most the bytes its zip entry declares. Reading an
+    accepted file thus allocates at most about :data:`MAX_INFLATION` times its size. Raises
+    ``ValueError`` (or ``BadZipFile``).
     """
     with zipfile.ZipFile(path) as archive:
+        archive.fp.seek(0, os.SEEK_END)
+        total = archive.fp.tell()
         for info in archive.infolist():
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise ValueError(f"member {info.filename!r} uses an unsupported compression.")
+            name = repr(info.filename)
+            if info.header_offset + info.compress_size > total:
+                raise ValueError(f"member {name} lies past the end of the file.")
+            if info.compress_type == zipfile.ZIP_STORED:
+                if info.file_size != info.compress_size:
+                    raise ValueError(f"stored member {name} declares two different sizes.")
+            elif info.compress_type == zipfile.ZIP_DEFLATED:
+                bound = MAX_INFLATION * info.compress_size + INFLATION_SLACK
+                if info.file_size > bound:
+                    raise ValueError(
+                        f"member {name} would inflate {info.compress_size} compressed bytes to "
+                        f"{info.file_size}, more than {MAX_INFLATION} times (a decompression "
+                        "bomb, or a recompressed file: save it again, uncompressed)."
+                    )
+            else:
+                raise ValueError(f"member {name} uses an unsupported compression.")
             with archive.open(info) as fh:
                 major, minor = np.lib.format.read_magic(fh)
                 if (major, minor) == (1, 0):
@@ -269,13 +335,13 @@ def _check_members(path: str | os.PathLike) -> None:
                 elif (major, minor) == (2, 0):
                     shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
                 else:
-                    raise ValueError(f"member {info.filename!r}: .npy version {major}.{minor}.")
+                    raise ValueError(f"member {name}: .npy version {major}.{minor}.")
             count = 1
             for n in shape:
                 count *= int(n)
             if count * dtype.itemsize > info.file_size:
                 raise ValueError(
-                    f"member {info.filename!r} declares {count * dtype.itemsize} bytes of data "
+                    f"member {name} declares {count * dtype.itemsize} bytes of data "
                     f"but holds {info.file_size}."
                 )
 

@@ -812,3 +812,124 @@ def test_archive_members_that_would_exhaust_memory_or_crash_are_refused(tmp_path
     deep = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, np.uint8)
     with pytest.raises(ValueError, match="metadata is not valid JSON"):
         pp.load_barycenter(_rewrite(tmp_path / "deep.npz", {**arrays, "metadata": deep}))
+
+
+# ----------------------------------------------------------------------------- paths (issue 18)
+
+# Every public saver and its loader: (save(path), load(path) -> state, the state to save).
+SAVERS = ["projection", "model", "barycenter", "ferm_linear", "logistic_penalty", "wasserstein"]
+
+
+def _public_saver(name, estimators):
+    if name in ("projection", "model"):
+        save, load, state = FERM_STATES[f"{name}_pivot" if name == "projection" else "model_linear"]
+        return (lambda p: save(p, state)), load, state
+    if name == "barycenter":
+        state = pp.fit_barycenter(jnp.arange(40.0), jnp.arange(40) % 2, num_groups=2, key=KEY)
+        return (lambda p: pp.save_barycenter(p, state)), pp.load_barycenter, state
+    est = estimators["wasserstein_trained" if name == "wasserstein" else name][0]
+    return est.save, (lambda p: _fitted_attributes(_load(est, p))), _fitted_attributes(est)
+
+
+@pytest.mark.parametrize("filename", ["state.npz", "state", "state.bin", "dir.npz.d/st"])
+@pytest.mark.parametrize("name", SAVERS)
+def test_save_and_load_agree_on_the_path(tmp_path, estimators, name, filename):
+    """Issue 18.12: NumPy appended ``.npz`` to ``state``; loading ``state`` then failed."""
+    save, load, state = _public_saver(name, estimators)
+    path = tmp_path / filename
+    path.parent.mkdir(exist_ok=True)
+    save(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # exactly that file
+    assert_identical(state, load(path))
+    assert_identical(state, load(str(path)))  # a str path as well as a pathlib.Path
+
+
+@pytest.mark.parametrize("name", SAVERS)
+def test_a_file_saved_before_the_path_rule_still_loads(tmp_path, estimators, name):
+    """Before, ``save("state")`` wrote ``state.npz``: ``load("state")`` now finds it."""
+    save, load, state = _public_saver(name, estimators)
+    save(tmp_path / "state.npz")  # the file the old save("state") wrote
+    assert_identical(state, load(tmp_path / "state"))
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "other")
+
+
+def test_the_given_path_wins_over_its_npz_sibling(tmp_path):
+    io.save_arrays(tmp_path / "s", {"x": np.zeros(1)}, {}, kind="demo")
+    io.save_arrays(tmp_path / "s.npz", {"x": np.ones(1)}, {}, kind="demo")
+    assert io.load_arrays(tmp_path / "s", kind="demo")[0]["x"][0] == 0
+    assert io.load_arrays(tmp_path / "s.npz", kind="demo")[0]["x"][0] == 1
+    buf = __import__("io").BytesIO()  # a file object is written and read as it is
+    io.save_arrays(buf, {"x": np.full(1, 2.0)}, {}, kind="demo")
+    buf.seek(0)
+    assert io.load_arrays(buf, kind="demo")[0]["x"][0] == 2
+
+
+# ----------------------------------------------------------------------------- decompression
+
+BOMB_BYTES = 64 << 20  # 64 MiB of zeros, deflated to about 64 KiB
+
+
+def _deflated_bomb(path, *, resigned):
+    """A small file whose deflated member ``big.npy`` inflates to :data:`BOMB_BYTES` of zeros."""
+    import zipfile
+
+    meta = {"format": "demo", "format_version": 1}
+    header = {"descr": "<f8", "fortran_order": False, "shape": (BOMB_BYTES // 8,)}
+    if resigned:  # a correct digest: the refusal cannot come from the digest check
+        meta["sha256"] = io.digest({"big": np.zeros(BOMB_BYTES // 8)}, meta)
+    else:
+        meta["sha256"] = "0" * 64
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.npy", _npy(np.frombuffer(json.dumps(meta).encode(), np.uint8)))
+        with zf.open("big.npy", "w", force_zip64=True) as fh:
+            buf = __import__("io").BytesIO()
+            np.lib.format.write_array_header_1_0(buf, header)
+            fh.write(buf.getvalue())
+            chunk = bytes(1 << 20)
+            for _ in range(BOMB_BYTES >> 20):
+                fh.write(chunk)
+    return path
+
+
+def _npy(arr):
+    buf = __import__("io").BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("resigned", [False, True], ids=["bad_digest", "valid_digest"])
+def test_a_decompression_bomb_is_refused_before_it_is_inflated(tmp_path, resigned):
+    """Issue 18.13: a 64 KiB file inflating to 64 MiB is refused with little memory used."""
+    import tracemalloc
+
+    path = _deflated_bomb(tmp_path / "bomb.npz", resigned=resigned)
+    assert path.stat().st_size < BOMB_BYTES // 100
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"would inflate .* more than 100 times"):
+            io.load_arrays(path, kind="demo")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < BOMB_BYTES // 16, peak  # nothing near the member's size was allocated
+
+
+@pytest.mark.parametrize("name", SAVERS)
+def test_a_recompressed_state_still_loads_through_every_loader(tmp_path, estimators, name):
+    """The bound refuses bombs, not compression: savez_compressed of a real state loads."""
+    save, load, state = _public_saver(name, estimators)
+    save(tmp_path / "plain.npz")
+    arrays, _ = _contents(tmp_path / "plain.npz")
+    np.savez_compressed(tmp_path / "packed.npz", **arrays)
+    assert_identical(state, load(tmp_path / "packed.npz"))
+
+
+def test_zip_entries_that_lie_about_their_sizes_are_refused(tmp_path):
+    io.save_arrays(tmp_path / "s.npz", {"x": np.zeros(4)}, {}, kind="demo")
+    raw = bytearray((tmp_path / "s.npz").read_bytes())
+    at = raw.rindex(b"PK\x01\x02")  # the last central-directory entry: its compressed size
+    raw[at + 20 : at + 24] = (1 << 30).to_bytes(4, "little")
+    (tmp_path / "lie.npz").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"not a readable \.npz file"):
+        io.load_arrays(tmp_path / "lie.npz", kind="demo")

@@ -37,30 +37,61 @@ def _read_table(path: str | os.PathLike, columns: Sequence[str]) -> dict[str, li
                 "reading Parquet needs pandas and pyarrow (pip install pandas pyarrow); "
                 "or write the table as CSV"
             ) from err
+        except Exception as err:  # pyarrow's own errors: a damaged or non-Parquet file
+            raise AuditError(f"{path} is not a readable Parquet file: {err}") from None
         header = [str(c) for c in frame.columns]
         _check_columns(header, columns, path)
         return {c: ["" if _is_missing(x) else str(x) for x in frame[c].tolist()] for c in columns}
+    try:
+        table = _read_csv(path, columns)
+    except UnicodeDecodeError as err:
+        raise AuditError(
+            f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 CSV"
+        ) from None
+    if not table[columns[0]]:
+        raise AuditError(f"{path} has a header but no rows")
+    return table
+
+
+def _read_csv(path: str, columns: Sequence[str]) -> dict[str, list[str]]:
+    """The named columns of a UTF-8 CSV file (a cell past the csv module's limit is refused)."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
+            _check_text(header, path, 1)
         except StopIteration:
             raise AuditError(f"{path} is empty") from None
+        except csv.Error as err:
+            raise AuditError(f"{path}, line 1: {err}") from None
         _check_columns(header, columns, path)
         index = {c: header.index(c) for c in columns}
         table: dict[str, list[str]] = {c: [] for c in columns}
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise AuditError(
-                    f"{path}, line {line}: {len(row)} fields, the header has {len(header)}"
-                )
-            for c, i in index.items():
-                table[c].append(row[i].strip())
-    if not table[columns[0]]:
-        raise AuditError(f"{path} has a header but no rows")
+        line = 1
+        try:
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise AuditError(
+                        f"{path}, line {line}: {len(row)} fields, the header has {len(header)}"
+                    )
+                cells = [row[i].strip() for i in index.values()]
+                _check_text(cells, path, line)
+                for c, cell in zip(index, cells, strict=True):
+                    table[c].append(cell)
+        except csv.Error as err:  # a cell over csv.field_size_limit(), a NUL byte
+            raise AuditError(f"{path}, line {line + 1}: {err}") from None
     return table
+
+
+def _check_text(cells: Sequence[str], path: str, line: int) -> None:
+    """Refuses NUL characters: valid UTF-8, but the mark of UTF-16 text or a binary file."""
+    if any("\x00" in cell for cell in cells):
+        raise AuditError(
+            f"{path}, line {line}: a NUL character (UTF-16 text or a binary file?); "
+            "save it as UTF-8 CSV"
+        )
 
 
 def _is_missing(x: Any) -> bool:
@@ -104,22 +135,36 @@ def _binary(values: Sequence[str], column: str, what: str) -> np.ndarray:
 
 
 def _categories(values: Sequence[str], column: str) -> tuple[np.ndarray, list[str]]:
-    """Integer ids of a sensitive column's values, sorted numerically if all are numbers."""
-    if any(v == "" for v in values):
-        i = next(i for i, v in enumerate(values) if v == "")
-        raise AuditError(f"sensitive column {column!r} has an empty cell in row {i + 1}")
-    levels = sorted(set(values))
+    """Integer ids of a sensitive column's values.
+
+    When every value is a number, values are grouped and sorted as numbers (``1`` and ``1.0``
+    are one group, named by its first spelling in the column); otherwise as strings.
+    """
+    for i, text in enumerate(values):
+        if text == "":
+            raise AuditError(f"sensitive column {column!r} has an empty cell in row {i + 1}")
     try:
-        levels = sorted(levels, key=float)
+        keys: list[Any] = [float(text) for text in values]
     except ValueError:
-        pass
-    if len(levels) > 1000:
+        keys = list(values)
+    else:
+        for i, x in enumerate(keys):
+            if math.isnan(x):
+                raise AuditError(
+                    f"sensitive column {column!r} has a missing value ({values[i]!r}) in "
+                    f"row {i + 1}"
+                )
+    first: dict[Any, str] = {}
+    for key, text in zip(keys, values, strict=True):
+        first.setdefault(key, text)
+    if len(first) > 1000:
         raise AuditError(
-            f"sensitive column {column!r} has {len(levels)} distinct values; "
+            f"sensitive column {column!r} has {len(first)} distinct values; "
             "expected a categorical attribute"
         )
-    lookup = {v: i for i, v in enumerate(levels)}
-    return np.asarray([lookup[v] for v in values], np.int32), levels
+    order = sorted(first)
+    lookup = {key: i for i, key in enumerate(order)}
+    return np.asarray([lookup[k] for k in keys], np.int32), [first[k] for k in order]
 
 
 def audit(
@@ -146,11 +191,13 @@ def audit(
     Args:
       path: the table.
       y_true: name of the 0/1 label column.
-      sensitive: names of the sensitive columns (any values; each distinct value is a group).
+      sensitive: names of the sensitive columns, or one name (any values; each distinct value
+        is a group; in a column of numbers, each distinct number: ``1`` and ``1.0`` are one).
       y_pred: name of the 0/1 decision column.
       score: name of a numeric score column.
       weight: name of a non-negative sample-weight column.
-      threshold: decision threshold applied to the score when ``y_pred`` is not given.
+      threshold: decision threshold applied to the score when ``y_pred`` is not given
+        (finite).
       num_resamples: bootstrap resamples.
       confidence_level: coverage of the intervals.
       seed: seed of the bootstrap.
@@ -160,7 +207,8 @@ def audit(
       ``overall``, ``metrics`` (``estimate``, ``lower``, ``upper`` per metric), and the settings.
 
     Raises:
-      AuditError: a missing file or column, or a column with values of the wrong kind.
+      AuditError: a missing, unreadable or non-UTF-8 file, a missing column, a column with
+        values of the wrong kind, or an option that cannot work (a NaN threshold, ...).
     """
     report, _ = _audit(
         path,
@@ -185,15 +233,26 @@ def _check_options(
     weight: str | None,
     num_resamples: int,
     confidence_level: float,
+    threshold: float,
 ) -> list[str]:
     """The columns to read; raises :class:`AuditError` on options that cannot work."""
+    named = {"y_true": y_true, "y_pred": y_pred, "score": score, "weight": weight}
+    for role, column in named.items():
+        if column is not None and not isinstance(column, str):
+            raise AuditError(f"`{role}` must be a column name (a str), got {column!r}")
+    if not all(isinstance(c, str) for c in sensitive):
+        raise AuditError(f"`sensitive` must hold column names (str), got {list(sensitive)!r}")
     if y_pred is None and score is None:
         raise AuditError("give --y-pred (0/1 decisions) or --score (numeric scores), or both")
     if not sensitive:
         raise AuditError("give at least one --sensitive column")
+    if isinstance(num_resamples, bool) or not isinstance(num_resamples, (int, np.integer)):
+        raise AuditError(f"--bootstrap must be an integer, got {num_resamples!r}")
     if num_resamples < 2:
         raise AuditError(f"--bootstrap must be at least 2, got {num_resamples}")
-    if not 0 < confidence_level < 1:
+    if not isinstance(threshold, (int, float, np.number)) or not math.isfinite(threshold):
+        raise AuditError(f"--threshold must be a finite number, got {threshold!r}")
+    if not isinstance(confidence_level, (int, float, np.number)) or not 0 < confidence_level < 1:
         raise AuditError(f"--confidence must be in (0, 1), got {confidence_level}")
     columns = [y_true, *sensitive] + [c for c in (y_pred, score, weight) if c is not None]
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
@@ -213,7 +272,14 @@ def _sensitive_groups(
         names.append(levels if len(sensitive) == 1 else [f"{column}={v}" for v in levels])
         sizes.append(len(levels))
     s = np.asarray(groups.intersect(*ids, num_groups=sizes))
-    return s, int(np.prod(sizes)), groups.intersection_names(*names)
+    # Only the combinations that occur: their number is at most the rows, not the product.
+    present, s = np.unique(s, return_inverse=True)
+    levels = np.unravel_index(present, sizes)
+    occurring = [
+        groups.intersection_names(*[[names[k][int(at[j])]] for k, at in enumerate(levels)])[0]
+        for j in range(len(present))
+    ]
+    return s.astype(np.int32), len(present), occurring
 
 
 def _audit(
@@ -230,8 +296,10 @@ def _audit(
     seed: int = 0,
 ) -> tuple[dict[str, Any], tuple]:
     """:func:`audit`, also returning what the plot needs (scores, group ids, names, weights)."""
+    if isinstance(sensitive, str):  # one column, as --sensitive NAME gives
+        sensitive = [sensitive]
     columns = _check_options(
-        y_true, sensitive, y_pred, score, weight, num_resamples, confidence_level
+        y_true, sensitive, y_pred, score, weight, num_resamples, confidence_level, threshold
     )
     table = _read_table(path, columns)
     labels = _binary(table[y_true], y_true, "labels")
@@ -396,7 +464,7 @@ def run_audit(args: argparse.Namespace) -> int:
             with open(args.json, "w") as fh:
                 json.dump(report, fh, indent=2)
             print(f"wrote {args.json}")
-    except (AuditError, OSError) as err:
+    except (AuditError, OSError, ValueError) as err:  # bad input: a message, never a traceback
         print(f"fairjax audit: error: {err}", file=sys.stderr)
         return 2
     return 0

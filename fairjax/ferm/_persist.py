@@ -128,7 +128,7 @@ def save_projection(
     refuses a modified or truncated file, or one of another kind.
 
     Args:
-      path: destination file (NumPy appends ``.npz`` when missing).
+      path: destination file, written exactly as given (no ``.npz`` is appended).
       state: from :func:`fit_projection`.
 
     Example:
@@ -186,7 +186,7 @@ def save_model(path: str | os.PathLike, model: FERMModel) -> None:
     feature map of another type is refused (``TypeError``): it could only be saved as code.
 
     Args:
-      path: destination file (NumPy appends ``.npz`` when missing).
+      path: destination file, written exactly as given (no ``.npz`` is appended).
       model: from :func:`fit_linear` or :func:`fit_kernel`.
 
     Raises:

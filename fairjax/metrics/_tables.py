@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Hashable
 from typing import Any, Literal, NamedTuple
 
 import jax
+import jax.extend as jex
 import jax.numpy as jnp
 
 from fairjax import _validation as v
@@ -130,14 +132,18 @@ def bootstrap(
     num_resamples: int = 1000,
     confidence_level: float = 0.95,
     batch_size: int | None = None,
+    memory_limit: int = 2**28,
 ) -> BootstrapResult:
     """Percentile bootstrap confidence interval of any metric, vmapped over resamples.
 
     A resample draws ``n`` rows with replacement. Instead of gathering rows, which would give
     each resample its own copy of the data, it is expressed as multinomial counts ``c`` used as
     weights, ``metric(*arrays, weights=w * c)``: shapes stay static, so one compiled program
-    evaluates ``batch_size`` resamples at a time with :func:`jax.vmap` (memory
-    :math:`O(\\text{batch\\_size} \\cdot n)`). Works for any function that takes ``weights=`` and
+    evaluates ``batch_size`` resamples at a time with :func:`jax.vmap`. Its memory is the
+    batch times what one resample allocates, which depends on the metric: :math:`O(n)` for the
+    rate gaps, :math:`O(nG)` for :func:`ks_unfairness` and :func:`wasserstein_unfairness`
+    (per-group CDFs at the pooled points), :math:`O(nG^2)` for the pairwise Wasserstein
+    distance. Works for any function that takes ``weights=`` and
     returns a PyTree of arrays: every fairjax metric does, including :func:`by_group`.
 
     Args:
@@ -148,8 +154,13 @@ def bootstrap(
       weights: optional sample weights ``(n,)`` of the original data.
       num_resamples: number of bootstrap resamples.
       confidence_level: coverage of the interval, in (0, 1).
-      batch_size: resamples evaluated together by ``vmap``; ``None`` picks the largest batch
-        whose resampling weights fit in about 2**24 numbers (64 MB in float32).
+      batch_size: resamples evaluated together by ``vmap``; ``None`` picks it from
+        ``memory_limit``.
+      memory_limit: with ``batch_size=None``, the batch is the largest (at most
+        ``num_resamples``, at least 1) for which the largest intermediate array of one
+        resample, found by tracing the metric once (no run), times the batch stays
+        within this many bytes (default 2**28, 256 MiB). The program's peak memory is a small
+        multiple of it (the few intermediates alive together), plus the data.
 
     Returns:
       :class:`BootstrapResult` with the full-data estimate, the interval and the samples.
@@ -179,11 +190,13 @@ def bootstrap(
         raise ValueError(f"`num_resamples` must be >= 2, got {num_resamples}.")
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1 or None, got {batch_size}.")
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit < 1:
+        raise ValueError(f"`memory_limit` must be a positive int of bytes, got {memory_limit!r}.")
     w = v.check_weights(weights, n)
     base = jnp.ones((n,), v.float_dtype(w)) if w is None else w.astype(v.float_dtype(w))
-    estimate = metric(*data, weights=w)
     if batch_size is None:
-        batch_size = max(1, min(int(num_resamples), 2**24 // max(n, 1)))
+        per_resample = _resample_bytes(metric, *data, weights=base)
+        batch_size = max(1, min(int(num_resamples), memory_limit // max(per_resample, 1)))
     options = dict(num_resamples=int(num_resamples), batch_size=int(batch_size))
     try:
         hash(metric)
@@ -191,10 +204,45 @@ def bootstrap(
         samples = _resamples(metric, tuple(data), base, key, **options)
     else:  # one compiled program per (metric, shapes, options): repeated calls do not retrace
         samples = _resamples_jit(metric, tuple(data), base, key, **options)
+    estimate = metric(*data, weights=w)
     alpha = (1 - confidence_level) / 2
     lower = jax.tree.map(lambda s: jnp.quantile(s, alpha, axis=0), samples)
     upper = jax.tree.map(lambda s: jnp.quantile(s, 1 - alpha, axis=0), samples)
     return BootstrapResult(estimate, lower, upper, samples)
+
+
+def _resample_bytes(metric: Callable[..., Any], *arrays: ArrayLike, weights: ArrayLike) -> int:
+    """Bytes of the largest intermediate array of one bootstrap resample of ``metric``.
+
+    Traces (does not run) the resample that :func:`bootstrap` evaluates — the multinomial
+    counts and ``metric(*arrays, weights=weights * counts)`` — and returns the size of its
+    largest array, nested compiled functions and loop bodies included.
+    """
+    data = tuple(jnp.asarray(a) for a in arrays)
+    base = jnp.asarray(weights)
+    traced = jax.make_jaxpr(functools.partial(_one, metric, data, base))(jax.random.key(0))
+    return _largest(traced.jaxpr)
+
+
+def _largest(jaxpr: Any) -> int:
+    """Bytes of the largest array a jaxpr (or one nested in it) defines."""
+    best = 0
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            shape, dtype = getattr(var.aval, "shape", None), getattr(var.aval, "dtype", None)
+            if shape is not None and dtype is not None:
+                best = max(best, math.prod(shape) * dtype.itemsize)
+    for sub in jex.core.subjaxprs(jaxpr):
+        best = max(best, _largest(sub))
+    return best
+
+
+def _one(metric: Callable[..., Any], data: tuple, base: Array, k: Array) -> Any:
+    """The metric on one bootstrap resample drawn with key ``k``."""
+    n = base.shape[0]
+    # Multinomial resample of n rows as counts: static shape, no gather of the data.
+    counts = jnp.bincount(jax.random.randint(k, (n,), 0, n), length=n)
+    return metric(*data, weights=base * counts.astype(base.dtype))
 
 
 def _resamples(
@@ -207,15 +255,8 @@ def _resamples(
     batch_size: int,
 ) -> Any:
     """The metric on ``num_resamples`` bootstrap resamples, ``batch_size`` at a time."""
-    n = base.shape[0]
-
-    def one(k: Array) -> Any:
-        # Multinomial resample of n rows as counts: static shape, no gather of the data.
-        counts = jnp.bincount(jax.random.randint(k, (n,), 0, n), length=n)
-        return metric(*data, weights=base * counts.astype(base.dtype))
-
     keys = jax.random.split(key, num_resamples)
-    return jax.lax.map(one, keys, batch_size=batch_size)
+    return jax.lax.map(functools.partial(_one, metric, data, base), keys, batch_size=batch_size)
 
 
 _resamples_jit = jax.jit(_resamples, static_argnames=("metric", "num_resamples", "batch_size"))

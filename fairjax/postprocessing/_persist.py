@@ -93,7 +93,7 @@ def save_barycenter(
     a modified file.
 
     Args:
-      path: destination file (``.npz`` is appended by NumPy if missing).
+      path: destination file, written exactly as given (no ``.npz`` is appended).
       state: a :class:`BarycenterState` or :class:`SequentialBarycenterState`.
 
     Example:

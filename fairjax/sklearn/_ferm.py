@@ -263,7 +263,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         :func:`fairjax.ferm.save_model`).
 
         Args:
-          path: destination file (NumPy appends ``.npz`` when missing).
+          path: destination file, written exactly as given (no ``.npz`` is appended).
 
         Raises:
           NotFittedError: the estimator is not fitted.

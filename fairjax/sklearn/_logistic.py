@@ -388,7 +388,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         estimator whose outputs are identical.
 
         Args:
-          path: destination file (NumPy appends ``.npz`` when missing).
+          path: destination file, written exactly as given (no ``.npz`` is appended).
 
         Raises:
           NotFittedError: the estimator is not fitted.

@@ -259,7 +259,7 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
         class or width.
 
         Args:
-          path: destination file (NumPy appends ``.npz`` when missing).
+          path: destination file, written exactly as given (no ``.npz`` is appended).
 
         Raises:
           NotFittedError: the estimator is not fitted.

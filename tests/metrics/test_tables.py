@@ -99,3 +99,108 @@ def test_sharded_equals_single_device():
     check_sharded_equals_single_device(
         lambda t, p, s, sc, w, ax: fm.by_group(t, p, s, num_groups=3, weights=w, axis_name=ax)
     )
+
+
+# ----------------------------------------------------------------------------- bootstrap memory
+
+
+def _score_case(n, G):
+    rng = np.random.default_rng(0)
+    s = np.arange(n) % G
+    y = rng.integers(0, 2, n)
+    return y, s, rng.uniform(size=n).astype(np.float32)
+
+
+# metric name -> (metric(G), its data(y, s, scores), bytes of its dominant intermediate (n, G))
+MEMORY_CASES = {
+    "demographic_parity": (
+        lambda G: functools.partial(fm.demographic_parity_difference, num_groups=G),
+        lambda y, s, x: (y, s),
+        lambda n, G: 4 * n,
+    ),
+    "ks": (
+        lambda G: functools.partial(fm.ks_unfairness, num_groups=G),
+        lambda y, s, x: (x, s),
+        lambda n, G: 4 * n * G,
+    ),
+    "wasserstein_pooled": (
+        lambda G: functools.partial(fm.wasserstein_unfairness, num_groups=G),
+        lambda y, s, x: (x, s),
+        lambda n, G: 4 * n * G,
+    ),
+    "wasserstein_pairwise": (
+        lambda G: functools.partial(fm.wasserstein_unfairness, num_groups=G, reference="pairwise"),
+        lambda y, s, x: (x, s),
+        lambda n, G: 4 * (n - 1) * G * G,  # |F_a - F_b| between consecutive pooled points
+    ),
+    "by_group": (
+        lambda G: functools.partial(fm.by_group, num_groups=G),
+        lambda y, s, x: (y, y, s),
+        lambda n, G: 4 * n,
+    ),
+}
+
+
+def _chosen_batch(monkeypatch, metric, data, **kw):
+    """The ``batch_size`` bootstrap passes to its compiled program (which is not run)."""
+    from fairjax.metrics import _tables
+
+    seen = {}
+
+    class Chosen(Exception):
+        pass
+
+    def record(*args, **options):
+        seen.update(options)
+        raise Chosen
+
+    monkeypatch.setattr(_tables, "_resamples_jit", record)
+    with pytest.raises(Chosen):
+        fm.bootstrap(metric, *data, key=jax.random.key(0), **kw)
+    return seen["batch_size"]
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY_CASES))
+@pytest.mark.parametrize(("n", "G", "limit"), [(2000, 100, 2**28), (5000, 30, 2**24)])
+def test_the_default_batch_keeps_the_largest_intermediate_within_the_limit(
+    monkeypatch, name, n, G, limit
+):
+    """Issue 18.15: batch x n x G of the KS/W1 CDFs, not batch x n, is what must be bounded."""
+    from fairjax.metrics import _tables
+
+    make, pick, dominant = MEMORY_CASES[name]
+    data = pick(*_score_case(n, G))
+    per_resample = _tables._resample_bytes(make(G), *data, weights=np.ones(n, np.float32))
+    assert per_resample >= dominant(n, G)  # the trace sees the (n, G) (or (n, G, G)) arrays
+    batch = _chosen_batch(monkeypatch, make(G), data, num_resamples=1000, memory_limit=limit)
+    assert batch * dominant(n, G) <= max(limit, dominant(n, G))  # 1 when one resample exceeds
+    assert batch * per_resample <= limit or batch == 1
+    assert batch == 1000 or (batch + 1) * per_resample > limit  # the largest such batch
+
+
+def test_the_issue_case_stays_within_the_default_limit(monkeypatch):
+    """n = 2,000, 100 groups, 400 resamples: the KS CDFs took 994 MB; now <= 256 MiB."""
+    _, s, x = _score_case(2000, 100)
+    metric = functools.partial(fm.ks_unfairness, num_groups=100)
+    batch = _chosen_batch(monkeypatch, metric, (x, s), num_resamples=400)
+    assert batch * 2000 * 100 * 4 <= 2**28 and batch < 400
+
+
+@pytest.mark.slow
+def test_the_batch_does_not_change_the_result():
+    _, s, x = _score_case(300, 4)
+    metric = functools.partial(fm.ks_unfairness, num_groups=4)
+    key = jax.random.key(3)
+    small = fm.bootstrap(metric, x, s, key=key, num_resamples=20, memory_limit=300 * 4 * 4 * 3)
+    whole = fm.bootstrap(metric, x, s, key=key, num_resamples=20, batch_size=20)
+    np.testing.assert_allclose(small.samples, whole.samples, rtol=1e-6)
+
+
+def test_memory_limit_must_be_a_positive_int():
+    _, s, x = _score_case(30, 2)
+    metric = functools.partial(fm.ks_unfairness, num_groups=2)
+    key = jax.random.key(3)
+    with pytest.raises(ValueError, match="memory_limit"):
+        fm.bootstrap(metric, x, s, key=key, memory_limit=0)
+    with pytest.raises(ValueError, match="memory_limit"):
+        fm.bootstrap(metric, x, s, key=key, memory_limit=2.5)
