@@ -104,7 +104,7 @@ ZERO_ROWS = {
 
 @pytest.mark.parametrize("name", sorted(ZERO_ROWS))
 def test_zero_rows_are_refused_with_a_value_error(name):
-    with pytest.raises(ValueError, match="empty|n >= 1"):
+    with pytest.raises(ValueError, match=r"empty|n >= 1"):
         ZERO_ROWS[name]()
 
 
