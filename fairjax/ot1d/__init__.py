@@ -5,17 +5,20 @@ differences of cumulative distribution functions (CDFs) or of quantile functions
 Wasserstein-2 barycenter averages quantile functions. Everything here keeps static shapes, a
 zero weight acting as a mask, so the functions jit, vmap and differentiate.
 
-Two views of "the groups' samples", one module:
+One layout of "the groups' samples", two builders:
 
 * :class:`GroupedSamples` (:func:`group_samples`): each group's sample sorted, as segments of
   one array with a start and a count per group, CDF levels and type-7 knots; ``O(n)`` memory
   whatever the groups' sizes. Its functions :func:`group_cdf`, :func:`group_quantile` and
   :func:`barycenter_quantile` are the estimator of the barycenter post-processing
   (:mod:`fairjax.postprocessing`).
-* :class:`PooledCDFs` (:func:`pooled_group_cdfs`): the pooled sample sorted once, with every
-  group's CDF at every pooled point; it takes soft memberships and is the common core of the
-  KS and Wasserstein-1 unfairness metrics (:mod:`fairjax.metrics`). The Wasserstein penalty
-  (:func:`fairjax.penalties.wasserstein`) uses the same pooled sort with :func:`cdf_levels`.
+* :func:`group_views`: the same :class:`GroupedSamples`, for soft membership: the pooled
+  sample sorted once and every group a weighted view of it (its own levels on the same sorted
+  values). :func:`merged_quantiles` integrates over the merged levels of any layout: the
+  Wasserstein penalty (:func:`fairjax.penalties.wasserstein`), :func:`wasserstein_distance`
+  and :func:`barycenter` are sums over it. :func:`pooled_group_cdfs` (:class:`PooledCDFs`)
+  reads the views as every group's CDF at every pooled point, the core of the KS and
+  Wasserstein-1 unfairness metrics (:mod:`fairjax.metrics`).
 
 Single samples: :func:`cdf`, :func:`quantile`, :func:`wasserstein_distance`,
 :func:`barycenter` (padded ``(K, n)`` samples).
@@ -23,18 +26,21 @@ Single samples: :func:`cdf`, :func:`quantile`, :func:`wasserstein_distance`,
 
 from fairjax.ot1d._layout import (
     GroupedSamples,
+    MergedQuantiles,
     barycenter_quantile,
+    cdf_levels,
     group_cdf,
     group_order,
     group_quantile,
     group_samples,
+    group_views,
+    merged_quantiles,
 )
 from fairjax.ot1d._univariate import (
     Barycenter,
     PooledCDFs,
     barycenter,
     cdf,
-    cdf_levels,
     pooled_group_cdfs,
     quantile,
     safe_power,
@@ -44,6 +50,7 @@ from fairjax.ot1d._univariate import (
 __all__ = [
     "Barycenter",
     "GroupedSamples",
+    "MergedQuantiles",
     "PooledCDFs",
     "barycenter",
     "barycenter_quantile",
@@ -53,6 +60,8 @@ __all__ = [
     "group_order",
     "group_quantile",
     "group_samples",
+    "group_views",
+    "merged_quantiles",
     "pooled_group_cdfs",
     "quantile",
     "safe_power",

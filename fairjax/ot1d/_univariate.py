@@ -19,6 +19,7 @@ import numpy as np
 from fairjax import _validation as v
 from fairjax import groups as gs
 from fairjax._shapes import bucket, pad_rows
+from fairjax.ot1d._layout import GroupedSamples, cdf_levels, group_views, merged_quantiles
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -28,7 +29,6 @@ __all__ = [
     "PooledCDFs",
     "barycenter",
     "cdf",
-    "cdf_levels",
     "pooled_group_cdfs",
     "quantile",
     "safe_power",
@@ -97,22 +97,21 @@ def pooled_group_cdfs(
       Array([0. , 0.5, 1. ], dtype=float32)
     """
     x = v.as_array(values, "values", ndim=1)
-    v.check_finite(x, "values")
     m = gs.membership(groups, num_groups=num_groups)
     v.check_length(m, x.shape[0], "groups", "values")
-    dtype = v.float_dtype(x, m, weights)
-    w = v.check_weights(weights, x.shape[0])
-    w = jnp.ones(x.shape, dtype) if w is None else w.astype(dtype)
-    order = jnp.argsort(x)
-    points = x[order]
-    mass = m[order].astype(dtype) * w[order, None]
-    cumulative = jnp.cumsum(mass, axis=0)
-    counts = cumulative[-1]
-    cdfs = gs.safe_divide(cumulative, counts)
-    pooled = jnp.cumsum(w[order])
-    pooled_cdf = gs.safe_divide(pooled, pooled[-1])
+    # The pooled distribution is one more view of the same sort: a column of ones.
+    views = group_views(x, jnp.concatenate([m, jnp.ones_like(m[:, :1])], axis=1), weights=weights)
+    return _pooled_cdfs(views)
+
+
+@jax.jit
+def _pooled_cdfs(views: GroupedSamples) -> PooledCDFs:
+    """:class:`PooledCDFs` of the views of :func:`group_views` whose last group is the pool."""
+    num = views.start.shape[0]
+    points = views.values[: views.values.shape[0] // num]
+    levels = views.levels.reshape(num, -1)
     run_end = jnp.concatenate([points[1:] > points[:-1], jnp.ones((1,), bool)])
-    return PooledCDFs(points, cdfs, pooled_cdf, run_end, counts)
+    return PooledCDFs(points, levels[:-1].T, levels[-1], run_end, views.total[:-1])
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -169,40 +168,6 @@ def _sorted_levels(x: Array, w: Array) -> tuple[Array, Array, Array]:
     ws = jnp.take_along_axis(w, order, axis=-1)
     # Levels are a function of the weights only: no gradient flows from them into the values.
     return xs, ws, cdf_levels(ws)
-
-
-def cdf_levels(weights: ArrayLike) -> Array:
-    """CDF levels :math:`C_i / W` of weights given in sorted order, along the last axis.
-
-    With :math:`C_i = \\sum_{j \\le i} w_j` and :math:`W = C_n`, the level of the i-th smallest
-    point is :math:`F(x_{(i)}) = C_i / W`. Computed so that a search for the first level
-    :math:`\\ge u` never lands on a masked point: a point of zero weight repeats the level before
-    it exactly, and the points holding the total get exactly 1. All-zero weights give levels 0.
-    Levels depend on the weights only: no gradient flows from them into the values.
-
-    Args:
-      weights: non-negative weights in the sorted order of their values, shape ``(..., n)``.
-
-    Returns:
-      Levels in [0, 1], non-decreasing along the last axis, shape of ``weights``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from fairjax.ot1d import cdf_levels
-      >>> cdf_levels(jnp.array([1.0, 0.0, 2.0, 1.0]))
-      Array([0.25, 0.25, 0.75, 1.  ], dtype=float32)
-    """
-    ws = jnp.asarray(weights)
-    cum = jnp.cumsum(ws, axis=-1)
-    # XLA's cumsum is not a sequential sum and its division may be a product by a reciprocal, so
-    # a zero-weight point could get a level one rounding step above the point before it, and the
-    # last positive point a level below 1: a search for u would then land on the zero-weight
-    # (masked or padding) point. A running maximum over the positive points only makes
-    # zero-weight points repeat the level before them exactly, and the points holding the total
-    # get exactly 1.
-    cum = jax.lax.cummax(jnp.where(ws > 0, cum, 0), axis=cum.ndim - 1)
-    total = cum[..., -1:]
-    return jnp.where((cum >= total) & (total > 0), 1, gs.safe_divide(cum, total))
 
 
 def _step_quantile_sorted(xs: Array, levels: Array, u: Array) -> Array:
@@ -286,6 +251,8 @@ def cdf(
     x, w = _prepare(values, weights, "values")
     if x.ndim != 1:
         raise ValueError(f"`values` must have rank 1 (vmap for batches), got shape {x.shape}.")
+    if x.shape[0] == 0:
+        raise ValueError("`values` must not be empty.")
     t = v.as_array(points, "points").astype(x.dtype)
     x, w = _bucketed(x, w)
     return _cdf(x, w, t, strict)
@@ -296,7 +263,8 @@ def _cdf(x: Array, w: Array, t: Array, strict: bool) -> Array:
     xs, _, levels = _sorted_levels(x, w)
     k = jnp.searchsorted(xs, t, side="left" if strict else "right")
     padded = jnp.concatenate([jnp.zeros((1,), levels.dtype), levels])
-    return padded[k]
+    # A comparison with NaN is False: the search would read a NaN point as above every value.
+    return jnp.where(jnp.isnan(t), jnp.nan, padded[k])
 
 
 def quantile(
@@ -363,31 +331,22 @@ def _quantile(x: Array, w: Array, u: Array, method: str) -> Array:
 # ----------------------------------------------------------------------------- distances
 
 
-def _union_levels(levels: Array) -> tuple[Array, Array]:
-    """Sorted union of several samples' CDF levels and the mass of each interval between them."""
-    union = jnp.sort(levels.reshape(-1))
-    mass = jnp.diff(union, prepend=jnp.zeros((1,), union.dtype))
-    return union, mass
-
-
-def _quantiles_at(xs: Array, levels: Array, u: Array) -> Array:
-    """Step quantile of one sorted sample at right ends ``u`` of positive-mass intervals.
-
-    On an interval ``(u_{j-1}, u_j]`` of the merged levels every quantile function is constant,
-    equal to its value at the right end, which is an exact level of one of the samples: no
-    floating-point midpoint is needed.
-    """
-    idx = jnp.searchsorted(levels, u, side="left")
-    return xs[jnp.clip(idx, 0, xs.shape[-1] - 1)]
-
-
 @functools.partial(jax.jit, static_argnames="p")
 def _wasserstein_power(xu: Array, wu: Array, xv: Array, wv: Array, p: float) -> Array:
     su, _, lu = _sorted_levels(xu, wu)
     sv, _, lv = _sorted_levels(xv, wv)
-    u, mass = _union_levels(jnp.concatenate([lu, lv]))
-    diff = jnp.abs(_quantiles_at(su, lu, u) - _quantiles_at(sv, lv, u))
-    return jnp.sum(mass * safe_power(diff, p))
+    mq = merged_quantiles(_segments([su, sv], [lu, lv]))
+    diff = jnp.abs(mq.quantiles[0] - mq.quantiles[1])
+    return jnp.sum(mq.mass * safe_power(diff, p))
+
+
+def _segments(values: list[Array], levels: list[Array]) -> GroupedSamples:
+    """Sorted samples and their CDF levels, one after the other, as a :class:`GroupedSamples`
+    (for :func:`merged_quantiles`; the knots are not needed there and repeat the levels)."""
+    sizes = np.array([x.shape[-1] for x in values])
+    start = jnp.asarray(np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32))
+    lev = jnp.concatenate(levels)
+    return GroupedSamples(jnp.concatenate(values), lev, lev, start, jnp.asarray(sizes, jnp.int32))
 
 
 def safe_power(x: ArrayLike, p: float) -> Array:
@@ -557,8 +516,10 @@ def barycenter(
       Chzhen, Denis, Hebiri, Oneto, Pontil, NeurIPS 2020 (arXiv:2006.07286), Theorem 2.3.
     """
     x, w = _prepare(values, weights, "values")
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"`values` must have shape (K, n) with n >= 1, got {x.shape}.")
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(
+            f"`values` must have shape (K, n) with K >= 1 samples and n >= 1, got {x.shape}."
+        )
     if v.is_concrete(w) and not v.holds(lambda xp, a: xp.all(xp.sum(a, axis=1) > 0), w):
         bad = np.flatnonzero(np.asarray(jnp.sum(w, axis=1)) <= 0).tolist()
         raise ValueError(f"every sample needs positive total weight; rows {bad} have none.")
@@ -581,6 +542,5 @@ def barycenter(
 @jax.jit
 def _barycenter(x: Array, w: Array, lam: Array) -> Barycenter:
     xs, _, levels = jax.vmap(_sorted_levels)(x, w)
-    u, mass = _union_levels(levels)
-    q = jax.vmap(_quantiles_at, in_axes=(0, 0, None))(xs, levels, u)
-    return Barycenter(lam @ q, mass)
+    mq = merged_quantiles(_segments(list(xs), list(levels)))
+    return Barycenter(lam @ mq.quantiles, mq.mass)

@@ -10,10 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from fairjax import _validation as v
-from fairjax import criteria
+from fairjax import criteria, ot1d
 from fairjax import groups as gs
 from fairjax._shapes import bucket, pad_rows
-from fairjax.ot1d import cdf_levels, safe_power
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -23,29 +22,16 @@ __all__ = ["wasserstein"]
 
 @functools.partial(jax.jit, static_argnames=("p", "reference", "reduction"))
 def _penalty(x: Array, m: Array, w: Array, *, p: float, reference: str, reduction: str) -> Array:
-    order = jnp.argsort(x)
-    xs = x[order]  # the one sort; gradients flow back through this gather
-    wg = m[order].T * w[order][None, :]  # (G, n) weight of each sorted point in each group
-    counts = jnp.sum(wg, axis=1)
-    # Exact levels: a zero-weight (masked) point repeats the level before it and the top level
-    # is exactly 1, so the quantile search below never lands on a masked point.
-    levels = cdf_levels(wg)
-    pooled = cdf_levels(jnp.sum(wg, axis=0))
+    if reference == "pooled":  # the pooled distribution: one more view of the same sort
+        m = jnp.concatenate([m, jnp.sum(m, axis=1, keepdims=True)], axis=1)
+    views = ot1d.group_views(x, m, weights=w)
     # Every quantile function is constant between consecutive merged levels: integrate exactly.
-    all_levels = levels.reshape(-1)
-    if reference == "pooled":
-        all_levels = jnp.concatenate([all_levels, pooled])
-    u = jnp.sort(all_levels)
-    mass = jnp.diff(u, prepend=jnp.zeros((1,), u.dtype))
-    last = xs.shape[0] - 1
-
-    def q(lev):  # step quantile at the right end of each merged interval
-        return xs[jnp.clip(jnp.searchsorted(lev, u, side="left"), 0, last)]
-
-    qg = jax.vmap(q)(levels)  # (G, L)
+    mq = ot1d.merged_quantiles(views)
+    num = m.shape[1] - (reference == "pooled")
+    qg, counts = mq.quantiles[:num], views.total[:num]
     props = gs.safe_divide(counts, jnp.sum(counts))
-    ref = props @ qg if reference == "barycenter" else q(pooled)
-    per_group = safe_power(jnp.abs(qg - ref[None, :]), p) @ mass
+    ref = props @ qg if reference == "barycenter" else mq.quantiles[num]
+    per_group = ot1d.safe_power(jnp.abs(qg - ref[None, :]), p) @ mq.mass
     present = counts > 0
     per_group = jnp.where(present, per_group, 0)
     if reduction == "none":

@@ -160,3 +160,55 @@ def test_safe_power_values_and_gradient_at_zero():
         np.testing.assert_allclose(ot1d.safe_power(x, p), np.asarray(x) ** p, rtol=1e-6)
         grad = jax.grad(lambda t, p=p: jnp.sum(ot1d.safe_power(t, p)))(x)
         assert np.all(np.isfinite(grad)) and grad[0] == (1 if p == 1 else 0)
+
+
+# ----------------------------------------------------------------------------- soft views
+
+
+def test_group_views_are_weighted_views_of_one_sort():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=50).astype(np.float32)
+    m = rng.dirichlet(np.ones(3), size=50).astype(np.float32)
+    w = rng.uniform(0.5, 2, size=50).astype(np.float32)
+    gv = ot1d.group_views(x, m, weights=w)
+    order = np.argsort(x, kind="stable")
+    np.testing.assert_array_equal(gv.start, [0, 50, 100])
+    np.testing.assert_array_equal(gv.count, [50, 50, 50])
+    for k in range(3):
+        np.testing.assert_array_equal(_segment(gv.values, gv, k), x[order])
+        cum = np.cumsum((m[:, k] * w)[order])
+        np.testing.assert_allclose(_segment(gv.levels, gv, k), cum / cum[-1], rtol=1e-5)
+    np.testing.assert_allclose(gv.total, (m * w[:, None]).sum(0), rtol=1e-5)
+    # Hard ids: the same group CDF as the segments of group_samples.
+    g = rng.integers(0, 3, size=50)
+    hard, seg = ot1d.group_views(x, g, num_groups=3), ot1d.group_samples(x, g, num_groups=3)
+    q, qg = rng.normal(size=40).astype(np.float32), rng.integers(0, 3, size=40)
+    np.testing.assert_allclose(ot1d.group_cdf(hard, qg, q), ot1d.group_cdf(seg, qg, q), rtol=1e-6)
+    # Levels > 0: at u = 0 a view's step search stops at the first pooled point (level 0).
+    u = np.linspace(0.01, 1, 17, dtype=np.float32)
+    for k in range(3):
+        np.testing.assert_array_equal(
+            ot1d.group_quantile(hard, k, u), ot1d.group_quantile(seg, k, u)
+        )
+
+
+def test_merged_quantiles_integrate_wasserstein_and_views_agree_with_segments():
+    rng = np.random.default_rng(12)
+    x = np.round(rng.normal(size=60), 1).astype(np.float32)
+    g = rng.integers(0, 2, size=60)
+    want = float(ot1d.wasserstein_distance(x[g == 0], x[g == 1], p=2, root=False))
+    for lay in (ot1d.group_samples(x, g, num_groups=2), ot1d.group_views(x, g, num_groups=2)):
+        mq = ot1d.merged_quantiles(lay)
+        assert float(mq.mass.sum()) == pytest.approx(1.0)
+        got = float(mq.mass @ (mq.quantiles[0] - mq.quantiles[1]) ** 2)
+        assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_pooled_group_cdfs_read_the_views():
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=30).astype(np.float32)
+    m = rng.dirichlet(np.ones(2), size=30).astype(np.float32)
+    pc = ot1d.pooled_group_cdfs(x, m)
+    gv = ot1d.group_views(x, m)
+    np.testing.assert_array_equal(pc.cdfs, np.asarray(gv.levels).reshape(2, 30).T)
+    np.testing.assert_array_equal(pc.counts, gv.total)

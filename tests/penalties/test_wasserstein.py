@@ -126,3 +126,30 @@ def test_bad_inputs():
         wasserstein(np.full(3, np.nan), s[:3], num_groups=3)
     with pytest.raises(ValueError, match="labels"):
         wasserstein(f, s, num_groups=3, condition="positive")
+
+
+def test_criterion_replaces_deprecated_condition():
+    f, s, w = _data(seed=5)
+    y = (np.random.default_rng(6).uniform(size=f.size) < 0.5).astype(np.int32)
+    new = wasserstein(f, s, num_groups=3, weights=w, labels=y, criterion="equal_opportunity")
+    with pytest.warns(DeprecationWarning, match="condition"):
+        old = wasserstein(f, s, num_groups=3, weights=w, labels=y, condition="positive")
+    np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.parametrize("reference", ["barycenter", "pooled"])
+def test_equalized_odds_is_the_sum_of_its_two_terms(reference):
+    f, s, w = _data(seed=7)
+    y = (np.random.default_rng(8).uniform(size=f.size) < 0.5).astype(np.int32)
+
+    def pen(x, crit):
+        kw = dict(num_groups=3, weights=w, labels=y, reference=reference)
+        return wasserstein(x, s, criterion=crit, **kw)
+
+    x = jnp.asarray(f)
+    eo, g_eo = jax.value_and_grad(pen)(x, "equalized_odds")
+    tp, g_tp = jax.value_and_grad(pen)(x, "equal_opportunity")
+    fp, g_fp = jax.value_and_grad(pen)(x, "false_positive_parity")
+    np.testing.assert_allclose(eo, tp + fp, rtol=1e-6)
+    np.testing.assert_allclose(g_eo, g_tp + g_fp, rtol=1e-6, atol=1e-9)
+    assert float(tp) > 0 and float(fp) > 0
