@@ -13,6 +13,7 @@ from fairjax import _validation as v
 from fairjax import criteria, ot1d
 from fairjax import groups as gs
 from fairjax._shapes import bucket, pad_rows
+from fairjax.penalties._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -154,4 +155,5 @@ def wasserstein(
         size = bucket(n, minimum=64)
         x, m, rows = pad_rows(x, size), pad_rows(m, size), pad_rows(rows.T, size).T
     terms = [_penalty(x, m, wc, p=p, reference=reference, reduction=reduction) for wc in rows]
-    return functools.reduce(operator.add, terms)
+    # A NaN weight or membership would only drop its group (count > 0 tests): make it NaN.
+    return propagate_nan(functools.reduce(operator.add, terms), x, m, rows, axis_name=axis_name)

@@ -47,11 +47,10 @@ PENALTIES = {
     "orthogonality": lambda x, w, m, y: P.orthogonality(x[:, 0] * w, m[:, 0]),
     "orthogonality/norm": lambda x, w, m, y: P.orthogonality(x[:, 0] * w, m[:, 0], squared=False),
 }
+
+
 # The Wasserstein penalty (fairjax/penalties/_wasserstein.py) is another helper's file: its
 # weights/membership path drops a NaN (count > 0 selects); reported to the lead.
-_KNOWN = {("wasserstein", "weights"), ("wasserstein", "membership")}
-
-
 def _inputs(where):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(N, 2)), jnp.float32)
@@ -68,8 +67,6 @@ def _inputs(where):
 @pytest.mark.parametrize("where", ["scores", "weights", "membership"])
 @pytest.mark.parametrize("name", list(PENALTIES))
 def test_nan_in_gives_nan_out_under_jit(name, where):
-    if (name, where) in _KNOWN:
-        pytest.xfail("wasserstein: not this helper's file (reported)")
     fn = PENALTIES[name]
     args = _inputs(where)
     value = jax.jit(fn)(*args)
