@@ -8,6 +8,8 @@ array values. Every error names the argument, what was expected and what was rec
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -77,6 +79,8 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
         raise TypeError(f"`{name}` must be array-like, got {type(x).__name__}.") from err
     if isinstance(host, np.ndarray) and host.dtype.kind in "OUSV":  # objects, strings, bytes
         raise TypeError(f"`{name}` must be numeric, got dtype {host.dtype}.")
+    if host.dtype.kind == "c":  # a cast to real would drop the imaginary part silently
+        raise TypeError(f"`{name}` must be real-valued, got complex dtype {host.dtype}.")
     try:
         arr = host if isinstance(host, jax.Array) else jnp.asarray(host)
     except (TypeError, ValueError) as err:
@@ -91,6 +95,12 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
             want = " or ".join(str(d) for d in allowed)
             raise ValueError(f"`{name}` must have rank {want}, got shape {arr.shape}.")
     return arr
+
+
+def check_nonempty(arr: Array, name: str) -> None:
+    """Raises if ``arr`` has no rows (a statistic of no samples is undefined, not 0)."""
+    if arr.ndim and arr.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty (shape {arr.shape}): at least one row is needed.")
 
 
 def check_length(arr: Array, n: int, name: str, reference: str) -> None:
@@ -141,6 +151,7 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
         match) for a membership matrix.
       n: the expected number of rows, or None to skip the length check.
     """
+    _check_host_ids(groups, num_groups)
     arr = as_array(groups, "groups", ndim=(1, 2))
     if arr.ndim == 1:
         if not (jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == jnp.bool_):
@@ -155,11 +166,7 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
             # Compared as Python ints: a narrow dtype (uint8 ids, num_groups=300) would wrap
             # num_groups in jax.numpy, not in NumPy.
             if not holds(lambda xp, a: int(xp.min(a)) >= 0 and int(xp.max(a)) < num_groups, arr):
-                lo, hi = int(np.min(np.asarray(arr))), int(np.max(np.asarray(arr)))
-                raise ValueError(
-                    f"`groups` ids must lie in [0, num_groups={num_groups}), "
-                    f"got values in [{lo}, {hi}]."
-                )
+                _raise_id_range(np.asarray(arr), num_groups)
     else:
         if not jnp.issubdtype(arr.dtype, jnp.floating):
             raise TypeError(
@@ -176,6 +183,30 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
     if n is not None:
         check_length(arr, n, "groups", "the data")
     return arr
+
+
+def _raise_id_range(ids: np.ndarray, num_groups: int) -> None:
+    lo, hi = int(np.min(ids)), int(np.max(ids))
+    raise ValueError(
+        f"`groups` ids must lie in [0, num_groups={num_groups}), got values in [{lo}, {hi}]."
+    )
+
+
+def _check_host_ids(groups: object, num_groups: object) -> None:
+    """Range-checks integer ids in their own dtype, before JAX casts them: without x64, int64
+    and uint64 ids become int32 and ``2**32`` would wrap to group 0 and pass the check."""
+    if isinstance(groups, jax.Array) or groups is None:
+        return  # already a JAX dtype: no cast ahead (a tracer has no values to check)
+    try:
+        host = np.asarray(groups)
+    except (TypeError, ValueError):
+        return  # as_array reports it
+    if host.ndim != 1 or host.dtype.kind not in "iu" or not host.size:
+        return
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        return  # check_num_groups reports it
+    if int(np.min(host)) < 0 or int(np.max(host)) >= int(num_groups):
+        _raise_id_range(host, int(num_groups))
 
 
 def check_num_groups(num_groups: object) -> int:
@@ -213,3 +244,95 @@ def check_weights(weights: object, n: int) -> Array | None:
             total = float(np.sum(np.asarray(arr, np.float64)))
             raise ValueError(f"`weights` sum to {total:g}, beyond the range of {dtype}.")
     return arr
+
+
+def check_scalar(
+    value: Any,
+    name: str,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    finite: bool = True,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    inclusive: tuple[bool, bool] = (True, True),
+    optional: bool = False,
+) -> Any:
+    """Checks a scalar option (a hyperparameter) and returns it.
+
+    Python numbers, NumPy scalars and 0-d arrays are checked alike; a bool is refused where a
+    number is meant, and so is a complex number. A JAX tracer (an option traced under ``jit``
+    or differentiated) skips the value checks, as every value check does.
+
+    Args:
+      value: the option's value.
+      name: the argument's name, quoted in the error.
+      positive: require ``value > 0``.
+      nonnegative: require ``value >= 0``.
+      finite: require a finite value (no NaN or infinity).
+      integer: require an integer (Python or NumPy; a float such as ``2.5`` or ``2.0`` is
+        refused) and return it as a Python int.
+      low, high: optional bounds, inclusive or not per ``inclusive``.
+      inclusive: whether ``low`` and ``high`` themselves are allowed.
+      optional: allow None (returned as is).
+
+    Returns:
+      ``value`` unchanged (a Python int when ``integer``).
+
+    Raises:
+      TypeError: not a real scalar number, a bool, or (with ``integer``) not an integer.
+      ValueError: NaN, infinite, or out of range.
+    """
+    if value is None:
+        if optional:
+            return None
+        raise TypeError(f"`{name}` is required, got None.")
+    if isinstance(value, jax.core.Tracer):
+        return value
+    kind = "an integer" if integer else "a real number"
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be {kind}, got the bool {value!r}.")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be {kind}, got {type(value).__name__}.") from err
+    if arr.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar ({kind}), got shape {arr.shape}.")
+    if arr.dtype.kind not in ("iu" if integer else "iuf"):
+        raise TypeError(f"`{name}` must be {kind}, got {value!r} ({arr.dtype}).")
+    number: int | float = operator.index(arr.item()) if integer else float(arr)
+    if finite and not math.isfinite(number):
+        raise ValueError(f"`{name}` must be finite, got {number!r}.")
+    bad = (
+        (positive and not number > 0, "> 0"),
+        (nonnegative and not number >= 0, ">= 0"),
+        (
+            low is not None and not (number >= low if inclusive[0] else number > low),
+            f"{'>=' if inclusive[0] else '>'} {low}",
+        ),
+        (
+            high is not None and not (number <= high if inclusive[1] else number < high),
+            f"{'<=' if inclusive[1] else '<'} {high}",
+        ),
+    )
+    for failed, rule in bad:
+        if failed:
+            raise ValueError(f"`{name}` must be {rule}, got {value!r}.")
+    return number if integer else value
+
+
+def check_scalars(values: Any, name: str, **rules: Any) -> Any:
+    """:func:`check_scalar` for each entry of a 1-D sequence or array of options (for example
+    the penalty weights of a sweep); returns ``values`` unchanged."""
+    if isinstance(values, jax.core.Tracer):
+        return values
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"`{name}` must be an array of numbers, got {type(values).__name__}."
+        ) from err
+    for i, x in enumerate(arr.reshape(-1)):
+        check_scalar(x.item() if arr.dtype.kind != "O" else x, f"{name}[{i}]", **rules)
+    return values

@@ -110,6 +110,7 @@ def row_weights(
       >>> row_weights(3, weights=jnp.array([0.5, 1.0, 2.0]), labels=jnp.array([1, 0, 1]))
       Array([0.5, 0. , 2. ], dtype=float32)
     """
+    n = v.check_scalar(n, "n", integer=True, nonnegative=True)
     dtype = dtype or v.float_dtype(weights)
     w = v.check_weights(weights, n)
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
@@ -120,11 +121,14 @@ def row_weights(
     return w
 
 
-def _prepare(values, groups, num_groups, weights, labels, label_value):
-    """Validated ``(values, groups, row weights)``; values and weights in the compute dtype."""
+def _prepare(values, groups, num_groups, weights, labels, label_value, *, nonempty=False):
+    """Validated ``(values, groups, row weights)``; values and weights in the compute dtype.
+    ``nonempty`` refuses zero rows (a mean of no rows is undefined; a sum of none is 0)."""
     x = v.as_array(values, "values")
     if x.ndim == 0:
         raise ValueError("`values` must have at least one axis (one row per sample), got a scalar.")
+    if nonempty:
+        v.check_nonempty(x, "values")
     v.check_finite(x, "values")
     g = v.check_groups(groups, num_groups=num_groups)
     v.check_length(g, x.shape[0], "groups", "values")
@@ -365,7 +369,7 @@ def group_means(
       >>> group_means(x, jnp.array([0, 0, 1, 1]), num_groups=3)
       Array([1.5, 4. , 0. ], dtype=float32)
     """
-    x, g, w = _prepare(values, groups, num_groups, weights, labels, label_value)
+    x, g, w = _prepare(values, groups, num_groups, weights, labels, label_value, nonempty=True)
     # Sums and counts are separate reductions: the counts do not depend on the values, so in a
     # training loop XLA computes them once, outside the loop, and under vmap over the values
     # (a Pareto sweep) they are not repeated per model.

@@ -234,9 +234,8 @@ def gaussian(*, bandwidth: ArrayLike = 1.0) -> Gaussian:
     return Gaussian(bandwidth)
 
 
-def _check_bandwidth(bandwidth: ArrayLike) -> None:
-    if v.is_concrete(bandwidth) and not float(bandwidth) > 0:
-        raise ValueError(f"`bandwidth` must be > 0, got {bandwidth}.")
+def _check_bandwidth(bandwidth: ArrayLike, name: str = "bandwidth") -> None:
+    v.check_scalar(bandwidth, name, positive=True)
 
 
 def laplace(*, bandwidth: ArrayLike = 1.0) -> Laplace:
@@ -285,8 +284,7 @@ def inverse_multiquadric(
       quality with kernels, ICML 2017.
     """
     _check_bandwidth(bandwidth)
-    if v.is_concrete(exponent) and not float(exponent) > 0:
-        raise ValueError(f"`exponent` must be > 0, got {exponent}.")
+    v.check_scalar(exponent, "exponent", positive=True)
     return InverseMultiquadric(bandwidth, exponent)
 
 
@@ -324,9 +322,9 @@ def multi_bandwidth(
     hs = [bandwidths[i] for i in range(len(bandwidths))]
     if not hs:
         raise ValueError("`bandwidths` must hold at least one bandwidth.")
-    for h in hs:
-        _check_bandwidth(h)
-    _check_bandwidth(scale)
+    for i, h in enumerate(hs):
+        _check_bandwidth(h, f"bandwidths[{i}]")
+    _check_bandwidth(scale, "scale")
     return Sum(tuple(_RADIAL[kind](scale * h) for h in hs))
 
 
@@ -366,6 +364,7 @@ def median_bandwidth(x: ArrayLike, *, weights: ArrayLike | None = None) -> Array
       heuristic*, arXiv:1707.07269.
     """
     X = v.as_array(x, "x", ndim=(1, 2))
+    v.check_nonempty(X, "x")
     v.check_finite(X, "x")
     X = X[:, None] if X.ndim == 1 else X
     n = X.shape[0]
@@ -407,6 +406,14 @@ def _median_bandwidth(X: Array, w: Array) -> Array:
     return jnp.where(ok, _safe_sqrt(med_sq), jnp.asarray(1.0, dtype))
 
 
+def _check_points(X: ArrayLike, name: str) -> Array:
+    """Points ``(n, d)``: at least one row, finite values (checked when concrete)."""
+    arr = v.as_array(X, name, ndim=2)
+    v.check_nonempty(arr, name)
+    v.check_finite(arr, name)
+    return arr
+
+
 def kernel_matrix(kernel: Kernel, X: ArrayLike, Y: ArrayLike | None = None) -> Array:
     """The kernel matrix :math:`K_{ij} = k(x_i, y_j)`.
 
@@ -431,8 +438,8 @@ def kernel_matrix(kernel: Kernel, X: ArrayLike, Y: ArrayLike | None = None) -> A
             f"`kernel` must be a fairjax kernel (e.g. kernels.gaussian()), got "
             f"{type(kernel).__name__}."
         )
-    X = v.as_array(X, "X", ndim=2)
-    Y = X if Y is None else v.as_array(Y, "Y", ndim=2)
+    X = _check_points(X, "X")
+    Y = X if Y is None else _check_points(Y, "Y")
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
             f"`X` and `Y` must have the same number of features, got {X.shape[1]} and {Y.shape[1]}."
@@ -493,8 +500,8 @@ def random_fourier_features(
     References:
       Rahimi & Recht, Random Features for Large-Scale Kernel Machines, NeurIPS 2007.
     """
-    if num_features < 1:
-        raise ValueError(f"`num_features` must be >= 1, got {num_features}.")
+    dim = v.check_scalar(dim, "dim", integer=True, positive=True)
+    num_features = v.check_scalar(num_features, "num_features", integer=True, positive=True)
     _check_bandwidth(bandwidth)
     dtype = dtype or jnp.result_type(float)
     kw, kb = jax.random.split(key)
@@ -552,8 +559,8 @@ def nystrom(kernel: Kernel, landmarks: ArrayLike, *, rcond: float = 1e-6) -> Nys
     References:
       Williams & Seeger, Using the Nystrom Method to Speed Up Kernel Machines, NeurIPS 2001.
     """
-    L = v.as_array(landmarks, "landmarks", ndim=2)
-    v.check_finite(L, "landmarks")
+    L = _check_points(landmarks, "landmarks")
+    v.check_scalar(rcond, "rcond", nonnegative=True)
     K = kernel_matrix(kernel, L)
     evals, evecs = jnp.linalg.eigh(0.5 * (K + K.T))
     keep = evals > rcond * jnp.max(evals)

@@ -282,10 +282,8 @@ def multitask_objective(
         penalty_fn = penalty
     else:
         raise TypeError(f"`penalty` must be a name or a function, got {penalty!r}.")
-    if isinstance(lam, (int, float)) and not lam >= 0:
-        raise ValueError(f"`lam` must be >= 0, got {lam!r}.")
-    if not l2 >= 0:
-        raise ValueError(f"`l2` must be >= 0, got {l2!r}.")
+    v.check_scalars(lam, "lam", nonnegative=True)
+    v.check_scalar(l2, "l2", nonnegative=True)
     kwargs = dict(penalty_kwargs or {})
 
     def objective(params: MultiTaskParams, batch: MultiTaskBatch) -> Array:
@@ -370,11 +368,9 @@ def train(
     if not isinstance(data, MultiTaskBatch):
         raise TypeError(f"`data` must be a MultiTaskBatch, got {type(data).__name__}.")
     n = data.x.shape[0]
-    if int(num_steps) < 1:
-        raise ValueError(f"`num_steps` must be >= 1, got {num_steps}.")
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     if batch_size is not None:
-        if not 1 <= batch_size <= n:
-            raise ValueError(f"`batch_size` must be in [1, {n}], got {batch_size}.")
+        batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
         if key is None:
             raise ValueError("`key` is required with `batch_size`.")
     key = jax.random.key(0) if key is None else key
@@ -449,6 +445,9 @@ def transfer(
     """
     if len(train_data) != 3 or len(test_data) != 3:
         raise ValueError("`train_data` and `test_data` must be (x, y, groups) triples.")
+    v.check_scalar(l2, "l2", nonnegative=True)
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
+    v.check_scalar(learning_rate, "learning_rate", positive=True)
     x_tr, y_tr = v.as_array(train_data[0], "x", ndim=2), v.as_array(train_data[1], "y", ndim=1)
     x_te, y_te = v.as_array(test_data[0], "x", ndim=2), v.as_array(test_data[1], "y", ndim=1)
     v.check_length(y_tr, x_tr.shape[0], "y", "x")

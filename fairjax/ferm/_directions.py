@@ -121,6 +121,7 @@ def fairness_direction(
     )
     criteria.check_option(reference, "reference", _REFERENCES)
     X = v.as_array(X, "X", ndim=2)
+    v.check_nonempty(X, "X")
     n = X.shape[0]
     v.check_finite(X, "X")
     y = v.as_array(y, "y", ndim=1)

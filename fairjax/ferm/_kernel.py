@@ -273,6 +273,9 @@ def fit_kernel(
         **_legacy_criterion(condition, None),
     )
     num_steps = _step_budget(num_steps, steps, where="ferm.fit_kernel")
+    v.check_scalar(learning_rate, "learning_rate", positive=True)
+    max_iter = v.check_scalar(max_iter, "max_iter", integer=True, positive=True, optional=True)
+    v.check_scalar(num_landmarks, "num_landmarks", integer=True, positive=True, optional=True)
     criteria.check_option(solver, "solver", ("auto", "smo", "adam"))
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
     kernel = kn.gaussian(bandwidth=1.0) if kernel is None else kernel
@@ -283,8 +286,7 @@ def fit_kernel(
             'loss, without landmarks; use solver="adam".'
         )
     if solver != "adam" and exact_ok:
-        if not float(tol) > 0:
-            raise ValueError(f"`tol` must be > 0, got {tol}.")
+        v.check_scalar(tol, "tol", positive=True)
         n = X.shape[0]
         # Validation on concrete inputs (e.g. a group without positives), at the cost of a column.
         fairness_direction(

@@ -36,13 +36,13 @@ _NUM_STEPS = 1000
 def _step_budget(num_steps: int, steps: int | None, *, where: str) -> int:
     """``num_steps``, or the deprecated ``steps=`` with a warning (at the public caller's line)."""
     if steps is None:
-        return int(num_steps)
+        return v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     if num_steps != _NUM_STEPS:
         raise ValueError(f"{where}: give the step budget once, with `num_steps=`.")
     warnings.warn(
         f"{where}: `steps=` is deprecated; use `num_steps=`.", DeprecationWarning, stacklevel=3
     )
-    return int(steps)
+    return v.check_scalar(steps, "steps", integer=True, positive=True)
 
 
 def _optimizer(
@@ -130,9 +130,9 @@ def _train(
 def _prepare(X, y, groups, num_groups, weights, eps, C, loss):
     criteria.check_option(loss, "loss", _LOSSES)
     _check_eps(eps)
-    if v.is_concrete(C) and not float(C) > 0:
-        raise ValueError(f"`C` must be > 0, got {C}.")
+    v.check_scalar(C, "C", positive=True)
     X = v.as_array(X, "X", ndim=2)
+    v.check_nonempty(X, "X")
     v.check_finite(X, "X")
     y = v.as_array(y, "y", ndim=1)
     v.check_length(y, X.shape[0], "y", "X")
@@ -227,6 +227,7 @@ def fit_linear(
         **_legacy_criterion(condition, None),
     )
     num_steps = _step_budget(num_steps, steps, where="ferm.fit_linear")
+    v.check_scalar(learning_rate, "learning_rate", positive=True)
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
     Phi = X if feature_map is None else _apply_map(feature_map, X)
     U = fairness_direction(Phi, ysign, groups, num_groups=num_groups, criterion=crit,

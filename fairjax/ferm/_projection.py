@@ -8,7 +8,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from fairjax import _validation as v
@@ -19,12 +18,7 @@ ArrayLike = jax.typing.ArrayLike
 
 
 def _check_eps(eps: ArrayLike) -> None:
-    if v.is_concrete(eps):
-        e = np.asarray(eps)
-        if e.ndim != 0:
-            raise ValueError(f"`eps` must be a scalar, got shape {e.shape}.")
-        if not np.isfinite(e) or float(e) < 0:
-            raise ValueError(f"`eps` must be a finite number >= 0, got {float(e)}.")
+    v.check_scalar(eps, "eps", nonnegative=True)
 
 
 def _result_dtype(x: Array) -> jnp.dtype:
@@ -151,6 +145,7 @@ def project(
         )
     v.check_finite(w, "w")
     _check_eps(eps)
+    max_iter = v.check_scalar(max_iter, "max_iter", integer=True, positive=True)
     return _project_any(w, U, eps, max_iter)
 
 
@@ -259,6 +254,7 @@ def project_orthogonal(
     """
     U = _as_directions(directions)
     _check_eps(eps)
+    max_iter = v.check_scalar(max_iter, "max_iter", integer=True, positive=True)
 
     def leaf(update: Array, param: Array) -> Array:
         p = _constrained_axis_last(param, U, axis)

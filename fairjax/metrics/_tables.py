@@ -184,12 +184,11 @@ def bootstrap(
     n = data[0].shape[0]
     for i, a in enumerate(data[1:], start=1):
         v.check_length(a, n, f"arrays[{i}]", "arrays[0]")
-    if not 0 < confidence_level < 1:
-        raise ValueError(f"`confidence_level` must be in (0, 1), got {confidence_level}.")
-    if int(num_resamples) < 2:
-        raise ValueError(f"`num_resamples` must be >= 2, got {num_resamples}.")
-    if batch_size is not None and int(batch_size) < 1:
-        raise ValueError(f"`batch_size` must be >= 1 or None, got {batch_size}.")
+    v.check_scalar(confidence_level, "confidence_level", low=0, high=1, inclusive=(False, False))
+    num_resamples = v.check_scalar(num_resamples, "num_resamples", integer=True, low=2)
+    batch_size = v.check_scalar(
+        batch_size, "batch_size", integer=True, positive=True, optional=True
+    )
     if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit < 1:
         raise ValueError(f"`memory_limit` must be a positive int of bytes, got {memory_limit!r}.")
     w = v.check_weights(weights, n)

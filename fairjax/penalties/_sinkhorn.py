@@ -201,15 +201,11 @@ def sinkhorn(
     )
     if relative_epsilon not in ("mean", None):
         raise ValueError(f"`relative_epsilon` must be 'mean' or None, got {relative_epsilon!r}.")
-    if v.is_concrete(epsilon) and not float(epsilon) > 0:
-        raise ValueError(f"`epsilon` must be > 0, got {epsilon}.")
+    v.check_scalar(epsilon, "epsilon", positive=True)
     if solver_kwargs is not None and not isinstance(solver_kwargs, Mapping):
         raise TypeError(f"`solver_kwargs` must be a mapping, got {type(solver_kwargs).__name__}.")
     if group_size is not None:
-        if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)):
-            raise TypeError(f"`group_size` must be a static int, got {type(group_size).__name__}.")
-        if group_size < 1:
-            raise ValueError(f"`group_size` must be >= 1, got {group_size}.")
+        group_size = v.check_scalar(group_size, "group_size", integer=True, positive=True)
     x, m, ws = _check_common(h, groups, num_groups, labels, crit, weights, reference, reduction)
     x, m, ws = gs.gather_rows(x, m, ws.T, axis_name=axis_name)
     if reference == "pairwise" and m.shape[1] < 2:

@@ -99,6 +99,7 @@ def _group_gap(
 
 def _check_scores(scores: ArrayLike, name: str, labels: ArrayLike | None) -> Array:
     x = v.as_array(scores, name, ndim=1)
+    v.check_nonempty(x, name)
     v.check_finite(x, name)
     if labels is not None:
         y = v.as_array(labels, "labels", ndim=1)
@@ -257,8 +258,7 @@ def sigmoid_rate_difference(
         criterion, where="penalties.sigmoid_rate_difference", condition=condition
     )
     x = _check_scores(logits, "logits", labels)
-    if isinstance(temperature, (int, float)) and not temperature > 0:
-        raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
+    v.check_scalar(temperature, "temperature", positive=True)
     dtype = v.float_dtype(x)
     rates = jax.nn.sigmoid(x.astype(dtype) / jnp.asarray(temperature, dtype))
     return _group_gap(

@@ -121,8 +121,7 @@ def wasserstein(
        ``criterion=`` replaces ``condition=`` (deprecated).
     """
     crit = criteria.resolve(criterion, where="penalties.wasserstein", condition=condition)
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 1:
-        raise ValueError(f"`p` must be a static number >= 1, got {p!r}.")
+    v.check_scalar(p, "p", low=1)
     if reference not in ("barycenter", "pooled"):
         raise ValueError(f"`reference` must be 'barycenter' or 'pooled', got {reference!r}.")
     if reduction not in ("mean", "max", "none"):

@@ -313,12 +313,11 @@ def fit_barycenter(
     ids, sizes, attrs = _normalise_groups(groups, num_groups, n)
     key = _check_key(key)
     w = v.check_weights(weights, n)
-    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not jitter >= 0:
-        raise ValueError(f"`jitter` must be a number >= 0, got {jitter!r}.")
+    v.check_scalar(jitter, "jitter", nonnegative=True)
     if method not in ("exact", "quantile_grid"):
         raise ValueError(f"`method` must be 'exact' or 'quantile_grid', got {method!r}.")
-    if method == "quantile_grid" and (not isinstance(grid_size, int) or grid_size < 2):
-        raise ValueError(f"`grid_size` must be an int >= 2, got {grid_size!r}.")
+    if method == "quantile_grid":
+        grid_size = v.check_scalar(grid_size, "grid_size", integer=True, low=2)
     if interpolation is None:
         interpolation = "step"
     if interpolation not in ("step", "linear"):

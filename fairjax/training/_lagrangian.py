@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from fairjax import _loop
+from fairjax import _validation as v
 
 from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _outputs
 
@@ -275,6 +276,10 @@ def fit_constrained(
         raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
     if multiplier_optimizer is None:
         multiplier_optimizer = _MULTIPLIER_OPTIMIZER
+    v.check_scalars(target, "target")
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
+    v.check_scalar(tolerance, "tolerance", nonnegative=True)
+    v.check_scalar(init_multiplier, "init_multiplier", nonnegative=True)
     build = make_constrained_step
     if isinstance(target, (int, float)):
         # The same functions and target give the same step function, hence the same compiled

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import jax.numpy as jnp
 
+from fairjax import _validation as v
 from fairjax import losses, penalties
 
 from ._penalized import Array, PyTree
@@ -60,6 +61,8 @@ def logistic_regression(
       >>> res.params["w"].shape
       (2, 2)
     """
+    v.check_scalar(l2, "l2", nonnegative=True)
+    v.check_scalar(temperature, "temperature", positive=True)
 
     def model(p: PyTree, batch: PyTree) -> Outputs:
         return batch[0] @ p["w"] + p["b"], p

@@ -7,9 +7,8 @@ errors and gaps; :func:`mixture_decisions` gives a mixture's expected (or drawn)
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +16,7 @@ import numpy as np
 import optax
 
 from fairjax import _loop, criteria
+from fairjax import _validation as v
 
 from ._lagrangian import ConstrainedState
 from ._penalized import Array, ArrayLike, Model, PyTree
@@ -164,8 +164,8 @@ def fit_rate_constrained_mixture(
     crit = criteria.resolve(
         criterion, where="training.fit_rate_constrained_mixture", constraint=constraint
     )
-    num_candidates = _positive_int(num_candidates, "num_candidates")
-    num_steps = _positive_int(num_steps, "num_steps")
+    num_candidates = v.check_scalar(num_candidates, "num_candidates", integer=True, positive=True)
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     kept = min(num_candidates, num_steps)
     candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
     state, _, _, history, _, candidates = _run_rate_constrained(
@@ -227,19 +227,6 @@ def fit_rate_constrained_mixture(
     )
 
 
-def _positive_int(value: Any, name: str) -> int:
-    """``value`` as a Python int >= 1 (NumPy integers too; not bools or floats)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.") from None
-    if value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    return value
-
-
 def _expected_gap(probabilities: np.ndarray, gaps: np.ndarray) -> float:
     """The largest expected gap of a mixture, in float64, rounded to 12 decimals: a mixture on
     the bound sums gaps of both signs, and float64 rounding leaves it about 1e-17 off (the
@@ -286,8 +273,7 @@ def best_mixture(candidates: dict[str, np.ndarray], *, target: float) -> np.ndar
     """
     errors = np.asarray(candidates["error"], np.float64)
     gaps = np.asarray(candidates["gaps"], np.float64).reshape(len(errors), -1)
-    if not target >= 0:
-        raise ValueError(f"`target` must be >= 0, got {target!r}.")
+    v.check_scalar(target, "target", nonnegative=True)
     from scipy.optimize import linprog
 
     num, m = gaps.shape

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from fairjax import _loop, losses
+from fairjax import _validation as v
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -138,8 +139,7 @@ def penalized(
         if not callable(fn):
             raise TypeError(f"penalty {k} must be a function of (params, batch), got {fn!r}.")
     for lk in lams:
-        if isinstance(lk, (int, float)) and not lk >= 0:
-            raise ValueError(f"`lam` must be >= 0, got {lk!r}.")
+        v.check_scalars(lk, "lam", nonnegative=True)
 
     def objective(params: PyTree, batch: PyTree) -> Array:
         out = _outputs(model, params, batch)
@@ -322,13 +322,13 @@ def fit(
       2.0
     """
     n = _num_rows(data)
+    num_epochs = v.check_scalar(num_epochs, "num_epochs", integer=True, positive=True)
+    v.check_scalar(min_delta, "min_delta")
     if batch_size is not None:
-        if not 1 <= batch_size <= n:
-            raise ValueError(f"`batch_size` must be in [1, {n}], got {batch_size}.")
+        batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
         if key is None:
             raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
-    if patience is not None and patience < 1:
-        raise ValueError(f"`patience` must be >= 1 or None, got {patience}.")
+    patience = v.check_scalar(patience, "patience", integer=True, positive=True, optional=True)
     epoch = _epoch(objective, optimizer, batch_size)
     val_objective = jax.jit(objective)
     state = init_state(params, optimizer)

@@ -202,8 +202,9 @@ def _run_rate_constrained(
     """Validates the arguments of :func:`fit_rate_constrained` and
     :func:`fit_rate_constrained_mixture` and runs their compiled program (see
     :func:`_rate_constrained_program`); ``history`` comes back as NumPy arrays."""
-    if not target >= 0:
-        raise ValueError(f"`target` must be >= 0, got {target!r}.")
+    v.check_scalar(target, "target", nonnegative=True)
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
+    v.check_scalar(tolerance, "tolerance", nonnegative=True)
     dtype = jnp.result_type(float)
     n = _check_rate_batch(data, num_groups, "data")
     if validation_data is not None:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from fairjax import _loop
+from fairjax import _validation as v
 
 from ._lagrangian import (
     _MULTIPLIER_OPTIMIZER,
@@ -95,6 +96,8 @@ def pareto_sweep(
       >>> res.params.round(4)  # minimiser 1 / (1 + lam)
       Array([1.  , 0.5 , 0.25], dtype=float32)
     """
+    v.check_scalars(lams, "lams", nonnegative=True)
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     lams = jnp.asarray(lams)
     if lams.ndim != 1:
         raise ValueError(f"`lams` must have shape (K,), got {lams.shape}.")
@@ -181,6 +184,9 @@ def constrained_sweep(
       >>> res.params.round(2)  # min((p-2)^2) s.t. p <= target
       Array([0.5, 1. , 2. ], dtype=float32)
     """
+    v.check_scalars(targets, "targets")
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
+    v.check_scalar(tolerance, "tolerance", nonnegative=True)
     targets = jnp.asarray(targets)
     if targets.ndim != 1:
         raise ValueError(f"`targets` must have shape (K,), got {targets.shape}.")

@@ -12,10 +12,22 @@ import dataclasses
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from fairjax import ferm, kernels, metrics, ot1d, penalties, postprocessing
+from fairjax import (
+    criteria,
+    ferm,
+    kernels,
+    metrics,
+    ot1d,
+    penalties,
+    postprocessing,
+    representation,
+    training,
+)
 from fairjax import groups as gs
 
 N = 8
@@ -219,6 +231,11 @@ def _with_inf(x):
     return x
 
 
+def _zero_rows(d: dict, e: Entry) -> None:
+    for k in (e.data, "groups", "labels"):
+        d[k] = np.asarray(d[k])[:0]
+
+
 # Each fault: (which input it needs, how it edits the inputs, the argument the message must name).
 # "DATA" and "LABELS" stand for the entry point's own data and labels argument names.
 FAULTS: dict[str, tuple[str, Callable[[dict, Entry], None], str]] = {
@@ -256,6 +273,31 @@ FAULTS: dict[str, tuple[str, Callable[[dict, Entry], None], str]] = {
     "num_groups missing": ("num_groups", lambda d, e: d.update(num_groups=None), "num_groups"),
     "num_groups zero": ("num_groups", lambda d, e: d.update(num_groups=0), "num_groups"),
     "num_groups a float": ("num_groups", lambda d, e: d.update(num_groups=2.0), "num_groups"),
+    # Issue 18, item 2: without x64 JAX casts int64/uint64 ids to int32, so the range must be
+    # checked on the original dtype (2**32 used to wrap to group 0 and pass).
+    "int64 id 2**32": (
+        "groups",
+        lambda d, e: d.update(groups=np.where(d["groups"] == 1, 2**32, 0).astype(np.int64)),
+        "groups",
+    ),
+    "int64 id -2**40": (
+        "groups",
+        lambda d, e: d.update(groups=np.where(d["groups"] == 1, -(2**40), 0).astype(np.int64)),
+        "groups",
+    ),
+    "uint64 id 2**63": (
+        "groups",
+        lambda d, e: d.update(groups=np.where(d["groups"] == 1, 2**63, 0).astype(np.uint64)),
+        "groups",
+    ),
+    # Issue 18, item 10: a cast to float dropped the imaginary part silently.
+    "complex data": (
+        "data",
+        lambda d, e: d.update({e.data: np.asarray(d[e.data]) * (1 + 1j)}),
+        "DATA",
+    ),
+    # Issue 18, item 11: a statistic of no rows is an error, not 0.
+    "zero rows": ("data", lambda d, e: _zero_rows(d, e), "DATA"),
     "NaN in data": ("data", lambda d, e: d.update({e.data: _with_nan(d[e.data])}), "DATA"),
     "inf in data": ("data", lambda d, e: d.update({e.data: _with_inf(d[e.data])}), "DATA"),
     "data of wrong rank": (
@@ -305,6 +347,11 @@ FAULTS: dict[str, tuple[str, Callable[[dict, Entry], None], str]] = {
 # Faults an entry point is known to let through: (entry, fault) -> what is wrong. Each becomes a
 # strict xfail, so the table documents the defect and the test flips when it is fixed.
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
+# Gaps fixed on another branch of issue 18 (ot1d): non-strict until that branch is merged, then
+# move nothing: the case passes either way once fixed.
+PENDING: dict[tuple[str, str], str] = {
+    ("ot1d.pooled_group_cdfs", "zero rows"): "IndexError; fixed with the ot1d part of issue 18",
+}
 
 
 def _applies(entry: Entry, needs: str) -> bool:
@@ -327,6 +374,8 @@ for _name, _entry in ENTRIES.items():
         _marks = []
         if (_name, _fault) in KNOWN_GAPS:
             _marks = [pytest.mark.xfail(reason=KNOWN_GAPS[(_name, _fault)], strict=True)]
+        elif (_name, _fault) in PENDING:
+            _marks = [pytest.mark.xfail(reason=PENDING[(_name, _fault)], strict=False)]
         _CASE = pytest.param(_name, _fault, id=f"{_name}-{_fault}", marks=_marks)
         CASES.append(_CASE)
 
@@ -560,3 +609,390 @@ def test_value_checks_agree_on_the_host_and_the_device_path(monkeypatch, host):
     assert np.isfinite(
         gs.group_means(np.ones(4), np.array([0, 1, 0, 1]), num_groups=2, weights=np.full(4, 8e37))
     ).all()
+
+
+# ----------------------------------------------------------------------------- issue 18
+# Item 2 (group ids range-checked before any cast) at the entry points outside ENTRIES that take
+# `groups`; ENTRIES get the same faults from the table above.
+
+_WIDE_IDS = {
+    "int64 2**32": np.array([0, 0, 0, 1, 1, 2**32], np.int64),
+    "int64 -2**40": np.array([0, 0, 0, 1, 1, -(2**40)], np.int64),
+    "uint64 2**63": np.array([0, 0, 0, 1, 1, 2**63], np.uint64),
+    "list 2**32": [0, 0, 0, 1, 1, 2**32],
+}
+_P6 = np.array([1, 0, 1, 1, 0, 0], np.float32)
+_S6 = np.linspace(-1, 1, 6).astype(np.float32)
+_X6 = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+_Y6 = np.array([1, 0, 1, 1, 0, 1], np.int32)
+
+
+def _rate_model(p, batch):
+    return batch[0] @ p["w"] + p["b"]
+
+
+_RATE_PARAMS = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
+_SGD = optax.sgd(0.1)
+
+GROUP_ENTRIES: dict[str, Callable[[object], object]] = {
+    "groups.group_counts": lambda g: gs.group_counts(g, num_groups=2),
+    "groups.group_sums": lambda g: gs.group_sums(_S6, g, num_groups=2),
+    "groups.membership": lambda g: gs.membership(g, num_groups=2),
+    "groups.intersect": lambda g: gs.intersect(g, np.zeros(6, np.int32), num_groups=(2, 1)),
+    "criteria.group_rates": lambda g: criteria.group_rates(
+        _P6, g, criterion="demographic_parity", num_groups=2
+    ),
+    "metrics.audit_report": lambda g: metrics.audit_report(
+        _Y6, _P6, g, num_groups=2, num_resamples=2
+    ),
+    "ot1d.group_samples": lambda g: ot1d.group_samples(_S6, g, num_groups=2),
+    "ferm.fit_kernel": lambda g: ferm.fit_kernel(_X6, _Y6, g, num_groups=2),
+    "postprocessing.apply_barycenter": lambda g: postprocessing.apply_barycenter(
+        postprocessing.fit_barycenter(_S6, np.array([0, 0, 0, 1, 1, 1]), num_groups=2, key=KEY),
+        _S6,
+        g,
+        key=KEY,
+    ),
+    "representation.multitask_batch": lambda g: representation.multitask_batch(
+        _X6, _Y6[:, None], g, num_groups=2
+    ),
+    "training.fit_rate_constrained": lambda g: training.fit_rate_constrained(
+        _rate_model,
+        _RATE_PARAMS,
+        (_X6, _Y6, g),
+        target=0.1,
+        num_groups=2,
+        optimizer=_SGD,
+        num_steps=2,
+    ),
+}
+
+
+@pytest.mark.parametrize("ids", sorted(_WIDE_IDS))
+@pytest.mark.parametrize("name", sorted(GROUP_ENTRIES))
+def test_wide_group_ids_are_range_checked_before_the_cast(name, ids):
+    GROUP_ENTRIES[name](np.array([0, 0, 0, 1, 1, 1]))  # the same call with valid ids passes
+    with pytest.raises(ValueError, match="groups"):
+        GROUP_ENTRIES[name](_WIDE_IDS[ids])
+
+
+def test_wide_group_id_no_longer_wraps_to_group_0():
+    """The probe's case: 2**32 became group 0 and the metric returned 0.0."""
+    with pytest.raises(ValueError, match=r"num_groups=2\), got values in \[0, 4294967296\]"):
+        metrics.demographic_parity_difference(
+            [1, 0, 1, 1, 0, 0], np.array([0, 0, 0, 1, 1, 2**32]), num_groups=2
+        )
+
+
+# Item 10 at entry points outside ENTRIES: complex input refused, naming the argument.
+COMPLEX_ENTRIES: dict[str, tuple[Callable[[object], object], str]] = {
+    "ot1d.wasserstein_distance": (
+        lambda z: ot1d.wasserstein_distance(z, [0.0, 1.0, 2.0]),
+        "u_values",
+    ),
+    "ot1d.quantile": (lambda z: ot1d.quantile(z, np.array([0.5], np.float32)), "values"),
+    "ot1d.cdf": (lambda z: ot1d.cdf(z, np.array([0.5], np.float32)), "values"),
+    "ot1d.barycenter": (lambda z: ot1d.barycenter(np.stack([z, z])), "values"),
+    "kernels.kernel_matrix": (lambda z: kernels.kernel_matrix(kernels.gaussian(), z[:, None]), "X"),
+    "kernels.squared_distances": (lambda z: kernels.squared_distances(z[:, None]), "X"),
+    "kernels.median_bandwidth": (lambda z: kernels.median_bandwidth(z), "x"),
+    "penalties.orthogonality": (lambda z: penalties.orthogonality(z, np.ones(3)), "w"),
+    "ferm.project": (lambda z: ferm.project(z, np.ones(3, np.float32)), "w"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPLEX_ENTRIES))
+def test_complex_input_is_refused(name):
+    call, arg = COMPLEX_ENTRIES[name]
+    call(np.array([1.0, 2.0, 3.0], np.float32))  # the real input passes
+    with pytest.raises(TypeError, match=arg):
+        call(np.array([1j, 2j, 3j]))
+
+
+# Item 11 at entry points outside ENTRIES: zero rows refused, naming the argument.
+EMPTY_ENTRIES: dict[str, tuple[Callable[[], object], str]] = {
+    "kernels.median_bandwidth": (
+        lambda: kernels.median_bandwidth(np.zeros((0, 2), np.float32)),
+        "x",
+    ),
+    "kernels.nystrom": (
+        lambda: kernels.nystrom(kernels.gaussian(), np.zeros((0, 2), np.float32)),
+        "landmarks",
+    ),
+    "kernels.kernel_matrix": (
+        lambda: kernels.kernel_matrix(kernels.gaussian(), np.zeros((0, 2), np.float32)),
+        "X",
+    ),
+    "penalties.mean_difference (no labels)": (
+        lambda: penalties.mean_difference(np.zeros(0), np.zeros(0, np.int32), num_groups=2),
+        "scores",
+    ),
+    "penalties.sigmoid_rate_difference (no labels)": (
+        lambda: penalties.sigmoid_rate_difference(np.zeros(0), np.zeros(0, np.int32), num_groups=2),
+        "logits",
+    ),
+    "groups.group_means 2-D": (
+        lambda: gs.group_means(np.zeros((0, 3)), np.zeros(0, np.int32), num_groups=2),
+        "values",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_ENTRIES))
+def test_zero_rows_are_refused(name):
+    call, arg = EMPTY_ENTRIES[name]
+    with pytest.raises(ValueError, match=arg):
+        call()
+
+
+def test_kernel_matrix_refuses_nan():
+    with pytest.raises(ValueError, match="`X` must be finite"):
+        kernels.kernel_matrix(kernels.gaussian(), np.array([[0.0], [np.nan]]))
+    with pytest.raises(ValueError, match="`Y` must be finite"):
+        kernels.kernel_matrix(kernels.gaussian(), np.zeros((2, 1)), np.array([[np.inf]]))
+
+
+# Item 5: every scalar option of every public entry point goes through one check. Each row:
+# a call taking the option's value, the argument's name, and the kind of the option.
+_INF, _NAN = float("inf"), float("nan")
+BAD_SCALARS: dict[str, list] = {
+    "positive": [np.float32(0), np.int64(-1), -1.0, _INF, _NAN, True],
+    "nonnegative": [np.float32(-1), np.int64(-1), _INF, _NAN, True],
+    "real": [_INF, -_INF, _NAN, np.float32(_NAN), True, "1.0"],
+    "integer>=1": [np.int64(0), np.int64(-1), 2.5, np.float32(3), True, _INF],
+    "integer>=2": [np.int64(1), np.int64(-1), 2.5, True],
+    "integer>=0": [np.int64(-1), 2.5, True],
+    # In a sequence of options NumPy turns [1.0, True] into [1.0, 1.0]: no bool case.
+    "real entries": [_INF, -_INF, _NAN, np.float32(_NAN)],
+    "nonnegative entries": [np.float32(-1), np.int64(-1), _INF, _NAN],
+    "[0, 1]": [np.float32(1.5), np.int64(-1), _NAN, True],
+    "(0, 1)": [np.float32(0), np.float32(1), _NAN, _INF, True],
+}
+_SQ = lambda p, b: jnp.mean((p - b[0]) ** 2)
+_FIT_DATA = (np.arange(4.0, dtype=np.float32),)
+_RATE_DATA = (_X6, _Y6, np.array([0, 0, 0, 1, 1, 1], np.int32))
+_DP = lambda p, s, weights: metrics.demographic_parity_difference(
+    p, s, num_groups=2, weights=weights
+)
+_BATCH = representation.multitask_batch(_X6, _Y6[:, None], _RATE_DATA[2], num_groups=2)
+_REP_PARAMS = representation.init_params([(np.eye(3, 2, dtype=np.float32), np.zeros(2))],
+                                         rep_dim=2, num_tasks=1)  # fmt: skip
+_REP_OBJ = representation.multitask_objective(representation.mlp, num_groups=2)
+_STATE = postprocessing.fit_barycenter(_S6, _RATE_DATA[2], num_groups=2, key=KEY)
+_U3 = np.ones(3, np.float32)
+
+SCALAR_OPTIONS: list[tuple[str, str, str, Callable[[object], object]]] = [
+    ("penalties.sigmoid_rate_difference", "temperature", "positive",
+     lambda x: penalties.sigmoid_rate_difference(_S6, _RATE_DATA[2], num_groups=2, temperature=x)),
+    ("penalties.sinkhorn", "epsilon", "positive",
+     lambda x: penalties.sinkhorn(_X6, _RATE_DATA[2], num_groups=2, epsilon=x)),
+    ("penalties.sinkhorn", "group_size", "integer>=1",
+     lambda x: penalties.sinkhorn(_X6, _RATE_DATA[2], num_groups=2, group_size=x)),
+    ("penalties.wasserstein", "p", "positive",
+     lambda x: penalties.wasserstein(_S6, _RATE_DATA[2], num_groups=2, p=x)),
+    ("kernels.gaussian", "bandwidth", "positive", lambda x: kernels.gaussian(bandwidth=x)),
+    ("kernels.laplace", "bandwidth", "positive", lambda x: kernels.laplace(bandwidth=x)),
+    ("kernels.inverse_multiquadric", "bandwidth", "positive",
+     lambda x: kernels.inverse_multiquadric(bandwidth=x)),
+    ("kernels.inverse_multiquadric", "exponent", "positive",
+     lambda x: kernels.inverse_multiquadric(exponent=x)),
+    ("kernels.multi_bandwidth", "bandwidths", "positive",
+     lambda x: kernels.multi_bandwidth(bandwidths=[1.0, x])),
+    ("kernels.multi_bandwidth", "scale", "positive",
+     lambda x: kernels.multi_bandwidth(bandwidths=[1.0], scale=x)),
+    ("kernels.random_fourier_features", "dim", "integer>=1",
+     lambda x: kernels.random_fourier_features(KEY, x, num_features=4)),
+    ("kernels.random_fourier_features", "num_features", "integer>=1",
+     lambda x: kernels.random_fourier_features(KEY, 2, num_features=x)),
+    ("kernels.random_fourier_features", "bandwidth", "positive",
+     lambda x: kernels.random_fourier_features(KEY, 2, num_features=4, bandwidth=x)),
+    ("kernels.nystrom", "rcond", "nonnegative",
+     lambda x: kernels.nystrom(kernels.gaussian(), _X6, rcond=x)),
+    ("groups.row_weights", "n", "integer>=0", lambda x: gs.row_weights(x)),
+    ("ferm.fit_linear", "C", "positive",
+     lambda x: ferm.fit_linear(_X6, _Y6, _RATE_DATA[2], num_groups=2, C=x, num_steps=2)),
+    ("ferm.fit_linear", "eps", "nonnegative",
+     lambda x: ferm.fit_linear(_X6, _Y6, _RATE_DATA[2], num_groups=2, eps=x, num_steps=2)),
+    ("ferm.fit_linear", "num_steps", "integer>=1",
+     lambda x: ferm.fit_linear(_X6, _Y6, _RATE_DATA[2], num_groups=2, num_steps=x)),
+    ("ferm.fit_linear", "learning_rate", "positive",
+     lambda x: ferm.fit_linear(_X6, _Y6, _RATE_DATA[2], num_groups=2, learning_rate=x,
+                               num_steps=2)),
+    ("ferm.fit_kernel", "C", "positive",
+     lambda x: ferm.fit_kernel(_X6, _Y6, _RATE_DATA[2], num_groups=2, C=x)),
+    ("ferm.fit_kernel", "eps", "nonnegative",
+     lambda x: ferm.fit_kernel(_X6, _Y6, _RATE_DATA[2], num_groups=2, eps=x, num_steps=2)),
+    ("ferm.fit_kernel", "tol", "positive",
+     lambda x: ferm.fit_kernel(_X6, _Y6, _RATE_DATA[2], num_groups=2, tol=x)),
+    ("ferm.fit_kernel", "max_iter", "integer>=1",
+     lambda x: ferm.fit_kernel(_X6, _Y6, _RATE_DATA[2], num_groups=2, max_iter=x)),
+    ("ferm.fit_kernel", "num_landmarks", "integer>=1",
+     lambda x: ferm.fit_kernel(_X6, _Y6, _RATE_DATA[2], num_groups=2, num_landmarks=x, key=KEY,
+                               num_steps=2)),
+    ("ferm.fit_kernel", "num_steps", "integer>=1",
+     lambda x: ferm.fit_kernel(_X6, _Y6, _RATE_DATA[2], num_groups=2, num_steps=x,
+                               solver="adam")),
+    ("ferm.fit_kernel", "learning_rate", "positive",
+     lambda x: ferm.fit_kernel(_X6, _Y6, _RATE_DATA[2], num_groups=2, learning_rate=x,
+                               solver="adam", num_steps=2)),
+    ("ferm.project", "eps", "nonnegative", lambda x: ferm.project(_U3, _U3, eps=x)),
+    ("ferm.project", "max_iter", "integer>=1", lambda x: ferm.project(_U3, _U3, max_iter=x)),
+    ("ferm.project_orthogonal", "eps", "nonnegative",
+     lambda x: ferm.project_orthogonal(_U3, eps=x)),
+    ("ferm.project_orthogonal", "max_iter", "integer>=1",
+     lambda x: ferm.project_orthogonal(_U3, max_iter=x)),
+    ("ferm.project_gradient", "eps", "nonnegative", lambda x: ferm.project_gradient(_U3, eps=x)),
+    ("postprocessing.fit_barycenter", "jitter", "nonnegative",
+     lambda x: postprocessing.fit_barycenter(_S6, _RATE_DATA[2], num_groups=2, key=KEY,
+                                             jitter=x)),
+    ("postprocessing.fit_barycenter", "grid_size", "integer>=2",
+     lambda x: postprocessing.fit_barycenter(_S6, _RATE_DATA[2], num_groups=2, key=KEY,
+                                             method="quantile_grid", grid_size=x)),
+    ("postprocessing.apply_barycenter", "alpha", "[0, 1]",
+     lambda x: postprocessing.apply_barycenter(_STATE, _S6, _RATE_DATA[2], key=KEY, alpha=x)),
+    ("training.fit", "num_epochs", "integer>=1",
+     lambda x: training.fit(_SQ, np.zeros(()), _FIT_DATA, optimizer=_SGD, num_epochs=x)),
+    ("training.fit", "batch_size", "integer>=1",
+     lambda x: training.fit(_SQ, np.zeros(()), _FIT_DATA, optimizer=_SGD, num_epochs=1,
+                            batch_size=x, key=KEY)),
+    ("training.fit", "patience", "integer>=1",
+     lambda x: training.fit(_SQ, np.zeros(()), _FIT_DATA, optimizer=_SGD, num_epochs=1,
+                            validation_data=_FIT_DATA, patience=x)),
+    ("training.fit", "min_delta", "real",
+     lambda x: training.fit(_SQ, np.zeros(()), _FIT_DATA, optimizer=_SGD, num_epochs=1,
+                            min_delta=x)),
+    ("training.fit_constrained", "target", "real",
+     lambda x: training.fit_constrained(_SQ, _SQ, np.zeros(()), _FIT_DATA, target=x,
+                                        optimizer=_SGD, num_steps=2)),
+    ("training.fit_constrained", "num_steps", "integer>=1",
+     lambda x: training.fit_constrained(_SQ, _SQ, np.zeros(()), _FIT_DATA, target=1.0,
+                                        optimizer=_SGD, num_steps=x)),
+    ("training.fit_constrained", "tolerance", "nonnegative",
+     lambda x: training.fit_constrained(_SQ, _SQ, np.zeros(()), _FIT_DATA, target=1.0,
+                                        optimizer=_SGD, num_steps=2, tolerance=x)),
+    ("training.fit_constrained", "init_multiplier", "nonnegative",
+     lambda x: training.fit_constrained(_SQ, _SQ, np.zeros(()), _FIT_DATA, target=1.0,
+                                        optimizer=_SGD, num_steps=2, init_multiplier=x)),
+    ("training.fit_rate_constrained", "target", "nonnegative",
+     lambda x: training.fit_rate_constrained(_rate_model, _RATE_PARAMS, _RATE_DATA, target=x,
+                                             num_groups=2, optimizer=_SGD, num_steps=2)),
+    ("training.fit_rate_constrained", "num_steps", "integer>=1",
+     lambda x: training.fit_rate_constrained(_rate_model, _RATE_PARAMS, _RATE_DATA, target=0.1,
+                                             num_groups=2, optimizer=_SGD, num_steps=x)),
+    ("training.fit_rate_constrained", "tolerance", "nonnegative",
+     lambda x: training.fit_rate_constrained(_rate_model, _RATE_PARAMS, _RATE_DATA, target=0.1,
+                                             num_groups=2, optimizer=_SGD, num_steps=2,
+                                             tolerance=x)),
+    ("training.fit_rate_constrained_mixture", "num_candidates", "integer>=1",
+     lambda x: training.fit_rate_constrained_mixture(
+         _rate_model, _RATE_PARAMS, _RATE_DATA, target=0.1, num_groups=2, optimizer=_SGD,
+         num_steps=2, num_candidates=x)),
+    ("training.fit_rate_constrained_mixture", "target", "nonnegative",
+     lambda x: training.fit_rate_constrained_mixture(
+         _rate_model, _RATE_PARAMS, _RATE_DATA, target=x, num_groups=2, optimizer=_SGD,
+         num_steps=2, num_candidates=2)),
+    ("training.constrained_sweep", "targets", "real entries",
+     lambda x: training.constrained_sweep(_SQ, _SQ, np.zeros(()), _FIT_DATA, [1.0, x],
+                                          optimizer=_SGD, num_steps=2)),
+    ("training.constrained_sweep", "num_steps", "integer>=1",
+     lambda x: training.constrained_sweep(_SQ, _SQ, np.zeros(()), _FIT_DATA, [1.0],
+                                          optimizer=_SGD, num_steps=x)),
+    ("training.constrained_sweep", "tolerance", "nonnegative",
+     lambda x: training.constrained_sweep(_SQ, _SQ, np.zeros(()), _FIT_DATA, [1.0],
+                                          optimizer=_SGD, num_steps=2, tolerance=x)),
+    ("training.pareto_sweep", "lams", "nonnegative entries",
+     lambda x: training.pareto_sweep(_SQ, _SQ, np.zeros(()), _FIT_DATA, [0.0, x],
+                                     optimizer=_SGD, num_steps=2)),
+    ("training.pareto_sweep", "num_steps", "integer>=1",
+     lambda x: training.pareto_sweep(_SQ, _SQ, np.zeros(()), _FIT_DATA, [0.0],
+                                     optimizer=_SGD, num_steps=x)),
+    ("training.best_mixture", "target", "nonnegative",
+     lambda x: training.best_mixture({"error": np.ones(2), "gaps": np.zeros(2)}, target=x)),
+    ("training.penalized", "lam", "nonnegative", lambda x: training.penalized(_SQ, _SQ, x)),
+    ("training.logistic_regression", "l2", "nonnegative",
+     lambda x: training.logistic_regression(2, l2=x, temperature=1.0)),
+    ("training.logistic_regression", "temperature", "positive",
+     lambda x: training.logistic_regression(2, l2=0.0, temperature=x)),
+    ("representation.multitask_objective", "lam", "nonnegative",
+     lambda x: representation.multitask_objective(representation.mlp, num_groups=2, lam=x)),
+    ("representation.multitask_objective", "l2", "nonnegative",
+     lambda x: representation.multitask_objective(representation.mlp, num_groups=2, l2=x)),
+    ("representation.train", "num_steps", "integer>=1",
+     lambda x: representation.train(_REP_OBJ, _REP_PARAMS, _BATCH, optimizer=_SGD,
+                                    num_steps=x)),
+    ("representation.train", "batch_size", "integer>=1",
+     lambda x: representation.train(_REP_OBJ, _REP_PARAMS, _BATCH, optimizer=_SGD, num_steps=1,
+                                    batch_size=x, key=KEY)),
+    ("representation.transfer", "l2", "nonnegative",
+     lambda x: representation.transfer(representation.mlp, _REP_PARAMS.representation,
+                                       (_X6, _Y6, _RATE_DATA[2]), (_X6, _Y6, _RATE_DATA[2]),
+                                       num_groups=2, num_steps=1, l2=x)),
+    ("representation.transfer", "num_steps", "integer>=1",
+     lambda x: representation.transfer(representation.mlp, _REP_PARAMS.representation,
+                                       (_X6, _Y6, _RATE_DATA[2]), (_X6, _Y6, _RATE_DATA[2]),
+                                       num_groups=2, num_steps=x)),
+    ("representation.transfer", "learning_rate", "positive",
+     lambda x: representation.transfer(representation.mlp, _REP_PARAMS.representation,
+                                       (_X6, _Y6, _RATE_DATA[2]), (_X6, _Y6, _RATE_DATA[2]),
+                                       num_groups=2, num_steps=1, learning_rate=x)),
+    ("metrics.bootstrap", "num_resamples", "integer>=2",
+     lambda x: metrics.bootstrap(_DP, _P6, _RATE_DATA[2], key=KEY, num_resamples=x)),
+    ("metrics.bootstrap", "confidence_level", "(0, 1)",
+     lambda x: metrics.bootstrap(_DP, _P6, _RATE_DATA[2], key=KEY, num_resamples=2,
+                                 confidence_level=x)),
+    ("metrics.bootstrap", "batch_size", "integer>=1",
+     lambda x: metrics.bootstrap(_DP, _P6, _RATE_DATA[2], key=KEY, num_resamples=2,
+                                 batch_size=x)),
+    ("metrics.audit_report", "num_resamples", "integer>=2",
+     lambda x: metrics.audit_report(_Y6, _P6, _RATE_DATA[2], num_groups=2, num_resamples=x)),
+    ("metrics.audit_report", "confidence_level", "(0, 1)",
+     lambda x: metrics.audit_report(_Y6, _P6, _RATE_DATA[2], num_groups=2, num_resamples=2,
+                                    confidence_level=x)),
+]  # fmt: skip
+
+SCALAR_CASES = [
+    pytest.param(i, bad, id=f"{entry}-{option}={bad!r}")
+    for i, (entry, option, kind, _) in enumerate(SCALAR_OPTIONS)
+    for bad in BAD_SCALARS[kind]
+]
+
+
+@pytest.mark.parametrize(("row", "bad"), SCALAR_CASES)
+def test_scalar_option_is_checked_and_named(row, bad):
+    _, option, _, call = SCALAR_OPTIONS[row]
+    with pytest.raises((ValueError, TypeError)) as info:
+        call(bad)
+    message = str(info.value)
+    assert f"`{option}" in message, message
+
+
+def test_scalar_options_accept_numpy_scalars():
+    """NumPy scalars are numbers: accepted like Python ones (int64 steps, float32 rates)."""
+    kernels.gaussian(bandwidth=np.float32(0.5))
+    kernels.random_fourier_features(KEY, np.int64(2), num_features=np.int32(4))
+    penalties.sigmoid_rate_difference(_S6, _RATE_DATA[2], num_groups=2, temperature=np.float64(2))
+    training.fit(_SQ, np.zeros(()), _FIT_DATA, optimizer=_SGD, num_epochs=np.int64(1))
+
+
+def test_traced_scalar_options_skip_the_value_checks():
+    f = jax.jit(lambda t: penalties.sigmoid_rate_difference(_S6, _RATE_DATA[2], num_groups=2,
+                                                            temperature=t))  # fmt: skip
+    assert np.isfinite(f(0.5))
+    g = jax.jit(lambda h: kernels.kernel_matrix(kernels.gaussian(bandwidth=h), _X6))
+    assert g(1.0).shape == (6, 6)
+
+
+def test_check_scalar_contract():
+    from fairjax import _validation as v
+
+    assert v.check_scalar(np.int64(3), "k", integer=True) == 3
+    assert type(v.check_scalar(np.int64(3), "k", integer=True)) is int
+    x = np.float32(0.5)
+    assert v.check_scalar(x, "x", positive=True) is x  # floats returned unchanged
+    assert v.check_scalar(None, "x", optional=True) is None
+    with pytest.raises(ValueError, match=r"`c` must be < 1"):
+        v.check_scalar(1.0, "c", low=0, high=1, inclusive=(False, False))
+    with pytest.raises(TypeError, match="`c` must be a real number"):
+        v.check_scalar(1j, "c")
+    with pytest.raises(ValueError, match="`c` must be a scalar"):
+        v.check_scalar(np.ones(2), "c")
