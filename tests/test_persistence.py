@@ -7,7 +7,7 @@ file's integrity check too. Every fitted state saves through one format
 estimators round-trip exactly (bit-equal arrays, identical outputs), and a flipped byte in any
 array, any edited metadata value, a dropped or added array, a truncated file, another kind, a
 newer version, a non-npz file and garbled metadata are each refused with a clear ``ValueError``.
-The post-processor's own round trip is in ``tests/test_postprocessing.py``.
+The post-processor's own round trip is in ``tests/postprocessing/test_postprocessing.py``.
 """
 
 from __future__ import annotations

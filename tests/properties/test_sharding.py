@@ -5,7 +5,7 @@ The batch is sharded along its rows over 8 host CPU devices (``tests/conftest.py
 by a ``NamedSharding`` (XLA inserts the collectives), and ``jax.shard_map`` with ``axis_name=``
 (each device holds its rows; the group statistics are reduced with ``psum``, or the rows
 all-gathered for the distribution penalties). Values and gradients must agree to 1e-5. The
-metrics have their own such test in ``tests/test_metrics.py``.
+metrics have their own such test in ``tests/metrics/``.
 """
 
 from __future__ import annotations
