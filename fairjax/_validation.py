@@ -281,8 +281,9 @@ def check_scalar(
       ``value`` unchanged (a Python int when ``integer``).
 
     Raises:
-      TypeError: not a real scalar number, a bool, or (with ``integer``) not an integer.
-      ValueError: NaN, infinite, or out of range.
+      TypeError: not a real number (a string, a complex number, an object).
+      ValueError: a bool, not a scalar, a float where an integer is meant, NaN, infinite,
+        or out of range.
     """
     if value is None:
         if optional:
@@ -292,15 +293,17 @@ def check_scalar(
         return value
     kind = "an integer" if integer else "a real number"
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be {kind}, got the bool {value!r}.")
+        raise ValueError(f"`{name}` must be {kind}, got the bool {value!r}.")
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be {kind}, got {type(value).__name__}.") from err
     if arr.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar ({kind}), got shape {arr.shape}.")
-    if arr.dtype.kind not in ("iu" if integer else "iuf"):
+    if arr.dtype.kind not in "iuf":
         raise TypeError(f"`{name}` must be {kind}, got {value!r} ({arr.dtype}).")
+    if integer and arr.dtype.kind == "f":  # 2.5, and 2.0 too: a count is not a float
+        raise ValueError(f"`{name}` must be {kind}, got {value!r} ({arr.dtype}).")
     number: int | float = operator.index(arr.item()) if integer else float(arr)
     if finite and not math.isfinite(number):
         raise ValueError(f"`{name}` must be finite, got {number!r}.")
@@ -334,5 +337,6 @@ def check_scalars(values: Any, name: str, **rules: Any) -> Any:
             f"`{name}` must be an array of numbers, got {type(values).__name__}."
         ) from err
     for i, x in enumerate(arr.reshape(-1)):
-        check_scalar(x.item() if arr.dtype.kind != "O" else x, f"{name}[{i}]", **rules)
+        label = name if arr.ndim == 0 else f"{name}[{i}]"
+        check_scalar(x.item() if arr.dtype.kind != "O" else x, label, **rules)
     return values

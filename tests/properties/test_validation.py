@@ -994,5 +994,11 @@ def test_check_scalar_contract():
         v.check_scalar(1.0, "c", low=0, high=1, inclusive=(False, False))
     with pytest.raises(TypeError, match="`c` must be a real number"):
         v.check_scalar(1j, "c")
+    with pytest.raises(ValueError, match="`c` must be an integer"):
+        v.check_scalar(2.0, "c", integer=True)
+    with pytest.raises(ValueError, match=r"`lams\[1\]` must be >= 0"):
+        v.check_scalars([0.0, -1.0], "lams", nonnegative=True)
+    with pytest.raises(ValueError, match="`lam` must be >= 0"):
+        v.check_scalars(-1.0, "lam", nonnegative=True)
     with pytest.raises(ValueError, match="`c` must be a scalar"):
         v.check_scalar(np.ones(2), "c")
