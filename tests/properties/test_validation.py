@@ -347,11 +347,8 @@ FAULTS: dict[str, tuple[str, Callable[[dict, Entry], None], str]] = {
 # Faults an entry point is known to let through: (entry, fault) -> what is wrong. Each becomes a
 # strict xfail, so the table documents the defect and the test flips when it is fixed.
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
-# Gaps fixed on another branch of issue 18 (ot1d): non-strict until that branch is merged, then
-# move nothing: the case passes either way once fixed.
-PENDING: dict[tuple[str, str], str] = {
-    ("ot1d.pooled_group_cdfs", "zero rows"): "IndexError; fixed with the ot1d part of issue 18",
-}
+# Gaps fixed on another branch, non-strict until it is merged (none left).
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _applies(entry: Entry, needs: str) -> bool:
