@@ -5,6 +5,8 @@ import os
 # Must happen before jax is imported anywhere: the multi-device tests need several devices,
 # and on CPU XLA only makes them when asked.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# The test workers (pytest-xdist) share an accelerator if there is one: none preallocates it.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import pathlib
 

@@ -37,4 +37,8 @@ def propagate_nan(value: Array, *inputs: object, axis_name: Hashable | None = No
     # Double where: the inner one passes the inputs only when there is a NaN, so without one
     # the NaN factor's backward pass (0 * NaN) stops there and every gradient stays finite.
     total = sum(jnp.sum(jnp.where(bad, a, 0)).astype(value.dtype) for a in arrays)
+    if axis_name is not None:
+        # Summed over the devices too, so the result is replicated like ``value`` (shard_map
+        # infers it) and every device's inputs get the NaN gradient.
+        total = jax.lax.psum(total, axis_name)
     return jnp.where(bad, total * jnp.nan, value)
