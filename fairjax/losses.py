@@ -43,8 +43,12 @@ __all__ = [
 ]
 
 
-def _float(z: ArrayLike) -> Array:
+def _float(z: ArrayLike, name: str = "the input") -> Array:
     z = jnp.asarray(z)
+    # A static check (the dtype is known at trace time): a complex array would lose its
+    # imaginary part in the cast below.
+    if jnp.issubdtype(z.dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {z.dtype}.")
     return z.astype(jnp.result_type(z.dtype, float))
 
 
@@ -74,8 +78,8 @@ def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
     References:
       Cox, *The regression analysis of binary sequences*, JRSS B, 1958.
     """
-    z = _float(logits)
-    y = jnp.asarray(labels, z.dtype)
+    z = _float(logits, "`logits`")
+    y = _float(labels, "`labels`").astype(z.dtype)
     # The branches as selects on one sign test, not max(z, 0) and |z|: their derivatives at
     # z = 0 are 0 in JAX, which would give the gradient -y instead of 1/2 - y at the zero
     # logits of a zero initialisation.
@@ -85,8 +89,8 @@ def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
 
 def _margin(scores: ArrayLike, labels: ArrayLike) -> Array:
     """``t z`` with ``t = +1`` where ``labels == 1`` and ``-1`` elsewhere."""
-    z = _float(scores)
-    return jnp.where(jnp.asarray(labels) == 1, z, -z)
+    z = _float(scores, "`scores`")
+    return jnp.where(_float(labels, "`labels`") == 1, z, -z)
 
 
 def hinge(scores: ArrayLike, labels: ArrayLike) -> Array:
@@ -146,8 +150,8 @@ def squared(predictions: ArrayLike, targets: ArrayLike) -> Array:
       >>> squared(jnp.array([1.0, 2.0]), jnp.array([0.0, 4.0]))
       Array([1., 4.], dtype=float32)
     """
-    z = _float(predictions)
-    return jnp.square(z - jnp.asarray(targets, z.dtype))
+    z = _float(predictions, "`predictions`")
+    return jnp.square(z - _float(targets, "`targets`").astype(z.dtype))
 
 
 #: Every loss by name, for functions that take ``loss="..."``.
@@ -183,7 +187,7 @@ def weighted_mean(
       >>> weighted_mean(jnp.array([1.0, 3.0, 100.0]), where=jnp.array([True, True, False]))
       Array(2., dtype=float32)
     """
-    x = _float(values)
+    x = _float(values, "`values`")
     w = jnp.ones_like(x) if weights is None else jnp.asarray(weights, x.dtype)
     if where is not None:
         w = jnp.where(jnp.asarray(where), w, 0)

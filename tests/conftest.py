@@ -28,3 +28,78 @@ def shared_data_home() -> pathlib.Path:
     if home is None:
         pytest.skip("FAIRJAX_DATA_HOME is not set to an existing folder with the raw data sets")
     return home
+
+
+# Cases of the default run measured over ~2.5 s each on a 2-core CPU (`pytest --durations`),
+# and every case that compiles ott-jax's Sinkhorn solver: they run with the other slow tests
+# (`pytest -m slow`, in CI), so the default run stays a quick loop. A prefix names every case
+# that starts with it (parametrizations).
+SLOW_CASES = (
+    "tests/test_persistence.py::test_estimator_round_trip_is_exact[ferm_linear]",
+    "tests/test_persistence.py::test_save_and_load_agree_on_the_path[model-state]",
+    "tests/penalties/test_mmd.py::test_equalized_odds_is_the_sum_of_its_two_conditions[mean-pooled]",
+    "tests/training/test_penalized.py::test_penalized_composition_and_validation",
+    "tests/ot1d/test_layout.py::test_group_views_are_weighted_views_of_one_sort",
+    "tests/penalties/test_surrogates.py::test_check_grads_float64[max-mean_difference]",
+    "fairjax/training/_mixture.py::fairjax.training._mixture.fit_rate_constrained_mixture",
+    "tests/postprocessing/test_apply.py::test_tied_query_level_is_uniform_over_the_jump",
+    "tests/test_readme.py::test_readme_example_prints_what_the_readme_says",
+    "tests/penalties/test_mmd.py::test_matches_double_loop_reference_with_weights[biased]",
+    "tests/penalties/test_orthogonality.py::test_grads_float64_and_finite_at_zero",
+    "fairjax/metrics/_audit.py::fairjax.metrics._audit.audit_report",
+    "tests/test_losses.py::test_gradients_match_finite_differences_float64[logistic]",
+    "tests/penalties/test_surrogates.py::test_empty_groups_finite_value_and_grad[max-mean_difference]",
+    "tests/ot1d/test_layout.py::test_merged_quantiles_integrate_wasserstein_and_views_agree_with_segments",
+    "tests/training/test_mixture.py::test_rate_constrained_mixture_satisfied_and_tolerance",
+    "tests/test_losses.py::test_gradients_match_finite_differences_float64[hinge]",
+    "tests/properties/test_sharding.py::test_jit_with_sharded_inputs_equals_single_device[mmd]",
+    "tests/postprocessing/test_postprocessing.py::test_quantile_grid_close_to_exact_and_small",
+    "fairjax/representation.py::fairjax.representation.multitask_objective",
+    "tests/penalties/test_surrogates.py::test_equalized_odds_is_the_sum_of_its_two_conditions[max-mean_difference]",
+    "tests/metrics/test_tables.py::test_bootstrap_of_a_table",
+    "tests/properties/test_sharding.py::test_jit_with_sharded_inputs_equals_single_device[group_means",
+    "fairjax/ferm/_kernel.py::fairjax.ferm._kernel.fit_kernel",
+    "tests/postprocessing/test_postprocessing.py::test_ks_guarantee_shrinks_with_calibration_size",
+    "tests/properties/test_gradients.py::test_check_grads_float64[mmd",
+    "tests/test_datasets.py::test_make_classification_bias_controls_gap",
+    "tests/properties/test_gradients.py::test_check_grads_float64[wasserstein",
+    "tests/properties/test_validation.py::test_wide_group_ids_are_range_checked_before_the_cast[metrics.audit_report-int64",
+    "tests/properties/test_gradients.py::test_check_grads_float64[ot1d.wasserstein_distance",
+    "tests/penalties/test_surrogates.py::test_vmap_over_models_and_bfloat16",
+    "tests/properties/test_sharding.py::test_jit_with_sharded_inputs_equals_single_device[mean_difference]",
+    "tests/ot1d/test_layout.py::test_group_quantile_weighted_matches_ot1d_quantile",
+    "tests/metrics/test_tables.py::test_sharded_equals_single_device",
+    "tests/penalties/test_wasserstein.py::test_penalty_decreases_under_gradient_descent",
+    "tests/properties/test_gradients.py::test_check_grads_float64[mmd",
+    "tests/test_kernels.py::test_laplace_gradient_finite_at_coinciding_points",
+    "tests/penalties/test_mmd.py::test_labels_condition_on_the_positive_rows",
+    "tests/ot1d/test_layout.py::test_barycenter_quantile_averages_group_quantiles",
+    "tests/properties/test_gradients.py::test_check_grads_float64[wasserstein",
+    "tests/penalties/test_mmd.py::test_equalized_odds_is_the_sum_of_its_two_conditions[mean-pairwise]",
+    "tests/postprocessing/test_apply.py::test_atoms_are_made_fair_at_every_scale[float32-split-step]",
+    "fairjax/postprocessing/_fit.py::fairjax.postprocessing._fit.fit_barycenter",
+    "tests/penalties/test_wasserstein.py::test_equalized_odds_is_the_sum_of_its_two_terms[barycenter]",
+    "fairjax/representation.py::fairjax.representation.transfer",
+    "tests/training/test_penalized.py::test_fit_full_batch_reduces_objective_and_penalty_lowers_dp",
+    "tests/postprocessing/test_postprocessing.py::test_bad_inputs_name_the_argument",
+    "tests/penalties/test_mmd.py::test_equalized_odds_is_the_sum_of_its_two_conditions[none-pooled]",
+    "tests/metrics/test_scores.py::test_sharded_equals_single_device[ks]",
+    "tests/penalties/test_wasserstein.py::test_pooled_matches_ot1d_and_pot[1]",
+    "fairjax/ferm/_linear.py::fairjax.ferm._linear.fit_linear",
+    "tests/properties/test_gradients.py::test_check_grads_float64[ot1d.quantile",
+    "tests/postprocessing/test_postprocessing.py::test_gaussian_closed_form_barycenter",
+    "fairjax/ot1d/_layout.py::fairjax.ot1d._layout.group_quantile",
+    "tests/metrics/test_tables.py::test_bootstrap_covers_and_is_reproducible",
+    "tests/test_losses.py::test_logistic_is_stable_for_large_logits_and_matches_optax",
+    "tests/penalties/test_mmd.py::test_equalized_odds_is_the_sum_of_its_two_conditions[max-pairwise]",
+    "tests/penalties/test_nan.py::test_nan_in_gives_nan_out_under_jit[mmd/unbiased-scores]",
+)
+SLOW_WORDS = ("sinkhorn",)
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = pytest.mark.slow
+    for item in items:
+        nodeid = item.nodeid
+        if nodeid.startswith(SLOW_CASES) or any(w in nodeid for w in SLOW_WORDS):
+            item.add_marker(slow)

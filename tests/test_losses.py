@@ -152,3 +152,12 @@ def test_weighted_mean_gradients_float64_and_dtype():
         assert losses.weighted_mean(jnp.asarray(x)).dtype == jnp.float64
     assert losses.weighted_mean(x.astype(np.float32)).dtype == jnp.float32
     assert losses.weighted_mean(jnp.asarray(x, jnp.bfloat16)).dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("name", ["logistic", "hinge", "squared_hinge", "squared"])
+def test_complex_input_is_refused(name):
+    fn = losses.LOSSES[name]
+    with pytest.raises(TypeError, match="must be real"):
+        fn(jnp.array([1.0 + 1j, 2.0]), jnp.array([1.0, 0.0]))
+    with pytest.raises(TypeError, match="must be real"):
+        fn(jnp.array([1.0, 2.0]), jnp.array([1.0 + 1j, 0.0]))
