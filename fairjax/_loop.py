@@ -129,13 +129,21 @@ def finite(where: str, *trees: PyTree, batched: bool = False) -> Any:
       batched: leaves have a leading axis of models.
 
     Returns:
-      A Python bool, or with ``batched`` a NumPy bool array of shape ``(K,)``.
+      A Python bool, or with ``batched`` a NumPy bool array of shape ``(K,)``. Under a trace
+      (a trainer called inside the user's ``jit``, e.g. a jitted ``pareto_sweep``) the same
+      answer as a traced JAX boolean, without a warning: a compiled program cannot warn.
     """
-    leaves = [
-        np.asarray(leaf)
+    raw = [
+        leaf
         for leaf in jax.tree_util.tree_leaves(trees)
         if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
     ]
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in raw):
+        if batched:
+            rows = [jnp.isfinite(leaf.reshape(leaf.shape[0], -1)).all(axis=1) for leaf in raw]
+            return jnp.stack(rows).all(axis=0) if rows else jnp.ones((0,), bool)
+        return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in raw])) if raw else True
+    leaves = [np.asarray(leaf) for leaf in raw]
     if batched:
         ok = np.ones(leaves[0].shape[0] if leaves else 0, bool)
         for leaf in leaves:

@@ -169,3 +169,26 @@ def test_divergence_warning_is_a_filterable_runtime_warning():
         warnings.simplefilter("error", DivergenceWarning)
         with pytest.raises(DivergenceWarning):
             _fit_constrained(_data(nan=True))
+
+
+def test_a_jitted_sweep_traces_the_divergence_check():
+    # A trainer called inside the user's jit: the check is a traced boolean (no warning).
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(32, 3)), jnp.float32)
+    y = (X[:, 0] > 0).astype(jnp.float32)
+    s = (X[:, 1] > 0).astype(jnp.int32)
+
+    def loss(p, b):
+        return jnp.mean((b[0] @ p - b[1]) ** 2)
+
+    def pen(p, b):
+        return jnp.sum(p**2)
+
+    def sweep(lams):
+        return training.pareto_sweep(
+            loss, pen, jnp.zeros(3), (X, y, s), lams, optimizer=optax.sgd(0.1), num_steps=5
+        )
+
+    out = jax.jit(sweep)(jnp.array([0.0, 1.0]))
+    np.testing.assert_array_equal(np.asarray(out.finite), [True, True])
+    bad = jax.jit(sweep)(jnp.array([0.0, jnp.nan]))
+    np.testing.assert_array_equal(np.asarray(bad.finite), [True, False])
