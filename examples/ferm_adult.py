@@ -182,7 +182,12 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-standard", action="store_true")
     args = parser.parse_args()
-    home = Path(os.environ.get("FAIRJAX_DATA_HOME", "/work/shared/data"))
+    if not os.environ.get("FAIRJAX_DATA_HOME"):
+        raise SystemExit(
+            "set FAIRJAX_DATA_HOME to the folder with the raw data sets (see docs/datasets.md), "
+            "e.g. FAIRJAX_DATA_HOME=path/to/data python examples/ferm_adult.py"
+        )
+    home = Path(os.environ["FAIRJAX_DATA_HOME"])
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; data home {home}")
 
     train, test = load_official_adult(home)
