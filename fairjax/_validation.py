@@ -114,6 +114,22 @@ def check_length(arr: Array, n: int, name: str, reference: str) -> None:
         )
 
 
+def check_features(X: object, num_features: int, name: str = "X") -> Array:
+    """Converts ``X`` to a rank-2 array and checks it has ``num_features`` columns."""
+    X = as_array(X, name, ndim=2)
+    if X.shape[1] != num_features:
+        raise ValueError(f"`{name}` must have {num_features} features, got {X.shape[1]}.")
+    return X
+
+
+def check_same_features(X: Array, Y: Array) -> None:
+    """Checks that the rank-2 arrays ``X`` and ``Y`` have the same number of columns."""
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"`X` and `Y` must have the same number of features, got {X.shape[1]} and {Y.shape[1]}."
+        )
+
+
 def check_finite(arr: Array, name: str) -> None:
     """Raises if a concrete floating array holds NaN or infinity."""
     if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.inexact):

@@ -213,6 +213,7 @@ def resolve(
     condition: Any = None,
     label_value: Any = None,
     constraint: Any = None,
+    stacklevel: int = 3,
 ) -> Criterion:
     """The criterion of a call, also from the keywords it replaces (with a deprecation warning).
 
@@ -229,6 +230,9 @@ def resolve(
       condition: the deprecated ``condition=`` value; ``None``: not given.
       label_value: the deprecated ``label_value=`` value; ``None``: not given.
       constraint: the deprecated ``constraint=`` value; ``None``: not given.
+      stacklevel: passed to :func:`warnings.warn`; the default 3 points the warning at the
+        caller of the public function that calls ``resolve`` directly (one more per helper
+        frame in between).
 
     A function with a deprecated keyword gives it the default ``None`` and passes it on as
     it came.
@@ -279,7 +283,7 @@ def resolve(
     warnings.warn(
         f"{where}: `{key}={val!r}` is deprecated; use `criterion={mapped!r}`.",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
     return get(mapped, name=key, allowed=allowed)
 

@@ -93,10 +93,7 @@ def squared_distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
     """
     X = v.as_array(X, "X", ndim=2)
     Y = X if Y is None else v.as_array(Y, "Y", ndim=2)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(
-            f"`X` and `Y` must have the same number of features, got {X.shape[1]} and {Y.shape[1]}."
-        )
+    v.check_same_features(X, Y)
     dtype = v.float_dtype(X, Y)
     X, Y = X.astype(dtype), Y.astype(dtype)
     sq = jnp.sum(X * X, axis=1)[:, None] + jnp.sum(Y * Y, axis=1)[None, :] - 2.0 * (X @ Y.T)
@@ -440,10 +437,7 @@ def kernel_matrix(kernel: Kernel, X: ArrayLike, Y: ArrayLike | None = None) -> A
         )
     X = _check_points(X, "X")
     Y = X if Y is None else _check_points(Y, "Y")
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(
-            f"`X` and `Y` must have the same number of features, got {X.shape[1]} and {Y.shape[1]}."
-        )
+    v.check_same_features(X, Y)
     dtype = v.float_dtype(X, Y)
     return kernel.matrix(X.astype(dtype), Y.astype(dtype))
 
@@ -460,9 +454,7 @@ class RandomFourierFeatures(NamedTuple):
     offsets: Array
 
     def __call__(self, X: ArrayLike) -> Array:
-        X = v.as_array(X, "X", ndim=2)
-        if X.shape[1] != self.weights.shape[0]:
-            raise ValueError(f"`X` must have {self.weights.shape[0]} features, got {X.shape[1]}.")
+        X = v.check_features(X, self.weights.shape[0])
         num = self.weights.shape[1]
         dtype = v.float_dtype(X, self.weights)
         z = X.astype(dtype) @ self.weights.astype(dtype) + self.offsets.astype(dtype)

@@ -12,8 +12,8 @@ from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as kn
-from fairjax.ferm._directions import _CRITERIA, _legacy_criterion, fairness_direction
-from fairjax.ferm._linear import _NUM_STEPS, _prepare, _step_budget, fit_linear
+from fairjax.ferm._directions import fairness_direction
+from fairjax.ferm._linear import _NUM_STEPS, _fit_options, _prepare, fit_linear
 from fairjax.ferm._model import FERMModel, KernelExpansion
 
 Array = jax.Array
@@ -265,15 +265,9 @@ def fit_kernel(
       Fan, Chen, Lin, Working Set Selection Using Second Order Information for Training Support
       Vector Machines, JMLR 6, 2005 (the SMO working-set rule).
     """
-    crit = criteria.resolve(
-        criterion,
-        where="ferm.fit_kernel",
-        default="equal_opportunity",
-        allowed=_CRITERIA,
-        **_legacy_criterion(condition, None),
+    crit, num_steps = _fit_options(
+        criterion, condition, num_steps, steps, learning_rate, where="ferm.fit_kernel"
     )
-    num_steps = _step_budget(num_steps, steps, where="ferm.fit_kernel")
-    v.check_scalar(learning_rate, "learning_rate", positive=True)
     max_iter = v.check_scalar(max_iter, "max_iter", integer=True, positive=True, optional=True)
     v.check_scalar(num_landmarks, "num_landmarks", integer=True, positive=True, optional=True)
     criteria.check_option(solver, "solver", ("auto", "smo", "adam"))

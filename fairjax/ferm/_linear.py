@@ -33,16 +33,39 @@ _LOSSES = ("hinge", "squared_hinge", "logistic")
 _NUM_STEPS = 1000
 
 
-def _step_budget(num_steps: int, steps: int | None, *, where: str) -> int:
+def _step_budget(num_steps: int, steps: int | None, *, where: str, stacklevel: int = 3) -> int:
     """``num_steps``, or the deprecated ``steps=`` with a warning (at the public caller's line)."""
     if steps is None:
         return v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     if num_steps != _NUM_STEPS:
         raise ValueError(f"{where}: give the step budget once, with `num_steps=`.")
     warnings.warn(
-        f"{where}: `steps=` is deprecated; use `num_steps=`.", DeprecationWarning, stacklevel=3
+        f"{where}: `steps=` is deprecated; use `num_steps=`.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
     )
     return v.check_scalar(steps, "steps", integer=True, positive=True)
+
+
+def _fit_options(
+    criterion, condition, num_steps: int, steps: int | None, learning_rate, *, where: str
+) -> tuple[criteria.Criterion, int]:
+    """The criterion (old ``condition=`` deprecated) and step budget of a FERM trainer, checked.
+
+    Shared by :func:`fit_linear` and ``fit_kernel``: ``where`` names the public caller in the
+    messages and warnings.
+    """
+    crit = criteria.resolve(
+        criterion,
+        where=where,
+        default="equal_opportunity",
+        allowed=_CRITERIA,
+        stacklevel=4,
+        **_legacy_criterion(condition, None),
+    )
+    num_steps = _step_budget(num_steps, steps, where=where, stacklevel=4)
+    v.check_scalar(learning_rate, "learning_rate", positive=True)
+    return crit, num_steps
 
 
 def _optimizer(
@@ -219,15 +242,9 @@ def fit_linear(
     References:
       Donini et al., NeurIPS 2018, problem (4) with the linear-loss constraint.
     """
-    crit = criteria.resolve(
-        criterion,
-        where="ferm.fit_linear",
-        default="equal_opportunity",
-        allowed=_CRITERIA,
-        **_legacy_criterion(condition, None),
+    crit, num_steps = _fit_options(
+        criterion, condition, num_steps, steps, learning_rate, where="ferm.fit_linear"
     )
-    num_steps = _step_budget(num_steps, steps, where="ferm.fit_linear")
-    v.check_scalar(learning_rate, "learning_rate", positive=True)
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
     Phi = X if feature_map is None else _apply_map(feature_map, X)
     U = fairness_direction(Phi, ysign, groups, num_groups=num_groups, criterion=crit,

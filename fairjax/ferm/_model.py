@@ -64,9 +64,7 @@ class KernelExpansion(NamedTuple):
     points: Array
 
     def __call__(self, X: ArrayLike) -> Array:
-        X = v.as_array(X, "X", ndim=2)
-        if X.shape[1] != self.points.shape[1]:
-            raise ValueError(f"`X` must have {self.points.shape[1]} features, got {X.shape[1]}.")
+        X = v.check_features(X, self.points.shape[1])
         return kn.kernel_matrix(self.kernel, X, self.points)
 
 

@@ -174,9 +174,7 @@ def transform(state: OrthogonalProjection | PivotElimination, X: ArrayLike) -> A
       Array([[1.]], dtype=float32)
     """
     d = _check_projection(state)
-    X = v.as_array(X, "X", ndim=2)
-    if X.shape[1] != d:
-        raise ValueError(f"`X` must have {d} features, got {X.shape[1]}.")
+    X = v.check_features(X, d)
     v.check_finite(X, "X")
     if isinstance(state, OrthogonalProjection):
         B = state.basis

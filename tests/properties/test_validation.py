@@ -60,161 +60,66 @@ class Entry:
     fixed_rank: bool = True  # False: trailing axes of the data are allowed (group statistics)
 
 
+def _grouped(fn: Callable, *keys: str, labels_kw: str | None = None, **options) -> Callable:
+    """``d -> fn(*d[keys], d["groups"], num_groups=..., weights=..., **options)``.
+
+    ``labels_kw``: the keyword that receives ``d["labels"]`` (penalties take labels by keyword).
+    """
+
+    def call(d: dict) -> object:
+        extra = {} if labels_kw is None else {labels_kw: d["labels"]}
+        return fn(
+            *(d[k] for k in keys),
+            d["groups"],
+            num_groups=d["num_groups"],
+            weights=d["weights"],
+            **extra,
+            **options,
+        )
+
+    return call
+
+
 F = metrics
+EO = {"labels_kw": "labels", "criterion": "equal_opportunity"}
 ENTRIES: dict[str, Entry] = {
     "metrics.demographic_parity_difference": Entry(
-        lambda d: F.demographic_parity_difference(
-            d["pred"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "pred",
-        "y_pred",
+        _grouped(F.demographic_parity_difference, "pred"), "pred", "y_pred"
     ),
     "metrics.demographic_parity_ratio": Entry(
-        lambda d: F.demographic_parity_ratio(
-            d["pred"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "pred",
-        "y_pred",
+        _grouped(F.demographic_parity_ratio, "pred"), "pred", "y_pred"
     ),
     "metrics.equal_opportunity_difference": Entry(
-        lambda d: F.equal_opportunity_difference(
-            d["labels"], d["pred"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "pred",
-        "y_pred",
-        labels="y_true",
+        _grouped(F.equal_opportunity_difference, "labels", "pred"), "pred", "y_pred", "y_true"
     ),
     "metrics.equalized_odds_difference": Entry(
-        lambda d: F.equalized_odds_difference(
-            d["labels"], d["pred"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "pred",
-        "y_pred",
-        labels="y_true",
+        _grouped(F.equalized_odds_difference, "labels", "pred"), "pred", "y_pred", "y_true"
     ),
-    "metrics.ks_unfairness": Entry(
-        lambda d: F.ks_unfairness(
-            d["scores"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "scores",
-        "scores",
-    ),
+    "metrics.ks_unfairness": Entry(_grouped(F.ks_unfairness, "scores"), "scores", "scores"),
     "metrics.wasserstein_unfairness": Entry(
-        lambda d: F.wasserstein_unfairness(
-            d["scores"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "scores",
-        "scores",
+        _grouped(F.wasserstein_unfairness, "scores"), "scores", "scores"
     ),
-    "metrics.by_group": Entry(
-        lambda d: F.by_group(
-            d["labels"], d["pred"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "pred",
-        "y_pred",
-        labels="y_true",
-    ),
+    "metrics.by_group": Entry(_grouped(F.by_group, "labels", "pred"), "pred", "y_pred", "y_true"),
     "penalties.mean_difference": Entry(
-        lambda d: penalties.mean_difference(
-            d["scores"],
-            d["groups"],
-            num_groups=d["num_groups"],
-            labels=d["labels"],
-            weights=d["weights"],
-            criterion="equal_opportunity",
-        ),
-        "scores",
-        "scores",
-        labels="labels",
+        _grouped(penalties.mean_difference, "scores", **EO), "scores", "scores", "labels"
     ),
     "penalties.sigmoid_rate_difference": Entry(
-        lambda d: penalties.sigmoid_rate_difference(
-            d["scores"],
-            d["groups"],
-            num_groups=d["num_groups"],
-            labels=d["labels"],
-            weights=d["weights"],
-            criterion="equal_opportunity",
-        ),
-        "scores",
-        "logits",
-        labels="labels",
+        _grouped(penalties.sigmoid_rate_difference, "scores", **EO), "scores", "logits", "labels"
     ),
     "penalties.wasserstein": Entry(
-        lambda d: penalties.wasserstein(
-            d["scores"],
-            d["groups"],
-            num_groups=d["num_groups"],
-            labels=d["labels"],
-            weights=d["weights"],
-            criterion="equal_opportunity",
-        ),
-        "scores",
-        "scores",
-        labels="labels",
+        _grouped(penalties.wasserstein, "scores", **EO), "scores", "scores", "labels"
     ),
-    "penalties.mmd": Entry(
-        lambda d: penalties.mmd(
-            d["h"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "h",
-        "h",
-    ),
-    "penalties.sinkhorn": Entry(
-        lambda d: penalties.sinkhorn(
-            d["h"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "h",
-        "h",
-    ),
+    "penalties.mmd": Entry(_grouped(penalties.mmd, "h"), "h", "h"),
+    "penalties.sinkhorn": Entry(_grouped(penalties.sinkhorn, "h"), "h", "h"),
     "groups.group_means": Entry(
-        lambda d: gs.group_means(
-            d["scores"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "scores",
-        "values",
-        fixed_rank=False,
+        _grouped(gs.group_means, "scores"), "scores", "values", fixed_rank=False
     ),
-    "ot1d.pooled_group_cdfs": Entry(
-        lambda d: ot1d.pooled_group_cdfs(
-            d["scores"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "scores",
-        "values",
-    ),
-    "ferm.fairness_direction": Entry(
-        lambda d: ferm.fairness_direction(
-            d["X"], d["labels"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "X",
-        "X",
-    ),
-    "ferm.fit_projection": Entry(
-        lambda d: ferm.fit_projection(
-            d["X"], d["labels"], d["groups"], num_groups=d["num_groups"], weights=d["weights"]
-        ),
-        "X",
-        "X",
-    ),
-    "ferm.fit_linear": Entry(
-        lambda d: ferm.fit_linear(
-            d["X"],
-            d["labels"],
-            d["groups"],
-            num_groups=d["num_groups"],
-            weights=d["weights"],
-            steps=2,
-        ),
-        "X",
-        "X",
-        labels="y",
-    ),
+    "ot1d.pooled_group_cdfs": Entry(_grouped(ot1d.pooled_group_cdfs, "scores"), "scores", "values"),
+    "ferm.fairness_direction": Entry(_grouped(ferm.fairness_direction, "X", "labels"), "X", "X"),
+    "ferm.fit_projection": Entry(_grouped(ferm.fit_projection, "X", "labels"), "X", "X"),
+    "ferm.fit_linear": Entry(_grouped(ferm.fit_linear, "X", "labels", steps=2), "X", "X", "y"),
     "postprocessing.fit_barycenter": Entry(
-        lambda d: postprocessing.fit_barycenter(
-            d["scores"], d["groups"], num_groups=d["num_groups"], key=KEY, weights=d["weights"]
-        ),
-        "scores",
-        "scores",
+        _grouped(postprocessing.fit_barycenter, "scores", key=KEY), "scores", "scores"
     ),
 }
 
