@@ -45,6 +45,7 @@ __all__ = [
     "NystromFeatures",
     "RandomFourierFeatures",
     "Sum",
+    "distances",
     "gaussian",
     "inverse_multiquadric",
     "kernel_matrix",
@@ -99,6 +100,35 @@ def squared_distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
     sq = jnp.sum(X * X, axis=1)[:, None] + jnp.sum(Y * Y, axis=1)[None, :] - 2.0 * (X @ Y.T)
     # The expansion can round below 0 for nearby points; a distance is never negative.
     return jnp.maximum(sq, 0.0)
+
+
+def distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
+    """Pairwise Euclidean distances :math:`D_{ij} = \\|x_i - y_j\\|`, from the differences.
+
+    Unlike :func:`squared_distances` (one matrix product, fast but with cancellation for nearby
+    points), each distance is computed from :math:`x_i - y_j` directly (:math:`O(nmd)` memory),
+    so it is exact to rounding; its gradient is finite (0) where two points coincide.
+
+    Args:
+      X: points, shape ``(n, d)``.
+      Y: points, shape ``(m, d)``; default ``X``.
+
+    Returns:
+      Array of shape ``(n, m)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.kernels import distances
+      >>> distances(jnp.array([[0.0, 0.0], [3.0, 4.0]]))
+      Array([[0., 5.],
+             [5., 0.]], dtype=float32)
+    """
+    X = v.as_array(X, "X", ndim=2)
+    Y = X if Y is None else v.as_array(Y, "Y", ndim=2)
+    v.check_same_features(X, Y)
+    dtype = v.float_dtype(X, Y)
+    diff = X.astype(dtype)[:, None, :] - Y.astype(dtype)[None, :, :]
+    return _safe_sqrt(jnp.sum(diff * diff, axis=-1))
 
 
 class Linear(NamedTuple):

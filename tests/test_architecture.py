@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Bottom up; a module may import its own layer and the ones below it.
 LAYERS: list[set[str]] = [
     {"<private>"},  # fairjax._validation, fairjax._loop, ...: helpers of the whole package
-    {"groups", "criteria", "losses", "kernels"},
+    {"groups", "criteria", "losses", "kernels", "dependence"},
     {"ot1d", "metrics", "penalties"},
     {"ferm", "postprocessing", "representation"},
     {"training"},

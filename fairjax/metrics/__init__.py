@@ -23,6 +23,12 @@ device (communication O(n)).
 """
 
 from fairjax.metrics._audit import audit_report
+from fairjax.metrics._continuous import (
+    binned_parity_difference,
+    distance_correlation,
+    hgr_correlation,
+    hsic,
+)
 from fairjax.metrics._parity import (
     demographic_parity_difference,
     demographic_parity_ratio,
@@ -35,12 +41,16 @@ from fairjax.metrics._tables import BootstrapResult, bootstrap, by_group
 __all__ = [
     "BootstrapResult",
     "audit_report",
+    "binned_parity_difference",
     "bootstrap",
     "by_group",
     "demographic_parity_difference",
     "demographic_parity_ratio",
+    "distance_correlation",
     "equal_opportunity_difference",
     "equalized_odds_difference",
+    "hgr_correlation",
+    "hsic",
     "ks_unfairness",
     "wasserstein_unfairness",
 ]

@@ -4,6 +4,7 @@
 returns a scalar that can be added to a task loss and differentiated.
 """
 
+from fairjax.penalties._continuous import hgr, hsic
 from fairjax.penalties._mmd import mmd
 from fairjax.penalties._orthogonality import orthogonality
 from fairjax.penalties._sinkhorn import sinkhorn
@@ -11,6 +12,8 @@ from fairjax.penalties._surrogates import mean_difference, sigmoid_rate_differen
 from fairjax.penalties._wasserstein import wasserstein
 
 __all__ = [
+    "hgr",
+    "hsic",
     "mean_difference",
     "mmd",
     "orthogonality",

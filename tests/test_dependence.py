@@ -1,0 +1,205 @@
+"""Dependence measures for continuous attributes, against NumPy references and known values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fairjax import dependence as dep
+from fairjax import metrics, penalties
+
+
+def _gaussian_pair(rho, n, seed):
+    z = np.random.default_rng(seed).normal(size=(n, 2))
+    return z[:, 0], rho * z[:, 0] + np.sqrt(1 - rho**2) * z[:, 1]
+
+
+def _np_centred(K, w):
+    H = np.eye(len(w)) - np.outer(np.ones(len(w)), w)
+    return H @ K @ H.T
+
+
+def _np_hsic(x, s, w, hx, hs):
+    K = np.exp(-((x[:, None] - x[None]) ** 2) / (2 * hx**2))
+    L = np.exp(-((s[:, None] - s[None]) ** 2) / (2 * hs**2))
+    return w @ (_np_centred(K, w) * _np_centred(L, w)) @ w
+
+
+def _np_dcor(x, s, w):
+    A = _np_centred(np.abs(x[:, None] - x[None]), w)
+    B = _np_centred(np.abs(s[:, None] - s[None]), w)
+    cov, vx, vs = (w @ (P * Q) @ w for P, Q in ((A, B), (A, A), (B, B)))
+    return np.sqrt(cov / np.sqrt(vx * vs))
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.6, 0.9])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hgr_of_a_bivariate_gaussian_is_abs_rho(rho, seed):
+    x, s = _gaussian_pair(rho, 10_000, seed)
+    value = float(metrics.hgr_correlation(x, s))
+    assert abs(value - abs(rho)) <= 0.05
+    # HGR is invariant to increasing maps of either variable, and so is the rank estimate.
+    assert float(metrics.hgr_correlation(np.exp(x), -np.exp(-s))) == pytest.approx(value, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_hgr_sees_dependence_that_correlation_misses():
+    x, _ = _gaussian_pair(0.0, 5_000, 2)
+    noise = np.random.default_rng(3).normal(size=x.shape)
+    s = x**2 + 0.3 * noise
+    assert abs(np.corrcoef(x, s)[0, 1]) < 0.05
+    assert float(metrics.hgr_correlation(x, s, degree=1)) < 0.1  # monotone part only
+    assert float(metrics.hgr_correlation(x, s)) > 0.9
+
+
+def test_hgr_kde_estimates_and_bounds_hgr():
+    for rho in (0.0, 0.6, 0.9):
+        x, s = _gaussian_pair(rho, 10_000, 4)
+        svd = float(dep.hgr_kde(x, s, estimator="svd"))
+        chi2 = float(dep.hgr_kde(x, s))
+        assert svd**2 <= chi2 * (1 + 1e-5) + 1e-7  # the chi-square bound
+        if rho:
+            assert abs(svd - rho) < 0.05
+        else:  # the KDE estimate's noise floor under independence (documented), and a small bound
+            assert svd < 0.25
+            assert chi2 < 0.1
+
+
+def test_hsic_equals_numpy_reference_float64_with_weights():
+    rng = np.random.default_rng(5)
+    x, s = rng.normal(size=60), rng.normal(size=60) + 0.5 * rng.normal(size=60)
+    s = s + 0.8 * x
+    w = rng.uniform(0.1, 2.0, size=60)
+    with jax.enable_x64(True):
+        got = dep.hsic(x, s, weights=w, bandwidth_x=0.7, bandwidth_s=1.3)
+        got_default = dep.hsic(x, s)
+        hx = float(metrics_median(x))
+        hs = float(metrics_median(s))
+    np.testing.assert_allclose(float(got), _np_hsic(x, s, w / w.sum(), 0.7, 1.3), rtol=1e-6)
+    uniform = np.full(60, 1 / 60)
+    np.testing.assert_allclose(float(got_default), _np_hsic(x, s, uniform, hx, hs), rtol=1e-6)
+
+
+def metrics_median(x):
+    d = np.abs(x[:, None] - x[None])[np.triu_indices(len(x), 1)]
+    return np.quantile(d, 0.5, method="inverted_cdf")
+
+
+@pytest.mark.slow
+def test_hsic_random_features_approach_the_exact_value():
+    x, s = _gaussian_pair(0.7, 400, 6)
+    exact = float(dep.hsic(x, s, bandwidth_x=1.0, bandwidth_s=1.0))
+    approx = float(
+        dep.hsic(x, s, bandwidth_x=1.0, bandwidth_s=1.0, num_features=2048, key=jax.random.key(0))
+    )
+    assert approx == pytest.approx(exact, rel=0.1)
+    assert float(dep.hsic(x, s, normalized=True)) <= 1.0
+
+
+def test_distance_correlation_equals_numpy_reference_float64():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=50)
+    s = np.sin(2 * x) + 0.3 * rng.normal(size=50)
+    w = rng.uniform(0.1, 2.0, size=50)
+    with jax.enable_x64(True):
+        got = float(dep.distance_correlation(x, s, weights=w))
+        got_uniform = float(dep.distance_correlation(x, s))
+    np.testing.assert_allclose(got, _np_dcor(x, s, w / w.sum()), rtol=1e-9)
+    np.testing.assert_allclose(got_uniform, _np_dcor(x, s, np.full(50, 1 / 50)), rtol=1e-9)
+
+
+def test_vector_attribute():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=200)
+    S = np.stack([x + 0.1 * rng.normal(size=200), rng.normal(size=200)], axis=1)
+    independent = rng.normal(size=(200, 2))
+    assert float(dep.hsic(x, S)) > 5 * float(dep.hsic(x, independent))
+    assert float(dep.distance_correlation(x, S)) > 2 * float(
+        dep.distance_correlation(x, independent)
+    )
+
+
+@pytest.mark.parametrize(
+    "penalty",
+    [
+        lambda f, s: penalties.hsic(f, s),
+        lambda f, s: penalties.hsic(f, s, num_features=64, key=jax.random.key(0)),
+        lambda f, s: penalties.hgr(f, s),
+        lambda f, s: penalties.hgr(f, s, estimator="svd"),
+        lambda f, s: dep.distance_correlation(f, s),
+    ],
+    ids=["hsic", "hsic-rff", "hgr-chi2", "hgr-svd", "dcor"],
+)
+@pytest.mark.parametrize("attribute", ["constant", "duplicated", "continuous"])
+def test_penalty_gradients_are_finite(penalty, attribute):
+    rng = np.random.default_rng(9)
+    f = jnp.asarray(rng.normal(size=64), jnp.float32)
+    s = {
+        "constant": np.full(64, 3.0),
+        "duplicated": np.repeat(rng.normal(size=8), 8),
+        "continuous": rng.normal(size=64),
+    }[attribute]
+    value, grad = jax.value_and_grad(penalty)(f, jnp.asarray(s, jnp.float32))
+    assert np.isfinite(float(value))
+    assert np.all(np.isfinite(np.asarray(grad)))
+    if attribute == "constant":
+        assert float(value) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_penalties_decrease_dependence_under_gradient_descent():
+    x, s = _gaussian_pair(0.8, 300, 10)
+    f = jnp.asarray(x, jnp.float32)
+    s = jnp.asarray(s, jnp.float32)
+    for penalty in (penalties.hsic, penalties.hgr):
+        g = f
+        for _ in range(30):
+            g = g - 0.5 * jax.grad(penalty)(g, s)
+        assert float(metrics.hgr_correlation(g, s)) < float(metrics.hgr_correlation(f, s))
+
+
+@pytest.mark.slow
+def test_jit_and_vmap():
+    x, s = _gaussian_pair(0.5, 128, 11)
+    batch = jnp.stack([jnp.asarray(x), jnp.asarray(-x)])
+    s = jnp.asarray(s)
+    for fn in (dep.hsic, dep.distance_correlation, dep.hgr_correlation, dep.hgr_kde):
+        one = jax.jit(fn)(batch[0], s)
+        both = jax.vmap(fn, in_axes=(0, None))(batch, s)
+        np.testing.assert_allclose(np.asarray(both[0]), float(one), rtol=1e-5, atol=1e-7)
+
+
+def test_binned_parity_difference_is_dp_over_quantile_bins():
+    rng = np.random.default_rng(12)
+    age = rng.uniform(18, 80, size=400)
+    pred = (age + rng.normal(scale=20, size=400) > 50).astype(np.float32)
+    bins = np.searchsorted(
+        np.quantile(age, [0.25, 0.5, 0.75], method="inverted_cdf"), age, side="right"
+    )
+    want = metrics.demographic_parity_difference(pred, bins, num_groups=4)
+    got = metrics.binned_parity_difference(pred, age, num_bins=4)
+    assert float(got) == pytest.approx(float(want), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: dep.hsic([1.0, 2.0], [1.0]), "`s`"),
+        (lambda: dep.hsic([1.0, np.nan], [1.0, 2.0]), None),
+        (lambda: dep.hsic([1.0, 2.0], [1.0, np.inf]), "`s`"),
+        (lambda: dep.hsic([1.0, 2.0], [1.0, 2.0], num_features=4), "`key`"),
+        (lambda: dep.hsic([1.0, 2.0], [1.0, 2.0], bandwidth_x=0.0), "`bandwidth_x`"),
+        (lambda: dep.hgr_correlation([1.0, 2.0], [[1.0, 2.0], [3.0, 4.0]]), "`s`"),
+        (lambda: dep.hgr_correlation([1.0, 2.0], [1.0, 2.0], degree=0), "`degree`"),
+        (lambda: dep.hgr_kde([1.0, 2.0], [1.0, 2.0], estimator="max"), "`estimator`"),
+        (lambda: dep.distance_correlation([], []), "`x`"),
+        (lambda: dep.distance_correlation([1.0, 2.0], [1.0, 2.0], weights=[-1, 1]), "`weights`"),
+        (lambda: metrics.binned_parity_difference([1.0, 0.0], [1.0, 2.0], num_bins=0), "num_bins"),
+    ],
+)
+def test_bad_input_names_the_argument(call, match):
+    if match is None:  # NaN predictions: NaN out, not an error and not "independent"
+        assert np.isnan(float(call()))
+        return
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
