@@ -373,9 +373,11 @@ def hgr_kde(
 
 
 def _standardize(z: Array, w: Array) -> Array:
-    mean = w @ z
-    sd = jnp.sqrt(jnp.maximum(w @ (z - mean) ** 2, 0.0))
-    return gs.safe_divide(z - mean, sd)
+    """``(z - mean) / sd`` under the weights; 0 for constant ``z``, with finite gradients."""
+    centred = z - w @ z
+    var = w @ centred**2
+    sd = jnp.sqrt(jnp.where(var > 0, var, 1.0))  # never sqrt(0): its gradient is infinite
+    return jnp.where(var > 0, centred / sd, 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("estimator", "grid_size"))

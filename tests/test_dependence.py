@@ -131,9 +131,11 @@ def test_vector_attribute():
     ids=["hsic", "hsic-rff", "hgr-chi2", "hgr-svd", "dcor"],
 )
 @pytest.mark.parametrize("attribute", ["constant", "duplicated", "continuous"])
-def test_penalty_gradients_are_finite(penalty, attribute):
+@pytest.mark.parametrize("scores", ["varied", "constant"])
+def test_penalty_gradients_are_finite(penalty, attribute, scores):
+    """Finite value and gradient, also at constant scores (a model's zero initialisation)."""
     rng = np.random.default_rng(9)
-    f = jnp.asarray(rng.normal(size=64), jnp.float32)
+    f = jnp.asarray(rng.normal(size=64) if scores == "varied" else np.zeros(64), jnp.float32)
     s = {
         "constant": np.full(64, 3.0),
         "duplicated": np.repeat(rng.normal(size=8), 8),
@@ -142,7 +144,7 @@ def test_penalty_gradients_are_finite(penalty, attribute):
     value, grad = jax.value_and_grad(penalty)(f, jnp.asarray(s, jnp.float32))
     assert np.isfinite(float(value))
     assert np.all(np.isfinite(np.asarray(grad)))
-    if attribute == "constant":
+    if attribute == "constant" or scores == "constant":
         assert float(value) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -203,3 +205,53 @@ def test_bad_input_names_the_argument(call, match):
         return
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["hsic", "hgr"])
+def test_a_bound_on_dependence_is_met_by_the_lagrangian_trainer(name):
+    """HSIC and the HGR bound as the constraint of training.fit_constrained (and a sweep)."""
+    import optax
+
+    from fairjax import training
+
+    rng = np.random.default_rng(13)
+    n = 400
+    age = rng.normal(size=n).astype(np.float32)
+    X = np.stack([age + 0.5 * rng.normal(size=n), rng.normal(size=n)], axis=1).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] + 0.3 * rng.normal(size=n) > 0).astype(np.float32)
+    data = (jnp.asarray(X), jnp.asarray(y), jnp.asarray(age))
+    penalty = {"hsic": penalties.hsic, "hgr": penalties.hgr}[name]
+
+    def model(p, b):
+        return b[0] @ p["w"] + p["b"]
+
+    def loss(z, b):
+        return optax.sigmoid_binary_cross_entropy(z, b[1]).mean()
+
+    def dependence(z, b):
+        return penalty(z, b[2])
+
+    p0 = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+    free = training.fit_constrained(
+        loss, dependence, p0, data, target=1e6, optimizer=optax.adam(0.05), num_steps=300,
+        model=model,
+    )  # fmt: skip
+    base = float(dependence(model(free.state.params, data), data))
+    target = 0.2 * base
+    res = training.fit_constrained(
+        loss, dependence, p0, data, target=target, optimizer=optax.adam(0.05),
+        multiplier_optimizer=optax.sgd(1.0 / base), num_steps=1500, model=model,
+    )  # fmt: skip
+    got = float(dependence(model(res.state.params, data), data))
+    assert got <= target * 1.1
+    sweep = training.pareto_sweep(
+        lambda p, b: loss(model(p, b), b),
+        lambda p, b: dependence(model(p, b), b),
+        p0,
+        data,
+        jnp.array([0.0, 10.0]),
+        optimizer=optax.adam(0.05),
+        num_steps=300,
+    )
+    assert float(sweep.penalty[1]) < float(sweep.penalty[0])
