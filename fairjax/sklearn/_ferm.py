@@ -10,12 +10,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from fairjax import criteria, ferm, kernels
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import check_features, check_sample_weight, encode_groups
 
 __all__ = ["FERMClassifier"]
 
@@ -54,6 +54,10 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
       random_state: seed for the Nystrom landmarks.
       condition: deprecated spelling of ``criterion``: ``"positive"`` is
         ``"equal_opportunity"``, ``"all"`` is ``"demographic_parity"`` (warns in :meth:`fit`).
+
+    ``X`` may be a scipy.sparse matrix (a ``ColumnTransformer`` with a ``OneHotEncoder``): it is
+    made dense at the edge, so fitting holds ``n * d`` floats (8 bytes each on the host, 4 on
+    the device) whatever the share of zeros; the solvers (Adam, SMO) are dense JAX programs.
 
     .. versionchanged:: 0.1.0
        ``condition=`` is now ``criterion=`` (the old keyword warns).
@@ -112,6 +116,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
+        tags.input_tags.sparse = True
         return tags
 
     def _criterion(self) -> criteria.Criterion:
@@ -147,7 +152,8 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         """Fits the classifier.
 
         Args:
-          X: features ``(n, d)``.
+          X: features ``(n, d)``, dense or scipy.sparse (made dense: ``n * d`` floats in
+            memory, see the class docstring).
           y: two labels (e.g. {0, 1} or {-1, +1}); the larger is the positive class.
           sensitive_features: ``(n,)`` or ``(n, k)`` sensitive values of any type (several
             columns are intersected); ``None`` means one group (no constraint).
@@ -161,7 +167,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         if int(self.max_iter) < 1:
             raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
         crit = self._criterion()
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = check_features(self, X, y, reset=True)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
             raise ValueError(
@@ -234,7 +240,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """The decision values ``f(x)``; positive means ``classes_[1]``. Shape ``(n,)``."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = check_features(self, X, reset=False)
         return np.asarray(ferm.decision_function(self.model_, jnp.asarray(X, jnp.float32)))
 
     def predict(self, X) -> np.ndarray:

@@ -11,12 +11,12 @@ import numpy as np
 import optax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _loop, criteria, losses, penalties, training
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import check_features, check_sample_weight, encode_groups
 
 __all__ = ["FairLogisticRegression"]
 
@@ -158,7 +158,11 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     - ``"equalized_odds"``: the true- and false-positive rates (two constraints).
 
     The features are standardised internally (the fitted ``coef_``/``intercept_`` are on the
-    original scale). Training is full-batch, ``max_iter`` steps in one compiled program; rows
+    original scale). A scipy.sparse ``X`` (a ``ColumnTransformer`` with a ``OneHotEncoder``)
+    is accepted: ``fit`` makes it dense at the edge (centring would fill it anyway), holding
+    ``n * d`` floats (8 bytes each on the host, 4 on the device) whatever the share of zeros;
+    ``predict`` and ``decision_function`` keep it sparse (a sparse-aware ``X @ coef_``).
+    Training is full-batch, ``max_iter`` steps in one compiled program; rows
     and features are padded (zero weight, zero columns) to a few sizes so that fits on data of
     nearby shapes reuse it.
 
@@ -232,6 +236,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
+        tags.input_tags.sparse = True
         return tags
 
     def _criterion(self) -> criteria.Criterion:
@@ -283,7 +288,8 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         """Fits the classifier.
 
         Args:
-          X: features ``(n, d)`` (array or DataFrame).
+          X: features ``(n, d)`` (array, DataFrame or scipy.sparse, made dense: ``n * d``
+            floats in memory, see the class docstring).
           y: two labels; the larger (sorted) is the positive class.
           sensitive_features: ``(n,)`` or ``(n, k)`` sensitive values of any type (a Series or
             DataFrame too; several columns are intersected); None means one group.
@@ -293,7 +299,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
           self.
         """
         crit = self._check_params()
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = check_features(self, X, y, reset=True)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
             raise ValueError(
@@ -366,7 +372,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """The logits ``X @ coef_ + intercept_``; positive means ``classes_[1]``. Shape ``(n,)``."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = check_features(self, X, reset=False, dense=False)  # X @ w is sparse-aware
         return X @ self.coef_[0] + self.intercept_[0]
 
     def predict(self, X) -> np.ndarray:

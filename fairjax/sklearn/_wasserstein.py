@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone, is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.validation import (
     _num_samples,
     check_array,
@@ -157,11 +157,21 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             out = out[:, 1]
         return out.reshape(-1).astype(np.float32)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X goes to the base estimator as it is: sparse X is accepted when the base accepts it.
+        tags.input_tags.sparse = (
+            self.estimator is not None and get_tags(self.estimator).input_tags.sparse
+        )
+        return tags
+
     def _check_X(self, X, *, reset: bool):
         """Feature count and names; a 2-D array (any dtype, NaN allowed: the base estimator
-        validates the values) unless X is a DataFrame, which is passed on as it is."""
+        validates the values) or a scipy.sparse matrix (kept sparse, for a base estimator that
+        takes one), unless X is a DataFrame, which is passed on as it is."""
         if not hasattr(X, "iloc"):
-            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+            # CSR or CSC (other formats are converted): the formats that rows can be taken from.
+            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=("csr", "csc"))
         validate_data(self, X, skip_check_array=True, reset=reset)
         return X
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
+from sklearn.base import clone  # noqa: E402
+from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
+from sklearn.tree import DecisionTreeRegressor  # noqa: E402
 
 from fairjax.sklearn import (  # noqa: E402
     FairLogisticRegression,
@@ -162,3 +168,45 @@ def test_predict_checks_the_width_and_finiteness_of_X(name):
     bad[1, 1] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):
         est.predict(bad, **kw)
+
+
+def _one_hot_frame():
+    """A table whose ColumnTransformer output (default OneHotEncoder) is sparse."""
+    rng = np.random.default_rng(1)
+    city = rng.choice([f"c{k}" for k in range(12)], N)
+    frame = pd.DataFrame({"age": X[:, 0], "city": city, "job": np.array(["x", "y"])[Y]})
+    encode = ColumnTransformer(
+        [("num", StandardScaler(), ["age"]), ("cat", OneHotEncoder(), ["city", "job"])]
+    )
+    return frame, encode
+
+
+@pytest.mark.parametrize(
+    "name",
+    # ~2 s a case (the first fit compiles): the two input paths run by default, all in -m slow.
+    [
+        "logistic",
+        "wasserstein",
+        pytest.param("ferm", marks=SLOW),
+        pytest.param("logistic_target", marks=SLOW),
+    ],
+)
+def test_sparse_X_from_a_column_transformer_equals_dense(name):
+    # Before: "Sparse data was passed for X, but dense data is required" (issue 24, item 9).
+    frame, encode = _one_hot_frame()
+    Z = encode.fit_transform(frame)
+    assert sp.issparse(Z) and Z.shape[1] > 10  # 1 + the levels of city and job
+    sparse, dense = ESTIMATORS[name](), ESTIMATORS[name]()
+    if name == "wasserstein":  # a base estimator that is exact on sparse and dense X
+        sparse.set_params(estimator=DecisionTreeRegressor(max_depth=3, random_state=0))
+        dense.set_params(estimator=DecisionTreeRegressor(max_depth=3, random_state=0))
+    pipe = make_pipeline(clone(encode), sparse)
+    step = pipe.steps[-1][0]
+    pipe.fit(frame, Y, **{f"{step}__sensitive_features": S})
+    dense.fit(Z.toarray(), Y, sensitive_features=S)
+    kw = {"sensitive_features": S} if name == "wasserstein" else {}
+    np.testing.assert_array_equal(pipe.predict(frame, **kw), dense.predict(Z.toarray(), **kw))
+    if name != "wasserstein":
+        np.testing.assert_allclose(
+            sparse.decision_function(Z.tocsc()), dense.decision_function(Z.toarray()), atol=1e-9
+        )
