@@ -9,6 +9,7 @@ import jax
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone, is_classifier
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.validation import (
@@ -83,6 +84,9 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
     exact parity on their intersection. Without ``sensitive_features`` (at fit and predict)
     there is one group: the output is mapped onto its own calibrated distribution, as in
     scikit-learn's common estimator checks.
+    :meth:`score` is the :math:`R^2` of these fair predictions; it takes the sensitive values
+    too, so cross-validation routes them to it with scikit-learn's metadata routing (see
+    :meth:`score` for an example with ``cross_val_score``).
 
     Args:
       estimator: a scikit-learn regressor or classifier, fitted or not.
@@ -254,6 +258,59 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             self.state_, self._scores(self.estimator_, X), ids, key=key, alpha=self.alpha
         )
         return np.asarray(out)
+
+    def score(self, X, y, *, sensitive_features=None, sample_weight=None) -> float:
+        r"""The coefficient of determination :math:`R^2` of the fair predictions.
+
+        :math:`R^2 = 1 - \sum_i w_i (y_i - g_\alpha(x_i, s_i))^2 / \sum_i w_i (y_i -
+        \bar y_w)^2` (``sklearn.metrics.r2_score``), with :math:`g_\alpha` from
+        :meth:`predict`, which needs the rows' sensitive values. In cross-validation, they reach
+        ``score`` through scikit-learn's metadata routing: enable it, request
+        ``sensitive_features`` for ``fit`` and ``score``, and pass them in ``params``; each
+        fold then gets its own rows' values (see the example).
+
+        Args:
+          X: features ``(n, d)``.
+          y: true targets ``(n,)``.
+          sensitive_features: the rows' sensitive values, as for :meth:`predict`.
+          sample_weight: optional weights ``(n,)`` of the rows in :math:`R^2`.
+
+        Returns:
+          :math:`R^2` as a float (1 is perfect; it can be negative).
+
+        Raises:
+          ValueError: ``sensitive_features`` are missing although the regressor was fitted on
+            several groups (without routing, a scorer cannot pass them).
+
+        Example:
+          >>> import numpy as np
+          >>> import sklearn
+          >>> from sklearn.linear_model import Ridge
+          >>> from sklearn.model_selection import cross_val_score
+          >>> from fairjax.sklearn import WassersteinFairRegressor
+          >>> rng = np.random.default_rng(0)
+          >>> s = rng.integers(0, 2, 600); X = np.c_[rng.normal(size=600), s]
+          >>> y = X[:, 0] + 2 * s + 0.1 * rng.normal(size=600)
+          >>> with sklearn.config_context(enable_metadata_routing=True):
+          ...     reg = WassersteinFairRegressor(Ridge(), random_state=0)
+          ...     reg = reg.set_fit_request(sensitive_features=True)
+          ...     reg = reg.set_score_request(sensitive_features=True)
+          ...     scores = cross_val_score(reg, X, y, cv=3, params={"sensitive_features": s})
+          >>> scores.shape, bool(np.isfinite(scores).all())
+          ((3,), True)
+        """
+        check_is_fitted(self, "state_")
+        if sensitive_features is None and len(self.groups_) > 1:
+            raise ValueError(
+                f"`sensitive_features` are required to score: the regressor was fitted on "
+                f"{len(self.groups_)} groups. In cross-validation, enable metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)), call "
+                "set_fit_request(sensitive_features=True) and "
+                "set_score_request(sensitive_features=True), and pass "
+                'params={"sensitive_features": s}.'
+            )
+        pred = self.predict(X, sensitive_features=sensitive_features)
+        return float(r2_score(y, pred, sample_weight=sample_weight))
 
     def save(self, path: str | os.PathLike) -> None:
         """Saves the fitted regressor's post-processor to ``.npz`` with JSON metadata; no pickle.
