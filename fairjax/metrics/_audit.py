@@ -270,18 +270,13 @@ def audit_report(
     names = [str(g) for g in range(num_groups)] if group_names is None else list(group_names)
     if len(names) != num_groups:
         raise ValueError(f"`group_names` must hold {num_groups} names, got {len(names)}.")
-    if int(num_resamples) != 0 and int(num_resamples) < 2:
-        raise ValueError(
-            f"`num_resamples` must be 0 (no bootstrap) or at least 2, got {num_resamples}."
-        )
-    if not 0 < confidence_level < 1:
-        raise ValueError(f"`confidence_level` must be in (0, 1), got {confidence_level}.")
-    if (
-        isinstance(min_group_size, bool)
-        or int(min_group_size) != min_group_size
-        or min_group_size < 0
-    ):
-        raise ValueError(f"`min_group_size` must be an integer >= 0, got {min_group_size!r}.")
+    num_resamples = v.check_scalar(num_resamples, "num_resamples", integer=True, low=0)
+    if num_resamples == 1:
+        raise ValueError("`num_resamples` must be 0 (no bootstrap) or at least 2, got 1.")
+    confidence_level = v.check_scalar(
+        confidence_level, "confidence_level", low=0, high=1, inclusive=(False, False)
+    )
+    min_group_size = v.check_scalar(min_group_size, "min_group_size", integer=True, low=0)
 
     y_t = jnp.asarray(y_true) if labelled else None
     y_p, s = jnp.asarray(y_pred), jnp.asarray(groups)
