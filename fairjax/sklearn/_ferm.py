@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +18,7 @@ from fairjax.sklearn._inputs import check_features, check_sample_weight, encode_
 __all__ = ["FERMClassifier"]
 
 
-class FERMClassifier(ClassifierMixin, BaseEstimator):
+class FERMClassifier(_persist.SaveLoadMixin, ClassifierMixin, BaseEstimator):
     r"""Fair empirical risk minimisation (FERM) classifier, linear or kernel.
 
     Minimises :math:`C\sum_i \ell(y_i f(x_i)) + \tfrac12\|f\|^2` (``C`` has the SVM meaning;
@@ -256,55 +254,3 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities ``(n, 2)`` (logistic loss only): ``sigmoid(f(x))``."""
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.stack([1.0 - p, p], axis=1)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted classifier to ``.npz`` with JSON metadata; no pickle.
-
-        The file holds the constructor parameters (JSON) and every fitted attribute
-        (``model_``, ``classes_``, ``groups_``, ``n_features_in_``, ...)
-        as arrays, with the format version and a SHA-256 digest; :meth:`load` rebuilds an
-        estimator whose outputs are identical.
-
-        Linear and RBF models are saved (the fitted :class:`fairjax.ferm.FERMModel`, see
-        :func:`fairjax.ferm.save_model`).
-
-        Args:
-          path: destination file, written exactly as given (no ``.npz`` is appended).
-
-        Raises:
-          NotFittedError: the estimator is not fitted.
-          TypeError: a parameter is not a number, string, bool or None.
-
-        Example:
-          >>> import os, tempfile
-          >>> import numpy as np
-          >>> from fairjax.sklearn import FERMClassifier
-          >>> rng = np.random.default_rng(0)
-          >>> X = rng.normal(size=(100, 3)); s = (X[:, 0] > 0).astype(int)
-          >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
-          >>> clf = FERMClassifier(max_iter=100).fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "ferm.npz")
-          >>> clf.save(path)
-          >>> loaded = FERMClassifier.load(path)
-          >>> bool(np.array_equal(loaded.decision_function(X), clf.decision_function(X)))
-          True
-        """
-        _persist.save_estimator(path, self)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> FERMClassifier:
-        """Loads a classifier written by :meth:`save` (``allow_pickle=False``).
-
-        Args:
-          path: the ``.npz`` file.
-
-        Returns:
-          A fitted ``FERMClassifier``: same parameters, bit-equal fitted arrays, identical
-          outputs.
-
-        Raises:
-          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
-            another estimator's file), has a newer format version, or is corrupt or modified
-            (its arrays or metadata do not match the recorded digest).
-        """
-        return _persist.load_estimator(cls, path)

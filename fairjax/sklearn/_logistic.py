@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -129,7 +128,7 @@ def _rate_constrained(arrays, crit: criteria.Criterion, **options):
     )
 
 
-class FairLogisticRegression(ClassifierMixin, BaseEstimator):
+class FairLogisticRegression(_persist.SaveLoadMixin, ClassifierMixin, BaseEstimator):
     r"""Logistic regression with a fairness penalty, or trained to a fairness target.
 
     With ``target=None`` it minimises the penalised objective
@@ -384,52 +383,3 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         """Class probabilities, shape ``(n, 2)``."""
         p = 1.0 / (1.0 + np.exp(-np.clip(self.decision_function(X), -500, 500)))
         return np.stack([1.0 - p, p], axis=1)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted classifier to ``.npz`` with JSON metadata; no pickle.
-
-        The file holds the constructor parameters (JSON) and every fitted attribute
-        (``coef_``, ``intercept_``, ``classes_``, ``groups_``, ``multiplier_``, ...)
-        as arrays, with the format version and a SHA-256 digest; :meth:`load` rebuilds an
-        estimator whose outputs are identical.
-
-        Args:
-          path: destination file, written exactly as given (no ``.npz`` is appended).
-
-        Raises:
-          NotFittedError: the estimator is not fitted.
-          TypeError: a parameter is not a number, string, bool or None.
-
-        Example:
-          >>> import os, tempfile
-          >>> import numpy as np
-          >>> from fairjax.sklearn import FairLogisticRegression
-          >>> rng = np.random.default_rng(0)
-          >>> s = rng.integers(0, 2, 200); X = rng.normal(size=(200, 3)) + s[:, None]
-          >>> y = (X[:, 0] > 0.5).astype(int)
-          >>> clf = FairLogisticRegression(max_iter=100).fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "logistic.npz")
-          >>> clf.save(path)
-          >>> loaded = FairLogisticRegression.load(path)
-          >>> bool(np.array_equal(loaded.predict_proba(X), clf.predict_proba(X)))
-          True
-        """
-        _persist.save_estimator(path, self)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> FairLogisticRegression:
-        """Loads a classifier written by :meth:`save` (``allow_pickle=False``).
-
-        Args:
-          path: the ``.npz`` file.
-
-        Returns:
-          A fitted ``FairLogisticRegression``: same parameters, bit-equal fitted arrays, identical
-          outputs.
-
-        Raises:
-          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
-            another estimator's file), has a newer format version, or is corrupt or modified
-            (its arrays or metadata do not match the recorded digest).
-        """
-        return _persist.load_estimator(cls, path)

@@ -68,7 +68,7 @@ def _check_base(extra: dict, estimator: Any, path: str | os.PathLike) -> dict[st
     return {"estimator": estimator if extra.get("prefit", True) else clone(estimator)}
 
 
-class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
+class WassersteinFairRegressor(_persist.SaveLoadMixin, RegressorMixin, BaseEstimator):
     r"""Regressor made fair (demographic parity) by mapping its outputs onto the barycenter.
 
     Wraps any regressor (or classifier, through its scores) ``f``. ``fit`` trains a clone of it
@@ -312,50 +312,14 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
         pred = self.predict(X, sensitive_features=sensitive_features)
         return float(r2_score(y, pred, sample_weight=sample_weight))
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted regressor's post-processor to ``.npz`` with JSON metadata; no pickle.
-
-        The file holds the constructor parameters (JSON) and every fitted attribute
-        (``state_``, ``groups_``, ``n_features_in_``, ...) as arrays, with the format version and a
-        SHA-256 digest; :meth:`load` rebuilds an estimator whose outputs are identical.
-
-        The base estimator ``estimator_`` is **not** saved: an arbitrary scikit-learn model can
-        only be stored with pickle, which fairjax never uses. Keep it yourself (for instance with
-        skops, ONNX, or by refitting it deterministically) and pass it to :meth:`load`. The file
-        records its class and feature count, so :meth:`load` refuses a base estimator of another
-        class or width.
-
-        Args:
-          path: destination file, written exactly as given (no ``.npz`` is appended).
-
-        Raises:
-          NotFittedError: the estimator is not fitted.
-          TypeError: a parameter is not a number, string, bool or None (``estimator`` is not saved).
-
-        Example:
-          >>> import os, tempfile
-          >>> import numpy as np
-          >>> from sklearn.linear_model import Ridge
-          >>> from fairjax.sklearn import WassersteinFairRegressor
-          >>> rng = np.random.default_rng(0)
-          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
-          >>> y = X[:, 0] + 2 * s
-          >>> reg = WassersteinFairRegressor(Ridge(), random_state=0)
-          >>> reg = reg.fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "post.npz")
-          >>> reg.save(path)  # the post-processor; the Ridge is yours to keep
-          >>> loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
-          >>> bool(np.array_equal(loaded.predict(X, sensitive_features=s),
-          ...                      reg.predict(X, sensitive_features=s)))
-          True
-        """
-        _persist.save_estimator(
-            path,
-            self,
-            exclude_params=("estimator",),
-            exclude_attributes=("estimator_",),
-            extra=_describe_base(self),
-        )
+    def _save_options(self) -> dict[str, Any]:
+        """The base estimator is left out of the file; its class and width are recorded, so
+        that :meth:`load` refuses another one."""
+        return {
+            "exclude_params": ("estimator",),
+            "exclude_attributes": ("estimator_",),
+            "extra": _describe_base(self),
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, estimator: Any = None) -> WassersteinFairRegressor:
@@ -377,6 +341,23 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             (its arrays or metadata do not match the recorded digest); or ``estimator`` is not
             fitted, or of another class or feature count than the saved one.
           TypeError: ``estimator`` is missing.
+
+        Example:
+          >>> import os, tempfile
+          >>> import numpy as np
+          >>> from sklearn.linear_model import Ridge
+          >>> from fairjax.sklearn import WassersteinFairRegressor
+          >>> rng = np.random.default_rng(0)
+          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
+          >>> y = X[:, 0] + 2 * s
+          >>> reg = WassersteinFairRegressor(Ridge(), random_state=0)
+          >>> reg = reg.fit(X, y, sensitive_features=s)
+          >>> path = os.path.join(tempfile.mkdtemp(), "post.npz")
+          >>> reg.save(path)  # the post-processor; the Ridge is yours to keep
+          >>> loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
+          >>> bool(np.array_equal(loaded.predict(X, sensitive_features=s),
+          ...                      reg.predict(X, sensitive_features=s)))
+          True
         """
 
         def check(extra: dict) -> dict:
