@@ -7,18 +7,24 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from fairjax import criteria, ferm, kernels
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_features, check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import (
+    BinaryClassifierInputs,
+    check_features,
+    check_sample_weight,
+    encode_groups,
+)
 
 __all__ = ["FERMClassifier"]
 
 
-class FERMClassifier(_persist.SaveLoadMixin, ClassifierMixin, BaseEstimator):
+class FERMClassifier(
+    _persist.SaveLoadMixin, BinaryClassifierInputs, ClassifierMixin, BaseEstimator
+):
     r"""Fair empirical risk minimisation (FERM) classifier, linear or kernel.
 
     Minimises :math:`C\sum_i \ell(y_i f(x_i)) + \tfrac12\|f\|^2` (``C`` has the SVM meaning;
@@ -111,12 +117,6 @@ class FERMClassifier(_persist.SaveLoadMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.condition = condition
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        tags.input_tags.sparse = True
-        return tags
-
     def _criterion(self) -> criteria.Criterion:
         """The criterion, from ``criterion=`` or the deprecated ``condition=`` (warns)."""
         if self.condition is None:
@@ -165,20 +165,8 @@ class FERMClassifier(_persist.SaveLoadMixin, ClassifierMixin, BaseEstimator):
         if int(self.max_iter) < 1:
             raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
         crit = self._criterion()
-        X, y = check_features(self, X, y, reset=True)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
-            raise ValueError(
-                "Only binary classification is supported (FERMClassifier is binary). The type "
-                f"of the target is {y_type}."
-            )
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "`y` holds 1 class; the classifier needs samples of both classes (one class "
-                f"given: {self.classes_[0]!r})."
-            )
-        yb = (y == self.classes_[1]).astype(np.int32)
+        X, y, positive = self._check_X_y(X, y)
+        yb = positive.astype(np.int32)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import validate_data
 
 
@@ -33,6 +34,34 @@ def check_features(estimator, X, y="no_validation", *, reset: bool, dense: bool 
     if dense and sp.issparse(X_out):
         X_out = X_out.toarray()
     return (X_out, out[1]) if with_y else X_out
+
+
+class BinaryClassifierInputs:
+    """The input contract of the binary classifiers: two classes, dense or sparse ``X``."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.sparse = True
+        return tags
+
+    def _check_X_y(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dense float64 ``X`` (see :func:`check_features`), ``y``, and whether each ``y`` is
+        the positive class; sets ``classes_`` (two labels; ``classes_[1]`` is positive)."""
+        X, y = check_features(self, X, y, reset=True)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(
+                f"Only binary classification is supported ({type(self).__name__} is binary). "
+                f"The type of the target is {y_type}."
+            )
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "`y` holds 1 class; the classifier needs samples of both classes (one class "
+                f"given: {self.classes_[0]!r})."
+            )
+        return X, y, y == self.classes_[1]
 
 
 def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:

@@ -9,13 +9,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _loop, criteria, losses, penalties, training
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_features, check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import (
+    BinaryClassifierInputs,
+    check_features,
+    check_sample_weight,
+    encode_groups,
+)
 
 __all__ = ["FairLogisticRegression"]
 
@@ -128,7 +132,9 @@ def _rate_constrained(arrays, crit: criteria.Criterion, **options):
     )
 
 
-class FairLogisticRegression(_persist.SaveLoadMixin, ClassifierMixin, BaseEstimator):
+class FairLogisticRegression(
+    _persist.SaveLoadMixin, BinaryClassifierInputs, ClassifierMixin, BaseEstimator
+):
     r"""Logistic regression with a fairness penalty, or trained to a fairness target.
 
     With ``target=None`` it minimises the penalised objective
@@ -232,12 +238,6 @@ class FairLogisticRegression(_persist.SaveLoadMixin, ClassifierMixin, BaseEstima
         self.learning_rate = learning_rate
         self.multiplier_learning_rate = multiplier_learning_rate
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        tags.input_tags.sparse = True
-        return tags
-
     def _criterion(self) -> criteria.Criterion:
         """The criterion, from ``criterion=`` or the deprecated ``constraint=`` (warns)."""
         if self.constraint is None:
@@ -298,19 +298,8 @@ class FairLogisticRegression(_persist.SaveLoadMixin, ClassifierMixin, BaseEstima
           self.
         """
         crit = self._check_params()
-        X, y = check_features(self, X, y, reset=True)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
-            raise ValueError(
-                f"Only binary classification is supported. The type of the target is {y_type}."
-            )
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "`y` holds 1 class; the classifier needs samples of both classes (one class "
-                f"given: {self.classes_[0]!r})."
-            )
-        yb = (y == self.classes_[1]).astype(np.float32)
+        X, y, positive = self._check_X_y(X, y)
+        yb = positive.astype(np.float32)
         sw = check_sample_weight(sample_weight, X.shape[0])
         sw = np.ones(X.shape[0]) if sw is None else sw
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
