@@ -444,6 +444,82 @@ def test_law_school(no_env, target, task):
     assert not any(name.startswith("race=") for name in no_race.feature_names)
 
 
+# ----------------------------------------------------------------------------- as_frame
+
+LOADER_FUNCTIONS = (
+    fd.load_adult,
+    fd.load_german,
+    fd.load_compas,
+    fd.load_communities_crime,
+    fd.load_law_school,
+)
+# Every loader, with the data home file it needs (None: embedded, always available).
+LOADERS = [
+    pytest.param(fd.load_adult, {}, None, marks=pytest.mark.slow),  # 2 s a load
+    (fd.load_german, {"sensitive": "sex"}, None),
+    (fd.load_compas, {}, "compas/compas-scores-two-years.csv"),
+    (fd.load_communities_crime, {}, "communities_crime/communities.data"),
+    (fd.load_law_school, {"target": "pass_bar"}, "law_school/law_data.csv"),
+]
+
+
+@pytest.mark.parametrize(
+    ("loader", "kwargs", "relpath"), LOADERS, ids=lambda x: getattr(x, "__name__", None)
+)
+def test_as_frame_names_the_same_values(loader, kwargs, relpath):
+    pd = pytest.importorskip("pandas")
+    if relpath is not None:
+        kwargs = dict(kwargs, data_home=shared_file(relpath).parent.parent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # COMPAS's label warning
+        arrays = loader(**kwargs)
+        frames = loader(as_frame=True, **kwargs)
+    for part in ("train", "test"):
+        X, y, g = (getattr(frames, f"{name}_{part}") for name in ("X", "y", "groups"))
+        assert isinstance(X, pd.DataFrame) and isinstance(y, pd.Series)
+        assert list(X.columns) == list(arrays.feature_names)
+        np.testing.assert_array_equal(X.to_numpy(), getattr(arrays, f"X_{part}"))
+        assert X.dtypes.unique().tolist() == [np.float32]
+        assert y.name == arrays.target_name and y.dtype == getattr(arrays, f"y_{part}").dtype
+        np.testing.assert_array_equal(y.to_numpy(), getattr(arrays, f"y_{part}"))
+        # Groups by name, categories in id order, so that the codes are the ids.
+        assert g.name == arrays.sensitive_name and isinstance(g.dtype, pd.CategoricalDtype)
+        assert tuple(g.cat.categories) == arrays.group_names
+        ids = getattr(arrays, f"groups_{part}")
+        np.testing.assert_array_equal(g.cat.codes.to_numpy(), ids)
+        np.testing.assert_array_equal(g.astype(str).to_numpy(), np.array(arrays.group_names)[ids])
+        assert X.index.equals(y.index) and X.index.equals(g.index) and X.index.name == "row"
+        # batch() gives the same JAX arrays either way.
+        for a, b in zip(frames.batch(part), arrays.batch(part), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    rows = np.concatenate([frames.X_train.index, frames.X_test.index])
+    np.testing.assert_array_equal(np.sort(rows), np.arange(rows.size))  # a partition of the rows
+    assert frames.feature_names == arrays.feature_names
+
+
+def test_as_frame_works_with_fairlearn_metric_frame():
+    fairlearn_metrics = pytest.importorskip("fairlearn.metrics")
+    data = fd.load_german(sensitive="sex", as_frame=True)
+    mf = fairlearn_metrics.MetricFrame(
+        metrics=fairlearn_metrics.selection_rate,
+        y_true=data.y_test,
+        y_pred=data.y_test,
+        sensitive_features=data.groups_test,
+    )
+    assert list(mf.by_group.index) == ["Female", "Male"]
+    assert mf.by_group.index.name == "sex"
+    g = np.asarray(fd.load_german(sensitive="sex").groups_test)
+    expected = [data.y_test.to_numpy()[g == k].mean() for k in (0, 1)]
+    np.testing.assert_allclose(mf.by_group.to_numpy(), expected)
+
+
+@pytest.mark.parametrize("loader", LOADER_FUNCTIONS, ids=lambda f: f.__name__)
+def test_as_frame_must_be_a_bool(no_env, loader):
+    # Checked before any file is read: no data home is needed.
+    with pytest.raises(TypeError, match="`as_frame`"):
+        loader(as_frame="yes")
+
+
 # ----------------------------------------------------------------------------- synthetic
 
 

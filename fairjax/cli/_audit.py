@@ -7,9 +7,11 @@ import csv
 import json
 import math
 import os
+import platform
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -123,15 +125,51 @@ def _numbers(values: Sequence[str], column: str, what: str) -> np.ndarray:
     return out
 
 
-def _binary(values: Sequence[str], column: str, what: str) -> np.ndarray:
-    x = _numbers(values, column, what)
+def _binary(
+    values: Sequence[str], column: str, what: str, pos_label: str | None = None
+) -> np.ndarray:
+    """0/1 ids of a label or decision column: its 0/1 numbers, or ``value == pos_label``."""
+    if pos_label is not None:
+        return _positive(values, column, what, pos_label)
+    hint = "(for other labels, name the positive one with --pos-label)"
+    try:
+        x = _numbers(values, column, what)
+    except AuditError as err:  # "yes"/"no" and the like
+        raise AuditError(f"{err} {hint}") from None
     bad = ~np.isin(x, (0.0, 1.0))
     if bad.any():
         i = int(np.argmax(bad))
         raise AuditError(
-            f"column {column!r} ({what}) must hold 0/1 values; row {i + 1} holds {values[i]!r}"
+            f"column {column!r} ({what}) must hold 0/1 values; row {i + 1} holds {values[i]!r} "
+            + hint
         )
     return x.astype(np.int32)
+
+
+def _positive(values: Sequence[str], column: str, what: str, pos_label: str) -> np.ndarray:
+    """``value == pos_label`` for a column of at most two distinct values (``yes``/``no``, or
+    numbers compared as numbers, so that ``1`` and ``1.0`` are one label)."""
+    if "" in values:
+        row = values.index("")
+        raise AuditError(f"column {column!r} ({what}) has an empty cell in row {row + 1}")
+    try:
+        keys: list[Any] = [float(text) for text in values]
+        target: Any = float(pos_label)
+    except ValueError:
+        keys, target = list(values), pos_label
+    distinct = sorted(set(keys), key=str)
+    if len(distinct) > 2:
+        shown = ", ".join(repr(x) for x in distinct[:5])
+        raise AuditError(
+            f"column {column!r} ({what}) holds {len(distinct)} distinct values ({shown}, ...); "
+            "--pos-label needs a column of two labels"
+        )
+    if len(distinct) == 2 and target not in distinct:
+        raise AuditError(
+            f"--pos-label {pos_label!r} is not a value of column {column!r} ({what}): it holds "
+            f"{distinct[0]!r} and {distinct[1]!r}"
+        )
+    return np.asarray([k == target for k in keys], np.int32)
 
 
 def _categories(values: Sequence[str], column: str) -> tuple[np.ndarray, list[str]]:
@@ -167,17 +205,36 @@ def _categories(values: Sequence[str], column: str) -> tuple[np.ndarray, list[st
     return np.asarray([lookup[k] for k in keys], np.int32), [first[k] for k in order]
 
 
+class _Options(NamedTuple):
+    """The options of an audit, with their defaults: those of :func:`audit` and of
+    ``fairjax audit`` (whose flags name the same fields)."""
+
+    sensitive: Sequence[str]
+    y_true: str | None = None
+    y_pred: str | None = None
+    score: str | None = None
+    weight: str | None = None
+    pos_label: str | None = None
+    threshold: float = 0.5
+    num_resamples: int = 1000
+    confidence_level: float = 0.95
+    min_group_size: int = 30
+    seed: int = 0
+
+
 def audit(
     path: str | os.PathLike,
     *,
-    y_true: str,
     sensitive: Sequence[str],
+    y_true: str | None = None,
     y_pred: str | None = None,
     score: str | None = None,
     weight: str | None = None,
+    pos_label: str | None = None,
     threshold: float = 0.5,
     num_resamples: int = 1000,
     confidence_level: float = 0.95,
+    min_group_size: int = 30,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Fairness report of a table of predictions, labels and sensitive attributes.
@@ -185,76 +242,72 @@ def audit(
     Reads ``path`` (CSV, or Parquet when pandas and pyarrow are installed), intersects the
     sensitive columns into groups (:func:`fairjax.groups.intersect`), and computes the report
     with :func:`fairjax.metrics.audit_report`: the per-group table and the fairness metrics
-    with percentile bootstrap intervals. Decisions come from ``y_pred``, or from
-    ``score >= threshold`` when only a score is given; a score adds the KS unfairness.
+    with percentile bootstrap intervals and the pair of groups behind each. Decisions come
+    from ``y_pred``, or from ``score >= threshold`` when only a score is given; a score adds
+    the KS unfairness. Without ``y_true`` the metrics that need labels are left out (listed
+    under ``omitted``).
 
     Args:
       path: the table.
-      y_true: name of the 0/1 label column.
       sensitive: names of the sensitive columns, or one name (any values; each distinct value
         is a group; in a column of numbers, each distinct number: ``1`` and ``1.0`` are one).
-      y_pred: name of the 0/1 decision column.
+      y_true: name of the label column (0/1, or two labels with ``pos_label``), or None.
+      y_pred: name of the decision column (coded as ``y_true``).
       score: name of a numeric score column.
       weight: name of a non-negative sample-weight column.
+      pos_label: the positive label of ``y_true`` and ``y_pred`` when they are not 0/1 (e.g.
+        ``"yes"``; compared as a number when the column holds numbers).
       threshold: decision threshold applied to the score when ``y_pred`` is not given
         (finite).
-      num_resamples: bootstrap resamples.
+      num_resamples: bootstrap resamples, or 0 for none (no intervals).
       confidence_level: coverage of the intervals.
+      min_group_size: groups with fewer rows are listed under ``small_groups`` (the command
+        warns about them).
       seed: seed of the bootstrap.
 
     Returns:
       A JSON-ready dict: ``n``, ``groups`` (one entry per non-empty group, with its statistics),
-      ``overall``, ``metrics`` (``estimate``, ``lower``, ``upper`` per metric), and the settings.
+      ``overall``, ``metrics`` (``estimate``, ``lower``, ``upper``, ``between`` per metric),
+      ``omitted``, ``small_groups``, ``precision``, ``versions`` (fairjax, jax, numpy,
+      Python) and the settings.
 
     Raises:
       AuditError: a missing, unreadable or non-UTF-8 file, a missing column, a column with
         values of the wrong kind, or an option that cannot work (a NaN threshold, ...).
     """
-    report, _ = _audit(
-        path,
-        y_true=y_true,
-        sensitive=sensitive,
-        y_pred=y_pred,
-        score=score,
-        weight=weight,
-        threshold=threshold,
-        num_resamples=num_resamples,
-        confidence_level=confidence_level,
-        seed=seed,
-    )
-    return report
+    # The keyword arguments are the options record (its fields, in one place).
+    options = _Options(**{name: value for name, value in locals().items() if name != "path"})
+    return _audit(path, options)[0]
 
 
-def _check_options(
-    y_true: str,
-    sensitive: Sequence[str],
-    y_pred: str | None,
-    score: str | None,
-    weight: str | None,
-    num_resamples: int,
-    confidence_level: float,
-    threshold: float,
-) -> list[str]:
+def _check_options(o: _Options) -> list[str]:
     """The columns to read; raises :class:`AuditError` on options that cannot work."""
-    named = {"y_true": y_true, "y_pred": y_pred, "score": score, "weight": weight}
+    named = {"y_true": o.y_true, "y_pred": o.y_pred, "score": o.score, "weight": o.weight}
     for role, column in named.items():
         if column is not None and not isinstance(column, str):
             raise AuditError(f"`{role}` must be a column name (a str), got {column!r}")
-    if not all(isinstance(c, str) for c in sensitive):
-        raise AuditError(f"`sensitive` must hold column names (str), got {list(sensitive)!r}")
-    if y_pred is None and score is None:
+    if not all(isinstance(c, str) for c in o.sensitive):
+        raise AuditError(f"`sensitive` must hold column names (str), got {list(o.sensitive)!r}")
+    if o.y_pred is None and o.score is None:
         raise AuditError("give --y-pred (0/1 decisions) or --score (numeric scores), or both")
-    if not sensitive:
+    if not o.sensitive:
         raise AuditError("give at least one --sensitive column")
-    if isinstance(num_resamples, bool) or not isinstance(num_resamples, (int, np.integer)):
-        raise AuditError(f"--bootstrap must be an integer, got {num_resamples!r}")
-    if num_resamples < 2:
-        raise AuditError(f"--bootstrap must be at least 2, got {num_resamples}")
+    if o.pos_label is not None and not isinstance(o.pos_label, str):
+        raise AuditError(f"--pos-label must be a label (a str), got {o.pos_label!r}")
+    for flag, value, low in (
+        ("--bootstrap", o.num_resamples, 0),
+        ("--min-group-size", o.min_group_size, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise AuditError(f"{flag} must be an integer >= {low}, got {value!r}")
+    if o.num_resamples == 1:
+        raise AuditError("--bootstrap must be 0 (no intervals) or at least 2, got 1")
+    threshold, level = o.threshold, o.confidence_level
     if not isinstance(threshold, (int, float, np.number)) or not math.isfinite(threshold):
         raise AuditError(f"--threshold must be a finite number, got {threshold!r}")
-    if not isinstance(confidence_level, (int, float, np.number)) or not 0 < confidence_level < 1:
-        raise AuditError(f"--confidence must be in (0, 1), got {confidence_level}")
-    columns = [y_true, *sensitive] + [c for c in (y_pred, score, weight) if c is not None]
+    if not isinstance(level, (int, float, np.number)) or not 0 < level < 1:
+        raise AuditError(f"--confidence must be in (0, 1), got {level}")
+    columns = [*o.sensitive] + [c for c in named.values() if c is not None]
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
         raise AuditError(f"column(s) named for two roles: {', '.join(duplicates)}")
@@ -282,38 +335,35 @@ def _sensitive_groups(
     return s.astype(np.int32), len(present), occurring
 
 
-def _audit(
-    path: str | os.PathLike,
-    *,
-    y_true: str,
-    sensitive: Sequence[str],
-    y_pred: str | None = None,
-    score: str | None = None,
-    weight: str | None = None,
-    threshold: float = 0.5,
-    num_resamples: int = 1000,
-    confidence_level: float = 0.95,
-    seed: int = 0,
-) -> tuple[dict[str, Any], tuple]:
+def _versions() -> dict[str, str]:
+    """The versions that computed a report, for its JSON."""
+    from fairjax import __version__
+
+    return {
+        "fairjax": __version__,
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]:
     """:func:`audit`, also returning what the plot needs (scores, group ids, names, weights)."""
-    if isinstance(sensitive, str):  # one column, as --sensitive NAME gives
-        sensitive = [sensitive]
-    columns = _check_options(
-        y_true, sensitive, y_pred, score, weight, num_resamples, confidence_level, threshold
-    )
-    table = _read_table(path, columns)
-    labels = _binary(table[y_true], y_true, "labels")
-    scores = None if score is None else _numbers(table[score], score, "scores")
-    if y_pred is not None:
-        decisions = _binary(table[y_pred], y_pred, "decisions")
+    if isinstance(o.sensitive, str):  # one column, as --sensitive NAME gives
+        o = o._replace(sensitive=[o.sensitive])
+    table = _read_table(path, _check_options(o))
+    labels = None if o.y_true is None else _binary(table[o.y_true], o.y_true, "labels", o.pos_label)
+    scores = None if o.score is None else _numbers(table[o.score], o.score, "scores")
+    if o.y_pred is not None:
+        decisions = _binary(table[o.y_pred], o.y_pred, "decisions", o.pos_label)
     else:
-        decisions = (scores >= threshold).astype(np.int32)
+        decisions = (scores >= o.threshold).astype(np.int32)
     w = None
-    if weight is not None:
-        w = _numbers(table[weight], weight, "weights")
+    if o.weight is not None:
+        w = _numbers(table[o.weight], o.weight, "weights")
         if (w < 0).any() or w.sum() <= 0:
-            raise AuditError(f"column {weight!r} (weights) must be >= 0 with a positive sum")
-    s, G, group_names = _sensitive_groups(table, sensitive)
+            raise AuditError(f"column {o.weight!r} (weights) must be >= 0 with a positive sum")
+    s, G, group_names = _sensitive_groups(table, o.sensitive)
 
     computed = metrics.audit_report(
         labels,
@@ -323,27 +373,22 @@ def _audit(
         scores=scores,
         weights=w,
         group_names=group_names,
-        num_resamples=num_resamples,
-        confidence_level=confidence_level,
-        key=jax.random.key(seed),
+        num_resamples=o.num_resamples,
+        confidence_level=o.confidence_level,
+        min_group_size=o.min_group_size,
+        key=jax.random.key(o.seed),
     )
+    columns = ("y_true", "y_pred", "score", "weight")
     report = {
         "file": os.fspath(path),
         "n": computed["n"],
-        "columns": {
-            "y_true": y_true,
-            "y_pred": y_pred,
-            "score": score,
-            "weight": weight,
-            "sensitive": list(sensitive),
-        },
-        "decisions": "y_pred" if y_pred is not None else f"score >= {threshold}",
-        "num_groups": computed["num_groups"],
-        "groups": computed["groups"],
-        "overall": computed["overall"],
-        "metrics": computed["metrics"],
-        "bootstrap": computed["bootstrap"] | {"seed": seed},
+        "columns": {c: getattr(o, c) for c in columns} | {"sensitive": list(o.sensitive)},
+        "pos_label": o.pos_label,
+        "decisions": "y_pred" if o.y_pred is not None else f"score >= {o.threshold}",
+        "versions": _versions(),
     }
+    report |= {k: v for k, v in computed.items() if k not in ("n", "bootstrap")}
+    report["bootstrap"] = computed["bootstrap"] | {"seed": o.seed}
     return report, (scores, s, group_names, w)
 
 
@@ -356,39 +401,85 @@ _METRIC_NAMES = {
 }
 
 
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _print_groups(report: Mapping[str, Any], small: set[str]) -> None:
+    """The per-group table; a group below --min-group-size is marked ``*``."""
+    weighted = report["columns"]["weight"] is not None
+    keys = ["selection_rate"]
+    header = ["group", "rows", "weight" if weighted else "count", "selection"]
+    if report["columns"]["y_true"] is not None:
+        keys += ["accuracy", "tpr", "fpr", "base_rate"]
+        header += ["accuracy", "TPR", "FPR", "base rate"]
+    rows = []
+    for r in [report["overall"], *report["groups"]]:
+        count = f"{r['count']:,.1f}" if weighted else f"{int(r['count']):,}"
+        name = f"{r['group']}*" if r["group"] in small else r["group"]
+        rows.append([name, f"{r['rows']:,}", count] + [_fmt(r[k]) for k in keys])
+    _print_table(header, rows)
+
+
 def _print_audit(report: Mapping[str, Any]) -> None:
     cols = report["columns"]
+    small = set(report["small_groups"])
     print(
         f"fairjax audit: {report['file']}  ({report['n']:,} rows, {report['num_groups']} groups "
         f"over {' x '.join(cols['sensitive'])}; decisions: {report['decisions']})\n"
     )
-
-    def fmt(x: float | None) -> str:
-        return "-" if x is None else f"{x:.4f}"
-
-    header = ["group", "rows", "weight" if cols["weight"] else "count"]
-    header += ["selection", "accuracy", "TPR", "FPR", "base rate"]
-    rows = []
-    for r in [report["overall"], *report["groups"]]:
-        count = f"{r['count']:,.1f}" if cols["weight"] else f"{int(r['count']):,}"
-        rows.append(
-            [r["group"], f"{r['rows']:,}", count]
-            + [fmt(r[k]) for k in ("selection_rate", "accuracy", "tpr", "fpr", "base_rate")]
-        )
-    _print_table(header, rows)
+    _print_groups(report, small)
     boot = report["bootstrap"]
     level = f"{100 * boot['confidence_level']:g}%"
-    print(
-        f"\nFairness (largest gap over pairs of groups; {level} percentile bootstrap interval, "
-        f"{boot['num_resamples']} resamples)\n"
+    with_intervals = boot["num_resamples"] > 0
+    how = (
+        f"{level} percentile bootstrap interval, {boot['num_resamples']} resamples"
+        if with_intervals
+        else "no bootstrap (--bootstrap 0): no intervals"
     )
-    rows = [
-        [_METRIC_NAMES[k], f"{m['estimate']:.4f}", f"[{m['lower']:.4f}, {m['upper']:.4f}]"]
-        for k, m in report["metrics"].items()
-    ]
-    _print_table(["metric", "value", f"{level} interval"], rows)
-    if any(r["tpr"] is None or r["fpr"] is None for r in report["groups"]):
+    print(f"\nFairness (largest gap over pairs of groups; {how})\n")
+    rows = []
+    for k, m in report["metrics"].items():
+        value = _fmt(m["estimate"])
+        if with_intervals:
+            value += f" [{_fmt(m['lower'])}, {_fmt(m['upper'])}]"
+        pair = m["between"]
+        between = "-" if pair is None else " vs ".join(f"{g}*" if g in small else g for g in pair)
+        if "rate" in m:
+            between += f" ({m['rate'].upper()})"
+        rows.append([_METRIC_NAMES[k], value, between])
+    value_header = f"value [{level} interval]" if with_intervals else "value"
+    _print_table(["metric", value_header, "between (lowest vs highest)"], rows)
+    if report["omitted"]:  # the label metrics, without --y-true
+        print(
+            "\nNo --y-true: accuracy, TPR, FPR, base rate and the equal opportunity and "
+            "equalized odds differences need labels; they are left out."
+        )
+    if any(r.get("tpr", 0) is None or r.get("fpr", 0) is None for r in report["groups"]):
         print("\n'-': a rate over an empty set (no positive or no negative labels in the group).")
+    if small:
+        _print_small_groups(report, small)
+
+
+def _print_small_groups(report: Mapping[str, Any], small: set[str]) -> None:
+    """The warning on groups below --min-group-size, and which headline gaps they set."""
+    sizes = ", ".join(f"{r['group']}: {r['rows']}" for r in report["groups"] if r["group"] in small)
+    involved = [
+        _METRIC_NAMES[k]
+        for k, m in report["metrics"].items()
+        if m["between"] is not None and set(m["between"]) & small
+    ]
+    text = (
+        f"warning: {len(small)} of {report['num_groups']} groups have fewer than "
+        f"{report['min_group_size']} rows (marked *; rows: {sizes}). Their rates are noisy: a "
+        "gap to such a group can be large by chance alone."
+    )
+    if involved:
+        text += (
+            f" A small group sets the {', '.join(involved)}: read the intervals, or merge or "
+            "drop the small groups before drawing conclusions."
+        )
+    print("\n" + textwrap.fill(text, width=96, subsequent_indent="         "))
 
 
 def _plot_group_cdfs(
@@ -430,23 +521,69 @@ def _plot_group_cdfs(
     plt.close(fig)
 
 
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``fairjax audit``: one per field of the options record, with its default."""
+    default = _Options._field_defaults
+    add = parser.add_argument
+    add("file", help="CSV file (or Parquet, with pandas and pyarrow)")
+    add(
+        "--sensitive",
+        action="append",
+        required=True,
+        help="sensitive column; repeat it to audit the intersection of several",
+    )
+    add(
+        "--y-true",
+        dest="y_true",
+        help="column of labels (0/1, or see --pos-label); without it, the label metrics "
+        "(accuracy, TPR, FPR, equal opportunity, equalized odds) are left out",
+    )
+    add("--y-pred", dest="y_pred", help="column of decisions, coded as the labels")
+    add("--score", help="column of numeric scores (adds the KS distance)")
+    add("--weight", help="column of non-negative sample weights")
+    add(
+        "--pos-label",
+        dest="pos_label",
+        help="the positive label when labels and decisions are not 0/1 (e.g. yes)",
+    )
+    add(
+        "--threshold",
+        type=float,
+        default=default["threshold"],
+        help="decision = score >= threshold (no --y-pred)",
+    )
+    add(
+        "--bootstrap",
+        dest="num_resamples",
+        type=int,
+        default=default["num_resamples"],
+        help="bootstrap resamples; 0: no intervals",
+    )
+    add(
+        "--confidence",
+        dest="confidence_level",
+        type=float,
+        default=default["confidence_level"],
+        help="interval coverage",
+    )
+    add(
+        "--min-group-size",
+        dest="min_group_size",
+        type=int,
+        default=default["min_group_size"],
+        help="warn about groups with fewer rows (their gaps are mostly noise); 0: never",
+    )
+    add("--seed", type=int, default=default["seed"])
+    add("--json", metavar="PATH", help="also write the report as JSON")
+    add("--plot", metavar="PATH", help="write a PNG of the groups' score CDFs")  # fmt: skip
+
+
 def run_audit(args: argparse.Namespace) -> int:
     try:
         if args.plot is not None and args.score is None:
             raise AuditError("--plot draws the groups' score CDFs: it needs --score")
-        report, plot_data = _audit(
-            args.file,
-            y_true=args.y_true,
-            sensitive=args.sensitive,
-            y_pred=args.y_pred,
-            score=args.score,
-            weight=args.weight,
-            threshold=args.threshold,
-            num_resamples=args.bootstrap,
-            confidence_level=args.confidence,
-            seed=args.seed,
-        )
-        scores, s, names, w = plot_data
+        options = _Options(**{name: getattr(args, name) for name in _Options._fields})
+        report, (scores, s, names, w) = _audit(args.file, options)
         _print_audit(report)
         if args.plot is not None:
             ks = report["metrics"]["ks_unfairness"]["estimate"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fairjax.cli._audit import run_audit
+from fairjax.cli._audit import add_audit_arguments, run_audit
 from fairjax.cli._bench import run_bench
 from fairjax.cli._demo import demo
 
@@ -37,25 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Prints the per-group table and the fairness metrics, with bootstrap "
         "intervals, of a table of labels, decisions or scores, and sensitive attributes.",
     )
-    p_audit.add_argument("file", help="CSV file (or Parquet, with pandas and pyarrow)")
-    p_audit.add_argument("--y-true", required=True, help="column of 0/1 labels")
-    p_audit.add_argument("--y-pred", help="column of 0/1 decisions")
-    p_audit.add_argument("--score", help="column of numeric scores (adds the KS distance)")
-    p_audit.add_argument(
-        "--sensitive",
-        action="append",
-        required=True,
-        help="sensitive column; repeat it to audit the intersection of several",
-    )
-    p_audit.add_argument("--weight", help="column of non-negative sample weights")
-    p_audit.add_argument(
-        "--threshold", type=float, default=0.5, help="decision = score >= threshold (no --y-pred)"
-    )
-    p_audit.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    p_audit.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
-    p_audit.add_argument("--seed", type=int, default=0)
-    p_audit.add_argument("--json", metavar="PATH", help="also write the report as JSON")
-    p_audit.add_argument("--plot", metavar="PATH", help="write a PNG of the groups' score CDFs")
+    add_audit_arguments(p_audit)
 
     p_bench = sub.add_parser(
         "bench",

@@ -4,7 +4,7 @@ Real data (Adult, COMPAS, German credit, Communities and Crime, Law School) come
 preprocessing, sensitive attributes and splits used in the fairness literature. Raw files are read
 from a data home folder (the ``data_home`` argument, else ``$FAIRJAX_DATA_HOME``, else the user
 cache folder) and verified by sha256; Adult and German are also embedded in the package, so they
-load offline. Every loader returns a :class:`Dataset`.
+load offline. Every loader returns a :class:`Dataset` (of pandas objects with ``as_frame=True``).
 """
 
 from fairjax.datasets._base import Dataset

@@ -20,7 +20,14 @@ class Dataset(NamedTuple):
     """A benchmark split into train and test parts, ready for fairjax.
 
     Immutable (a ``NamedTuple``); arrays are NumPy arrays, so they can be passed to ``jax.numpy``
-    functions, ``jax.device_put`` or scikit-learn as they are.
+    functions, ``jax.device_put`` or scikit-learn as they are. A loader called with
+    ``as_frame=True`` gives pandas objects instead, with the same values: ``X_*`` a
+    ``DataFrame`` whose columns are ``feature_names``, ``y_*`` a ``Series`` named
+    ``target_name``, ``groups_*`` a categorical ``Series`` of group names (categories in the
+    order of ``group_names``, so ``.cat.codes`` are the group ids) named ``sensitive_name``;
+    the three share an index, the row's number among all the rows loaded (train and test
+    together), named ``"row"``. That is the layout of scikit-learn's and fairlearn's fetchers
+    (``fetch_openml``, ``fetch_adult``): pass ``groups_train`` as ``sensitive_features=``.
 
     Attributes:
         X_train: ``float32[n_train, d]`` features.
@@ -75,6 +82,8 @@ class Dataset(NamedTuple):
         if split not in ("train", "test"):
             raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
         X, y, g = (getattr(self, f"{name}_{split}") for name in ("X", "y", "groups"))
+        g = getattr(getattr(g, "cat", None), "codes", g)  # a categorical Series: its group ids
+        X, y, g = (np.asarray(a) for a in (X, y, g))  # NumPy arrays or pandas objects
         return jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32), jnp.asarray(g, jnp.int32)
 
 
@@ -188,18 +197,20 @@ def make_dataset(
     sensitive_name: str,
     task: str,
     description: str,
+    as_frame: bool = False,
 ) -> Dataset:
     """The :class:`Dataset` of ``columns`` (encoded by :func:`encode`), ``y`` and ``groups``.
 
     ``split`` is ``(train_idx, test_idx)``, the row indices of each part; ``y`` is cast to
-    ``int32`` for classification and ``float32`` for regression.
+    ``int32`` for classification and ``float32`` for regression. ``as_frame``: pandas objects
+    (:func:`to_frames`).
     """
     train_idx, test_idx = split
     X_train, X_test, feature_names = encode(columns, train_idx, test_idx)
     y_dtype = np.int32 if task == "classification" else np.float32
     y = np.asarray(y).astype(y_dtype)
     groups = np.asarray(groups).astype(np.int32)
-    return Dataset(
+    data = Dataset(
         X_train=np.ascontiguousarray(X_train, dtype=np.float32),
         y_train=y[train_idx],
         groups_train=groups[train_idx],
@@ -213,3 +224,25 @@ def make_dataset(
         task=task,
         description=description,
     )
+    return to_frames(data, split) if check_bool(as_frame, "as_frame") else data
+
+
+def to_frames(data: Dataset, split: tuple[np.ndarray, np.ndarray]) -> Dataset:
+    """``data`` with pandas objects for its arrays (the ``as_frame=True`` layout of
+    :class:`Dataset`); ``split`` holds the row numbers of the train and test rows (the index)."""
+    try:
+        import pandas as pd
+    except ImportError as err:
+        raise ImportError("`as_frame=True` needs pandas (pip install pandas).") from err
+    parts = {}
+    for part, rows in zip(("train", "test"), split, strict=True):
+        index = pd.Index(np.asarray(rows, np.int64), name="row")
+        X = pd.DataFrame(getattr(data, f"X_{part}"), index=index, columns=list(data.feature_names))
+        codes = getattr(data, f"groups_{part}")
+        groups = pd.Categorical.from_codes(codes, categories=list(data.group_names))
+        parts[f"X_{part}"] = X
+        parts[f"y_{part}"] = pd.Series(
+            getattr(data, f"y_{part}"), index=index, name=data.target_name
+        )
+        parts[f"groups_{part}"] = pd.Series(groups, index=index, name=data.sensitive_name)
+    return data._replace(**parts)

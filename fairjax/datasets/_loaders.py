@@ -36,16 +36,18 @@ class _Options(NamedTuple):
     test_size: float
     seed: int
     download: bool
+    as_frame: bool
 
 
 def _check_options(
-    include_sensitive: object, test_size: object, seed: object, download: object
+    include_sensitive: object, test_size: object, seed: object, download: object, as_frame: object
 ) -> _Options:
     return _Options(
         check_bool(include_sensitive, "include_sensitive"),
         check_test_size(test_size),
         check_seed(seed),
         check_bool(download, "download"),
+        check_bool(as_frame, "as_frame"),
     )
 
 
@@ -113,6 +115,7 @@ def load_adult(
     include_sensitive: bool = True,
     data_home: PathLike | None = None,
     download: bool = False,
+    as_frame: bool = False,
 ) -> Dataset:
     """UCI Adult (Census Income): predict income > 50K, with sex as the sensitive attribute.
 
@@ -141,6 +144,7 @@ def load_adult(
             ``FAIRJAX_DATA_HOME`` environment variable, else the user cache folder.
         download: fetch the files from the UCI archive when they are neither in the data home nor
             embedded (the embedded copies make this unnecessary in a normal install).
+        as_frame: pandas objects instead of arrays, named columns (see :class:`Dataset`).
 
     Returns:
         A :class:`Dataset` with ``task="classification"``.
@@ -162,6 +166,7 @@ def load_adult(
     """
     include_sensitive = check_bool(include_sensitive, "include_sensitive")
     download = check_bool(download, "download")
+    as_frame = check_bool(as_frame, "as_frame")
     train = _parse_adult(_read("adult/adult.data", "load_adult", data_home, download))
     test = _parse_adult(_read("adult/adult.test", "load_adult", data_home, download))
     table = np.array(train + test, dtype=str)
@@ -183,6 +188,7 @@ def load_adult(
             "UCI Adult: adult.data as train, adult.test as test, rows with '?' dropped; "
             "numeric columns standardised with train statistics, categoricals one-hot."
         ),
+        as_frame=as_frame,
     )
 
 
@@ -202,6 +208,7 @@ def load_compas(
     seed: int = 0,
     data_home: PathLike | None = None,
     download: bool = False,
+    as_frame: bool = False,
 ) -> Dataset:
     """ProPublica COMPAS: predict two-year recidivism, with race as the sensitive attribute.
 
@@ -233,6 +240,7 @@ def load_compas(
         data_home: folder holding ``compas/compas-scores-two-years.csv``; default: the
             ``FAIRJAX_DATA_HOME`` environment variable, else the user cache folder.
         download: fetch the file from ProPublica's GitHub repository when it is missing.
+        as_frame: pandas objects instead of arrays, named columns (see :class:`Dataset`).
 
     Returns:
         A :class:`Dataset` with ``task="classification"``.
@@ -250,7 +258,7 @@ def load_compas(
         Bao, M. et al. (2021). It's COMPASlicated: The Messy Relationship between RAI Datasets
         and Algorithmic Fairness Benchmarks. NeurIPS Datasets and Benchmarks.
     """
-    opt = _check_options(include_sensitive, test_size, seed, download)
+    opt = _check_options(include_sensitive, test_size, seed, download, as_frame)
     warnings.warn(_COMPAS_WARNING, UserWarning, stacklevel=2)
     data = _read("compas/compas-scores-two-years.csv", "load_compas", data_home, opt.download)
     header, reader = _csv(data)
@@ -306,6 +314,7 @@ def load_compas(
         y,
         groups,
         split,
+        as_frame=opt.as_frame,
         group_names=_COMPAS_RACES,
         target_name="two_year_recid",
         sensitive_name="race",
@@ -353,6 +362,7 @@ def load_german(
     seed: int = 0,
     data_home: PathLike | None = None,
     download: bool = False,
+    as_frame: bool = False,
 ) -> Dataset:
     """UCI Statlog German Credit: predict good credit, with age or sex as sensitive attribute.
 
@@ -384,6 +394,7 @@ def load_german(
             the user cache folder.
         download: fetch the file from the UCI archive when it is neither in the data home nor
             embedded.
+        as_frame: pandas objects instead of arrays, named columns (see :class:`Dataset`).
 
     Returns:
         A :class:`Dataset` with ``task="classification"``.
@@ -401,7 +412,7 @@ def load_german(
         Repository. https://doi.org/10.24432/C5NC77
     """
     sensitive = check_choice(sensitive, "sensitive", ("age", "sex"))
-    opt = _check_options(include_sensitive, test_size, seed, download)
+    opt = _check_options(include_sensitive, test_size, seed, download, as_frame)
     table = _table(_read("german/german.data", "load_german", data_home, opt.download), None)
     y = (table[:, -1] == "1").astype(np.int32)
     names = [name for name, _ in _GERMAN_COLUMNS]
@@ -417,6 +428,7 @@ def load_german(
         y,
         groups,
         stratified_split(2 * groups + y, test_size=opt.test_size, seed=opt.seed),
+        as_frame=opt.as_frame,
         group_names=group_names,
         target_name="good credit",
         sensitive_name=sensitive,
@@ -465,6 +477,7 @@ def load_communities_crime(
     seed: int = 0,
     data_home: PathLike | None = None,
     download: bool = False,
+    as_frame: bool = False,
 ) -> Dataset:
     """UCI Communities and Crime: violent crimes per capita; groups by share of Black residents.
 
@@ -495,6 +508,7 @@ def load_communities_crime(
         data_home: folder holding ``communities_crime/communities.data``; default:
             ``FAIRJAX_DATA_HOME``, else the user cache folder.
         download: fetch the file from the UCI archive when it is missing.
+        as_frame: pandas objects instead of arrays, named columns (see :class:`Dataset`).
 
     Returns:
         A :class:`Dataset` with ``task="regression"`` (``y`` is ``float32``).
@@ -516,7 +530,7 @@ def load_communities_crime(
         raise TypeError(f"`threshold` must be a float, got {type(threshold).__name__}.")
     if not np.isfinite(threshold):
         raise ValueError(f"`threshold` must be finite, got {threshold}.")
-    opt = _check_options(include_sensitive, test_size, seed, download)
+    opt = _check_options(include_sensitive, test_size, seed, download, as_frame)
     data = _read(
         "communities_crime/communities.data", "load_communities_crime", data_home, opt.download
     )
@@ -548,6 +562,7 @@ def load_communities_crime(
         y,
         groups,
         (train_idx, test_idx),
+        as_frame=opt.as_frame,
         group_names=(f"racepctblack < {threshold:g}", f"racepctblack >= {threshold:g}"),
         target_name="ViolentCrimesPerPop",
         sensitive_name="racepctblack",
@@ -573,6 +588,7 @@ def load_law_school(
     seed: int = 0,
     data_home: PathLike | None = None,
     download: bool = False,
+    as_frame: bool = False,
 ) -> Dataset:
     """LSAC Law School (Kusner et al. subset): first-year grade or bar passage; race as group.
 
@@ -602,6 +618,7 @@ def load_law_school(
             else the user cache folder.
         download: fetch the file from the pinned ``osu-srml/CF_Representation_Learning`` commit
             when it is missing.
+        as_frame: pandas objects instead of arrays, named columns (see :class:`Dataset`).
 
     Returns:
         A :class:`Dataset`, ``task="regression"`` for ZFYA, ``"classification"`` for pass_bar.
@@ -620,7 +637,7 @@ def load_law_school(
         NeurIPS.
     """
     target = check_choice(target, "target", _LAW_TARGETS)
-    opt = _check_options(include_sensitive, test_size, seed, download)
+    opt = _check_options(include_sensitive, test_size, seed, download, as_frame)
     header, reader = _csv(
         _read("law_school/law_data.csv", "load_law_school", data_home, opt.download)
     )
@@ -645,6 +662,7 @@ def load_law_school(
         y,
         groups,
         stratified_split(strata, test_size=opt.test_size, seed=opt.seed),
+        as_frame=opt.as_frame,
         group_names=("non-White", "White"),
         target_name="ZFYA" if target == "ZFYA" else "pass_bar (first_pf)",
         sensitive_name="race",

@@ -80,7 +80,6 @@ def _groups_and_features(
 
 def _generate(
     key: object,
-    *,
     task: str,
     n_samples: object,
     n_features: object,
@@ -185,17 +184,8 @@ def make_classification(
         >>> data.X_train.shape, data.X_test.shape
         ((70, 5), (30, 5))
     """
-    return _generate(
-        key,
-        task="classification",
-        n_samples=n_samples,
-        n_features=n_features,
-        num_groups=num_groups,
-        bias=bias,
-        noise=None,
-        group_proportions=group_proportions,
-        test_size=test_size,
-    )
+    options = (n_samples, n_features, num_groups, bias, None, group_proportions, test_size)
+    return _generate(key, "classification", *options)
 
 
 def make_regression(
@@ -225,16 +215,9 @@ def make_regression(
     ``s`` are normal with the same variance ``1 + noise**2``; they differ only by a shift.
 
     Args:
-        key: a ``jax.random`` key; the same key gives the same data.
-        n_samples: total number of rows (train + test), at least 2.
-        n_features: ``d``, at least 1.
-        num_groups: ``G``, at least 1.
-        bias: strength of the group dependence (finite).
+        key, n_samples, n_features, num_groups, bias, group_proportions, test_size: as in
+            :func:`make_classification`.
         noise: standard deviation of the additive noise, non-negative.
-        group_proportions: ``p``, one non-negative entry per group summing to 1; default
-            uniform.
-        test_size: fraction of rows in the test part, in ``(0, 1)``; the test part is the last
-            ``round(test_size * n_samples)`` rows.
 
     Returns:
         A :class:`Dataset` with ``task="regression"``, ``y`` ``float32``.
@@ -246,14 +229,5 @@ def make_regression(
         >>> data.y_train.dtype, data.num_groups
         (dtype('float32'), 3)
     """
-    return _generate(
-        key,
-        task="regression",
-        n_samples=n_samples,
-        n_features=n_features,
-        num_groups=num_groups,
-        bias=bias,
-        noise=noise,
-        group_proportions=group_proportions,
-        test_size=test_size,
-    )
+    options = (n_samples, n_features, num_groups, bias, noise, group_proportions, test_size)
+    return _generate(key, "regression", *options)

@@ -12,6 +12,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import groups as gs
+from fairjax.criteria import group_rates, largest_gap
 from fairjax.metrics._common import check_inputs
 from fairjax.metrics._parity import (
     demographic_parity_difference,
@@ -21,11 +22,14 @@ from fairjax.metrics._parity import (
 )
 from fairjax.metrics._scores import ks_unfairness
 from fairjax.metrics._tables import bootstrap, by_group
+from fairjax.ot1d import pooled_group_cdfs
 
 ArrayLike = jax.typing.ArrayLike
 
-# The statistics of by_group reported for each group, in the report's order.
-_TABLE_KEYS = ("count", "selection_rate", "accuracy", "tpr", "fpr", "base_rate")
+# The statistics of by_group reported for each group, in the report's order; those that need
+# labels are left out of a report without them.
+_LABEL_KEYS = ("accuracy", "tpr", "fpr", "base_rate")
+_TABLE_KEYS = ("count", "selection_rate", *_LABEL_KEYS)
 # The metrics of the report, in its order (the KS distance only with scores).
 _METRICS = (
     "demographic_parity_difference",
@@ -34,39 +38,83 @@ _METRICS = (
     "equalized_odds_difference",
     "ks_unfairness",
 )
+_LABEL_METRICS = ("equal_opportunity_difference", "equalized_odds_difference")
 
 
-def _group_rows(y_t, y_p, s, w, num_groups, names) -> tuple[list[dict], dict]:
-    """Per-group rows (non-empty groups only) and the overall row of the report."""
-    stats = by_group(y_t, y_p, s, num_groups=num_groups, weights=w)
-    overall = by_group(y_t, y_p, jnp.zeros_like(s), num_groups=1, weights=w)
-    positives = gs.group_counts(s, num_groups=num_groups, labels=y_t, label_value=1, weights=w)
-    negatives = gs.group_counts(s, num_groups=num_groups, labels=y_t, label_value=0, weights=w)
-    rows_per_group = np.bincount(np.asarray(s), minlength=num_groups)
+def _number(x: Any) -> float:
+    """A computed scalar as the shortest decimal that reads back as the same number in the
+    dtype it was computed in: a float32 0.6666667 is written 0.6666667, not as its float64
+    expansion 0.6666666865348816 (NaN and infinities stay as they are)."""
+    a = np.asarray(x)[()]  # a NumPy scalar of the computed dtype (a 0-d array prints as float64)
+    if not np.isfinite(a):
+        return float(a)
+    return float(np.format_float_positional(a, unique=True, trim="-"))
+
+
+@functools.partial(jax.jit, static_argnames=("num_groups",))
+def _point_stats(y_t, y_p, s, x, w, *, num_groups: int) -> dict[str, Any]:
+    """What the report computes on the data as it is, in one compiled program: the table's
+    statistics, the metrics, and the per-group values that name the pair behind each gap."""
+    kw = {"num_groups": num_groups, "weights": w}
+    labels = y_p if y_t is None else y_t  # without labels, by_group's label columns are unused
+    out = {
+        "table": by_group(labels, y_p, s, **kw),
+        "overall": by_group(labels, y_p, jnp.zeros_like(s), num_groups=1, weights=w),
+        "rows": gs.group_counts(s, num_groups=num_groups),
+        "dp": group_rates(y_p, s, criterion="demographic_parity", **kw),
+    }
+    arrays = [y_p, s]
+    if y_t is not None:
+        arrays.append(y_t)
+        out["eodds"] = group_rates(y_p, s, y_t, criterion="equalized_odds", **kw)
+    if x is not None:
+        arrays.append(x)
+        cdf = pooled_group_cdfs(x, s, **kw)
+        present = cdf.counts > 0
+        big = jnp.finfo(cdf.cdfs.dtype).max
+        spread = jnp.max(jnp.where(present, cdf.cdfs, -big), 1) - jnp.min(
+            jnp.where(present, cdf.cdfs, big), 1
+        )
+        # The KS distance is attained at a run end of the pooled scores: the CDFs there.
+        at = jnp.argmax(jnp.where(cdf.run_end, spread, -big))
+        out["ks"] = (cdf.cdfs[at], cdf.counts)
+    out["metrics"] = _all_metrics(num_groups, y_t is not None)(*arrays, weights=w)
+    return out
+
+
+def _group_rows(stats, labelled: bool, names) -> tuple[list[dict], dict]:
+    """Per-group rows (non-empty groups only) and the overall row of the report; without
+    labels only the counts and selection rates."""
+    keys = _TABLE_KEYS if labelled else _TABLE_KEYS[:2]
+    table = {k: np.asarray(stats["table"][k]) for k in keys}
+    rows_per_group = np.asarray(stats["rows"])
+    if labelled:  # the weight of each group's positive and negative labels
+        positives, negatives = np.asarray(stats["eodds"][1])
     group_rows = []
-    for g in range(num_groups):
+    for g in range(len(names)):
         if rows_per_group[g] == 0:
             continue
         row: dict[str, Any] = {"group": names[g], "rows": int(rows_per_group[g])}
-        row.update({k: float(stats[k][g]) for k in _TABLE_KEYS})
+        row.update({k: _number(table[k][g]) for k in keys})
         # A rate over an empty set is reported as missing, not as the metrics' placeholder 0.
-        if float(positives[g]) == 0:
+        if labelled and positives[g] == 0:
             row["tpr"] = None
-        if float(negatives[g]) == 0:
+        if labelled and negatives[g] == 0:
             row["fpr"] = None
         group_rows.append(row)
-    n = int(y_t.shape[0])
-    overall_row = {"group": "overall", "rows": n} | {k: float(overall[k][0]) for k in _TABLE_KEYS}
-    return group_rows, overall_row
+    n = int(rows_per_group.sum())
+    overall = {k: _number(np.asarray(stats["overall"][k])[0]) for k in keys}
+    return group_rows, {"group": "overall", "rows": n} | overall
 
 
 @functools.lru_cache(maxsize=32)
-def _all_metrics(num_groups: int):
-    """All the report's gaps as one metric; cached per ``num_groups`` so that reports of equal
-    shapes reuse the bootstrap's compiled program (the metric is a static argument)."""
+def _all_metrics(num_groups: int, labelled: bool):
+    """All the report's gaps as one metric of ``(y_pred, groups[, y_true][, scores])``; cached
+    per setting so that reports of equal shapes reuse the bootstrap's compiled program (the
+    metric is a static argument)."""
     kw = {"num_groups": num_groups}
 
-    def all_metrics(y_t, y_p, s, *rest, weights=None):
+    def all_metrics(y_p, s, *rest, weights=None):
         # One metric returning a dict: the bootstrap compiles a single program for all of them,
         # and every metric sees the same resamples.
         out = {
@@ -74,13 +122,15 @@ def _all_metrics(num_groups: int):
                 y_p, s, weights=weights, **kw
             ),
             "demographic_parity_ratio": demographic_parity_ratio(y_p, s, weights=weights, **kw),
-            "equal_opportunity_difference": equal_opportunity_difference(
-                y_t, y_p, s, weights=weights, **kw
-            ),
-            "equalized_odds_difference": equalized_odds_difference(
-                y_t, y_p, s, weights=weights, **kw
-            ),
         }
+        if labelled:
+            y_t, rest = rest[0], rest[1:]
+            out["equal_opportunity_difference"] = equal_opportunity_difference(
+                y_t, y_p, s, weights=weights, **kw
+            )
+            out["equalized_odds_difference"] = equalized_odds_difference(
+                y_t, y_p, s, weights=weights, **kw
+            )
         if rest:
             out["ks_unfairness"] = ks_unfairness(rest[0], s, weights=weights, **kw)
         return out
@@ -88,8 +138,42 @@ def _all_metrics(num_groups: int):
     return all_metrics
 
 
+def _extreme_pair(values: np.ndarray, present: np.ndarray, names: Sequence[str]) -> list | None:
+    """``[lowest, highest]`` group names of ``values`` over the ``present`` groups (first
+    lowest, last highest, so that equal values still name two groups); None under two."""
+    idx = np.flatnonzero(present)
+    if idx.size < 2:
+        return None
+    v = np.asarray(values)[idx]
+    return [names[idx[np.argmin(v)]], names[idx[v.size - 1 - np.argmax(v[::-1])]]]
+
+
+def _pairs(stats, names) -> dict[str, dict]:
+    """For each metric, the two groups whose gap it is: ``{"between": [low, high]}`` (and the
+    ``rate`` of the equalized odds difference, ``"tpr"`` or ``"fpr"``)."""
+
+    def between(rates, counts) -> dict[str, list | None]:
+        return {"between": _extreme_pair(np.asarray(rates), np.asarray(counts) > 0, names)}
+
+    rates, counts = stats["dp"]
+    out = {
+        "demographic_parity_difference": between(rates[0], counts[0]),
+        "demographic_parity_ratio": between(rates[0], counts[0]),
+    }
+    if "eodds" in stats:
+        rates, counts = (np.asarray(a) for a in stats["eodds"])
+        out["equal_opportunity_difference"] = between(rates[0], counts[0])
+        k = int(np.argmax(np.asarray(largest_gap(rates, counts))))  # TPR when the two are equal
+        out["equalized_odds_difference"] = between(rates[k], counts[k]) | {
+            "rate": ("tpr", "fpr")[k]
+        }
+    if "ks" in stats:  # the lowest and the highest CDF (the first has the larger scores)
+        out["ks_unfairness"] = between(*stats["ks"])
+    return out
+
+
 def audit_report(
-    y_true: ArrayLike,
+    y_true: ArrayLike | None,
     y_pred: ArrayLike,
     groups: ArrayLike,
     *,
@@ -99,6 +183,7 @@ def audit_report(
     group_names: Sequence[str] | None = None,
     num_resamples: int = 1000,
     confidence_level: float = 0.95,
+    min_group_size: int = 30,
     key: jax.Array | None = None,
 ) -> dict[str, Any]:
     r"""Fairness report of a set of decisions: per-group table and gaps with bootstrap intervals.
@@ -114,12 +199,23 @@ def audit_report(
     of :func:`demographic_parity_difference`, :func:`demographic_parity_ratio`,
     :func:`equal_opportunity_difference`, :func:`equalized_odds_difference`, and
     :func:`ks_unfairness` of ``scores`` when given, each with a percentile bootstrap interval
-    (:func:`bootstrap`, all metrics on the same resamples, rows resampled with their weights).
+    (:func:`bootstrap`, all metrics on the same resamples, rows resampled with their weights)
+    and the pair of groups :math:`(a, b)` that gives it. Without labels (``y_true=None``) the
+    statistics and metrics that need them (accuracy, TPR, FPR, base rate, the equal
+    opportunity and equalized odds differences) are left out and listed under ``omitted``.
+
+    A gap between groups of a few rows is mostly noise, yet it can set the largest gap: groups
+    with fewer than ``min_group_size`` rows are listed under ``small_groups``, so that a reader
+    (``fairjax audit`` warns) can see whether the pair behind a headline is one of them.
+
+    Numbers are computed in the arrays' dtype (float32 unless JAX's 64-bit mode is on) and
+    written as the shortest decimal that reads back as the same value in that dtype (float32
+    ``0.6666667`` rather than ``0.6666666865348816``); ``precision`` names the dtype.
 
     Runs on concrete arrays (not under ``jit``): the report is a Python dict.
 
     Args:
-      y_true: 0/1 labels, shape ``(n,)``.
+      y_true: 0/1 labels, shape ``(n,)``, or None (no label metrics).
       y_pred: 0/1 decisions, shape ``(n,)``.
       groups: integer group ids in ``[0, num_groups)``, shape ``(n,)`` (several sensitive
         attributes: intersect them first with :func:`fairjax.groups.intersect`).
@@ -127,15 +223,22 @@ def audit_report(
       scores: optional real scores ``(n,)``; adds the KS distance between groups.
       weights: optional non-negative sample weights ``(n,)``.
       group_names: a name per group id (default ``"0"``, ``"1"``, ...).
-      num_resamples: bootstrap resamples (at least 2).
+      num_resamples: bootstrap resamples (at least 2), or 0 for no bootstrap (the intervals
+        are then ``None``).
       confidence_level: coverage of the intervals, in ``(0, 1)``.
+      min_group_size: groups with fewer rows are listed as small (0 lists none).
       key: PRNG key of the bootstrap (default ``jax.random.key(0)``).
 
     Returns:
       A dict: ``n`` (rows), ``num_groups`` (non-empty groups), ``groups`` (one dict per
-      non-empty group: ``group`` name, ``rows``, ``count``, ``selection_rate``, ``accuracy``,
-      ``tpr``, ``fpr``, ``base_rate``), ``overall`` (the same for all rows), ``metrics``
-      (``{"estimate", "lower", "upper"}`` per metric name) and ``bootstrap`` (its settings).
+      non-empty group: ``group`` name, ``rows``, ``count``, ``selection_rate`` and, with
+      labels, ``accuracy``, ``tpr``, ``fpr``, ``base_rate``), ``overall`` (the same for all
+      rows), ``metrics`` (per metric name: ``estimate``, ``lower``, ``upper`` and ``between``,
+      the names of the groups with the lowest and the highest rate, or for the KS distance
+      the lowest and the highest CDF where it is attained; the equalized odds difference also
+      names its ``rate``, ``"tpr"`` or ``"fpr"``), ``omitted`` (metrics left out for want of
+      labels), ``small_groups`` (names), ``min_group_size``, ``precision`` and ``bootstrap``
+      (its settings).
 
     Raises:
       ValueError: inputs of the wrong shape or values, or a bad bootstrap setting.
@@ -150,10 +253,14 @@ def audit_report(
       ...                               num_resamples=50)
       >>> [(g["group"], g["selection_rate"]) for g in report["groups"]]
       [('a', 0.75), ('b', 0.25)]
-      >>> report["metrics"]["demographic_parity_difference"]["estimate"]
-      0.5
+      >>> dp = report["metrics"]["demographic_parity_difference"]
+      >>> dp["estimate"], dp["between"]
+      (0.5, ['b', 'a'])
+      >>> report["small_groups"]  # 4 rows each, below the default 30
+      ['a', 'b']
     """
-    check_inputs(y_true, y_pred, groups, num_groups, weights)
+    labelled = y_true is not None
+    check_inputs(y_true if labelled else y_pred, y_pred, groups, num_groups, weights)
     n = int(np.shape(y_pred)[0])
     if np.ndim(groups) != 1:
         raise ValueError(f"`groups` must hold integer ids of shape ({n},), got {np.shape(groups)}.")
@@ -163,33 +270,43 @@ def audit_report(
     names = [str(g) for g in range(num_groups)] if group_names is None else list(group_names)
     if len(names) != num_groups:
         raise ValueError(f"`group_names` must hold {num_groups} names, got {len(names)}.")
-    if int(num_resamples) < 2:
-        raise ValueError(f"`num_resamples` must be at least 2, got {num_resamples}.")
-    if not 0 < confidence_level < 1:
-        raise ValueError(f"`confidence_level` must be in (0, 1), got {confidence_level}.")
-
-    y_t, y_p, s = jnp.asarray(y_true), jnp.asarray(y_pred), jnp.asarray(groups)
-    w = None if weights is None else jnp.asarray(weights, jnp.float32)
-    group_rows, overall_row = _group_rows(y_t, y_p, s, w, num_groups, names)
-    arrays = [y_t, y_p, s]
-    if scores is not None:
-        arrays.append(jnp.asarray(scores, jnp.float32))
-    res = bootstrap(
-        _all_metrics(num_groups),
-        *arrays,
-        key=jax.random.key(0) if key is None else key,
-        weights=w,
-        num_resamples=num_resamples,
-        confidence_level=confidence_level,
+    num_resamples = v.check_scalar(num_resamples, "num_resamples", integer=True, low=0)
+    if num_resamples == 1:
+        raise ValueError("`num_resamples` must be 0 (no bootstrap) or at least 2, got 1.")
+    confidence_level = v.check_scalar(
+        confidence_level, "confidence_level", low=0, high=1, inclusive=(False, False)
     )
+    min_group_size = v.check_scalar(min_group_size, "min_group_size", integer=True, low=0)
+
+    y_t = jnp.asarray(y_true) if labelled else None
+    y_p, s = jnp.asarray(y_pred), jnp.asarray(groups)
+    w = None if weights is None else jnp.asarray(weights, jnp.float32)
+    x = None if scores is None else jnp.asarray(scores, jnp.float32)
+    stats = _point_stats(y_t, y_p, s, x, w, num_groups=num_groups)
+    group_rows, overall_row = _group_rows(stats, labelled, names)
+    estimate = stats["metrics"]
+    lower = upper = dict.fromkeys(estimate)
+    if num_resamples:
+        arrays = [y_p, s] + ([y_t] if labelled else []) + ([x] if x is not None else [])
+        res = bootstrap(
+            _all_metrics(num_groups, labelled),
+            *arrays,
+            key=jax.random.key(0) if key is None else key,
+            weights=w,
+            num_resamples=num_resamples,
+            confidence_level=confidence_level,
+        )
+        lower, upper = res.lower, res.upper
+    pairs = _pairs(stats, names)
     results = {
         name: {
-            "estimate": float(res.estimate[name]),
-            "lower": float(res.lower[name]),
-            "upper": float(res.upper[name]),
+            "estimate": _number(estimate[name]),
+            "lower": None if lower[name] is None else _number(lower[name]),
+            "upper": None if upper[name] is None else _number(upper[name]),
         }
+        | pairs[name]
         for name in _METRICS
-        if name in res.estimate
+        if name in estimate
     }
     return {
         "n": n,
@@ -197,5 +314,9 @@ def audit_report(
         "groups": group_rows,
         "overall": overall_row,
         "metrics": results,
+        "omitted": [] if labelled else list(_LABEL_METRICS),
+        "small_groups": [r["group"] for r in group_rows if r["rows"] < min_group_size],
+        "min_group_size": int(min_group_size),
+        "precision": str(jnp.asarray(estimate[_METRICS[0]]).dtype),
         "bootstrap": {"num_resamples": num_resamples, "confidence_level": confidence_level},
     }

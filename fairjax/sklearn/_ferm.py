@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from fairjax import criteria, ferm, kernels
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import (
+    BinaryClassifierInputs,
+    check_features,
+    check_sample_weight,
+    encode_groups,
+)
 
 __all__ = ["FERMClassifier"]
 
 
-class FERMClassifier(ClassifierMixin, BaseEstimator):
+class FERMClassifier(
+    _persist.SaveLoadMixin, BinaryClassifierInputs, ClassifierMixin, BaseEstimator
+):
     r"""Fair empirical risk minimisation (FERM) classifier, linear or kernel.
 
     Minimises :math:`C\sum_i \ell(y_i f(x_i)) + \tfrac12\|f\|^2` (``C`` has the SVM meaning;
@@ -54,6 +58,10 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
       random_state: seed for the Nystrom landmarks.
       condition: deprecated spelling of ``criterion``: ``"positive"`` is
         ``"equal_opportunity"``, ``"all"`` is ``"demographic_parity"`` (warns in :meth:`fit`).
+
+    ``X`` may be a scipy.sparse matrix (a ``ColumnTransformer`` with a ``OneHotEncoder``): it is
+    made dense at the edge, so fitting holds ``n * d`` floats (8 bytes each on the host, 4 on
+    the device) whatever the share of zeros; the solvers (Adam, SMO) are dense JAX programs.
 
     .. versionchanged:: 0.1.0
        ``condition=`` is now ``criterion=`` (the old keyword warns).
@@ -109,11 +117,6 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.condition = condition
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     def _criterion(self) -> criteria.Criterion:
         """The criterion, from ``criterion=`` or the deprecated ``condition=`` (warns)."""
         if self.condition is None:
@@ -147,7 +150,8 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         """Fits the classifier.
 
         Args:
-          X: features ``(n, d)``.
+          X: features ``(n, d)``, dense or scipy.sparse (made dense: ``n * d`` floats in
+            memory, see the class docstring).
           y: two labels (e.g. {0, 1} or {-1, +1}); the larger is the positive class.
           sensitive_features: ``(n,)`` or ``(n, k)`` sensitive values of any type (several
             columns are intersected); ``None`` means one group (no constraint).
@@ -161,20 +165,8 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         if int(self.max_iter) < 1:
             raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
         crit = self._criterion()
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
-            raise ValueError(
-                "Only binary classification is supported (FERMClassifier is binary). The type "
-                f"of the target is {y_type}."
-            )
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "`y` holds 1 class; the classifier needs samples of both classes (one class "
-                f"given: {self.classes_[0]!r})."
-            )
-        yb = (y == self.classes_[1]).astype(np.int32)
+        X, y, positive = self._check_X_y(X, y)
+        yb = positive.astype(np.int32)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)
@@ -234,7 +226,7 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """The decision values ``f(x)``; positive means ``classes_[1]``. Shape ``(n,)``."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = check_features(self, X, reset=False)
         return np.asarray(ferm.decision_function(self.model_, jnp.asarray(X, jnp.float32)))
 
     def predict(self, X) -> np.ndarray:
@@ -250,55 +242,3 @@ class FERMClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities ``(n, 2)`` (logistic loss only): ``sigmoid(f(x))``."""
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.stack([1.0 - p, p], axis=1)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted classifier to ``.npz`` with JSON metadata; no pickle.
-
-        The file holds the constructor parameters (JSON) and every fitted attribute
-        (``model_``, ``classes_``, ``groups_``, ``n_features_in_``, ...)
-        as arrays, with the format version and a SHA-256 digest; :meth:`load` rebuilds an
-        estimator whose outputs are identical.
-
-        Linear and RBF models are saved (the fitted :class:`fairjax.ferm.FERMModel`, see
-        :func:`fairjax.ferm.save_model`).
-
-        Args:
-          path: destination file, written exactly as given (no ``.npz`` is appended).
-
-        Raises:
-          NotFittedError: the estimator is not fitted.
-          TypeError: a parameter is not a number, string, bool or None.
-
-        Example:
-          >>> import os, tempfile
-          >>> import numpy as np
-          >>> from fairjax.sklearn import FERMClassifier
-          >>> rng = np.random.default_rng(0)
-          >>> X = rng.normal(size=(100, 3)); s = (X[:, 0] > 0).astype(int)
-          >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
-          >>> clf = FERMClassifier(max_iter=100).fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "ferm.npz")
-          >>> clf.save(path)
-          >>> loaded = FERMClassifier.load(path)
-          >>> bool(np.array_equal(loaded.decision_function(X), clf.decision_function(X)))
-          True
-        """
-        _persist.save_estimator(path, self)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> FERMClassifier:
-        """Loads a classifier written by :meth:`save` (``allow_pickle=False``).
-
-        Args:
-          path: the ``.npz`` file.
-
-        Returns:
-          A fitted ``FERMClassifier``: same parameters, bit-equal fitted arrays, identical
-          outputs.
-
-        Raises:
-          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
-            another estimator's file), has a newer format version, or is corrupt or modified
-            (its arrays or metadata do not match the recorded digest).
-        """
-        return _persist.load_estimator(cls, path)

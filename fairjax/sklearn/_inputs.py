@@ -1,13 +1,67 @@
-"""The one input path of the estimators for sample weights and sensitive features.
+"""The one input path of the estimators for features, sample weights and sensitive features.
 
 Every estimator of :mod:`fairjax.sklearn` reads ``sample_weight`` and ``sensitive_features``
 through these functions, so a bad value is refused with the same message whichever estimator
-(and whichever of ``fit`` and ``predict``) receives it.
+(and whichever of ``fit`` and ``predict``) receives it; the two classifiers read ``X`` through
+:func:`check_features`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import validate_data
+
+
+def check_features(estimator, X, y="no_validation", *, reset: bool, dense: bool = True):
+    """``validate_data`` of the classifiers: finite float64 features, scipy.sparse accepted.
+
+    A sparse ``X`` (any scipy.sparse format, e.g. the output of a ``ColumnTransformer`` with a
+    default ``OneHotEncoder``) is validated as sparse, then made dense here when ``dense``: the
+    solvers are dense JAX programs. Memory: the dense copy takes ``8 * n * d`` bytes on the
+    host (float64), and the fit a float32 copy of ``4 * n * d`` bytes on the device, whatever
+    the share of zeros; for a design with very many one-hot columns, bound them first (e.g.
+    ``OneHotEncoder(max_categories=...)`` or ``min_frequency=``). With ``dense=False`` a sparse
+    ``X`` is returned sparse (for a product ``X @ w``, which scipy computes sparse-aware).
+
+    Returns ``X``, and ``(X, y)`` when ``y`` is given (``None`` is refused as scikit-learn
+    refuses it), as ``validate_data`` does.
+    """
+    out = validate_data(estimator, X, y, reset=reset, dtype=np.float64, accept_sparse=True)
+    with_y = not (isinstance(y, str) and y == "no_validation")
+    X_out = out[0] if with_y else out
+    if dense and sp.issparse(X_out):
+        X_out = X_out.toarray()
+    return (X_out, out[1]) if with_y else X_out
+
+
+class BinaryClassifierInputs:
+    """The input contract of the binary classifiers: two classes, dense or sparse ``X``."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.sparse = True
+        return tags
+
+    def _check_X_y(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dense float64 ``X`` (see :func:`check_features`), ``y``, and whether each ``y`` is
+        the positive class; sets ``classes_`` (two labels; ``classes_[1]`` is positive)."""
+        X, y = check_features(self, X, y, reset=True)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(
+                f"Only binary classification is supported ({type(self).__name__} is binary). "
+                f"The type of the target is {y_type}."
+            )
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "`y` holds 1 class; the classifier needs samples of both classes (one class "
+                f"given: {self.classes_[0]!r})."
+            )
+        return X, y, y == self.classes_[1]
 
 
 def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _loop, criteria, losses, penalties, training
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import (
+    BinaryClassifierInputs,
+    check_features,
+    check_sample_weight,
+    encode_groups,
+)
 
 __all__ = ["FairLogisticRegression"]
 
@@ -129,7 +132,9 @@ def _rate_constrained(arrays, crit: criteria.Criterion, **options):
     )
 
 
-class FairLogisticRegression(ClassifierMixin, BaseEstimator):
+class FairLogisticRegression(
+    _persist.SaveLoadMixin, BinaryClassifierInputs, ClassifierMixin, BaseEstimator
+):
     r"""Logistic regression with a fairness penalty, or trained to a fairness target.
 
     With ``target=None`` it minimises the penalised objective
@@ -158,7 +163,11 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     - ``"equalized_odds"``: the true- and false-positive rates (two constraints).
 
     The features are standardised internally (the fitted ``coef_``/``intercept_`` are on the
-    original scale). Training is full-batch, ``max_iter`` steps in one compiled program; rows
+    original scale). A scipy.sparse ``X`` (a ``ColumnTransformer`` with a ``OneHotEncoder``)
+    is accepted: ``fit`` makes it dense at the edge (centring would fill it anyway), holding
+    ``n * d`` floats (8 bytes each on the host, 4 on the device) whatever the share of zeros;
+    ``predict`` and ``decision_function`` keep it sparse (a sparse-aware ``X @ coef_``).
+    Training is full-batch, ``max_iter`` steps in one compiled program; rows
     and features are padded (zero weight, zero columns) to a few sizes so that fits on data of
     nearby shapes reuse it.
 
@@ -229,11 +238,6 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.multiplier_learning_rate = multiplier_learning_rate
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     def _criterion(self) -> criteria.Criterion:
         """The criterion, from ``criterion=`` or the deprecated ``constraint=`` (warns)."""
         if self.constraint is None:
@@ -283,7 +287,8 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         """Fits the classifier.
 
         Args:
-          X: features ``(n, d)`` (array or DataFrame).
+          X: features ``(n, d)`` (array, DataFrame or scipy.sparse, made dense: ``n * d``
+            floats in memory, see the class docstring).
           y: two labels; the larger (sorted) is the positive class.
           sensitive_features: ``(n,)`` or ``(n, k)`` sensitive values of any type (a Series or
             DataFrame too; several columns are intersected); None means one group.
@@ -293,19 +298,8 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
           self.
         """
         crit = self._check_params()
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
-            raise ValueError(
-                f"Only binary classification is supported. The type of the target is {y_type}."
-            )
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "`y` holds 1 class; the classifier needs samples of both classes (one class "
-                f"given: {self.classes_[0]!r})."
-            )
-        yb = (y == self.classes_[1]).astype(np.float32)
+        X, y, positive = self._check_X_y(X, y)
+        yb = positive.astype(np.float32)
         sw = check_sample_weight(sample_weight, X.shape[0])
         sw = np.ones(X.shape[0]) if sw is None else sw
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
@@ -366,7 +360,7 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """The logits ``X @ coef_ + intercept_``; positive means ``classes_[1]``. Shape ``(n,)``."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = check_features(self, X, reset=False, dense=False)  # X @ w is sparse-aware
         return X @ self.coef_[0] + self.intercept_[0]
 
     def predict(self, X) -> np.ndarray:
@@ -378,52 +372,3 @@ class FairLogisticRegression(ClassifierMixin, BaseEstimator):
         """Class probabilities, shape ``(n, 2)``."""
         p = 1.0 / (1.0 + np.exp(-np.clip(self.decision_function(X), -500, 500)))
         return np.stack([1.0 - p, p], axis=1)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted classifier to ``.npz`` with JSON metadata; no pickle.
-
-        The file holds the constructor parameters (JSON) and every fitted attribute
-        (``coef_``, ``intercept_``, ``classes_``, ``groups_``, ``multiplier_``, ...)
-        as arrays, with the format version and a SHA-256 digest; :meth:`load` rebuilds an
-        estimator whose outputs are identical.
-
-        Args:
-          path: destination file, written exactly as given (no ``.npz`` is appended).
-
-        Raises:
-          NotFittedError: the estimator is not fitted.
-          TypeError: a parameter is not a number, string, bool or None.
-
-        Example:
-          >>> import os, tempfile
-          >>> import numpy as np
-          >>> from fairjax.sklearn import FairLogisticRegression
-          >>> rng = np.random.default_rng(0)
-          >>> s = rng.integers(0, 2, 200); X = rng.normal(size=(200, 3)) + s[:, None]
-          >>> y = (X[:, 0] > 0.5).astype(int)
-          >>> clf = FairLogisticRegression(max_iter=100).fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "logistic.npz")
-          >>> clf.save(path)
-          >>> loaded = FairLogisticRegression.load(path)
-          >>> bool(np.array_equal(loaded.predict_proba(X), clf.predict_proba(X)))
-          True
-        """
-        _persist.save_estimator(path, self)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> FairLogisticRegression:
-        """Loads a classifier written by :meth:`save` (``allow_pickle=False``).
-
-        Args:
-          path: the ``.npz`` file.
-
-        Returns:
-          A fitted ``FairLogisticRegression``: same parameters, bit-equal fitted arrays, identical
-          outputs.
-
-        Raises:
-          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
-            another estimator's file), has a newer format version, or is corrupt or modified
-            (its arrays or metadata do not match the recorded digest).
-        """
-        return _persist.load_estimator(cls, path)

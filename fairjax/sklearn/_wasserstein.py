@@ -9,8 +9,9 @@ import jax
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone, is_classifier
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.validation import (
     _num_samples,
     check_array,
@@ -67,7 +68,7 @@ def _check_base(extra: dict, estimator: Any, path: str | os.PathLike) -> dict[st
     return {"estimator": estimator if extra.get("prefit", True) else clone(estimator)}
 
 
-class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
+class WassersteinFairRegressor(_persist.SaveLoadMixin, RegressorMixin, BaseEstimator):
     r"""Regressor made fair (demographic parity) by mapping its outputs onto the barycenter.
 
     Wraps any regressor (or classifier, through its scores) ``f``. ``fit`` trains a clone of it
@@ -83,6 +84,9 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
     exact parity on their intersection. Without ``sensitive_features`` (at fit and predict)
     there is one group: the output is mapped onto its own calibrated distribution, as in
     scikit-learn's common estimator checks.
+    :meth:`score` is the :math:`R^2` of these fair predictions; it takes the sensitive values
+    too, so cross-validation routes them to it with scikit-learn's metadata routing (see
+    :meth:`score` for an example with ``cross_val_score``).
 
     Args:
       estimator: a scikit-learn regressor or classifier, fitted or not.
@@ -157,11 +161,21 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             out = out[:, 1]
         return out.reshape(-1).astype(np.float32)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X goes to the base estimator as it is: sparse X is accepted when the base accepts it.
+        tags.input_tags.sparse = (
+            self.estimator is not None and get_tags(self.estimator).input_tags.sparse
+        )
+        return tags
+
     def _check_X(self, X, *, reset: bool):
         """Feature count and names; a 2-D array (any dtype, NaN allowed: the base estimator
-        validates the values) unless X is a DataFrame, which is passed on as it is."""
+        validates the values) or a scipy.sparse matrix (kept sparse, for a base estimator that
+        takes one), unless X is a DataFrame, which is passed on as it is."""
         if not hasattr(X, "iloc"):
-            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+            # CSR or CSC (other formats are converted): the formats that rows can be taken from.
+            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=("csr", "csc"))
         validate_data(self, X, skip_check_array=True, reset=reset)
         return X
 
@@ -245,50 +259,67 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
         )
         return np.asarray(out)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted regressor's post-processor to ``.npz`` with JSON metadata; no pickle.
+    def score(self, X, y, *, sensitive_features=None, sample_weight=None) -> float:
+        r"""The coefficient of determination :math:`R^2` of the fair predictions.
 
-        The file holds the constructor parameters (JSON) and every fitted attribute
-        (``state_``, ``groups_``, ``n_features_in_``, ...) as arrays, with the format version and a
-        SHA-256 digest; :meth:`load` rebuilds an estimator whose outputs are identical.
-
-        The base estimator ``estimator_`` is **not** saved: an arbitrary scikit-learn model can
-        only be stored with pickle, which fairjax never uses. Keep it yourself (for instance with
-        skops, ONNX, or by refitting it deterministically) and pass it to :meth:`load`. The file
-        records its class and feature count, so :meth:`load` refuses a base estimator of another
-        class or width.
+        :math:`R^2 = 1 - \sum_i w_i (y_i - g_\alpha(x_i, s_i))^2 / \sum_i w_i (y_i -
+        \bar y_w)^2` (``sklearn.metrics.r2_score``), with :math:`g_\alpha` from
+        :meth:`predict`, which needs the rows' sensitive values. In cross-validation, they reach
+        ``score`` through scikit-learn's metadata routing: enable it, request
+        ``sensitive_features`` for ``fit`` and ``score``, and pass them in ``params``; each
+        fold then gets its own rows' values (see the example).
 
         Args:
-          path: destination file, written exactly as given (no ``.npz`` is appended).
+          X: features ``(n, d)``.
+          y: true targets ``(n,)``.
+          sensitive_features: the rows' sensitive values, as for :meth:`predict`.
+          sample_weight: optional weights ``(n,)`` of the rows in :math:`R^2`.
+
+        Returns:
+          :math:`R^2` as a float (1 is perfect; it can be negative).
 
         Raises:
-          NotFittedError: the estimator is not fitted.
-          TypeError: a parameter is not a number, string, bool or None (``estimator`` is not saved).
+          ValueError: ``sensitive_features`` are missing although the regressor was fitted on
+            several groups (without routing, a scorer cannot pass them).
 
         Example:
-          >>> import os, tempfile
           >>> import numpy as np
+          >>> import sklearn
           >>> from sklearn.linear_model import Ridge
+          >>> from sklearn.model_selection import cross_val_score
           >>> from fairjax.sklearn import WassersteinFairRegressor
           >>> rng = np.random.default_rng(0)
-          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
-          >>> y = X[:, 0] + 2 * s
-          >>> reg = WassersteinFairRegressor(Ridge(), random_state=0)
-          >>> reg = reg.fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "post.npz")
-          >>> reg.save(path)  # the post-processor; the Ridge is yours to keep
-          >>> loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
-          >>> bool(np.array_equal(loaded.predict(X, sensitive_features=s),
-          ...                      reg.predict(X, sensitive_features=s)))
-          True
+          >>> s = rng.integers(0, 2, 600); X = np.c_[rng.normal(size=600), s]
+          >>> y = X[:, 0] + 2 * s + 0.1 * rng.normal(size=600)
+          >>> with sklearn.config_context(enable_metadata_routing=True):
+          ...     reg = WassersteinFairRegressor(Ridge(), random_state=0)
+          ...     reg = reg.set_fit_request(sensitive_features=True)
+          ...     reg = reg.set_score_request(sensitive_features=True)
+          ...     scores = cross_val_score(reg, X, y, cv=3, params={"sensitive_features": s})
+          >>> scores.shape, bool(np.isfinite(scores).all())
+          ((3,), True)
         """
-        _persist.save_estimator(
-            path,
-            self,
-            exclude_params=("estimator",),
-            exclude_attributes=("estimator_",),
-            extra=_describe_base(self),
-        )
+        check_is_fitted(self, "state_")
+        if sensitive_features is None and len(self.groups_) > 1:
+            raise ValueError(
+                f"`sensitive_features` are required to score: the regressor was fitted on "
+                f"{len(self.groups_)} groups. In cross-validation, enable metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)), call "
+                "set_fit_request(sensitive_features=True) and "
+                "set_score_request(sensitive_features=True), and pass "
+                'params={"sensitive_features": s}.'
+            )
+        pred = self.predict(X, sensitive_features=sensitive_features)
+        return float(r2_score(y, pred, sample_weight=sample_weight))
+
+    def _save_options(self) -> dict[str, Any]:
+        """The base estimator is left out of the file; its class and width are recorded, so
+        that :meth:`load` refuses another one."""
+        return {
+            "exclude_params": ("estimator",),
+            "exclude_attributes": ("estimator_",),
+            "extra": _describe_base(self),
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, estimator: Any = None) -> WassersteinFairRegressor:
@@ -310,6 +341,23 @@ class WassersteinFairRegressor(RegressorMixin, BaseEstimator):
             (its arrays or metadata do not match the recorded digest); or ``estimator`` is not
             fitted, or of another class or feature count than the saved one.
           TypeError: ``estimator`` is missing.
+
+        Example:
+          >>> import os, tempfile
+          >>> import numpy as np
+          >>> from sklearn.linear_model import Ridge
+          >>> from fairjax.sklearn import WassersteinFairRegressor
+          >>> rng = np.random.default_rng(0)
+          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
+          >>> y = X[:, 0] + 2 * s
+          >>> reg = WassersteinFairRegressor(Ridge(), random_state=0)
+          >>> reg = reg.fit(X, y, sensitive_features=s)
+          >>> path = os.path.join(tempfile.mkdtemp(), "post.npz")
+          >>> reg.save(path)  # the post-processor; the Ridge is yours to keep
+          >>> loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
+          >>> bool(np.array_equal(loaded.predict(X, sensitive_features=s),
+          ...                      reg.predict(X, sensitive_features=s)))
+          True
         """
 
         def check(extra: dict) -> dict:

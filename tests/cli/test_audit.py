@@ -144,7 +144,7 @@ def test_bad_files_exit_2(tmp_path, capsys):
 
 def test_missing_required_option_is_an_argparse_error(table):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race"])
+        cli.main(["audit", str(table), "--y-true", "y_true", "--y-pred", "y_pred"])
     assert exc.value.code == 2
 
 
@@ -288,3 +288,116 @@ def test_the_intersection_holds_only_the_combinations_that_occur():
     s, num, names = _sensitive_groups(table, ["a", "b"])
     assert num == n and sorted(set(s.tolist())) == list(range(n))  # not 600 x 500 groups
     assert names[0] == "a=0 & b=0" and names[int(s[599])] == "a=599 & b=99"
+
+
+# ----------------------------------------------------------------------------- issue 24, 11-12
+
+
+@pytest.fixture(scope="module")
+def tiny_groups(tmp_path_factory):
+    """Synthetic predictions with two groups of 4 and 2 rows among 400 (race C)."""
+    rng = np.random.default_rng(3)
+    n = 400
+    race = np.r_[rng.choice(["A", "B"], n - 6), ["C"] * 6]
+    sex = np.r_[rng.choice(["F", "M"], n - 6), ["F"] * 4, ["M"] * 2]
+    y = rng.integers(0, 2, n)
+    score = np.round(np.clip(0.3 * y + 0.2 * (race == "A") + rng.uniform(0, 0.6, n), 0, 1), 4)
+    pred = (score >= 0.5).astype(int)
+    yes = np.where(y == 1, "yes", "no")
+    path = tmp_path_factory.mktemp("tiny") / "tiny.csv"
+    header = ["y", "p", "score", "race", "sex", "label", "decision"]
+    rows = zip(y, pred, score, race, sex, yes, np.where(pred == 1, "yes", "no"), strict=True)
+    return write_csv(path, header, rows), dict(y=y, pred=pred, race=race, sex=sex)
+
+
+TINY = ["--sensitive", "race", "--sensitive", "sex", "--score", "score"]
+
+
+@pytest.mark.slow
+def test_small_groups_warn_and_each_gap_names_its_pair(tiny_groups, tmp_path, capsys):
+    path, d = tiny_groups
+    out_json = tmp_path / "r.json"
+    argv = ["audit", str(path), "--y-true", "y", *TINY, "--bootstrap", str(RESAMPLES)]
+    assert cli.main([*argv, "--json", str(out_json)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the warning is wrapped
+    assert "warning: 2 of 6 groups have fewer than 30 rows" in out
+    assert "race=C & sex=F: 4" in out and "race=C & sex=M: 2" in out
+    assert "race=C & sex=M*" in out  # marked in the tables
+    assert "value [95% interval]" in out  # the interval beside each headline value
+    report = json.loads(out_json.read_text())
+    assert report["small_groups"] == ["race=C & sex=F", "race=C & sex=M"]
+    assert report["min_group_size"] == 30
+    # The pair behind the demographic parity difference, from the decisions by hand.
+    names = [f"race={r} & sex={x}" for r in "ABC" for x in "FM"]
+    rates = [d["pred"][(d["race"] == r) & (d["sex"] == x)].mean() for r in "ABC" for x in "FM"]
+    lo, hi = names[int(np.argmin(rates))], names[5 - int(np.argmax(rates[::-1]))]
+    assert report["metrics"]["demographic_parity_difference"]["between"] == [lo, hi]
+    assert f"{lo}* vs {hi}" in out or f"{lo} vs {hi}" in out
+    for m in report["metrics"].values():
+        assert len(m["between"]) == 2 and m["lower"] <= m["estimate"] <= m["upper"]
+    assert report["metrics"]["equalized_odds_difference"]["rate"] in ("tpr", "fpr")
+    # The JSON says what computed it, and its numbers carry no float32 noise.
+    import jax
+
+    assert report["versions"]["jax"] == jax.__version__
+    assert set(report["versions"]) == {"fairjax", "jax", "numpy", "python"}
+    assert report["precision"] == "float32"
+    for m in report["metrics"].values():
+        for x in (m["estimate"], m["lower"], m["upper"]):
+            assert x == float(np.format_float_positional(np.float32(x), unique=True))
+    # --min-group-size 0 lists no group; --bootstrap 0 shows no interval.
+    assert cli.main([*argv, "--min-group-size", "0"]) == 0
+    assert "warning" not in capsys.readouterr().out
+    assert cli.main([*argv[:-2], "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "no bootstrap" in out and "interval]" not in out
+
+
+@pytest.mark.slow
+def test_label_free_audit_and_pos_label(tiny_groups, capsys):
+    path, _ = tiny_groups
+    base = ["audit", str(path), *TINY, "--bootstrap", "0"]
+    # No --y-true: the label metrics are left out, and the report says so.
+    report = cli.audit(path, y_pred="p", sensitive=["race", "sex"], num_resamples=0)
+    assert report["omitted"] == ["equal_opportunity_difference", "equalized_odds_difference"]
+    assert set(report["metrics"]) == {"demographic_parity_difference", "demographic_parity_ratio"}
+    assert cli.main([*base, "--y-pred", "p"]) == 0
+    out = capsys.readouterr().out
+    assert "No --y-true" in out and "TPR" not in out.split("Fairness")[0]
+    # "yes"/"no" with --pos-label give the report of the 0/1 columns.
+    coded = cli.audit(path, y_true="y", y_pred="p", sensitive="race", num_resamples=0)
+    named = cli.audit(
+        path, y_true="label", y_pred="decision", pos_label="yes", sensitive="race",
+        num_resamples=0,
+    )  # fmt: skip
+    assert named["metrics"] == coded["metrics"] and named["groups"] == coded["groups"]
+    assert named["pos_label"] == "yes"
+
+
+def test_pos_label_errors_name_the_column(tmp_path):
+    rows = [("yes", "no", "no", "a"), ("no", "maybe", "yes", "b"), ("no", "yes", "no", "a")]
+    path = write_csv(tmp_path / "t.csv", ["y", "p", "q", "g"], rows)
+    with pytest.raises(cli.AuditError, match=r"'p' \(decisions\) holds 3 distinct values"):
+        cli.audit(path, y_true="y", y_pred="p", sensitive="g", pos_label="yes")
+    with pytest.raises(cli.AuditError, match=r"--pos-label 'Yes' is not a value of column 'y'"):
+        cli.audit(path, y_true="y", y_pred="q", sensitive="g", pos_label="Yes")
+    with pytest.raises(
+        cli.AuditError, match=r"row 1 holds 'yes' \(for other labels, .* --pos-label\)"
+    ):
+        cli.audit(path, y_true="y", y_pred="q", sensitive="g")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_resamples": 1}, "--bootstrap must be 0"),
+        ({"num_resamples": -1}, "--bootstrap must be an integer >= 0"),
+        ({"min_group_size": -1}, "--min-group-size must be an integer >= 0"),
+        ({"min_group_size": 2.5}, "--min-group-size"),
+        ({"pos_label": 1}, "--pos-label must be"),
+    ],
+)
+def test_new_options_are_checked(tmp_path, options, message):
+    path = write_csv(tmp_path / "t.csv", ["y", "p", "g"], [(1, 1, 0), (0, 0, 1)])
+    with pytest.raises(cli.AuditError, match=message):
+        cli.audit(path, y_true="y", y_pred="p", sensitive="g", **options)

@@ -100,3 +100,98 @@ def test_bad_inputs(data):
         metrics.audit_report(y, pred, s, num_groups=3, num_resamples=1)
     with pytest.raises(ValueError, match="confidence_level"):
         metrics.audit_report(y, pred, s, num_groups=3, confidence_level=1.0)
+    with pytest.raises(ValueError, match="min_group_size"):
+        metrics.audit_report(y, pred, s, num_groups=3, min_group_size=-1)
+
+
+def _brute_force_pair(rates, present, names):
+    """The two groups of the largest |r_a - r_b| by enumerating every pair (lowest first)."""
+    best, pair = -1.0, None
+    for a in np.flatnonzero(present):
+        for b in np.flatnonzero(present):
+            if rates[b] - rates[a] > best:
+                best, pair = rates[b] - rates[a], [names[a], names[b]]
+    return pair
+
+
+@pytest.mark.slow  # compiles the report's program for a new shape (~5 s on a busy CPU)
+def test_each_gap_names_its_pair_of_groups(data):
+    # Issue 24, item 11: which pair of groups gives each gap. Unequal groups, weights.
+    y, pred, s, w, score = data["y"], data["pred"], data["s"], data["w"], data["score"]
+    names = ["a", "b", "c"]
+    report = metrics.audit_report(
+        y, pred, s, num_groups=3, scores=score, weights=w, group_names=names, num_resamples=0
+    )
+    m = report["metrics"]
+
+    def rate(mask_rows):
+        return np.array([np.average(pred[(s == g) & mask_rows], weights=w[(s == g) & mask_rows])
+                         for g in range(3)])  # fmt: skip
+
+    everyone = np.ones_like(y, bool)
+    dp_pair = _brute_force_pair(rate(everyone), [True] * 3, names)
+    assert m["demographic_parity_difference"]["between"] == dp_pair
+    assert m["demographic_parity_ratio"]["between"] == dp_pair
+    tpr, fpr = rate(y == 1), rate(y == 0)
+    assert m["equal_opportunity_difference"]["between"] == _brute_force_pair(tpr, [1] * 3, names)
+    kind = "tpr" if np.ptp(tpr) >= np.ptp(fpr) else "fpr"
+    assert m["equalized_odds_difference"]["rate"] == kind
+    expected = _brute_force_pair({"tpr": tpr, "fpr": fpr}[kind], [1] * 3, names)
+    assert m["equalized_odds_difference"]["between"] == expected
+    # KS: the pair whose two-sample weighted KS distance is the reported one.
+    grid = np.sort(score)
+
+    def cdf(g):
+        return np.array([w[(s == g) & (score <= t)].sum() for t in grid]) / w[s == g].sum()
+
+    ks = {(a, b): np.max(np.abs(cdf(a) - cdf(b))) for a in range(3) for b in range(a + 1, 3)}
+    a, b = max(ks, key=ks.get)
+    assert set(m["ks_unfairness"]["between"]) == {names[a], names[b]}
+    np.testing.assert_allclose(m["ks_unfairness"]["estimate"], ks[(a, b)], rtol=1e-5)
+    # Without bootstrap there are no intervals.
+    assert all(v["lower"] is None and v["upper"] is None for v in m.values())
+
+
+@pytest.mark.slow  # compiles the report's program for a new shape (~5 s on a busy CPU)
+def test_small_groups_are_listed(data):
+    y, pred = data["y"][:60], data["pred"][:60]
+    s = np.r_[np.zeros(50, int), np.ones(8, int), np.full(2, 2)]
+    report = metrics.audit_report(y, pred, s, num_groups=3, num_resamples=0, min_group_size=10)
+    assert report["small_groups"] == ["1", "2"] and report["min_group_size"] == 10
+    none = metrics.audit_report(y, pred, s, num_groups=3, num_resamples=0, min_group_size=0)
+    assert none["small_groups"] == []
+
+
+@pytest.mark.slow  # compiles the report's program for a new shape (~5 s on a busy CPU)
+def test_without_labels_only_the_label_free_metrics(data):
+    # Issue 24, item 12: no labels, no label metrics, and the report says which it left out.
+    pred, s, score = data["pred"], data["s"], data["score"]
+    report = metrics.audit_report(None, pred, s, num_groups=3, scores=score, num_resamples=0)
+    full = metrics.audit_report(data["y"], pred, s, num_groups=3, scores=score, num_resamples=0)
+    assert list(report["metrics"]) == [
+        "demographic_parity_difference", "demographic_parity_ratio", "ks_unfairness",
+    ]  # fmt: skip
+    assert report["omitted"] == ["equal_opportunity_difference", "equalized_odds_difference"]
+    assert full["omitted"] == []
+    for name, value in report["metrics"].items():
+        assert value == full["metrics"][name]
+    assert set(report["groups"][0]) == {"group", "rows", "count", "selection_rate"}
+    assert report["groups"][0]["selection_rate"] == full["groups"][0]["selection_rate"]
+
+
+@pytest.mark.slow  # compiles the report's program for a new shape (~5 s on a busy CPU)
+def test_numbers_are_written_at_the_precision_computed():
+    # Issue 24, item 12: float32 2/3 was written 0.6666666865348816.
+    y = np.array([1, 0, 1, 0, 1, 1])
+    pred = np.array([1, 1, 0, 0, 0, 0])
+    s = np.array([0, 0, 0, 1, 1, 1])
+    report = metrics.audit_report(y, pred, s, num_groups=2, num_resamples=0)
+    assert report["precision"] == "float32"
+    rate = report["groups"][0]["selection_rate"]
+    assert rate == 0.6666667 and np.float32(rate) == np.float32(2 / 3)
+    assert report["metrics"]["demographic_parity_difference"]["estimate"] == 0.6666667
+    # Every number reads back as the float32 it was computed as, with no more digits.
+    for row in report["groups"]:
+        for x in row.values():
+            if isinstance(x, float):
+                assert x == float(np.format_float_positional(np.float32(x), unique=True))

@@ -7,9 +7,9 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fairjax.sklearn import FERMClassifier
+from tests.sklearn.common import estimator_checks, not_exact_under_weights
 
 MAX_ITER = 100  # one Adam program (per shape bucket) shared by the linear fits below
 
@@ -17,20 +17,12 @@ MAX_ITER = 100  # one Adam program (per shape bucket) shared by the linear fits 
 # cannot pass `sensitive_features`, so they exercise the one-group path (no constraint); the
 # constraint is tested below. The RBF configuration (exact SMO solver) passes the same checks
 # with the same single exception; it is not run here to keep the suite fast.
-# Checks that do not apply, and why:
-EXPECTED_FAILED_CHECKS = {
-    # The fit is an iterative float32 optimisation (a fixed number of Adam steps, or SMO to a
-    # KKT tolerance); weights and repeated rows agree to ~1e-6, not to the check's rtol 1e-7.
-    "check_sample_weight_equivalence_on_dense_data": "float32 iterative solver, not exact",
-}
-
-
-@parametrize_with_checks(
-    [FERMClassifier(max_iter=MAX_ITER)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+# Checks that do not apply, and why: the fit is an iterative float32 optimisation (a fixed
+# number of Adam steps, or SMO to a KKT tolerance); weights and repeated rows agree to ~1e-6,
+# not to the check's rtol 1e-7.
+test_sklearn_estimator_checks = estimator_checks(
+    FERMClassifier(max_iter=MAX_ITER), not_exact_under_weights("float32 iterative solver")
 )
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
 
 
 def _data(n=200, seed=0):

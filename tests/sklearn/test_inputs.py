@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-pytest.importorskip("sklearn")
+sklearn = pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
+from sklearn.base import clone  # noqa: E402
+from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
+from sklearn.metrics import r2_score  # noqa: E402
+from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
+from sklearn.tree import DecisionTreeRegressor  # noqa: E402
 
 from fairjax.sklearn import (  # noqa: E402
     FairLogisticRegression,
@@ -162,3 +170,106 @@ def test_predict_checks_the_width_and_finiteness_of_X(name):
     bad[1, 1] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):
         est.predict(bad, **kw)
+
+
+def _one_hot_frame():
+    """A table whose ColumnTransformer output (default OneHotEncoder) is sparse."""
+    rng = np.random.default_rng(1)
+    city = rng.choice([f"c{k}" for k in range(12)], N)
+    frame = pd.DataFrame({"age": X[:, 0], "city": city, "job": np.array(["x", "y"])[Y]})
+    encode = ColumnTransformer(
+        [("num", StandardScaler(), ["age"]), ("cat", OneHotEncoder(), ["city", "job"])]
+    )
+    return frame, encode
+
+
+@pytest.mark.parametrize(
+    "name",
+    # ~2 s a case (the first fit compiles): the two input paths run by default, all in -m slow.
+    [
+        "logistic",
+        "wasserstein",
+        pytest.param("ferm", marks=SLOW),
+        pytest.param("logistic_target", marks=SLOW),
+    ],
+)
+def test_sparse_X_from_a_column_transformer_equals_dense(name):
+    # Before: "Sparse data was passed for X, but dense data is required" (issue 24, item 9).
+    frame, encode = _one_hot_frame()
+    Z = encode.fit_transform(frame)
+    assert sp.issparse(Z) and Z.shape[1] > 10  # 1 + the levels of city and job
+    sparse, dense = ESTIMATORS[name](), ESTIMATORS[name]()
+    if name == "wasserstein":  # a base estimator that is exact on sparse and dense X
+        sparse.set_params(estimator=DecisionTreeRegressor(max_depth=3, random_state=0))
+        dense.set_params(estimator=DecisionTreeRegressor(max_depth=3, random_state=0))
+    pipe = make_pipeline(clone(encode), sparse)
+    step = pipe.steps[-1][0]
+    pipe.fit(frame, Y, **{f"{step}__sensitive_features": S})
+    dense.fit(Z.toarray(), Y, sensitive_features=S)
+    kw = {"sensitive_features": S} if name == "wasserstein" else {}
+    np.testing.assert_array_equal(pipe.predict(frame, **kw), dense.predict(Z.toarray(), **kw))
+    if name != "wasserstein":
+        np.testing.assert_allclose(
+            sparse.decision_function(Z.tocsc()), dense.decision_function(Z.toarray()), atol=1e-9
+        )
+
+
+def _cv_data(n=240):
+    rng = np.random.default_rng(2)
+    s = np.array(["a", "b", "c"])[rng.integers(0, 3, n)]
+    Xc = np.c_[rng.normal(size=(n, 2)), s == "b"]
+    yc = Xc[:, 0] + 2 * (s == "b") + 0.1 * rng.normal(size=n)
+    return Xc, yc, s
+
+
+def _manual_cv(est, Xc, yc, s, *, cv, scored_with_s):
+    """The folds' scores computed by hand: what routing must reproduce."""
+    out = []
+    for train, test in cv.split(Xc, yc):
+        fitted = clone(est).fit(Xc[train], yc[train], sensitive_features=s[train])
+        kw = {"sensitive_features": s[test]} if scored_with_s else {}
+        out.append(fitted.score(Xc[test], yc[test], **kw))
+    return np.array(out)
+
+
+@SLOW  # ~4 s: three fits compile the barycenter programs
+def test_wasserstein_cross_validates_with_metadata_routing():
+    # Before: the default scorer called predict without sensitive features (every score NaN),
+    # and with routing score() refused the argument (issue 24, item 10).
+    Xc, yc, s = _cv_data()
+    cv = KFold(3, shuffle=True, random_state=0)
+    base = WassersteinFairRegressor(Ridge(), split=False, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        reg = clone(base).set_fit_request(sensitive_features=True)
+        reg = reg.set_score_request(sensitive_features=True)
+        scores = cross_val_score(reg, Xc, yc, cv=cv, params={"sensitive_features": s})
+    expected = _manual_cv(base, Xc, yc, s, cv=cv, scored_with_s=True)
+    np.testing.assert_array_equal(scores, expected)
+    assert np.isfinite(scores).all()
+    # score is R^2 of the fair predictions, with the rows' weights.
+    fitted = clone(base).fit(Xc, yc, sensitive_features=s)
+    w = np.linspace(0.5, 2.0, len(yc))
+    pred = fitted.predict(Xc, sensitive_features=s)
+    assert fitted.score(Xc, yc, sensitive_features=s, sample_weight=w) == pytest.approx(
+        r2_score(yc, pred, sample_weight=w), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="set_score_request"):
+        fitted.score(Xc, yc)
+
+
+@SLOW
+@pytest.mark.parametrize("name", ["logistic", "ferm"])
+def test_classifiers_cross_validate_with_and_without_routing(name):
+    # Their predictions need no sensitive values: routing them to fit is enough.
+    Xc, yc, s = _cv_data()
+    yc = (yc > np.median(yc)).astype(int)
+    cv = KFold(3, shuffle=True, random_state=0)
+    est = ESTIMATORS[name]()
+    expected = _manual_cv(est, Xc, yc, s, cv=cv, scored_with_s=False)
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = clone(est).set_fit_request(sensitive_features=True)
+        scores = cross_val_score(routed, Xc, yc, cv=cv, params={"sensitive_features": s})
+    np.testing.assert_array_equal(scores, expected)
+    # Without routing, params go to fit (scikit-learn's older behaviour): the same scores.
+    legacy = cross_val_score(clone(est), Xc, yc, cv=cv, params={"sensitive_features": s})
+    np.testing.assert_array_equal(legacy, expected)

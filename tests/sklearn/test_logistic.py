@@ -9,25 +9,18 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fairjax import metrics
 from fairjax.sklearn import FairLogisticRegression
+from tests.sklearn.common import estimator_checks, not_exact_under_weights
 
-# Checks that do not apply, and why:
-EXPECTED_FAILED_CHECKS = {
-    # The fit is a fixed number of full-batch Adam steps in float32 inside one compiled program;
-    # results agree to ~1e-6, not bit for bit, when the rows or their weights are rearranged.
-    "check_sample_weight_equivalence_on_dense_data": "float32 optimisation, not exact",
-}
-
-
-@parametrize_with_checks(
-    [FairLogisticRegression(max_iter=100, learning_rate=0.1)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+# Checks that do not apply, and why: the fit is a fixed number of full-batch Adam steps in
+# float32 inside one compiled program; results agree to ~1e-6, not bit for bit, when the rows
+# or their weights are rearranged.
+test_sklearn_estimator_checks = estimator_checks(
+    FairLogisticRegression(max_iter=100, learning_rate=0.1),
+    not_exact_under_weights("float32 optimisation"),
 )
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
 
 
 def _data(n=600, seed=0):
