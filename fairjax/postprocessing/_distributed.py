@@ -141,7 +141,8 @@ def _edge_counts(keys: Array, seg: Array, edges: Array) -> Array:
         go = (flat[base + jnp.minimum(lo + half, width - 1)] < keys) & (n > 0)
         return jnp.where(go, lo + half + 1, lo), jnp.where(go, n - half - 1, half)
 
-    init = (jnp.zeros(keys.shape, jnp.int32), jnp.full(keys.shape, width, jnp.int32))
+    # Typed like the rows (varying over a shard_map axis), as the loop's carry must be.
+    init = (jnp.zeros_like(seg), jnp.full_like(seg, width))
     pos = jax.lax.fori_loop(0, steps, body, init)[0]
     hist = jnp.zeros((num + 1, width + 1), jnp.int32).at[seg, pos].add(1)
     return jnp.cumsum(hist[:num], axis=1)[:, :width]
@@ -402,19 +403,21 @@ def fit_barycenter_sharded(
 
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np
-      >>> from jax.sharding import PartitionSpec as P
+      >>> from jax.sharding import Mesh, PartitionSpec as P
       >>> from fairjax.postprocessing import fit_barycenter
       >>> from fairjax.postprocessing._distributed import fit_barycenter_sharded
       >>> rng = np.random.default_rng(0)
       >>> s = rng.integers(0, 2, 4000).astype(np.int32)
       >>> f = (rng.normal(size=4000) + 2.0 * s).astype(np.float32)
       >>> key = jax.random.key(0)
-      >>> mesh = jax.make_mesh((2,), ("rows",), devices=jax.devices()[:2])
+      >>> d = jax.device_count()
+      >>> mesh = Mesh(np.array(jax.devices()), ("rows",))
+      >>> offsets = jnp.arange(d, dtype=jnp.uint32) * (4000 // d)  # each shard's first row
       >>> fit = jax.shard_map(
       ...     lambda f, s, o: fit_barycenter_sharded(
       ...         f, s, num_groups=2, key=key, offset=o, axis_name="rows", grid_size=64),
       ...     mesh=mesh, in_specs=(P("rows"), P("rows"), P("rows")), out_specs=P())
-      >>> state = fit(f, s, jnp.array([0, 2000], jnp.uint32))
+      >>> state = jax.jit(fit)(f, s, offsets)
       >>> gathered = fit_barycenter(f, s, num_groups=2, key=key, method="quantile_grid",
       ...                           grid_size=64)
       >>> bool(jnp.array_equal(state.quantile_values, gathered.quantile_values))
