@@ -171,25 +171,13 @@ def _select(
       holds fewer rows) and the number of keys strictly below it, both ``(S, K)``.
     """
     ut = _UINT[key_bits // 8]
-    num, k = ranks.shape
-    buckets = 1 << bits_per_pass
-    need = ranks[..., None] + 1
-    j = jnp.arange(1, buckets, dtype=ut)
+    static = dict(key_bits=key_bits, bits_per_pass=bits_per_pass)
 
     def narrow(p, carry):
-        lo, below = carry
-        w = ut.type(1) << (key_bits - bits_per_pass * (p + 1)).astype(ut)  # bucket width
-        edges = (lo[..., None] + (j * w - ut.type(1))).reshape(num, -1)  # bucket upper ends
-        # Targets in one interval share its edges: count on the edges sorted, then put back.
-        order = jnp.argsort(edges, axis=1)
-        c = count(jnp.take_along_axis(edges, order, axis=1))
-        c = jnp.take_along_axis(c, jnp.argsort(order, axis=1), axis=1)
-        c = c.reshape(num, k, buckets - 1)
-        chosen = jnp.sum(c < need, axis=-1)  # the first bucket whose count reaches rank + 1
-        prev = jnp.take_along_axis(c, jnp.maximum(chosen - 1, 0)[..., None], axis=-1)[..., 0]
-        return lo + chosen.astype(ut) * w, jnp.where(chosen > 0, prev, below)
+        edges, order = _pass_edges(carry[0], p, **static)
+        return _pass_update(*carry, count(edges), order, ranks, p, **static)
 
-    carry = (jnp.zeros((num, k), ut), jnp.zeros((num, k), jnp.int32))
+    carry = (jnp.zeros(ranks.shape, ut), jnp.zeros(ranks.shape, jnp.int32))
     passes = key_bits // bits_per_pass
     if rolled:  # one compiled pass, looped (count is traceable)
         return jax.lax.fori_loop(0, passes, narrow, carry)
@@ -199,19 +187,63 @@ def _select(
     return lo, below
 
 
+def _bucket_width(p: Array, key_bits: int, bits_per_pass: int) -> Array:
+    ut = _UINT[key_bits // 8]
+    return ut.type(1) << (key_bits - bits_per_pass * (p + 1)).astype(ut)
+
+
+@functools.partial(jax.jit, static_argnames=("key_bits", "bits_per_pass"))
+def _pass_edges(lo: Array, p: Array, *, key_bits: int, bits_per_pass: int):
+    """Upper ends of the first ``R - 1`` buckets of every target's interval, sorted per
+    segment (targets in one interval share its edges), and the sorting permutation."""
+    ut = _UINT[key_bits // 8]
+    w = _bucket_width(p, key_bits, bits_per_pass)
+    j = jnp.arange(1, 1 << bits_per_pass, dtype=ut)
+    edges = (lo[..., None] + (j * w - ut.type(1))).reshape(lo.shape[0], -1)
+    order = jnp.argsort(edges, axis=1)
+    return jnp.take_along_axis(edges, order, axis=1), order
+
+
+@functools.partial(jax.jit, static_argnames=("key_bits", "bits_per_pass"))
+def _pass_update(lo, below, counts, order, ranks, p, *, key_bits: int, bits_per_pass: int):
+    """Each target's interval narrowed to the first bucket whose count reaches rank + 1."""
+    ut = _UINT[key_bits // 8]
+    c = jnp.take_along_axis(counts, jnp.argsort(order, axis=1), axis=1)
+    c = c.reshape(*lo.shape, (1 << bits_per_pass) - 1)
+    chosen = jnp.sum(c < ranks[..., None] + 1, axis=-1)
+    prev = jnp.take_along_axis(c, jnp.maximum(chosen - 1, 0)[..., None], axis=-1)[..., 0]
+    w = _bucket_width(p, key_bits, bits_per_pass)
+    return lo + chosen.astype(ut) * w, jnp.where(chosen > 0, prev, below)
+
+
 # ----------------------------------------------------------------------------- the fit's rows
 
 
 class _Plan:
     """Static description of one fit: groups, split, grid, key width, refinement radix."""
 
-    def __init__(self, num: int, split: bool, grid_size: int, dtype: Any, bits_per_pass: int):
+    def __init__(
+        self, num: int, split: bool, grid_size: int, dtype: Any, bits_per_pass: int, draws: Any
+    ):
         self.num, self.split, self.grid_size = num, split, grid_size
         self.dtype, self.bits_per_pass = jnp.dtype(dtype), bits_per_pass
-        self.segments = 2 * num if split else num
+        # fit_barycenter draws the split with jax.random.uniform's default dtype: float64
+        # when x64 is enabled.
+        self.draws = jnp.dtype(draws)
+
+    @classmethod
+    def new(cls, num: int, split: bool, grid_size: int, dtype: Any, bits_per_pass: int):
+        return cls(num, split, grid_size, dtype, bits_per_pass, jnp.result_type(float))
 
     def key(self) -> tuple:
-        return (self.num, self.split, self.grid_size, self.dtype.name, self.bits_per_pass)
+        return (
+            self.num,
+            self.split,
+            self.grid_size,
+            self.dtype.name,
+            self.bits_per_pass,
+            self.draws.name,
+        )
 
 
 def _stage_rows(stage: str, x, g, valid, index, key, jitter, cut, cut_index, *, plan: _Plan):
@@ -219,7 +251,7 @@ def _stage_rows(stage: str, x, g, valid, index, key, jitter, cut, cut_index, *, 
     k_jitter, k_split = jax.random.split(key)
     num = plan.num
     if plan.split:
-        rkey = _order_keys(_row_uniform(k_split, index, jnp.float32, 0.0, 1.0))
+        rkey = _order_keys(_row_uniform(k_split, index, plan.draws, 0.0, 1.0))
     if stage == _COUNT:
         return jnp.zeros(index.shape, jnp.uint32), jnp.where(valid, g, num)
     if stage == _SPLIT:
@@ -265,18 +297,20 @@ def _fit_from_counts(count: Callable[..., Array], jitter: Array, plan: _Plan, si
     """The whole fit from a counting oracle ``count(stage, cut, cut_index, edges)``."""
     num, grid = plan.num, plan.grid_size
     zero = jnp.zeros((num,), jnp.uint32)
+    cut = jnp.zeros((num,), _UINT[plan.draws.itemsize])
     ones = jnp.full((num, 1), np.iinfo(np.uint32).max, jnp.uint32)
-    rows = count(_COUNT, zero, zero, ones)[:, 0]
-    cut, cut_index = zero, zero
+    rows = count(_COUNT, cut, zero, ones)[:, 0]
+    cut_index = zero
     if plan.split:
         m = rows // 2  # the quantile half holds the floor(n_s / 2) smallest split draws
-        sel = functools.partial(
-            _select, bits_per_pass=plan.bits_per_pass, key_bits=32, rolled=rolled
+        sel = functools.partial(_select, bits_per_pass=plan.bits_per_pass, rolled=rolled)
+        split_bits = 8 * plan.draws.itemsize
+        cut, below = sel(
+            lambda e: count(_SPLIT, cut, zero, e), (m - 1)[:, None], key_bits=split_bits
         )
-        cut, below = sel(lambda e: count(_SPLIT, zero, zero, e), (m - 1)[:, None])
         cut = cut[:, 0]
         ties = lambda e: count(_TIES, cut, zero, e)
-        cut_index = sel(ties, (m - 1 - below[:, 0])[:, None])[0][:, 0]
+        cut_index = sel(ties, (m - 1 - below[:, 0])[:, None], key_bits=32)[0][:, 0]
         seg_rows = jnp.stack([m, rows - m], axis=1).reshape(-1)  # segments 2s, 2s + 1
     else:
         seg_rows = rows
@@ -433,7 +467,7 @@ def fit_barycenter_sharded(
         v.check_binary(w, "weights")
     valid = jnp.ones(x.shape, bool) if w is None else w > 0
     off = jnp.asarray(offset).reshape(()).astype(jnp.uint32)
-    plan = _Plan(int(np.prod(sizes)), split, grid_size, x.dtype, bits_per_pass)
+    plan = _Plan.new(int(np.prod(sizes)), split, grid_size, x.dtype, bits_per_pass)
     return _sharded_fit(
         x,
         ids.astype(jnp.int32),
@@ -527,7 +561,7 @@ def fit_barycenter_streaming(
         raise ValueError("`chunks` gave no chunk: the fit needs calibration rows.")
     x0, _, sizes = first
     grid_size = _check_options(x0, grid_size, jitter, split, bits_per_pass)
-    plan = _Plan(int(np.prod(sizes)), split, grid_size, x0.dtype, bits_per_pass)
+    plan = _Plan.new(int(np.prod(sizes)), split, grid_size, x0.dtype, bits_per_pass)
     jit_arr = jnp.asarray(jitter, x0.dtype)
     seen: list[int] = []
 
