@@ -32,16 +32,6 @@ ROWS_PER_PROCESS = 96
 # The barycenter fit: unequal real rows per process, padded with rows of weight 0.
 FIT_ROWS = (84, 106, 70, 90)
 GRID = 32
-PENALTY_NAMES = ("mean_difference", "sigmoid_rate_difference", "wasserstein", "mmd", "sinkhorn")
-METRIC_NAMES = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equal_opportunity_difference",
-    "equalized_odds_difference",
-    "ks_unfairness",
-    "wasserstein_unfairness",
-    "by_group",
-)
 
 
 def make_data(num_processes: int) -> dict[str, np.ndarray]:
