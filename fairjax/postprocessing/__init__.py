@@ -22,6 +22,7 @@ NeurIPS 2020 (arXiv:2006.07286), Algorithm 1 and Theorem 2.3.
 """
 
 from fairjax.postprocessing._apply import apply_barycenter
+from fairjax.postprocessing._distributed import fit_barycenter_sharded, fit_barycenter_streaming
 from fairjax.postprocessing._fit import fit_barycenter
 from fairjax.postprocessing._persist import load_barycenter, save_barycenter
 from fairjax.postprocessing._state import (
@@ -36,6 +37,8 @@ __all__ = [
     "SequentialBarycenterState",
     "apply_barycenter",
     "fit_barycenter",
+    "fit_barycenter_sharded",
+    "fit_barycenter_streaming",
     "load_barycenter",
     "save_barycenter",
 ]

@@ -439,7 +439,7 @@ def fit_barycenter_sharded(
       >>> import jax, jax.numpy as jnp, numpy as np
       >>> from jax.sharding import Mesh, PartitionSpec as P
       >>> from fairjax.postprocessing import fit_barycenter
-      >>> from fairjax.postprocessing._distributed import fit_barycenter_sharded
+      >>> from fairjax.postprocessing import fit_barycenter_sharded
       >>> rng = np.random.default_rng(0)
       >>> s = rng.integers(0, 2, 4000).astype(np.int32)
       >>> f = (rng.normal(size=4000) + 2.0 * s).astype(np.float32)
@@ -542,7 +542,7 @@ def fit_barycenter_streaming(
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np
       >>> from fairjax.postprocessing import fit_barycenter
-      >>> from fairjax.postprocessing._distributed import fit_barycenter_streaming
+      >>> from fairjax.postprocessing import fit_barycenter_streaming
       >>> rng = np.random.default_rng(0)
       >>> s = rng.integers(0, 2, 5000).astype(np.int32)
       >>> f = (rng.normal(size=5000) + 2.0 * s).astype(np.float32)
