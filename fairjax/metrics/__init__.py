@@ -35,6 +35,7 @@ from fairjax.metrics._parity import (
     equal_opportunity_difference,
     equalized_odds_difference,
 )
+from fairjax.metrics._regression import group_loss_difference, worst_group_loss
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
 from fairjax.metrics._tables import BootstrapResult, bootstrap, by_group
 
@@ -49,8 +50,10 @@ __all__ = [
     "distance_correlation",
     "equal_opportunity_difference",
     "equalized_odds_difference",
+    "group_loss_difference",
     "hgr_correlation",
     "hsic",
     "ks_unfairness",
     "wasserstein_unfairness",
+    "worst_group_loss",
 ]

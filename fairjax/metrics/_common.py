@@ -38,3 +38,18 @@ def check_inputs(
     grp = v.check_groups(groups, num_groups=num_groups, n=n)
     w = v.check_weights(weights, n)
     return true, pred, grp, w
+
+
+def check_regression_inputs(
+    y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike, num_groups: int | None, weights
+) -> tuple[Array, Array, Array, Array | None]:
+    """Edge validation of a regression metric: real targets and predictions of one length."""
+    pred = v.as_array(y_pred, "y_pred", ndim=1)
+    v.check_nonempty(pred, "y_pred")
+    true = v.as_array(y_true, "y_true", ndim=1)
+    v.check_length(true, pred.shape[0], "y_true", "y_pred")
+    v.check_finite(pred, "y_pred")
+    v.check_finite(true, "y_true")
+    grp = v.check_groups(groups, num_groups=num_groups, n=pred.shape[0])
+    w = v.check_weights(weights, pred.shape[0])
+    return true, pred, grp, w

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
-from fairjax.metrics._common import check_inputs
+from fairjax.metrics._common import check_inputs, check_regression_inputs
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -94,13 +94,7 @@ def by_group(
     if task == "classification":
         true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     else:
-        pred = v.as_array(y_pred, "y_pred", ndim=1)
-        true = v.as_array(y_true, "y_true", ndim=1)
-        v.check_length(true, pred.shape[0], "y_true", "y_pred")
-        v.check_finite(pred, "y_pred")
-        v.check_finite(true, "y_true")
-        grp = v.check_groups(groups, num_groups=num_groups, n=pred.shape[0])
-        w = v.check_weights(weights, pred.shape[0])
+        true, pred, grp, w = check_regression_inputs(y_true, y_pred, groups, num_groups, weights)
     dtype = v.float_dtype(true, pred)
     return _by_group(true.astype(dtype), pred.astype(dtype), grp, w, num_groups, task, axis_name)
 
