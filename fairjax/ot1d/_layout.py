@@ -71,6 +71,13 @@ class GroupedSamples(NamedTuple):
 # ----------------------------------------------------------------------------- building
 
 
+def _on_host(*arrays: object) -> bool:
+    """Sort with NumPy on the host: the CPU backend and concrete inputs (NumPy's sorts are
+    several times faster there than XLA's CPU sort); otherwise (an accelerator, or under a
+    trace) the jitted path runs."""
+    return jax.default_backend() == "cpu" and v.is_concrete(*arrays)
+
+
 def group_order(values: ArrayLike, groups: ArrayLike, *, num_groups: int) -> Array:
     """The stable permutation that sorts rows by group, then by value within a group.
 
@@ -97,7 +104,7 @@ def group_order(values: ArrayLike, groups: ArrayLike, *, num_groups: int) -> Arr
     groups = v.check_groups(groups, num_groups=num_groups, n=values.shape[0])
     if groups.ndim != 1:
         raise TypeError(f"`groups` must be integer ids of shape (n,), got shape {groups.shape}.")
-    if not (jax.default_backend() == "cpu" and v.is_concrete(values, groups)):
+    if not _on_host(values, groups):
         return jnp.lexsort((values, groups))
     seg = np.asarray(groups)
     seg = seg.astype(np.int16 if num_groups < np.iinfo(np.int16).max else np.int32)
@@ -161,7 +168,7 @@ def group_samples(
         raise TypeError(f"`groups` must be integer ids of shape (n,), got shape {g.shape}.")
     g = g.astype(jnp.int32)
     w = v.check_weights(weights, x.shape[0])
-    if w is None and jax.default_backend() == "cpu" and v.is_concrete(x, g):
+    if w is None and _on_host(x, g):
         return _host_uniform_layout(x, g, num_groups)
     w = jnp.ones(x.shape, x.dtype) if w is None else w.astype(x.dtype)
     order = group_order(x, g, num_groups=num_groups)
@@ -328,6 +335,12 @@ def cdf_levels(weights: ArrayLike) -> Array:
     # zero-weight points repeat the level before them exactly, and the points holding the total
     # get exactly 1.
     cum = jax.lax.cummax(jnp.where(ws > 0, cum, 0), axis=cum.ndim - 1)
+    return _cumulative_levels(cum)
+
+
+def _cumulative_levels(cum: Array) -> Array:
+    """Levels ``C_i / W`` of non-decreasing cumulative weights along the last axis, ``W`` the
+    last: exactly 1 from the first point holding the total, 0 for a total of 0."""
     total = cum[..., -1:]
     return jnp.where((cum >= total) & (total > 0), 1, gs.safe_divide(cum, total))
 
