@@ -9,6 +9,11 @@ For each kernel and each size ``n`` the runner times
   divergence, EquiPy for the barycenter post-processing). A peer is timed as the median of up
   to ``--repeats`` calls (one call when it takes more than a few seconds).
 
+and, where it has one, the kernel's **floor**: a jitted sum reading the same input bytes
+(kernels that stream their rows) or one NumPy sort of the scores (sort-based kernels). Each row
+reports the best peer's time over fairjax's (>= 1: fairjax at least as fast as every peer) and
+fairjax's time over the floor's; a summary table gives both at the largest n of each kernel.
+
 It checks that the values agree, fits the scaling exponent of each implementation (slope of
 ``log time`` against ``log n``), records the device (platform, kind, count, jax version) and
 writes ``benchmarks/results/runner_<platform>_<quick|full>.{json,md}``. The same code runs on
@@ -45,6 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fairjax import groups, kernels, metrics, penalties
@@ -54,6 +60,9 @@ from . import wasserstein_vs_equipy as wasserstein_script
 HERE = pathlib.Path(__file__).parent
 RESULTS = HERE / "results"
 PEER_BUDGET_S = 5.0  # a peer is repeated while its total time stays under this
+# The floor of a kernel, timed like a peer but not one: a jitted sum reading the kernel's input
+# bytes (streaming kernels) or one NumPy sort of its scores (sort-based kernels).
+FLOOR = "floor"
 
 
 # ----------------------------------------------------------------------------- timing
@@ -165,7 +174,7 @@ def setup_metrics(n: int):
             metrics.equal_opportunity_difference(y, pred, s, num_groups=2),
         )
 
-    peers = {"numpy": lambda: _dp_eo_numpy(y, pred, s)}
+    peers = {"numpy": lambda: _dp_eo_numpy(y, pred, s), FLOOR: _read_floor(y, pred, s)}
     try:
         import fairlearn.metrics as flm
 
@@ -179,9 +188,16 @@ def setup_metrics(n: int):
     return (lambda: both(yj, pj, sj)), peers
 
 
-def setup_group_means(n: int):
+def _read_floor(*arrays: np.ndarray) -> Callable[[], Any]:
+    """The floor of a kernel that streams its inputs: one jitted sum reading the same bytes."""
+    on_device = [jax.device_put(a) for a in arrays]
+    total = jax.jit(lambda *xs: sum(jnp.sum(x, dtype=jnp.float32) for x in xs))
+    return lambda: total(*on_device)
+
+
+def setup_group_means(n: int, num_groups: int = 8):
     rng = np.random.default_rng(0)
-    G = 8
+    G = num_groups
     s = rng.integers(0, G, n).astype(np.int32)
     x = rng.normal(size=n).astype(np.float32)
     xj, sj = jax.device_put(x), jax.device_put(s)
@@ -190,7 +206,7 @@ def setup_group_means(n: int):
     def numpy_means():
         return np.bincount(s, weights=x, minlength=G) / np.bincount(s, minlength=G)
 
-    return (lambda: fn(xj, sj)), {"numpy": numpy_means}
+    return (lambda: fn(xj, sj)), {"numpy": numpy_means, FLOOR: _read_floor(x, s)}
 
 
 def _ks_numpy(score, s):
@@ -201,34 +217,38 @@ def _ks_numpy(score, s):
     return float(np.max(np.abs(fa - fb)))
 
 
+def _sort_floor(score: np.ndarray) -> Callable[[], Any]:
+    """The floor of a sort-based kernel: one NumPy sort of its n scores."""
+    return lambda: np.sort(score)
+
+
 def setup_ks(n: int):
+    # Called as a user calls it (eagerly, NumPy-converted device arrays): on CPU the metric
+    # sorts on the host; inside a jit it would trace XLA's sort.
     _, _, s, score = _binary_data(n)
     xj, sj = jax.device_put(score), jax.device_put(s)
-    fn = jax.jit(functools.partial(metrics.ks_unfairness, num_groups=2))
-    peers = {"numpy": lambda: _ks_numpy(score, s)}
+    peers = {"numpy": lambda: _ks_numpy(score, s), FLOOR: _sort_floor(score)}
     try:
         from scipy import stats
 
         peers["scipy"] = lambda: stats.ks_2samp(score[s == 0], score[s == 1]).statistic
     except ImportError:
         pass
-    return (lambda: fn(xj, sj)), peers
+    return (lambda: metrics.ks_unfairness(xj, sj, num_groups=2)), peers
 
 
 def setup_w1(n: int):
     _, _, s, score = _binary_data(n)
     xj, sj = jax.device_put(score), jax.device_put(s)
-    fn = jax.jit(
-        functools.partial(metrics.wasserstein_unfairness, num_groups=2, reference="pairwise")
-    )
-    peers = {}
+    peers = {FLOOR: _sort_floor(score)}
     try:
         from scipy import stats
 
         peers["scipy"] = lambda: stats.wasserstein_distance(score[s == 0], score[s == 1])
     except ImportError:
         pass
-    return (lambda: fn(xj, sj)), peers
+    fj = functools.partial(metrics.wasserstein_unfairness, num_groups=2, reference="pairwise")
+    return (lambda: fj(xj, sj)), peers
 
 
 def _representations(n: int, dim: int = 8, seed: int = 0):
@@ -294,7 +314,10 @@ def setup_barycenter(n: int):
     def first(out):  # the value recorded: the first output, for a cross-check of the peers
         return out[0]
 
-    peers = {"numpy": lambda: first(wasserstein_script.numpy_barycenter(*args, G, 0))}
+    peers = {
+        "numpy": lambda: first(wasserstein_script.numpy_barycenter(*args, G, 0)),
+        FLOOR: _sort_floor(f_cal),
+    }
     if importlib.util.find_spec("equipy") is not None:
         peers["equipy"] = lambda: first(wasserstein_script.run_equipy(*args))
     return (lambda: first(wasserstein_script.run_fairjax(*args, G, 0))), peers
@@ -306,8 +329,17 @@ KERNELS = [
         "demographic parity + equal opportunity differences (2 groups)",
         setup_metrics,
         peer_max_n={"fairlearn": 1_000_000},
+        jax_peers=(FLOOR,),
     ),
-    Kernel("group_means", "weighted group means, 8 groups (fairjax.groups)", setup_group_means),
+    *[
+        Kernel(
+            f"group_means_{G}",
+            f"group means, {G} groups (fairjax.groups; NumPy: two bincounts)",
+            functools.partial(setup_group_means, num_groups=G),
+            jax_peers=(FLOOR,),
+        )
+        for G in (2, 8, 64)
+    ],
     Kernel("ks", "KS distance between group score CDFs (2 groups)", setup_ks),
     Kernel("w1", "Wasserstein-1 distance between group score distributions (2 groups)", setup_w1),
     Kernel(
@@ -383,18 +415,24 @@ def run_kernel(kernel: Kernel, *, quick: bool, repeats: int, log=print) -> dict[
                 continue
             row[peer] = time_peer(fn, repeats=repeats, warm_up=peer in kernel.jax_peers)
             a, b = row["fairjax"]["value"], row[peer]["value"]
-            if a is not None and b is not None:
+            if peer != FLOOR and a is not None and b is not None:
                 row[peer]["agrees"] = bool(np.isclose(a, b, rtol=kernel.rtol, atol=1e-5))
+        row.update(_ratios(row))
         rows.append(row)
         peer_text = ", ".join(
-            f"{p} {r['median_s']:.4f}s" for p, r in row.items() if p not in ("n", "fairjax")
+            f"{p} {r['median_s']:.4f}s"
+            for p, r in row.items()
+            if isinstance(r, dict) and p != "fairjax"
         )
         f = row["fairjax"]
         log(
             f"  {kernel.name:<12} n={n:>10,}  fairjax {f['median_s']:.4f}s "
             f"(compile {f['compile_s']:.2f}s)  {peer_text}"
         )
-    impls = sorted({k for r in rows for k in r if k != "n"}, key=lambda k: (k != "fairjax", k))
+    impls = sorted(
+        {k for r in rows for k, x in r.items() if isinstance(x, dict)},
+        key=lambda k: (k != "fairjax", k),
+    )
     slopes = {
         impl: scaling_slope(
             [r["n"] for r in rows if impl in r], [r[impl]["median_s"] for r in rows if impl in r]
@@ -408,6 +446,24 @@ def run_kernel(kernel: Kernel, *, quick: bool, repeats: int, log=print) -> dict[
         "rows": rows,
         "slopes": slopes,
     }
+
+
+def _ratios(row: dict[str, Any]) -> dict[str, Any]:
+    """The best peer's median over fairjax's (>= 1: fairjax at least as fast as every peer)
+    and fairjax's median over the floor's (how far from the hardware floor)."""
+    t = row["fairjax"]["median_s"]
+    peers = {p: r["median_s"] for p, r in row.items() if p not in ("n", "fairjax", FLOOR)}
+    out: dict[str, Any] = {"best_peer": None, "best_peer_ratio": None, "floor_ratio": None}
+    if peers:
+        best = min(peers, key=peers.get)
+        out.update(best_peer=best, best_peer_ratio=peers[best] / t)
+    if FLOOR in row:
+        out["floor_ratio"] = t / row[FLOOR]["median_s"]
+    return out
+
+
+def _ratio_text(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
 
 
 def run_scripts(log=print) -> list[dict[str, Any]]:
@@ -458,11 +514,32 @@ def markdown(result: dict[str, Any]) -> str:
         " or not.",
         "",
     ]
+    lines += [
+        "## Summary: the largest n of each kernel",
+        "",
+        "Best peer / fairjax >= 1 means fairjax is at least as fast as every peer; fairjax / "
+        "floor is its time over the floor's (streaming kernels: a jitted sum reading the same "
+        "input bytes; sort-based kernels: one NumPy sort of the n scores).",
+        "",
+        "| kernel | n | fairjax | best peer | best peer / fairjax | fairjax / floor |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in result["kernels"]:
+        r = k["rows"][-1]
+        lines.append(
+            f"| {k['name']} | {r['n']:,} | {_fmt_s(r['fairjax']['median_s'])} | "
+            f"{r.get('best_peer') or '-'} | {_ratio_text(r.get('best_peer_ratio'))} | "
+            f"{_ratio_text(r.get('floor_ratio'))} |"
+        )
+    lines.append("")
     for k in result["kernels"]:
         impls = [i for i in k["slopes"]]
         lines += [f"## {k['name']}: {k['what']}", ""]
+        others = [p for p in impls if p not in ("fairjax", FLOOR)]
+        impls = ["fairjax", *others, *([FLOOR] if FLOOR in impls else [])]
         header = ["n", "fairjax", "fairjax first call"] + [p for p in impls if p != "fairjax"]
-        header += [f"{p} / fairjax" for p in impls if p != "fairjax"]
+        header += [f"{p} / fairjax" for p in others]
+        header += ["best peer / fairjax", "fairjax / floor"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in k["rows"]:
             f = r["fairjax"]
@@ -477,7 +554,9 @@ def markdown(result: dict[str, Any]) -> str:
                     continue
                 ok = {True: " ok", False: " differs"}.get(r[p].get("agrees"), "")
                 cells.append(_fmt_s(r[p]["median_s"]) + ok)
-                ratios.append(f"{r[p]['median_s'] / f['median_s']:.1f}x")
+                if p != FLOOR:
+                    ratios.append(f"{r[p]['median_s'] / f['median_s']:.1f}x")
+            ratios += [_ratio_text(r.get("best_peer_ratio")), _ratio_text(r.get("floor_ratio"))]
             lines.append("| " + " | ".join(cells + ratios) + " |")
         slopes = ", ".join(
             f"{p} {s:.2f}" if s is not None else f"{p} -" for p, s in k["slopes"].items()

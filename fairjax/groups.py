@@ -139,35 +139,54 @@ def _prepare(values, groups, num_groups, weights, labels, label_value, *, nonemp
     return x.astype(dtype), g, w
 
 
-# Up to this many groups, integer ids are contracted with an on-the-fly one-hot comparison
-# (XLA fuses it into the contraction); beyond it a segment sum keeps the work O(n) instead of
-# O(n G).
+# Up to this many groups, integer ids with trailing axes are contracted with an on-the-fly
+# one-hot comparison (XLA fuses it into the contraction); beyond it a segment sum keeps the work
+# O(n) instead of O(n G).
 _DENSE_MAX_GROUPS = 64
 
 
 # Up to this many groups, one value per row (integer ids) is summed with one masked reduction
-# per group. XLA's reductions keep float32 sums accurate at 10^7 rows (relative error 5e-8, like
-# the blocked contraction below) and need no padding, and under vmap (a Pareto sweep) they stay
-# reductions over each model's row instead of a batched contraction whose operands XLA transposes
-# on every step. Measured on CPU at 10^7 rows: 2.0x faster than the blocked contraction at 2
-# groups, 2.1x at 5; a 32-model sweep on Adult 3.95 ms per step, against 6.2 ms for one (G, n)
-# masked reduction and 9.6 ms for one (n, G). The reductions are unrolled, so compilation grows
-# with G; hence the bound.
-_MASKED_MAX_GROUPS = 8
+# per group: XLA's reductions are accurate in float32 and, under vmap (a Pareto sweep), stay
+# reductions over each model's row. Beyond it one segment sum over the rows (a scatter-add,
+# one pass whatever the number of groups) is faster on CPU: at 10^6 rows and 4 groups it takes
+# a third of the time of four masked reductions (measured in benchmarks/results).
+_MASKED_MAX_GROUPS = 2
 
 
-# Otherwise rows are summed in blocks of this size, then the block sums are added: a float32
-# running sum over 10^7 rows drifts by ~0.3% (each addend is rounded against a large
-# total); two levels keep the error near float32 resolution at the same speed.
+# Rows are summed in blocks of this size, then the block sums are added: a float32 running
+# sum over 10^7 rows drifts by ~0.3% (each addend is rounded against a large total); two levels
+# keep the error near float32 resolution at the same speed.
 _BLOCK_ROWS = 2048
+
+
+def _block_segment_sum(rows: Array, groups: Array, num_groups: int) -> Array:
+    """``(G, ...)`` group sums of ``rows`` by one blocked segment sum (a single scatter-add).
+
+    Row ``i`` of group ``g`` adds into segment ``g + G * (i // B)``: each segment is a running
+    sum of at most ``B`` rows (float32-accurate) and the ``(n / B, G)`` block sums are then
+    added by a reduction. ``B`` grows with ``G`` so that the segments never outnumber the rows
+    by more than ``1 / 32``.
+    """
+    n = rows.shape[0]
+    block = _BLOCK_ROWS * -(-num_groups // _DENSE_MAX_GROUPS)
+    num_blocks = max(-(-n // block), 1)
+    seg = groups.astype(jnp.int32)
+    if num_blocks > 1:
+        seg = seg + num_groups * (jnp.arange(n, dtype=jnp.int32) // block)
+    sums = jax.ops.segment_sum(rows, seg, num_segments=num_blocks * num_groups)
+    return jnp.sum(sums.reshape(num_blocks, num_groups, *rows.shape[1:]), axis=0)
 
 
 def _per_group_sum(rows: Array, groups: Array, num_groups: int | None) -> Array:
     """``sum_i M_ig rows_i`` for ids or a membership matrix; shape ``(G, *rows.shape[1:])``."""
     n = rows.shape[0]
     G = groups.shape[1] if groups.ndim == 2 else num_groups
-    if rows.ndim == 1 and groups.ndim == 1 and G <= _MASKED_MAX_GROUPS:
-        return jnp.stack([jnp.sum(jnp.where(groups == k, rows, 0)) for k in range(G)])
+    if groups.ndim == 1 and rows.ndim == 1:
+        if G <= _MASKED_MAX_GROUPS:
+            return jnp.stack([jnp.sum(jnp.where(groups == k, rows, 0)) for k in range(G)])
+        return _block_segment_sum(rows, groups, G)
+    if groups.ndim == 1 and G > _DENSE_MAX_GROUPS:
+        return _block_segment_sum(rows, groups, G)
     if n > _BLOCK_ROWS:
         # Padding rows are zero, so they add nothing whatever group they are given.
         pad = -n % _BLOCK_ROWS
@@ -180,14 +199,6 @@ def _per_group_sum(rows: Array, groups: Array, num_groups: int | None) -> Array:
         rows, groups = rows[None], groups[None]
     if groups.ndim == 3:
         membership = groups.astype(rows.dtype)
-    elif G > _DENSE_MAX_GROUPS:
-        # Segment ids per block: block k, group g -> k * G + g.
-        blocks = rows.shape[0]
-        seg = groups + G * jnp.arange(blocks)[:, None]
-        sums = jax.ops.segment_sum(
-            rows.reshape(-1, *rows.shape[2:]), seg.reshape(-1), num_segments=blocks * G
-        )
-        return jnp.sum(sums.reshape(blocks, G, *rows.shape[2:]), axis=0)
     else:
         membership = (groups[..., None] == jnp.arange(G)).astype(rows.dtype)
     per_block = jnp.einsum("kbg,kb...->kg...", membership, rows)

@@ -247,3 +247,33 @@ def test_vmapped_statistics_equal_separate_calls(as_matrix):
         means, counts = jax.jit(stats)(values[k])
         np.testing.assert_allclose(batched_means[k], means, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(batched_counts[k], counts)
+
+
+@pytest.mark.parametrize("num_groups", [3, 8, 64, gs._DENSE_MAX_GROUPS * 2 + 5])
+def test_one_pass_group_sums_equal_masked_reductions_and_bincount(num_groups):
+    # Beyond the masked threshold one value per row is summed by one blocked segment sum: the
+    # same sums as the masked reductions it replaced and as NumPy's weighted bincount, under
+    # jit and vmap, with an empty group (the last id never occurs) counted 0.
+    n = 3 * gs._BLOCK_ROWS + 17  # several blocks and a partial one
+    rng = np.random.default_rng(num_groups)
+    ids = rng.integers(0, num_groups - 1, n).astype(np.int32)
+    x = rng.normal(size=(4, n)).astype(np.float32)
+    w = rng.uniform(size=n).astype(np.float32)
+
+    def stats(values):
+        sums = gs.group_sums(values, ids, num_groups=num_groups, weights=w)
+        return sums, gs.group_counts(ids, num_groups=num_groups, weights=w)
+
+    batched_sums, batched_counts = jax.jit(jax.vmap(stats))(jnp.asarray(x))
+    for k in range(x.shape[0]):
+        sums, counts = jax.jit(stats)(jnp.asarray(x[k]))
+        masked = [np.sum(np.where(ids == g, x[k] * w, 0)) for g in range(num_groups)]
+        want = np.bincount(ids, weights=x[k].astype(np.float64) * w, minlength=num_groups)
+        np.testing.assert_allclose(sums, want, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(sums, np.stack(masked), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(batched_sums[k], sums, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            counts, np.bincount(ids, weights=w, minlength=num_groups), rtol=1e-5
+        )
+        np.testing.assert_array_equal(batched_counts[k], counts)
+    assert counts[-1] == 0

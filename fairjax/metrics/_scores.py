@@ -20,10 +20,21 @@ ArrayLike = jax.typing.ArrayLike
 # ----------------------------------------------------------------------------- score metrics
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
-def _ks(scores, groups, weights, num_groups, axis_name):
-    scores, groups, weights = gs.gather_rows(scores, groups, weights, axis_name=axis_name)
-    cdf = ot1d.pooled_group_cdfs(scores, groups, num_groups=num_groups, weights=weights)
+def _score_cdfs(scores, groups, weights, num_groups, axis_name):
+    """Validated scores as :class:`fairjax.ot1d.PooledCDFs` of the whole (gathered) batch.
+
+    Called eagerly, ``pooled_group_cdfs`` sorts on the host where that is faster (concrete
+    inputs on CPU); inside a trace (the caller's ``jit``, ``shard_map``) it is traced.
+    """
+    _, x, grp, w = check_inputs(
+        None, scores, groups, num_groups, weights, pred_name="scores", unit_interval=False
+    )
+    x, grp, w = gs.gather_rows(x, grp, w, axis_name=axis_name)
+    return ot1d.pooled_group_cdfs(x, grp, num_groups=num_groups, weights=w)
+
+
+@jax.jit
+def _ks(cdf):
     gaps = criteria.largest_gap(cdf.cdfs, jnp.broadcast_to(cdf.counts, cdf.cdfs.shape))
     # Inside a run of tied scores the cumulative sums are partial: only run ends are CDF values.
     return jnp.max(jnp.where(cdf.run_end, gaps, 0))
@@ -71,16 +82,11 @@ def ks_unfairness(
       Chzhen, Denis, Hebiri, Oneto, Pontil, *Fair regression with Wasserstein barycenters*,
       NeurIPS 2020, Section 5.
     """
-    _, x, grp, w = check_inputs(
-        None, scores, groups, num_groups, weights, pred_name="scores", unit_interval=False
-    )
-    return _ks(x, grp, w, num_groups, axis_name)
+    return _ks(_score_cdfs(scores, groups, weights, num_groups, axis_name))
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "reference", "axis_name"))
-def _w1(scores, groups, weights, num_groups, reference, axis_name):
-    scores, groups, weights = gs.gather_rows(scores, groups, weights, axis_name=axis_name)
-    cdf = ot1d.pooled_group_cdfs(scores, groups, num_groups=num_groups, weights=weights)
+@functools.partial(jax.jit, static_argnames="reference")
+def _w1(cdf, reference):
     # W1 = integral of |F_a - F_b|; the CDFs are constant between consecutive pooled points,
     # and at tied points the spacing is 0, so partial sums inside a tie run contribute nothing.
     # In the CDFs' (accumulation) dtype: the difference of two bfloat16 points is exact there.
@@ -146,7 +152,4 @@ def wasserstein_unfairness(
     """
     if reference not in ("pooled", "pairwise"):
         raise ValueError(f"`reference` must be 'pooled' or 'pairwise', got {reference!r}.")
-    _, x, grp, w = check_inputs(
-        None, scores, groups, num_groups, weights, pred_name="scores", unit_interval=False
-    )
-    return _w1(x, grp, w, num_groups, reference, axis_name)
+    return _w1(_score_cdfs(scores, groups, weights, num_groups, axis_name), reference)

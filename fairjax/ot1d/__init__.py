@@ -9,9 +9,9 @@ One layout of "the groups' samples", two builders:
 
 * :class:`GroupedSamples` (:func:`group_samples`): each group's sample sorted, as segments of
   one array with a start and a count per group, CDF levels and type-7 knots; ``O(n)`` memory
-  whatever the groups' sizes. Its functions :func:`group_cdf`, :func:`group_quantile` and
-  :func:`barycenter_quantile` are the estimator of the barycenter post-processing
-  (:mod:`fairjax.postprocessing`).
+  whatever the groups' sizes. Its functions :func:`group_cdf`, :func:`group_cdf_limits`,
+  :func:`group_quantile` and :func:`barycenter_quantile` are the estimator of the barycenter
+  post-processing (:mod:`fairjax.postprocessing`).
 * :func:`group_views`: the same :class:`GroupedSamples`, for soft membership: the pooled
   sample sorted once and every group a weighted view of it (its own levels on the same sorted
   values). :func:`merged_quantiles` integrates over the merged levels of any layout: the
@@ -30,6 +30,7 @@ from fairjax.ot1d._layout import (
     barycenter_quantile,
     cdf_levels,
     group_cdf,
+    group_cdf_limits,
     group_order,
     group_quantile,
     group_samples,
@@ -57,6 +58,7 @@ __all__ = [
     "cdf",
     "cdf_levels",
     "group_cdf",
+    "group_cdf_limits",
     "group_order",
     "group_quantile",
     "group_samples",

@@ -26,6 +26,8 @@ ArrayLike = jax.typing.ArrayLike
 #: Queries per block of the CPU search (see :func:`_segment_search`).
 _SEARCH_BLOCK = 32768
 _INTERPOLATIONS = ("step", "linear")
+#: Values read after a search to count ties before a second search (:func:`group_cdf_limits`).
+_TIE_PROBES = 4
 
 
 class GroupedSamples(NamedTuple):
@@ -71,6 +73,13 @@ class GroupedSamples(NamedTuple):
 # ----------------------------------------------------------------------------- building
 
 
+def _on_host(*arrays: object) -> bool:
+    """Sort with NumPy on the host: the CPU backend and concrete inputs (NumPy's sorts are
+    several times faster there than XLA's CPU sort); otherwise (an accelerator, or under a
+    trace) the jitted path runs."""
+    return jax.default_backend() == "cpu" and v.is_concrete(*arrays)
+
+
 def group_order(values: ArrayLike, groups: ArrayLike, *, num_groups: int) -> Array:
     """The stable permutation that sorts rows by group, then by value within a group.
 
@@ -97,7 +106,7 @@ def group_order(values: ArrayLike, groups: ArrayLike, *, num_groups: int) -> Arr
     groups = v.check_groups(groups, num_groups=num_groups, n=values.shape[0])
     if groups.ndim != 1:
         raise TypeError(f"`groups` must be integer ids of shape (n,), got shape {groups.shape}.")
-    if not (jax.default_backend() == "cpu" and v.is_concrete(values, groups)):
+    if not _on_host(values, groups):
         return jnp.lexsort((values, groups))
     seg = np.asarray(groups)
     seg = seg.astype(np.int16 if num_groups < np.iinfo(np.int16).max else np.int32)
@@ -161,7 +170,7 @@ def group_samples(
         raise TypeError(f"`groups` must be integer ids of shape (n,), got shape {g.shape}.")
     g = g.astype(jnp.int32)
     w = v.check_weights(weights, x.shape[0])
-    if w is None and jax.default_backend() == "cpu" and v.is_concrete(x, g):
+    if w is None and _on_host(x, g):
         return _host_uniform_layout(x, g, num_groups)
     w = jnp.ones(x.shape, x.dtype) if w is None else w.astype(x.dtype)
     order = group_order(x, g, num_groups=num_groups)
@@ -328,6 +337,12 @@ def cdf_levels(weights: ArrayLike) -> Array:
     # zero-weight points repeat the level before them exactly, and the points holding the total
     # get exactly 1.
     cum = jax.lax.cummax(jnp.where(ws > 0, cum, 0), axis=cum.ndim - 1)
+    return _cumulative_levels(cum)
+
+
+def _cumulative_levels(cum: Array) -> Array:
+    """Levels ``C_i / W`` of non-decreasing cumulative weights along the last axis, ``W`` the
+    last: exactly 1 from the first point holding the total, 0 for a total of 0."""
     total = cum[..., -1:]
     return jnp.where((cum >= total) & (total > 0), 1, gs.safe_divide(cum, total))
 
@@ -443,10 +458,7 @@ def group_cdf(
     k = _segment_search(samples.values, start, count, z, side="left")
     last = max(samples.values.shape[0] - 1, 0)
     if interpolation == "step":
-        if uniform:
-            return _nan_at(z, gs.safe_divide(k.astype(z.dtype), count.astype(z.dtype)))
-        below = samples.levels[jnp.clip(start + k - 1, 0, last)]
-        return _nan_at(z, jnp.where(k > 0, below, 0).astype(z.dtype))
+        return _step_level(samples, start, count, k, z, uniform=uniform)
     lo = jnp.clip(start + k - 1, 0, last)
     hi = jnp.clip(start + k, 0, last)
     v_lo, v_hi = samples.values[lo], samples.values[hi]
@@ -454,6 +466,72 @@ def group_cdf(
     frac = jnp.clip(gs.safe_divide(z - v_lo, v_hi - v_lo), 0, 1)
     u = jnp.where(k <= 0, 0, jnp.where(k >= count, 1, l_lo + frac * (l_hi - l_lo)))
     return _nan_at(z, jnp.where(count > 0, u, 0).astype(z.dtype))
+
+
+def _step_level(samples, start, count, k, z, *, uniform: bool) -> Array:
+    """Step CDF level after the first ``k`` values of each query's segment (NaN at NaN)."""
+    if uniform:
+        return _nan_at(z, gs.safe_divide(k.astype(z.dtype), count.astype(z.dtype)))
+    level = samples.levels[jnp.clip(start + k - 1, 0, max(samples.values.shape[0] - 1, 0))]
+    return _nan_at(z, jnp.where(k > 0, level, 0).astype(z.dtype))
+
+
+def group_cdf_limits(
+    samples: GroupedSamples,
+    groups: ArrayLike,
+    points: ArrayLike,
+    *,
+    uniform: bool = False,
+) -> tuple[Array, Array]:
+    """Both limits of the step CDF at each point in its own group: :math:`(F_g(t^-), F_g(t))`.
+
+    .. math::
+
+        F_g(t^-) = \\frac{1}{W_g} \\sum_{i \\in g} w_i [x_i < t], \\qquad
+        F_g(t) = \\frac{1}{W_g} \\sum_{i \\in g} w_i [x_i \\le t];
+
+    they differ only where ``t`` equals sample values (an atom). One binary search gives the
+    number ``k`` of values below ``t``; the values equal to ``t`` follow it, and a few reads
+    count them. Only when some point of the call ties with a longer run (atoms, as with
+    ``jitter=0`` in the barycenter post-processing) does a second search run (a
+    ``lax.cond``). Same values as :func:`group_cdf` at ``t`` and at the next float above
+    ``t``. Traceable.
+
+    Args:
+      samples: a :class:`GroupedSamples`.
+      groups: integer group id of each point, shape ``(m,)`` (or broadcastable).
+      points: where to evaluate, shape ``(m,)``.
+      uniform: the samples have unit weights (static): levels are ``k / n_g``.
+
+    Returns:
+      ``(left, right)``, each of the shape and dtype of ``points``; ``left <= right``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fairjax.ot1d import group_samples, group_cdf_limits
+      >>> gsm = group_samples(jnp.array([0.0, 1.0, 1.0, 2.0]), jnp.zeros(4, int),
+      ...                     num_groups=1)
+      >>> group_cdf_limits(gsm, jnp.array([0, 0]), jnp.array([1.0, 1.5]))
+      (Array([0.25, 0.75], dtype=float32), Array([0.75, 0.75], dtype=float32))
+    """
+    z = v.as_array(points, "points")
+    g = _group_ids(groups, samples, "groups")
+    start, count = samples.start[g], samples.count[g]
+    k = _segment_search(samples.values, start, count, z, side="left")
+    # Values equal to t follow position k: probe the next few (neighbours of the search's last
+    # read, so in cache); only a longer run of ties needs the second search.
+    last = max(samples.values.shape[0] - 1, 0)
+    run, tied = jnp.zeros_like(k), jnp.ones(k.shape, bool)
+    for j in range(_TIE_PROBES):
+        tied = tied & (k + j < count) & (samples.values[jnp.clip(start + k + j, 0, last)] == z)
+        run = run + tied
+    k_right = jax.lax.cond(
+        jnp.any(tied),
+        lambda: _segment_search(samples.values, start, count, z, side="right"),
+        lambda: k + run,
+    )
+    left = _step_level(samples, start, count, k, z, uniform=uniform)
+    return left, _step_level(samples, start, count, k_right, z, uniform=uniform)
 
 
 def group_quantile(

@@ -43,13 +43,16 @@ def _rank(state: BarycenterState, g: Array, z: Array, key: Array) -> Array:
     magnitude), ``u`` is uniform over the jump: the randomised probability integral transform,
     the limit of an infinitesimal jitter, whatever the scores' scale.
     """
-    rank = "step" if state.method == "exact" else "linear"
     samples = _cdf_samples(state)
-    below = ot1d.group_cdf(samples, g, z, interpolation=rank, uniform=state.uniform)
-    # F(z+) is the left limit at the next float above z; above 0 that is the smallest normal
-    # number, as XLA flushes subnormals to zero.
-    up = jnp.where(z == 0, jnp.finfo(z.dtype).tiny, jnp.nextafter(z, jnp.inf))
-    above = ot1d.group_cdf(samples, g, up, interpolation=rank, uniform=state.uniform)
+    if state.method == "exact":
+        # Both limits of the step CDF from one search (a second only where a query ties).
+        below, above = ot1d.group_cdf_limits(samples, g, z, uniform=state.uniform)
+    else:
+        below = ot1d.group_cdf(samples, g, z, interpolation="linear", uniform=state.uniform)
+        # F(z+) is the CDF at the next float above z; above 0 that is the smallest normal
+        # number, as XLA flushes subnormals to zero.
+        up = jnp.where(z == 0, jnp.finfo(z.dtype).tiny, jnp.nextafter(z, jnp.inf))
+        above = ot1d.group_cdf(samples, g, up, interpolation="linear", uniform=state.uniform)
     v = jax.random.uniform(key, z.shape, z.dtype)
     return jnp.where(above > below, below + v * (above - below), below)
 

@@ -212,3 +212,25 @@ def test_pooled_group_cdfs_read_the_views():
     gv = ot1d.group_views(x, m)
     np.testing.assert_array_equal(pc.cdfs, np.asarray(gv.levels).reshape(2, 30).T)
     np.testing.assert_array_equal(pc.counts, gv.total)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ties", [False, "short", "long"])
+def test_group_cdf_limits_equal_group_cdf_at_both_sides(weighted, ties):
+    # Left limit: group_cdf at t; right limit: group_cdf at the next float above t. One search,
+    # a second only when some query ties (both branches of the cond are exercised).
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=300).astype(np.float32)
+    g = rng.integers(0, 3, 300).astype(np.int32)
+    w = rng.uniform(size=300).astype(np.float32) if weighted else None
+    if ties == "long":  # a run of ties longer than the probes: the second search
+        x[np.flatnonzero(g == g[0])[:8]] = x[0]
+    gsm = ot1d.group_samples(x, g, num_groups=3, weights=w)
+    q = (x[:50] if ties else x[:50] + 1e-3).astype(np.float32)
+    qg = g[:50]
+    left, right = jax.jit(lambda a, b: ot1d.group_cdf_limits(gsm, a, b, uniform=w is None))(qg, q)
+    want_left = ot1d.group_cdf(gsm, qg, q, uniform=w is None)
+    want_right = ot1d.group_cdf(gsm, qg, np.nextafter(q, np.float32(np.inf)), uniform=w is None)
+    np.testing.assert_array_equal(left, want_left)
+    np.testing.assert_array_equal(right, want_right)
+    assert bool(np.any(right > left)) == bool(ties)

@@ -223,3 +223,23 @@ def test_barycenter_errors():
 def test_pooled_group_cdfs_unchanged():
     out = ot1d.pooled_group_cdfs(jnp.array([0.3, 0.1, 0.2]), jnp.array([1, 0, 1]), num_groups=2)
     np.testing.assert_allclose(out.cdfs[:, 1], [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooled_group_cdfs_host_path_equals_jitted_path(dtype):
+    # Concrete CPU inputs with unit weights are sorted and counted with NumPy on the host; the
+    # CDFs equal the jitted path's bit for bit at the ends of tie runs (negative, zero, tied
+    # scores; an empty group).
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=2000), 1).astype(dtype)
+    x[:5] = [-0.0, 0.0, -1.5, -1.5, 3.0]
+    g = rng.integers(0, 3, 2000).astype(np.int32)
+    host = ot1d.pooled_group_cdfs(x, g, num_groups=4)
+    traced = jax.jit(lambda a, b: ot1d.pooled_group_cdfs(a, b, num_groups=4))(x, g)
+    end = np.asarray(traced.run_end)
+    np.testing.assert_array_equal(np.asarray(host.run_end), end)
+    np.testing.assert_array_equal(host.points, traced.points)
+    np.testing.assert_array_equal(np.asarray(host.cdfs)[end], np.asarray(traced.cdfs)[end])
+    np.testing.assert_array_equal(host.pooled_cdf, traced.pooled_cdf)
+    np.testing.assert_array_equal(host.counts, traced.counts)
+    assert host.cdfs.dtype == traced.cdfs.dtype
