@@ -396,10 +396,16 @@ def _hgr_kde(x, s, w, h, estimator, grid_size):
     P = (smooth(x) * w) @ smooth(s).T
     P = P / jnp.sum(P)
     p, q = jnp.sum(P, axis=1), jnp.sum(P, axis=0)
-    denom = jnp.sqrt(p[:, None] * q[None, :])
-    Q = gs.safe_divide(P, denom)
+    # Grid cells far from every sample underflow to 0: no sqrt (or division) ever sees a 0,
+    # whose derivative is infinite and would turn the gradient into NaN (inf * 0).
+    pq = p[:, None] * q[None, :]
+    Q = jnp.where(pq > 0, P / jnp.sqrt(jnp.where(pq > 0, pq, 1.0)), 0.0)
     if estimator == "chi2":
         return jnp.maximum(jnp.sum(Q**2) - 1.0, 0.0)
+
+    def root(m):
+        return jnp.where(m > 0, jnp.sqrt(jnp.where(m > 0, m, 1.0)), 0.0)
+
     # sigma_2(Q) = sigma_1 of Q less its top component sqrt(p) sqrt(q)^T.
-    R = Q - jnp.sqrt(p)[:, None] * jnp.sqrt(q)[None, :]
+    R = Q - root(p)[:, None] * root(q)[None, :]
     return jnp.linalg.svd(R, compute_uv=False)[0]

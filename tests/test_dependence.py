@@ -148,6 +148,17 @@ def test_penalty_gradients_are_finite(penalty, attribute, scores):
         assert float(value) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("estimator", ["chi2", "svd"])
+def test_hgr_gradient_finite_with_empty_grid_cells(estimator):
+    """Many rows make the bandwidth small: grid cells far from all samples underflow to 0."""
+    x, s = _gaussian_pair(0.5, 30_000, 14)
+    value, grad = jax.value_and_grad(lambda f: penalties.hgr(f, s, estimator=estimator))(
+        jnp.asarray(x, jnp.float32)
+    )
+    assert np.isfinite(float(value))
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
 @pytest.mark.slow
 def test_penalties_decrease_dependence_under_gradient_descent():
     x, s = _gaussian_pair(0.8, 300, 10)

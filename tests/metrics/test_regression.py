@@ -1,0 +1,76 @@
+"""Group losses of regression models against a NumPy reference and fairlearn's MetricFrame."""
+
+import numpy as np
+import pytest
+
+from fairjax import metrics
+
+
+def _data(num_groups, seed=0, n=300):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=n)
+    s = rng.integers(0, num_groups, size=n)
+    pred = y + rng.normal(scale=0.2 + 0.3 * s, size=n)  # a worse fit for higher ids
+    w = rng.uniform(0.0, 2.0, size=n)
+    return y, pred, s, w
+
+
+def _np_group_losses(y, pred, s, w, G, loss):
+    err = (pred - y) ** 2 if loss == "squared" else np.abs(pred - y)
+    return np.array([np.sum(w[s == g] * err[s == g]) / np.sum(w[s == g]) for g in range(G)])
+
+
+@pytest.mark.parametrize("G", [2, 3, 5])
+@pytest.mark.parametrize("loss", ["squared", "absolute"])
+def test_equal_numpy_reference_with_weights(G, loss):
+    y, pred, s, w = _data(G)
+    ref = _np_group_losses(y, pred, s, w, G, loss)
+    got_max = metrics.worst_group_loss(y, pred, s, num_groups=G, weights=w, loss=loss)
+    got_gap = metrics.group_loss_difference(y, pred, s, num_groups=G, weights=w, loss=loss)
+    np.testing.assert_allclose(float(got_max), ref.max(), rtol=1e-5)
+    np.testing.assert_allclose(float(got_gap), ref.max() - ref.min(), rtol=1e-5, atol=1e-6)
+
+
+def test_equal_fairlearn_metricframe():
+    fairlearn_metrics = pytest.importorskip("fairlearn.metrics")
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    y, pred, s, _ = _data(3, seed=1)
+    for fn, loss in ((mean_squared_error, "squared"), (mean_absolute_error, "absolute")):
+        frame = fairlearn_metrics.MetricFrame(
+            metrics=fn, y_true=y, y_pred=pred, sensitive_features=s
+        )
+        got = metrics.group_loss_difference(y, pred, s, num_groups=3, loss=loss)
+        np.testing.assert_allclose(float(got), frame.difference(), rtol=1e-5)
+        worst = metrics.worst_group_loss(y, pred, s, num_groups=3, loss=loss)
+        np.testing.assert_allclose(float(worst), frame.group_max(), rtol=1e-5)
+
+
+def test_empty_groups_are_left_out():
+    y, pred, s, _ = _data(2, seed=2)
+    one = metrics.group_loss_difference(y, pred, s, num_groups=2)
+    padded = metrics.group_loss_difference(y, pred, s, num_groups=4)  # groups 2 and 3 empty
+    assert float(one) == pytest.approx(float(padded))
+    assert float(metrics.group_loss_difference(y, pred, np.zeros_like(s), num_groups=2)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"loss": "huber"}, "`loss`"),
+        ({"y_true": np.array([1.0, np.nan, 0.0, 1.0])}, "`y_true`"),
+        ({"y_pred": np.array([1.0, 2.0])}, "`y_true`"),
+        ({"groups": np.array([0, 1, 2, 0])}, "`groups`"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, match):
+    args = {
+        "y_true": np.array([1.0, 2.0, 0.0, 1.0]),
+        "y_pred": np.array([1.0, 2.5, 0.0, 1.0]),
+        "groups": np.array([0, 1, 1, 0]),
+    }
+    loss = kwargs.pop("loss", "squared")
+    args.update(kwargs)
+    for fn in (metrics.worst_group_loss, metrics.group_loss_difference):
+        with pytest.raises((ValueError, TypeError), match=match):
+            fn(args["y_true"], args["y_pred"], args["groups"], num_groups=2, loss=loss)
