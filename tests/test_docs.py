@@ -1,0 +1,189 @@
+"""Every code example of the documentation runs as written.
+
+For each page ``docs/*.md`` the ```` ```python ```` blocks are executed in order, in one
+namespace per page, in a temporary working directory (files a block writes, such as the
+getting-started page's ``predictions.csv``, land there). A ```` ```bash ```` block whose
+commands are all ``fairjax audit ...`` runs too, in the same directory, through
+:func:`fairjax.cli.main` (the console script's entry point); other shell blocks (installs,
+benchmarks, the demo) are not run. A block that raises, or a command that exits non-zero,
+fails the page's test with the page's line number in the traceback.
+
+Markers, an HTML comment on the line before a block (invisible on the site):
+
+* ``<!-- skip -->``: an illustrative block that is not run (say why next to it, in the page);
+* ``<!-- requires: flax -->``: a self-contained block (its own imports and data) that needs an
+  optional package; it runs as its own test, in a fresh namespace, and is skipped with the
+  reason when the package is not installed.
+
+A page whose code mentions ``FAIRJAX_DATA_HOME`` reads a data set from that folder: its test is
+skipped with the reason when the variable is not set. Pages that train (seconds to minutes)
+are in ``SLOW`` and run with ``pytest -m slow``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import re
+import shlex
+import traceback
+
+import pytest
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+
+# Pages (or "page.md::block id" of a block with requirements) that train models: `-m slow`.
+SLOW = {
+    "training.md",
+    "representation.md",
+    "training.md::flax",
+    "training.md::equinox",
+}
+
+_FENCE = re.compile(r"^```(?P<lang>[\w+-]*)[ \t]*$")
+_MARK = re.compile(r"^<!--\s*(?P<mark>skip|requires:\s*(?P<module>[\w.]+))\s*-->\s*$")
+
+
+class Block:
+    """One fenced code block of a page."""
+
+    def __init__(self, page: str, line: int, lang: str, code: str, mark: str | None) -> None:
+        self.page, self.line, self.lang, self.code = page, line, lang, code
+        self.skip = mark == "skip"
+        self.requires = mark.split(":", 1)[1].strip() if mark and ":" in mark else None
+
+
+def code_blocks(path: pathlib.Path) -> list[Block]:
+    """The fenced blocks of a Markdown page, with their first code line (1-based) and marker."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        fence = _FENCE.match(lines[i])
+        if not fence or not fence.group("lang"):
+            i += 1
+            continue
+        previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        mark = _MARK.match(previous.strip())
+        start = i + 1
+        end = start
+        while end < len(lines) and lines[end].rstrip() != "```":
+            end += 1
+        code = "\n".join(lines[start:end]) + "\n"
+        blocks.append(
+            Block(path.name, start + 1, fence.group("lang"), code, mark and mark.group("mark"))
+        )
+        i = end + 1
+    return blocks
+
+
+def audit_commands(code: str) -> list[list[str]] | None:
+    """The argument lists of a shell block made only of ``fairjax audit`` commands, else None."""
+    commands = [c.strip() for c in code.replace("\\\n", " ").splitlines()]
+    commands = [c for c in commands if c and not c.startswith("#")]
+    if not commands or not all(c.startswith("fairjax audit ") for c in commands):
+        return None
+    return [shlex.split(c)[1:] for c in commands]
+
+
+def _run_python(block: Block, namespace: dict) -> None:
+    # Line numbers of the page: a traceback points at the line of the Markdown file.
+    source = "\n" * (block.line - 1) + block.code
+    try:
+        exec(compile(source, str(DOCS / block.page), "exec"), namespace)
+    except Exception as error:
+        raise AssertionError(
+            f"{block.page}, block at line {block.line} raised {type(error).__name__}: {error}\n"
+            + "".join(traceback.format_exception(error)[-6:])
+        ) from error
+
+
+def _run_shell(block: Block) -> None:
+    from fairjax.cli import main
+
+    for argv in audit_commands(block.code) or []:
+        code = main(argv)
+        assert code == 0, f"{block.page}, block at line {block.line}: `fairjax {argv}` -> {code}"
+
+
+def _runnable(block: Block) -> bool:
+    if block.skip:
+        return False
+    return block.lang == "python" or (
+        block.lang in {"bash", "sh", "console"} and audit_commands(block.code) is not None
+    )
+
+
+def _needs_data(blocks: list[Block]) -> bool:
+    return any("FAIRJAX_DATA_HOME" in b.code for b in blocks if b.lang == "python")
+
+
+def _cases() -> list:
+    cases = []
+    for path in sorted(DOCS.glob("*.md")):
+        blocks = [b for b in code_blocks(path) if _runnable(b)]
+        page = [b for b in blocks if b.requires is None]
+        if page:
+            marks = [pytest.mark.slow] if path.name in SLOW else []
+            cases.append(pytest.param(path.name, page, None, id=path.name, marks=marks))
+        for b in blocks:
+            if b.requires is not None:
+                name = f"{path.name}::{b.requires}"
+                marks = [pytest.mark.slow] if name in SLOW else []
+                cases.append(pytest.param(path.name, [b], b.requires, id=name, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize(("page", "blocks", "requires"), _cases())
+def test_page_runs_as_written(page, blocks, requires, tmp_path, monkeypatch):
+    if requires is not None and importlib.util.find_spec(requires.split(".")[0]) is None:
+        pytest.skip(f"{page}: the block at line {blocks[0].line} needs {requires}, not installed")
+    if _needs_data(blocks) and not os.environ.get("FAIRJAX_DATA_HOME"):
+        pytest.skip(f"{page} reads a data set: set FAIRJAX_DATA_HOME")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict = {"__name__": f"docs.{page}"}
+    for block in blocks:
+        if block.lang == "python":
+            _run_python(block, namespace)
+        else:
+            _run_shell(block)
+
+
+# ----------------------------------------------------------------------------- the runner
+
+
+def _page(tmp_path: pathlib.Path, text: str) -> pathlib.Path:
+    path = tmp_path / "page.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_runner_fails_on_a_block_that_raises(tmp_path):
+    text = "# t\n\n```python\nx = 1\n```\n\ntext\n\n```python\nassert x == 2, 'wrong'\n```\n"
+    blocks = code_blocks(_page(tmp_path, text))
+    namespace: dict = {}
+    _run_python(blocks[0], namespace)
+    with pytest.raises(AssertionError, match=r"page.md, block at line 10 raised AssertionError"):
+        _run_python(blocks[1], namespace)
+
+
+def test_runner_reads_markers_and_audit_commands(tmp_path):
+    text = (
+        "<!-- skip -->\n```python\nraise SystemExit\n```\n\n"
+        "<!-- requires: flax -->\n\n```python\nimport flax\n```\n\n"
+        "```bash\nfairjax audit p.csv --y-true y \\\n    --score s --sensitive g\n```\n\n"
+        "```bash\npip install fairjax\n```\n"
+    )
+    blocks = code_blocks(_page(tmp_path, text))
+    assert [(b.lang, b.skip, b.requires, b.line) for b in blocks] == [
+        ("python", True, None, 3),
+        ("python", False, "flax", 9),
+        ("bash", False, None, 13),
+        ("bash", False, None, 18),
+    ]
+    assert [_runnable(b) for b in blocks] == [False, True, True, False]
+    assert audit_commands(blocks[2].code) == [
+        ["audit", "p.csv", "--y-true", "y", "--score", "s", "--sensitive", "g"]
+    ]
