@@ -33,12 +33,15 @@ import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
-# Pages (or "page.md::block id" of a block with requirements) that train models: `-m slow`.
+# Pages (or "page.md::module" for a block with requirements) that train models: `-m slow`.
+# The others add about 16 s of CPU time to the default run (`--durations=0`).
 SLOW = {
-    "training.md",
+    "ferm.md",
+    "getting_started.md",
     "representation.md",
-    "training.md::flax",
+    "training.md",
     "training.md::equinox",
+    "training.md::flax",
 }
 
 _FENCE = re.compile(r"^```(?P<lang>[\w+-]*)[ \t]*$")
@@ -135,12 +138,19 @@ def _cases() -> list:
     return cases
 
 
+def _skip_reason(page: str, blocks: list[Block], requires: str | None) -> str | None:
+    if requires is not None and importlib.util.find_spec(requires.split(".")[0]) is None:
+        return f"{page}: the block at line {blocks[0].line} needs {requires}, not installed"
+    if _needs_data(blocks) and not os.environ.get("FAIRJAX_DATA_HOME"):
+        return f"{page} reads a data set: set FAIRJAX_DATA_HOME"
+    return None
+
+
 @pytest.mark.parametrize(("page", "blocks", "requires"), _cases())
 def test_page_runs_as_written(page, blocks, requires, tmp_path, monkeypatch):
-    if requires is not None and importlib.util.find_spec(requires.split(".")[0]) is None:
-        pytest.skip(f"{page}: the block at line {blocks[0].line} needs {requires}, not installed")
-    if _needs_data(blocks) and not os.environ.get("FAIRJAX_DATA_HOME"):
-        pytest.skip(f"{page} reads a data set: set FAIRJAX_DATA_HOME")
+    reason = _skip_reason(page, blocks, requires)
+    if reason is not None:
+        pytest.skip(reason)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": f"docs.{page}"}
@@ -187,3 +197,17 @@ def test_runner_reads_markers_and_audit_commands(tmp_path):
     assert audit_commands(blocks[2].code) == [
         ["audit", "p.csv", "--y-true", "y", "--score", "s", "--sensitive", "g"]
     ]
+
+
+def test_runner_skips_for_a_missing_package_or_data_home(tmp_path, monkeypatch):
+    text = (
+        "```python\nimport os\ndata = os.environ['FAIRJAX_DATA_HOME']\n```\n\n"
+        "<!-- requires: fairjax_no_such_module -->\n```python\nimport fairjax_no_such_module\n```\n"
+    )
+    data, optional = code_blocks(_page(tmp_path, text))
+    monkeypatch.delenv("FAIRJAX_DATA_HOME", raising=False)
+    assert "set FAIRJAX_DATA_HOME" in _skip_reason("page.md", [data], None)
+    monkeypatch.setenv("FAIRJAX_DATA_HOME", str(tmp_path))
+    assert _skip_reason("page.md", [data], None) is None
+    reason = _skip_reason("page.md", [optional], optional.requires)
+    assert reason == "page.md: the block at line 8 needs fairjax_no_such_module, not installed"
