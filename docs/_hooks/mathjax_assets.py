@@ -10,7 +10,8 @@ MathML extensions it loads on demand, the CHTML fonts, and the menu and accessib
 components. ``mkdocs.yml`` loads ``assets/mathjax/tex-mml-chtml.js`` after
 ``javascripts/mathjax.js`` (the configuration).
 
-Without the package the build logs a warning, which fails ``mkdocs build --strict``.
+Without the package the build logs a warning, which fails ``mkdocs build --strict``. So does a
+page that loads a script or a stylesheet from another host (a CDN): the site works offline.
 """
 
 from __future__ import annotations
@@ -18,10 +19,29 @@ from __future__ import annotations
 import importlib.util
 import logging
 import pathlib
+import re
 
 from mkdocs.structure.files import File
 
 log = logging.getLogger("mkdocs.hooks.mathjax_assets")
+
+_TAG = re.compile(r"<(script|link)\b[^>]*>", flags=re.I)
+_URL = re.compile(r"\b(?:src|href)\s*=\s*[\"']?((?:https?:)?//[^\"'\s>]+)", flags=re.I)
+# <link rel=...> values that load something (not rel="canonical", "alternate", ...).
+_LOADING_REL = re.compile(
+    r"\brel\s*=\s*[\"']?[^\"'>]*\b(?:stylesheet|preload|modulepreload|icon)\b", flags=re.I
+)
+
+
+def remote_assets(html: str) -> list[str]:
+    """URLs on other hosts that a page's ``<script>`` and loading ``<link>`` tags fetch."""
+    urls = set()
+    for tag in _TAG.finditer(html):
+        url = _URL.search(tag.group(0))
+        if url and (tag.group(1).lower() == "script" or _LOADING_REL.search(tag.group(0))):
+            urls.add(url.group(1))
+    return sorted(urls)
+
 
 SITE_DIR = "assets/mathjax"
 COMPONENT = "tex-mml-chtml.js"
@@ -58,3 +78,9 @@ def on_files(files, config, **kwargs):
         files.append(File.generated(config, uri, abs_src_path=str(path)))
     files.append(File.generated(config, f"{SITE_DIR}/LICENSE", abs_src_path=str(root / "LICENSE")))
     return files
+
+
+def on_post_page(output, page, config, **kwargs):
+    for url in remote_assets(output):
+        log.warning("%s loads %s from the network: serve it from the site", page.file.src_uri, url)
+    return output
