@@ -9,6 +9,8 @@ before they are parsed this extension rewrites
 * ``:math:`expr``` into ``$expr$``;
 * ``:func:``, ``:class:``, ``:mod:``, ``:meth:``, ``:attr:``, ``:data:``, ``:obj:``,
   ``:exc:`` roles into inline code (a leading ``~`` is dropped);
+* ``.. versionadded:: V``, ``.. versionchanged:: V`` and ``.. deprecated:: V`` with their
+  indented text into a paragraph "*Changed in version V:* text";
 * an ``Example:`` section header into ``Examples:``, the section griffe parses as doctest code
   (as ``Example:`` its ``>>>`` lines would be Markdown block quotes, and an output such as
   ``['a', 'b']`` a link).
@@ -26,15 +28,45 @@ _MATH = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<rest>.*)$")
 _INLINE_MATH = re.compile(r":math:`([^`]+)`")
 _ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc):`~?([^`]+)`")
 _EXAMPLE = re.compile(r"^Example:[ \t]*$", flags=re.M)
+_VERSION = re.compile(
+    r"^(?P<indent>[ \t]*)\.\. (?P<kind>versionadded|versionchanged|deprecated)::[ \t]*(?P<v>\S*)"
+    r"[ \t]*(?P<rest>.*)$"
+)
+_VERSION_LABEL = {
+    "versionadded": "New in version",
+    "versionchanged": "Changed in version",
+    "deprecated": "Deprecated since version",
+}
 
 
 def _indent_of(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
+def _version_notes(lines: list[str]) -> list[str]:
+    """``.. versionchanged:: V`` and its indented text as one Markdown paragraph."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _VERSION.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        depth = len(match.group("indent").expandtabs())
+        words = [match.group("rest")] if match.group("rest").strip() else []
+        i += 1
+        while i < len(lines) and lines[i].strip() and _indent_of(lines[i]) > depth:
+            words.append(lines[i].strip())
+            i += 1
+        label = f"{_VERSION_LABEL[match.group('kind')]} {match.group('v')}".rstrip()
+        out.append(f"{match.group('indent')}*{label}:* {' '.join(words)}".rstrip())
+    return out
+
+
 def rst_to_markdown(text: str) -> str:
     """Rewrites the math directives and roles of a docstring (see the module docstring)."""
-    lines = text.splitlines()
+    lines = _version_notes(text.splitlines())
     out: list[str] = []
     i = 0
     while i < len(lines):
