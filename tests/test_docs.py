@@ -211,3 +211,93 @@ def test_runner_skips_for_a_missing_package_or_data_home(tmp_path, monkeypatch):
     assert _skip_reason("page.md", [data], None) is None
     reason = _skip_reason("page.md", [optional], optional.requires)
     assert reason == "page.md: the block at line 8 needs fairjax_no_such_module, not installed"
+
+
+# ----------------------------------------------------------------------------- the site's hooks
+
+
+def _hook(name: str):
+    pytest.importorskip("griffe")
+    pytest.importorskip("mkdocs")
+    spec = importlib.util.spec_from_file_location(
+        f"_docs_hook_{name}", DOCS / "_hooks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_ESTIMATOR = '''
+from typing import NamedTuple
+
+
+class Estimator:
+    """An estimator.
+
+    Args:
+      alpha: a parameter.
+
+    Attributes:
+      coef_: the weights.
+    """
+
+    coef_ = None
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+        self.n_seen_ = 0
+
+    def __sklearn_tags__(self):
+        return None
+
+    def __call__(self, x):
+        return x
+
+    def fit(self, X):
+        return self
+
+
+class Result(NamedTuple):
+    """A result.
+
+    Attributes:
+      estimate: the value.
+    """
+
+    estimate: float
+    samples: float
+'''
+
+
+def test_api_members_are_listed_once(tmp_path):
+    members = _hook("griffe_members")
+    import griffe
+
+    (tmp_path / "docmod.py").write_text(_ESTIMATOR, encoding="utf-8")
+    module = griffe.load(
+        "docmod",
+        search_paths=[str(tmp_path)],
+        extensions=griffe.load_extensions(members.TidyMembers),
+    )
+    # The parameter `alpha` (documented in Args) and `coef_` (in Attributes) are not repeated
+    # as members, nor is the protocol method; `n_seen_`, documented nowhere else, stays.
+    assert set(module["Estimator"].members) == {"__init__", "__call__", "fit", "n_seen_"}
+    assert set(module["Result"].members) == {"samples"}
+    assert members.documented_attributes(module["Result"].docstring.value) == {"estimate"}
+
+
+def test_site_hooks_version_notes_and_remote_assets():
+    rst = _hook("griffe_rst")
+    text = "Doc.\n\n.. versionchanged:: 0.1.0\n   ``a=`` is now\n   ``b=``.\n\nArgs:\n  x: y\n"
+    assert rst.rst_to_markdown(text) == (
+        "Doc.\n\n*Changed in version 0.1.0:* ``a=`` is now ``b=``.\n\nArgs:\n  x: y"
+    )
+    assets = _hook("mathjax_assets")
+    html = (
+        '<script src="../assets/mathjax/tex-mml-chtml.js"></script>'
+        '<script src="https://cdn.example/mathjax.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example/c.css">'
+        '<link rel="canonical" href="https://example.org/page/">'
+        '<a href="https://example.org">a link</a>'
+    )
+    assert assets.remote_assets(html) == ["//fonts.example/c.css", "https://cdn.example/mathjax.js"]
