@@ -13,7 +13,8 @@ Markers, an HTML comment on the line before a block (invisible on the site):
 * ``<!-- skip -->``: an illustrative block that is not run (say why next to it, in the page);
 * ``<!-- requires: flax -->``: a self-contained block (its own imports and data) that needs an
   optional package; it runs as its own test, in a fresh namespace, and is skipped with the
-  reason when the package is not installed.
+  reason when the package is not installed. A name in capitals
+  (``<!-- requires: FAIRJAX_DATA_HOME -->``) is an environment variable that must be set.
 
 A page whose code mentions ``FAIRJAX_DATA_HOME`` reads a data set from that folder: its test is
 skipped with the reason when the variable is not set. Pages that train (seconds to minutes)
@@ -139,7 +140,10 @@ def _cases() -> list:
 
 
 def _skip_reason(page: str, blocks: list[Block], requires: str | None) -> str | None:
-    if requires is not None and importlib.util.find_spec(requires.split(".")[0]) is None:
+    if requires is not None and requires.isupper():
+        if not os.environ.get(requires):
+            return f"{page}: the block at line {blocks[0].line} needs {requires} set"
+    elif requires is not None and importlib.util.find_spec(requires.split(".")[0]) is None:
         return f"{page}: the block at line {blocks[0].line} needs {requires}, not installed"
     if _needs_data(blocks) and not os.environ.get("FAIRJAX_DATA_HOME"):
         return f"{page} reads a data set: set FAIRJAX_DATA_HOME"
@@ -211,6 +215,9 @@ def test_runner_skips_for_a_missing_package_or_data_home(tmp_path, monkeypatch):
     assert _skip_reason("page.md", [data], None) is None
     reason = _skip_reason("page.md", [optional], optional.requires)
     assert reason == "page.md: the block at line 8 needs fairjax_no_such_module, not installed"
+    monkeypatch.delenv("FAIRJAX_DATA_HOME")
+    reason = _skip_reason("page.md", [optional], "FAIRJAX_DATA_HOME")
+    assert reason == "page.md: the block at line 8 needs FAIRJAX_DATA_HOME set"
 
 
 # ----------------------------------------------------------------------------- the site's hooks
