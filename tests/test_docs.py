@@ -28,6 +28,7 @@ import os
 import pathlib
 import re
 import shlex
+import sys
 import traceback
 
 import pytest
@@ -158,11 +159,15 @@ def test_page_runs_as_written(page, blocks, requires, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": f"docs.{page}"}
-    for block in blocks:
-        if block.lang == "python":
-            _run_python(block, namespace)
-        else:
-            _run_shell(block)
+    try:
+        for block in blocks:
+            if block.lang == "python":
+                _run_python(block, namespace)
+            else:
+                _run_shell(block)
+    finally:
+        if "matplotlib.pyplot" in sys.modules:  # figures a page drew stay open otherwise
+            sys.modules["matplotlib.pyplot"].close("all")
 
 
 # ----------------------------------------------------------------------------- the runner
