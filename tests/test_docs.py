@@ -10,7 +10,8 @@ fails the page's test with the page's line number in the traceback.
 
 Markers, an HTML comment on the line before a block (invisible on the site):
 
-* ``<!-- skip -->``: an illustrative block that is not run (say why next to it, in the page);
+* ``<!-- skip -->`` or ``<!-- skip: why -->``: an illustrative block that is not run (a
+  fragment, a command for a cluster);
 * ``<!-- requires: flax -->``: a self-contained block (its own imports and data) that needs an
   optional package; it runs as its own test, in a fresh namespace, and is skipped with the
   reason when the package is not installed. A name in capitals
@@ -38,6 +39,7 @@ DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 # Pages (or "page.md::module" for a block with requirements) that train models: `-m slow`.
 # The others add about 16 s of CPU time to the default run (`--durations=0`).
 SLOW = {
+    "continuous.md",
     "ferm.md",
     "getting_started.md",
     "representation.md",
@@ -47,7 +49,8 @@ SLOW = {
 }
 
 _FENCE = re.compile(r"^```(?P<lang>[\w+-]*)[ \t]*$")
-_MARK = re.compile(r"^<!--\s*(?P<mark>skip|requires:\s*(?P<module>[\w.]+))\s*-->\s*$")
+# "<!-- skip -->" or "<!-- skip: why -->"; "<!-- requires: module -->".
+_MARK = re.compile(r"^<!--\s*(?P<mark>skip\b[^>]*?|requires:\s*[\w.]+)\s*-->\s*$")
 
 
 class Block:
@@ -55,8 +58,8 @@ class Block:
 
     def __init__(self, page: str, line: int, lang: str, code: str, mark: str | None) -> None:
         self.page, self.line, self.lang, self.code = page, line, lang, code
-        self.skip = mark == "skip"
-        self.requires = mark.split(":", 1)[1].strip() if mark and ":" in mark else None
+        self.skip = mark is not None and mark.startswith("skip")
+        self.requires = mark.split(":", 1)[1].strip() if mark and not self.skip else None
 
 
 def code_blocks(path: pathlib.Path) -> list[Block]:
@@ -191,6 +194,7 @@ def test_runner_fails_on_a_block_that_raises(tmp_path):
 def test_runner_reads_markers_and_audit_commands(tmp_path):
     text = (
         "<!-- skip -->\n```python\nraise SystemExit\n```\n\n"
+        "<!-- skip: a fragment -->\n```python\nraise SystemExit\n```\n\n"
         "<!-- requires: flax -->\n\n```python\nimport flax\n```\n\n"
         "```bash\nfairjax audit p.csv --y-true y \\\n    --score s --sensitive g\n```\n\n"
         "```bash\npip install fairjax\n```\n"
@@ -198,12 +202,13 @@ def test_runner_reads_markers_and_audit_commands(tmp_path):
     blocks = code_blocks(_page(tmp_path, text))
     assert [(b.lang, b.skip, b.requires, b.line) for b in blocks] == [
         ("python", True, None, 3),
-        ("python", False, "flax", 9),
-        ("bash", False, None, 13),
+        ("python", True, None, 8),
+        ("python", False, "flax", 14),
         ("bash", False, None, 18),
+        ("bash", False, None, 23),
     ]
-    assert [_runnable(b) for b in blocks] == [False, True, True, False]
-    assert audit_commands(blocks[2].code) == [
+    assert [_runnable(b) for b in blocks] == [False, False, True, True, False]
+    assert audit_commands(blocks[3].code) == [
         ["audit", "p.csv", "--y-true", "y", "--score", "s", "--sensitive", "g"]
     ]
 
