@@ -70,7 +70,8 @@ class FERMClassifier(
       classes_: the two labels; ``classes_[1]`` is the positive class.
       groups_: the sensitive values (group ``k`` is ``groups_[k]``).
       model_: the fitted :class:`fairjax.ferm.FERMModel`.
-      coef_, intercept_: for the linear kernel, shape ``(1, d)`` and ``(1,)``.
+      coef_: for the linear kernel, the weights, shape ``(1, d)``.
+      intercept_: for the linear kernel, the bias, shape ``(1,)``.
       n_features_in_: number of features.
       n_iter_: optimizer iterations run (Adam steps, or SMO iterations for exact RBF).
 

@@ -191,7 +191,8 @@ class FairLogisticRegression(
     Attributes:
       classes_: the two labels; ``classes_[1]`` is the positive class.
       groups_: the sensitive values (group ``k`` is ``groups_[k]``).
-      coef_, intercept_: shape ``(1, d)`` and ``(1,)``.
+      coef_: the weights, shape ``(1, d)``.
+      intercept_: the bias, shape ``(1,)``.
       multiplier_: the final Lagrange multipliers: :math:`\mu_{g g'}` of each rate, shape
         ``(m, G, G)`` (``m`` rates of the criterion, ``G`` groups); under
         ``"equalized_odds"`` with a target, one per rate, shape ``(2,)``; zeros without a
