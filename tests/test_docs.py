@@ -40,6 +40,7 @@ DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 # The others add about 16 s of CPU time to the default run (`--durations=0`).
 SLOW = {
     "continuous.md",
+    "regression.md",
     "ferm.md",
     "getting_started.md",
     "representation.md",
