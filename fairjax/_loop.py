@@ -9,12 +9,18 @@ is made once.
 The objective has the signature ``objective(params, x)``: ``x`` is what the loop feeds each
 step (the scanned slice of ``xs``: a mini-batch, a PRNG key, ``None`` for a full-batch loop
 over closed-over data).
+
+The one mini-batching convention of the trainers is :func:`scan_steps`: ``num_steps`` updates,
+full batch by default, or with ``batch_size`` and ``key`` shuffled mini-batches drawn epoch by
+epoch (every row once per epoch of ``n // batch_size`` steps), with an optional per-step PRNG
+key for the objective (dropout). :func:`is_stream` tells a PyTree of arrays from a Python
+iterator of batches.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
@@ -102,6 +108,91 @@ def shuffled_batches(data: PyTree, key: Array, *, batch_size: int) -> PyTree:
     return jax.tree_util.tree_map(
         lambda x: jnp.take(x, perm, axis=0).reshape(num_batches, batch_size, *x.shape[1:]), data
     )
+
+
+def num_rows(data: PyTree, name: str = "data") -> int:
+    """The common leading-axis length of the arrays of ``data`` (a clear error otherwise)."""
+    leaves = jax.tree_util.tree_leaves(data)
+    if not leaves:
+        raise ValueError(f"`{name}` must hold at least one array.")
+    n = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in leaves}
+    if len(n) != 1 or -1 in n:
+        raise ValueError(
+            f"every array of `{name}` must have the samples on its leading axis, got {sorted(n)}."
+        )
+    return n.pop()
+
+
+def is_stream(data: Any) -> bool:
+    """Whether ``data`` is a stream of batches (an iterator, or an iterable such as a data loader
+    that is not itself a PyTree container or an array) rather than a PyTree of arrays."""
+    if isinstance(data, Iterator):
+        return True
+    if isinstance(data, (tuple, list, dict, np.ndarray, jax.Array, str, bytes)) or data is None:
+        return False
+    return isinstance(data, Iterable) and not hasattr(data, "shape")
+
+
+def scan_steps(
+    body: Callable[[Any, PyTree, Any], tuple[Any, Any]],
+    carry: Any,
+    data: PyTree,
+    *,
+    num_steps: int,
+    batch_size: int | None = None,
+    key: Array | None = None,
+    step_keys: bool = False,
+) -> tuple[Any, Any]:
+    """``num_steps`` calls of ``body(carry, batch, step_key) -> (carry, out)`` in ``lax.scan``.
+
+    The mini-batching convention of every trainer. Full batch (``batch_size=None``): every step
+    sees ``data`` itself. With ``batch_size``: the rows are shuffled by ``key`` once per epoch and
+    cut into ``n // batch_size`` mini-batches of static size (the last ``n % batch_size`` rows of
+    each shuffle are dropped, different ones every epoch); epochs follow one another until
+    ``num_steps`` steps are taken (the last epoch may be partial). With ``step_keys`` each step
+    also gets its own PRNG key (split from ``key``; e.g. for dropout), else ``None``.
+
+    Returns ``(carry, outs)`` with each step's ``out`` stacked on a leading axis of
+    ``num_steps``. Traceable: call it under ``jit``.
+    """
+    if key is None and (batch_size is not None or step_keys):
+        raise ValueError("`key` is required with `batch_size` or a per-step key.")
+    shuffle_key = step_key = key
+    if key is not None:
+        shuffle_key, step_key = jax.random.split(key)
+    keys = jax.random.split(step_key, num_steps) if step_keys else None
+
+    def one(c, x):
+        return body(c, *x)
+
+    if batch_size is None:
+        return jax.lax.scan(lambda c, k: body(c, data, k), carry, keys, length=num_steps)
+    per_epoch = num_rows(data) // batch_size
+    full, rest = divmod(num_steps, per_epoch)
+    epoch_keys = jax.random.split(shuffle_key, full + 1)
+    outs = []
+    if full:
+
+        def epoch(c, x):
+            ek, sk = x
+            return jax.lax.scan(one, c, (shuffled_batches(data, ek, batch_size=batch_size), sk))
+
+        sk = (
+            None
+            if keys is None
+            else keys[: full * per_epoch].reshape(full, per_epoch, *keys.shape[1:])
+        )
+        carry, out = jax.lax.scan(epoch, carry, (epoch_keys[:full], sk))
+        outs.append(jax.tree.map(lambda a: a.reshape(full * per_epoch, *a.shape[2:]), out))
+    if rest:
+        batches = shuffled_batches(data, epoch_keys[full], batch_size=batch_size)
+        batches = jax.tree.map(lambda a: a[:rest], batches)
+        sk = None if keys is None else keys[full * per_epoch :]
+        carry, out = jax.lax.scan(one, carry, (batches, sk))
+        outs.append(out)
+    if len(outs) == 1:
+        return carry, outs[0]
+    return carry, jax.tree.map(lambda *a: jnp.concatenate(a), *outs)
 
 
 class DivergenceWarning(RuntimeWarning):

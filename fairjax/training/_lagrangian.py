@@ -9,8 +9,9 @@ r"""Constrained training: the Lagrangian of a bound on a fairness term, by gradi
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ import optax
 from fairjax import _loop
 from fairjax import _validation as v
 
-from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _outputs
+from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _forward
 
 
 class ConstrainedState(NamedTuple):
@@ -33,6 +34,8 @@ class ConstrainedState(NamedTuple):
       opt_state: optax state of the parameters' optimizer.
       multiplier_opt_state: optax state of the multipliers' optimizer.
       step: number of updates, int32 scalar.
+      model_state: the auxiliary state of a stateful ``model`` (batch-norm statistics; see
+        :func:`fit_constrained`), ``None`` for a stateless one.
     """
 
     params: PyTree
@@ -40,6 +43,7 @@ class ConstrainedState(NamedTuple):
     opt_state: optax.OptState
     multiplier_opt_state: optax.OptState
     step: Array
+    model_state: PyTree = None
 
 
 def initial_state(
@@ -47,6 +51,7 @@ def initial_state(
     multiplier: Array,
     optimizer: optax.GradientTransformation,
     multiplier_optimizer: optax.GradientTransformation,
+    model_state: PyTree = None,
 ) -> ConstrainedState:
     """The primal-dual state before the first update (both optimizers initialised, step 0)."""
     return ConstrainedState(
@@ -55,6 +60,7 @@ def initial_state(
         optimizer.init(params),
         multiplier_optimizer.init(multiplier),
         jnp.zeros((), jnp.int32),
+        model_state,
     )
 
 
@@ -96,12 +102,15 @@ def lagrangian(
     return fn
 
 
-def _lagrangian_terms(loss_fn, constraint_fn, target, model, params, multiplier, batch):
-    """The Lagrangian, with the task loss and the model outputs as auxiliary values."""
-    out = _outputs(model, params, batch)
+def _lagrangian_terms(
+    loss_fn, constraint_fn, target, model, params, multiplier, batch, key=None, model_state=None
+):
+    """The Lagrangian, with the task loss, the model outputs and the new model state as
+    auxiliary values."""
+    out, new_state = _forward(model, params, batch, key, model_state)
     loss = loss_fn(out, batch)
     slack = constraint_fn(out, batch) - target
-    return loss + jnp.sum(multiplier * slack), (loss, out)
+    return loss + jnp.sum(multiplier * slack), (loss, out, new_state)
 
 
 def make_constrained_step(
@@ -132,21 +141,27 @@ def make_constrained_step(
     reported loss and :math:`\tilde C`.
 
     Returns:
-      ``step(state, batch) -> (state, info)`` with ``info`` holding the ``"loss"``, the
-      ``"constraint"`` (:math:`\tilde C`) and the ``"multiplier"`` before the update.
+      ``step(state, batch, key=None, dual_value=None) -> (state, info)`` with ``info`` holding
+      the ``"loss"``, the ``"constraint"`` (:math:`\tilde C`) and the ``"multiplier"`` before
+      the update. A ``state`` with a ``model_state`` runs a stateful ``model`` with the per-step
+      ``key`` (see :func:`fit_constrained`); ``dual_value``, when given, replaces
+      :math:`\tilde C` on the batch in the multiplier's update (e.g. the constraint measured on
+      the full data).
     """
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
     terms = functools.partial(_lagrangian_terms, loss_fn, constraint_fn, target, model)
 
-    # The primal update: x is (multiplier, batch); aux is (task loss, model outputs).
+    # The primal update: x is (multiplier, batch, key, model state); aux is (task loss, model
+    # outputs, new model state).
     primal = _loop.make_step(lambda p, x: terms(p, *x), optimizer, has_aux=True)
 
-    def step(state: ConstrainedState, batch: PyTree):
-        params, opt_state, (_, (loss, out)) = primal(
-            state.params, state.opt_state, (state.multiplier, batch)
-        )
+    def step(state: ConstrainedState, batch: PyTree, key: Any = None, dual_value: Any = None):
+        x = (state.multiplier, batch, key, state.model_state)
+        params, opt_state, (_, (loss, out, model_state)) = primal(state.params, state.opt_state, x)
         out = jax.lax.stop_gradient(out)
         value = jnp.asarray(dual_fn(out, batch), state.multiplier.dtype)
+        if dual_value is not None:
+            value = jnp.asarray(dual_value, state.multiplier.dtype)
         violation = value - jnp.asarray(target, state.multiplier.dtype)
         m_updates, m_state = multiplier_optimizer.update(
             -violation, state.multiplier_opt_state, state.multiplier
@@ -158,7 +173,8 @@ def make_constrained_step(
             "constraint": value,
             "multiplier": state.multiplier,
         }
-        return ConstrainedState(params, multiplier, opt_state, m_state, state.step + 1), info
+        new = ConstrainedState(params, multiplier, opt_state, m_state, state.step + 1, model_state)
+        return new, info
 
     return step
 
@@ -206,8 +222,13 @@ def fit_constrained(
     optimizer: optax.GradientTransformation,
     multiplier_optimizer: optax.GradientTransformation | None = None,
     num_steps: int = 1000,
+    batch_size: int | None = None,
+    key: Array | None = None,
+    model_state: PyTree = None,
     dual_constraint_fn: Objective | None = None,
     validation_data: PyTree | None = None,
+    constraint_data: PyTree | None = None,
+    eval_every: int = 100,
     tolerance: float = 0.0,
     init_multiplier: float = 0.0,
     iterate: str = "last",
@@ -215,11 +236,33 @@ def fit_constrained(
 ) -> ConstrainedResult:
     r"""Trains to a target: :math:`\min_\theta L(\theta)` subject to :math:`C(\theta) \le \epsilon`.
 
-    Full-batch simultaneous gradient descent-ascent on the Lagrangian (:func:`lagrangian`),
+    Simultaneous gradient descent-ascent on the Lagrangian (:func:`lagrangian`),
     :func:`make_constrained_step` run ``num_steps`` times inside one compiled ``lax.scan``:
     descent on the parameters with ``optimizer``, projected ascent on :math:`\mu \ge 0` with
     ``multiplier_optimizer``. Afterwards the constraint is measured on the training data and,
     when given, on held-out ``validation_data``, which is what a requested bound is about.
+
+    Mini-batches follow the trainers' one convention (:func:`fit`, :func:`pareto_sweep`): full
+    batch by default; with ``batch_size`` and ``key`` each step takes a shuffled mini-batch
+    (epoch by epoch, every row once per ``n // batch_size`` steps) and both the primal step and
+    the multiplier's ascent use that mini-batch's terms; the returned constraint is measured
+    on the full ``data``.
+
+    **A stream of batches.** ``data`` may be a Python iterator or an iterable of batches (a
+    generator, a ``grain`` loader; see :func:`fit`): one compiled step per batch, at most
+    ``num_steps``. Given ``constraint_data`` (the full training data, or a large sample of it),
+    the dual constraint is measured there every ``eval_every`` steps (and at the end), and the
+    multiplier's ascent uses that measurement (held between measurements) instead of the
+    batch's; ``history["eval_step"]`` and ``history["eval_constraint"]`` record them, and
+    ``train_constraint`` is the final one (NaN without ``constraint_data``). ``iterate="best"``
+    needs array data.
+
+    **Random keys and state (dropout, batch norm).** With ``model_state`` (any PyTree, ``{}``
+    for dropout alone) the ``model`` is ``model(params, batch, key, model_state) -> (outputs,
+    new_model_state)``, with a fresh PRNG key per step (from ``key``, then required) and the
+    state carried from step to step; the constraint is measured with ``key=None``, meaning
+    evaluation (no dropout, running statistics). The final state is
+    ``result.state.model_state``.
 
     The iterates of simultaneous descent-ascent circle the saddle point: the last one (the
     default, ``iterate="last"``) may sit on either side of the bound. ``iterate="best"`` returns
@@ -243,11 +286,16 @@ def fit_constrained(
       target: :math:`\varepsilon`, the requested bound.
       optimizer: optax optimizer of the parameters.
       multiplier_optimizer: optax optimizer of the multiplier (default ``optax.sgd(1.0)``).
-      num_steps: number of updates.
+      num_steps: number of updates (at most, for a stream).
+      batch_size: rows per mini-batch (``None``: full batch).
+      key: PRNG key of the shuffling and of the per-step keys.
+      model_state: initial state of a stateful ``model`` (``None``: stateless).
       dual_constraint_fn: the constraint the multiplier enforces, e.g. the exact
         :func:`fairjax.metrics.demographic_parity_difference` of the decisions; default
         ``constraint_fn``.
       validation_data: held-out batch on which constraint satisfaction is reported.
+      constraint_data: for a stream, the data on which the constraint is measured.
+      eval_every: for a stream, steps between measurements on ``constraint_data``.
       tolerance: slack on the bound: for reporting ``satisfied``, and for which iterates count
         as feasible with ``iterate="best"``.
       init_multiplier: initial :math:`\mu`.
@@ -280,6 +328,14 @@ def fit_constrained(
     num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     v.check_scalar(tolerance, "tolerance", nonnegative=True)
     v.check_scalar(init_multiplier, "init_multiplier", nonnegative=True)
+    if model_state is not None and key is None:
+        raise ValueError("`key` is required with `model_state` (it makes the per-step keys).")
+    stream = _loop.is_stream(data)
+    if not stream and batch_size is not None:
+        n = _loop.num_rows(data)
+        batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
+        if key is None:
+            raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
     build = make_constrained_step
     if isinstance(target, (int, float)):
         # The same functions and target give the same step function, hence the same compiled
@@ -295,6 +351,24 @@ def fit_constrained(
         model=model,
     )
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+    mu0 = jnp.asarray(init_multiplier, jnp.result_type(float)) + 0 * jnp.asarray(target)
+    if stream:
+        if iterate == "best" or batch_size is not None:
+            raise ValueError("a stream of batches takes neither `batch_size` nor iterate='best'.")
+        return _fit_stream(
+            step,
+            dual_fn,
+            model,
+            params,
+            iter(data),
+            initial_state(params, mu0, optimizer, multiplier_optimizer, model_state),
+            num_steps=num_steps,
+            key=key,
+            constraint_data=constraint_data,
+            validation_data=validation_data,
+            eval_every=v.check_scalar(eval_every, "eval_every", integer=True, positive=True),
+            bound=np.asarray(target) + tolerance,
+        )
     state, (best, best_step), history, measured = _fit_program(
         step,
         loss_fn,
@@ -305,10 +379,13 @@ def fit_constrained(
         validation_data,
         optimizer,
         multiplier_optimizer,
-        jnp.asarray(init_multiplier, jnp.result_type(float)) + 0 * jnp.asarray(target),
+        mu0,
         jnp.asarray(target, jnp.result_type(float)) + tolerance,
         num_steps,
         iterate == "best",
+        batch_size,
+        key,
+        model_state,
     )
     chosen, chosen_step, pick = state.params, num_steps, 0
     if iterate == "best" and int(best_step) >= 0:
@@ -333,6 +410,64 @@ def fit_constrained(
     )
 
 
+def _fit_stream(
+    step,
+    dual_fn,
+    model,
+    params,
+    stream,
+    state,
+    *,
+    num_steps,
+    key,
+    constraint_data,
+    validation_data,
+    eval_every,
+    bound,
+) -> ConstrainedResult:
+    """:func:`fit_constrained` on a Python iterator of batches (one compiled step per batch)."""
+    step = jax.jit(step)
+
+    @jax.jit
+    def measure(params, model_state, batch):
+        return _measure(dual_fn, model, (params,), model_state, batch)[0]
+
+    infos, eval_steps, eval_values, dual = [], [], [], None
+    for t, batch in enumerate(itertools.islice(stream, num_steps)):
+        if constraint_data is not None and t % eval_every == 0:
+            dual = measure(state.params, state.model_state, constraint_data)
+            eval_steps.append(t)
+            eval_values.append(np.asarray(dual))
+        sub = None if key is None else jax.random.fold_in(key, t)
+        state, info = step(state, batch, sub, dual)
+        infos.append(info)
+    if not infos:
+        raise ValueError("`data` is an empty stream: no batch to train on.")
+    history = {k: np.stack([np.asarray(i[k]) for i in infos]) for k in infos[0]}
+    train_v = val_v = None
+    if constraint_data is not None:
+        train_v = np.asarray(measure(state.params, state.model_state, constraint_data))
+        eval_steps.append(len(infos))
+        eval_values.append(train_v)
+        history["eval_step"] = np.asarray(eval_steps)
+        history["eval_constraint"] = np.stack(eval_values)
+    if validation_data is not None:
+        val_v = np.asarray(measure(state.params, state.model_state, validation_data))
+    ok = _loop.finite("training.fit_constrained", state.params, train_v, val_v)
+    reported = val_v if val_v is not None else train_v
+    satisfied = ok and reported is not None and bool(np.all(reported <= bound))
+    return ConstrainedResult(
+        state.params,
+        state,
+        history,
+        len(infos),
+        float("nan") if train_v is None else float(np.max(train_v)),
+        float("nan") if val_v is None else float(np.max(val_v)),
+        satisfied,
+        ok,
+    )
+
+
 # Default multiplier optimizer of fit_constrained and constrained_sweep: one object, so that it
 # is the same static argument on every call.
 _MULTIPLIER_OPTIMIZER = optax.sgd(1.0)
@@ -353,6 +488,7 @@ _cached_constrained_step = functools.lru_cache(maxsize=32)(make_constrained_step
         "mopt",
         "num_steps",
         "track_best",
+        "batch_size",
     ),
 )
 def _fit_program(
@@ -369,18 +505,31 @@ def _fit_program(
     target,
     num_steps,
     track_best,
+    batch_size=None,
+    key=None,
+    model_state=None,
 ):
     """All of :func:`fit_constrained`'s device work as one compiled program: the primal-dual
     loop, then the dual constraint of the last (and, with ``track_best``, of the best) iterate
     on the training and the validation data (separate jitted calls would compile again)."""
     last_terms = functools.partial(_task_and_dual_terms, loss_fn, dual_fn, model)
     state, (best, best_step), history = _run_constrained(
-        step, params, data, optimizer, mopt, mu0, target, num_steps, track_best, last_terms
+        step,
+        params,
+        data,
+        optimizer,
+        mopt,
+        mu0,
+        target,
+        num_steps,
+        track_best,
+        last_terms,
+        batch_size,
+        key,
+        model_state,
     )
     iterates = (state.params, best) if track_best else (state.params,)
-
-    def measure(batch):
-        return tuple(jnp.asarray(dual_fn(_outputs(model, p, batch), batch)) for p in iterates)
+    measure = functools.partial(_measure, dual_fn, model, iterates, state.model_state)
 
     # The training batch may itself be None (an objective without data); no validation is.
     validation = None if validation_data is None else measure(validation_data)
@@ -397,6 +546,7 @@ def _fit_program(
         "num_steps",
         "track_best",
         "last_terms",
+        "batch_size",
     ),
 )
 def _run_constrained(
@@ -410,22 +560,28 @@ def _run_constrained(
     num_steps,
     track_best,
     last_terms=None,
+    batch_size=None,
+    key=None,
+    model_state=None,
 ):
     """``num_steps`` primal-dual steps in one scan, with ``track_best`` tracking the feasible
     iterate of lowest loss: among the parameters each step starts from and, measured by
-    ``last_terms(params, data) -> (loss, dual constraint)`` after the loop, the last iterate.
+    ``last_terms(params, data, model_state) -> (loss, dual constraint)`` after the loop, the
+    last iterate. The steps follow :func:`fairjax._loop.scan_steps` (full batch, or shuffled
+    mini-batches of ``batch_size`` by ``key``); with mini-batches the iterates are compared on
+    their own mini-batch's loss and constraint, the last one on the full ``data``.
 
     Returns the final state, ``(best_params, best_step)`` (``best_step = num_steps`` when the
     last iterate is the best, ``-1`` when no iterate was feasible or ``track_best`` is False;
     ``best_params`` are then the initial ones) and the per-step history.
     """
-    state = initial_state(params, mu0, optimizer, multiplier_optimizer)
+    state = initial_state(params, mu0, optimizer, multiplier_optimizer, model_state)
     loss_dtype = jnp.result_type(float)
     best = (params, jnp.asarray(jnp.inf, loss_dtype), jnp.asarray(-1, jnp.int32))
 
-    def body(carry, _):
+    def body(carry, batch, key):
         state, best = carry
-        new, info = step(state, data)
+        new, info = step(state, batch, key)
         if track_best:
             # info holds the loss and the dual constraint of state.params (before the update).
             better = jnp.all(info["constraint"] <= target) & (info["loss"] < best[1])
@@ -433,16 +589,33 @@ def _run_constrained(
             best = jax.tree.map(lambda c, b: jnp.where(better, c, b), candidate, best)
         return (new, best), info
 
-    (state, best), history = jax.lax.scan(body, (state, best), None, length=num_steps)
+    (state, best), history = _loop.scan_steps(
+        body,
+        (state, best),
+        data,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        step_keys=model_state is not None,
+    )
     if track_best:
-        loss, constraint = last_terms(state.params, data)
+        loss, constraint = last_terms(state.params, data, state.model_state)
         better = jnp.all(constraint <= target) & (loss < best[1])
         last = (state.params, loss.astype(loss_dtype), jnp.asarray(num_steps, jnp.int32))
         best = jax.tree.map(lambda c, b: jnp.where(better, c, b), last, best)
     return state, (best[0], best[2]), history
 
 
-def _task_and_dual_terms(loss_fn, dual_fn, model, params, batch):
-    """The task loss and the dual constraint of ``params`` (one forward pass)."""
-    out = _outputs(model, params, batch)
+def _measure(dual_fn, model, iterates, model_state, batch):
+    """The dual constraint of each of ``iterates`` on ``batch`` (evaluation mode)."""
+    return tuple(
+        jnp.asarray(dual_fn(_forward(model, p, batch, None, model_state)[0], batch))
+        for p in iterates
+    )
+
+
+def _task_and_dual_terms(loss_fn, dual_fn, model, params, batch, model_state=None):
+    """The task loss and the dual constraint of ``params`` (one forward pass, in evaluation
+    mode for a stateful model)."""
+    out, _ = _forward(model, params, batch, None, model_state)
     return loss_fn(out, batch), jnp.asarray(dual_fn(out, batch))

@@ -8,6 +8,7 @@ update goes through :mod:`fairjax._loop`. The shared vocabulary of the package (
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -31,6 +32,19 @@ Model = Callable[[PyTree, PyTree], PyTree]
 def _outputs(model: Model | None, params: PyTree, batch: PyTree) -> PyTree:
     """What the loss and fairness terms receive: ``model(params, batch)``, or the parameters."""
     return params if model is None else model(params, batch)
+
+
+def _forward(
+    model: Model | None, params: PyTree, batch: PyTree, key: Any, model_state: PyTree
+) -> tuple[PyTree, PyTree]:
+    """``(outputs, new model state)``. Stateless (``model_state is None``): ``model(params,
+    batch)``. Stateful: ``model(params, batch, key, model_state) -> (outputs, model_state)``,
+    with ``key=None`` meaning evaluation (no dropout, running statistics)."""
+    if model_state is None:
+        return _outputs(model, params, batch), None
+    if model is None:
+        raise ValueError("`model_state` needs a `model=` (the function that uses the state).")
+    return model(params, batch, key, model_state)
 
 
 # ----------------------------------------------------------------------------- task loss
@@ -71,15 +85,20 @@ class TrainState(NamedTuple):
       params: the model parameters (any PyTree).
       opt_state: the optax optimizer state.
       step: number of updates applied, an int32 scalar.
+      model_state: the auxiliary (non-trained) state of a stateful objective, e.g. batch-norm
+        statistics (``None`` for a stateless one; see :func:`fit`).
     """
 
     params: PyTree
     opt_state: optax.OptState
     step: Array
+    model_state: PyTree = None
 
 
-def init_state(params: PyTree, optimizer: optax.GradientTransformation) -> TrainState:
-    """The training state before the first update.
+def init_state(
+    params: PyTree, optimizer: optax.GradientTransformation, model_state: PyTree = None
+) -> TrainState:
+    """The training state before the first update (``model_state``: see :func:`fit`).
 
     Example:
       >>> import jax.numpy as jnp, optax
@@ -87,7 +106,7 @@ def init_state(params: PyTree, optimizer: optax.GradientTransformation) -> Train
       >>> init_state({"w": jnp.zeros(3)}, optax.sgd(0.1)).step
       Array(0, dtype=int32)
     """
-    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), model_state)
 
 
 def penalized(
@@ -111,9 +130,13 @@ def penalized(
         so ``jax.vmap`` over it trains one model per weight (see :func:`pareto_sweep`).
       model: optional ``model(params, batch) -> outputs`` :math:`f_\theta(B)`, evaluated once
         and passed to every term (one forward and one backward pass, however many terms).
+        A stateful model (dropout, batch norm) is ``model(params, batch, key, model_state) ->
+        (outputs, model_state)``: see :func:`fit`.
 
     Returns:
-      ``objective(params, batch) -> scalar``.
+      ``objective(params, batch) -> scalar``; called as ``objective(params, batch, key,
+      model_state)`` (what :func:`fit` does when given ``model_state``) it runs a stateful
+      ``model`` and returns ``(scalar, new model_state)``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -141,23 +164,33 @@ def penalized(
     for lk in lams:
         v.check_scalars(lk, "lam", nonnegative=True)
 
-    def objective(params: PyTree, batch: PyTree) -> Array:
-        out = _outputs(model, params, batch)
+    def objective(
+        params: PyTree, batch: PyTree, key: Any = None, model_state: PyTree = None
+    ) -> Any:
+        out, new_state = _forward(model, params, batch, key, model_state)
         total = loss_fn(out, batch)
         for fn, lk in zip(fns, lams, strict=True):
             total = total + lk * fn(out, batch)
-        return total
+        return total if model_state is None else (total, new_state)
 
     return objective
 
 
 def _raw_step(objective: Objective, optimizer: optax.GradientTransformation):
-    """:func:`fairjax._loop.make_step` on a :class:`TrainState` (plain, not jitted)."""
-    update = _loop.make_step(objective, optimizer)
+    """:func:`fairjax._loop.make_step` on a :class:`TrainState` (plain, not jitted); a state
+    with a ``model_state`` calls ``objective(params, batch, key, model_state) -> (loss,
+    model_state)``."""
+    plain = _loop.make_step(objective, optimizer)
+    stateful = _loop.make_step(lambda p, x: objective(p, *x), optimizer, has_aux=True)
 
-    def step(state: TrainState, batch: PyTree) -> tuple[TrainState, Array]:
-        params, opt_state, loss = update(state.params, state.opt_state, batch)
-        return TrainState(params, opt_state, state.step + 1), loss
+    def step(state: TrainState, batch: PyTree, key: Any = None) -> tuple[TrainState, Array]:
+        if state.model_state is None:
+            params, opt_state, loss = plain(state.params, state.opt_state, batch)
+            new = None
+        else:
+            x = (batch, key, state.model_state)
+            params, opt_state, (loss, new) = stateful(state.params, state.opt_state, x)
+        return TrainState(params, opt_state, state.step + 1, new), loss
 
     return step
 
@@ -174,8 +207,9 @@ def make_step(
         your own ``lax.scan`` or ``vmap``.
 
     Returns:
-      ``step(state, batch) -> (new_state, loss)`` where ``loss`` is the objective before the
-      update.
+      ``step(state, batch, key=None) -> (new_state, loss)`` where ``loss`` is the objective
+      before the update; a ``state`` with a ``model_state`` (see :func:`init_state`) runs a
+      stateful objective with the per-step ``key`` (see :func:`fit`).
 
     Example:
       >>> import jax.numpy as jnp, optax
@@ -209,35 +243,58 @@ class FitResult(NamedTuple):
     finite: bool = True
 
 
-def _num_rows(data: PyTree) -> int:
-    leaves = jax.tree_util.tree_leaves(data)
-    if not leaves:
-        raise ValueError("`data` must hold at least one array.")
-    n = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in leaves}
-    if len(n) != 1 or -1 in n:
-        raise ValueError(
-            f"every array of `data` must have the samples on its leading axis, got {sorted(n)}."
-        )
-    return n.pop()
-
-
-def _epoch(objective: Objective, optimizer: optax.GradientTransformation, batch_size: int | None):
-    """One compiled epoch ``epoch(state, data, key) -> (state, mean loss)``: one full-batch
-    step, or a scan over the rows shuffled by ``key`` in mini-batches of ``batch_size``."""
+def _chunk(objective: Objective, optimizer: optax.GradientTransformation, batch_size, length):
+    """One compiled run of ``length`` steps ``chunk(state, data, key) -> (state, mean loss)``
+    under the loop's mini-batching convention (:func:`fairjax._loop.scan_steps`)."""
     step = _raw_step(objective, optimizer)
 
     @jax.jit
-    def epoch(state, data, key):
-        if batch_size is None:
-            return step(state, data)
-        batches = _loop.shuffled_batches(data, key, batch_size=batch_size)
-        params, opt_state, losses = _loop.run(
-            objective, optimizer, state.params, xs=batches, opt_state=state.opt_state
+    def chunk(state, data, key):
+        state, losses = _loop.scan_steps(
+            step,
+            state,
+            data,
+            num_steps=length,
+            batch_size=batch_size,
+            key=key,
+            step_keys=state.model_state is not None,
         )
-        num_batches = jax.tree_util.tree_leaves(batches)[0].shape[0]
-        return TrainState(params, opt_state, state.step + num_batches), jnp.mean(losses)
+        return state, jnp.mean(losses)
 
-    return epoch
+    return chunk
+
+
+def _array_chunks(objective, optimizer, state, data, *, total, per, batch_size, key):
+    """Yields ``(state, mean loss)`` after each epoch (``per`` steps; the last may be shorter)."""
+    chunks = {}
+    done = 0
+    while done < total:
+        length = min(per, total - done)
+        if length not in chunks:
+            chunks[length] = _chunk(objective, optimizer, batch_size, length)
+        sub = None
+        if key is not None:
+            key, sub = jax.random.split(key)
+        state, loss = chunks[length](state, data, sub)
+        done += length
+        yield state, loss
+
+
+def _stream_chunks(objective, optimizer, state, stream, *, total, per, key):
+    """Yields ``(state, mean loss)`` every ``per`` batches of a Python iterator (one compiled
+    step per batch shape), and after the last batch; at most ``total`` steps."""
+    step = jax.jit(_raw_step(objective, optimizer))
+    losses, t = [], 0
+    for batch in itertools.islice(stream, total):
+        sub = None if key is None else jax.random.fold_in(key, t)
+        state, loss = step(state, batch, sub)
+        losses.append(loss)
+        t += 1
+        if len(losses) == per:
+            yield state, jnp.mean(jnp.stack(losses))
+            losses = []
+    if losses:
+        yield state, jnp.mean(jnp.stack(losses))
 
 
 class _Progress:
@@ -262,7 +319,7 @@ class _Progress:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4g}")
         else:
-            sys.stderr.write(f"\repoch {epoch + 1}/{self.total}  loss {loss:.4g}")
+            sys.stderr.write(f"\repoch {epoch + 1}/{self.total or '?'}  loss {loss:.4g}")
             sys.stderr.flush()
 
     def close(self) -> None:
@@ -279,31 +336,60 @@ def fit(
     *,
     optimizer: optax.GradientTransformation,
     num_epochs: int = 100,
+    num_steps: int | None = None,
     batch_size: int | None = None,
     key: Array | None = None,
+    model_state: PyTree = None,
+    eval_every: int = 100,
     validation_data: PyTree | None = None,
     patience: int | None = None,
     min_delta: float = 0.0,
     progress: bool | None = None,
 ) -> FitResult:
-    """Minimises ``objective`` over ``data``, full-batch or in shuffled mini-batches.
+    """Minimises ``objective`` over ``data``: full batch, shuffled mini-batches, or a stream.
 
-    Each epoch is one compiled program (a ``lax.scan`` over the mini-batches), so the Python
-    loop only runs once per epoch, for early stopping and the progress bar. Mini-batches have a
-    static size: each epoch shuffles the rows and drops the last ``n % batch_size`` of them
-    (different ones every epoch). With ``patience``, training stops once the monitored loss (the
-    validation objective if ``validation_data`` is given, else the epoch's mean training
-    objective) has not improved by more than ``min_delta`` for ``patience`` epochs, and the best
-    parameters are returned.
+    The budget follows the trainers' one convention (:func:`fit_constrained`,
+    :func:`pareto_sweep`): ``num_steps`` updates, full batch by default, shuffled mini-batches
+    with ``batch_size`` and ``key``. ``num_epochs`` (kept, the default budget) counts passes
+    over the data instead: ``num_epochs * (n // batch_size)`` steps with mini-batches,
+    ``num_epochs`` steps full batch; ``num_steps``, when given, wins. Each epoch (``n //
+    batch_size`` steps; the last may be partial) is one compiled ``lax.scan``, so the Python
+    loop runs once per epoch, for early stopping and the progress bar; each epoch shuffles the
+    rows and drops the last ``n % batch_size`` of them (different ones every epoch). With
+    ``patience``, training stops once the monitored loss (the validation objective if
+    ``validation_data`` is given, else the epoch's mean training objective) has not improved by
+    more than ``min_delta`` for ``patience`` epochs, and the best parameters are returned.
+
+    **A stream of batches.** ``data`` may be a Python iterator or any iterable of batches that
+    is not a PyTree container (a generator, a ``grain`` data loader): one compiled step per
+    batch (one compilation per batch shape), ``num_steps`` at most (default: until the stream
+    ends; ``num_epochs`` and ``batch_size`` do not apply), and an "epoch" of the history, the
+    validation and ``patience`` is every ``eval_every`` steps. Pass a list of batches as
+    ``iter(batches)`` (a list is a PyTree).
+
+    **Random keys and state (dropout, batch norm).** With ``model_state`` (any PyTree; ``{}``
+    for a model with dropout and no state) the objective is called
+    ``objective(params, batch, key, model_state) -> (loss, new_model_state)``: ``key`` is a
+    fresh PRNG key per step (split from ``key``, which is then required), the returned state is
+    carried to the next step and not differentiated (e.g. batch-norm statistics), and the
+    validation objective is called with ``key=None``, meaning evaluation (no dropout, running
+    statistics). :func:`penalized` builds such an objective from a stateful ``model``. The
+    final state is ``result.state.model_state``.
 
     Args:
-      objective: ``objective(params, batch) -> scalar``, e.g. from :func:`penalized`.
+      objective: ``objective(params, batch) -> scalar``, e.g. from :func:`penalized` (stateful
+        form above with ``model_state``).
       params: initial parameters (any PyTree).
-      data: PyTree of arrays with the ``n`` samples on the leading axis (e.g. ``(X, y, s)``).
+      data: PyTree of arrays with the ``n`` samples on the leading axis (e.g. ``(X, y, s)``),
+        or an iterator/iterable of such batches.
       optimizer: any optax ``GradientTransformation``.
       num_epochs: maximum number of passes over the data (full-batch: number of steps).
+      num_steps: maximum number of updates (overrides ``num_epochs``).
       batch_size: rows per mini-batch (``None``: full batch, one step per epoch).
-      key: PRNG key for the shuffling (required with ``batch_size``).
+      key: PRNG key for the shuffling and the per-step keys (required with ``batch_size`` or
+        ``model_state``).
+      model_state: initial auxiliary state of a stateful objective (``None``: stateless).
+      eval_every: steps per history entry for a stream of batches.
       validation_data: optional PyTree like ``data``; its objective is logged and monitored.
       patience: epochs without improvement before stopping; ``None`` never stops early.
       min_delta: the improvement that counts.
@@ -320,31 +406,70 @@ def fit(
       >>> res = fit(mse, jnp.zeros(()), data, optimizer=optax.adam(0.1), num_epochs=200)
       >>> round(float(res.state.params), 3)
       2.0
+      >>> stream = ((jnp.arange(4.0), 2 * jnp.arange(4.0)) for _ in range(200))
+      >>> res = fit(mse, jnp.zeros(()), stream, optimizer=optax.adam(0.1))
+      >>> round(float(res.state.params), 3), res.train_loss.shape
+      (2.0, (2,))
     """
-    n = _num_rows(data)
+    stream = _loop.is_stream(data)
     num_epochs = v.check_scalar(num_epochs, "num_epochs", integer=True, positive=True)
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True, optional=True)
+    eval_every = v.check_scalar(eval_every, "eval_every", integer=True, positive=True)
     v.check_scalar(min_delta, "min_delta")
-    if batch_size is not None:
-        batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
-        if key is None:
-            raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
     patience = v.check_scalar(patience, "patience", integer=True, positive=True, optional=True)
-    epoch = _epoch(objective, optimizer, batch_size)
-    val_objective = jax.jit(objective)
-    state = init_state(params, optimizer)
+    if model_state is not None and key is None:
+        raise ValueError("`key` is required with `model_state` (it makes the per-step keys).")
+    state = init_state(params, optimizer, model_state)
+    if stream:
+        if batch_size is not None:
+            raise ValueError("`batch_size` does not apply to a stream of batches.")
+        chunks = _stream_chunks(
+            objective, optimizer, state, iter(data), total=num_steps, per=eval_every, key=key
+        )
+        total_epochs = None if num_steps is None else -(-num_steps // eval_every)
+    else:
+        n = _loop.num_rows(data)
+        per = 1
+        if batch_size is not None:
+            batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
+            if key is None:
+                raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
+            per = n // batch_size
+        total = num_epochs * per if num_steps is None else num_steps
+        chunks = _array_chunks(
+            objective, optimizer, state, data, total=total, per=per, batch_size=batch_size, key=key
+        )
+        total_epochs = -(-total // per)
+    return _monitor(
+        chunks,
+        state,
+        objective,
+        validation_data,
+        patience=patience,
+        min_delta=min_delta,
+        bar=_Progress(total_epochs, progress),
+    )
+
+
+def _monitor(chunks, state, objective, validation_data, *, patience, min_delta, bar):
+    """The epoch loop of :func:`fit`: history, validation, early stopping, divergence check."""
+    stateful = state.model_state is not None
+
+    @jax.jit
+    def val_objective(params, model_state, batch):
+        if stateful:
+            return objective(params, batch, None, model_state)[0]
+        return objective(params, batch)
+
     best_state, best, best_epoch, wait = state, np.inf, 0, 0
     train_hist, val_hist = [], []
-    bar = _Progress(num_epochs, progress)
     try:
-        for e in range(num_epochs):
-            sub = None
-            if key is not None:
-                key, sub = jax.random.split(key)
-            state, loss = epoch(state, data, sub)
+        for e, (state, loss) in enumerate(chunks):
             train_hist.append(float(loss))
             monitored = train_hist[-1]
             if validation_data is not None:
-                val_hist.append(float(val_objective(state.params, validation_data)))
+                val = val_objective(state.params, state.model_state, validation_data)
+                val_hist.append(float(val))
                 monitored = val_hist[-1]
             bar.update(e, monitored)
             if patience is None:
@@ -358,6 +483,8 @@ def fit(
                     break
     finally:
         bar.close()
+    if not train_hist:
+        raise ValueError("`data` is an empty stream: no batch to train on.")
     last = [h[best_epoch] for h in (train_hist, val_hist) if h]
     ok = _loop.finite("training.fit", best_state.params, last)
     return FitResult(best_state, np.asarray(train_hist), np.asarray(val_hist), best_epoch, ok)

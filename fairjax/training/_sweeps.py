@@ -23,7 +23,7 @@ from ._lagrangian import (
     _task_and_dual_terms,
     make_constrained_step,
 )
-from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _outputs, penalized
+from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _forward, penalized
 
 
 class SweepResult(NamedTuple):
@@ -45,13 +45,35 @@ class SweepResult(NamedTuple):
     finite: Any = True
 
 
-def _train_fixed_steps(loss_fn, penalty_fn, optimizer, num_steps, model, params, data, lam):
-    """Full-batch penalised training for ``num_steps`` steps (pure, vmappable over ``lam``)."""
+def _train_fixed_steps(
+    loss_fn, penalty_fn, optimizer, num_steps, model, batch_size, params, data, key, ms, lam
+):
+    """Penalised training for ``num_steps`` steps under the loop's mini-batching convention
+    (pure, vmappable over ``lam``); a stateful ``model`` when ``ms`` is not None."""
     objective = penalized(loss_fn, penalty_fn, lam, model=model)
-    params, _, _ = _loop.run(
-        lambda p, _: objective(p, data), optimizer, params, num_steps=num_steps
+    if ms is None:
+        step = _loop.make_step(objective, optimizer)
+    else:
+        step = _loop.make_step(lambda p, x: objective(p, *x), optimizer, has_aux=True)
+
+    def body(carry, batch, k):
+        p, s, m = carry
+        if m is None:
+            p, s, _ = step(p, s, batch)
+        else:
+            p, s, (_, m) = step(p, s, (batch, k, m))
+        return (p, s, m), None
+
+    (params, _, ms), _ = _loop.scan_steps(
+        body,
+        (params, optimizer.init(params), ms),
+        data,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        step_keys=ms is not None,
     )
-    out = _outputs(model, params, data)
+    out, _ = _forward(model, params, data, None, ms)
     return params, loss_fn(out, data), penalty_fn(out, data)
 
 
@@ -64,14 +86,20 @@ def pareto_sweep(
     *,
     optimizer: optax.GradientTransformation,
     num_steps: int = 1000,
+    batch_size: int | None = None,
+    key: Array | None = None,
+    model_state: PyTree = None,
     model: Model | None = None,
 ) -> SweepResult:
     r"""Trains one model per penalty weight, all at once with ``jax.vmap`` (one compilation).
 
     For each :math:`\lambda_k` it minimises :math:`L(\theta) + \lambda_k P(\theta)` from the
-    same initial parameters with ``num_steps`` full-batch updates of ``optimizer``; the K
-    trainings are one batched program, so the data is read once per step for all models and
-    the result equals K separate calls of the same training (up to floating-point reassociation).
+    same initial parameters with ``num_steps`` updates of ``optimizer``; the K trainings are one
+    batched program, so the data is read once per step for all models and the result equals K
+    separate calls of the same training (up to floating-point reassociation). Mini-batches,
+    per-step keys and a stateful ``model`` follow the convention of :func:`fit` and
+    :func:`fit_constrained` (``batch_size``, ``key``, ``model_state``); every model sees the
+    same mini-batches and keys. The returned loss and penalty are measured on the full data.
 
     Args:
       loss_fn: ``loss_fn(params, batch) -> scalar``.
@@ -80,7 +108,10 @@ def pareto_sweep(
       data: the training batch (PyTree of arrays).
       lams: penalty weights, shape ``(K,)``.
       optimizer: optax optimizer.
-      num_steps: number of full-batch updates per model.
+      num_steps: number of updates per model.
+      batch_size: rows per mini-batch (``None``: full batch); needs ``key``.
+      key: PRNG key of the shuffling and of the per-step keys.
+      model_state: initial state of a stateful ``model`` (see :func:`fit_constrained`).
       model: optional ``model(params, batch) -> outputs``; the loss and the penalty then
         take ``(outputs, batch)`` and the model runs once per step (see :func:`penalized`).
 
@@ -103,26 +134,58 @@ def pareto_sweep(
         raise ValueError(f"`lams` must have shape (K,), got {lams.shape}.")
     if not jnp.issubdtype(lams.dtype, jnp.floating):
         lams = lams.astype(jnp.result_type(float))
+    batch_size = _check_batching(data, batch_size, key, model_state)
     p, loss, pen = _sweep(
         loss_fn=loss_fn,
         penalty_fn=penalty_fn,
         optimizer=optimizer,
         num_steps=num_steps,
         model=model,
+        batch_size=batch_size,
         params=params,
         data=data,
+        key=key,
+        model_state=model_state,
         lams=lams,
     )
     ok = _loop.finite("training.pareto_sweep", p, loss, pen, batched=True)
     return SweepResult(p, lams, loss, pen, ok)
 
 
+def _check_batching(data, batch_size, key, model_state):
+    """The mini-batching arguments of the sweeps, checked as :func:`fit_constrained` does."""
+    if (batch_size is not None or model_state is not None) and key is None:
+        raise ValueError("`key` is required with `batch_size` or `model_state`.")
+    if batch_size is None:
+        return None
+    n = _loop.num_rows(data)
+    return v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
+
+
 @functools.partial(
-    jax.jit, static_argnames=("loss_fn", "penalty_fn", "optimizer", "num_steps", "model")
+    jax.jit,
+    static_argnames=("loss_fn", "penalty_fn", "optimizer", "num_steps", "model", "batch_size"),
 )
-def _sweep(*, loss_fn, penalty_fn, optimizer, num_steps, model, params, data, lams):
-    train = functools.partial(_train_fixed_steps, loss_fn, penalty_fn, optimizer, num_steps, model)
-    return jax.vmap(train, in_axes=(None, None, 0))(params, data, lams)
+def _sweep(
+    *,
+    loss_fn,
+    penalty_fn,
+    optimizer,
+    num_steps,
+    model,
+    batch_size,
+    params,
+    data,
+    key,
+    model_state,
+    lams,
+):
+    train = functools.partial(
+        _train_fixed_steps, loss_fn, penalty_fn, optimizer, num_steps, model, batch_size
+    )
+    return jax.vmap(train, in_axes=(None, None, None, None, 0))(
+        params, data, key, model_state, lams
+    )
 
 
 class ConstrainedSweepResult(NamedTuple):
@@ -155,6 +218,9 @@ def constrained_sweep(
     optimizer: optax.GradientTransformation,
     multiplier_optimizer: optax.GradientTransformation | None = None,
     num_steps: int = 1000,
+    batch_size: int | None = None,
+    key: Array | None = None,
+    model_state: PyTree = None,
     dual_constraint_fn: Objective | None = None,
     iterate: str = "last",
     tolerance: float = 0.0,
@@ -168,8 +234,9 @@ def constrained_sweep(
 
     Args:
       loss_fn: as in :func:`fit_constrained`; so are ``constraint_fn``, ``params``, ``data``,
-        ``optimizer``, ``multiplier_optimizer``, ``num_steps``, ``dual_constraint_fn``,
-        ``iterate``, ``tolerance`` (here only for ``iterate="best"``) and ``model``.
+        ``optimizer``, ``multiplier_optimizer``, ``num_steps``, ``batch_size``, ``key``,
+        ``model_state``, ``dual_constraint_fn``, ``iterate``, ``tolerance`` (here only for
+        ``iterate="best"``) and ``model`` (array data only: no stream).
       targets: the bounds, shape ``(K,)``.
 
     Returns:
@@ -196,6 +263,7 @@ def constrained_sweep(
     if multiplier_optimizer is None:
         multiplier_optimizer = _MULTIPLIER_OPTIMIZER
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
+    batch_size = _check_batching(data, batch_size, key, model_state)
     p, mu, c = _constrained_sweep(
         loss_fn=loss_fn,
         constraint_fn=constraint_fn,
@@ -205,8 +273,11 @@ def constrained_sweep(
         num_steps=num_steps,
         iterate=iterate,
         model=model,
+        batch_size=batch_size,
         params=params,
         data=data,
+        key=key,
+        model_state=model_state,
         targets=targets,
         tolerance=jnp.asarray(tolerance, targets.dtype),
     )
@@ -225,6 +296,7 @@ def constrained_sweep(
         "num_steps",
         "iterate",
         "model",
+        "batch_size",
     ),
 )
 def _constrained_sweep(
@@ -237,8 +309,11 @@ def _constrained_sweep(
     num_steps,
     iterate,
     model,
+    batch_size,
     params,
     data,
+    key,
+    model_state,
     targets,
     tolerance,
 ):
@@ -264,10 +339,14 @@ def _constrained_sweep(
             num_steps,
             iterate == "best",
             functools.partial(_task_and_dual_terms, loss_fn, dual_fn, model),
+            batch_size,
+            key,
+            model_state,
         )
         chosen = state.params
         if iterate == "best":
             chosen = jax.tree.map(lambda b, last: jnp.where(best_step >= 0, b, last), best, chosen)
-        return chosen, state.multiplier, dual_fn(_outputs(model, chosen, data), data)
+        out, _ = _forward(model, chosen, data, None, state.model_state)
+        return chosen, state.multiplier, dual_fn(out, data)
 
     return jax.vmap(one)(targets)
