@@ -100,7 +100,7 @@ def test_minibatch_sweep_equals_separate_minibatch_sweeps():
 
 @pytest.mark.slow
 def test_minibatch_fit_constrained_meets_the_bound_on_the_full_data():
-    train, test = _data()
+    train, _ = _data()
     res = training.fit_constrained(
         _loss,
         _penalty,
