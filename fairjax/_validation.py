@@ -176,7 +176,10 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
                 f"matrix), got a 1-D array of dtype {arr.dtype}."
             )
         if num_groups is None:
-            raise ValueError("`num_groups` is required (a static int) when `groups` holds ids.")
+            raise ValueError(
+                "`num_groups` is required (a static int) when `groups` holds traced ids (under "
+                "jit); outside jit it is inferred from concrete labels."
+            )
         check_num_groups(num_groups)
         if is_concrete(arr) and arr.size:
             # Compared as Python ints: a narrow dtype (uint8 ids, num_groups=300) would wrap
@@ -199,6 +202,60 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
     if n is not None:
         check_length(arr, n, "groups", "the data")
     return arr
+
+
+def factorize_groups(
+    groups: object, num_groups: int | None = None
+) -> tuple[np.ndarray, int, list] | None:
+    """Group labels of any kind as integer codes, at the edge (concrete inputs only).
+
+    Strings, objects and pandas categoricals become codes ``0..G-1`` with their names (sorted
+    labels; a categorical keeps its category order, observed categories only), and concrete
+    integer ids without ``num_groups`` get ``num_groups = max + 1`` (names ``0..G-1``).
+
+    Returns:
+      ``(codes, num_groups, names)``, or ``None`` when ``groups`` need no factorising (integer
+      ids with ``num_groups``, a membership matrix, traced values, float ids left to
+      :func:`check_groups`).
+    """
+    if isinstance(groups, jax.core.Tracer) or groups is None:
+        return None
+    categorical = getattr(getattr(groups, "dtype", None), "name", None) == "category"
+    if categorical:
+        cat = getattr(groups, "cat", None) or groups  # a Series' accessor, or a Categorical
+        codes = np.asarray(cat.codes)
+        if np.any(codes < 0):
+            raise ValueError("`groups` has missing labels (NaN in a categorical).")
+        used = np.unique(codes)
+        names = [cat.categories[int(c)] for c in used]
+        codes = np.searchsorted(used, codes)
+    else:
+        try:
+            arr = np.asarray(groups)
+        except (TypeError, ValueError):
+            return None
+        if arr.ndim != 1:
+            return None
+        if arr.dtype.kind in "iub":
+            if num_groups is not None or not arr.size:
+                return None
+            top = int(arr.max()) + 1
+            if int(arr.min()) < 0:
+                return None  # check_groups reports the range
+            return arr.astype(np.int32), top, list(range(top))
+        if arr.dtype.kind not in "OUS":
+            return None
+        if any(x is None or (isinstance(x, float) and x != x) for x in arr.tolist()):
+            raise ValueError("`groups` has missing labels (None or NaN).")
+        try:
+            names, codes = np.unique(arr, return_inverse=True)
+        except TypeError as err:
+            raise TypeError(f"`groups` labels must be sortable (one type), got {err}.") from None
+        names = names.tolist()
+    if num_groups is not None and len(names) > num_groups:
+        raise ValueError(f"`groups` has {len(names)} labels, more than num_groups={num_groups}.")
+    size = len(names) if num_groups is None else int(num_groups)
+    return np.asarray(codes, np.int32).reshape(-1), size, names
 
 
 def _raise_id_range(ids: np.ndarray, num_groups: int) -> None:

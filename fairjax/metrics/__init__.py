@@ -37,10 +37,11 @@ from fairjax.metrics._parity import (
 )
 from fairjax.metrics._regression import group_loss_difference, worst_group_loss
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
-from fairjax.metrics._tables import BootstrapResult, bootstrap, by_group
+from fairjax.metrics._tables import BootstrapResult, GroupTable, bootstrap, by_group, group_table
 
 __all__ = [
     "BootstrapResult",
+    "GroupTable",
     "audit_report",
     "binned_parity_difference",
     "bootstrap",
@@ -51,6 +52,7 @@ __all__ = [
     "equal_opportunity_difference",
     "equalized_odds_difference",
     "group_loss_difference",
+    "group_table",
     "hgr_correlation",
     "hsic",
     "ks_unfairness",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from fairjax import _validation as v
 
@@ -10,6 +11,19 @@ Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 # ----------------------------------------------------------------------------- validation
+
+
+def labelled_groups(groups: ArrayLike, num_groups: int | None) -> ArrayLike:
+    """Any group labels as the metrics take them: labels of any kind (strings, pandas
+    categoricals, concrete integer ids without ``num_groups``) become a one-hot ``(n, G)``
+    membership matrix (which every metric takes without ``num_groups``); others pass as they
+    are. The one place the metrics factorise labels (:func:`fairjax._validation.factorize_groups`).
+    """
+    fact = v.factorize_groups(groups, num_groups)
+    if fact is None:
+        return groups
+    codes, size, _ = fact
+    return np.eye(size, dtype=np.float32)[codes]
 
 
 def check_inputs(
@@ -35,7 +49,7 @@ def check_inputs(
         true = v.as_array(y_true, "y_true", ndim=1)
         v.check_length(true, n, "y_true", pred_name)
         v.check_binary(true, "y_true")
-    grp = v.check_groups(groups, num_groups=num_groups, n=n)
+    grp = v.check_groups(labelled_groups(groups, num_groups), num_groups=num_groups, n=n)
     w = v.check_weights(weights, n)
     return true, pred, grp, w
 
@@ -50,6 +64,8 @@ def check_regression_inputs(
     v.check_length(true, pred.shape[0], "y_true", "y_pred")
     v.check_finite(pred, "y_pred")
     v.check_finite(true, "y_true")
-    grp = v.check_groups(groups, num_groups=num_groups, n=pred.shape[0])
+    grp = v.check_groups(
+        labelled_groups(groups, num_groups), num_groups=num_groups, n=pred.shape[0]
+    )
     w = v.check_weights(weights, pred.shape[0])
     return true, pred, grp, w

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Hashable
 from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.extend as jex
 import jax.numpy as jnp
+import numpy as np
 
 from fairjax import _validation as v
 from fairjax import criteria
@@ -36,15 +38,37 @@ def _by_group(y_true, y_pred, groups, weights, num_groups, task, axis_name):
             y_pred, groups, y_true, criterion="equalized_odds", **kw
         )
         out["base_rate"] = gs.group_means(y_true, groups, **kw)
-    else:
-        out["mean_prediction"] = gs.group_means(y_pred, groups, **kw)
-        out["mean_target"] = gs.group_means(y_true, groups, **kw)
-        out["mae"] = gs.group_means(jnp.abs(err), groups, **kw)
+        # The mean squared error of probabilities is the Brier score (of decisions, the error
+        # rate): an RMSE is a regression statistic.
+        out["brier_score"] = gs.group_means(err**2, groups, **kw)
+        return out
+    out["mean_prediction"] = gs.group_means(y_pred, groups, **kw)
+    out["mean_target"] = gs.group_means(y_true, groups, **kw)
+    out["mae"] = gs.group_means(jnp.abs(err), groups, **kw)
     mse = gs.group_means(err**2, groups, **kw)
     # Double where: sqrt's gradient is infinite at 0 (a group predicted exactly); give it 0.
     positive = mse > 0
     out["rmse"] = jnp.where(positive, jnp.sqrt(jnp.where(positive, mse, 1)), 0)
     return out
+
+
+class _Table(dict):
+    """``by_group``'s dict; ``table["rmse"]`` of a classification call still answers (the root
+    of ``brier_score``) with a :class:`DeprecationWarning`; ``names`` are the group labels."""
+
+    names: list
+
+    def __getitem__(self, key):
+        if key == "rmse" and "brier_score" in self:
+            warnings.warn(
+                "by_group's 'rmse' of a classification call is deprecated: it is the root of "
+                "'brier_score' (jnp.sqrt(table['brier_score'])); 'rmse' stays in "
+                "task='regression'.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return jnp.sqrt(dict.__getitem__(self, "brier_score"))
+        return dict.__getitem__(self, key)
 
 
 def by_group(
@@ -56,13 +80,16 @@ def by_group(
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
     task: Literal["classification", "regression"] = "classification",
-) -> dict[str, Array]:
+    as_frame: bool = False,
+) -> Any:
     """Per-group table of performance and rates, like fairlearn's ``MetricFrame.by_group``.
 
     For ``task="classification"`` (``y_true`` binary, ``y_pred`` decisions or probabilities):
     ``count`` (total weight), ``accuracy``, ``selection_rate``, ``tpr``, ``fpr``,
-    ``base_rate`` (share of positive labels) and ``rmse`` (for probabilities, the root Brier
-    score). For ``task="regression"``: ``count``, ``mean_prediction``, ``mean_target``,
+    ``base_rate`` (share of positive labels) and ``brier_score`` (the mean squared error of
+    the probabilities; of decisions, the error rate). ``"rmse"`` is no longer among them: it
+    still answers, deprecated, as the root of ``brier_score``. For ``task="regression"``:
+    ``count``, ``mean_prediction``, ``mean_target``,
     ``mae`` and ``rmse``. A statistic over an empty set (a group with no rows, or TPR in a group
     with no positives) is 0; check ``count`` (and :func:`fairjax.groups.group_counts` with
     ``labels=``) to tell it apart. With probabilities, accuracy is the expected accuracy of the
@@ -71,15 +98,20 @@ def by_group(
     Args:
       y_true: labels (binary for classification) or targets, shape ``(n,)``.
       y_pred: decisions/probabilities or regression predictions, shape ``(n,)``.
-      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
-      num_groups: static number of groups (required for integer ids).
+      groups: integer ids ``(n,)``, labels of any kind (strings, a pandas categorical:
+        factorised, names kept) or membership matrix ``(n, G)``.
+      num_groups: static number of groups (inferred from concrete labels; required for
+        traced ids under ``jit``).
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
         the rows and the result is the metric of the whole batch (see the module docstring).
       task: ``"classification"`` or ``"regression"``.
+      as_frame: return a pandas ``DataFrame`` indexed by the group names (needs pandas).
 
     Returns:
-      Dict from statistic name to an array of shape ``(G,)``.
+      Dict from statistic name to an array of shape ``(G,)`` (its ``names`` attribute: the
+      group labels), or with ``as_frame`` a ``DataFrame``. :func:`group_table` adds the
+      overall row, differences and ratios.
 
     Example:
       >>> import jax.numpy as jnp
@@ -91,12 +123,117 @@ def by_group(
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"`task` must be 'classification' or 'regression', got {task!r}.")
+    names = None
+    fact = v.factorize_groups(groups, num_groups)
+    if fact is not None:
+        groups, num_groups, names = fact
+    elif num_groups is not None and jnp.ndim(groups) == 1:
+        names = list(range(num_groups))
     if task == "classification":
         true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     else:
         true, pred, grp, w = check_regression_inputs(y_true, y_pred, groups, num_groups, weights)
     dtype = v.float_dtype(true, pred)
-    return _by_group(true.astype(dtype), pred.astype(dtype), grp, w, num_groups, task, axis_name)
+    out = _by_group(true.astype(dtype), pred.astype(dtype), grp, w, num_groups, task, axis_name)
+    table = _Table(out)
+    table.names = names if names is not None else list(range(grp.shape[1]))
+    return _frame(table) if as_frame else table
+
+
+def _frame(table: _Table) -> Any:
+    """A per-group table as a pandas DataFrame indexed by the group names."""
+    try:
+        import pandas as pd
+    except ImportError as err:
+        raise ImportError("`as_frame=True` needs pandas: pip install pandas") from err
+    cols = {k: np.asarray(val) for k, val in table.items()}
+    return pd.DataFrame(cols, index=pd.Index(table.names, name="group"))
+
+
+class GroupTable(NamedTuple):
+    """A named per-group table, like fairlearn's ``MetricFrame`` (see :func:`group_table`).
+
+    Attributes:
+      by_group: statistic name -> per-group values (a pandas ``DataFrame`` indexed by the
+        group names with ``as_frame``).
+      overall: statistic name -> the value on all rows (a ``Series`` with ``as_frame``).
+      difference: largest minus smallest value over the non-empty groups (fairlearn's
+        ``difference(method="between_groups")``).
+      ratio: smallest over largest value over the non-empty groups (1 when the largest is 0).
+      names: the group labels, in the order of the rows.
+    """
+
+    by_group: Any
+    overall: Any
+    difference: Any
+    ratio: Any
+    names: list
+
+
+def group_table(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    groups: ArrayLike,
+    *,
+    num_groups: int | None = None,
+    weights: ArrayLike | None = None,
+    task: Literal["classification", "regression"] = "classification",
+    as_frame: bool | None = None,
+) -> GroupTable:
+    r"""Per-group statistics with the overall value, differences and ratios (a ``MetricFrame``).
+
+    The statistics of :func:`by_group` for each group (any labels: strings and pandas
+    categoricals keep their names), the same on all rows, and across the non-empty groups
+    (``count > 0``) the difference :math:`\max_g r_g - \min_g r_g` and the ratio
+    :math:`\min_g r_g / \max_g r_g` of each statistic (for ``selection_rate`` they are the
+    demographic-parity difference and ratio). Concrete inputs only (it reads group names).
+
+    Args:
+      y_true, y_pred, groups, num_groups, weights, task: as in :func:`by_group`.
+      as_frame: pandas objects (``None``: when pandas is installed), else NumPy dicts.
+
+    Returns:
+      A :class:`GroupTable`.
+
+    Example:
+      >>> import numpy as np
+      >>> from fairjax.metrics import group_table
+      >>> t = group_table(np.array([1, 0, 1, 1]), np.array([1, 0, 0, 1]),
+      ...                 np.array(["a", "a", "b", "b"]), as_frame=False)
+      >>> t.names, t.by_group["accuracy"], float(t.difference["accuracy"])
+      (['a', 'b'], array([1. , 0.5], dtype=float32), 0.5)
+    """
+    table = by_group(y_true, y_pred, groups, num_groups=num_groups, weights=weights, task=task)
+    overall = by_group(
+        y_true,
+        y_pred,
+        np.zeros(np.shape(y_pred)[0], np.int32),
+        num_groups=1,
+        weights=weights,
+        task=task,
+    )
+    present = np.asarray(table["count"]) > 0
+    per = {k: np.asarray(val) for k, val in table.items()}
+    diff, ratio = {}, {}
+    for k, val in per.items():
+        hi, lo = np.max(val[present]), np.min(val[present])
+        diff[k] = hi - lo
+        ratio[k] = lo / hi if hi > 0 else np.ones((), val.dtype)
+    total = {k: np.asarray(val)[0] for k, val in overall.items()}
+    if as_frame is None:
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            as_frame = False
+        else:
+            as_frame = True
+    if not as_frame:
+        return GroupTable(per, total, diff, ratio, table.names)
+    import pandas as pd
+
+    return GroupTable(
+        _frame(table), pd.Series(total), pd.Series(diff), pd.Series(ratio), table.names
+    )
 
 
 # ----------------------------------------------------------------------------- bootstrap
