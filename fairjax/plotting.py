@@ -8,7 +8,30 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["group_cdfs", "pareto_front"]
+from fairjax import _validation as v
+
+__all__ = ["group_cdfs", "group_styles", "pareto_front"]
+
+# The audit's axis labels (``fairjax audit --plot``), shared by :func:`group_cdfs`.
+CDF_XLABEL, CDF_YLABEL = "score", "P(score <= t | group)"
+
+
+def group_styles(num_groups: int) -> list[dict[str, Any]]:
+    """Distinct line styles for ``num_groups`` curves: ``tab10`` colours up to 10 groups,
+    ``tab20`` up to 20, then evenly spaced ``turbo`` hues; past 10 groups the line style also
+    alternates (solid, dashed, dotted), so no two curves look alike. Dicts of ``color`` and
+    ``linestyle`` for ``Axes.plot``/``step``."""
+    import matplotlib
+
+    if num_groups <= 10:
+        colours = [matplotlib.colormaps["tab10"](k) for k in range(num_groups)]
+    elif num_groups <= 20:
+        colours = [matplotlib.colormaps["tab20"](k) for k in range(num_groups)]
+    else:
+        cmap = matplotlib.colormaps["turbo"]
+        colours = [cmap(x) for x in np.linspace(0.05, 0.95, num_groups)]
+    dashes = ["-"] if num_groups <= 10 else ["-", "--", ":"]
+    return [{"color": c, "linestyle": dashes[k % len(dashes)]} for k, c in enumerate(colours)]
 
 
 def _efficient(unfairness: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
@@ -28,7 +51,7 @@ def pareto_front(
     *,
     labels: Sequence[float] | np.ndarray | None = None,
     reference: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
-    name: str = "fairjax",
+    name: str = "models",
     xlabel: str = "demographic parity difference (test)",
     ylabel: str = "accuracy (test)",
     title: str | None = "Accuracy vs unfairness",
@@ -44,10 +67,11 @@ def pareto_front(
     Args:
       unfairness: one unfairness value per model (lower is fairer), shape ``(K,)``.
       accuracy: one accuracy per model, shape ``(K,)``.
-      labels: optional per-model annotation, e.g. the penalty weights (shown beside the dots;
-        a dot near one already labelled is left unlabelled).
+      labels: optional per-model annotation, e.g. the penalty weights, shown beside the dots;
+        dots that overlap (within 8% across and 5% up of the axes) share one annotation that
+        lists their labels, so every model stays labelled.
       reference: ``{"name": (unfairness, accuracy)}`` of other methods, drawn as crosses.
-      name: legend entry of the main points.
+      name: legend entry of the main points (the front's line is "Pareto front").
       xlabel, ylabel, title: axis labels and title.
       ax: a matplotlib ``Axes`` to draw on; default: a new figure.
       path: if given, the figure is saved there (PNG, SVG, PDF by the suffix).
@@ -77,20 +101,10 @@ def pareto_front(
     else:
         fig = ax.figure
     front = _efficient(u, a)
-    ax.plot(u[front], a[front], "-", color="C0", alpha=0.6, label=f"{name} Pareto front")
+    ax.plot(u[front], a[front], "-", color="C0", alpha=0.6, label="Pareto front")
     ax.scatter(u, a, color="C0", s=22, zorder=3, label=name)
     if labels is not None:
-        # A label is left out when its dot is within 8% (across) and 5% (up) of the axes of a
-        # dot already labelled, so that clustered models do not print over each other.
-        scale = np.array([np.ptp(u) or 1.0, np.ptp(a) or 1.0])
-        shown: list[np.ndarray] = []
-        for x, y, lab in zip(u, a, np.asarray(labels).ravel(), strict=True):
-            here = np.array([x, y]) / scale
-            if any(abs(here[0] - q[0]) < 0.08 and abs(here[1] - q[1]) < 0.05 for q in shown):
-                continue
-            shown.append(here)
-            text = f"{lab:.3g}" if isinstance(lab, (float, np.floating)) else str(lab)
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        _annotate_clusters(ax, u, a, np.asarray(labels).ravel())
     for k, (ref_name, (ru, ra)) in enumerate((reference or {}).items()):
         ax.scatter(
             np.asarray(ru, float),
@@ -106,11 +120,30 @@ def pareto_front(
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # Outside the axes (right), so that it never covers a point.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
     return fig
+
+
+def _annotate_clusters(ax: Any, u: np.ndarray, a: np.ndarray, labels: np.ndarray) -> None:
+    """One annotation per cluster of overlapping dots (within 8% across and 5% up of the axes
+    of the cluster's first dot), listing the labels of all its dots."""
+    scale = np.array([np.ptp(u) or 1.0, np.ptp(a) or 1.0])
+    clusters: list[tuple[np.ndarray, float, float, list[str]]] = []
+    for x, y, lab in zip(u, a, labels, strict=True):
+        text = f"{lab:.3g}" if isinstance(lab, (float, np.floating)) else str(lab)
+        here = np.array([x, y]) / scale
+        for q, _, _, texts in clusters:
+            if abs(here[0] - q[0]) < 0.08 and abs(here[1] - q[1]) < 0.05:
+                texts.append(text)
+                break
+        else:
+            clusters.append((here, x, y, [text]))
+    for _, x, y, texts in clusters:
+        ax.annotate(", ".join(texts), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
 
 
 def _ks_between_groups(x: np.ndarray, g: np.ndarray, num_groups: int) -> float:
@@ -129,11 +162,12 @@ def _ks_between_groups(x: np.ndarray, g: np.ndarray, num_groups: int) -> float:
 
 def group_cdfs(
     scores: Sequence[float] | np.ndarray,
-    groups: Sequence[int] | np.ndarray,
+    groups: Any,
     *,
-    num_groups: int,
+    num_groups: int | None = None,
     group_names: Sequence[str] | None = None,
     after: Sequence[float] | np.ndarray | None = None,
+    threshold: float | None = None,
     path: str | os.PathLike | None = None,
 ) -> Any:
     """Draws each group's empirical CDF of the scores, before and (optionally) after
@@ -141,16 +175,24 @@ def group_cdfs(
 
     Demographic parity for a score means equal group distributions: after
     :func:`fairjax.postprocessing.apply_barycenter` the curves should lie on top of each other.
-    Each panel's title gives the KS unfairness, the largest vertical gap between two groups'
-    curves (:func:`fairjax.metrics.ks_unfairness`).
+    The panels are titled ``"before (KS ...)"`` and ``"after (KS ...)"`` with the KS
+    unfairness, the largest vertical gap between two groups' curves
+    (:func:`fairjax.metrics.ks_unfairness`); the axes are labelled as in ``fairjax audit
+    --plot`` (``score``, ``P(score <= t | group)``). Curves get distinct styles for any number
+    of groups (:func:`group_styles`) and the legend (names with group sizes) sits outside the
+    axes. With ``threshold`` a dotted line marks the decision threshold and a dot on each curve
+    its value there, the group's share of scores at or below it (1 - selection rate).
 
     Args:
       scores: scores before post-processing, shape ``(n,)``.
-      groups: integer group ids ``(n,)`` in ``[0, num_groups)``.
-      num_groups: number of groups.
-      group_names: optional legend names, one per group (default ``"group k"``).
+      groups: group labels ``(n,)``: integer ids in ``[0, num_groups)``, or any labels
+        (strings, a pandas categorical), whose names then label the curves.
+      num_groups: number of groups (default: inferred from the labels).
+      group_names: optional legend names, one per group (default: the labels' names, or
+        ``"group k"`` for integer ids).
       after: optional post-processed scores of the same rows, shape ``(n,)``: drawn in a
         second panel with the same axes.
+      threshold: optional decision threshold to mark.
       path: if given, the figure is saved there (PNG, SVG, PDF by the suffix).
 
     Returns:
@@ -168,18 +210,13 @@ def group_cdfs(
     import matplotlib.pyplot as plt  # the optional extra, imported only here
 
     x = np.asarray(scores, dtype=float).ravel()
-    g = np.asarray(groups).ravel()
+    g, num_groups, names = _group_ids(groups, num_groups, group_names)
     if x.shape != g.shape:
         raise ValueError(
             f"`scores` and `groups` must have the same length, got {x.shape} and {g.shape}."
         )
     if x.size == 0 or not np.all(np.isfinite(x)):
         raise ValueError("`scores` must be non-empty and finite.")
-    if not np.issubdtype(g.dtype, np.integer) or g.min() < 0 or g.max() >= num_groups:
-        raise ValueError(f"`groups` must be integer ids in [0, {num_groups}).")
-    names = [f"group {k}" for k in range(num_groups)] if group_names is None else group_names
-    if len(names) != num_groups:
-        raise ValueError(f"`group_names` must have {num_groups} entries, got {len(names)}.")
     panels = [("before", x)]
     if after is not None:
         y = np.asarray(after, dtype=float).ravel()
@@ -187,21 +224,69 @@ def group_cdfs(
             raise ValueError(f"`after` must be finite with the shape of `scores` {x.shape}.")
         panels.append(("after", y))
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(5.2 * len(panels), 3.8), dpi=120, sharex=True, sharey=True
+        1,
+        len(panels),
+        figsize=(5.0 * len(panels) + 1.8, 3.8),
+        dpi=120,
+        sharex=True,
+        sharey=True,
     )
     axes = np.atleast_1d(axes)
+    styles = group_styles(num_groups)
     for ax, (title, values) in zip(axes, panels, strict=True):
         for k in range(num_groups):
-            v = np.sort(values[g == k])
-            if v.size:
-                ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=str(names[k]))
+            val = np.sort(values[g == k])
+            if not val.size:
+                continue
+            label = f"{names[k]} (n={val.size:,})"
+            ax.step(
+                val, np.arange(1, val.size + 1) / val.size, where="post", label=label, **styles[k]
+            )
+            if threshold is not None:
+                at = np.searchsorted(val, threshold, side="right") / val.size
+                ax.plot([threshold], [at], "o", ms=4, color=styles[k]["color"], zorder=4)
+        if threshold is not None:
+            ax.axvline(
+                threshold, color="0.3", linestyle=":", linewidth=1, label=f"threshold {threshold:g}"
+            )
         ks = _ks_between_groups(values, g, num_groups)
         ax.set_title(f"{title} (KS {ks:.3f})")
-        ax.set_xlabel("score")
+        ax.set_xlabel(CDF_XLABEL)
+        ax.set_ylim(0, 1.01)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("empirical CDF within the group")
-    axes[-1].legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel(CDF_YLABEL)
+    handles, labels = axes[0].get_legend_handles_labels()
+    ncol = 1 if len(labels) <= 16 else 2
+    axes[-1].legend(
+        handles,
+        labels,
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        ncol=ncol,
+    )
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
     return fig
+
+
+def _group_ids(groups: Any, num_groups: int | None, group_names: Any) -> tuple:
+    """Integer ids, the number of groups and their names, from labels of any kind."""
+    fact = v.factorize_groups(groups, num_groups)
+    if fact is not None:
+        g, num_groups, names = fact
+        names = [f"group {n}" for n in names] if isinstance(names[0], int) else names
+    else:
+        g = np.asarray(groups).ravel()
+        if num_groups is None or not np.issubdtype(g.dtype, np.integer):
+            raise ValueError("`groups` must be labels, or integer ids with `num_groups`.")
+        if g.size and (g.min() < 0 or g.max() >= num_groups):
+            raise ValueError(f"`groups` must be integer ids in [0, {num_groups}).")
+        names = [f"group {k}" for k in range(num_groups)]
+    if group_names is not None:
+        names = list(group_names)
+    if len(names) != num_groups:
+        raise ValueError(f"`group_names` must have {num_groups} entries, got {len(names)}.")
+    return np.asarray(g), num_groups, [str(n) for n in names]

@@ -67,7 +67,10 @@ def test_group_cdfs_before_after(tmp_path):
     line = before.get_lines()[1]  # group "b": its sorted scores, levels 1/n .. 1
     np.testing.assert_allclose(line.get_xdata(), np.sort(f[s == 1]))
     np.testing.assert_allclose(line.get_ydata()[-1], 1.0)
-    assert [t.get_text() for t in after.get_legend().get_texts()] == ["a", "b", "c"]
+    counts = [int(np.sum(s == k)) for k in range(3)]
+    assert [t.get_text() for t in after.get_legend().get_texts()] == [
+        f"{name} (n={c:,})" for name, c in zip("abc", counts, strict=True)
+    ]
     plt.close(fig)
     one = plotting.group_cdfs(f, s, num_groups=3)
     assert len(one.axes) == 1
@@ -76,3 +79,67 @@ def test_group_cdfs_before_after(tmp_path):
         plotting.group_cdfs(f, s + 1, num_groups=3)
     with pytest.raises(ValueError, match="after"):
         plotting.group_cdfs(f, s, num_groups=3, after=fair[:-1])
+
+
+def _legend_outside(fig, ax):
+    """Whether the legend of ``ax`` lies right of every axes of ``fig`` (covers no curve)."""
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    return all(box.x0 >= a.get_window_extent().x1 for a in fig.axes)
+
+
+@pytest.mark.parametrize("num_groups", [2, 6, 12, 25])
+def test_group_cdfs_many_groups_distinct_styles_legend_outside_threshold(num_groups):
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(num_groups)
+    s = np.arange(400) % num_groups
+    f = rng.random(400) + 0.05 * s
+    fig = plotting.group_cdfs(f, s, num_groups=num_groups, after=rng.random(400), threshold=0.5)
+    before, after = fig.axes
+    curves = [ln for ln in before.get_lines() if ln.get_marker() in ("None", "", None)]
+    curves = [ln for ln in curves if len(ln.get_xdata()) > 2]
+    styles = {
+        (
+            ln.get_color() if isinstance(ln.get_color(), str) else tuple(ln.get_color()),
+            ln.get_linestyle(),
+        )
+        for ln in curves
+    }
+    assert len(curves) == len(styles) == num_groups  # no two curves alike
+    assert _legend_outside(fig, after)
+    # The threshold: a dotted vertical line and one dot per group at F_g(threshold).
+    dots = [ln for ln in before.get_lines() if ln.get_marker() == "o"]
+    assert len(dots) == num_groups
+    for k, dot in enumerate(dots):
+        expected = np.mean(f[s == k] <= 0.5)
+        np.testing.assert_allclose(dot.get_ydata(), [expected])
+    assert before.get_title().startswith("before (KS ") and after.get_title().startswith(
+        "after (KS "
+    )
+    assert (before.get_xlabel(), before.get_ylabel()) == ("score", "P(score <= t | group)")
+    plt.close(fig)
+
+
+def test_group_cdfs_takes_string_labels_and_names_them():
+    import matplotlib.pyplot as plt
+
+    labels = np.array(["women", "men", "women", "men", "other"])
+    fig = plotting.group_cdfs(np.array([0.1, 0.2, 0.3, 0.4, 0.5]), labels)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts == ["men (n=2)", "other (n=1)", "women (n=2)"]
+    plt.close(fig)
+
+
+def test_pareto_legend_names_once_and_overlapping_points_share_a_label():
+    import matplotlib.pyplot as plt
+
+    u = np.array([0.2, 0.1, 0.1001, 0.1002, 0.05])
+    a = np.array([0.85, 0.83, 0.8301, 0.8299, 0.80])
+    fig = plotting.pareto_front(u, a, labels=[0.0, 0.5, 0.6, 0.7, 1.0])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Pareto front", "models"]
+    assert _legend_outside(fig, ax)
+    notes = sorted(t.get_text() for t in ax.texts)
+    assert notes == ["0", "0.5, 0.6, 0.7", "1"]  # every model labelled, the cluster once
+    plt.close(fig)

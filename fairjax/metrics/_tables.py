@@ -71,6 +71,18 @@ class _Table(dict):
         return dict.__getitem__(self, key)
 
 
+jax.tree_util.register_pytree_node(
+    _Table,
+    lambda t: (tuple(t.values()), (tuple(t.keys()), tuple(getattr(t, "names", None) or ()))),
+    lambda aux, values: _with_names(_Table(zip(aux[0], values, strict=True)), list(aux[1])),
+)
+
+
+def _with_names(table: _Table, names: list | None) -> _Table:
+    table.names = names
+    return table
+
+
 def by_group(
     y_true: ArrayLike,
     y_pred: ArrayLike,
@@ -135,8 +147,7 @@ def by_group(
         true, pred, grp, w = check_regression_inputs(y_true, y_pred, groups, num_groups, weights)
     dtype = v.float_dtype(true, pred)
     out = _by_group(true.astype(dtype), pred.astype(dtype), grp, w, num_groups, task, axis_name)
-    table = _Table(out)
-    table.names = names if names is not None else list(range(grp.shape[1]))
+    table = _with_names(_Table(out), names if names is not None else list(range(grp.shape[1])))
     return _frame(table) if as_frame else table
 
 

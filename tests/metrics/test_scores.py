@@ -81,7 +81,8 @@ def test_single_nonempty_group_gives_zero_gap():
 BAD_INPUTS = [
     (lambda: fm.ks_unfairness([np.inf, 1.0], [0, 1], num_groups=2), "scores"),
     (lambda: fm.ks_unfairness([[1.0, 2.0]], [0], num_groups=2), "scores"),
-    (lambda: fm.ks_unfairness([1.0, 2.0], [0, 1]), "num_groups"),
+    # Concrete ids infer num_groups; traced ones (under jit) need it.
+    (lambda: jax.jit(lambda g: fm.ks_unfairness(jnp.ones(2), g))(jnp.array([0, 1])), "num_groups"),
     (lambda: fm.wasserstein_unfairness([1.0], [0], num_groups=1, reference="x"), "reference"),
 ]
 
