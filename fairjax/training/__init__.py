@@ -36,6 +36,14 @@ Budgets: the trainers that take a fixed number of optimizer updates call it ``nu
 :func:`fit` takes ``num_epochs``, passes over the data (one update each full-batch, ``n //
 batch_size`` updates each with mini-batches). Every update goes through one private loop,
 :mod:`fairjax._loop`.
+
+One mini-batching convention: every trainer here also takes ``num_steps`` (``fit`` alongside
+``num_epochs``, which counts ``n // batch_size`` steps per pass), full batch by default and
+shuffled mini-batches with ``batch_size`` and ``key``; :func:`fit` and :func:`fit_constrained`
+also take a Python iterator of batches (``constraint_data=``, ``eval_every=`` for the
+constraint). ``model_state=`` selects the stateful protocol of a model with dropout or batch
+norm, ``model(params, batch, key, model_state) -> (outputs, model_state)`` with a fresh key per
+step and ``key=None`` for evaluation (``fit``: the objective takes the same arguments).
 """
 
 from fairjax._loop import DivergenceWarning
