@@ -125,12 +125,14 @@ def num_rows(data: PyTree, name: str = "data") -> int:
 
 def is_stream(data: Any) -> bool:
     """Whether ``data`` is a stream of batches (an iterator, or an iterable such as a data loader
-    that is not itself a PyTree container or an array) rather than a PyTree of arrays."""
+    that JAX treats as a leaf, not a PyTree container, and that is not an array) rather than a
+    PyTree of arrays."""
     if isinstance(data, Iterator):
         return True
-    if isinstance(data, (tuple, list, dict, np.ndarray, jax.Array, str, bytes)) or data is None:
+    if data is None or isinstance(data, (str, bytes)) or hasattr(data, "shape"):
         return False
-    return isinstance(data, Iterable) and not hasattr(data, "shape")
+    leaves = jax.tree_util.tree_leaves(data)
+    return isinstance(data, Iterable) and len(leaves) == 1 and leaves[0] is data
 
 
 def scan_steps(

@@ -55,3 +55,9 @@ def test_key_is_required_for_batches_and_streams_are_told_apart():
     assert _loop.is_stream(iter([1])) and _loop.is_stream(x for x in [1])
     assert not _loop.is_stream((jnp.ones(3), np.ones(3))) and not _loop.is_stream([np.ones(2)])
     assert not _loop.is_stream({"x": np.ones(2)}) and not _loop.is_stream(None)
+
+    class Loader:  # a data loader: iterable, not an iterator, a leaf for JAX
+        def __iter__(self):
+            yield np.ones(2)
+
+    assert _loop.is_stream(Loader())
