@@ -35,13 +35,13 @@ def test_vmapped_sweep_equals_separate_trainings():
     assert res.params["w"].shape == (4, 4)
     # Separate (unbatched) trainings, one compiled program with lambda as an argument; `fit`
     # runs the same full-batch steps (checked for one weight).
-    one = jax.jit(functools.partial(_train_fixed_steps, _loss, _penalty, opt, 200, None))
+    one = jax.jit(functools.partial(_train_fixed_steps, _loss, _penalty, opt, 200, None, None))
     by_fit = training.fit(
         training.penalized(_loss, _penalty, lams[1]), _p0(), train, optimizer=opt, num_epochs=200
     ).state.params
     np.testing.assert_allclose(res.params["w"][1], by_fit["w"], atol=1e-5)
     for k, lam in enumerate(lams):
-        single = one(_p0(), train, lam)[0]
+        single = one(_p0(), train, None, None, lam)[0]
         np.testing.assert_allclose(res.params["w"][k], single["w"], atol=1e-5)
         np.testing.assert_allclose(res.params["b"][k], single["b"], atol=1e-5)
         np.testing.assert_allclose(res.penalty[k], jax.jit(_penalty)(single, train), atol=1e-5)
@@ -65,9 +65,9 @@ def test_vmapped_sweep_equals_separate_trainings_float64():
         lams = jnp.array([0.0, 0.3, 1.0, 3.0], jnp.float64)
         opt = optax.adam(0.05)
         res = training.pareto_sweep(_loss, _penalty, p0, train, lams, optimizer=opt, num_steps=500)
-        one = jax.jit(functools.partial(_train_fixed_steps, _loss, _penalty, opt, 500, None))
+        one = jax.jit(functools.partial(_train_fixed_steps, _loss, _penalty, opt, 500, None, None))
         for k, lam in enumerate(lams):
-            single = one(p0, train, lam)[0]
+            single = one(p0, train, None, None, lam)[0]
             np.testing.assert_allclose(res.params["w"][k], single["w"], rtol=0, atol=1e-10)
             np.testing.assert_allclose(res.params["b"][k], single["b"], rtol=0, atol=1e-10)
     finally:
