@@ -29,6 +29,7 @@ from fairjax.metrics._continuous import (
     hgr_correlation,
     hsic,
 )
+from fairjax.metrics._multiclass import class_group_rates, multiclass_parity_difference
 from fairjax.metrics._parity import (
     demographic_parity_difference,
     demographic_parity_ratio,
@@ -45,6 +46,7 @@ __all__ = [
     "binned_parity_difference",
     "bootstrap",
     "by_group",
+    "class_group_rates",
     "demographic_parity_difference",
     "demographic_parity_ratio",
     "distance_correlation",
@@ -54,6 +56,7 @@ __all__ = [
     "hgr_correlation",
     "hsic",
     "ks_unfairness",
+    "multiclass_parity_difference",
     "wasserstein_unfairness",
     "worst_group_loss",
 ]

@@ -6,6 +6,7 @@ returns a scalar that can be added to a task loss and differentiated.
 
 from fairjax.penalties._continuous import hgr, hsic
 from fairjax.penalties._mmd import mmd
+from fairjax.penalties._multiclass import softmax_rate_difference
 from fairjax.penalties._orthogonality import orthogonality
 from fairjax.penalties._sinkhorn import sinkhorn
 from fairjax.penalties._surrogates import mean_difference, sigmoid_rate_difference
@@ -19,5 +20,6 @@ __all__ = [
     "orthogonality",
     "sigmoid_rate_difference",
     "sinkhorn",
+    "softmax_rate_difference",
     "wasserstein",
 ]
