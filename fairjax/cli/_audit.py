@@ -486,8 +486,8 @@ def _audit_streaming(path: str | os.PathLike, o: _Options) -> dict[str, Any]:
     table = {c: [codes[c].texts()[k[j]] for k in combos] for j, c in enumerate(o.sensitive)}
     combo_group, G, names = _sensitive_groups(table, o.sensitive)
     group_of = dict(zip(combos, combo_group.tolist(), strict=True))
-    coded = {c: _binary(codes[c].texts(), c, role, o.pos_label)
-             for c, role in ((o.y_true, "labels"), (o.y_pred, "decisions")) if c is not None}  # fmt: skip
+    roles = ((o.y_true, "labels"), (o.y_pred, "decisions"))
+    coded = {c: _binary(codes[c].texts(), c, r, o.pos_label) for c, r in roles if c is not None}
 
     read = _streamed_columns(path, o, categorical, numeric, progress)
 

@@ -90,7 +90,8 @@ def _chunk(chunk: Any, k: int, layout: tuple[bool, ...] | None, num_groups: int)
     for name, a in (("y_true", y_t), ("y_pred", y_p)):
         if a is not None and not np.isin(a, (0, 1)).all():
             raise ValueError(f"`{name}` of chunk {k} must hold 0/1 values.")
-    if not np.issubdtype(g.dtype, np.integer) or (g.size and (g.min() < 0 or g.max() >= num_groups)):
+    bad_ids = g.size and (g.min() < 0 or g.max() >= num_groups)
+    if not np.issubdtype(g.dtype, np.integer) or bad_ids:
         raise ValueError(f"`groups` of chunk {k} must hold integer ids in [0, {num_groups}).")
     if x is not None and not np.isfinite(x).all():
         raise ValueError(f"`scores` of chunk {k} must be finite.")
