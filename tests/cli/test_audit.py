@@ -432,8 +432,8 @@ def test_streamed_audit_equals_in_memory(tmp_path, suffix):
 
 
 def test_streamed_audit_command_and_bad_chunk_size(table, capsys):
-    assert cli.main(["audit", str(table), "--y-true", "y_true", "--y-pred", "y_pred", "--sensitive", "race",
-                 "--chunk-size", "50", "--bootstrap", "20"]) == 0  # fmt: skip
+    argv = ["audit", str(table), "--y-true", "y_true", "--y-pred", "y_pred", "--sensitive"]
+    assert cli.main([*argv, "race", "--chunk-size", "50", "--bootstrap", "20"]) == 0
     assert "demographic parity difference" in capsys.readouterr().out
     assert cli.main(["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race",
                  "--chunk-size", "0"]) == 2  # fmt: skip
