@@ -38,11 +38,13 @@ from fairjax.metrics._parity import (
 )
 from fairjax.metrics._regression import group_loss_difference, worst_group_loss
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
+from fairjax.metrics._streaming import audit_report_streaming
 from fairjax.metrics._tables import BootstrapResult, bootstrap, by_group
 
 __all__ = [
     "BootstrapResult",
     "audit_report",
+    "audit_report_streaming",
     "binned_parity_difference",
     "bootstrap",
     "by_group",
