@@ -76,8 +76,10 @@ def main() -> None:
         rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr)[1])
         wall = re.search(r"Elapsed \(wall clock\) time.*: (\S+)", run.stderr)[1]
         print(run.stdout)
-        print(f"streamed audit, {args.rows:,} rows, chunks of {args.chunk_size:,}, "
-              f"{args.bootstrap} resamples: wall {wall}, peak RSS {rss / 2**20:.2f} GiB")  # fmt: skip
+        print(
+            f"streamed audit, {args.rows:,} rows, chunks of {args.chunk_size:,}, "
+            f"{args.bootstrap} resamples: wall {wall}, peak RSS {rss / 2**20:.2f} GiB"
+        )
         if args.compare:
             from fairjax.cli import audit
 
