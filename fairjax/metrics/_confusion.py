@@ -54,7 +54,10 @@ def _difference(
     gaps = criteria.largest_gap(rates, denominators)  # (C,) or (K, C) with strata
     if strata is not None:
         gaps = jnp.max(gaps, axis=0)  # the worst stratum
-    return jnp.max(gaps) if agg == "worst_case" else jnp.mean(gaps)
+    value = jnp.max(gaps) if agg == "worst_case" else jnp.mean(gaps)
+    # A NaN (a traced input the edge checks could not see) is left out by the comparisons of
+    # ``largest_gap``, which would report "fair": NaN in gives NaN out.
+    return jnp.where(jnp.any(jnp.isnan(matrix)), jnp.nan, value)
 
 
 def criterion_difference(
