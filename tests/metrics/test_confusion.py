@@ -50,8 +50,19 @@ def _np_gap(y, h, s, w, G, rate):
     return max(vals) - min(vals) if len(vals) >= 2 else 0.0
 
 
-@pytest.mark.parametrize("num_groups", [2, 3, 5])
-@pytest.mark.parametrize("weighted", [False, True])
+# The full grid is slow (one compilation per case); the default run takes three corners.
+_SLOW = pytest.mark.slow
+GRID = [
+    pytest.param(2, False),
+    pytest.param(3, True),
+    pytest.param(5, True),
+    pytest.param(3, False, marks=_SLOW),
+    pytest.param(5, False, marks=_SLOW),
+    pytest.param(2, True, marks=_SLOW),
+]
+
+
+@pytest.mark.parametrize(("num_groups", "weighted"), GRID)
 @pytest.mark.parametrize("name", sorted(RATES))
 def test_matches_numpy(name, num_groups, weighted):
     y, h, s, w = random_case(num_groups, n=300, seed=3 + int(weighted))
@@ -100,8 +111,7 @@ FAIRLEARN = {
 }
 
 
-@pytest.mark.parametrize("num_groups", [2, 3, 5])
-@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(("num_groups", "weighted"), GRID)
 @pytest.mark.parametrize("name", sorted(FAIRLEARN))
 def test_matches_fairlearn_metricframe(name, num_groups, weighted):
     y, h, s, w = random_case(num_groups, seed=7 + int(weighted))
