@@ -103,6 +103,7 @@ __all__ = [
     "TRUE_NEGATIVE_RATE_PARITY",
     "Criterion",
     "Rate",
+    "check_call",
     "check_option",
     "condition_weights",
     "confusion_matrix",
@@ -558,6 +559,32 @@ def group_rates(
         means.append(m)
         counts.append(k)
     return jnp.stack(means), jnp.stack(counts)
+
+
+def check_call(
+    criterion: str | Criterion,
+    *,
+    labels: Any,
+    strata: Any,
+    num_strata: Any,
+    labels_name: str = "labels",
+) -> Criterion:
+    """Any criterion, checked against what a call gives: labels when it needs them, strata
+    (with ``num_strata``) exactly when it is stratified.
+
+    Example:
+      >>> from fairjax.criteria import check_call
+      >>> check_call("predictive_parity", labels=[1, 0], strata=None, num_strata=None).name
+      'predictive_parity'
+    """
+    crit = _any(criterion)
+    if crit.needs_labels and labels is None:
+        raise ValueError(f"`{labels_name}` are required for criterion={crit.name!r}.")
+    if crit.stratified and (strata is None or num_strata is None):
+        raise ValueError(f"criterion={crit.name!r} needs `strata` and `num_strata`.")
+    if strata is not None and not crit.stratified:
+        raise ValueError(f"`strata` is given but criterion={crit.name!r} is not stratified.")
+    return crit
 
 
 def confusion_matrix(

@@ -126,20 +126,16 @@ def criterion_difference(
       Verma, Rubin, *Fairness definitions explained*, FairWare 2018; Chouldechova, *Fair
       prediction with disparate impact*, Big Data 2017 (predictive parity).
     """
-    crit = criteria.get(criterion, allowed=tuple(criteria.CRITERIA))
+    crit = criteria.check_call(
+        criterion, labels=y_true, strata=strata, num_strata=num_strata, labels_name="y_true"
+    )
     if agg not in ("worst_case", "mean"):
         raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
-    if crit.needs_labels and y_true is None:
-        raise ValueError(f"`y_true` is required for criterion={crit.name!r}.")
     true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     k = None
     if crit.stratified:
-        if strata is None or num_strata is None:
-            raise ValueError(f"criterion={crit.name!r} needs `strata` and `num_strata`.")
         num_strata = v.check_num_groups(num_strata)
         k = v.check_groups(strata, num_groups=num_strata, n=pred.shape[0])
-    elif strata is not None:
-        raise ValueError(f"`strata` is given but criterion={crit.name!r} is not stratified.")
     num = grp.shape[1] if grp.ndim == 2 else num_groups
     return _difference(
         true, pred, grp, w, k, crit, num, num_strata if crit.stratified else None, agg, axis_name

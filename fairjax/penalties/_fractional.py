@@ -125,7 +125,7 @@ def fractional_rate_difference(
       FAT* 2019 (linear-fractional constraints); Verma, Rubin, *Fairness definitions
       explained*, FairWare 2018.
     """
-    crit = criteria.get(criterion, allowed=tuple(criteria.CRITERIA))
+    crit = criteria.check_call(criterion, labels=labels, strata=strata, num_strata=num_strata)
     criteria.check_option(reduction, "reduction", ("max", "squared"))
     x = v.as_array(logits, "logits", ndim=1)
     v.check_nonempty(x, "logits")
@@ -134,12 +134,6 @@ def fractional_rate_difference(
         y = v.as_array(labels, "labels", ndim=1)
         v.check_length(y, x.shape[0], "labels", "logits")
         v.check_binary(y, "labels")
-    elif crit.needs_labels:
-        raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
-    if crit.stratified and (strata is None or num_strata is None):
-        raise ValueError(f"criterion={crit.name!r} needs `strata` and `num_strata`.")
-    if strata is not None and not crit.stratified:
-        raise ValueError(f"`strata` is given but criterion={crit.name!r} is not stratified.")
     v.check_scalar(temperature, "temperature", positive=True)
     dtype = v.float_dtype(x)
     h = jax.nn.sigmoid(x.astype(dtype) / jnp.asarray(temperature, dtype))
