@@ -5,6 +5,7 @@ returns a scalar that can be added to a task loss and differentiated.
 """
 
 from fairjax.penalties._continuous import hgr, hsic
+from fairjax.penalties._fractional import fractional_rate_difference
 from fairjax.penalties._mmd import mmd
 from fairjax.penalties._multiclass import softmax_rate_difference
 from fairjax.penalties._orthogonality import orthogonality
@@ -13,6 +14,7 @@ from fairjax.penalties._surrogates import mean_difference, sigmoid_rate_differen
 from fairjax.penalties._wasserstein import wasserstein
 
 __all__ = [
+    "fractional_rate_difference",
     "hgr",
     "hsic",
     "mean_difference",
