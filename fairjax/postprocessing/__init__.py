@@ -24,18 +24,33 @@ NeurIPS 2020 (arXiv:2006.07286), Algorithm 1 and Theorem 2.3.
 from fairjax.postprocessing._apply import apply_barycenter
 from fairjax.postprocessing._fit import fit_barycenter
 from fairjax.postprocessing._persist import load_barycenter, save_barycenter
+from fairjax.postprocessing._hull import ROCHull, roc_hull
 from fairjax.postprocessing._state import (
     FORMAT_VERSION,
     BarycenterState,
     SequentialBarycenterState,
 )
+from fairjax.postprocessing._thresholds import (
+    THRESHOLD_CRITERIA,
+    THRESHOLD_OBJECTIVES,
+    ThresholdState,
+    apply_thresholds,
+    fit_thresholds,
+)
 
 __all__ = [
     "FORMAT_VERSION",
+    "THRESHOLD_CRITERIA",
+    "THRESHOLD_OBJECTIVES",
     "BarycenterState",
+    "ROCHull",
     "SequentialBarycenterState",
+    "ThresholdState",
     "apply_barycenter",
+    "apply_thresholds",
     "fit_barycenter",
+    "fit_thresholds",
     "load_barycenter",
+    "roc_hull",
     "save_barycenter",
 ]
