@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import groups as gs
+from fairjax._shapes import bucket, pad_rows
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -39,6 +40,7 @@ ArrayLike = jax.typing.ArrayLike
 class ROCHull(NamedTuple):
     """The upper ROC convex hull of every group, flat (see :func:`roc_hull`). A PyTree.
 
+    Arrays of vertices have length ``m + G``, ``m >= n`` the rows padded to a shape bucket.
     Vertex ``start[g] + k`` (``k < count[g]``) is the ``k``-th vertex of group ``g``, in order
     of decreasing threshold: vertex 0 selects nobody (threshold :math:`+\\infty`), the last one
     everybody (threshold :math:`-\\infty`). Entries past the last group's vertices are padding.
@@ -99,11 +101,14 @@ def _hull_pass(neg: Array, pos: Array, first: Array, valid: Array):
         def pop(t):
             a, b = t - 1, t
             cross = (fp[b] - fp[a]) * (cy - tp[a]) - (tp[b] - tp[a]) * (cx - fp[a])
-            return valid[i] & (t - base >= 1) & (cross >= 0)
+            return valid[i] & ~same & (t - base >= 1) & (cross >= 0)
 
+        # A point equal to the stack's top (rows of zero weight: padding, masked rows) is
+        # skipped, so the earlier vertex keeps its threshold.
+        same = (top >= base) & (cx == fp[top]) & (cy == tp[top])
         top = jax.lax.while_loop(pop, lambda t: t - 1, top)
         slot = top + 1
-        keep = valid[i]
+        keep = valid[i] & ~same
         rows = rows.at[slot].set(jnp.where(keep, i, rows[slot]))
         fp = fp.at[slot].set(jnp.where(keep, cx, fp[slot]))
         tp = tp.at[slot].set(jnp.where(keep, cy, tp[slot]))
@@ -154,7 +159,8 @@ def _roc_hull(scores: Array, labels: Array, groups: Array, weights: Array, *, nu
 def check_inputs(
     scores: ArrayLike, labels: ArrayLike, groups: ArrayLike, weights: ArrayLike | None, num_groups
 ):
-    """Validated ``(scores, labels, groups, weights)``; weights default to ones."""
+    """Validated ``(scores, labels, groups, weights)``, weights defaulting to ones, padded with
+    rows of weight 0 to a shape bucket."""
     s = v.as_array(scores, "scores", ndim=1)
     v.check_nonempty(s, "scores")
     v.check_finite(s, "scores")
@@ -171,7 +177,9 @@ def check_inputs(
         )
     w = v.check_weights(weights, n)
     w = jnp.ones(n, s.dtype) if w is None else w.astype(s.dtype)
-    return s, y, g, w
+    # Shape bucket: rows of weight 0 make no ROC point, so nearby sizes share one program.
+    size = bucket(n)
+    return tuple(pad_rows(a, size) for a in (s, y, g, w))
 
 
 def roc_hull(

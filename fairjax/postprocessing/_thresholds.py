@@ -156,15 +156,19 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
     m = jax.ops.segment_min(jnp.where(best, rate, jnp.inf), vg, num_segments=num + 1)[:num]
 
     def slope_right(q):  # right derivative of phi_g at q, for every group (-inf at the end)
-        k0 = jnp.clip(hull.start + search(rate, hull.start, hull.count, q, side="right") - 1,
-                      hull.start, last)
+        k0 = jnp.clip(
+            hull.start + search(rate, hull.start, hull.count, q, side="right") - 1, hull.start, last
+        )
         k1 = jnp.minimum(k0 + 1, last)
         d = gs.safe_divide(obj[k1] - obj[k0], rate[k1] - rate[k0])
         return jnp.where(k0 == last, -jnp.inf, d)
 
     def stop(L):  # F'_+(L) <= 0: L is at or past the smallest maximiser of F
-        d = jnp.where(m > L + tolerance, slope_right(jnp.full(num, L + tolerance)),
-                      jnp.where(m <= L, slope_right(jnp.full(num, L)), 0))
+        d = jnp.where(
+            m > L + tolerance,
+            slope_right(jnp.full(num, L + tolerance)),
+            jnp.where(m <= L, slope_right(jnp.full(num, L)), 0),
+        )
         return jnp.sum(d) <= 0
 
     cand = jnp.sort(jnp.where(valid, rate, jnp.inf))
@@ -181,7 +185,7 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
         lo, _ = jax.lax.fori_loop(0, steps, step, (jnp.int32(0), jnp.int32(keys.shape[0])))
         return keys[jnp.minimum(lo, keys.shape[0] - 1)]
 
-    L = jnp.minimum(lower_bound(cand), lower_bound(cand - tolerance))
+    L = jnp.min(jax.vmap(lower_bound)(jnp.stack([cand, cand - tolerance])))
     return jnp.clip(m, L, L + tolerance)
 
 
@@ -189,21 +193,22 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
 
 
 def _golden(f, lo, hi, steps):
-    """Maximiser of a concave ``f`` on ``[lo, hi]`` by golden-section search (fixed steps)."""
+    """Maximiser of a concave ``f`` on ``[lo, hi]`` by golden-section search (fixed steps).
+
+    Both interior points are evaluated at each step, through one ``vmap`` of ``f``, so ``f``
+    is traced once (nested searches compile fast).
+    """
     r = (math.sqrt(5) - 1) / 2
 
-    def step(_, c):
-        a, b, x1, x2, f1, f2 = c
-        left = f1 >= f2  # the maximum lies in [a, x2]
-        a, b = jnp.where(left, a, x1), jnp.where(left, x2, b)
-        n1 = jnp.where(left, b - r * (b - a), x2)
-        n2 = jnp.where(left, x1, a + r * (b - a))
-        fn = f(jnp.where(left, n1, n2))
-        return (a, b, n1, n2, jnp.where(left, fn, f2), jnp.where(left, f1, fn))
+    def step(_, bracket):
+        a, b = bracket
+        x = jnp.stack([b - r * (b - a), a + r * (b - a)])
+        fx = jax.vmap(f)(x)
+        left = fx[0] >= fx[1]  # the maximum lies in [a, x[1]]
+        return jnp.where(left, a, x[0]), jnp.where(left, x[1], b)
 
-    x1, x2 = hi - r * (hi - lo), lo + r * (hi - lo)
-    a, b, x1, x2, f1, f2 = jax.lax.fori_loop(0, steps, step, (lo, hi, x1, x2, f(x1), f(x2)))
-    return jnp.where(f1 >= f2, x1, x2)
+    a, b = jax.lax.fori_loop(0, steps, step, (lo, hi))
+    return (a + b) / 2
 
 
 def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
@@ -259,8 +264,19 @@ def _rule(hull: ROCHull, k0: Array, k1: Array, lam: Array, theta: Array, coin: A
 
 
 @functools.partial(jax.jit, static_argnames=("num_groups", "criterion", "objective"))
-def _fit(scores, labels, groups, weights, tolerance, fp_cost, fn_cost, *, num_groups,
-         criterion, objective):
+def _fit(
+    scores,
+    labels,
+    groups,
+    weights,
+    tolerance,
+    fp_cost,
+    fn_cost,
+    *,
+    num_groups,
+    criterion,
+    objective,
+):
     hull = _roc_hull(scores, labels, groups, weights, num_groups=num_groups)
     dtype = hull.fpr.dtype
     tolerance = jnp.asarray(tolerance, dtype)
@@ -295,8 +311,9 @@ def _check_groups_present(P: np.ndarray, N: np.ndarray, crit: str) -> None:
         "equal_opportunity": (P, "positive rows"),
         "false_positive_parity": (N, "negative rows"),
     }
-    checks = [need[crit]] if crit in need else [need["equal_opportunity"],
-                                                 need["false_positive_parity"]]
+    checks = (
+        [need[crit]] if crit in need else [need["equal_opportunity"], need["false_positive_parity"]]
+    )
     for total, what in checks:
         empty = np.flatnonzero(total <= 0)
         if empty.size:
@@ -383,8 +400,18 @@ def fit_thresholds(
         P = np.bincount(gg, ww * (yy == 1), minlength=num_groups)
         N = np.bincount(gg, ww * (yy == 0), minlength=num_groups)
         _check_groups_present(P, N, crit)
-    return _fit(s, y, g, w, tolerance, false_positive_cost, false_negative_cost,
-                num_groups=num_groups, criterion=crit, objective=objective)
+    return _fit(
+        s,
+        y,
+        g,
+        w,
+        tolerance,
+        false_positive_cost,
+        false_negative_cost,
+        num_groups=num_groups,
+        criterion=crit,
+        objective=objective,
+    )
 
 
 # ----------------------------------------------------------------------------- apply
