@@ -241,7 +241,7 @@ def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
         return jnp.sum(a * y - b * x)
 
     dtype = fx.dtype
-    steps = int(math.ceil(math.log(jnp.finfo(dtype).eps) / math.log(0.618))) + 4
+    steps = math.ceil(math.log(jnp.finfo(dtype).eps) / math.log(0.618)) + 4
 
     def best_y(X):
         top = jnp.minimum(1, jnp.min(upper(jnp.full(num, jnp.minimum(X + eps, 1)))))
