@@ -193,22 +193,23 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
 
 
 def _golden(f, lo, hi, steps):
-    """Maximiser of a concave ``f`` on ``[lo, hi]`` by golden-section search (fixed steps).
+    """Maximiser of a concave ``f`` on ``[lo, hi]`` by golden-section search (fixed steps), and
+    the larger of the last two values evaluated.
 
     Both interior points are evaluated at each step, through one ``vmap`` of ``f``, so ``f``
     is traced once (nested searches compile fast).
     """
     r = (math.sqrt(5) - 1) / 2
 
-    def step(_, bracket):
-        a, b = bracket
+    def step(_, carry):
+        a, b, _ = carry
         x = jnp.stack([b - r * (b - a), a + r * (b - a)])
         fx = jax.vmap(f)(x)
         left = fx[0] >= fx[1]  # the maximum lies in [a, x[1]]
-        return jnp.where(left, a, x[0]), jnp.where(left, x[1], b)
+        return jnp.where(left, a, x[0]), jnp.where(left, x[1], b), jnp.max(fx)
 
-    a, b = jax.lax.fori_loop(0, steps, step, (lo, hi))
-    return (a + b) / 2
+    a, b, best = jax.lax.fori_loop(0, steps, step, (lo, hi, jnp.zeros_like(lo)))
+    return (a + b) / 2, best
 
 
 def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
@@ -223,15 +224,16 @@ def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
     xbest = jax.ops.segment_min(jnp.where(obj >= omax[vg], fx, jnp.inf), vg, num + 1)[:num]
     eps = tolerance
 
-    def upper(x):  # U_g(x): the hull's TPR at FPR x
+    def upper(x):  # U_g(x): the hull's TPR at FPR x, for every group
         return interpolate(fx, ty, hull.start, hull.count, x, side="right")[3]
 
-    def inverse(y):  # smallest FPR where the hull reaches TPR y
-        return interpolate(ty, fx, hull.start, hull.count, jnp.clip(y, 0, 1), side="left")[3]
+    def inverse(y):  # smallest FPR where each group's hull reaches TPR y (one site, 2 queries)
+        q = jnp.clip(jnp.stack([jnp.full(num, y[0]), jnp.full(num, y[1])]), 0, 1)
+        return jax.vmap(lambda t: interpolate(ty, fx, hull.start, hull.count, t, side="left")[3])(q)
 
     def points(X, Y):
-        xc = inverse(jnp.full(num, Y + eps))
-        lo = jnp.maximum(X, inverse(jnp.full(num, Y)))
+        xc, xlo = inverse(jnp.stack([Y + eps, Y]))
+        lo = jnp.maximum(X, xlo)
         hi = jnp.minimum(jnp.minimum(X + eps, 1), Y + eps)
         x = jnp.minimum(jnp.maximum(jnp.minimum(xbest, xc), lo), hi)
         return x, jnp.minimum(Y + eps, upper(x))
@@ -247,8 +249,8 @@ def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
         top = jnp.minimum(1, jnp.min(upper(jnp.full(num, jnp.minimum(X + eps, 1)))))
         return _golden(lambda Y: value(X, Y), X, jnp.maximum(top, X), steps)
 
-    X = _golden(lambda X: value(X, best_y(X)), jnp.zeros((), dtype), jnp.ones((), dtype), steps)
-    return points(X, best_y(X))
+    X, _ = _golden(lambda X: best_y(X)[1], jnp.zeros((), dtype), jnp.ones((), dtype), steps)
+    return points(X, best_y(X)[0])
 
 
 # ----------------------------------------------------------------------------- fit
