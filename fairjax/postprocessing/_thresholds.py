@@ -427,6 +427,15 @@ def _probabilities(state: ThresholdState, scores: Array, groups: Array) -> Array
     return jnp.where(above, p[:, 2], jnp.where(between, p[:, 1], p[:, 0]))
 
 
+@jax.jit
+def _mixed_probabilities(state: ThresholdState, scores: Array, membership: Array) -> Array:
+    """``sum_g m_g f_g(s)``: every group's rule, weighted by the row's membership."""
+    p = state.probabilities.astype(scores.dtype)
+    s = scores[:, None]
+    each = jnp.where(s >= state.upper, p[:, 2], jnp.where(s >= state.lower, p[:, 1], p[:, 0]))
+    return jnp.sum(membership.astype(scores.dtype) * each, axis=1)
+
+
 def apply_thresholds(
     state: ThresholdState,
     scores: ArrayLike,
@@ -434,16 +443,27 @@ def apply_thresholds(
     *,
     key: Array | None = None,
 ) -> Array:
-    """Decisions of fitted thresholds: expected (no ``key``) or drawn (with a ``key``).
+    r"""Decisions of fitted thresholds: expected (no ``key``) or drawn (with a ``key``).
 
     Without a key, returns each row's probability of a positive decision (the expected
     decision: rates computed from it equal the rates of the randomised rule in expectation).
     With a ``jax.random`` key, draws the decisions (0. or 1.), independently per row.
 
+    *Inferred groups.* When the sensitive attribute is not available at prediction time,
+    ``groups`` may be a membership matrix ``(n, G)`` of estimated group probabilities
+    :math:`\hat p(g \mid x)` (rows summing to 1, e.g. ``predict_proba`` of a classifier of
+    the group): the decision is positive with probability
+    :math:`\sum_g \hat p(g \mid x) f_g(s)`, every group's rule weighted by the row's
+    estimated membership. This guarantees nothing about the rates on the true groups: they
+    mix the groups' rules in proportions set by the group classifier's errors, so the gaps
+    must be measured on data with the true attribute (see the thresholds guide). With one-hot
+    rows it equals the rule applied to hard ids.
+
     Args:
       state: from :func:`fit_thresholds`.
       scores: scores ``(n,)`` of the same model as at fit time.
-      groups: integer group ids ``(n,)``.
+      groups: integer group ids ``(n,)``, or a membership matrix ``(n, G)`` of group
+        probabilities.
       key: optional ``jax.random`` key.
 
     Returns:
@@ -465,9 +485,12 @@ def apply_thresholds(
     v.check_finite(x, "scores")
     x = x.astype(v.float_dtype(x))
     g = v.check_groups(groups, num_groups=num, n=x.shape[0])
-    if g.ndim != 1:
-        raise TypeError("`groups` must be integer ids of shape (n,).")
-    p = _probabilities(state, x, g)
+    if g.ndim == 2:
+        if v.is_concrete(g) and not v.holds(lambda xp, m: xp.all(xp.abs(m.sum(1) - 1) < 1e-3), g):
+            raise ValueError("a `groups` membership matrix must have rows that sum to 1.")
+        p = _mixed_probabilities(state, x, g)
+    else:
+        p = _probabilities(state, x, g)
     if key is None:
         return p
     return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)

@@ -330,3 +330,16 @@ def test_vmap_over_tolerance_equals_single_fits():
             s, y, g, num_groups=3, criterion="demographic_parity", tolerance=float(t)
         )
         np.testing.assert_allclose(fronts.tpr[i], one.tpr, atol=1e-6)
+
+
+def test_membership_matrix_mixes_the_group_rules():
+    s, y, g, _ = _data(10, n=60)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion="demographic_parity", tolerance=0.0)
+    hard = np.asarray(pp.apply_thresholds(st, s, g))
+    onehot = np.eye(3, dtype=np.float32)[g]
+    np.testing.assert_allclose(pp.apply_thresholds(st, s, onehot), hard, atol=1e-7)
+    soft = np.full((60, 3), 1 / 3, np.float32)
+    each = [np.asarray(pp.apply_thresholds(st, s, np.full(60, k))) for k in range(3)]
+    np.testing.assert_allclose(pp.apply_thresholds(st, s, soft), np.mean(each, 0), atol=1e-6)
+    with pytest.raises(ValueError, match="sum to 1"):
+        pp.apply_thresholds(st, s, 2 * onehot)
