@@ -269,6 +269,33 @@ def error_parity(data, bases, peer_python, repeats):
     return rows
 
 
+def inferred_groups(d, base):
+    """Adult (sex), DP thresholds fitted on the true groups, applied at test time with the
+    group probabilities of a classifier of sex that does not see the sex columns."""
+    from sklearn.linear_model import LogisticRegression
+
+    G = d.num_groups
+    keep = [i for i, f in enumerate(d.feature_names) if not f.startswith("sex=")]
+    who = LogisticRegression(max_iter=1000).fit(d.X_train[:, keep], d.groups_train)
+    member = who.predict_proba(d.X_test[:, keep]).astype(np.float32)
+    s_tr = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+    s_te = base.predict_proba(d.X_test)[:, 1].astype(np.float32)
+    st = pp.fit_thresholds(s_tr, d.y_train, d.groups_train, num_groups=G)
+    out = {"group_classifier_accuracy": float(np.mean(member.argmax(1) == d.groups_test))}
+    for name, groups in (("true groups", d.groups_test), ("inferred groups", member)):
+        p = np.asarray(pp.apply_thresholds(st, s_te, groups))
+        out[name] = {
+            "test_accuracy": accuracy(p, d.y_test),
+            "test_gap": gap("demographic_parity", p, d.y_test, d.groups_test, G),
+        }
+    base_p = (s_te >= 0.5).astype(np.float32)
+    out["unconstrained"] = {
+        "test_accuracy": accuracy(base_p, d.y_test),
+        "test_gap": gap("demographic_parity", base_p, d.y_test, d.groups_test, G),
+    }
+    return out
+
+
 def front(d, base, path):
     """Accuracy vs DP gap over 21 tolerances: one vmapped fit."""
     G = d.num_groups
@@ -391,6 +418,19 @@ def _md(res):
                 f"{r['error_parity_gap']:.4f} | {r['fairjax_first_call_s']:.3f} / "
                 f"{r['fairjax_compiled_s']:.4f} | {r['error_parity_s']:.3f} |"
             )
+    inf = res["inferred"]
+    lines += [
+        "",
+        "## Inferred groups (Adult, sex; DP thresholds; gap on the true groups)",
+        "",
+        f"Group classifier (LR without the sex columns) test accuracy "
+        f"{inf['group_classifier_accuracy']:.4f}.",
+        "",
+        "| applied with | test acc | test DP gap (true groups) |",
+        "|---|---|---|",
+    ]
+    for k in ("true groups", "inferred groups", "unconstrained"):
+        lines.append(f"| {k} | {inf[k]['test_accuracy']:.4f} | {inf[k]['test_gap']:.4f} |")
     fr = res["front"]
     lines += [
         "",
@@ -437,6 +477,8 @@ def main():
     if args.peer_python:
         res["error_parity"] = error_parity(data, bases, args.peer_python, args.repeats)
         print(json.dumps(res["error_parity"], indent=1), flush=True)
+    res["inferred"] = inferred_groups(data["Adult (sex)"], bases["Adult (sex)"])
+    print("inferred", res["inferred"], flush=True)
     IMG.mkdir(parents=True, exist_ok=True)
     res["front"] = front(
         data["Adult (sex)"],

@@ -30,8 +30,9 @@ smallest maximiser is the smallest such candidate where the right derivative of 
 closed form (move along the hull towards the group's own optimum, cap the TPR at the top of the
 box, drop to the diagonal by mixing with a coin flip where the box lies below the hull), so
 the value :math:`F(X, Y)` is a concave piecewise-linear function of two variables (the value
-of an LP as a function of its right-hand side). It is maximised by nested golden-section
-searches, to the floating-point resolution of the rates.
+of an LP as a function of its right-hand side). It is maximised by nested grid searches (3
+points a step, keeping the two cells around the best), to the floating-point resolution of the
+rates.
 
 Restricting each group to the region between the diagonal and the upper hull loses nothing:
 replacing :math:`y_g` by :math:`\max(y_g, x_g)` keeps every pairwise gap within
@@ -192,24 +193,28 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
 # ----------------------------------------------------------------------------- equalized odds
 
 
-def _golden(f, lo, hi, steps):
-    """Maximiser of a concave ``f`` on ``[lo, hi]`` by golden-section search (fixed steps), and
-    the larger of the last two values evaluated.
+def _grid_search(f, lo, hi, steps, points=3):
+    """Maximiser of a concave ``f`` on ``[lo, hi]`` and its value, by nested grids.
 
-    Both interior points are evaluated at each step, through one ``vmap`` of ``f``, so ``f``
-    is traced once (nested searches compile fast).
+    Each step evaluates ``f`` at ``points`` evenly spaced interior points (one ``vmap``, so
+    ``f`` is traced once) and keeps the two cells around the best one, which hold a maximiser
+    of a concave function: the bracket shrinks by ``2 / (points + 1)`` per step, so a few
+    sequential steps reach the floating-point resolution.
     """
-    r = (math.sqrt(5) - 1) / 2
+    frac = jnp.arange(1, points + 1, dtype=lo.dtype) / (points + 1)
 
     def step(_, carry):
-        a, b, _ = carry
-        x = jnp.stack([b - r * (b - a), a + r * (b - a)])
+        a, b, _, _ = carry
+        x = a + (b - a) * frac
         fx = jax.vmap(f)(x)
-        left = fx[0] >= fx[1]  # the maximum lies in [a, x[1]]
-        return jnp.where(left, a, x[0]), jnp.where(left, x[1], b), jnp.max(fx)
+        i = jnp.argmax(fx)
+        left = jnp.where(i == 0, a, x[jnp.maximum(i - 1, 0)])
+        right = jnp.where(i == points - 1, b, x[jnp.minimum(i + 1, points - 1)])
+        return left, right, x[i], fx[i]
 
-    a, b, best = jax.lax.fori_loop(0, steps, step, (lo, hi, jnp.zeros_like(lo)))
-    return (a + b) / 2, best
+    init = (lo, hi, lo, jnp.asarray(-jnp.inf, lo.dtype))
+    _, _, x, fx = jax.lax.fori_loop(0, steps, step, init)
+    return x, fx
 
 
 def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
@@ -243,13 +248,13 @@ def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
         return jnp.sum(a * y - b * x)
 
     dtype = fx.dtype
-    steps = math.ceil(math.log(jnp.finfo(dtype).eps) / math.log(0.618)) + 4
+    steps = math.ceil(math.log(jnp.finfo(dtype).eps) / math.log(2 / 4)) + 2
 
     def best_y(X):
         top = jnp.minimum(1, jnp.min(upper(jnp.full(num, jnp.minimum(X + eps, 1)))))
-        return _golden(lambda Y: value(X, Y), X, jnp.maximum(top, X), steps)
+        return _grid_search(lambda Y: value(X, Y), X, jnp.maximum(top, X), steps)
 
-    X, _ = _golden(lambda X: best_y(X)[1], jnp.zeros((), dtype), jnp.ones((), dtype), steps)
+    X, _ = _grid_search(lambda X: best_y(X)[1], jnp.zeros((), dtype), jnp.ones((), dtype), steps)
     return points(X, best_y(X)[0])
 
 
