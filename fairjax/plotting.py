@@ -223,7 +223,8 @@ def roc_operating_points(
         :func:`fairjax.postprocessing.roc_hull`).
       states: ``{"name": ThresholdState}`` of fitted thresholds
         (:func:`fairjax.postprocessing.fit_thresholds`); each group's calibration point is
-        drawn on its hull's colour, one marker per state.
+        drawn on its hull's colour, one marker per state (the first state's largest, so
+        that coinciding points stay visible).
       group_names: one name per group (default ``"group k"``).
       title: the axes' title.
       ax: a matplotlib ``Axes`` to draw on; default: a new figure.
@@ -261,14 +262,16 @@ def roc_operating_points(
         seg = slice(int(start[k]), int(start[k] + count[k]))
         ax.plot(fpr[seg], tpr[seg], "-", color=f"C{k}", lw=1.2, label=str(names[k]))
     markers = "o^sDv<>"
+    # The first state's markers are the largest, so points that coincide stay visible.
     for j, (label, st) in enumerate((states or {}).items()):
+        size = max(110 - 30 * j, 30)
         x, y = np.asarray(st.fpr), np.asarray(st.tpr)
         for k in range(num):
             ax.scatter(
                 x[k],
                 y[k],
                 marker=markers[j % len(markers)],
-                s=46,
+                s=size,
                 color=f"C{k}",
                 edgecolor="black",
                 linewidth=0.6,
