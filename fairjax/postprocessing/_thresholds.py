@@ -65,7 +65,14 @@ import numpy as np
 from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
-from fairjax.postprocessing._hull import ROCHull, _roc_hull, check_inputs, interpolate, search
+from fairjax.postprocessing._hull import (
+    ROCHull,
+    _roc_hull,
+    check_inputs,
+    interpolate,
+    presort,
+    search,
+)
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -270,7 +277,7 @@ def _rule(hull: ROCHull, k0: Array, k1: Array, lam: Array, theta: Array, coin: A
     return hull.thresholds[k1], hull.thresholds[k0], probs
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "criterion", "objective"))
+@functools.partial(jax.jit, static_argnames=("num_groups", "criterion", "objective", "presorted"))
 def _fit(
     scores,
     labels,
@@ -283,8 +290,9 @@ def _fit(
     num_groups,
     criterion,
     objective,
+    presorted=False,
 ):
-    hull = _roc_hull(scores, labels, groups, weights, num_groups=num_groups)
+    hull = _roc_hull(scores, labels, groups, weights, num_groups=num_groups, presorted=presorted)
     dtype = hull.fpr.dtype
     tolerance = jnp.asarray(tolerance, dtype)
     P, N = hull.positives, hull.negatives
@@ -407,17 +415,16 @@ def fit_thresholds(
         P = np.bincount(gg, ww * (yy == 1), minlength=num_groups)
         N = np.bincount(gg, ww * (yy == 0), minlength=num_groups)
         _check_groups_present(P, N, crit)
+    done = presort(s, y, g, w, num_groups=num_groups)
     return _fit(
-        s,
-        y,
-        g,
-        w,
+        *(done if done is not None else (s, y, g, w)),
         tolerance,
         false_positive_cost,
         false_negative_cost,
         num_groups=num_groups,
         criterion=crit,
         objective=objective,
+        presorted=done is not None,
     )
 
 
