@@ -363,7 +363,7 @@ def _md(res):
     lines = [
         f"# Thresholds vs peers ({res['platform']})",
         "",
-        f"jax {res['jax']}, fairlearn {res.get('fairlearn', '?')}, device "
+        f"jax {res['jax']}, fairlearn {res['fairlearn_version']}, device "
         f"{res['device']}. Accuracy and gap on the test split for the expected decisions "
         "(drawn decisions, seed 0, in brackets). Times: fit + predict, seconds; fairjax: "
         "first call (compilation included) / compiled call.",

@@ -133,17 +133,29 @@ def _with_origins(scores, labels, groups, weights, num_groups, xp):
     )
 
 
-def presort(scores, labels, groups, weights, *, num_groups: int):
-    """The rows with the virtual ones, sorted by group then decreasing score, by NumPy on the
-    host when the arrays are concrete on the CPU backend (XLA's CPU sort is several times
-    slower); None otherwise (then the compiled program sorts)."""
+def prepare(scores, labels, groups, weights, *, num_groups: int):
+    """The rows of :func:`check_inputs` for the compiled hull: ``(arrays, presorted)``.
+
+    Weights default to ones; rows are padded with weight 0 to a shape bucket (rows of weight
+    0 make no ROC point, so nearby sizes share one program). When the arrays are concrete on
+    the CPU backend, NumPy also adds the virtual rows and sorts by group then decreasing score
+    (``presorted=True``): XLA's CPU sort is several times slower than NumPy's.
+    """
+    n = scores.shape[0]
+    dtype = v.float_dtype(scores)
+    size = bucket(n)
     if jax.default_backend() != "cpu" or not v.is_concrete(scores, labels, groups, weights):
-        return None
-    s, y, g, w = _with_origins(
-        *(np.asarray(a) for a in (scores, labels, groups, weights)), num_groups, np
-    )
-    order = np.lexsort((-s, g))
-    return tuple(jnp.asarray(a[order]) for a in (s, y, g, w))
+        w = jnp.ones(n, dtype) if weights is None else weights.astype(dtype)
+        rows = (scores.astype(dtype), labels, groups.astype(jnp.int32), w)
+        return tuple(pad_rows(r, size) for r in rows), False
+    pad = size - n
+    w = np.ones(n, dtype) if weights is None else np.asarray(weights).astype(dtype)
+    rows = (np.asarray(scores).astype(dtype), np.asarray(labels), np.asarray(groups), w)
+    s, y, g, w = _with_origins(*(np.pad(r, (0, pad)) for r in rows), num_groups, np)
+    order = np.argsort(-s)  # ties need no order: a run of tied scores makes one point
+    small = np.int16 if num_groups < 2**15 else np.int32  # NumPy's radix sort for int16
+    order = order[np.argsort(g[order].astype(small), kind="stable")]
+    return tuple(r[order] for r in (s, y, g, w)), True
 
 
 @functools.partial(jax.jit, static_argnames=("num_groups", "presorted"))
@@ -190,12 +202,10 @@ def _roc_hull(
 def check_inputs(
     scores: ArrayLike, labels: ArrayLike, groups: ArrayLike, weights: ArrayLike | None, num_groups
 ):
-    """Validated ``(scores, labels, groups, weights)``, weights defaulting to ones, padded with
-    rows of weight 0 to a shape bucket."""
+    """Validated ``(scores, labels, groups, weights)`` (weights may be None)."""
     s = v.as_array(scores, "scores", ndim=1)
     v.check_nonempty(s, "scores")
     v.check_finite(s, "scores")
-    s = s.astype(v.float_dtype(s))
     n = s.shape[0]
     y = v.as_array(labels, "labels", ndim=1)
     v.check_length(y, n, "labels", "scores")
@@ -206,11 +216,7 @@ def check_inputs(
             f"thresholds need hard group ids: `groups` must be integer ids of shape ({n},), "
             f"got shape {g.shape}."
         )
-    w = v.check_weights(weights, n)
-    w = jnp.ones(n, s.dtype) if w is None else w.astype(s.dtype)
-    # Shape bucket: rows of weight 0 make no ROC point, so nearby sizes share one program.
-    size = bucket(n)
-    return tuple(pad_rows(a, size) for a in (s, y, g, w))
+    return s, y, g, v.check_weights(weights, n)
 
 
 def roc_hull(
@@ -250,11 +256,10 @@ def roc_hull(
       42, 2001.
     """
     num_groups = v.check_num_groups(num_groups)
-    rows = check_inputs(scores, labels, groups, weights, num_groups)
-    done = presort(*rows, num_groups=num_groups)
-    if done is not None:
-        return _roc_hull(*done, num_groups=num_groups, presorted=True)
-    return _roc_hull(*rows, num_groups=num_groups)
+    rows, presorted = prepare(
+        *check_inputs(scores, labels, groups, weights, num_groups), num_groups=num_groups
+    )
+    return _roc_hull(*rows, num_groups=num_groups, presorted=presorted)
 
 
 # ----------------------------------------------------------------------------- searches

@@ -70,7 +70,7 @@ from fairjax.postprocessing._hull import (
     _roc_hull,
     check_inputs,
     interpolate,
-    presort,
+    prepare,
     search,
 )
 
@@ -411,20 +411,21 @@ def fit_thresholds(
     v.check_scalar(false_negative_cost, "false_negative_cost", nonnegative=True)
     s, y, g, w = check_inputs(scores, labels, groups, weights, num_groups)
     if v.is_concrete(y, g, w):
-        yy, gg, ww = (np.asarray(a) for a in (y, g, w))
+        yy, gg = np.asarray(y), np.asarray(g)
+        ww = np.ones(yy.shape[0]) if w is None else np.asarray(w)
         P = np.bincount(gg, ww * (yy == 1), minlength=num_groups)
         N = np.bincount(gg, ww * (yy == 0), minlength=num_groups)
         _check_groups_present(P, N, crit)
-    done = presort(s, y, g, w, num_groups=num_groups)
+    rows, presorted = prepare(s, y, g, w, num_groups=num_groups)
     return _fit(
-        *(done if done is not None else (s, y, g, w)),
+        *rows,
         tolerance,
         false_positive_cost,
         false_negative_cost,
         num_groups=num_groups,
         criterion=crit,
         objective=objective,
-        presorted=done is not None,
+        presorted=presorted,
     )
 
 
