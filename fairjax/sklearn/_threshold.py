@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
     _num_samples,
     check_array,
@@ -108,6 +109,11 @@ class FairThresholdClassifier(ClassifierMixin, BaseEstimator):
         self.false_negative_cost = false_negative_cost
         self.response_method = response_method
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # a binary classifier
+        return tags
+
     @property
     def state_(self) -> postprocessing.ThresholdState:
         """The fitted rule as a :class:`fairjax.postprocessing.ThresholdState`."""
@@ -153,10 +159,17 @@ class FairThresholdClassifier(ClassifierMixin, BaseEstimator):
         X = self._check_X(X, reset=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type not in ("binary",):
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {y_type}."
+            )
         self.classes_, labels = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2:
+            k = len(self.classes_)
             raise ValueError(
-                f"`y` must hold two classes (binary classification), got {len(self.classes_)}."
+                f"`y` must hold two classes (binary classification), got {k} class"
+                f"{'es' if k != 1 else ''}."
             )
         n = _num_samples(X)
         sample_weight = check_sample_weight(sample_weight, n)
