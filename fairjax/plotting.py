@@ -285,10 +285,15 @@ def roc_operating_points(
             edgecolor="black",
             label=str(label),
         )
-    ax.set_xlabel("false-positive rate")
-    ax.set_ylabel("true-positive rate")
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
+    return _finish(fig, ax, "false-positive rate", "true-positive rate", title, path)
+
+
+def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str | None, path: Any) -> Any:
+    """Labels, grid and legend of one axes; the figure saved to ``path`` if given."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
