@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +22,6 @@ from sklearn.utils.validation import (
 from fairjax import postprocessing
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import check_sample_weight, encode_groups
-from fairjax.sklearn._wasserstein import _check_base, _describe_base
 
 __all__ = ["FairThresholdClassifier"]
 
@@ -35,7 +33,7 @@ _ALIASES = {
 _STATE_FIELDS = ("lower", "upper", "probabilities", "fpr", "tpr", "positives", "negatives")
 
 
-class FairThresholdClassifier(ClassifierMixin, BaseEstimator):
+class FairThresholdClassifier(_persist.BaseEstimatorSaveLoadMixin, ClassifierMixin, BaseEstimator):
     r"""Binary classifier made fair by group-specific randomised thresholds on its scores.
 
     Wraps any scikit-learn classifier ``f``. ``fit`` trains a clone of it on ``(X, y)`` unless
@@ -225,61 +223,10 @@ class FairThresholdClassifier(ClassifierMixin, BaseEstimator):
         u = jax.random.uniform(jax.random.key(int(random_state)), p.shape, p.dtype)
         return self.classes_[np.asarray(u < p).astype(int)]
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted rule to ``.npz`` with JSON metadata; no pickle.
-
-        The file holds the constructor parameters and every fitted attribute (thresholds,
-        probabilities, classes, groups) with the format version and a SHA-256 digest. The base
-        estimator is **not** saved (it would need pickle): keep it yourself and pass it to
-        :meth:`load`, which checks its class and feature count.
-
-        Example:
-          >>> import os, tempfile
-          >>> import numpy as np
-          >>> from sklearn.linear_model import LogisticRegression
-          >>> from fairjax.sklearn import FairThresholdClassifier
-          >>> rng = np.random.default_rng(0)
-          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
-          >>> y = (X[:, 0] + s > 0.5).astype(int)
-          >>> clf = FairThresholdClassifier(LogisticRegression()).fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "thresholds.npz")
-          >>> clf.save(path)
-          >>> loaded = FairThresholdClassifier.load(path, estimator=clf.estimator_)
-          >>> bool(np.array_equal(loaded.predict_proba(X, sensitive_features=s),
-          ...                     clf.predict_proba(X, sensitive_features=s)))
-          True
-        """
-        _persist.save_estimator(
-            path,
-            self,
-            exclude_params=("estimator",),
-            exclude_attributes=("estimator_",),
-            extra=_describe_base(self),
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, *, estimator: Any = None) -> FairThresholdClassifier:
-        """Loads a classifier written by :meth:`save` (``allow_pickle=False``).
-
-        Args:
-          path: the ``.npz`` file.
-          estimator: the fitted base estimator (required: it is not in the file), of the
-            saved class and feature count.
-
-        Raises:
-          ValueError: not a file of this estimator, corrupt or modified, or a base estimator
-            that does not match.
-          TypeError: ``estimator`` is missing.
-        """
-
-        def check(extra: dict) -> dict:
-            return _check_base(extra, estimator, path)
-
-        clf = _persist.load_estimator(cls, path, check=check)
+    def _after_load(self, path: str | os.PathLike) -> None:
+        """The fitted rule's arrays back as JAX arrays (the file holds them as NumPy)."""
         for field in _STATE_FIELDS:
-            value = getattr(clf, f"{field}_", None)
+            value = getattr(self, f"{field}_", None)
             if not isinstance(value, jax.Array):
                 raise ValueError(f"{os.fspath(path)!r}: the fitted `{field}_` is missing.")
-            setattr(clf, f"{field}_", jnp.asarray(value))
-        clf.estimator_ = estimator
-        return clf
+            setattr(self, f"{field}_", jnp.asarray(value))
