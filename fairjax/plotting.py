@@ -10,7 +10,7 @@ import numpy as np
 
 from fairjax import _validation as v
 
-__all__ = ["group_cdfs", "group_styles", "pareto_front"]
+__all__ = ["group_cdfs", "group_styles", "pareto_front", "roc_operating_points"]
 
 # The audit's axis labels (``fairjax audit --plot``), shared by :func:`group_cdfs`.
 CDF_XLABEL, CDF_YLABEL = "score", "P(score <= t | group)"
@@ -115,17 +115,7 @@ def pareto_front(
             zorder=4,
             label=ref_name,
         )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    # Outside the axes (right), so that it never covers a point.
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, bbox_inches="tight")
-    return fig
+    return _finish(fig, ax, xlabel, ylabel, title, path)
 
 
 def _annotate_clusters(ax: Any, u: np.ndarray, a: np.ndarray, labels: np.ndarray) -> None:
@@ -290,3 +280,102 @@ def _group_ids(groups: Any, num_groups: int | None, group_names: Any) -> tuple:
     if len(names) != num_groups:
         raise ValueError(f"`group_names` must have {num_groups} entries, got {len(names)}.")
     return np.asarray(g), num_groups, [str(n) for n in names]
+
+
+def roc_operating_points(
+    hull: Any,
+    states: Mapping[str, Any] | None = None,
+    *,
+    group_names: Sequence[str] | None = None,
+    title: str | None = "ROC convex hull of each group",
+    ax: Any = None,
+    path: str | os.PathLike | None = None,
+) -> Any:
+    """Draws each group's ROC convex hull and the operating points that thresholds chose.
+
+    Args:
+      hull: a :class:`fairjax.postprocessing.ROCHull` (from
+        :func:`fairjax.postprocessing.roc_hull`).
+      states: ``{"name": ThresholdState}`` of fitted thresholds
+        (:func:`fairjax.postprocessing.fit_thresholds`); each group's calibration point is
+        drawn on its hull's colour, one marker per state (the first state's largest, so
+        that coinciding points stay visible).
+      group_names: one name per group (default ``"group k"``).
+      title: the axes' title.
+      ax: a matplotlib ``Axes`` to draw on; default: a new figure.
+      path: if given, the figure is saved there.
+
+    Returns:
+      The matplotlib ``Figure``.
+
+    Example:
+      >>> import pytest; _ = pytest.importorskip("matplotlib")
+      >>> import jax.numpy as jnp
+      >>> from fairjax.postprocessing import roc_hull, fit_thresholds
+      >>> from fairjax.plotting import roc_operating_points
+      >>> s = jnp.array([0.9, 0.2, 0.6, 0.4, 0.8, 0.3, 0.7, 0.1])
+      >>> y = jnp.array([1, 0, 1, 0, 1, 1, 0, 0]); g = jnp.array([0, 0, 0, 0, 1, 1, 1, 1])
+      >>> hull = roc_hull(s, y, g, num_groups=2)
+      >>> fig = roc_operating_points(hull, {"DP": fit_thresholds(s, y, g, num_groups=2)})
+      >>> len(fig.axes)
+      1
+    """
+    import matplotlib.pyplot as plt  # the optional extra, imported only here
+
+    start, count = np.asarray(hull.start), np.asarray(hull.count)
+    fpr, tpr = np.asarray(hull.fpr), np.asarray(hull.tpr)
+    num = start.shape[0]
+    names = [f"group {k}" for k in range(num)] if group_names is None else list(group_names)
+    colours = [style["color"] for style in group_styles(num)]
+    if len(names) != num:
+        raise ValueError(f"`group_names` must have {num} entries, got {len(names)}.")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.6, 5.0), dpi=120)
+    else:
+        fig = ax.figure
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
+    for k in range(num):
+        seg = slice(int(start[k]), int(start[k] + count[k]))
+        ax.plot(fpr[seg], tpr[seg], "-", color=colours[k], lw=1.2, label=str(names[k]))
+    markers = "o^sDv<>"
+    # The first state's markers are the largest, so points that coincide stay visible.
+    for j, (label, st) in enumerate((states or {}).items()):
+        size = max(110 - 30 * j, 30)
+        x, y = np.asarray(st.fpr), np.asarray(st.tpr)
+        for k in range(num):
+            ax.scatter(
+                x[k],
+                y[k],
+                marker=markers[j % len(markers)],
+                s=size,
+                color=colours[k],
+                edgecolor="black",
+                linewidth=0.6,
+                zorder=4,
+            )
+        ax.scatter(
+            [],
+            [],
+            marker=markers[j % len(markers)],
+            color="white",
+            edgecolor="black",
+            label=str(label),
+        )
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    return _finish(fig, ax, "false-positive rate", "true-positive rate", title, path)
+
+
+def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str | None, path: Any) -> Any:
+    """Labels, grid and legend of one axes; the figure saved to ``path`` if given."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    # Outside the axes (right), so that it never covers a curve or a point.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, bbox_inches="tight")
+    return fig

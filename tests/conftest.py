@@ -35,6 +35,7 @@ def shared_data_home() -> pathlib.Path:
 # (`pytest -m slow`, in CI), so the default run stays a quick loop. A prefix names every case
 # that starts with it (parametrizations).
 SLOW_CASES = (
+    "fairjax/sklearn/_persist.py::fairjax.sklearn._persist.BaseEstimatorSaveLoadMixin.load",
     "fairjax/postprocessing/_distributed.py::",
     "fairjax/sklearn/_wasserstein.py::fairjax.sklearn._wasserstein.WassersteinFairRegressor.score",
     "tests/test_persistence.py::test_estimator_round_trip_is_exact[ferm_linear]",

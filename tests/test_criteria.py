@@ -52,7 +52,8 @@ def _np_largest_gap(rates, counts):
 
 
 def test_table_of_criteria():
-    assert set(criteria.CRITERIA) == set(ROWS)
+    assert set(criteria.DECISION_RATES) == set(ROWS)
+    assert set(ROWS) < set(criteria.CRITERIA)
     assert criteria.get("demographic_parity").conditions == (None,)
     assert criteria.get("equal_opportunity").conditions == (1,)
     assert criteria.get("false_positive_parity").conditions == (0,)
@@ -238,3 +239,57 @@ def test_split_gives_one_single_rate_criterion_per_condition():
     for i, part in enumerate(criteria.split("equalized_odds")):
         rates, _ = criteria.group_rates(y_pred, s, y_true, criterion=part, num_groups=2)
         np.testing.assert_array_equal(rates[0], whole[i])
+
+
+# ----------------------------------------------------------------------------- confusion matrix
+
+
+def test_confusion_matrix_matches_numpy_with_strata_and_membership():
+    rng = np.random.default_rng(3)
+    n, G, K = 200, 3, 2
+    h, y = rng.uniform(size=n), rng.integers(0, 2, n)
+    s, k, w = rng.integers(0, G, n), rng.integers(0, K, n), rng.uniform(0.1, 2, n)
+    got = criteria.confusion_matrix(h, s, y, num_groups=G, weights=w, strata=k, num_strata=K)
+    want = np.zeros((K, G, 4))
+    for i in range(n):
+        want[k[i], s[i]] += w[i] * np.array(
+            [y[i] * h[i], (1 - y[i]) * h[i], y[i] * (1 - h[i]), (1 - y[i]) * (1 - h[i])]
+        )
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    member = criteria.confusion_matrix(h, np.eye(G)[s], y, weights=w, strata=k, num_strata=K)
+    np.testing.assert_allclose(member, got, rtol=1e-6)
+
+
+def test_rates_of_cells_and_their_kinds():
+    ppv = criteria.PREDICTIVE_PARITY.cell_rates[0]
+    assert ppv.conditions_on_prediction and ppv.needs_labels
+    assert not criteria.DEMOGRAPHIC_PARITY.cell_rates[0].conditions_on_prediction
+    assert not criteria.CONDITIONAL_STATISTICAL_PARITY.needs_labels
+    assert criteria.ACCURACY_PARITY.needs_labels
+    assert criteria.EQUALIZED_ODDS.cell_rates == (
+        criteria.Rate(("tp",), ("tp", "fn")),
+        criteria.Rate(("fp",), ("fp", "tn")),
+    )
+    assert criteria.split("predictive_parity") == (criteria.PREDICTIVE_PARITY,)
+    hash(criteria.CONDITIONAL_STATISTICAL_PARITY)
+
+
+def test_decision_rate_functions_reject_ratio_criteria():
+    with pytest.raises(ValueError, match="fractional_rate_difference"):
+        criteria.group_rates(
+            jnp.ones(3),
+            jnp.array([0, 1, 1]),
+            jnp.ones(3),
+            criterion="predictive_parity",
+            num_groups=2,
+        )
+    custom = criteria.Criterion("mine", (), (criteria.Rate(("tp",), ("fp",)),))
+    with pytest.raises(ValueError, match="conditions"):
+        criteria.condition_weights(custom, jnp.ones(3), n=3)
+    bad = criteria.Criterion("bad", (), (criteria.Rate(("xx",), ("fp",)),))
+    with pytest.raises(ValueError, match="cells"):
+        criteria.rate_terms(jnp.ones((2, 4)), bad)
+    with pytest.raises(ValueError, match="strata"):
+        criteria.check_call(
+            "conditional_statistical_parity", labels=None, strata=None, num_strata=None
+        )

@@ -50,7 +50,7 @@ def check_dataset(data: fd.Dataset, *, n_train: int, n_test: int, n_features: in
     assert data.X_train.shape == (n_train, n_features)
     assert data.X_test.shape == (n_test, n_features)
     assert data.X_train.dtype == np.float32 and data.X_test.dtype == np.float32
-    y_dtype = np.int32 if data.task == "classification" else np.float32
+    y_dtype = np.float32 if data.task == "regression" else np.int32
     for y, g, n in (
         (data.y_train, data.groups_train, n_train),
         (data.y_test, data.groups_test, n_test),
@@ -65,7 +65,7 @@ def check_dataset(data: fd.Dataset, *, n_train: int, n_test: int, n_features: in
     assert np.isfinite(data.X_train).all() and np.isfinite(data.X_test).all()
     assert len(data.feature_names) == n_features == len(set(data.feature_names))
     assert data.num_groups == len(data.group_names) >= 2
-    assert data.task in ("classification", "regression")
+    assert data.task in ("classification", "multiclass", "regression")
     assert data.description and data.target_name and data.sensitive_name
 
 
@@ -286,6 +286,7 @@ def test_data_home_precedence_when_loading(monkeypatch, tmp_path):
         (fd.load_compas, "compas/compas-scores-two-years.csv"),
         (fd.load_communities_crime, "communities_crime/communities.data"),
         (fd.load_law_school, "law_school/law_data.csv"),
+        (fd.load_drug_consumption, "drug_consumption/drug_consumption.data"),
     ],
 )
 def test_missing_file_error_message(no_env, tmp_path, loader, relpath):
@@ -452,6 +453,7 @@ LOADER_FUNCTIONS = (
     fd.load_compas,
     fd.load_communities_crime,
     fd.load_law_school,
+    fd.load_drug_consumption,
 )
 # Every loader, with the data home file it needs (None: embedded, always available).
 LOADERS = [
@@ -460,6 +462,7 @@ LOADERS = [
     (fd.load_compas, {}, "compas/compas-scores-two-years.csv"),
     (fd.load_communities_crime, {}, "communities_crime/communities.data"),
     (fd.load_law_school, {"target": "pass_bar"}, "law_school/law_data.csv"),
+    (fd.load_drug_consumption, {}, "drug_consumption/drug_consumption.data"),
 ]
 
 
@@ -609,3 +612,34 @@ def test_embedded_copies_are_the_registered_files():
     ):
         digest = hashlib.sha256(embedded_bytes(name)).hexdigest()
         assert digest == _registry.REGISTRY[relpath].sha256
+
+
+# ----------------------------------------------------------------------------- drug consumption
+
+
+@pytest.mark.parametrize(
+    ("sensitive", "names", "column"),
+    [("gender", ("female", "male"), 2), ("age", ("18-34", "35+"), 1)],
+)
+def test_drug_consumption(no_env, sensitive, names, column):
+    home = shared_file("drug_consumption/drug_consumption.data").parent.parent
+    data = fd.load_drug_consumption(data_home=home, sensitive=sensitive)
+    check_dataset(data, n_train=1320, n_test=565, n_features=12)
+    assert data.task == "multiclass" and data.group_names == names
+    # Counted from the raw file independently of the loader: gender is +-0.48246 (female
+    # positive), the two youngest age bands are the negative values.
+    raw = [
+        row.split(",")
+        for row in (home / "drug_consumption/drug_consumption.data").read_text().split()
+    ]
+    value = np.array([float(row[column]) for row in raw])
+    want = np.bincount((value < 0) if sensitive == "gender" else (value > 0))
+    groups = np.concatenate([data.groups_train, data.groups_test])
+    assert tuple(np.bincount(groups)) == tuple(want)
+    y = np.concatenate([data.y_train, data.y_test])
+    cannabis = [row[13 + 5] for row in raw]  # the 6th substance after the 13 personal columns
+    assert tuple(np.bincount(y)) == tuple(cannabis.count(f"CL{k}") for k in range(7))
+    fewer = fd.load_drug_consumption(data_home=home, sensitive=sensitive, include_sensitive=False)
+    assert fewer.X_train.shape[1] == 11
+    with pytest.raises(ValueError, match="drug"):
+        fd.load_drug_consumption(data_home=home, drug="coffee")

@@ -41,6 +41,7 @@ DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 SLOW = {
     "continuous.md",
     "regression.md",
+    "multiclass.md",
     "ferm.md",
     "getting_started.md",
     "representation.md",

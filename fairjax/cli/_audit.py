@@ -220,6 +220,7 @@ class _Options(NamedTuple):
     confidence_level: float = 0.95
     min_group_size: int = 30
     seed: int = 0
+    chunk_size: int | None = None
 
 
 def audit(
@@ -236,6 +237,7 @@ def audit(
     confidence_level: float = 0.95,
     min_group_size: int = 30,
     seed: int = 0,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]:
     """Fairness report of a table of predictions, labels and sensitive attributes.
 
@@ -264,6 +266,9 @@ def audit(
       min_group_size: groups with fewer rows are listed under ``small_groups`` (the command
         warns about them).
       seed: seed of the bootstrap.
+      chunk_size: None reads the whole table into memory; a number of rows streams the file
+        in chunks of that many rows (:func:`fairjax.metrics.audit_report_streaming`: constant
+        memory, the same numbers, intervals from a Poisson bootstrap; Parquet needs pyarrow).
 
     Returns:
       A JSON-ready dict: ``n``, ``groups`` (one entry per non-empty group, with its statistics),
@@ -351,6 +356,8 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
     """:func:`audit`, also returning what the plot needs (scores, group ids, names, weights)."""
     if isinstance(o.sensitive, str):  # one column, as --sensitive NAME gives
         o = o._replace(sensitive=[o.sensitive])
+    if o.chunk_size is not None:
+        return _audit_streaming(path, o), None
     table = _read_table(path, _check_options(o))
     labels = None if o.y_true is None else _binary(table[o.y_true], o.y_true, "labels", o.pos_label)
     scores = None if o.score is None else _numbers(table[o.score], o.score, "scores")
@@ -378,6 +385,11 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
         min_group_size=o.min_group_size,
         key=jax.random.key(o.seed),
     )
+    return _file_report(path, o, computed), (scores, s, group_names, w)
+
+
+def _file_report(path: str | os.PathLike, o: _Options, computed: dict[str, Any]) -> dict:
+    """The report of :func:`audit`: the file, its columns and settings, and the computed one."""
     columns = ("y_true", "y_pred", "score", "weight")
     report = {
         "file": os.fspath(path),
@@ -389,7 +401,130 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
     }
     report |= {k: v for k, v in computed.items() if k not in ("n", "bootstrap")}
     report["bootstrap"] = computed["bootstrap"] | {"seed": o.seed}
-    return report, (scores, s, group_names, w)
+    if o.chunk_size is not None:
+        report["bootstrap"]["chunk_size"] = o.chunk_size
+    return report
+
+
+# ----------------------------------------------------------------------------- streamed
+
+
+_MAX_TEXTS = 10_000  # distinct cells kept per categorical column while scanning
+
+
+class _Codes:
+    """The distinct cells of one categorical column, in the order they first occur."""
+
+    def __init__(self, column: str):
+        self.column, self.index = column, {}
+
+    def add(self, texts: list[str], codes: np.ndarray) -> np.ndarray:
+        """Global ids of a chunk's rows (new cells get the next ids)."""
+        for t in texts:
+            self.index.setdefault(t, len(self.index))
+        if len(self.index) > _MAX_TEXTS:
+            raise AuditError(f"column {self.column!r} has over {_MAX_TEXTS} distinct values")
+        return np.asarray([self.index[t] for t in texts], np.int64)[codes]
+
+    def texts(self) -> list[str]:
+        return list(self.index)
+
+
+def _streamed_columns(path: str, o: _Options, categorical, numeric, progress):
+    """A function returning a fresh pass over the file's chunks (for the streamed report)."""
+    from fairjax.cli._chunks import ChunkError, iter_chunks
+
+    def chunks():
+        progress.start_pass()
+        rows = 0
+        try:
+            for chunk in iter_chunks(path, categorical, numeric, o.chunk_size):
+                n = len(next(iter(chunk.values()))[1]) if categorical else 0
+                yield chunk
+                rows += n
+                progress.update(rows)
+        except ChunkError as err:
+            raise AuditError(str(err)) from None
+        progress.update(rows, final=True)
+
+    return chunks
+
+
+def _audit_streaming(path: str | os.PathLike, o: _Options) -> dict[str, Any]:
+    """:func:`audit` reading the file in chunks of ``o.chunk_size`` rows: a scan fixes the
+    groups and the labels' coding (as the in-memory reading does on the whole column), then
+    :func:`fairjax.metrics.audit_report_streaming` reads it again, pass after pass."""
+    from fairjax.cli._chunks import Progress, total_rows
+
+    path = os.fspath(path)
+    _check_options(o)
+    size = o.chunk_size
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise AuditError(f"--chunk-size must be a positive number of rows, got {size!r}")
+    if not os.path.exists(path):
+        raise AuditError(f"no such file: {path}")
+    labels = [c for c in (o.y_true, o.y_pred) if c is not None]
+    categorical = [*o.sensitive, *labels]
+    numeric = [c for c in (o.score, o.weight) if c is not None]
+    try:
+        progress = Progress(total_rows(path))
+    except ImportError as err:
+        raise AuditError("reading Parquet in chunks needs pyarrow (pip install pyarrow)") from err
+    except Exception as err:  # pyarrow's own errors
+        raise AuditError(f"{path} is not a readable Parquet file: {err}") from None
+    codes = {c: _Codes(c) for c in categorical}
+    combos: dict[tuple, None] = {}
+    scan = _streamed_columns(path, o, categorical, [], progress)
+    for chunk in scan():  # the scan: distinct cells and combinations of sensitive values
+        ids = np.stack([codes[c].add(*chunk[c]) for c in o.sensitive], axis=1)
+        for c in labels:
+            codes[c].add(*chunk[c])
+        uniq, first = np.unique(ids, axis=0, return_index=True)
+        combos.update(dict.fromkeys(map(tuple, uniq[np.argsort(first)].tolist())))
+    if not combos:
+        raise AuditError(f"{path} has a header but no rows")
+    table = {c: [codes[c].texts()[k[j]] for k in combos] for j, c in enumerate(o.sensitive)}
+    combo_group, G, names = _sensitive_groups(table, o.sensitive)
+    group_of = dict(zip(combos, combo_group.tolist(), strict=True))
+    roles = ((o.y_true, "labels"), (o.y_pred, "decisions"))
+    coded = {c: _binary(codes[c].texts(), c, r, o.pos_label) for c, r in roles if c is not None}
+
+    read = _streamed_columns(path, o, categorical, numeric, progress)
+
+    def chunks():
+        for chunk in read():
+            ids = np.stack([codes[c].add(*chunk[c]) for c in o.sensitive], axis=1)
+            uniq, inverse = np.unique(ids, axis=0, return_inverse=True)
+            out = {"groups": np.asarray([group_of[tuple(u)] for u in uniq.tolist()])[inverse]}
+            for c, role in ((o.y_true, "y_true"), (o.y_pred, "y_pred")):
+                if c is not None:
+                    out[role] = coded[c][codes[c].add(*chunk[c])]
+            if o.score is not None:
+                out["scores"] = _finite(chunk[o.score], o.score, "scores")
+                if o.y_pred is None:
+                    out["y_pred"] = (out["scores"] >= o.threshold).astype(np.int32)
+            if o.weight is not None:
+                out["weights"] = _finite(chunk[o.weight], o.weight, "weights")
+                if (out["weights"] < 0).any():
+                    raise AuditError(f"column {o.weight!r} (weights) must be >= 0")
+            yield out
+
+    computed = metrics.audit_report_streaming(
+        chunks,
+        num_groups=G,
+        group_names=names,
+        num_resamples=o.num_resamples,
+        confidence_level=o.confidence_level,
+        min_group_size=o.min_group_size,
+        key=jax.random.key(o.seed),
+    )
+    return _file_report(path, o, computed)
+
+
+def _finite(x: np.ndarray, column: str, what: str) -> np.ndarray:
+    if not np.isfinite(x).all():
+        raise AuditError(f"column {column!r} ({what}) has a missing or non-finite value")
+    return x
 
 
 _METRIC_NAMES = {
@@ -574,6 +709,14 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         help="warn about groups with fewer rows (their gaps are mostly noise); 0: never",
     )
     add("--seed", type=int, default=default["seed"])
+    add(
+        "--chunk-size",
+        dest="chunk_size",
+        type=int,
+        metavar="ROWS",
+        help="stream the file in chunks of ROWS rows, in constant memory (Parquet: pyarrow); "
+        "the same numbers, intervals from a Poisson bootstrap",
+    )
     add("--json", metavar="PATH", help="also write the report as JSON")
     add("--plot", metavar="PATH", help="write a PNG of the groups' score CDFs")  # fmt: skip
 
@@ -582,16 +725,15 @@ def run_audit(args: argparse.Namespace) -> int:
     try:
         if args.plot is not None and args.score is None:
             raise AuditError("--plot draws the groups' score CDFs: it needs --score")
+        if args.plot is not None and args.chunk_size is not None:
+            raise AuditError("--plot draws every score: it cannot stream (drop --chunk-size)")
         options = _Options(**{name: getattr(args, name) for name in _Options._fields})
-        report, (scores, s, names, w) = _audit(args.file, options)
+        report, plotted = _audit(args.file, options)
         _print_audit(report)
         if args.plot is not None:
             ks = report["metrics"]["ks_unfairness"]["estimate"]
             _plot_group_cdfs(
-                scores,
-                s,
-                names,
-                w,
+                *plotted,
                 args.plot,
                 title=f"Score CDF by group (KS = {ks:.3f})",
                 legend=" x ".join(args.sensitive),

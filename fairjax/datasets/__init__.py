@@ -8,6 +8,7 @@ load offline. Every loader returns a :class:`Dataset` (of pandas objects with ``
 """
 
 from fairjax.datasets._base import Dataset
+from fairjax.datasets._drug import load_drug_consumption
 from fairjax.datasets._loaders import (
     load_adult,
     load_communities_crime,
@@ -30,6 +31,7 @@ __all__ = [
     "load_adult",
     "load_communities_crime",
     "load_compas",
+    "load_drug_consumption",
     "load_german",
     "load_law_school",
     "make_classification",

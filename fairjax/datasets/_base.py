@@ -41,7 +41,8 @@ class Dataset(NamedTuple):
         group_names: name of each group id, ``group_names[g]`` for id ``g``.
         target_name: what ``y`` is.
         sensitive_name: the attribute the groups come from.
-        task: ``"classification"`` or ``"regression"``.
+        task: ``"classification"`` (binary labels), ``"multiclass"`` (class ids
+            ``0..K-1``) or ``"regression"``.
         description: a short account of the source and preprocessing.
     """
 
@@ -207,7 +208,7 @@ def make_dataset(
     """
     train_idx, test_idx = split
     X_train, X_test, feature_names = encode(columns, train_idx, test_idx)
-    y_dtype = np.int32 if task == "classification" else np.float32
+    y_dtype = np.float32 if task == "regression" else np.int32
     y = np.asarray(y).astype(y_dtype)
     groups = np.asarray(groups).astype(np.int32)
     data = Dataset(

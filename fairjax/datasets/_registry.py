@@ -81,6 +81,11 @@ REGISTRY: MappingProxyType[str, RawFile] = MappingProxyType(
             "09e0b5c07eae24c1efab19b2edee05e160e7f5743b6f31e31eec3d73624da2ea",
             f"{_UCI}/communities/communities.data",
         ),
+        "drug_consumption/drug_consumption.data": RawFile(
+            "drug_consumption/drug_consumption.data",
+            "37333e8db8a5529906b3729e5131d41313b5fa3f50dc3afeb4add892108be213",
+            f"{_UCI}/00373/drug_consumption.data",
+        ),
         "law_school/law_data.csv": RawFile(
             "law_school/law_data.csv",
             "cbf494af5e0ac317015cf64945a20587c08ec77118e183d3ddb0026719956d88",
@@ -113,7 +118,8 @@ def get_data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
 
     Inside the data home the layout is ``adult/adult.data``, ``adult/adult.test``,
     ``compas/compas-scores-two-years.csv``, ``german/german.data``,
-    ``communities_crime/communities.data`` and ``law_school/law_data.csv``.
+    ``communities_crime/communities.data``, ``law_school/law_data.csv`` and
+    ``drug_consumption/drug_consumption.data``.
 
     Args:
         data_home: an explicit folder (``~`` is expanded), or ``None``.

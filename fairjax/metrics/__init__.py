@@ -23,12 +23,23 @@ device (communication O(n)).
 """
 
 from fairjax.metrics._audit import audit_report
+from fairjax.metrics._confusion import (
+    accuracy_difference,
+    conditional_statistical_parity_difference,
+    criterion_difference,
+    false_negative_rate_difference,
+    false_omission_rate_difference,
+    predictive_parity_difference,
+    treatment_equality_difference,
+    true_negative_rate_difference,
+)
 from fairjax.metrics._continuous import (
     binned_parity_difference,
     distance_correlation,
     hgr_correlation,
     hsic,
 )
+from fairjax.metrics._multiclass import class_group_rates, multiclass_parity_difference
 from fairjax.metrics._parity import (
     demographic_parity_difference,
     demographic_parity_ratio,
@@ -37,25 +48,37 @@ from fairjax.metrics._parity import (
 )
 from fairjax.metrics._regression import group_loss_difference, worst_group_loss
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
+from fairjax.metrics._streaming import audit_report_streaming
 from fairjax.metrics._tables import BootstrapResult, GroupTable, bootstrap, by_group, group_table
 
 __all__ = [
     "BootstrapResult",
     "GroupTable",
+    "accuracy_difference",
     "audit_report",
+    "audit_report_streaming",
     "binned_parity_difference",
     "bootstrap",
     "by_group",
+    "class_group_rates",
+    "conditional_statistical_parity_difference",
+    "criterion_difference",
     "demographic_parity_difference",
     "demographic_parity_ratio",
     "distance_correlation",
     "equal_opportunity_difference",
     "equalized_odds_difference",
+    "false_negative_rate_difference",
+    "false_omission_rate_difference",
     "group_loss_difference",
     "group_table",
     "hgr_correlation",
     "hsic",
     "ks_unfairness",
+    "multiclass_parity_difference",
+    "predictive_parity_difference",
+    "treatment_equality_difference",
+    "true_negative_rate_difference",
     "wasserstein_unfairness",
     "worst_group_loss",
 ]

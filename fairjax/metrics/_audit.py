@@ -102,7 +102,7 @@ def _group_rows(stats, labelled: bool, names) -> tuple[list[dict], dict]:
         if labelled and negatives[g] == 0:
             row["fpr"] = None
         group_rows.append(row)
-    n = int(rows_per_group.sum())
+    n = int(rows_per_group.sum())  # the report's n: the rows of all groups
     overall = {k: _number(np.asarray(stats["overall"][k])[0]) for k in keys}
     return group_rows, {"group": "overall", "rows": n} | overall
 
@@ -283,7 +283,6 @@ def audit_report(
     w = None if weights is None else jnp.asarray(weights, jnp.float32)
     x = None if scores is None else jnp.asarray(scores, jnp.float32)
     stats = _point_stats(y_t, y_p, s, x, w, num_groups=num_groups)
-    group_rows, overall_row = _group_rows(stats, labelled, names)
     estimate = stats["metrics"]
     lower = upper = dict.fromkeys(estimate)
     if num_resamples:
@@ -297,6 +296,31 @@ def audit_report(
             confidence_level=confidence_level,
         )
         lower, upper = res.lower, res.upper
+    return assemble_report(
+        stats,
+        lower,
+        upper,
+        names,
+        labelled=labelled,
+        min_group_size=min_group_size,
+        bootstrap_info={"num_resamples": num_resamples, "confidence_level": confidence_level},
+    )
+
+
+def assemble_report(
+    stats: dict[str, Any],
+    lower: dict[str, Any],
+    upper: dict[str, Any],
+    names: Sequence[str],
+    *,
+    labelled: bool,
+    min_group_size: int,
+    bootstrap_info: dict[str, Any],
+) -> dict[str, Any]:
+    """The report's dict from :func:`_point_stats`'s statistics and the intervals' ends (the
+    in-memory and the streamed audits share it)."""
+    group_rows, overall_row = _group_rows(stats, labelled, names)
+    estimate = stats["metrics"]
     pairs = _pairs(stats, names)
     results = {
         name: {
@@ -309,7 +333,7 @@ def audit_report(
         if name in estimate
     }
     return {
-        "n": n,
+        "n": overall_row["rows"],
         "num_groups": len(group_rows),
         "groups": group_rows,
         "overall": overall_row,
@@ -318,5 +342,5 @@ def audit_report(
         "small_groups": [r["group"] for r in group_rows if r["rows"] < min_group_size],
         "min_group_size": int(min_group_size),
         "precision": str(jnp.asarray(estimate[_METRICS[0]]).dtype),
-        "bootstrap": {"num_resamples": num_resamples, "confidence_level": confidence_level},
+        "bootstrap": bootstrap_info,
     }

@@ -19,26 +19,47 @@ through ``jit`` and ``vmap`` and saves to ``.npz`` + JSON without pickle (:func:
 
 Reference: Chzhen, Denis, Hebiri, Oneto, Pontil, *Fair regression with Wasserstein barycenters*,
 NeurIPS 2020 (arXiv:2006.07286), Algorithm 1 and Theorem 2.3.
+
+Fair classification by post-processing: :func:`fit_thresholds` chooses group-specific randomised
+thresholds on the scores of any binary classifier, the exact optimum of the linear program over
+each group's ROC convex hull (:func:`roc_hull`) under demographic parity, TPR or FPR parity or
+equalized odds, with a tolerance; :func:`apply_thresholds` gives expected or drawn decisions
+(Hardt, Price, Srebro, NeurIPS 2016; Cruz, Hardt, ICLR 2024).
 """
 
 from fairjax.postprocessing._apply import apply_barycenter
 from fairjax.postprocessing._distributed import fit_barycenter_sharded, fit_barycenter_streaming
 from fairjax.postprocessing._fit import fit_barycenter
+from fairjax.postprocessing._hull import ROCHull, roc_hull
 from fairjax.postprocessing._persist import load_barycenter, save_barycenter
 from fairjax.postprocessing._state import (
     FORMAT_VERSION,
     BarycenterState,
     SequentialBarycenterState,
 )
+from fairjax.postprocessing._thresholds import (
+    THRESHOLD_CRITERIA,
+    THRESHOLD_OBJECTIVES,
+    ThresholdState,
+    apply_thresholds,
+    fit_thresholds,
+)
 
 __all__ = [
     "FORMAT_VERSION",
+    "THRESHOLD_CRITERIA",
+    "THRESHOLD_OBJECTIVES",
     "BarycenterState",
+    "ROCHull",
     "SequentialBarycenterState",
+    "ThresholdState",
     "apply_barycenter",
+    "apply_thresholds",
     "fit_barycenter",
     "fit_barycenter_sharded",
     "fit_barycenter_streaming",
+    "fit_thresholds",
     "load_barycenter",
+    "roc_hull",
     "save_barycenter",
 ]

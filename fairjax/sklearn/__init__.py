@@ -7,6 +7,12 @@ mitigators.
 
 from fairjax.sklearn._ferm import FERMClassifier
 from fairjax.sklearn._logistic import FairLogisticRegression
+from fairjax.sklearn._threshold import FairThresholdClassifier
 from fairjax.sklearn._wasserstein import WassersteinFairRegressor
 
-__all__ = ["FERMClassifier", "FairLogisticRegression", "WassersteinFairRegressor"]
+__all__ = [
+    "FERMClassifier",
+    "FairLogisticRegression",
+    "FairThresholdClassifier",
+    "WassersteinFairRegressor",
+]

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _persistence as _io
@@ -119,6 +121,46 @@ def load_estimator(
 _Estimator = TypeVar("_Estimator")
 
 
+def _describe_base(regressor: Any) -> dict[str, Any]:
+    """What the file records about the (unsaved) base estimator, to check it at load."""
+    base = regressor.estimator_
+    n_features = getattr(base, "n_features_in_", None)
+    return {
+        "estimator_class": f"{type(base).__module__}.{type(base).__qualname__}",
+        "estimator_n_features_in": None if n_features is None else int(n_features),
+        "prefit": regressor.estimator_ is regressor.estimator,
+    }
+
+
+def _check_base(extra: dict, estimator: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """The ``estimator`` parameter of a loaded estimator, after checking the given base."""
+    where = repr(os.fspath(path))
+    if estimator is None:
+        raise TypeError(
+            f"{where}: pass the fitted base estimator, load(path, estimator=...): it is not in "
+            "the file (saving an arbitrary scikit-learn model would need pickle)."
+        )
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError as err:
+        raise ValueError(f"{where}: the base `estimator` passed to load is not fitted.") from err
+    name = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+    if name != extra.get("estimator_class"):
+        raise ValueError(
+            f"{where} was saved with a base estimator of class {extra.get('estimator_class')}, "
+            f"got {name}."
+        )
+    expected = extra.get("estimator_n_features_in")
+    n_features = getattr(estimator, "n_features_in_", None)
+    if expected is not None and n_features != expected:
+        raise ValueError(
+            f"{where} was saved with a base estimator of {expected} features, got {n_features}."
+        )
+    # A base trained by fit was a clone of the `estimator` template: an unfitted clone again,
+    # so that refitting the loaded regressor trains it as the original would.
+    return {"estimator": estimator if extra.get("prefit", True) else clone(estimator)}
+
+
 class SaveLoadMixin:
     """``save`` and ``load`` of a fitted estimator of :mod:`fairjax.sklearn`, without pickle.
 
@@ -181,3 +223,71 @@ class SaveLoadMixin:
             (its arrays or metadata do not match the recorded digest).
         """
         return load_estimator(cls, path)
+
+
+class BaseEstimatorSaveLoadMixin(SaveLoadMixin):
+    """``save``/``load`` of an estimator that wraps a user's base estimator (``estimator=``).
+
+    The base estimator (an arbitrary scikit-learn model) is not in the file, since saving it
+    would need pickle: its class and feature count are recorded, and :meth:`load` takes it
+    back and checks it. A class overrides :meth:`_after_load` to restore derived attributes.
+    """
+
+    def _save_options(self) -> dict[str, Any]:
+        return {
+            "exclude_params": ("estimator",),
+            "exclude_attributes": ("estimator_",),
+            "extra": _describe_base(self),
+        }
+
+    def _after_load(self, path: str | os.PathLike) -> None:
+        """Hook run on the loaded estimator before it is returned."""
+
+    @classmethod
+    def load(
+        cls: type[_Estimator], path: str | os.PathLike, *, estimator: Any = None
+    ) -> _Estimator:
+        """Loads an estimator written by :meth:`save` (``allow_pickle=False``).
+
+        Args:
+          path: the ``.npz`` file.
+          estimator: the fitted base estimator (``estimator_`` of the saved one), required: it
+            is not in the file. It must be fitted, of the same class and with the same number
+            of features.
+
+        Returns:
+          A fitted estimator of the class ``load`` is called on: same parameters, bit-equal
+          fitted arrays, identical outputs.
+
+        Raises:
+          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
+            another estimator's file), has a newer format version, or is corrupt or modified
+            (its arrays or metadata do not match the recorded digest); or ``estimator`` is not
+            fitted, or of another class or feature count than the saved one.
+          TypeError: ``estimator`` is missing.
+
+        Example:
+          >>> import os, tempfile
+          >>> import numpy as np
+          >>> from sklearn.linear_model import Ridge
+          >>> from fairjax.sklearn import WassersteinFairRegressor
+          >>> rng = np.random.default_rng(0)
+          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
+          >>> y = X[:, 0] + 2 * s
+          >>> reg = WassersteinFairRegressor(Ridge(), random_state=0)
+          >>> reg = reg.fit(X, y, sensitive_features=s)
+          >>> path = os.path.join(tempfile.mkdtemp(), "post.npz")
+          >>> reg.save(path)  # the post-processor; the Ridge is yours to keep
+          >>> loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
+          >>> bool(np.array_equal(loaded.predict(X, sensitive_features=s),
+          ...                      reg.predict(X, sensitive_features=s)))
+          True
+        """
+
+        def check(extra: dict) -> dict:
+            return _check_base(extra, estimator, path)
+
+        loaded = load_estimator(cls, path, check=check)
+        loaded.estimator_ = estimator
+        loaded._after_load(path)
+        return loaded

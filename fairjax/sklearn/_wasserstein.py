@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 import jax
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone, is_classifier
@@ -28,47 +25,7 @@ from fairjax.sklearn._inputs import check_sample_weight, encode_groups
 __all__ = ["WassersteinFairRegressor"]
 
 
-def _describe_base(regressor: WassersteinFairRegressor) -> dict[str, Any]:
-    """What the file records about the (unsaved) base estimator, to check it at load."""
-    base = regressor.estimator_
-    n_features = getattr(base, "n_features_in_", None)
-    return {
-        "estimator_class": f"{type(base).__module__}.{type(base).__qualname__}",
-        "estimator_n_features_in": None if n_features is None else int(n_features),
-        "prefit": regressor.estimator_ is regressor.estimator,
-    }
-
-
-def _check_base(extra: dict, estimator: Any, path: str | os.PathLike) -> dict[str, Any]:
-    """The ``estimator`` parameter of a loaded regressor, after checking the given base."""
-    where = repr(os.fspath(path))
-    if estimator is None:
-        raise TypeError(
-            f"{where}: pass the fitted base estimator, load(path, estimator=...): it is not in "
-            "the file (saving an arbitrary scikit-learn model would need pickle)."
-        )
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError as err:
-        raise ValueError(f"{where}: the base `estimator` passed to load is not fitted.") from err
-    name = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
-    if name != extra.get("estimator_class"):
-        raise ValueError(
-            f"{where} was saved with a base estimator of class {extra.get('estimator_class')}, "
-            f"got {name}."
-        )
-    expected = extra.get("estimator_n_features_in")
-    n_features = getattr(estimator, "n_features_in_", None)
-    if expected is not None and n_features != expected:
-        raise ValueError(
-            f"{where} was saved with a base estimator of {expected} features, got {n_features}."
-        )
-    # A base trained by fit was a clone of the `estimator` template: an unfitted clone again,
-    # so that refitting the loaded regressor trains it as the original would.
-    return {"estimator": estimator if extra.get("prefit", True) else clone(estimator)}
-
-
-class WassersteinFairRegressor(_persist.SaveLoadMixin, RegressorMixin, BaseEstimator):
+class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMixin, BaseEstimator):
     r"""Regressor made fair (demographic parity) by mapping its outputs onto the barycenter.
 
     Wraps any regressor (or classifier, through its scores) ``f``. ``fit`` trains a clone of it
@@ -311,58 +268,3 @@ class WassersteinFairRegressor(_persist.SaveLoadMixin, RegressorMixin, BaseEstim
             )
         pred = self.predict(X, sensitive_features=sensitive_features)
         return float(r2_score(y, pred, sample_weight=sample_weight))
-
-    def _save_options(self) -> dict[str, Any]:
-        """The base estimator is left out of the file; its class and width are recorded, so
-        that :meth:`load` refuses another one."""
-        return {
-            "exclude_params": ("estimator",),
-            "exclude_attributes": ("estimator_",),
-            "extra": _describe_base(self),
-        }
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, *, estimator: Any = None) -> WassersteinFairRegressor:
-        """Loads a regressor's post-processor written by :meth:`save` (``allow_pickle=False``).
-
-        Args:
-          path: the ``.npz`` file.
-          estimator: the fitted base estimator (``estimator_`` of the saved regressor), required:
-            it is not in the file. It must be fitted, of the same class and with the same
-            number of features.
-
-        Returns:
-          A fitted ``WassersteinFairRegressor``: same parameters, bit-equal fitted arrays, identical
-          outputs.
-
-        Raises:
-          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
-            another estimator's file), has a newer format version, or is corrupt or modified
-            (its arrays or metadata do not match the recorded digest); or ``estimator`` is not
-            fitted, or of another class or feature count than the saved one.
-          TypeError: ``estimator`` is missing.
-
-        Example:
-          >>> import os, tempfile
-          >>> import numpy as np
-          >>> from sklearn.linear_model import Ridge
-          >>> from fairjax.sklearn import WassersteinFairRegressor
-          >>> rng = np.random.default_rng(0)
-          >>> s = rng.integers(0, 2, 500); X = np.c_[rng.normal(size=500), s]
-          >>> y = X[:, 0] + 2 * s
-          >>> reg = WassersteinFairRegressor(Ridge(), random_state=0)
-          >>> reg = reg.fit(X, y, sensitive_features=s)
-          >>> path = os.path.join(tempfile.mkdtemp(), "post.npz")
-          >>> reg.save(path)  # the post-processor; the Ridge is yours to keep
-          >>> loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
-          >>> bool(np.array_equal(loaded.predict(X, sensitive_features=s),
-          ...                      reg.predict(X, sensitive_features=s)))
-          True
-        """
-
-        def check(extra: dict) -> dict:
-            return _check_base(extra, estimator, path)
-
-        regressor = _persist.load_estimator(cls, path, check=check)
-        regressor.estimator_ = estimator
-        return regressor

@@ -20,7 +20,7 @@ from fairjax import _validation as v
 
 from ._lagrangian import ConstrainedState
 from ._penalized import Array, ArrayLike, Model, PyTree
-from ._reduction import _run_rate_constrained
+from ._reduction import _reducible, _run_rate_constrained
 
 # fit_rate_constrained_mixture's default multiplier optimizer: twice as fast as
 # fit_rate_constrained's, so that the iterates cross the bound and the mixture has candidates
@@ -162,7 +162,9 @@ def fit_rate_constrained_mixture(
       iterates).
     """
     crit = criteria.resolve(
-        criterion, where="training.fit_rate_constrained_mixture", constraint=constraint
+        _reducible(criterion),
+        where="training.fit_rate_constrained_mixture",
+        constraint=constraint,
     )
     num_candidates = v.check_scalar(num_candidates, "num_candidates", integer=True, positive=True)
     num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)

@@ -22,6 +22,28 @@ from fairjax import _validation as v
 from ._lagrangian import ConstrainedResult, ConstrainedState, initial_state
 from ._penalized import Array, ArrayLike, Model, PyTree
 
+# The reduction trains to the criteria of rates of positive decisions, and to the two whose rate
+# is one minus one of those (FNR = 1 - TPR, TNR = 1 - FPR): the same pairwise gaps, so the same
+# constraints and the same cost-sensitive best responses. The other confusion-matrix criteria
+# are not reduced here: PPV, FOR and treatment equality have denominators that depend on the
+# decisions (no linear cost-sensitive form), and accuracy parity's costs are not yet written;
+# train to them with fit_constrained and penalties.fractional_rate_difference.
+_COMPLEMENTS = {
+    "false_negative_rate_parity": "equal_opportunity",
+    "true_negative_rate_parity": "false_positive_parity",
+}
+
+
+def _reducible(criterion):
+    """The criterion the reduction trains to for ``criterion``: FNR/TNR parity become equal
+    opportunity / false-positive parity (the same gaps); others are returned as they are."""
+    name = criterion.name if isinstance(criterion, criteria.Criterion) else criterion
+    if isinstance(name, str) and name in _COMPLEMENTS:
+        if not isinstance(criterion, criteria.Criterion) or criterion == criteria.CRITERIA[name]:
+            return _COMPLEMENTS[name]
+    return criterion
+
+
 # One object, so that repeated calls with the default hit the compiled program's cache (a new
 # optax transformation per call would be a new static argument, and a new compilation).
 _RATE_MULTIPLIER_OPTIMIZER = optax.sgd(0.01)
@@ -97,8 +119,12 @@ def fit_rate_constrained(
       num_groups: static number of groups.
       optimizer: optax optimizer of the parameters.
       criterion: a :mod:`fairjax.criteria` criterion or its name: ``"demographic_parity"``
-        (default), ``"equal_opportunity"``, ``"false_positive_parity"`` or
-        ``"equalized_odds"``.
+        (default), ``"equal_opportunity"``, ``"false_positive_parity"``, ``"equalized_odds"``,
+        or ``"false_negative_rate_parity"`` / ``"true_negative_rate_parity"`` (the same gaps
+        as equal opportunity / false-positive parity, trained as those). Criteria whose
+        denominator depends on the decisions (``"predictive_parity"``, ...) have no
+        cost-sensitive form: train to them with :func:`fit_constrained` and
+        :func:`fairjax.penalties.fractional_rate_difference`.
       multiplier_optimizer: optax optimizer of the multipliers (default ``optax.sgd(0.01)``).
       num_steps: number of updates.
       regularizer: optional ``regularizer(params) -> scalar`` added to the surrogate.
@@ -140,7 +166,9 @@ def fit_rate_constrained(
       Non-Convex Constrained Optimization, ALT 2019 (proxy-Lagrangian: the multipliers follow the
       exact, non-differentiable constraint).
     """
-    crit = criteria.resolve(criterion, where="training.fit_rate_constrained", constraint=constraint)
+    crit = criteria.resolve(
+        _reducible(criterion), where="training.fit_rate_constrained", constraint=constraint
+    )
     if iterate not in ("best", "last"):
         raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
     state, chosen, chosen_step, history, gaps, _ = _run_rate_constrained(

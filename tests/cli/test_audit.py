@@ -401,3 +401,40 @@ def test_new_options_are_checked(tmp_path, options, message):
     path = write_csv(tmp_path / "t.csv", ["y", "p", "g"], [(1, 1, 0), (0, 0, 1)])
     with pytest.raises(cli.AuditError, match=message):
         cli.audit(path, y_true="y", y_pred="p", sensitive="g", **options)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_streamed_audit_equals_in_memory(tmp_path, suffix):
+    """--chunk-size: the same report as the whole-table reading (float rounding aside), for
+    string and numeric sensitive columns, ties in the scores, weights, chunk sizes."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from tests.metrics.test_streaming import assert_same_report
+
+    rng = np.random.default_rng(5)
+    n = 600
+    frame = pd.DataFrame({
+        "score": np.round(rng.random(n), 2),
+        "label": rng.choice(["yes", "no"], n),
+        "race": rng.choice(["a", "b", "c"], n),
+        "sex": rng.choice([1, 2], n),
+        "w": rng.random(n),
+    })  # fmt: skip
+    path = tmp_path / f"t{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    base = dict(sensitive=["race", "sex"], y_true="label", score="score", weight="w",
+                pos_label="yes", num_resamples=0)  # fmt: skip
+    in_memory = cli.audit(path, **base)
+    for size in (97, 10_000):
+        streamed = cli.audit(path, chunk_size=size, **base)
+        assert_same_report(streamed, in_memory)
+        assert streamed["bootstrap"]["chunk_size"] == size
+
+
+def test_streamed_audit_command_and_bad_chunk_size(table, capsys):
+    argv = ["audit", str(table), "--y-true", "y_true", "--y-pred", "y_pred", "--sensitive"]
+    assert cli.main([*argv, "race", "--chunk-size", "50", "--bootstrap", "20"]) == 0
+    assert "demographic parity difference" in capsys.readouterr().out
+    assert cli.main(["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race",
+                 "--chunk-size", "0"]) == 2  # fmt: skip
+    assert "--chunk-size must be a positive" in capsys.readouterr().err

@@ -423,3 +423,42 @@ def test_rate_constrained_constraint_keyword_is_deprecated():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="`constraint` must be one of"):
             training.fit_rate_constrained(_linear, _p0(), train, constraint="odds", **kw)
+
+
+@pytest.mark.parametrize(
+    ("complement", "same"),
+    [
+        ("false_negative_rate_parity", "equal_opportunity"),
+        ("true_negative_rate_parity", "false_positive_parity"),
+    ],
+)
+def test_rate_constrained_fnr_and_tnr_parity_train_as_their_complements(complement, same):
+    # FNR = 1 - TPR and TNR = 1 - FPR: the same pairwise gaps, so the same training; the
+    # reported gap is the complement criterion's metric of the returned model.
+    train, _ = _biased(2)
+    kwargs = dict(target=0.05, num_groups=2, optimizer=optax.adam(0.05), num_steps=50)
+    a = training.fit_rate_constrained(
+        _linear, _biased_start(), train, criterion=complement, **kwargs
+    )
+    b = training.fit_rate_constrained(_linear, _biased_start(), train, criterion=same, **kwargs)
+    np.testing.assert_array_equal(a.params["w"], b.params["w"])
+    X, y, s = train
+    gap = metrics.criterion_difference(
+        y, _decisions(a.params, np.asarray(X)), s, criterion=complement, num_groups=2
+    )
+    assert a.train_constraint == pytest.approx(float(gap), abs=1e-6)
+
+
+def test_rate_constrained_rejects_a_ratio_criterion():
+    train, _ = _biased(2)
+    with pytest.raises(ValueError, match="fractional_rate_difference"):
+        training.fit_rate_constrained(
+            _linear,
+            _biased_start(),
+            train,
+            target=0.05,
+            num_groups=2,
+            optimizer=optax.adam(0.05),
+            num_steps=5,
+            criterion="predictive_parity",
+        )

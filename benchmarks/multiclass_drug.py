@@ -1,0 +1,147 @@
+"""Multiclass fairness: drug consumption (7 usage classes), a bound on each class's DP gap.
+
+Softmax regression of the usage class of a drug (default cannabis: never used, over a decade
+ago, ..., in the last day) on the UCI Drug consumption data without the gender column; groups:
+female / male. The unconstrained model is compared with models trained by
+:func:`fairjax.training.fit_constrained` to a bound on the worst class's demographic-parity gap
+(:func:`fairjax.penalties.softmax_rate_difference` at temperature 1: the gap of the model's
+expected decisions, the randomised classifier that draws a class from the softmax), for a few
+bounds. On the test split it reports accuracy (of the argmax and of the randomised classifier)
+and the worst class's DP gap of both decision rules
+(:func:`fairjax.metrics.multiclass_parity_difference`), against the bound.
+
+Writes ``benchmarks/results/multiclass_drug_<platform>.json`` and ``.md``.
+
+Usage::
+
+    FAIRJAX_DATA_HOME=path/to/data python benchmarks/multiclass_drug.py
+    FAIRJAX_DATA_HOME=path/to/data python benchmarks/multiclass_drug.py --drug Nicotine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fairjax import datasets, metrics, penalties, training
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+K = 7
+
+
+def logits(params, batch):
+    return batch[0] @ params["W"] + params["b"]
+
+
+def cross_entropy(z, batch):
+    return optax.softmax_cross_entropy_with_integer_labels(z, batch[1]).mean()
+
+
+def dp_gap(z, batch):  # the worst class's DP gap of the expected decisions
+    return penalties.softmax_rate_difference(z, batch[2], num_groups=2)
+
+
+def evaluate(params, batch):
+    z = logits(params, batch)
+    probs = jax.nn.softmax(z, axis=-1)
+    y, s = batch[1], batch[2]
+    return {
+        "accuracy_argmax": float(jnp.mean(jnp.argmax(z, -1) == y)),
+        "accuracy_randomised": float(jnp.mean(probs[jnp.arange(len(y)), y])),
+        "dp_gap_randomised": float(
+            metrics.multiclass_parity_difference(None, probs, s, num_classes=K, num_groups=2)
+        ),
+        "dp_gap_argmax": float(
+            metrics.multiclass_parity_difference(
+                None, jnp.argmax(z, -1), s, num_classes=K, num_groups=2
+            )
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drug", default="Cannabis")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--bounds", type=float, nargs="+", default=[0.1, 0.05, 0.02])
+    args = parser.parse_args()
+
+    data = datasets.load_drug_consumption(drug=args.drug, include_sensitive=False)
+    train = (jnp.asarray(data.X_train), jnp.asarray(data.y_train), jnp.asarray(data.groups_train))
+    test = (jnp.asarray(data.X_test), jnp.asarray(data.y_test), jnp.asarray(data.groups_test))
+    p0 = {"W": jnp.zeros((train[0].shape[1], K)), "b": jnp.zeros(K)}
+
+    def fit(target):
+        return training.fit_constrained(
+            cross_entropy,
+            dp_gap,
+            p0,
+            train,
+            target=target,
+            optimizer=optax.adam(0.02),
+            multiplier_optimizer=optax.sgd(1.0),
+            num_steps=args.steps,
+            model=logits,
+            iterate="best",
+            tolerance=1e-4,
+        )
+
+    rows = []
+    for bound in [None, *args.bounds]:
+        res = fit(1e6 if bound is None else bound)
+        row = {"bound": bound, "train": evaluate(res.state.params, train)}
+        row["test"] = evaluate(res.state.params, test)
+        rows.append(row)
+        t = row["test"]
+        print(
+            f"bound {'-' if bound is None else bound:>5}  test acc {t['accuracy_argmax']:.4f} "
+            f"(randomised {t['accuracy_randomised']:.4f})  worst-class DP gap: randomised "
+            f"{t['dp_gap_randomised']:.4f}, argmax {t['dp_gap_argmax']:.4f}  "
+            f"(train {row['train']['dp_gap_randomised']:.4f})"
+        )
+
+    RESULTS.mkdir(exist_ok=True)
+    tag = jax.default_backend()
+    meta = {
+        "command": f"python benchmarks/multiclass_drug.py --drug {args.drug} --steps {args.steps}"
+        f" --bounds {' '.join(map(str, args.bounds))}",
+        "jax": jax.__version__,
+        "platform": platform.platform(),
+        "n_train": int(train[0].shape[0]),
+        "n_test": int(test[0].shape[0]),
+    }
+    (RESULTS / f"multiclass_drug_{tag}.json").write_text(
+        json.dumps({"meta": meta, "rows": rows}, indent=1)
+    )
+    base = rows[0]["test"]
+    lines = [
+        f"# Multiclass: drug consumption ({args.drug}, 7 classes), groups female / male",
+        "",
+        f"Command: `{meta['command']}` (jax {meta['jax']}, {tag}); {meta['n_train']} training "
+        f"and {meta['n_test']} test rows.",
+        "",
+        "| bound (worst-class DP gap, expected decisions) | train gap | test gap (randomised) "
+        "| test gap (argmax) | test accuracy (argmax) | accuracy cost (points) "
+        "| test accuracy (randomised) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t = r["test"]
+        cost = 100 * (base["accuracy_argmax"] - t["accuracy_argmax"])
+        lines.append(
+            f"| {'none' if r['bound'] is None else r['bound']} | "
+            f"{r['train']['dp_gap_randomised']:.4f} | {t['dp_gap_randomised']:.4f} | "
+            f"{t['dp_gap_argmax']:.4f} | {t['accuracy_argmax']:.4f} | {cost:.2f} | "
+            f"{t['accuracy_randomised']:.4f} |"
+        )
+    (RESULTS / f"multiclass_drug_{tag}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

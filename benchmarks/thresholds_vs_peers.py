@@ -1,0 +1,497 @@
+"""Group-specific randomised thresholds: fairjax vs fairlearn, error-parity and OxonFair.
+
+On the same prefit scores (scikit-learn ``LogisticRegression(max_iter=1000)`` trained on each
+training split, ``predict_proba[:, 1]``):
+
+1. fairjax :func:`fairjax.postprocessing.fit_thresholds` (exact LP optimum, ``tolerance=0``)
+   beside fairlearn's ``ThresholdOptimizer(prefit=True)`` for demographic parity, TPR parity
+   and equalized odds on Adult (sex), Adult (race, its 5 groups), COMPAS (race) and German
+   credit (age). Both fit on the training split and predict the test split; accuracy and gap
+   are reported for the expected decisions (the probability of a positive decision: fairjax's
+   ``apply_thresholds`` without a key, fairlearn's ``_pmf_predict``) and for the drawn ones
+   (seed 0). Times are wall-clock fit + predict of each library, scores included (fairlearn
+   calls the estimator itself): fairjax's first call in this process (compilation included)
+   and the median of ``--repeats`` further calls.
+2. The Wasserstein-barycenter recipe for demographic parity (Chzhen et al., 2019): transport
+   each group's training scores onto their barycenter
+   (:func:`fairjax.postprocessing.fit_barycenter`), apply to the test scores, threshold at 0.5.
+3. error-parity's ``RelaxedThresholdOptimizer`` (equalized odds, tolerances 0.01, 0.05, 0.1)
+   in its own virtual environment (``--peer-python``; it pins numpy < 2), on the training
+   scores saved to a temporary ``.npz``: training accuracy of both (expected, from each
+   method's group operating points), feasibility (largest gap of the operating points), fit
+   times. OxonFair as a third peer where it installs (``--oxonfair``).
+4. The post-processing front on Adult (sex, DP): one ``vmap`` of ``fit_thresholds`` over 21
+   tolerances, and each group's ROC hull with the chosen points on Adult (race).
+
+Writes ``benchmarks/results/thresholds_<platform>.json`` and ``.md``, and
+``docs/img/thresholds_front.png``, ``docs/img/thresholds_roc.png``.
+
+Usage::
+
+    FAIRJAX_DATA_HOME=path/to/data python benchmarks/thresholds_vs_peers.py \\
+        --peer-python path/to/venv-with-error-parity/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import subprocess
+import tempfile
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fairjax import criteria, datasets, plotting
+from fairjax import postprocessing as pp
+
+ROOT = pathlib.Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+IMG = ROOT.parent / "docs" / "img"
+# fairjax's criterion -> fairlearn's constraint name
+CRITERIA = {
+    "demographic_parity": "demographic_parity",
+    "equal_opportunity": "true_positive_rate_parity",
+    "equalized_odds": "equalized_odds",
+}
+TOLERANCES = (0.01, 0.05, 0.1)
+
+
+def _adult_race():
+    d = datasets.load_adult()
+    cols = [i for i, f in enumerate(d.feature_names) if f.startswith("race=")]
+    names = tuple(d.feature_names[i].split("=", 1)[1] for i in cols)
+    return d._replace(
+        groups_train=np.argmax(d.X_train[:, cols], 1).astype(np.int32),
+        groups_test=np.argmax(d.X_test[:, cols], 1).astype(np.int32),
+        group_names=names,
+        sensitive_name="race",
+    )
+
+
+def _load():
+    """The data sets, features in float64 (fairlearn's predict refuses float32 features)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # COMPAS's documented caveat
+        data = {
+            "Adult (sex)": datasets.load_adult(),
+            "Adult (race)": _adult_race(),
+            "COMPAS (race)": datasets.load_compas(),
+            "German (age)": datasets.load_german(),
+        }
+    return {
+        k: d._replace(X_train=d.X_train.astype(np.float64), X_test=d.X_test.astype(np.float64))
+        for k, d in data.items()
+    }
+
+
+def gap(crit, p, y, g, num_groups):
+    rates, counts = criteria.group_rates(
+        jnp.asarray(p, jnp.float32), g, y, criterion=crit, num_groups=num_groups
+    )
+    return float(jnp.max(criteria.largest_gap(rates, counts)))
+
+
+def accuracy(p, y):
+    return float(np.mean(np.where(y == 1, p, 1 - p)))
+
+
+def _timed(fn, repeats):
+    t = time.perf_counter()
+    out = fn()
+    first = time.perf_counter() - t
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return out, first, float(np.median(runs)) if runs else float("nan")
+
+
+def fairjax_thresholds(base, d, crit, repeats):
+    G = d.num_groups
+
+    def run():
+        s_tr = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+        st = pp.fit_thresholds(s_tr, d.y_train, d.groups_train, num_groups=G, criterion=crit)
+        s_te = base.predict_proba(d.X_test)[:, 1].astype(np.float32)
+        drawn = pp.apply_thresholds(st, s_te, d.groups_test, key=jax.random.key(0))
+        return st, s_te, jax.block_until_ready(drawn)
+
+    (st, s_te, drawn), first, compiled = _timed(run, repeats)
+    expected = np.asarray(pp.apply_thresholds(st, s_te, d.groups_test))
+    return {
+        "first_call_s": first,
+        "compiled_s": compiled,
+        **_scores(crit, expected, np.asarray(drawn), d),
+    }
+
+
+def _scores(crit, expected, drawn, d):
+    y, g, G = d.y_test, d.groups_test, d.num_groups
+    return {
+        "test_accuracy": accuracy(expected, y),
+        "test_gap": gap(crit, expected, y, g, G),
+        "test_accuracy_drawn": accuracy(drawn, y),
+        "test_gap_drawn": gap(crit, drawn, y, g, G),
+    }
+
+
+def fairlearn_thresholds(base, d, crit, repeats):
+    from fairlearn.postprocessing import ThresholdOptimizer
+
+    def run():
+        to = ThresholdOptimizer(
+            estimator=base,
+            constraints=CRITERIA[crit],
+            prefit=True,
+            predict_method="predict_proba",
+        )
+        to.fit(d.X_train, d.y_train, sensitive_features=d.groups_train)
+        return to, to.predict(d.X_test, sensitive_features=d.groups_test, random_state=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (to, drawn), seconds, again = _timed(run, max(repeats // 2, 1))
+        expected = to._pmf_predict(d.X_test, sensitive_features=d.groups_test)[:, 1]
+    return {
+        "first_call_s": seconds,
+        "compiled_s": again,
+        **_scores(crit, expected, np.asarray(drawn, float), d),
+    }
+
+
+def wasserstein_dp(base, d, repeats):
+    """Chzhen et al. (2019): barycenter transport of the scores, then threshold at 0.5."""
+    G = d.num_groups
+
+    def run():
+        s_tr = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+        st = pp.fit_barycenter(s_tr, d.groups_train, num_groups=G, key=jax.random.key(0))
+        s_te = base.predict_proba(d.X_test)[:, 1].astype(np.float32)
+        fair = pp.apply_barycenter(st, s_te, d.groups_test, key=jax.random.key(1))
+        return jax.block_until_ready(fair >= 0.5)
+
+    dec, first, compiled = _timed(run, repeats)
+    dec = np.asarray(dec, np.float32)
+    return {
+        "first_call_s": first,
+        "compiled_s": compiled,
+        "test_accuracy": accuracy(dec, d.y_test),
+        "test_gap": gap("demographic_parity", dec, d.y_test, d.groups_test, G),
+    }
+
+
+_PEER = r"""
+import json, sys, time, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from error_parity import RelaxedThresholdOptimizer
+data = np.load(sys.argv[1])
+out = {}
+for tol in [float(t) for t in sys.argv[2].split(",")]:
+    s, y, g = data["scores"], data["labels"], data["groups"]
+    clf = RelaxedThresholdOptimizer(predictor=lambda x: x, constraint="equalized_odds",
+                                    tolerance=tol, seed=0)
+    t = time.perf_counter()
+    clf.fit(X=s, y=y, group=g)
+    sec = time.perf_counter() - t
+    pts = np.asarray(clf.groupwise_roc_points)  # (G, 2): FPR, TPR
+    out[str(tol)] = {"seconds": sec, "fpr": pts[:, 0].tolist(), "tpr": pts[:, 1].tolist()}
+print(json.dumps(out))
+"""
+
+
+def _group_accuracy(fpr, tpr, y, g, G):
+    P = np.bincount(g, y == 1, minlength=G)
+    N = np.bincount(g, y == 0, minlength=G)
+    return float(np.sum(P * np.asarray(tpr) + N * (1 - np.asarray(fpr))) / y.size)
+
+
+def _point_gap(fpr, tpr):
+    return float(max(np.ptp(fpr), np.ptp(tpr)))
+
+
+def error_parity(data, bases, peer_python, repeats):
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = pathlib.Path(tmp) / "peer.py"
+        script.write_text(_PEER)
+        for name, d in data.items():
+            s = bases[name].predict_proba(d.X_train)[:, 1].astype(np.float32)
+            path = pathlib.Path(tmp) / "scores.npz"
+            np.savez(path, scores=s, labels=d.y_train, groups=d.groups_train)
+            res = subprocess.run(
+                [peer_python, str(script), str(path), ",".join(map(str, TOLERANCES))],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if res.returncode:
+                rows[name] = {"error": res.stderr.strip().splitlines()[-1:]}
+                continue
+            peer = json.loads(res.stdout)
+            G = d.num_groups
+            for tol in TOLERANCES:
+
+                def fit(tol=tol, s=s, d=d, G=G):
+                    return jax.block_until_ready(
+                        pp.fit_thresholds(
+                            s,
+                            d.y_train,
+                            d.groups_train,
+                            num_groups=G,
+                            criterion="equalized_odds",
+                            tolerance=tol,
+                        )
+                    )
+
+                st, first, compiled = _timed(fit, repeats)
+                p = peer[str(tol)]
+                rows[f"{name} @ {tol}"] = {
+                    "fairjax_train_accuracy": _group_accuracy(
+                        st.fpr, st.tpr, d.y_train, d.groups_train, G
+                    ),
+                    "fairjax_gap": _point_gap(np.asarray(st.fpr), np.asarray(st.tpr)),
+                    "fairjax_first_call_s": first,
+                    "fairjax_compiled_s": compiled,
+                    "error_parity_train_accuracy": _group_accuracy(
+                        p["fpr"], p["tpr"], d.y_train, d.groups_train, G
+                    ),
+                    "error_parity_gap": _point_gap(p["fpr"], p["tpr"]),
+                    "error_parity_s": p["seconds"],
+                }
+    return rows
+
+
+def inferred_groups(d, base):
+    """Adult (sex), DP thresholds fitted on the true groups, applied at test time with the
+    group probabilities of a classifier of sex that does not see the sex columns."""
+    from sklearn.linear_model import LogisticRegression
+
+    G = d.num_groups
+    keep = [i for i, f in enumerate(d.feature_names) if not f.startswith("sex=")]
+    who = LogisticRegression(max_iter=1000).fit(d.X_train[:, keep], d.groups_train)
+    member = who.predict_proba(d.X_test[:, keep]).astype(np.float32)
+    s_tr = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+    s_te = base.predict_proba(d.X_test)[:, 1].astype(np.float32)
+    st = pp.fit_thresholds(s_tr, d.y_train, d.groups_train, num_groups=G)
+    out = {"group_classifier_accuracy": float(np.mean(member.argmax(1) == d.groups_test))}
+    for name, groups in (("true groups", d.groups_test), ("inferred groups", member)):
+        p = np.asarray(pp.apply_thresholds(st, s_te, groups))
+        out[name] = {
+            "test_accuracy": accuracy(p, d.y_test),
+            "test_gap": gap("demographic_parity", p, d.y_test, d.groups_test, G),
+        }
+    base_p = (s_te >= 0.5).astype(np.float32)
+    out["unconstrained"] = {
+        "test_accuracy": accuracy(base_p, d.y_test),
+        "test_gap": gap("demographic_parity", base_p, d.y_test, d.groups_test, G),
+    }
+    return out
+
+
+def front(d, base, path):
+    """Accuracy vs DP gap over 21 tolerances: one vmapped fit."""
+    G = d.num_groups
+    s_tr = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+    s_te = base.predict_proba(d.X_test)[:, 1].astype(np.float32)
+    tols = jnp.linspace(0.0, 0.2, 21)
+
+    def fit_all():
+        return jax.block_until_ready(
+            jax.vmap(
+                lambda t: pp.fit_thresholds(
+                    s_tr,
+                    d.y_train,
+                    d.groups_train,
+                    num_groups=G,
+                    criterion="demographic_parity",
+                    tolerance=t,
+                )
+            )(tols)
+        )
+
+    states, first, compiled = _timed(fit_all, 3)
+    probs = jax.vmap(lambda st: pp.apply_thresholds(st, s_te, d.groups_test))(states)
+    acc = [accuracy(np.asarray(p), d.y_test) for p in probs]
+    gaps = [gap("demographic_parity", p, d.y_test, d.groups_test, G) for p in probs]
+    base_p = (s_te >= 0.5).astype(np.float32)
+    ref = {
+        "unconstrained LR (0.5)": (
+            [gap("demographic_parity", base_p, d.y_test, d.groups_test, G)],
+            [accuracy(base_p, d.y_test)],
+        )
+    }
+    plotting.pareto_front(
+        gaps,
+        acc,
+        labels=np.asarray(tols),
+        reference=ref,
+        name="fit_thresholds (tolerance)",
+        title="Adult (sex): post-processing front, one vmapped fit",
+        path=path,
+    )
+    return {
+        "tolerances": np.asarray(tols).tolist(),
+        "test_accuracy": acc,
+        "test_gap": gaps,
+        "first_call_s": first,
+        "compiled_s": compiled,
+    }
+
+
+def roc_figure(d, base, path):
+    s = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+    G = d.num_groups
+    hull = pp.roc_hull(s, d.y_train, d.groups_train, num_groups=G)
+    states = {
+        c: pp.fit_thresholds(s, d.y_train, d.groups_train, num_groups=G, criterion=c)
+        for c in ("equalized_odds", "equal_opportunity", "demographic_parity")
+    }
+    plotting.roc_operating_points(
+        hull, states, group_names=d.group_names, title="Adult (race), training split", path=path
+    )
+
+
+def _md(res):
+    lines = [
+        f"# Thresholds vs peers ({res['platform']})",
+        "",
+        f"jax {res['jax']}, fairlearn {res['fairlearn_version']}, device "
+        f"{res['device']}. Accuracy and gap on the test split for the expected decisions "
+        "(drawn decisions, seed 0, in brackets). Times: fit + predict, seconds; fairjax: "
+        "first call (compilation included) / compiled call.",
+        "",
+        "| data | criterion | fairjax acc | TO acc | fairjax gap | TO gap | fairjax s "
+        "(first / compiled) | TO s | speed-up (compiled / first) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in res["fairlearn"].items():
+        name, crit = key.split(" | ")
+        f, t = r["fairjax"], r["fairlearn"]
+        lines.append(
+            f"| {name} | {crit} | {f['test_accuracy']:.4f} ({f['test_accuracy_drawn']:.4f}) | "
+            f"{t['test_accuracy']:.4f} ({t['test_accuracy_drawn']:.4f}) | "
+            f"{f['test_gap']:.4f} ({f['test_gap_drawn']:.4f}) | "
+            f"{t['test_gap']:.4f} ({t['test_gap_drawn']:.4f}) | "
+            f"{f['first_call_s']:.3f} / {f['compiled_s']:.4f} | {t['first_call_s']:.3f} | "
+            f"{t['first_call_s'] / f['compiled_s']:.0f}x / "
+            f"{t['first_call_s'] / f['first_call_s']:.1f}x |"
+        )
+    lines += [
+        "",
+        "## Wasserstein barycenter on the scores, then 0.5 (demographic parity)",
+        "",
+        "| data | test acc | test DP gap | fairjax thresholds (DP) acc / gap | s "
+        "(first / compiled) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in res["wasserstein"].items():
+        t = res["fairlearn"][f"{name} | demographic_parity"]["fairjax"]
+        lines.append(
+            f"| {name} | {r['test_accuracy']:.4f} | {r['test_gap']:.4f} | "
+            f"{t['test_accuracy']:.4f} / {t['test_gap']:.4f} | "
+            f"{r['first_call_s']:.3f} / {r['compiled_s']:.4f} |"
+        )
+    if res.get("error_parity"):
+        lines += [
+            "",
+            "## error-parity RelaxedThresholdOptimizer, equalized odds (training split)",
+            "",
+            "| data @ tolerance | fairjax acc | error-parity acc | fairjax gap | "
+            "error-parity gap | fairjax s (first / compiled) | error-parity s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for key, r in res["error_parity"].items():
+            if "error" in r:
+                lines.append(f"| {key} | error: {r['error']} | | | | | |")
+                continue
+            lines.append(
+                f"| {key} | {r['fairjax_train_accuracy']:.4f} | "
+                f"{r['error_parity_train_accuracy']:.4f} | {r['fairjax_gap']:.4f} | "
+                f"{r['error_parity_gap']:.4f} | {r['fairjax_first_call_s']:.3f} / "
+                f"{r['fairjax_compiled_s']:.4f} | {r['error_parity_s']:.3f} |"
+            )
+    inf = res["inferred"]
+    lines += [
+        "",
+        "## Inferred groups (Adult, sex; DP thresholds; gap on the true groups)",
+        "",
+        f"Group classifier (LR without the sex columns) test accuracy "
+        f"{inf['group_classifier_accuracy']:.4f}.",
+        "",
+        "| applied with | test acc | test DP gap (true groups) |",
+        "|---|---|---|",
+    ]
+    for k in ("true groups", "inferred groups", "unconstrained"):
+        lines.append(f"| {k} | {inf[k]['test_accuracy']:.4f} | {inf[k]['test_gap']:.4f} |")
+    fr = res["front"]
+    lines += [
+        "",
+        f"Front (Adult sex, DP, 21 tolerances in one vmapped fit): first call "
+        f"{fr['first_call_s']:.2f} s, compiled {fr['compiled_s']:.3f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--peer-python", default=None, help="python of a venv with error-parity")
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args()
+    from sklearn.linear_model import LogisticRegression
+
+    data = _load()
+    bases = {
+        name: LogisticRegression(max_iter=1000).fit(d.X_train, d.y_train)
+        for name, d in data.items()
+    }
+    res = {
+        "platform": platform.system().lower() + "-" + jax.default_backend(),
+        "jax": jax.__version__,
+        "device": str(jax.devices()[0]),
+        "fairlearn": {},
+        "wasserstein": {},
+    }
+    import fairlearn
+
+    res["fairlearn_version"] = fairlearn.__version__
+    for name, d in data.items():
+        for crit in CRITERIA:
+            key = f"{name} | {crit}"
+            res["fairlearn"][key] = {
+                "fairjax": fairjax_thresholds(bases[name], d, crit, args.repeats),
+                "fairlearn": fairlearn_thresholds(bases[name], d, crit, args.repeats),
+            }
+            print(key, json.dumps(res["fairlearn"][key]), flush=True)
+        res["wasserstein"][name] = wasserstein_dp(bases[name], d, args.repeats)
+        print(name, "wasserstein", res["wasserstein"][name], flush=True)
+    if args.peer_python:
+        res["error_parity"] = error_parity(data, bases, args.peer_python, args.repeats)
+        print(json.dumps(res["error_parity"], indent=1), flush=True)
+    res["inferred"] = inferred_groups(data["Adult (sex)"], bases["Adult (sex)"])
+    print("inferred", res["inferred"], flush=True)
+    IMG.mkdir(parents=True, exist_ok=True)
+    res["front"] = front(
+        data["Adult (sex)"],
+        bases["Adult (sex)"],
+        None if args.no_plots else IMG / "thresholds_front.png",
+    )
+    if not args.no_plots:
+        roc_figure(data["Adult (race)"], bases["Adult (race)"], IMG / "thresholds_roc.png")
+    stem = RESULTS / f"thresholds_{jax.default_backend()}"
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=1))
+    stem.with_suffix(".md").write_text(_md(res))
+    print(_md(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Reading a CSV or Parquet table in chunks of rows, for the streamed ``fairjax audit``.
+
+A chunk maps each column to its values: a categorical column (sensitive attributes, labels,
+decisions) as ``(texts, codes)``, its distinct cells as text and each row's index into them; a
+numeric column (scores, weights) as a float64 array. Parquet is read with pyarrow (row batches
+of the file's row groups); CSV with pyarrow's streaming reader when it is installed, else with
+Python's ``csv`` module.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+
+class ChunkError(ValueError):
+    """A table that cannot be read in chunks (the audit turns it into its own error)."""
+
+
+def _is_parquet(path: str) -> bool:
+    return path.lower().endswith((".parquet", ".pq"))
+
+
+def total_rows(path: str) -> int | None:
+    """The rows of a Parquet file (from its metadata), or None for CSV (unknown in advance)."""
+    if not _is_parquet(path):
+        return None
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def iter_chunks(
+    path: str, categorical: Sequence[str], numeric: Sequence[str], chunk_rows: int
+) -> Iterator[dict[str, Any]]:
+    """Yields the table's chunks of at most ``chunk_rows`` rows (module docstring)."""
+    if _is_parquet(path):
+        yield from _arrow_chunks(_parquet_batches(path, [*categorical, *numeric], chunk_rows),
+                                 categorical, numeric)  # fmt: skip
+        return
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        yield from _csv_chunks(path, categorical, numeric, chunk_rows)
+        return
+    yield from _arrow_chunks(_csv_batches(path, [*categorical, *numeric], chunk_rows),
+                             categorical, numeric)  # fmt: skip
+
+
+def _parquet_batches(path: str, columns: list[str], chunk_rows: int):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise ChunkError("reading Parquet in chunks needs pyarrow (pip install pyarrow)") from err
+    try:
+        f = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow's own errors: a damaged or non-Parquet file
+        raise ChunkError(f"{path} is not a readable Parquet file: {err}") from None
+    missing = [c for c in columns if c not in f.schema_arrow.names]
+    if missing:
+        raise ChunkError(
+            f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
+            f"it has: {', '.join(f.schema_arrow.names)}"
+        )
+    yield from f.iter_batches(batch_size=chunk_rows, columns=columns)
+
+
+def _csv_batches(path: str, columns: list[str], chunk_rows: int):
+    """pyarrow's streaming CSV reader, every column read as text (the in-memory reading)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with open(path, encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    header = [h.strip() for h in header]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ChunkError(
+            f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
+            f"it has: {', '.join(header)}"
+        )
+    reader = pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(block_size=max(1 << 20, 32 * chunk_rows)),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=columns,
+            column_types=dict.fromkeys(columns, pa.string()),
+            strings_can_be_null=False,
+        ),
+    )
+    for batch in reader:
+        for start in range(0, batch.num_rows, chunk_rows):
+            yield batch.slice(start, chunk_rows)
+
+
+def _arrow_chunks(batches, categorical: Sequence[str], numeric: Sequence[str]):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for batch in batches:
+        out: dict[str, Any] = {}
+        for c in categorical:
+            col = batch.column(c)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                col = pc.utf8_trim_whitespace(col)
+            enc = col.dictionary_encode(null_encoding="encode")
+            texts = ["" if t is None else str(t) for t in enc.dictionary.to_pylist()]
+            out[c] = (texts, np.asarray(enc.indices, np.int64))
+        for c in numeric:
+            col = batch.column(c)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                try:
+                    col = pc.cast(pc.utf8_trim_whitespace(col), pa.float64())
+                except pa.ArrowInvalid as err:
+                    raise ChunkError(f"column {c!r} must be numeric: {err}") from None
+            out[c] = np.asarray(col.to_numpy(zero_copy_only=False), np.float64)
+        yield out
+
+
+def _csv_chunks(path: str, categorical: Sequence[str], numeric: Sequence[str], chunk_rows: int):
+    """The csv-module reader (no pyarrow): chunks of text cells, coded here."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        columns = [*categorical, *numeric]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ChunkError(
+                f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
+                f"it has: {', '.join(header)}"
+            )
+        index = [header.index(c) for c in columns]
+        rows: list[list[str]] = []
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ChunkError(
+                    f"{path}, line {line}: {len(row)} fields, the header has {len(header)}"
+                )
+            rows.append([row[i].strip() for i in index])
+            if len(rows) == chunk_rows:
+                yield _code_rows(rows, categorical, numeric)
+                rows = []
+        if rows:
+            yield _code_rows(rows, categorical, numeric)
+
+
+def _code_rows(rows: list[list[str]], categorical: Sequence[str], numeric: Sequence[str]):
+    cells = np.asarray(rows, dtype=object)
+    out: dict[str, Any] = {}
+    for j, c in enumerate(categorical):
+        texts, first, codes = np.unique(
+            cells[:, j].astype(str), return_index=True, return_inverse=True
+        )
+        order = np.argsort(first)  # the texts in the order they first occur, as pyarrow's
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        out[c] = ([str(t) for t in texts[order]], rank[codes].astype(np.int64))
+    for j, c in enumerate(numeric, start=len(categorical)):
+        try:
+            out[c] = cells[:, j].astype(np.float64)
+        except ValueError as err:
+            raise ChunkError(f"column {c!r} must be numeric: {err}") from None
+    return out
+
+
+class Progress:
+    """A progress bar on stderr (only when it is a terminal, or when forced)."""
+
+    def __init__(self, total: int | None, *, enabled: bool | None = None):
+        self.total = total
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.passes, self.last = 0, 0.0
+
+    def start_pass(self) -> None:
+        self.passes += 1
+
+    def update(self, rows: int, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and not final):
+            return
+        self.last = now
+        head = f"\rfairjax audit: pass {self.passes} "
+        if self.total:
+            done = min(1.0, rows / self.total)
+            bar = "#" * int(30 * done) + "." * (30 - int(30 * done))
+            text = f"[{bar}] {rows:,}/{self.total:,} rows"
+        else:
+            text = f"{rows:,} rows"
+        print(head + text, end="\n" if final else "", file=sys.stderr, flush=True)

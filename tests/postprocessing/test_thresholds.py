@@ -1,0 +1,345 @@
+"""Tests of fairjax.postprocessing._thresholds and _hull: the LP optimum against scipy's linprog
+over every ROC point and a brute-force search over threshold pairs; randomisation; jit/vmap."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+from scipy.spatial import ConvexHull
+
+from fairjax import criteria
+from fairjax import postprocessing as pp
+
+CRITERIA = ("demographic_parity", "equal_opportunity", "false_positive_parity", "equalized_odds")
+
+
+def _data(seed, n=60, num_groups=3, ties=True, weighted=False):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, num_groups, n).astype(np.int32)
+    s = rng.normal(size=n) + 0.4 * g
+    if ties:
+        s = np.round(s, 1)
+    y = (rng.random(n) < 1 / (1 + np.exp(-1.5 * s + 0.5 * g))).astype(np.int32)
+    y[:num_groups] = 1  # every group has both labels
+    y[num_groups : 2 * num_groups] = 0
+    g[: 2 * num_groups] = np.tile(np.arange(num_groups), 2)
+    w = rng.uniform(0.2, 2.0, n) if weighted else np.ones(n)
+    return s.astype(np.float32), y, g, w.astype(np.float32)
+
+
+def _roc_points(s, y, w):
+    """Every ROC point of one group in weighted counts (FP, TP), thresholds +inf first."""
+    levels = np.r_[np.inf, np.unique(s)[::-1]]
+    fp = np.array([w[(s >= t) & (y == 0)].sum() for t in levels])
+    tp = np.array([w[(s >= t) & (y == 1)].sum() for t in levels])
+    return fp, tp
+
+
+def _coefficients(y, w, objective, costs=(1.0, 1.0)):
+    if objective == "balanced_accuracy":
+        return 1 / w[y == 1].sum(), 1 / w[y == 0].sum()
+    if objective == "weighted_errors":
+        return costs[1], costs[0]
+    return 1.0, 1.0
+
+
+def _linprog_optimum(s, y, g, w, num_groups, crit, tol, objective="accuracy", costs=(1, 1)):
+    """The LP over mixtures of every ROC point of each group (no hull), by scipy."""
+    ca, cb = _coefficients(y, w, objective, costs)
+    pts = [_roc_points(s[g == k], y[g == k], w[g == k]) for k in range(num_groups)]
+    sizes = [len(p[0]) for p in pts]
+    off = np.r_[0, np.cumsum(sizes)]
+    nv = off[-1]
+    c = np.zeros(nv)
+    a_eq = np.zeros((num_groups, nv))
+    rates = {key: np.zeros((num_groups, nv)) for key in ("dp", "tpr", "fpr")}
+    for k, (fp, tp) in enumerate(pts):
+        sl = slice(off[k], off[k + 1])
+        c[sl] = -(ca * tp - cb * fp)
+        a_eq[k, sl] = 1
+        P, N = w[(g == k) & (y == 1)].sum(), w[(g == k) & (y == 0)].sum()
+        rates["dp"][k, sl] = (tp + fp) / (P + N)
+        rates["tpr"][k, sl] = tp / P
+        rates["fpr"][k, sl] = fp / N
+    which = {
+        "demographic_parity": ["dp"],
+        "equal_opportunity": ["tpr"],
+        "false_positive_parity": ["fpr"],
+        "equalized_odds": ["tpr", "fpr"],
+    }[crit]
+    rows = []
+    for key in which:
+        for i, j in itertools.permutations(range(num_groups), 2):
+            rows.append(rates[key][i] - rates[key][j])
+    res = linprog(
+        c,
+        A_ub=np.array(rows),
+        b_ub=np.full(len(rows), tol),
+        A_eq=a_eq,
+        b_eq=np.ones(num_groups),
+        bounds=(0, None),
+        method="highs",
+    )
+    assert res.status == 0
+    return -res.fun
+
+
+def _our_value(state, y, w, objective, costs=(1, 1)):
+    ca, cb = _coefficients(y, w, objective, costs)
+    st = jax.tree.map(np.asarray, state)
+    return float(np.sum(ca * st.positives * st.tpr - cb * st.negatives * st.fpr))
+
+
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("crit", "tol"),
+    [("demographic_parity", 0.07), ("equalized_odds", 0.07)]
+    + [
+        pytest.param(c, t, marks=SLOW)
+        for c in CRITERIA
+        for t in (0.0, 0.07)
+        if (c, t) not in (("demographic_parity", 0.07), ("equalized_odds", 0.07))
+    ],
+)
+def test_optimum_equals_linprog(crit, tol):
+    s, y, g, w = _data(1, weighted=True)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=tol, weights=w)
+    ours = _our_value(st, y, w, "accuracy")
+    ref = _linprog_optimum(s, y, g, w, 3, crit, tol)
+    assert ours == pytest.approx(ref, rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("objective", "costs"),
+    [("balanced_accuracy", (1, 1)), ("weighted_errors", (1.0, 3.0)), ("weighted_errors", (4, 1))],
+)
+@pytest.mark.parametrize("crit", ["demographic_parity", "equalized_odds"])
+@SLOW
+def test_objectives_equal_linprog(objective, costs, crit):
+    s, y, g, w = _data(2, n=50, num_groups=2)
+    st = pp.fit_thresholds(
+        s,
+        y,
+        g,
+        num_groups=2,
+        criterion=crit,
+        tolerance=0.03,
+        objective=objective,
+        false_positive_cost=costs[0],
+        false_negative_cost=costs[1],
+    )
+    ours = _our_value(st, y, w, objective, costs)
+    ref = _linprog_optimum(s, y, g, w, 2, crit, 0.03, objective, costs)
+    assert ours == pytest.approx(ref, rel=1e-5, abs=1e-6)
+
+
+def _brute_force_one_rate(s, y, g, num_groups, crit, tol):
+    """Best accuracy (times n) over all pairs of thresholds per group mixed at a common window."""
+    groups = []
+    for k in range(num_groups):
+        m = g == k
+        fp, tp = _roc_points(s[m], y[m], np.ones(m.sum()))
+        P, N = y[m].sum(), (1 - y[m]).sum()
+        rate = {
+            "demographic_parity": (tp + fp) / (P + N),
+            "equal_opportunity": tp / P,
+            "false_positive_parity": fp / N,
+        }[crit]
+        groups.append((rate, tp - fp))
+    allr = np.unique(np.concatenate([r for r, _ in groups]))
+    best = -np.inf
+    for L in np.unique(np.r_[allr, allr - tol]):
+        total = 0.0
+        for rate, obj in groups:
+            gbest = -np.inf
+            for i, j in itertools.product(range(len(rate)), repeat=2):
+                lo, hi = max(L, min(rate[i], rate[j])), min(L + tol, max(rate[i], rate[j]))
+                if lo > hi + 1e-12:
+                    continue
+                for t in (lo, hi):  # the mixture's objective is linear in its rate
+                    lam = 0.0 if rate[j] == rate[i] else (t - rate[i]) / (rate[j] - rate[i])
+                    gbest = max(gbest, obj[i] + lam * (obj[j] - obj[i]))
+            total += gbest
+        best = max(best, total)
+    return best
+
+
+@pytest.mark.parametrize(
+    ("crit", "tol"),
+    [("demographic_parity", 0.1)]
+    + [
+        pytest.param(c, t, marks=SLOW)
+        for c in ("demographic_parity", "equal_opportunity", "false_positive_parity")
+        for t in (0.0, 0.1)
+        if (c, t) != ("demographic_parity", 0.1)
+    ],
+)
+def test_one_rate_equals_brute_force_over_threshold_pairs(crit, tol):
+    s, y, g, w = _data(3, n=36)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=tol)
+    assert _our_value(st, y, w, "accuracy") == pytest.approx(
+        _brute_force_one_rate(s, y, g, 3, crit, tol), rel=1e-5, abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "crit",
+    ["demographic_parity", "equalized_odds"]
+    + [pytest.param(c, marks=SLOW) for c in ("equal_opportunity", "false_positive_parity")],
+)
+def test_rule_reaches_its_operating_points_and_constraint(crit):
+    """The stored rule, applied to the calibration data, has the stored rates and gaps."""
+    s, y, g, w = _data(4, n=250, weighted=True)
+    tol = 0.02
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=tol, weights=w)
+    p = pp.apply_thresholds(st, s, g)
+    tpr, _ = criteria.group_rates(p, g, y, criterion="equal_opportunity", num_groups=3, weights=w)
+    fpr, _ = criteria.group_rates(
+        p, g, y, criterion="false_positive_parity", num_groups=3, weights=w
+    )
+    np.testing.assert_allclose(tpr[0], st.tpr, atol=2e-6)
+    np.testing.assert_allclose(fpr[0], st.fpr, atol=2e-6)
+    rates, counts = criteria.group_rates(p, g, y, criterion=crit, num_groups=3, weights=w)
+    assert np.all(np.asarray(criteria.largest_gap(rates, counts)) <= tol + 1e-5)
+    assert np.all((np.asarray(st.probabilities) >= 0) & (np.asarray(st.probabilities) <= 1))
+
+
+def test_roc_hull_matches_scipy():
+    s, y, g, w = _data(5, n=200, weighted=True)
+    hull = pp.roc_hull(s, y, g, num_groups=3, weights=w)
+    for k in range(3):
+        fp, tp = _roc_points(s[g == k], y[g == k], w[g == k])
+        pts = np.c_[fp, tp]
+        ext = np.r_[pts, [[fp[-1], 0.0]]]  # a corner below closes the upper hull
+        vert = {tuple(np.round(ext[i], 4).tolist()) for i in ConvexHull(ext).vertices} - {
+            tuple(np.round([fp[-1], 0.0], 4).tolist())
+        }
+        a, c = int(hull.start[k]), int(hull.count[k])
+        ours = {
+            (round(float(x), 4), round(float(t), 4))
+            for x, t in zip(
+                hull.false_positives[a : a + c], hull.true_positives[a : a + c], strict=True
+            )
+        }
+        assert ours == vert
+        th = np.asarray(hull.thresholds[a : a + c])
+        assert th[0] == np.inf and th[-1] == -np.inf and np.all(np.diff(th) < 0)
+
+
+def test_drawn_decisions_have_the_expected_frequencies():
+    s, y, g, _ = _data(6, n=40)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion="equalized_odds", tolerance=0.0)
+    p = pp.apply_thresholds(st, s, g)
+    keys = jax.random.split(jax.random.key(0), 4000)
+    draws = jax.vmap(lambda k: pp.apply_thresholds(st, s, g, key=k))(keys)
+    assert set(np.unique(np.asarray(draws)).tolist()) <= {0.0, 1.0}
+    freq = np.asarray(draws.mean(0))
+    # binomial standard error at most 0.5 / sqrt(4000) ~ 0.008: 5 of them
+    np.testing.assert_allclose(freq, np.asarray(p), atol=0.04)
+    assert np.any((np.asarray(p) > 0) & (np.asarray(p) < 1))  # some rows are randomised
+
+
+@SLOW
+def test_jit_and_vmap_over_tolerance():
+    s, y, g, _ = _data(7, n=120, num_groups=3)
+    tols = jnp.array([0.0, 0.05, 0.2])
+    for crit in ("demographic_parity", "equalized_odds"):
+        fronts = jax.vmap(
+            lambda t, c=crit: pp.fit_thresholds(s, y, g, num_groups=3, criterion=c, tolerance=t)
+        )(tols)
+        jitted = jax.jit(
+            lambda t, c=crit: pp.fit_thresholds(s, y, g, num_groups=3, criterion=c, tolerance=t)
+        )
+        for i, t in enumerate(tols):
+            one = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=float(t))
+            np.testing.assert_allclose(fronts.tpr[i], one.tpr, atol=1e-6)
+            np.testing.assert_allclose(jitted(t).fpr, one.fpr, atol=1e-6)
+        vals = [
+            _our_value(jax.tree.map(lambda a, i=i: a[i], fronts), y, None, "accuracy")
+            for i in range(3)
+        ]
+        assert vals[0] <= vals[1] + 1e-5 <= vals[2] + 2e-5  # a looser constraint never hurts
+
+
+def test_weights_equal_repeated_rows():
+    s, y, g, _ = _data(8, n=50)
+    w = np.random.default_rng(0).integers(0, 3, 50)
+    w[:6] = 1
+    a = pp.fit_thresholds(
+        s, y, g, num_groups=3, criterion="equalized_odds", weights=w, tolerance=0.05
+    )
+    rep = np.repeat(np.arange(50), w)
+    b = pp.fit_thresholds(
+        s[rep], y[rep], g[rep], num_groups=3, criterion="equalized_odds", tolerance=0.05
+    )
+    assert _our_value(a, y, w.astype(float), "accuracy") == pytest.approx(
+        _our_value(b, y, None, "accuracy"), abs=1e-4
+    )
+
+
+def test_all_tied_scores_give_a_coin_flip():
+    s = np.zeros(30, np.float32)
+    y = np.array([0, 1] * 15)
+    g = np.repeat(np.arange(3), 10)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion="demographic_parity")
+    p = np.asarray(pp.apply_thresholds(st, s, g))
+    assert np.allclose(p, p[0])  # one rate for everybody: no score to separate rows
+
+
+def test_bad_input():
+    s, y, g, _ = _data(9, n=30, num_groups=2)
+    with pytest.raises(ValueError, match="labels"):
+        pp.fit_thresholds(s, y + 1, g, num_groups=2)
+    with pytest.raises(ValueError, match="groups"):
+        pp.fit_thresholds(s, y, g + 5, num_groups=2)
+    with pytest.raises(ValueError, match="tolerance"):
+        pp.fit_thresholds(s, y, g, num_groups=2, tolerance=-0.1)
+    with pytest.raises(ValueError, match="criterion"):
+        pp.fit_thresholds(s, y, g, num_groups=2, criterion="calibration")
+    with pytest.raises(ValueError, match="objective"):
+        pp.fit_thresholds(s, y, g, num_groups=2, objective="f1")
+    with pytest.raises(ValueError, match="scores"):
+        pp.fit_thresholds(np.where(np.arange(30) == 3, np.nan, s), y, g, num_groups=2)
+    with pytest.raises(ValueError, match="positive rows"):
+        yy = np.where(g == 1, 0, y)
+        pp.fit_thresholds(s, yy, g, num_groups=2, criterion="equalized_odds")
+    with pytest.raises(ValueError, match="weights"):
+        pp.fit_thresholds(s, y, g, num_groups=2, weights=-np.ones(30))
+    st = pp.fit_thresholds(s, y, g, num_groups=2)
+    with pytest.raises(TypeError, match="state"):
+        pp.apply_thresholds(None, s, g)
+    with pytest.raises(ValueError, match="groups"):
+        pp.apply_thresholds(st, s, g + 2)
+
+
+def test_vmap_over_tolerance_equals_single_fits():
+    s, y, g, _ = _data(7, n=120)
+    tols = jnp.array([0.0, 0.05, 0.2])
+    fronts = jax.vmap(
+        lambda t: pp.fit_thresholds(
+            s, y, g, num_groups=3, criterion="demographic_parity", tolerance=t
+        )
+    )(tols)
+    for i, t in enumerate(tols):
+        one = pp.fit_thresholds(
+            s, y, g, num_groups=3, criterion="demographic_parity", tolerance=float(t)
+        )
+        np.testing.assert_allclose(fronts.tpr[i], one.tpr, atol=1e-6)
+
+
+def test_membership_matrix_mixes_the_group_rules():
+    s, y, g, _ = _data(10, n=60)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion="demographic_parity", tolerance=0.0)
+    hard = np.asarray(pp.apply_thresholds(st, s, g))
+    onehot = np.eye(3, dtype=np.float32)[g]
+    np.testing.assert_allclose(pp.apply_thresholds(st, s, onehot), hard, atol=1e-7)
+    soft = np.full((60, 3), 1 / 3, np.float32)
+    each = [np.asarray(pp.apply_thresholds(st, s, np.full(60, k))) for k in range(3)]
+    np.testing.assert_allclose(pp.apply_thresholds(st, s, soft), np.mean(each, 0), atol=1e-6)
+    with pytest.raises(ValueError, match="sum to 1"):
+        pp.apply_thresholds(st, s, 2 * onehot)

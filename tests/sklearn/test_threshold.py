@@ -1,0 +1,110 @@
+"""Tests of fairjax.sklearn.FairThresholdClassifier (beside fairlearn's ThresholdOptimizer)."""
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fairjax import criteria
+from fairjax.sklearn import FairThresholdClassifier
+
+
+@parametrize_with_checks([FairThresholdClassifier(LogisticRegression())])
+@pytest.mark.slow
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _data(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    s = rng.choice(np.array(["a", "b", "c"]), size=n, p=[0.5, 0.3, 0.2])
+    code = (s == "b") + 2 * (s == "c")
+    X = np.c_[rng.normal(size=(n, 2)), code]
+    y = (X[:, 0] + 0.5 * X[:, 1] + 0.6 * code + rng.normal(size=n) > 0.8).astype(int)
+    return X, y, s, code
+
+
+def test_pandas_input_exact_parity_and_drawn_decisions():
+    pd = pytest.importorskip("pandas")
+    X, y, s, code = _data()
+    frame = pd.DataFrame(X, columns=["x0", "x1", "code"])
+    labels = np.where(y == 1, "yes", "no")
+    clf = FairThresholdClassifier(LogisticRegression(), criterion="equalized_odds")
+    clf.fit(frame, labels, sensitive_features=pd.Series(s))
+    assert list(clf.classes_) == ["no", "yes"] and list(clf.groups_) == ["a", "b", "c"]
+    assert list(clf.feature_names_in_) == ["x0", "x1", "code"]
+    proba = clf.predict_proba(frame, sensitive_features=s)
+    np.testing.assert_allclose(proba.sum(1), 1)
+    rates, counts = criteria.group_rates(
+        proba[:, 1], code, y, criterion="equalized_odds", num_groups=3
+    )
+    assert np.all(np.asarray(criteria.largest_gap(rates, counts)) < 1e-5)
+    pred = clf.predict(frame, sensitive_features=s, random_state=0)
+    assert set(pred) <= {"no", "yes"}
+    assert np.array_equal(pred, clf.predict(frame, sensitive_features=s, random_state=0))
+    assert abs(np.mean(pred == "yes") - proba[:, 1].mean()) < 0.05
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    ["demographic_parity"]
+    + [
+        pytest.param(c, marks=pytest.mark.slow)
+        for c in ("true_positive_rate_parity", "equalized_odds")
+    ],
+)
+def test_training_accuracy_at_least_fairlearns(criterion):
+    """Exact LP optimum >= ThresholdOptimizer's grid solution on the same prefit scores."""
+    fairlearn = pytest.importorskip("fairlearn.postprocessing")
+    X, y, s, _code = _data(seed=1)
+    base = LogisticRegression().fit(X, y)
+    ours = FairThresholdClassifier(base, criterion=criterion, prefit=True)
+    ours.fit(X, y, sensitive_features=s)
+    to = fairlearn.ThresholdOptimizer(
+        estimator=base, constraints=criterion, prefit=True, predict_method="predict_proba"
+    )
+    to.fit(X, y, sensitive_features=s)
+    p_ours = ours.predict_proba(X, sensitive_features=s)[:, 1]
+    p_to = to._pmf_predict(X, sensitive_features=s)[:, 1]
+    acc = [np.mean(np.where(y == 1, p, 1 - p)) for p in (p_ours, p_to)]
+    assert acc[0] >= acc[1] - 1e-6
+
+
+def test_save_load_round_trip_and_checks(tmp_path):
+    X, y, s, _ = _data()
+    clf = FairThresholdClassifier(
+        LogisticRegression(), criterion="equal_opportunity", tolerance=0.02
+    ).fit(X, y, sensitive_features=s)
+    path = os.path.join(tmp_path, "thr.npz")
+    clf.save(path)
+    loaded = FairThresholdClassifier.load(path, estimator=clf.estimator_)
+    assert loaded.get_params()["tolerance"] == 0.02
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X, sensitive_features=s), clf.predict_proba(X, sensitive_features=s)
+    )
+    with pytest.raises(TypeError, match="estimator"):
+        FairThresholdClassifier.load(path)
+    with pytest.raises(ValueError, match="class"):
+        FairThresholdClassifier.load(path, estimator=DecisionTreeClassifier().fit(X, y))
+
+
+def test_bad_input():
+    X, y, s, _ = _data(n=200)
+    with pytest.raises(ValueError, match="binary"):
+        FairThresholdClassifier(LogisticRegression()).fit(
+            X, y + (np.arange(200) % 3 == 0), sensitive_features=s
+        )
+    with pytest.raises(ValueError, match="prefit"):
+        FairThresholdClassifier(LogisticRegression(), prefit=True).fit(X, y, sensitive_features=s)
+    with pytest.raises(ValueError, match="criterion"):
+        FairThresholdClassifier(LogisticRegression(), criterion="parity").fit(
+            X, y, sensitive_features=s
+        )
+    clf = FairThresholdClassifier(LogisticRegression()).fit(X, y, sensitive_features=s)
+    with pytest.raises(ValueError, match="not seen"):
+        clf.predict(X, sensitive_features=np.full(200, "z"))
