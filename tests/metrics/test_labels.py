@@ -49,6 +49,14 @@ def test_rate_metrics_equal_fairlearn_with_the_same_labels(kind):
     ]
     tpr = fm.MetricFrame(metrics=fm.true_positive_rate, y_true=Y, y_pred=PRED, **sf)
     pairs.append((metrics.equal_opportunity_difference(Y, PRED, g), tpr.difference()))
+    for ours_fn, theirs_fn in [
+        (metrics.accuracy_difference, skm.accuracy_score),
+        (metrics.false_negative_rate_difference, fm.false_negative_rate),
+        (metrics.true_negative_rate_difference, fm.true_negative_rate),
+        (metrics.predictive_parity_difference, skm.precision_score),
+    ]:
+        frame = fm.MetricFrame(metrics=theirs_fn, y_true=Y, y_pred=PRED, **sf)
+        pairs.append((ours_fn(Y, PRED, g), frame.difference()))
     mse = fm.MetricFrame(metrics=skm.mean_squared_error, y_true=Y, y_pred=SCORE, **sf)
     pairs.append((metrics.group_loss_difference(Y, SCORE, g), mse.difference()))
     pairs.append((metrics.worst_group_loss(Y, SCORE, g), mse.group_max()))
