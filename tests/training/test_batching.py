@@ -38,28 +38,9 @@ def test_one_batch_of_all_rows_equals_full_batch_in_every_trainer():
     train, _ = _data()
     n = train[0].shape[0]
     opt, mopt = optax.adam(0.05), optax.sgd(0.5)
-    full = training.fit_constrained(
-        _loss,
-        _penalty,
-        _p0(),
-        train,
-        target=0.02,
-        optimizer=opt,
-        multiplier_optimizer=mopt,
-        num_steps=60,
-    )
-    mini = training.fit_constrained(
-        _loss,
-        _penalty,
-        _p0(),
-        train,
-        target=0.02,
-        optimizer=opt,
-        multiplier_optimizer=mopt,
-        num_steps=60,
-        batch_size=n,
-        key=KEY,
-    )
+    kw = dict(target=0.02, optimizer=opt, multiplier_optimizer=mopt, num_steps=60)
+    full = training.fit_constrained(_loss, _penalty, _p0(), train, **kw)
+    mini = training.fit_constrained(_loss, _penalty, _p0(), train, batch_size=n, key=KEY, **kw)
     _close(full.params, mini.params, 1e-4)
     lams = jnp.array([0.0, 2.0])
     a = training.pareto_sweep(_loss, _penalty, _p0(), train, lams, optimizer=opt, num_steps=40)
