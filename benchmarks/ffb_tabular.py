@@ -1,4 +1,4 @@
-"""The Fair Fairness Benchmark's tabular protocol in JAX: methods x penalty weights x seeds, vmapped.
+"""The Fair Fairness Benchmark's tabular protocol in JAX: methods x weights x seeds, vmapped.
 
 FFB (Han et al., ICLR 2024) trains one PyTorch process per (method, penalty weight, seed).
 This script follows its tabular protocol (``src/ffb_tabular_*.py`` of their code) and trains
@@ -104,7 +104,7 @@ def load(dataset: str, attr: str, data_home: str):
         if attr == "race":
             df = df[df["race"].isin(["White", "Black"])]
         y = df["target"].str.startswith(">50K").to_numpy(np.float32)
-        categorical = ADULT_CATEGORICAL + ["race" if attr == "sex" else "sex"]
+        categorical = [*ADULT_CATEGORICAL, "race" if attr == "sex" else "sex"]
         X = df.drop(columns=["target", attr])
     else:
         df = pd.read_csv(os.path.join(data_home, "compas", "compas-scores-two-years.csv"))
@@ -112,7 +112,7 @@ def load(dataset: str, attr: str, data_home: str):
         df = df[(df["is_recid"] != -1) & (df["c_charge_degree"] != "O")]
         df = df[df["score_text"] != "N/A"][COMPAS_FEATURES]
         y = (df["two_year_recid"] == 1).to_numpy(np.float32)
-        categorical = COMPAS_CATEGORICAL + ["race" if attr == "sex" else "sex"]
+        categorical = [*COMPAS_CATEGORICAL, "race" if attr == "sex" else "sex"]
         X = df.drop(columns=["two_year_recid", attr])
     s = (df[attr] == PRIVILEGED[dataset, attr]).to_numpy(np.int32)
     numerical = [c for c in X.columns if c not in categorical]
@@ -147,7 +147,8 @@ class MLP(eqx.Module):
         keys = jax.random.split(key, len(widths) + 1)
         sizes = (n_features, *widths)
         # eqx.nn.Linear's default init is PyTorch's: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        self.hidden = [eqx.nn.Linear(i, o, key=k) for i, o, k in zip(sizes, widths, keys)]
+        pairs = zip(sizes, widths, keys, strict=False)
+        self.hidden = [eqx.nn.Linear(i, o, key=k) for i, o, k in pairs]
         self.head = eqx.nn.Linear(widths[-1], 1, key=keys[-1])
         self.rate = rate
 
@@ -254,7 +255,7 @@ def ffb_metrics(p: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, float]
     odds = r1 / (r0 + 1e-8)
     grid = np.linspace(0, 1, 10000)
     cdf = [np.searchsorted(np.sort(p[s == g]), grid, side="right") / (s == g).sum() for g in (0, 1)]
-    trapezoid = getattr(np, "trapezoid", None) or np.trapz
+    trapezoid = getattr(np, "trapezoid", None) or np.trapezoid
     return {
         "acc": 100 * float(np.mean(d == y)),
         "auc": 100 * skm.roc_auc_score(y, p),
@@ -265,6 +266,91 @@ def ffb_metrics(p: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, float]
         "prule": 100 * float(np.nanmin([odds, 1 / (odds + 1e-8)])),
         "abcc": 100 * float(trapezoid(np.abs(cdf[0] - cdf[1]), grid)),
     }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _load_records(paths):
+    runs = [json.load(open(p)) for p in paths]
+    recs = [r for run in runs for r in run["records"]]
+    return runs, recs
+
+
+def _group(recs):
+    out = {}
+    for r in recs:
+        out.setdefault((r["method"], float(r["lam"])), []).append(r)
+    return out
+
+
+def side_by_side(jax_paths, peer_paths) -> str:
+    """Markdown: per (method, lam), mean +- sd over seeds of each side, and whether they agree.
+
+    Agreement: the difference of the means is within twice its standard error
+    (``2 * sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``, sample SDs over the seeds).
+    """
+    jruns, jrecs = _load_records(jax_paths)
+    pruns, precs = _load_records(peer_paths)
+    J, P = _group(jrecs), _group(precs)
+    cols = ("acc", "auc", "dp", "eodd", "abcc")
+    lines = ["| method | lam | seeds | " + " | ".join(f"{c} fairjax / FFB" for c in cols) + " |",
+             "|---" * (3 + len(cols)) + "|"]  # fmt: skip
+    agree = total = 0
+    for key in sorted(set(J) & set(P)):
+        a, b = J[key], P[key]
+        cells = []
+        for c in cols:
+            x, y = np.array([r[c] for r in a]), np.array([r[c] for r in b])
+            se = math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+            ok = abs(x.mean() - y.mean()) <= 2 * se
+            agree, total = agree + ok, total + 1
+            cells.append(f"{x.mean():.1f} ± {x.std(ddof=1):.1f} / {y.mean():.1f} ± "
+                         f"{y.std(ddof=1):.1f}{'' if ok else ' **x**'}")  # fmt: skip
+        lines.append(f"| {key[0]} | {key[1]:g} | {len(a)}/{len(b)} | " + " | ".join(cells) + " |")
+    jt = sum(r["total_wall_s"] for r in jruns)
+    pt = sum(r["total_wall_s"] for r in pruns)
+    jc = sum(r.get("total_cpu_s", float("nan")) for r in jruns)
+    pc = sum(r.get("total_cpu_s", float("nan")) for r in pruns)
+    lines += [
+        "",
+        f"{agree} of {total} (configuration, metric) pairs agree within twice the standard "
+        "error of the difference of the seed means (**x**: outside).",
+        "",
+        f"Total wall time: fairjax {jt:.0f} s ({len(jrecs)} runs), FFB {pt:.0f} s "
+        f"({len(precs)} runs); process CPU time: fairjax {jc:.0f} s, FFB {pc:.0f} s.",
+    ]
+    return "\n".join(lines)
+
+
+def tradeoff_plot(paths, png: str) -> None:
+    """FFB-style trade-off: accuracy against DP gap and abcc, normalised to ERM (seed means)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, recs = _load_records(paths)
+    G = _group(recs)
+    erm = G.get(("erm", 0.0)) or G[min(G, key=lambda k: k[1])]
+    base = {c: np.mean([r[c] for r in erm]) for c in ("acc", "dp", "abcc")}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for m in sorted({k[0] for k in G}):
+        keys = sorted(k for k in G if k[0] == m)
+        for ax, c in zip(axes, ("dp", "abcc"), strict=False):
+            xs = [np.mean([r[c] for r in G[k]]) / base[c] for k in keys]
+            ys = [np.mean([r["acc"] for r in G[k]]) / base["acc"] for k in keys]
+            ax.plot(
+                xs, ys, "o-" if m != "erm" else "k*", label=m, markersize=8 if m == "erm" else 4
+            )
+    for ax, c in zip(axes, ("DP gap", "abcc"), strict=False):
+        ax.set_xlabel(f"{c} / ERM's")
+        ax.set_ylabel("accuracy / ERM's")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Adult (sex), FFB protocol, seed means over penalty weights")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
 
 
 # --------------------------------------------------------------------------- driver
@@ -305,7 +391,7 @@ def run(args) -> dict:
         methods[method] = {"wall_s": wall, "runs": runs, "finite": bool(jnp.isfinite(losses).all())}
         for i, seed in enumerate(seeds):
             Xte, yte, ste = test[i]
-            probs = np.asarray(forward(jax.tree.map(lambda a: a[i], params), jnp.asarray(Xte)))
+            probs = np.asarray(forward(jax.tree.map(lambda a, i=i: a[i], params), jnp.asarray(Xte)))
             for j, lam in enumerate(np.asarray(mlams).tolist()):
                 rec = ffb_metrics(probs[j].astype(np.float64), yte, ste)
                 rec.update(method=method, lam=lam, seed=seed, wall_s=wall / runs)
@@ -321,7 +407,7 @@ def run(args) -> dict:
         "evaluation": "test set once, after the last step",
         "num_features": d,
         "num_train": int(train[1].shape[1]),
-        "num_test": int(len(test[0][1])),
+        "num_test": len(test[0][1]),
         "jax": jax.__version__,
         "device": str(jax.devices()[0].platform),
         "cpu": platform.processor() or platform.machine(),
@@ -346,10 +432,32 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("JAX_JSONS", "FFB_JSONS"),
+        default=None,
+        help="only print the side-by-side table of comma-separated result files",
+    )
+    p.add_argument(
+        "--plot",
+        nargs=2,
+        metavar=("JSONS", "PNG"),
+        default=None,
+        help="only draw the trade-off plot of comma-separated result files",
+    )
     args = p.parse_args(argv)
+    if args.compare:
+        print(side_by_side(args.compare[0].split(","), args.compare[1].split(",")))
+        return
+    if args.plot:
+        tradeoff_plot(args.plot[0].split(","), args.plot[1])
+        return
     out = run(args)
     for r in out["records"]:
-        print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+        print(
+            " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
+        )
     print(f"total wall time {out['total_wall_s']:.1f} s ({len(out['records'])} runs)")
     if args.json:
         with open(args.json, "w") as f:

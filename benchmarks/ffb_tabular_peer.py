@@ -191,7 +191,10 @@ def main(argv=None):
     _stub_wandb_and_cuda(torch)
     sys.path.insert(0, os.path.abspath(args.ffb_src))
     ffb = types.SimpleNamespace(
-        **{m: importlib.import_module(m) for m in ("dataset", "networks", "loss", "utils", "metrics")}
+        **{
+            m: importlib.import_module(m)
+            for m in ("dataset", "networks", "loss", "utils", "metrics")
+        }
     )
     if args.losses_fixture:
         return losses_fixture(ffb, torch, args.losses_fixture)

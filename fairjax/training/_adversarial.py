@@ -149,7 +149,8 @@ def adversarial_objective(
         # projection: c = <grad L_P, grad L_A> / |grad L_A|^2 over the predictor, held fixed
         g_task = jax.grad(lambda p: losses(p, ap, batch, 0.0)[0])(mp)
         g_adv = jax.grad(lambda p: -losses(p, ap, batch, 1.0)[1])(mp)  # reversal: minus
-        dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(g_task), jax.tree.leaves(g_adv)))
+        pairs = zip(jax.tree.leaves(g_task), jax.tree.leaves(g_adv), strict=True)
+        dot = sum(jnp.vdot(a, b) for a, b in pairs)
         norm2 = sum(jnp.vdot(b, b) for b in jax.tree.leaves(g_adv))
         c = jax.lax.stop_gradient(jnp.where(norm2 > 0, dot / jnp.where(norm2 > 0, norm2, 1), 0))
         task, adv = losses(mp, ap, batch, c + lam)

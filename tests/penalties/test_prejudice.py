@@ -74,7 +74,9 @@ def test_minimising_it_equalises_the_group_rates():
     z = z0
     for _ in range(300):
         z = z - 0.5 * grad(z)
-    gap = lambda z: abs(float(jnp.mean(jax.nn.sigmoid(z)[s == 1] - jax.nn.sigmoid(z)[s == 0].mean())))  # noqa: E731
+    gap = lambda z: abs(
+        float(jnp.mean(jax.nn.sigmoid(z)[s == 1] - jax.nn.sigmoid(z)[s == 0].mean()))
+    )
     assert gap(z) < 0.1 * gap(z0)
 
 

@@ -66,7 +66,7 @@ def test_reversal_gradients_split_the_players():
     ga = jax.grad(lambda p: parts(p, params[1])[1])(params[0])
     np.testing.assert_allclose(g_mp, gt - lam * ga, rtol=1e-5, atol=1e-7)
     ga_adv = jax.grad(lambda q: parts(params[0], q)[1])(params[1])
-    for got, want in zip(jax.tree.leaves(g_ap), jax.tree.leaves(ga_adv)):
+    for got, want in zip(jax.tree.leaves(g_ap), jax.tree.leaves(ga_adv), strict=False):
         np.testing.assert_allclose(got, lam * want, rtol=1e-5, atol=1e-7)
 
 
