@@ -280,7 +280,7 @@ def _load_records(paths):
 def _group(recs):
     out = {}
     for r in recs:
-        out.setdefault((r["method"], float(r["lam"])), []).append(r)
+        out.setdefault((r["method"], round(float(r["lam"]), 6)), []).append(r)
     return out
 
 
@@ -320,6 +320,23 @@ def side_by_side(jax_paths, peer_paths) -> str:
         f"Total wall time: fairjax {jt:.0f} s ({len(jrecs)} runs), FFB {pt:.0f} s "
         f"({len(precs)} runs); process CPU time: fairjax {jc:.0f} s, FFB {pc:.0f} s.",
     ]
+    return "\n".join(lines)
+
+
+def best_at_dp(paths, bounds=(5, 3, 1)) -> str:
+    """Markdown: each method's best seed-mean accuracy among its weights with seed-mean DP <= b."""
+    _, recs = _load_records(paths)
+    G = _group(recs)
+    lines = ["| method | weights | " + " | ".join(f"best acc, dp <= {b}" for b in bounds) + " |",
+             "|---" * (2 + len(bounds)) + "|"]  # fmt: skip
+    for m in sorted({k[0] for k in G}):
+        pts = [(np.mean([r["dp"] for r in G[k]]), np.mean([r["acc"] for r in G[k]]), k[1])
+               for k in sorted(G) if k[0] == m]  # fmt: skip
+        cells = []
+        for b in bounds:
+            ok = [(a, lam) for d, a, lam in pts if d <= b]
+            cells.append(f"{max(ok)[0]:.1f} (lam {max(ok)[1]:g})" if ok else "none")
+        lines.append(f"| {m} | {len(pts)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -392,7 +409,7 @@ def run(args) -> dict:
         for i, seed in enumerate(seeds):
             Xte, yte, ste = test[i]
             probs = np.asarray(forward(jax.tree.map(lambda a, i=i: a[i], params), jnp.asarray(Xte)))
-            for j, lam in enumerate(np.asarray(mlams).tolist()):
+            for j, lam in enumerate(np.round(np.asarray(mlams, np.float64), 6).tolist()):
                 rec = ffb_metrics(probs[j].astype(np.float64), yte, ste)
                 rec.update(method=method, lam=lam, seed=seed, wall_s=wall / runs)
                 records.append(rec)
@@ -452,6 +469,7 @@ def main(argv=None) -> None:
         return
     if args.plot:
         tradeoff_plot(args.plot[0].split(","), args.plot[1])
+        print(best_at_dp(args.plot[0].split(",")))
         return
     out = run(args)
     for r in out["records"]:
