@@ -31,7 +31,7 @@ parity / equal opportunity / equalized odds (FFB's ``DiffDP``/``DiffEOpp``/``Dif
 ``tests/penalties/test_ffb.py`` checks they are equal); ``hsic``:
 :func:`fairjax.penalties.hsic` with FFB's kernels (``exp(-d^2)``, i.e. bandwidth
 :math:`1/\\sqrt 2`) and its :math:`1/(m-1)^2` normalisation; ``pr``: the Prejudice Remover
-(``fairjax.penalties._prejudice.prejudice_remover``, FFB's ``PRLoss``); and fairjax's own
+(``fairjax.penalties.prejudice_remover``, FFB's ``PRLoss``); and fairjax's own
 ``mmd``, ``wasserstein`` as extra rows.
 
 Timing: each method's program is timed end to end (compilation included, data preparation
@@ -64,7 +64,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from fairjax import penalties, training
-from fairjax.penalties._prejudice import prejudice_remover  # until exported
+from fairjax.penalties import prejudice_remover
 
 NAMES = ("acc", "auc", "ap", "dp", "eopp", "eodd", "prule", "abcc")
 ADULT_COLUMNS = [

@@ -9,6 +9,7 @@ from fairjax.penalties._fractional import fractional_rate_difference
 from fairjax.penalties._mmd import mmd
 from fairjax.penalties._multiclass import softmax_rate_difference
 from fairjax.penalties._orthogonality import orthogonality
+from fairjax.penalties._prejudice import prejudice_remover
 from fairjax.penalties._sinkhorn import sinkhorn
 from fairjax.penalties._surrogates import mean_difference, sigmoid_rate_difference
 from fairjax.penalties._wasserstein import wasserstein
@@ -20,6 +21,7 @@ __all__ = [
     "mean_difference",
     "mmd",
     "orthogonality",
+    "prejudice_remover",
     "sigmoid_rate_difference",
     "sinkhorn",
     "softmax_rate_difference",

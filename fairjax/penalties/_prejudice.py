@@ -56,7 +56,7 @@ def prejudice_remover(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from fairjax.penalties._prejudice import prejudice_remover
+      >>> from fairjax.penalties import prejudice_remover
       >>> s = jnp.array([0, 0, 1, 1])
       >>> float(prejudice_remover(jnp.array([0.5, 0.5, 0.5, 0.5]), s, num_groups=2))
       0.0

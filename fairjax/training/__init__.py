@@ -48,6 +48,7 @@ step and ``key=None`` for evaluation (``fit``: the objective takes the same argu
 
 from fairjax._loop import DivergenceWarning
 
+from ._adversarial import adversarial_objective, fit_adversarial, gradient_reversal
 from ._lagrangian import (
     ConstrainedResult,
     ConstrainedState,
@@ -78,13 +79,16 @@ __all__ = [
     "MixtureResult",
     "SweepResult",
     "TrainState",
+    "adversarial_objective",
     "best_mixture",
     "binary_cross_entropy",
     "constrained_sweep",
     "fit",
+    "fit_adversarial",
     "fit_constrained",
     "fit_rate_constrained",
     "fit_rate_constrained_mixture",
+    "gradient_reversal",
     "init_state",
     "lagrangian",
     "logistic_regression",

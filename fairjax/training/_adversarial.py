@@ -57,7 +57,7 @@ def gradient_reversal(x: ArrayLike, scale: ArrayLike = 1.0) -> Array:
 
     Example:
       >>> import jax
-      >>> from fairjax.training._adversarial import gradient_reversal
+      >>> from fairjax.training import gradient_reversal
       >>> float(jax.grad(lambda x: 3.0 * gradient_reversal(x, 2.0))(1.0))
       -6.0
 
@@ -115,7 +115,7 @@ def adversarial_objective(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from fairjax.training._adversarial import adversarial_objective
+      >>> from fairjax.training import adversarial_objective
       >>> model = lambda w, x: x @ w
       >>> adversary = lambda q, z: z * q
       >>> obj = adversarial_objective(model, adversary, lam=1.0)
@@ -192,7 +192,7 @@ def fit_adversarial(
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
-      >>> from fairjax.training._adversarial import fit_adversarial
+      >>> from fairjax.training import fit_adversarial
       >>> x = jax.random.normal(jax.random.key(0), (64, 3))
       >>> y = (x[:, 0] > 0).astype(jnp.float32); s = (x[:, 1] > 0).astype(jnp.int32)
       >>> model = lambda w, x: x @ w
