@@ -36,10 +36,15 @@ import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
-# Pages (or "page.md::module" for a block with requirements) that train models: `-m slow`.
+# Pages (or "page.md::module" for a block with requirements) that train models or take over
+# ~3 s of compilation: `-m slow`.
 # The others add about 16 s of CPU time to the default run (`--durations=0`).
 SLOW = {
+    "audit.md",
     "continuous.md",
+    "criteria.md",
+    "thresholds.md",
+    "wasserstein.md",
     "regression.md",
     "multiclass.md",
     "ferm.md",
