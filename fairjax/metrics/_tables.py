@@ -136,6 +136,8 @@ def by_group(
     if task not in ("classification", "regression"):
         raise ValueError(f"`task` must be 'classification' or 'regression', got {task!r}.")
     names = None
+    if num_groups is not None:
+        v.check_num_groups(num_groups)
     fact = v.factorize_groups(groups, num_groups)
     if fact is not None:
         groups, num_groups, names = fact
