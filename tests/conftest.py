@@ -1,12 +1,25 @@
 """Test configuration: 8 host CPU devices for the sharding tests, and the shared data home."""
 
 import os
+import tempfile
 
 # Must happen before jax is imported anywhere: the multi-device tests need several devices,
 # and on CPU XLA only makes them when asked.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 # The test workers (pytest-xdist) share an accelerator if there is one: none preallocates it.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# The suite is mostly compilation, and the two workers (and the fast and slow runs) compile many
+# of the same programs: one on-disk XLA cache serves them all, and the next run too. Programs
+# that compile in under 0.2 s are not cached (the compile counter test makes trivial ones on
+# purpose). Set JAX_COMPILATION_CACHE_DIR to another folder, or to "" to turn it off.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.path.join(
+        tempfile.gettempdir(),
+        f"fairjax-tests-xla-cache-{os.getuid() if hasattr(os, 'getuid') else 0}",
+    ),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import pathlib
 
