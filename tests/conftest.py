@@ -156,10 +156,76 @@ SLOW_CASES = (
 )
 SLOW_WORDS = ("sinkhorn",)
 
+# The slowest slow cases (over ~5.5 s each on a 2-core CPU, `pytest -m slow --durations`):
+# `heavy` too. CI runs the slow tests but these (its time limit); run them with
+# `pytest -m heavy` before a release, or on a faster machine.
+HEAVY_CASES = (
+    "fairjax/postprocessing/_distributed.py::fairjax.postprocessing._distributed.fit_barycenter_sharded",
+    "fairjax/postprocessing/_distributed.py::fairjax.postprocessing._distributed.fit_barycenter_streaming",
+    "tests/cli/test_audit.py::test_score_threshold_and_intersection",
+    "tests/ferm/test_dtypes.py::test_parameters_are_computed_in_a_float_dtype[int32]",
+    "tests/metrics/test_audit.py::test_report_holds_the_metrics_and_the_table",
+    "tests/metrics/test_streaming.py::test_poisson_intervals_cover_like_the_multinomial_ones",
+    "tests/metrics/test_streaming.py::test_streamed_equals_in_memory[False-1]",
+    "tests/ot1d/test_univariate.py::test_wasserstein_gradients",
+    "tests/penalties/test_mmd.py::test_check_grads_float64[biased]",
+    "tests/penalties/test_mmd.py::test_membership_matrix_and_axis_name",
+    "tests/penalties/test_mmd.py::test_random_fourier_features_approximate_the_exact_mmd",
+    "tests/penalties/test_nan.py::test_nan_in_gives_nan_out_under_jit[sinkhorn-scores]",
+    "tests/penalties/test_nan.py::test_nan_in_gives_nan_out_under_jit[sinkhorn/max-scores]",
+    "tests/penalties/test_orthogonality.py::test_grads_float64_and_finite_at_zero",
+    "tests/penalties/test_sinkhorn.py::test_deprecated_label_value_warns_and_gives_the_criterion_value",
+    "tests/penalties/test_sinkhorn.py::test_eager_empty_group_labels_and_membership_matrix",
+    "tests/penalties/test_sinkhorn.py::test_edge_cases_empty_group_coinciding_points_masks",
+    "tests/penalties/test_sinkhorn.py::test_equalized_odds_is_the_sum_of_its_two_conditions[pooled]",
+    "tests/penalties/test_sinkhorn.py::test_equals_ott_on_the_sliced_groups_pooled_reference",
+    "tests/penalties/test_sinkhorn.py::test_group_size_overflow_raises_when_concrete_and_truncates_when_traced",
+    "tests/penalties/test_sinkhorn.py::test_group_size_under_jit_equals_the_eager_value",
+    "tests/penalties/test_sinkhorn.py::test_pairwise_value_gradient_and_iterations_equal_ott_on_sliced_groups",
+    "tests/penalties/test_sinkhorn.py::test_three_groups_every_comparison_equals_ott_on_sliced_groups",
+    "tests/penalties/test_wasserstein.py::test_jit_empty_group_and_gradients",
+    "tests/postprocessing/test_distributed.py::test_sharded_uneven_shards_equal_gathered_and_need_the_axis",
+    "tests/postprocessing/test_distributed.py::test_streaming_equals_gathered[0.0-False]",
+    "tests/postprocessing/test_distributed.py::test_streaming_equals_gathered[0.0-True]",
+    "tests/postprocessing/test_distributed.py::test_streaming_two_attributes_intersections",
+    "tests/postprocessing/test_postprocessing.py::test_cpu_search_blocks_equal_one_loop_search",
+    "tests/postprocessing/test_thresholds.py::test_jit_and_vmap_over_tolerance",
+    "tests/properties/test_gradients.py::test_check_grads_float64[sinkhorn",
+    "tests/properties/test_properties.py::test_masked_equals_subset",
+    "tests/properties/test_sharding.py::test_jit_with_sharded_inputs_equals_single_device[sinkhorn]",
+    "tests/test_dependence.py::test_a_bound_on_dependence_is_met_by_the_lagrangian_trainer[hsic]",
+    "tests/test_docs.py::test_page_runs_as_written[continuous.md]",
+    "tests/test_docs.py::test_page_runs_as_written[getting_started.md]",
+    "tests/test_docs.py::test_page_runs_as_written[representation.md]",
+    "tests/test_docs.py::test_page_runs_as_written[thresholds.md]",
+    "tests/test_docs.py::test_page_runs_as_written[training.md::flax1]",
+    "tests/test_docs.py::test_page_runs_as_written[training.md]",
+    "tests/test_losses.py::test_weighted_mean_gradients_float64_and_dtype",
+    "tests/test_persistence.py::test_estimator_round_trip_is_exact[ferm_linear]",
+    "tests/test_representation.py::test_objective_matches_a_manual_computation",
+    "tests/test_representation.py::test_penalty_reduces_group_discrepancy_and_transfer_gap",
+    "tests/training/test_adversarial.py::test_reversal_gradients_split_the_players",
+    "tests/training/test_batching.py::test_fit_constrained_on_a_stream_measures_the_constraint_on_the_full_data",
+    "tests/training/test_batching.py::test_fit_num_steps_and_num_epochs_are_one_budget",
+    "tests/training/test_batching.py::test_minibatch_sweep_equals_separate_minibatch_sweeps",
+    "tests/training/test_batching.py::test_one_batch_of_all_rows_equals_full_batch_in_every_trainer",
+    "tests/training/test_mixture.py::test_rate_constrained_mixture_candidates_against_re_runs[demographic_parity]",
+    "tests/training/test_mixture.py::test_rate_constrained_mixture_candidates_against_re_runs[equalized_odds]",
+    "tests/training/test_mixture.py::test_rate_constrained_mixture_is_the_best_mixture_of_its_iterates[demographic_parity-0.02-False-False]",
+    "tests/training/test_reduction.py::test_rate_constrained_reaches_the_bound_on_every_pair_of_groups[demographic_parity-2]",
+    "tests/training/test_reduction.py::test_rate_constrained_weights_act_as_repeated_rows[demographic_parity]",
+    "tests/training/test_stateful.py::test_flax_dropout_batchnorm_model_trains_with_fit_and_to_a_bound",
+    "tests/training/test_sweeps.py::test_constrained_sweep_equals_separate_constrained_trainings",
+    "tests/training/test_sweeps.py::test_model_in_sweeps_and_constrained_training_matches_params_style",
+)
+
 
 def pytest_collection_modifyitems(config, items):
-    slow = pytest.mark.slow
+    slow, heavy = pytest.mark.slow, pytest.mark.heavy
     for item in items:
         nodeid = item.nodeid
         if nodeid.startswith(SLOW_CASES) or any(w in nodeid for w in SLOW_WORDS):
             item.add_marker(slow)
+        if nodeid.startswith(HEAVY_CASES):
+            item.add_marker(slow)
+            item.add_marker(heavy)
