@@ -172,6 +172,28 @@ def _pairs(stats, names) -> dict[str, dict]:
     return out
 
 
+def check_report_options(
+    num_groups: int,
+    group_names: Sequence[str] | None,
+    num_resamples: int,
+    confidence_level: float,
+    min_group_size: int,
+) -> tuple[list, int, float, int]:
+    """The checked options shared by :func:`audit_report` and its streaming form: group names,
+    resamples (0 or at least 2), confidence level in (0, 1), minimum group size."""
+    names = [str(g) for g in range(num_groups)] if group_names is None else list(group_names)
+    if len(names) != num_groups:
+        raise ValueError(f"`group_names` must hold {num_groups} names, got {len(names)}.")
+    num_resamples = v.check_scalar(num_resamples, "num_resamples", integer=True, low=0)
+    if num_resamples == 1:
+        raise ValueError("`num_resamples` must be 0 (no bootstrap) or at least 2, got 1.")
+    level = v.check_scalar(
+        confidence_level, "confidence_level", low=0, high=1, inclusive=(False, False)
+    )
+    min_group_size = v.check_scalar(min_group_size, "min_group_size", integer=True, low=0)
+    return names, num_resamples, level, min_group_size
+
+
 def audit_report(
     y_true: ArrayLike | None,
     y_pred: ArrayLike,
@@ -267,16 +289,9 @@ def audit_report(
     if scores is not None:
         v.check_length(v.as_array(scores, "scores", ndim=1), n, "scores", "y_pred")
         v.check_finite(jnp.asarray(scores), "scores")
-    names = [str(g) for g in range(num_groups)] if group_names is None else list(group_names)
-    if len(names) != num_groups:
-        raise ValueError(f"`group_names` must hold {num_groups} names, got {len(names)}.")
-    num_resamples = v.check_scalar(num_resamples, "num_resamples", integer=True, low=0)
-    if num_resamples == 1:
-        raise ValueError("`num_resamples` must be 0 (no bootstrap) or at least 2, got 1.")
-    confidence_level = v.check_scalar(
-        confidence_level, "confidence_level", low=0, high=1, inclusive=(False, False)
+    names, num_resamples, confidence_level, min_group_size = check_report_options(
+        num_groups, group_names, num_resamples, confidence_level, min_group_size
     )
-    min_group_size = v.check_scalar(min_group_size, "min_group_size", integer=True, low=0)
 
     y_t = jnp.asarray(y_true) if labelled else None
     y_p, s = jnp.asarray(y_pred), jnp.asarray(groups)

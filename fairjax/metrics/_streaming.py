@@ -49,7 +49,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
-from fairjax.metrics._audit import _all_metrics, _point_stats, assemble_report
+from fairjax.metrics._audit import (
+    _all_metrics,
+    _point_stats,
+    assemble_report,
+    check_report_options,
+)
 
 ArrayLike = jax.typing.ArrayLike
 
@@ -340,16 +345,9 @@ def audit_report_streaming(
       True
     """
     num_groups = v.check_scalar(num_groups, "num_groups", integer=True, positive=True)
-    names = [str(g) for g in range(num_groups)] if group_names is None else list(group_names)
-    if len(names) != num_groups:
-        raise ValueError(f"`group_names` must hold {num_groups} names, got {len(names)}.")
-    num_resamples = v.check_scalar(num_resamples, "num_resamples", integer=True, low=0)
-    if num_resamples == 1:
-        raise ValueError("`num_resamples` must be 0 (no bootstrap) or at least 2, got 1.")
-    level = v.check_scalar(
-        confidence_level, "confidence_level", low=0, high=1, inclusive=(False, False)
+    names, num_resamples, level, min_group_size = check_report_options(
+        num_groups, group_names, num_resamples, confidence_level, min_group_size
     )
-    min_group_size = v.check_scalar(min_group_size, "min_group_size", integer=True, low=0)
     grid_size = v.check_scalar(grid_size, "grid_size", integer=True, positive=True)
     read = _Reader(chunks, num_groups)
     G = num_groups
