@@ -19,8 +19,8 @@ from fairjax import _loop, criteria
 from fairjax import _validation as v
 
 from ._lagrangian import ConstrainedState
-from ._penalized import Array, ArrayLike, Model, PyTree
-from ._reduction import _reducible, _run_rate_constrained
+from ._penalized import Array, ArrayLike, Model, PyTree, _forward
+from ._reduction import _reducible, _run_rate_constrained, check_rate_options, run_rate_stream
 
 # fit_rate_constrained_mixture's default multiplier optimizer: twice as fast as
 # fit_rate_constrained's, so that the iterates cross the bound and the mixture has candidates
@@ -52,6 +52,8 @@ class MixtureResult(NamedTuple):
         program from them at another bound, without training again.
       finite: whether the mixed parameters and the mixture's constraints are finite (False:
         training diverged, ``satisfied`` is False and a :class:`DivergenceWarning` was issued).
+      model_state: for a stateful model, each component's model state (leaves with a leading
+        axis ``J``, for :func:`mixture_decisions`); None for a stateless one.
     """
 
     params: PyTree
@@ -65,6 +67,7 @@ class MixtureResult(NamedTuple):
     satisfied: bool
     candidates: dict[str, np.ndarray]
     finite: bool = True
+    model_state: PyTree = None
 
 
 def fit_rate_constrained_mixture(
@@ -79,9 +82,14 @@ def fit_rate_constrained_mixture(
     multiplier_optimizer: optax.GradientTransformation | None = None,
     num_steps: int = 500,
     num_candidates: int = 200,
+    batch_size: int | None = None,
+    key: Array | None = None,
+    model_state: PyTree = None,
     regularizer: Callable[[PyTree], Array] | None = None,
     weights: ArrayLike | None = None,
     validation_data: PyTree | None = None,
+    constraint_data: PyTree | None = None,
+    eval_every: int = 100,
     tolerance: float = 0.0,
     constraint: str | None = None,
 ) -> MixtureResult:
@@ -125,10 +133,18 @@ def fit_rate_constrained_mixture(
     ``target + tolerance``). ``candidates`` holds every candidate's error and gaps, so
     :func:`best_mixture` can re-solve the program at another bound without training again.
 
+    Mini-batches (``batch_size``, ``key``), streams of batches (``constraint_data``,
+    ``eval_every``) and stateful models (``model_state``) train as in
+    :func:`fit_rate_constrained`; the candidates' errors and gaps, which the linear program
+    uses, are then measured after the training on the full data (for a stream, on
+    ``constraint_data``, which it requires), in evaluation mode, each component with its own
+    model state (``model_state`` of the result).
+
     Args:
       model: as in :func:`fit_rate_constrained`; so are ``params``, ``data``, ``target``,
-        ``num_groups``, ``optimizer``, ``criterion``, ``num_steps``, ``regularizer``,
-        ``weights``, ``validation_data`` and the deprecated ``constraint``.
+        ``num_groups``, ``optimizer``, ``criterion``, ``num_steps``, ``batch_size``, ``key``,
+        ``model_state``, ``regularizer``, ``weights``, ``validation_data``,
+        ``constraint_data``, ``eval_every`` and the deprecated ``constraint``.
       multiplier_optimizer: optax optimizer of the multipliers (default ``optax.sgd(0.02)``).
       num_candidates: the number of evenly spaced iterates the mixture may use, besides the
         last. Each is a copy of the parameters kept on the device through the training: for a
@@ -167,13 +183,19 @@ def fit_rate_constrained_mixture(
         constraint=constraint,
     )
     num_candidates = v.check_scalar(num_candidates, "num_candidates", integer=True, positive=True)
-    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
+    num_steps, batch_size, stream = check_rate_options(
+        data,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        model_state=model_state,
+        target=target,
+        tolerance=tolerance,
+        weights=weights,
+    )
     kept = min(num_candidates, num_steps)
     candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
-    state, _, _, history, _, candidates = _run_rate_constrained(
-        model,
-        params,
-        data,
+    options = dict(
         target=target,
         num_groups=num_groups,
         optimizer=optimizer,
@@ -185,15 +207,35 @@ def fit_rate_constrained_mixture(
         ),
         num_steps=num_steps,
         regularizer=regularizer,
-        weights=weights,
         validation_data=validation_data,
-        tolerance=tolerance,
-        track_best=False,
+        key=key,
+        model_state=model_state,
         candidate_steps=candidate_steps,
     )
-    cand_params, train_gaps, errors, val_gaps = candidates
+    if stream:
+        state, _, _, history, _, candidates, steps = run_rate_stream(
+            model,
+            params,
+            data,
+            constraint_data=constraint_data,
+            eval_every=v.check_scalar(eval_every, "eval_every", integer=True, positive=True),
+            **options,
+        )
+    else:
+        state, _, _, history, _, candidates = _run_rate_constrained(
+            model,
+            params,
+            data,
+            weights=weights,
+            tolerance=tolerance,
+            track_best=False,
+            batch_size=batch_size,
+            **options,
+        )
+        steps = (*candidate_steps, num_steps)
+    cand_params, cand_states, train_gaps, errors, val_gaps = candidates
     stats = {
-        "steps": np.asarray((*candidate_steps, num_steps)),
+        "steps": np.asarray(steps),
         "error": np.asarray(errors),
         "constraint": np.asarray(train_gaps).max(axis=(1, 2, 3)),
         "gaps": np.asarray(train_gaps),
@@ -210,6 +252,7 @@ def fit_rate_constrained_mixture(
     dtype = jnp.result_type(float)
     measured = np.asarray(train_gap if validation_data is None else val_gap, dtype)
     mixed = jax.tree.map(lambda a: a[keep], cand_params)
+    mixed_states = jax.tree.map(lambda a: a[keep], cand_states)
     # The last iterate too: the program may keep only early (finite) candidates of a run
     # whose data or steps are not finite.
     checked = (mixed, state.params, train_gap, None if val_gaps is None else val_gap)
@@ -226,6 +269,7 @@ def fit_rate_constrained_mixture(
         ok and bool(measured <= np.asarray(target, dtype) + np.asarray(tolerance, dtype)),
         stats,
         ok,
+        mixed_states,
     )
 
 
@@ -310,6 +354,7 @@ def mixture_decisions(
     batch: PyTree,
     *,
     key: Array | None = None,
+    model_state: PyTree = None,
 ) -> Array:
     r"""The decisions of a randomised classifier: expected, or drawn with ``key``.
 
@@ -329,6 +374,9 @@ def mixture_decisions(
         (e.g. :attr:`MixtureResult.probabilities`; not checked, so that it can be traced).
       batch: the batch the model takes.
       key: optional PRNG key: draw 0/1 decisions instead of returning probabilities.
+      model_state: for a stateful ``model(params, batch, key, model_state) -> (logits,
+        model_state)``, the components' states, each leaf with a leading axis ``(J,)`` (e.g.
+        :attr:`MixtureResult.model_state`); the model runs in evaluation mode (``key=None``).
 
     Returns:
       Shape ``(n,)``: the probability of a positive decision on each row, or with ``key``
@@ -344,7 +392,13 @@ def mixture_decisions(
     """
     dtype = jnp.result_type(float)
     probabilities = jnp.asarray(probabilities, dtype)
-    decisions = jax.lax.map(lambda p: (model(p, batch) > 0).astype(dtype), params)
+
+    def decide(component):
+        p, state = component
+        logits = _forward(model, p, batch, None, state)[0]
+        return (logits > 0).astype(dtype)
+
+    decisions = jax.lax.map(decide, (params, model_state))
     if probabilities.ndim != 1 or decisions.shape[0] != probabilities.shape[0]:
         raise ValueError(
             f"`probabilities` must have shape ({decisions.shape[0]},) like the components of "
