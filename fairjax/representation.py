@@ -314,32 +314,47 @@ class TrainResult(NamedTuple):
       losses: the objective on each step's batch (before the step), shape ``(num_steps,)``.
       finite: whether the final parameters and the last step's objective are finite (False:
         training diverged, and a :class:`fairjax.training.DivergenceWarning` was issued).
+      model_state: the final state of a stateful objective (``None`` for a stateless one).
     """
 
     params: PyTree
     losses: Array
     finite: bool = True
+    model_state: PyTree = None
 
 
 @functools.partial(jax.jit, static_argnames=("objective", "optimizer", "num_steps", "batch_size"))
-def _train(objective, optimizer, num_steps, batch_size, params, data, key):
+def _train(objective, optimizer, num_steps, batch_size, params, data, key, model_state=None):
     n = data.x.shape[0]
+    stateful = model_state is not None
 
-    def step_objective(p, k):
+    def step_objective(p, x):
+        k, state = x
         if batch_size is None:
             batch = data
         else:  # each step's key draws its mini-batch of distinct rows
             idx = jax.random.permutation(k, n)[:batch_size]
             batch = jax.tree_util.tree_map(lambda a: jnp.take(a, idx, axis=0), data)
+        if stateful:
+            return objective(p, batch, jax.random.fold_in(k, 1), state)
         return objective(p, batch)
 
+    step = _loop.make_step(step_objective, optimizer, has_aux=stateful)
+
+    def body(carry, k):
+        p, opt_state, state = carry
+        p, opt_state, out = step(p, opt_state, (k, state))
+        value, state = out if stateful else (out, state)
+        return (p, opt_state, state), value
+
     keys = jax.random.split(key, num_steps)
-    params, _, values = _loop.run(step_objective, optimizer, params, xs=keys)
-    return params, values
+    carry = (params, optimizer.init(params), model_state)
+    (params, _, model_state), values = jax.lax.scan(body, carry, keys)
+    return params, values, model_state
 
 
 def train(
-    objective: Callable[[PyTree, MultiTaskBatch], Array],
+    objective: Callable[..., Any],
     params: PyTree,
     data: MultiTaskBatch,
     *,
@@ -347,11 +362,19 @@ def train(
     num_steps: int,
     batch_size: int | None = None,
     key: Array | None = None,
+    model_state: PyTree = None,
 ) -> TrainResult:
     """Minimises ``objective`` with an optax optimizer, in one compiled ``lax.scan``.
 
-    Each step draws a mini-batch of ``batch_size`` distinct rows at random (or uses all rows).
-    The batch size is static, so the penalty's kernel matrix has a fixed shape.
+    Each step draws a mini-batch of ``batch_size`` distinct rows at random (or uses all rows),
+    independently of the other steps, as in the protocol of Oneto et al. (the other trainers
+    shuffle epoch by epoch). The batch size is static, so the penalty's kernel matrix has a
+    fixed shape.
+
+    With ``model_state`` (dropout, batch norm; any PyTree, ``{}`` for dropout alone) the
+    objective is ``objective(params, batch, key, model_state) -> (value, new_model_state)``,
+    with a fresh PRNG key per step and the state carried from step to step: the protocol of
+    :func:`fairjax.training.fit`.
 
     Args:
       objective: e.g. from :func:`multitask_objective`.
@@ -360,7 +383,9 @@ def train(
       optimizer: any optax ``GradientTransformation``.
       num_steps: number of optimizer steps.
       batch_size: rows per step; ``None`` uses every row.
-      key: PRNG key for the mini-batches (required with ``batch_size``).
+      key: PRNG key for the mini-batches and the per-step keys (required with ``batch_size``
+        or ``model_state``).
+      model_state: initial state of a stateful objective (``None``: stateless).
 
     Returns:
       A :class:`TrainResult`.
@@ -373,10 +398,14 @@ def train(
         batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
         if key is None:
             raise ValueError("`key` is required with `batch_size`.")
+    if model_state is not None and key is None:
+        raise ValueError("`key` is required with `model_state` (it makes the per-step keys).")
     key = jax.random.key(0) if key is None else key
-    params, values = _train(objective, optimizer, int(num_steps), batch_size, params, data, key)
+    params, values, model_state = _train(
+        objective, optimizer, int(num_steps), batch_size, params, data, key, model_state
+    )
     ok = _loop.finite("representation.train", params, values[-1:])
-    return TrainResult(params, values, ok)
+    return TrainResult(params, values, ok, model_state)
 
 
 # ----------------------------------------------------------------------------- transfer

@@ -111,6 +111,32 @@ def test_minibatch_training_runs_with_penalty_options():
     assert rep._PENALTIES == {"mmd": penalties.mmd, "sinkhorn": penalties.sinkhorn}
 
 
+@pytest.mark.slow
+def test_a_stateful_objective_gets_a_key_per_step_and_carries_its_state():
+    x, y, _, s = _data(64)
+    batch = rep.multitask_batch(x, y, s, num_groups=2)
+    init = rep.init_params(rep.init_mlp(jax.random.key(2), (4, 3)), rep_dim=3, num_tasks=2)
+    plain = rep.multitask_objective(rep.mlp, num_groups=2, lam=1.0)
+
+    def objective(params, b, key, state):  # input dropout; the state counts the steps
+        keep = jax.random.bernoulli(key, 0.9, b.x.shape)
+        dropped = b._replace(x=jnp.where(keep, b.x / 0.9, 0))
+        return plain(params, dropped), {"steps": state["steps"] + 1}
+
+    kw = dict(optimizer=optax.adam(0.01), num_steps=6, batch_size=32)
+    state = {"steps": jnp.asarray(0)}
+    res = rep.train(objective, init, batch, key=jax.random.key(3), model_state=state, **kw)
+    assert int(res.model_state["steps"]) == 6 and res.finite
+    other = rep.train(objective, init, batch, key=jax.random.key(4), model_state=state, **kw)
+    assert not np.allclose(res.losses, other.losses)
+    # Without model_state the result has none.
+    stateless = rep.train(plain, init, batch, key=jax.random.key(3), **kw)
+    assert stateless.model_state is None
+    with pytest.raises(ValueError, match="`key` is required with `model_state`"):
+        rep.train(objective, init, batch, model_state=state, optimizer=optax.adam(0.01),
+                  num_steps=2)  # fmt: skip
+
+
 def test_bad_inputs():
     x, y, _, s = _data(20)
     with pytest.raises(ValueError, match="`penalty` must be"):

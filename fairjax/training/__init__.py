@@ -48,7 +48,12 @@ step and ``key=None`` for evaluation (``fit``: the objective takes the same argu
 
 from fairjax._loop import DivergenceWarning
 
-from ._adversarial import adversarial_objective, fit_adversarial, gradient_reversal
+from ._adversarial import (
+    AdversarialResult,
+    adversarial_objective,
+    fit_adversarial,
+    gradient_reversal,
+)
 from ._lagrangian import (
     ConstrainedResult,
     ConstrainedState,
@@ -71,6 +76,7 @@ from ._reduction import fit_rate_constrained
 from ._sweeps import ConstrainedSweepResult, SweepResult, constrained_sweep, pareto_sweep
 
 __all__ = [
+    "AdversarialResult",
     "ConstrainedResult",
     "ConstrainedState",
     "ConstrainedSweepResult",

@@ -21,20 +21,21 @@ them against each other, both one objective for the one optimizer loop
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from fairjax import _loop
+from fairjax import _validation as v
 from fairjax.training._penalized import binary_cross_entropy
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 PyTree = Any
 
-__all__ = ["adversarial_objective", "fit_adversarial", "gradient_reversal"]
+__all__ = ["AdversarialResult", "adversarial_objective", "fit_adversarial", "gradient_reversal"]
 
 _VARIANTS = ("reversal", "projection")
 _CRITERIA = ("demographic_parity", "equalized_odds")
@@ -86,13 +87,14 @@ def _adversary_inputs(logits: Array, labels: Array, criterion: str) -> Array:
 
 
 def adversarial_objective(
-    model: Callable[[PyTree, Array], Array],
+    model: Callable[..., Any],
     adversary: Callable[[PyTree, Array], Array],
     *,
     lam: ArrayLike,
     variant: str = "reversal",
     criterion: str = "demographic_parity",
-) -> Callable[[PyTree, PyTree], Array]:
+    stateful: bool = False,
+) -> Callable[..., Any]:
     r"""The objective of adversarial debiasing for the one loop: ``objective(params, batch)``.
 
     ``params = (model_params, adversary_params)``; ``batch = (x, y, s)`` with binary labels
@@ -103,15 +105,23 @@ def adversarial_objective(
     (binary cross-entropy of the predictor, softmax cross-entropy of the adversary); its
     gradient is that of the chosen variant (module docstring).
 
+    With ``stateful=True`` the predictor has dropout or batch norm: ``model(p, x, key,
+    model_state) -> (logits, new_model_state)`` (``key=None``: evaluation), and the objective
+    is ``objective(params, batch, key, model_state) -> (value, new_model_state)``, the
+    protocol of the trainers' ``model_state=`` (every evaluation of the predictor within one
+    step uses the same key, hence the same dropout mask).
+
     Args:
       model: the predictor.
       adversary: the adversary.
       lam: the adversary's weight :math:`\lambda \ge 0` (may be traced: vmap it).
       variant: ``"reversal"`` or ``"projection"``.
       criterion: ``"demographic_parity"`` or ``"equalized_odds"``.
+      stateful: the predictor takes a key and a model state (see above).
 
     Returns:
-      ``objective(params, batch) -> scalar``.
+      ``objective(params, batch) -> scalar`` (stateful: ``objective(params, batch, key,
+      model_state) -> (scalar, model_state)``).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -133,34 +143,62 @@ def adversarial_objective(
     if criterion not in _CRITERIA:
         raise ValueError(f"`criterion` must be one of {_CRITERIA}, got {criterion!r}.")
 
-    def losses(mp, ap, batch, scale):
+    def losses(mp, ap, batch, scale, key, model_state):
         x, y, s = batch
-        logits = model(mp, x)
+        if stateful:
+            logits, model_state = model(mp, x, key, model_state)
+        else:
+            logits = model(mp, x)
         task = jnp.mean(binary_cross_entropy(logits, y))
         z = _adversary_inputs(gradient_reversal(logits, scale), y, criterion)
         adv = optax.softmax_cross_entropy_with_integer_labels(adversary(ap, z), s).mean()
-        return task, adv
+        return task, adv, model_state
 
-    def objective(params, batch):
+    def value(params, batch, key=None, model_state=None):
         mp, ap = params
         if variant == "reversal":
-            task, adv = losses(mp, ap, batch, jnp.ones((), jnp.float32))
-            return task + lam * adv
+            task, adv, model_state = losses(
+                mp, ap, batch, jnp.ones((), jnp.float32), key, model_state
+            )
+            return task + lam * adv, model_state
         # projection: c = <grad L_P, grad L_A> / |grad L_A|^2 over the predictor, held fixed
-        g_task = jax.grad(lambda p: losses(p, ap, batch, 0.0)[0])(mp)
-        g_adv = jax.grad(lambda p: -losses(p, ap, batch, 1.0)[1])(mp)  # reversal: minus
+        g_task = jax.grad(lambda p: losses(p, ap, batch, 0.0, key, model_state)[0])(mp)
+        g_adv = jax.grad(lambda p: -losses(p, ap, batch, 1.0, key, model_state)[1])(mp)
         pairs = zip(jax.tree.leaves(g_task), jax.tree.leaves(g_adv), strict=True)
         dot = sum(jnp.vdot(a, b) for a, b in pairs)
         norm2 = sum(jnp.vdot(b, b) for b in jax.tree.leaves(g_adv))
         c = jax.lax.stop_gradient(jnp.where(norm2 > 0, dot / jnp.where(norm2 > 0, norm2, 1), 0))
-        task, adv = losses(mp, ap, batch, c + lam)
-        return task + adv
+        task, adv, model_state = losses(mp, ap, batch, c + lam, key, model_state)
+        return task + adv, model_state
+
+    if stateful:
+        return value
+
+    def objective(params, batch):
+        return value(params, batch)[0]
 
     return objective
 
 
+class AdversarialResult(NamedTuple):
+    """The outcome of :func:`fit_adversarial`.
+
+    Attributes:
+      params: the trained ``(model_params, adversary_params)``.
+      losses: the objective on each step's batch before the step, shape ``(num_steps,)``.
+      model_state: the predictor's final model state (``None`` when stateless).
+      finite: whether the parameters and the last loss are finite (False: training diverged,
+        and a :class:`DivergenceWarning` was issued).
+    """
+
+    params: PyTree
+    losses: Array
+    model_state: PyTree = None
+    finite: bool = True
+
+
 def fit_adversarial(
-    model: Callable[[PyTree, Array], Array],
+    model: Callable[..., Any],
     adversary: Callable[[PyTree, Array], Array],
     params: PyTree,
     data: tuple[ArrayLike, ArrayLike, ArrayLike],
@@ -170,10 +208,17 @@ def fit_adversarial(
     num_steps: int,
     batch_size: int | None = None,
     key: Array | None = None,
+    model_state: PyTree = None,
     variant: str = "reversal",
     criterion: str = "demographic_parity",
-) -> tuple[PyTree, Array]:
+) -> AdversarialResult:
     """Adversarial debiasing by :func:`adversarial_objective` in the one loop.
+
+    Mini-batches follow the trainers' one convention (:func:`fit`): full batch by default;
+    with ``batch_size`` and ``key`` the rows are shuffled once per epoch and cut into
+    ``n // batch_size`` mini-batches. With ``model_state`` the predictor is stateful (dropout,
+    batch norm): ``model(p, x, key, model_state) -> (logits, new_model_state)`` with a fresh key
+    per step (from ``key``, then required) and the state carried from step to step.
 
     Args:
       model, adversary: as in :func:`adversarial_objective`.
@@ -182,13 +227,17 @@ def fit_adversarial(
       lam: the adversary's weight.
       optimizer: an optax optimizer for both parameter sets.
       num_steps: optimizer updates.
-      batch_size: mini-batch size (each step a fresh shuffled batch); ``None``: full batch.
-      key: PRNG key of the batches (required with ``batch_size``).
+      batch_size: rows per mini-batch; ``None``: full batch.
+      key: PRNG key of the shuffling and of the per-step keys.
+      model_state: initial state of a stateful predictor (``None``: stateless).
       variant, criterion: as in :func:`adversarial_objective`.
 
     Returns:
-      ``(params, losses)``: the trained ``(model_params, adversary_params)`` and the
-      objective before each step, shape ``(num_steps,)``.
+      An :class:`AdversarialResult`.
+
+    .. versionchanged:: 0.1.0
+       Returns an :class:`AdversarialResult` (was ``(params, losses)``); mini-batches are
+       drawn epoch by epoch (were drawn independently at each step); ``model_state=``.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
@@ -198,28 +247,42 @@ def fit_adversarial(
       >>> model = lambda w, x: x @ w
       >>> adversary = lambda q, z: z @ q
       >>> params = (jnp.zeros(3), jnp.zeros((1, 2)))
-      >>> (w, q), losses = fit_adversarial(model, adversary, params, (x, y, s), lam=0.5,
-      ...                                  optimizer=optax.adam(0.05), num_steps=50)
-      >>> losses.shape
+      >>> res = fit_adversarial(model, adversary, params, (x, y, s), lam=0.5,
+      ...                       optimizer=optax.adam(0.05), num_steps=50)
+      >>> res.losses.shape
       (50,)
     """
+    num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     x, y, s = (jnp.asarray(a) for a in data)
+    stateful = model_state is not None
+    if batch_size is not None:
+        batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=len(y))
+    if key is None and (batch_size is not None or stateful):
+        raise ValueError(
+            "`key` is required with `batch_size` or `model_state` (it shuffles the rows and "
+            "makes the per-step keys)."
+        )
     objective = adversarial_objective(
-        model, adversary, lam=lam, variant=variant, criterion=criterion
+        model, adversary, lam=lam, variant=variant, criterion=criterion, stateful=stateful
     )
-    if batch_size is None:
-        params, _, losses = _loop.run(
-            lambda p, _: objective(p, (x, y, s)), optimizer, params, num_steps=num_steps
-        )
-    else:
-        if key is None:
-            raise ValueError("`key` is required with `batch_size` (the batches are shuffled).")
-        n = x.shape[0]
-        idx = jax.vmap(lambda k: jax.random.choice(k, n, (batch_size,), replace=False))(
-            jax.random.split(key, num_steps)
-        )
-        params, _, losses = _loop.run(
-            lambda p, i: objective(p, (x[i], y[i], s[i])), optimizer, params, xs=idx
-        )
-    _loop.finite("training.fit_adversarial", params, losses[-1:])
-    return params, losses
+    step = _loop.make_step(lambda p, a: objective(p, *a), optimizer, has_aux=stateful)
+
+    def body(carry, batch, step_key):
+        p, opt_state, state = carry
+        if stateful:
+            p, opt_state, (value, state) = step(p, opt_state, (batch, step_key, state))
+        else:
+            p, opt_state, value = step(p, opt_state, (batch,))
+        return (p, opt_state, state), value
+
+    (params, _, model_state), losses = _loop.scan_steps(
+        body,
+        (params, optimizer.init(params), model_state),
+        (x, y, s),
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        step_keys=stateful,
+    )
+    ok = _loop.finite("training.fit_adversarial", params, losses[-1:])
+    return AdversarialResult(params, losses, model_state, ok)

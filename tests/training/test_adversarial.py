@@ -96,7 +96,7 @@ def test_training_against_the_adversary_narrows_the_gap(variant):
         return abs(float(d[s == 1].mean() - d[s == 0].mean()))
 
     def train(lam):
-        (w, _), losses = fit_adversarial(
+        (w, _), losses, *_ = fit_adversarial(
             _model, _adversary, _params(), (x, y, s), lam=lam,
             optimizer=optax.adam(0.05), num_steps=300, variant=variant,
         )  # fmt: skip
@@ -109,7 +109,7 @@ def test_training_against_the_adversary_narrows_the_gap(variant):
 @pytest.mark.slow
 def test_minibatches_equalized_odds_and_errors():
     x, y, s = _data(128)
-    (w, _), losses = fit_adversarial(
+    (w, _), losses, *_ = fit_adversarial(
         _model, _adversary, _params(z_dim=2), (x, y, s), lam=0.5, optimizer=optax.adam(0.05),
         num_steps=20, batch_size=32, key=jax.random.key(1), criterion="equalized_odds",
     )  # fmt: skip
@@ -121,3 +121,53 @@ def test_minibatches_equalized_odds_and_errors():
         adversarial_objective(_model, _adversary, lam=1.0, variant="minmax")
     with pytest.raises(ValueError, match="criterion"):
         adversarial_objective(_model, _adversary, lam=1.0, criterion="equal_opportunity")
+
+
+@pytest.mark.slow
+def test_minibatches_follow_the_trainers_convention_and_one_batch_is_the_full_batch():
+    x, y, s = _data(96)
+    kw = dict(lam=0.5, optimizer=optax.adam(0.05), num_steps=12)
+    full = fit_adversarial(_model, _adversary, _params(), (x, y, s), **kw)
+    one = fit_adversarial(
+        _model, _adversary, _params(), (x, y, s), batch_size=96, key=jax.random.key(2), **kw
+    )
+    for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(one.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert full.finite and full.model_state is None and full.losses.shape == (12,)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit_adversarial(_model, _adversary, _params(), (x, y, s), batch_size=0, key=KEY, **kw)
+
+
+KEY = jax.random.key(5)
+
+
+def _dropout_model(w, x, key, state):
+    """A stateful predictor: dropout on the inputs in training, a step counter as state."""
+    if key is not None:
+        x = jnp.where(jax.random.bernoulli(key, 0.8, x.shape), x / 0.8, 0)
+    return x @ w, {"steps": state["steps"] + (key is not None)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["reversal", "projection"])
+def test_a_stateful_predictor_gets_a_key_per_step_and_carries_its_state(variant):
+    x, y, s = _data(128)
+    kw = dict(lam=0.5, optimizer=optax.adam(0.05), num_steps=10, variant=variant)
+    state = {"steps": jnp.asarray(0)}
+    res = fit_adversarial(
+        _dropout_model, _adversary, _params(), (x, y, s), model_state=state, key=KEY, **kw
+    )
+    # The projection variant runs the predictor three times a step, the reversal once; the
+    # state comes from the last run of each step.
+    assert int(res.model_state["steps"]) == 10 and res.finite
+    again = fit_adversarial(
+        _dropout_model, _adversary, _params(), (x, y, s), model_state=state, key=KEY, **kw
+    )
+    np.testing.assert_array_equal(res.losses, again.losses)
+    other = fit_adversarial(
+        _dropout_model, _adversary, _params(), (x, y, s), model_state=state,
+        key=jax.random.key(6), **kw,
+    )  # fmt: skip
+    assert not np.allclose(res.losses, other.losses)  # the keys drive the dropout
+    with pytest.raises(ValueError, match="`key` is required"):
+        fit_adversarial(_dropout_model, _adversary, _params(), (x, y, s), model_state=state, **kw)
