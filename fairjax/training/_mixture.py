@@ -20,7 +20,8 @@ from fairjax import _validation as v
 
 from ._lagrangian import ConstrainedState
 from ._penalized import Array, ArrayLike, Model, PyTree, _forward
-from ._reduction import _reducible, _run_rate_constrained, check_rate_options, run_rate_stream
+from ._rate_stream import run_rate_stream
+from ._reduction import _reducible, _run_rate_constrained, check_rate_options
 
 # fit_rate_constrained_mixture's default multiplier optimizer: twice as fast as
 # fit_rate_constrained's, so that the iterates cross the bound and the mixture has candidates

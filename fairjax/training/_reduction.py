@@ -8,20 +8,21 @@ also keeps the candidate iterates of :func:`fairjax.training.fit_rate_constraine
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import _loop, criteria, groups, losses
+from fairjax import _loop, criteria
 from fairjax import _validation as v
 
-from ._lagrangian import ConstrainedResult, ConstrainedState, initial_state
-from ._penalized import Array, ArrayLike, Model, PyTree, _forward
+from ._lagrangian import ConstrainedResult, initial_state
+from ._penalized import Array, ArrayLike, Model, PyTree
+from ._rate_step import check_rate_batch, multiplier_shape, rate_costs, rate_step
+from ._rate_step import evaluate as _evaluate
+from ._rate_stream import run_rate_stream
 
 # The reduction trains to the criteria of rates of positive decisions, and to the two whose rate
 # is one minus one of those (FNR = 1 - TPR, TNR = 1 - FPR): the same pairwise gaps, so the same
@@ -317,14 +318,15 @@ def _run_rate_constrained(
     batch_size=None,
     key=None,
     model_state=None,
+    num_classes=None,
 ):
     """Validates the arrays of :func:`fit_rate_constrained` and
     :func:`fit_rate_constrained_mixture` and runs their compiled program (see
     :func:`_rate_constrained_program`); ``history`` comes back as NumPy arrays."""
     dtype = jnp.result_type(float)
-    n = _check_rate_batch(data, num_groups, "data")
+    n = check_rate_batch(data, num_groups, "data", num_classes)
     if validation_data is not None:
-        _check_rate_batch(validation_data, num_groups, "validation_data")
+        check_rate_batch(validation_data, num_groups, "validation_data", num_classes)
     weights = v.check_weights(weights, n)
     weights = jnp.ones(n, dtype) if weights is None else weights.astype(dtype)
     bound = np.asarray(target, dtype) + np.asarray(tolerance, dtype)
@@ -335,6 +337,7 @@ def _run_rate_constrained(
         multiplier_optimizer=multiplier_optimizer,
         num_steps=num_steps,
         num_groups=num_groups,
+        num_classes=num_classes,
         criterion=criterion,
         track_best=track_best,
         candidate_steps=candidate_steps,
@@ -349,120 +352,6 @@ def _run_rate_constrained(
         model_state=model_state,
     )
     return (*out, {k: np.asarray(h) for k, h in history.items()}, gaps, candidates)
-
-
-def _check_rate_batch(batch: PyTree, num_groups: int, name: str) -> int:
-    """Checks a ``(X, y, groups)`` batch of :func:`fit_rate_constrained`: 0/1 labels and
-    integer group ids in ``[0, num_groups)``, one per row; returns the number of rows."""
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 3):
-        raise ValueError(f"`{name}` must be a tuple (X, y, groups), got {type(batch).__name__}.")
-    y = v.as_array(batch[1], f"{name} labels", ndim=1)
-    v.check_binary(y, f"{name} labels")
-    s = v.check_groups(batch[2], num_groups=num_groups, n=y.shape[0])
-    if s.ndim != 1:
-        raise ValueError(f"`{name}` groups must be integer ids of shape (n,), got {s.shape}.")
-    return y.shape[0]
-
-
-def _decision_gaps(logits, batch, weights, num_groups, criterion):
-    """``r^c_g - r^c_g'`` of the decisions ``logits > 0`` for every condition of the criterion
-    and pair of non-empty groups (0 elsewhere), shape ``(C, G, G)``; ``weights`` may be None."""
-    _, y, s = batch
-    decisions = (logits > 0).astype(jnp.result_type(float))
-    rates, counts = criteria.group_rates(
-        decisions, s, y, criterion=criterion, num_groups=num_groups, weights=weights
-    )
-    return criteria.pairwise_gaps(rates, counts)
-
-
-class _Costs(NamedTuple):
-    """The parts of the reduction's costs that do not depend on the multipliers."""
-
-    y: Array  # (n,) labels as floats
-    slope: Array  # (C, n): d r^c_{s_i} / d h_i, w_i / W^c_g on the rows c counts, else 0
-    pairs: Array  # (C, G, G): the pairs of non-empty groups (the constraints that exist)
-    error_cost: Array  # (n,): the 0-1 error's cost w_i (1 - 2 y_i) / W
-
-
-def _costs(data, weights, criterion, num_groups) -> _Costs:
-    _, y, s = data
-    dtype = jnp.result_type(float)
-    y = y.astype(dtype)
-    rows = criteria.condition_weights(criterion, y, weights, n=y.shape[0], dtype=dtype)
-    counts = jnp.stack([groups.group_counts(s, num_groups=num_groups, weights=r) for r in rows])
-    slope = rows * groups.safe_divide(jnp.ones_like(counts), counts)[:, s]
-    pairs = (counts[:, :, None] > 0) & (counts[:, None, :] > 0)
-    return _Costs(y, slope, pairs, weights * (1 - 2 * y) / jnp.sum(weights))
-
-
-def _measure(z, data, weights, criterion, num_groups):
-    """The largest gap (and all of them, ``(C, G, G)``) and the weighted error of the decisions
-    ``z > 0`` on ``data`` (``weights`` may be None: unit weights). The error sums the weights
-    of the misclassified rows, so iterates that misclassify rows of the same total weight tie
-    exactly (with unit weights, up to 2^24 rows in float32)."""
-    gaps = _decision_gaps(z, data, weights, num_groups, criterion)
-    if weights is None:
-        weights = jnp.ones(z.shape[0], jnp.result_type(float))
-    wrong = (z > 0) != (data[1] > 0.5)
-    error = jnp.sum(jnp.where(wrong, weights, 0)) / jnp.sum(weights)
-    return jnp.max(gaps), gaps, error
-
-
-def _ascend(multiplier_optimizer, state, gaps, target, pairs):
-    """Projected ascent of the multipliers on the violations ``gaps - target``, onto
-    ``mu >= 0``. A pair without rows of both groups in the batch (``pairs`` False) keeps its
-    multiplier: 0 in full-batch training, where such a pair has no constraint."""
-    mu = state.multiplier
-    updates, mu_state = multiplier_optimizer.update(
-        -(gaps.reshape(mu.shape) - target), state.multiplier_opt_state, mu
-    )
-    new = jnp.maximum(optax.apply_updates(mu, updates), 0)
-    return jnp.where(pairs.reshape(mu.shape), new, mu), mu_state
-
-
-def _rate_step(*, model, regularizer, optimizer, multiplier_optimizer, criterion, num_groups):
-    """One simultaneous update of the reduction (not jitted):
-    ``step(state, data, weights, key, target, costs=None, gaps=None) -> (state, measured)``.
-
-    The parameters take one optimizer step on the logistic surrogate of the cost-sensitive
-    problem at the current multipliers; the multipliers ascend on the exact gaps of the same
-    forward pass's decisions on ``data`` (or on ``gaps``, measured elsewhere, when given).
-    ``costs`` default to those of ``data`` (a mini-batch: its own group counts). ``measured``
-    is ``(largest gap, gaps (C, G, G), weighted error)`` of the decisions on ``data``.
-    """
-    C, G = len(criterion.conditions), num_groups
-
-    def surrogate(params, x):
-        net, data, costs, key, model_state = x
-        cost = costs.error_cost + jnp.sum(net[:, data[2]] * costs.slope, axis=0)
-        labels = (cost < 0).astype(costs.y.dtype)
-        z, model_state = _forward(model, params, data, key, model_state)
-        value = jnp.sum(jnp.abs(cost) * losses.logistic(z, labels))
-        value = value if regularizer is None else value + regularizer(params)
-        return value, (z, model_state)
-
-    primal = _loop.make_step(surrogate, optimizer, has_aux=True)
-
-    def step(state, data, weights, key, target, costs=None, gaps=None):
-        costs = _costs(data, weights, criterion, G) if costs is None else costs
-        mu = state.multiplier.reshape(C, G, G)
-        net = jnp.sum(mu, axis=2) - jnp.sum(mu, axis=1)
-        x = (net, data, costs, key, state.model_state)
-        p, opt_state, (_, (z, model_state)) = primal(state.params, state.opt_state, x)
-        measured = _measure(jax.lax.stop_gradient(z), data, weights, criterion, G)
-        ascend_on = measured[1] if gaps is None else gaps
-        mu, mu_state = _ascend(multiplier_optimizer, state, ascend_on, target, costs.pairs)
-        new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1, model_state)
-        return new, measured
-
-    return step
-
-
-def _evaluate(model, criterion, num_groups, params, model_state, data, weights=None):
-    """:func:`_measure` of ``params`` on ``data`` in evaluation mode (a stateful model runs
-    with ``key=None``)."""
-    z = _forward(model, params, data, None, model_state)[0]
-    return _measure(z, data, weights, criterion, num_groups)
 
 
 def _select(better, candidate, current):
@@ -493,6 +382,7 @@ def _init_kept(params, model_state, candidate_steps, num_steps, shape, dtype):
         "multiplier_optimizer",
         "num_steps",
         "num_groups",
+        "num_classes",
         "criterion",
         "track_best",
         "candidate_steps",
@@ -507,6 +397,7 @@ def _rate_constrained_program(
     multiplier_optimizer,
     num_steps,
     num_groups,
+    num_classes,
     criterion,
     track_best,
     candidate_steps,
@@ -534,20 +425,21 @@ def _rate_constrained_program(
     the iterates kept for :func:`fit_rate_constrained_mixture`, with the last iterate after
     them: ``candidates`` is ``(params, model_states, train_gaps, errors, validation_gaps)`` of
     those iterates, leaves with a leading axis ``len(candidate_steps) + 1``, gaps ``(C, G, G)``
-    each, measured on the full data in evaluation mode (validation gaps None without ``val``);
-    None when ``candidate_steps`` is empty."""
+    (``(K, C, G, G)`` for ``K`` classes) each, measured on the full data in evaluation mode
+    (validation gaps None without ``val``); None when ``candidate_steps`` is empty."""
     dtype = jnp.result_type(float)
-    C, G = len(criterion.conditions), num_groups
-    full_costs = _costs(data, weights, criterion, G)
-    step = _rate_step(
+    G, K = num_groups, num_classes
+    full_costs = rate_costs(data, weights, criterion, G, K)
+    step = rate_step(
         model=model,
         regularizer=regularizer,
         optimizer=optimizer,
         multiplier_optimizer=multiplier_optimizer,
         criterion=criterion,
         num_groups=G,
+        num_classes=K,
     )
-    evaluate = functools.partial(_evaluate, model, criterion, G)
+    evaluate = functools.partial(_evaluate, model, criterion, G, K)
 
     def improves(gap, error, best):
         return (gap <= bound) & (error < best[1])
@@ -575,12 +467,17 @@ def _rate_constrained_program(
             )
         return (new, best, kept), {"constraint": gap, "error": error}
 
-    mu0 = jnp.zeros((G, G) if C == 1 else (C, G, G), dtype)
-    state = initial_state(params, mu0, optimizer, multiplier_optimizer, model_state)
+    shape = multiplier_shape(criterion, G, K)
+    state = initial_state(
+        params, jnp.zeros(shape, dtype), optimizer, multiplier_optimizer, model_state
+    )
     inf = jnp.asarray(jnp.inf, dtype)
     best = (params, inf, jnp.asarray(-1, jnp.int32), inf)
+    gaps_shape = (
+        (len(criterion.conditions), G, G) if K is None else (K, len(criterion.conditions), G, G)
+    )
     kept, slot_of_step = _init_kept(
-        params, model_state, candidate_steps, num_steps, (C, G, G), dtype
+        params, model_state, candidate_steps, num_steps, gaps_shape, dtype
     )
     (state, best, kept), history = _loop.scan_steps(
         body,
@@ -623,100 +520,3 @@ def _rate_constrained_program(
             val_gaps = jax.lax.map(lambda pm: evaluate(*pm, val)[1], (kept[0], kept[1]))
         candidates = (*kept, val_gaps)
     return state, chosen, step_index, history, jnp.stack(final), candidates
-
-
-# ----------------------------------------------------------------------------- streams
-
-
-def _stack(trees):
-    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
-
-
-def run_rate_stream(
-    model,
-    params,
-    stream,
-    *,
-    target,
-    num_groups,
-    optimizer,
-    criterion,
-    multiplier_optimizer,
-    num_steps,
-    regularizer,
-    validation_data,
-    key,
-    model_state,
-    constraint_data,
-    eval_every,
-    candidate_steps,
-):
-    """Runs the reduction on ``stream``. Returns ``(state, params, num_taken, history, gaps,
-    candidates, candidate_steps)`` like the compiled program (``gaps``: the last iterate's
-    largest gap on ``constraint_data``, NaN without it, then on ``validation_data``), with the
-    steps of the kept candidates (those the stream reached, then the last iterate)."""
-    dtype = jnp.result_type(float)
-    for data, name in ((constraint_data, "constraint_data"), (validation_data, "validation_data")):
-        if data is not None:
-            _check_rate_batch(data, num_groups, name)
-    if candidate_steps and constraint_data is None:
-        raise ValueError(
-            "a mixture trained on a stream needs `constraint_data`: its candidates' errors and "
-            "gaps are measured there."
-        )
-    C, G = len(criterion.conditions), num_groups
-    step = jax.jit(
-        _rate_step(
-            model=model,
-            regularizer=regularizer,
-            optimizer=optimizer,
-            multiplier_optimizer=multiplier_optimizer,
-            criterion=criterion,
-            num_groups=G,
-        )
-    )
-    evaluate = jax.jit(functools.partial(_evaluate, model, criterion, G))
-    mu0 = jnp.zeros((G, G) if C == 1 else (C, G, G), dtype)
-    state = initial_state(params, mu0, optimizer, multiplier_optimizer, model_state)
-    target = jnp.asarray(target, dtype)
-    wanted, kept = set(candidate_steps), {}
-    gaps, errors, eval_steps, eval_values, dual = [], [], [], [], None
-    for t, batch in enumerate(itertools.islice(iter(stream), num_steps)):
-        n = _check_rate_batch(batch, G, f"batch {t} of data")
-        if constraint_data is not None and t % eval_every == 0:
-            largest, dual, _ = evaluate(state.params, state.model_state, constraint_data)
-            eval_steps.append(t)
-            eval_values.append(largest)
-        if t in wanted:
-            kept[t] = (state.params, state.model_state)
-        sub = None if key is None else jax.random.fold_in(key, t)
-        state, (gap, _, error) = step(state, batch, jnp.ones(n, dtype), sub, target, None, dual)
-        gaps.append(gap)
-        errors.append(error)
-    if not gaps:
-        raise ValueError("`data` is an empty stream: no batch to train on.")
-    taken = len(gaps)
-    history = {"constraint": np.asarray(gaps), "error": np.asarray(errors)}
-    final = [np.asarray(np.nan, dtype)]
-    if constraint_data is not None:
-        final[0] = evaluate(state.params, state.model_state, constraint_data)[0]
-        history["eval_step"] = np.asarray([*eval_steps, taken])
-        history["eval_constraint"] = np.asarray([*eval_values, final[0]])
-    if validation_data is not None:
-        final.append(evaluate(state.params, state.model_state, validation_data)[0])
-    candidates, steps = None, None
-    if candidate_steps:
-        steps = [*sorted(kept), taken]
-        items = [kept[t] for t in sorted(kept)] + [(state.params, state.model_state)]
-        train = [evaluate(p, ms, constraint_data) for p, ms in items]
-        val = None
-        if validation_data is not None:
-            val = jnp.stack([evaluate(p, ms, validation_data)[1] for p, ms in items])
-        candidates = (
-            _stack([p for p, _ in items]),
-            _stack([ms for _, ms in items]),
-            jnp.stack([m[1] for m in train]),
-            jnp.stack([m[2] for m in train]),
-            val,
-        )
-    return state, state.params, taken, history, np.asarray(final), candidates, steps
