@@ -48,7 +48,8 @@ class MixtureResult(NamedTuple):
       candidates: what the linear program chose from, one entry per candidate iterate (the
         last one last): ``"steps"``, ``"error"`` (weighted training error), ``"constraint"``
         (largest training gap) and ``"gaps"``, the pairwise gaps :math:`r^c_g - r^c_{g'}`,
-        shape ``(K, C, G, G)`` (``C = 2`` for equalized odds, else 1); with
+        shape ``(J, C, G, G)`` for ``J`` candidates (``C = 2`` for equalized odds, else 1;
+        ``(J, K, C, G, G)`` with ``num_classes=K``); with
         ``validation_data`` also ``"validation_gaps"``. :func:`best_mixture` re-solves the
         program from them at another bound, without training again.
       finite: whether the mixed parameters and the mixture's constraints are finite (False:
@@ -80,6 +81,7 @@ def fit_rate_constrained_mixture(
     num_groups: int,
     optimizer: optax.GradientTransformation,
     criterion: str | criteria.Criterion | None = None,
+    num_classes: int | None = None,
     multiplier_optimizer: optax.GradientTransformation | None = None,
     num_steps: int = 500,
     num_candidates: int = 200,
@@ -143,7 +145,8 @@ def fit_rate_constrained_mixture(
 
     Args:
       model: as in :func:`fit_rate_constrained`; so are ``params``, ``data``, ``target``,
-        ``num_groups``, ``optimizer``, ``criterion``, ``num_steps``, ``batch_size``, ``key``,
+        ``num_groups``, ``optimizer``, ``criterion``, ``num_classes`` (a ``K``-class
+        mixture: its candidates' gaps are every class's), ``num_steps``, ``batch_size``, ``key``,
         ``model_state``, ``regularizer``, ``weights``, ``validation_data``,
         ``constraint_data``, ``eval_every`` and the deprecated ``constraint``.
       multiplier_optimizer: optax optimizer of the multipliers (default ``optax.sgd(0.02)``).
@@ -194,11 +197,14 @@ def fit_rate_constrained_mixture(
         tolerance=tolerance,
         weights=weights,
     )
+    if num_classes is not None:
+        num_classes = v.check_scalar(num_classes, "num_classes", integer=True, low=2)
     kept = min(num_candidates, num_steps)
     candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
     options = dict(
         target=target,
         num_groups=num_groups,
+        num_classes=num_classes,
         optimizer=optimizer,
         criterion=crit,
         multiplier_optimizer=(
@@ -238,7 +244,7 @@ def fit_rate_constrained_mixture(
     stats = {
         "steps": np.asarray(steps),
         "error": np.asarray(errors),
-        "constraint": np.asarray(train_gaps).max(axis=(1, 2, 3)),
+        "constraint": np.asarray(train_gaps).reshape(len(steps), -1).max(axis=1),
         "gaps": np.asarray(train_gaps),
     }
     if val_gaps is not None:
@@ -367,21 +373,27 @@ def mixture_decisions(
     decision independently, 1 with probability :math:`p(x)`, as fairlearn's
     ``ExponentiatedGradient.predict`` does.
 
+    For a ``K``-class model (logits ``(n, K)``) the expected decisions are the probabilities
+    of each class, :math:`P_{ik} = \sum_j q_j [\arg\max f_{\theta_j}(x_i) = k]`, shape
+    ``(n, K)`` (what :func:`fairjax.metrics.multiclass_parity_difference` takes for the
+    mixture's expected gaps); with ``key`` each row draws a class id, shape ``(n,)``.
+
     Args:
-      model: ``model(params, batch) -> logits`` of shape ``(n,)``.
+      model: ``model(params, batch) -> logits`` of shape ``(n,)`` or ``(n, K)``.
       params: the components' parameters, each leaf with a leading axis ``(J,)`` (e.g.
         :attr:`MixtureResult.params`).
       probabilities: the components' probabilities, shape ``(J,)``, non-negative with sum 1
         (e.g. :attr:`MixtureResult.probabilities`; not checked, so that it can be traced).
       batch: the batch the model takes.
-      key: optional PRNG key: draw 0/1 decisions instead of returning probabilities.
+      key: optional PRNG key: draw decisions instead of returning probabilities.
       model_state: for a stateful ``model(params, batch, key, model_state) -> (logits,
         model_state)``, the components' states, each leaf with a leading axis ``(J,)`` (e.g.
         :attr:`MixtureResult.model_state`); the model runs in evaluation mode (``key=None``).
 
     Returns:
-      Shape ``(n,)``: the probability of a positive decision on each row, or with ``key``
-      0/1 decisions, in the default float dtype.
+      Binary: shape ``(n,)``, the probability of a positive decision on each row, or with
+      ``key`` 0/1 decisions, in the default float dtype. ``K`` classes: ``(n, K)`` class
+      probabilities, or with ``key`` int32 class ids ``(n,)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -397,6 +409,8 @@ def mixture_decisions(
     def decide(component):
         p, state = component
         logits = _forward(model, p, batch, None, state)[0]
+        if logits.ndim == 2:
+            return jax.nn.one_hot(jnp.argmax(logits, axis=1), logits.shape[1], dtype=dtype)
         return (logits > 0).astype(dtype)
 
     decisions = jax.lax.map(decide, (params, model_state))
@@ -406,7 +420,11 @@ def mixture_decisions(
             f"`params`, got {probabilities.shape}."
         )
     # Clipped: float64 probabilities summing to 1 may sum to 1 + 1e-7 in float32.
-    prob = jnp.clip(probabilities @ decisions, 0, 1)
+    prob = jnp.clip(jnp.tensordot(probabilities, decisions, axes=1), 0, 1)
     if key is None:
         return prob
+    if prob.ndim == 2:
+        u = jax.random.uniform(key, prob.shape[:1], dtype)[:, None]
+        below = jnp.cumsum(prob, axis=1) < u * jnp.sum(prob, axis=1, keepdims=True)
+        return jnp.minimum(jnp.sum(below, axis=1), prob.shape[1] - 1).astype(jnp.int32)
     return (jax.random.uniform(key, prob.shape, dtype) < prob).astype(dtype)

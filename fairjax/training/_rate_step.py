@@ -172,14 +172,22 @@ def ascend(multiplier_optimizer, state, gaps, target, pairs):
     return jnp.where(pairs.reshape(mu.shape), new, mu), mu_state
 
 
+def decision_costs(costs: RateCosts, net: Array, s: Array, num_classes=None) -> Array:
+    """The Lagrangian's cost of each decision at the multipliers' net weights ``net``: binary,
+    ``(n,)``, the cost of deciding 1 rather than 0; ``K`` classes, ``(K, n)``, the cost of
+    deciding each class up to a constant per row (the error's part is
+    :math:`w_i (1 - 2 [y_i = k]) / 2W`, the 0-1 error :math:`w_i (1 - [y_i = k]) / W` less
+    :math:`w_i / 2W`)."""
+    if num_classes is None:
+        return costs.error_cost + jnp.sum(net[:, s] * costs.slope, axis=0)
+    return 0.5 * costs.error_cost + jnp.sum(net[:, :, s] * costs.slope, axis=1)
+
+
 def _surrogate_value(z, costs, net, s, num_classes):
     """The weighted surrogate of the cost-sensitive best response (module docstring)."""
+    cost = decision_costs(costs, net, s, num_classes)
     if num_classes is None:
-        cost = costs.error_cost + jnp.sum(net[:, s] * costs.slope, axis=0)
         return jnp.sum(jnp.abs(cost) * losses.logistic(z, (cost < 0).astype(z.dtype)))
-    # (K, n): the cost of deciding each class (the error's half-difference form: the 0-1
-    # error of class k is w (1 - [y = k]) / W = (error_cost_k + w / W) / 2, a constant apart).
-    cost = 0.5 * costs.error_cost + jnp.sum(net[:, :, s] * costs.slope, axis=1)
     lowest = jnp.sort(cost, axis=0)[:2]
     margin = lowest[1] - lowest[0]
     target = jnp.argmin(cost, axis=0)

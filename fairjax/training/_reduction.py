@@ -60,6 +60,7 @@ def fit_rate_constrained(
     num_groups: int,
     optimizer: optax.GradientTransformation,
     criterion: str | criteria.Criterion | None = None,
+    num_classes: int | None = None,
     multiplier_optimizer: optax.GradientTransformation | None = None,
     num_steps: int = 500,
     batch_size: int | None = None,
@@ -110,6 +111,16 @@ def fit_rate_constrained(
     construction; when no iterate is feasible the last one is returned. A zero start (the
     constant classifier, gap 0) is always feasible, so look at ``selected_step``.
 
+    **K classes.** With ``num_classes=K`` the model returns logits ``(n, K)``, decides the
+    arg-max class, and the bound is on every class's one-vs-rest rate gap (the rates of
+    :func:`fairjax.metrics.class_group_rates`: each class's selection rate for demographic
+    parity, its true-positive rate for equal opportunity, and so on); labels are class ids
+    ``(n,)`` or one-hot ``(n, K)``. The Lagrangian stays linear in the one-hot decisions, so
+    the best response is cost-sensitive multiclass classification (the lowest-cost class of
+    each row); its surrogate is the softmax cross-entropy toward that class, weighted by the
+    row's cost margin (the binary surrogate when ``K = 2``). The multipliers then have shape
+    ``(K, C, G, G)``.
+
     **Mini-batches, streams, random keys and state** follow the trainers' one convention
     (:func:`fit_constrained`). With ``batch_size`` and ``key`` each step takes a shuffled
     mini-batch (epoch by epoch): its costs use the mini-batch's own group counts, and the
@@ -152,6 +163,7 @@ def fit_rate_constrained(
         denominator depends on the decisions (``"predictive_parity"``, ...) have no
         cost-sensitive form: train to them with :func:`fit_constrained` and
         :func:`fairjax.penalties.fractional_rate_difference`.
+      num_classes: ``K`` for a ``K``-class model (``None``: binary, logits ``(n,)``).
       multiplier_optimizer: optax optimizer of the multipliers (default ``optax.sgd(0.01)``).
       num_steps: number of updates (at most, for a stream).
       batch_size: rows per mini-batch (``None``: full batch).
@@ -215,9 +227,12 @@ def fit_rate_constrained(
         weights=weights,
     )
     mopt = _RATE_MULTIPLIER_OPTIMIZER if multiplier_optimizer is None else multiplier_optimizer
+    if num_classes is not None:
+        num_classes = v.check_scalar(num_classes, "num_classes", integer=True, low=2)
     options = dict(
         target=target,
         num_groups=num_groups,
+        num_classes=num_classes,
         optimizer=optimizer,
         criterion=crit,
         multiplier_optimizer=mopt,
