@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _loop, criteria, losses, penalties, training
@@ -132,6 +133,33 @@ def _rate_constrained(arrays, crit: criteria.Criterion, **options):
     )
 
 
+def _zeros_multiclass(X, num_classes):
+    """The initial parameters of the multinomial model: ``w`` ``(d, K)``, ``b`` ``(K,)``."""
+    return {"w": jnp.zeros((X.shape[1], num_classes), X.dtype), "b": jnp.zeros(num_classes)}
+
+
+@functools.partial(
+    jax.jit, static_argnames=("criterion", "G", "K", "steps", "lr", "temperature", "alpha")
+)
+def _fit_penalized_multiclass(X, y, s, w, lam, *, criterion, G, K, steps, lr, temperature, alpha):
+    """Full-batch penalised training of the multinomial model: weighted softmax cross-entropy,
+    ridge, and ``lam`` times the softmax surrogate of the worst class's gap."""
+    w_mean = w / jnp.sum(w)
+
+    def objective(p, batch):
+        _, y, s = batch
+        z = _linear(p, batch)
+        ce = optax.softmax_cross_entropy_with_integer_labels(z, y)
+        gap = penalties.softmax_rate_difference(
+            z, s, num_groups=G, labels=y, weights=w, criterion=criterion, temperature=temperature
+        )
+        return jnp.sum(w_mean * ce) + alpha * jnp.sum(p["w"] ** 2) + lam * gap
+
+    params, opt = _zeros_multiclass(X, K), optax.adam(lr)
+    step = training.make_step(objective, opt, jit=False)
+    return _scan(step, training.init_state(params, opt), (X, y, s), steps).params
+
+
 class FairLogisticRegression(
     _persist.SaveLoadMixin, BinaryClassifierInputs, ClassifierMixin, BaseEstimator
 ):
@@ -162,6 +190,14 @@ class FairLogisticRegression(
     - ``"equal_opportunity"``: the true-positive rate;
     - ``"equalized_odds"``: the true- and false-positive rates (two constraints).
 
+    **K classes.** With more than two labels in ``y`` the model is multinomial (logits
+    ``X W + b``, ``W`` of shape ``(d, K)``, the arg-max class decided) and the criterion applies
+    to every class's one-vs-rest rate, the worst class's gap bounded: with ``target=ε`` by
+    :func:`fairjax.training.fit_rate_constrained` with ``num_classes=K`` (cost-sensitive
+    multiclass best responses, for every criterion, equalized odds included), with
+    ``target=None`` by the penalty :func:`fairjax.penalties.softmax_rate_difference`. The gap
+    is :func:`fairjax.metrics.multiclass_parity_difference`.
+
     The features are standardised internally (the fitted ``coef_``/``intercept_`` are on the
     original scale). A scipy.sparse ``X`` (a ``ColumnTransformer`` with a ``OneHotEncoder``)
     is accepted: ``fit`` makes it dense at the edge (centring would fill it anyway), holding
@@ -189,14 +225,14 @@ class FairLogisticRegression(
         :func:`fairjax.training.fit_rate_constrained`).
 
     Attributes:
-      classes_: the two labels; ``classes_[1]`` is the positive class.
+      classes_: the labels, sorted; with two, ``classes_[1]`` is the positive class.
       groups_: the sensitive values (group ``k`` is ``groups_[k]``).
-      coef_: the weights, shape ``(1, d)``.
-      intercept_: the bias, shape ``(1,)``.
+      coef_: the weights, shape ``(1, d)`` (``(K, d)`` for ``K > 2`` classes).
+      intercept_: the bias, shape ``(1,)`` (``(K,)``).
       multiplier_: the final Lagrange multipliers: :math:`\mu_{g g'}` of each rate, shape
         ``(m, G, G)`` (``m`` rates of the criterion, ``G`` groups); under
-        ``"equalized_odds"`` with a target, one per rate, shape ``(2,)``; zeros without a
-        target.
+        ``"equalized_odds"`` with a target, one per rate, shape ``(2,)``; ``(K, m, G, G)`` for
+        ``K > 2`` classes; zeros without a target.
       n_iter_: number of optimizer steps run (``max_iter``).
       n_features_in_: number of features (and ``feature_names_in_`` for a DataFrame).
 
@@ -238,6 +274,52 @@ class FairLogisticRegression(
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.multiplier_learning_rate = multiplier_learning_rate
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+    def _check_X_y(self, X, y):
+        """Dense ``X``, ``y`` and its class ids; sets ``classes_`` (two labels or more)."""
+        X, y = check_features(self, X, y, reset=True)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type not in ("binary", "multiclass"):
+            raise ValueError(
+                f"`y` must hold class labels (binary or multiclass); the type of the target "
+                f"is {y_type}."
+            )
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "`y` holds 1 class; the classifier needs samples of at least two classes (one "
+                f"class given: {self.classes_[0]!r})."
+            )
+        return X, y, np.searchsorted(self.classes_, y)
+
+    def _fit_multiclass(self, arrays, crit: criteria.Criterion, G: int, K: int):
+        """The multinomial model: to the target by the K-class reduction, else penalised."""
+        Z, ids, s, sw = arrays
+        if self.target is None:
+            params = _fit_penalized_multiclass(
+                Z, ids, s, sw,
+                jnp.asarray(float(self.lam), jnp.float32),
+                criterion=crit.name, G=G, K=K, steps=int(self.max_iter),
+                lr=float(self.learning_rate), temperature=float(self.temperature),
+                alpha=float(self.alpha),
+            )  # fmt: skip
+            return params, np.zeros((K, len(crit.conditions), G, G))
+        mu_lr = self.multiplier_learning_rate
+        options = _rate_options(
+            float(self.learning_rate), None if mu_lr is None else float(mu_lr), float(self.alpha)
+        )
+        res = training.fit_rate_constrained(
+            _linear, _zeros_multiclass(Z, K), (Z, ids, s), criterion=crit.name,
+            num_classes=K, target=float(self.target), num_groups=G,
+            num_steps=int(self.max_iter), weights=sw, iterate="best",
+            tolerance=0.1 * float(self.target), **options,
+        )  # fmt: skip
+        return res.params, np.asarray(res.state.multiplier, np.float64)
 
     def _criterion(self) -> criteria.Criterion:
         """The criterion, from ``criterion=`` or the deprecated ``constraint=`` (warns)."""
@@ -290,7 +372,8 @@ class FairLogisticRegression(
         Args:
           X: features ``(n, d)`` (array, DataFrame or scipy.sparse, made dense: ``n * d``
             floats in memory, see the class docstring).
-          y: two labels; the larger (sorted) is the positive class.
+          y: two labels (the larger, sorted, is the positive class) or more (a multinomial
+            model).
           sensitive_features: ``(n,)`` or ``(n, k)`` sensitive values of any type (a Series or
             DataFrame too; several columns are intersected); None means one group.
           sample_weight: optional non-negative weights ``(n,)``.
@@ -299,8 +382,9 @@ class FairLogisticRegression(
           self.
         """
         crit = self._check_params()
-        X, y, positive = self._check_X_y(X, y)
-        yb = positive.astype(np.float32)
+        X, y, class_ids = self._check_X_y(X, y)
+        K = len(self.classes_)
+        yb = (class_ids == 1).astype(np.float32) if K == 2 else class_ids.astype(np.int32)
         sw = check_sample_weight(sample_weight, X.shape[0])
         sw = np.ones(X.shape[0]) if sw is None else sw
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
@@ -322,7 +406,9 @@ class FairLogisticRegression(
             jnp.asarray(np.pad(np.asarray(ids, np.int32), (0, pad))),
             jnp.asarray(np.pad(sw, (0, pad)), jnp.float32),
         )
-        if self.target is not None and crit.name == "equalized_odds":
+        if K > 2:
+            params, mu = self._fit_multiclass(arrays, crit, G, K)
+        elif self.target is not None and crit.name == "equalized_odds":
             mu_lr = self.multiplier_learning_rate
             params, mu = _fit_lagrangian(
                 *arrays,
@@ -351,25 +437,36 @@ class FairLogisticRegression(
         else:
             params, mu = self._fit_constrained(*arrays, crit, G)
         _loop.finite("sklearn.FairLogisticRegression.fit", params, mu)  # DivergenceWarning
-        w = np.asarray(params["w"], np.float64)[:d] / scale
-        self.coef_ = w[None, :]
-        self.intercept_ = np.asarray([float(params["b"]) - float(w @ mean)])
+        # Back to the original scale: (Z w + b) with Z = (X - mean) / scale.
+        w = np.asarray(params["w"], np.float64)[:d] / (scale if K == 2 else scale[:, None])
+        b = np.asarray(params["b"], np.float64) - mean @ w
+        self.coef_ = w[None, :] if K == 2 else w.T
+        self.intercept_ = np.atleast_1d(b)
         self.multiplier_ = mu
         self.n_iter_ = int(self.max_iter)
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        """The logits ``X @ coef_ + intercept_``; positive means ``classes_[1]``. Shape ``(n,)``."""
+        """The logits ``X @ coef_.T + intercept_``: shape ``(n,)`` for two classes (positive
+        means ``classes_[1]``), ``(n, K)`` for more."""
         check_is_fitted(self)
         X = check_features(self, X, reset=False, dense=False)  # X @ w is sparse-aware
-        return X @ self.coef_[0] + self.intercept_[0]
+        if len(self.classes_) == 2:
+            return X @ self.coef_[0] + self.intercept_[0]
+        return np.asarray(X @ self.coef_.T) + self.intercept_
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, shape ``(n,)``."""
         check_is_fitted(self)
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        z = self.decision_function(X)
+        return self.classes_[(z > 0).astype(int) if z.ndim == 1 else np.argmax(z, axis=1)]
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape ``(n, 2)``."""
-        p = 1.0 / (1.0 + np.exp(-np.clip(self.decision_function(X), -500, 500)))
+        """Class probabilities, shape ``(n, K)`` (sigmoid for two classes, else softmax)."""
+        z = self.decision_function(X)
+        if z.ndim == 2:
+            z = z - z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return e / e.sum(axis=1, keepdims=True)
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
         return np.stack([1.0 - p, p], axis=1)
