@@ -241,7 +241,7 @@ def test_num_classes_equals_fairlearn_one_vs_rest_per_class(K, G):
 
 
 def test_num_classes_stratified_and_under_jit():
-    y, pred, probs, s, w = _data(300, 3, 3, seed=5)
+    y, _, probs, s, w = _data(300, 3, 3, seed=5)
     strata = np.random.default_rng(5).integers(0, 2, size=300)
     got = metrics.conditional_statistical_parity_difference(
         probs, s, strata, num_groups=3, num_strata=2, num_classes=3, weights=w
