@@ -438,3 +438,52 @@ def test_streamed_audit_command_and_bad_chunk_size(table, capsys):
     assert cli.main(["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race",
                  "--chunk-size", "0"]) == 2  # fmt: skip
     assert "--chunk-size must be a positive" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- --criteria
+
+
+@pytest.mark.slow  # compiles the report's program for a new shape (~5 s on a busy CPU)
+def test_criteria_flag_json_keys_values_and_streamed(data, table, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    argv = ["audit", str(table), "--y-true", "y_true", "--y-pred", "y_pred", "--sensitive", "race"]
+    assert cli.main([*argv, "--criteria", "predictive_parity,treatment_equality",
+                     "--bootstrap", "20", "--json", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "predictive parity (PPV) difference" in printed and "FN/FP" in printed
+    report = json.loads(out.read_text())
+    assert list(report["metrics"]) == [
+        "demographic_parity_difference", "demographic_parity_ratio",
+        "equal_opportunity_difference", "equalized_odds_difference",
+        "predictive_parity_difference", "treatment_equality_difference",
+    ]  # fmt: skip
+    assert {"ppv", "fn_fp_ratio"} <= set(report["groups"][0]) and "fnr" not in report["groups"][0]
+    s = np.searchsorted(["A", "B", "C"], data["race"])
+    for name, metric in (
+        ("predictive_parity_difference", metrics.predictive_parity_difference),
+        ("treatment_equality_difference", metrics.treatment_equality_difference),
+    ):
+        want = metric(data["y"], data["pred"], s, num_groups=3)
+        np.testing.assert_allclose(report["metrics"][name]["estimate"], float(want), rtol=1e-6)
+    a = data["race"] == "A"
+    ppv_a = data["y"][a & (data["pred"] == 1)].mean()
+    np.testing.assert_allclose(report["groups"][0]["ppv"], ppv_a, rtol=1e-6)
+    # All of them, streamed in chunks: the same estimates and pairs as in memory.
+    kw = dict(y_true="y_true", y_pred="y_pred", sensitive="race", num_resamples=0)
+    in_memory = cli.audit(table, criteria="all", **kw)
+    streamed = cli.audit(table, criteria="all", chunk_size=70, **kw)
+    assert streamed["metrics"].keys() == in_memory["metrics"].keys()
+    assert len(in_memory["metrics"]) == 10
+    for k, m in streamed["metrics"].items():
+        np.testing.assert_allclose(m["estimate"], in_memory["metrics"][k]["estimate"], rtol=1e-5)
+        assert m["between"] == in_memory["metrics"][k]["between"]
+
+
+def test_criteria_flag_errors(table, capsys):
+    argv = ["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race"]
+    assert cli.main([*argv, "--criteria", "all"]) == 2
+    assert "--criteria compares rates of labels: it needs --y-true" in capsys.readouterr().err
+    assert cli.main([*argv, "--y-true", "y_true", "--criteria", "ppv"]) == 2
+    assert "`criteria` must hold names of" in capsys.readouterr().err
+    with pytest.raises(cli.AuditError, match="criterion names"):
+        cli.audit(table, y_true="y_true", y_pred="y_pred", sensitive="race", criteria=[1])
