@@ -123,17 +123,21 @@ def _point_stats(y_t, y_p, s, x, w, *, num_groups: int, criteria: tuple = ()) ->
             out["confusion"] = confusion_matrix(y_p, s, y_t, **kw)
     if x is not None:
         arrays.append(x)
-        cdf = pooled_group_cdfs(x, s, **kw)
-        present = cdf.counts > 0
-        big = jnp.finfo(cdf.cdfs.dtype).max
-        spread = jnp.max(jnp.where(present, cdf.cdfs, -big), 1) - jnp.min(
-            jnp.where(present, cdf.cdfs, big), 1
-        )
-        # The KS distance is attained at a run end of the pooled scores: the CDFs there.
-        at = jnp.argmax(jnp.where(cdf.run_end, spread, -big))
-        out["ks"] = (cdf.cdfs[at], cdf.counts)
+        out["ks"] = ks_point(pooled_group_cdfs(x, s, **kw))
     out["metrics"] = _all_metrics(num_groups, y_t is not None, criteria)(*arrays, weights=w)
     return out
+
+
+def ks_point(cdf) -> tuple[jax.Array, jax.Array]:
+    """The groups' CDFs where the KS distance is attained (a run end of the pooled scores), and
+    the groups' weights: ``(cdfs (G,), counts (G,))`` of :func:`fairjax.ot1d.pooled_group_cdfs`'s
+    ``cdf``; their lowest and highest name the pair behind the distance."""
+    present = cdf.counts > 0
+    big = jnp.finfo(cdf.cdfs.dtype).max
+    hi = jnp.max(jnp.where(present, cdf.cdfs, -big), 1)
+    spread = hi - jnp.min(jnp.where(present, cdf.cdfs, big), 1)
+    at = jnp.argmax(jnp.where(cdf.run_end, spread, -big))
+    return cdf.cdfs[at], cdf.counts
 
 
 def _group_rows(stats, labelled: bool, names) -> tuple[list[dict], dict]:
