@@ -140,7 +140,8 @@ def _binary(
         i = int(np.argmax(bad))
         raise AuditError(
             f"column {column!r} ({what}) must hold 0/1 values; row {i + 1} holds {values[i]!r} "
-            + hint
+            + hint[:-1]
+            + "; for a numeric target and predictions, --task regression)"
         )
     return x.astype(np.int32)
 
@@ -221,6 +222,7 @@ class _Options(NamedTuple):
     seed: int = 0
     chunk_size: int | None = None
     criteria: Sequence[str] | str = ()
+    task: str = "classification"
 
 
 def audit(
@@ -239,6 +241,7 @@ def audit(
     seed: int = 0,
     chunk_size: int | None = None,
     criteria: Sequence[str] | str = (),
+    task: str = "classification",
 ) -> dict[str, Any]:
     """Fairness report of a table of predictions, labels and sensitive attributes.
 
@@ -275,6 +278,10 @@ def audit(
         ``false_omission_rate_parity``, ``false_negative_rate_parity``,
         ``true_negative_rate_parity``, ``accuracy_parity``, ``treatment_equality``; see
         :func:`fairjax.metrics.audit_report`); they need ``y_true``.
+      task: ``"classification"`` (0/1 labels and decisions, or scores), or ``"regression"``:
+        ``y_true`` is a numeric target and ``y_pred`` numeric predictions, and the report is
+        :func:`fairjax.metrics.regression_audit_report`'s (per-group MAE and RMSE, the worst
+        group and the gaps, KS and W1 between the groups' predictions); in memory only.
 
     Returns:
       A JSON-ready dict: ``n``, ``groups`` (one entry per non-empty group, with its statistics),
@@ -299,7 +306,11 @@ def _check_options(o: _Options) -> list[str]:
             raise AuditError(f"`{role}` must be a column name (a str), got {column!r}")
     if not all(isinstance(c, str) for c in o.sensitive):
         raise AuditError(f"`sensitive` must hold column names (str), got {list(o.sensitive)!r}")
-    if o.y_pred is None and o.score is None:
+    if o.task not in ("classification", "regression"):
+        raise AuditError(f"--task must be 'classification' or 'regression', got {o.task!r}")
+    if o.task == "regression":
+        _check_regression_options(o)
+    elif o.y_pred is None and o.score is None:
         raise AuditError("give --y-pred (0/1 decisions) or --score (numeric scores), or both")
     if not o.sensitive:
         raise AuditError("give at least one --sensitive column")
@@ -368,6 +379,8 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
         o = o._replace(sensitive=[o.sensitive])
     if isinstance(o.criteria, str):  # "a,b", as --criteria a,b gives
         o = o._replace(criteria=[c.strip() for c in o.criteria.split(",") if c.strip()])
+    if o.task == "regression":
+        return _audit_regression(path, o)
     if o.chunk_size is not None:
         return _audit_streaming(path, o), None
     table = _read_table(path, _check_options(o))
@@ -377,11 +390,7 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
         decisions = _binary(table[o.y_pred], o.y_pred, "decisions", o.pos_label)
     else:
         decisions = (scores >= o.threshold).astype(np.int32)
-    w = None
-    if o.weight is not None:
-        w = _numbers(table[o.weight], o.weight, "weights")
-        if (w < 0).any() or w.sum() <= 0:
-            raise AuditError(f"column {o.weight!r} (weights) must be >= 0 with a positive sum")
+    w = _weights(table, o.weight)
     s, G, group_names = _sensitive_groups(table, o.sensitive)
 
     computed = metrics.audit_report(
@@ -401,6 +410,60 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
     return _file_report(path, o, computed), (scores, s, group_names, w)
 
 
+def _weights(table: Mapping[str, list[str]], column: str | None) -> np.ndarray | None:
+    """The sample weights of ``column`` (None without one): non-negative, positive sum."""
+    if column is None:
+        return None
+    w = _numbers(table[column], column, "weights")
+    if (w < 0).any() or w.sum() <= 0:
+        raise AuditError(f"column {column!r} (weights) must be >= 0 with a positive sum")
+    return w
+
+
+def _check_regression_options(o: _Options) -> None:
+    """The options of ``--task regression``: a numeric target and predictions, no decision
+    options."""
+    if o.y_true is None or o.y_pred is None:
+        raise AuditError(
+            "--task regression needs --y-true (the numeric target) and --y-pred (the numeric "
+            "predictions)"
+        )
+    given = [
+        flag
+        for flag, value in (
+            ("--score", o.score),
+            ("--pos-label", o.pos_label),
+            ("--criteria", o.criteria or None),
+            ("--chunk-size", o.chunk_size),
+        )
+        if value is not None
+    ]
+    if given:
+        raise AuditError(f"--task regression does not take {', '.join(given)}")
+
+
+def _audit_regression(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]:
+    """:func:`audit` of a numeric target and predictions (``--task regression``)."""
+    table = _read_table(path, _check_options(o))
+    target = _numbers(table[o.y_true], o.y_true, "target")
+    predictions = _numbers(table[o.y_pred], o.y_pred, "predictions")
+    w = _weights(table, o.weight)
+    s, G, group_names = _sensitive_groups(table, o.sensitive)
+    computed = metrics.regression_audit_report(
+        target,
+        predictions,
+        s,
+        num_groups=G,
+        weights=w,
+        group_names=group_names,
+        num_resamples=o.num_resamples,
+        confidence_level=o.confidence_level,
+        min_group_size=o.min_group_size,
+        key=jax.random.key(o.seed),
+    )
+    return _file_report(path, o, computed), (predictions, s, group_names, w)
+
+
 def _file_report(path: str | os.PathLike, o: _Options, computed: dict[str, Any]) -> dict:
     """The report of :func:`audit`: the file, its columns and settings, and the computed one."""
     columns = ("y_true", "y_pred", "score", "weight")
@@ -412,6 +475,8 @@ def _file_report(path: str | os.PathLike, o: _Options, computed: dict[str, Any])
         "decisions": "y_pred" if o.y_pred is not None else f"score >= {o.threshold}",
         "versions": _versions(),
     }
+    if o.task == "regression":  # no decisions: the predictions are audited as they are
+        report.pop("decisions")
     report |= {k: v for k, v in computed.items() if k not in ("n", "bootstrap")}
     report["bootstrap"] = computed["bootstrap"] | {"seed": o.seed}
     if o.chunk_size is not None:
@@ -550,6 +615,7 @@ def _plot_group_cdfs(
     *,
     title: str,
     legend: str,
+    xlabel: str = "score",
 ) -> None:
     """Writes a PNG of the groups' empirical score CDFs (matplotlib imported here only)."""
     try:
@@ -569,8 +635,8 @@ def _plot_group_cdfs(
         x, wg = scores[mask][order], w[mask][order]
         cdf = np.cumsum(wg) / wg.sum()
         ax.step(x, cdf, where="post", label=f"{name} (n={int(mask.sum()):,})")
-    ax.set_xlabel("score")
-    ax.set_ylabel("P(score <= t | group)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"P({xlabel} <= t | group)")
     ax.set_ylim(0, 1.01)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -649,13 +715,22 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "predictive_parity, false_omission_rate_parity, false_negative_rate_parity, "
         "true_negative_rate_parity, accuracy_parity, treatment_equality",
     )
+    add(
+        "--task",
+        choices=("classification", "regression"),
+        default=default["task"],
+        help="regression: --y-true is a numeric target and --y-pred numeric predictions; "
+        "reports per-group MAE and RMSE, the worst group, the gaps, and the KS and W1 "
+        "distances between the groups' predictions",
+    )
     add("--json", metavar="PATH", help="also write the report as JSON")
     add("--plot", metavar="PATH", help="write a PNG of the groups' score CDFs")  # fmt: skip
 
 
 def run_audit(args: argparse.Namespace) -> int:
     try:
-        if args.plot is not None and args.score is None:
+        regression = args.task == "regression"
+        if args.plot is not None and args.score is None and not regression:
             raise AuditError("--plot draws the groups' score CDFs: it needs --score")
         if args.plot is not None and args.chunk_size is not None:
             raise AuditError("--plot draws every score: it cannot stream (drop --chunk-size)")
@@ -664,11 +739,13 @@ def run_audit(args: argparse.Namespace) -> int:
         print_audit(report)
         if args.plot is not None:
             ks = report["metrics"]["ks_unfairness"]["estimate"]
+            what = "prediction" if regression else "score"
             _plot_group_cdfs(
                 *plotted,
                 args.plot,
-                title=f"Score CDF by group (KS = {ks:.3f})",
+                title=f"{what.capitalize()} CDF by group (KS = {ks:.3f})",
                 legend=" x ".join(args.sensitive),
+                xlabel=what,
             )
             print(f"\nwrote {args.plot}")
         if args.json is not None:

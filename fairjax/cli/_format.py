@@ -42,6 +42,11 @@ _METRIC_NAMES = {
     "true_negative_rate_difference": "true negative rate difference",
     "accuracy_difference": "accuracy difference",
     "treatment_equality_difference": "treatment equality (FN/FP) difference",
+    "worst_group_mae": "worst group's MAE",
+    "mae_difference": "MAE difference",
+    "worst_group_rmse": "worst group's RMSE",
+    "rmse_difference": "RMSE difference",
+    "wasserstein_unfairness": "W1 distance of predictions",
 }
 # The per-group columns of the criteria a report adds (``--criteria``), with their headers.
 _CRITERION_COLUMNS = {
@@ -62,7 +67,10 @@ def _print_groups(report: Mapping[str, Any], small: set[str]) -> None:
     weighted = report["columns"]["weight"] is not None
     keys = ["selection_rate"]
     header = ["group", "rows", "weight" if weighted else "count", "selection"]
-    if report["columns"]["y_true"] is not None:
+    if report.get("task") == "regression":
+        keys = ["mean_target", "mean_prediction", "mae", "rmse"]
+        header[3:] = ["mean target", "mean prediction", "MAE", "RMSE"]
+    elif report["columns"]["y_true"] is not None:
         keys += ["accuracy", "tpr", "fpr", "base_rate"]
         header += ["accuracy", "TPR", "FPR", "base rate"]
     extra = [k for k in _CRITERION_COLUMNS if k in report["overall"]]
@@ -79,9 +87,15 @@ def _print_groups(report: Mapping[str, Any], small: set[str]) -> None:
 def print_audit(report: Mapping[str, Any]) -> None:
     cols = report["columns"]
     small = set(report["small_groups"])
+    regression = report.get("task") == "regression"
+    what = (
+        f"regression of {cols['y_true']} by {cols['y_pred']}"
+        if regression
+        else f"decisions: {report['decisions']}"
+    )
     print(
         f"fairjax audit: {report['file']}  ({report['n']:,} rows, {report['num_groups']} groups "
-        f"over {' x '.join(cols['sensitive'])}; decisions: {report['decisions']})\n"
+        f"over {' x '.join(cols['sensitive'])}; {what})\n"
     )
     _print_groups(report, small)
     boot = report["bootstrap"]
@@ -92,20 +106,27 @@ def print_audit(report: Mapping[str, Any]) -> None:
         if with_intervals
         else "no bootstrap (--bootstrap 0): no intervals"
     )
-    print(f"\nFairness (largest gap over pairs of groups; {how})\n")
+    gaps = (
+        "the worst group, or the largest gap over pairs" if regression else "largest gap over pairs"
+    )
+    print(f"\nFairness ({gaps} of groups; {how})\n")
     rows = []
     for k, m in report["metrics"].items():
         value = _fmt(m["estimate"])
         if with_intervals:
             value += f" [{_fmt(m['lower'])}, {_fmt(m['upper'])}]"
-        pair = m["between"]
+        pair = _groups_of(m)
         between = "-" if pair is None else " vs ".join(f"{g}*" if g in small else g for g in pair)
         if "rate" in m:
             between += f" ({m['rate'].upper()})"
-        rows.append([_METRIC_NAMES[k], value, between])
+        name = _METRIC_NAMES[k]
+        rows.append([name.replace("scores", "predictions") if regression else name, value, between])
     value_header = f"value [{level} interval]" if with_intervals else "value"
-    print_table(["metric", value_header, "between (lowest vs highest)"], rows)
-    if report["omitted"]:  # the label metrics, without --y-true
+    column = (
+        "group, or between (lowest vs highest)" if regression else "between (lowest vs highest)"
+    )
+    print_table(["metric", value_header, column], rows)
+    if report.get("omitted"):  # the label metrics, without --y-true
         print(
             "\nNo --y-true: accuracy, TPR, FPR, base rate and the equal opportunity and "
             "equalized odds differences need labels; they are left out."
@@ -122,13 +143,20 @@ def print_audit(report: Mapping[str, Any]) -> None:
         _print_small_groups(report, small)
 
 
+def _groups_of(metric: Mapping[str, Any]) -> list[str] | None:
+    """The groups behind a metric of the report: its worst ``group`` or the pair ``between``."""
+    if "group" in metric:
+        return None if metric["group"] is None else [metric["group"]]
+    return metric["between"]
+
+
 def _print_small_groups(report: Mapping[str, Any], small: set[str]) -> None:
     """The warning on groups below --min-group-size, and which headline gaps they set."""
     sizes = ", ".join(f"{r['group']}: {r['rows']}" for r in report["groups"] if r["group"] in small)
     involved = [
         _METRIC_NAMES[k]
         for k, m in report["metrics"].items()
-        if m["between"] is not None and set(m["between"]) & small
+        if _groups_of(m) is not None and set(_groups_of(m)) & small
     ]
     text = (
         f"warning: {len(small)} of {report['num_groups']} groups have fewer than "
