@@ -487,3 +487,87 @@ def test_criteria_flag_errors(table, capsys):
     assert "`criteria` must hold names of" in capsys.readouterr().err
     with pytest.raises(cli.AuditError, match="criterion names"):
         cli.audit(table, y_true="y_true", y_pred="y_pred", sensitive="race", criteria=[1])
+
+
+# ----------------------------------------------------------------------------- --task regression
+
+
+@pytest.fixture(scope="module")
+def regression_table(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    n = 300
+    region = rng.choice(["north", "south", "west"], n)
+    target = np.round(rng.normal(size=n) * 10 + 50, 2)
+    noise = np.where(region == "south", 6.0, 2.0)
+    pred = np.round(target + rng.normal(size=n) * noise, 2)
+    w = np.round(rng.uniform(0.5, 2.0, n), 3)
+    path = tmp_path_factory.mktemp("audit") / "regression.csv"
+    write_csv(
+        path, ["income", "predicted", "region", "w"], zip(target, pred, region, w, strict=True)
+    )
+    return path, dict(target=target, pred=pred, region=region, w=w)
+
+
+@pytest.mark.slow  # compiles the regression report and its bootstrap (~5 s on a busy CPU)
+def test_regression_audit_of_a_csv(regression_table, tmp_path, capsys):
+    path, d = regression_table
+    out = tmp_path / "r.json"
+    argv = ["audit", str(path), "--task", "regression", "--y-true", "income", "--y-pred",
+            "predicted", "--sensitive", "region", "--weight", "w", "--bootstrap", "30"]  # fmt: skip
+    assert cli.main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "regression of income by predicted" in printed and "worst group's RMSE" in printed
+    report = json.loads(out.read_text())
+    assert report["task"] == "regression" and "decisions" not in report
+    assert list(report["metrics"]) == [
+        "worst_group_mae", "mae_difference", "worst_group_rmse", "rmse_difference",
+        "ks_unfairness", "wasserstein_unfairness",
+    ]  # fmt: skip
+    assert set(report["groups"][0]) == {
+        "group", "rows", "count", "mean_target", "mean_prediction", "mae", "rmse"
+    }  # fmt: skip
+    s = np.searchsorted(["north", "south", "west"], d["region"])
+    kw = dict(num_groups=3, weights=d["w"])
+    y, p = d["target"], d["pred"]
+    expected = {
+        "worst_group_mae": metrics.worst_group_loss(y, p, s, loss="absolute", **kw),
+        "mae_difference": metrics.group_loss_difference(y, p, s, loss="absolute", **kw),
+        "worst_group_rmse": np.sqrt(metrics.worst_group_loss(y, p, s, **kw)),
+        "ks_unfairness": metrics.ks_unfairness(p, s, **kw),
+        "wasserstein_unfairness": metrics.wasserstein_unfairness(p, s, reference="pairwise", **kw),
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(report["metrics"][name]["estimate"], float(value), rtol=1e-5)
+    table = metrics.by_group(y, p, s, task="regression", **kw)
+    for g, row in enumerate(report["groups"]):
+        np.testing.assert_allclose(row["rmse"], float(table["rmse"][g]), rtol=1e-5)
+    assert report["metrics"]["worst_group_rmse"]["group"] == "south"  # the noisiest predictions
+    pytest.importorskip("matplotlib")
+    assert cli.main([*argv, "--bootstrap", "0", "--plot", str(tmp_path / "cdf.png")]) == 0
+    assert (tmp_path / "cdf.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--y-true", "income"], "--task regression needs --y-true"),
+        (["--y-true", "income", "--y-pred", "predicted", "--chunk-size", "10"],
+         "does not take --chunk-size"),
+        (["--y-true", "income", "--y-pred", "predicted", "--score", "w"],
+         "does not take --score"),
+        (["--y-true", "income", "--y-pred", "predicted", "--criteria", "all"],
+         "does not take --criteria"),
+    ],
+)  # fmt: skip
+def test_regression_audit_errors(regression_table, extra, message, capsys):
+    path, _ = regression_table
+    argv = ["audit", str(path), "--task", "regression", "--sensitive", "region", *extra]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_numeric_target_without_task_regression_is_pointed_to_it(regression_table, capsys):
+    path, _ = regression_table
+    argv = ["audit", str(path), "--y-true", "income", "--y-pred", "predicted", "--sensitive"]
+    assert cli.main([*argv, "region"]) == 2
+    assert "--task regression" in capsys.readouterr().err
