@@ -401,13 +401,20 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
         scores=scores,
         weights=w,
         group_names=group_names,
-        num_resamples=o.num_resamples,
-        confidence_level=o.confidence_level,
-        min_group_size=o.min_group_size,
-        key=jax.random.key(o.seed),
+        **_report_options(o),
         criteria=o.criteria,
     )
     return _file_report(path, o, computed), (scores, s, group_names, w)
+
+
+def _report_options(o: _Options) -> dict[str, Any]:
+    """The options every report of :mod:`fairjax.metrics` takes, from the audit's."""
+    return {
+        "num_resamples": o.num_resamples,
+        "confidence_level": o.confidence_level,
+        "min_group_size": o.min_group_size,
+        "key": jax.random.key(o.seed),
+    }
 
 
 def _weights(table: Mapping[str, list[str]], column: str | None) -> np.ndarray | None:
@@ -456,10 +463,7 @@ def _audit_regression(path: str | os.PathLike, o: _Options) -> tuple[dict[str, A
         num_groups=G,
         weights=w,
         group_names=group_names,
-        num_resamples=o.num_resamples,
-        confidence_level=o.confidence_level,
-        min_group_size=o.min_group_size,
-        key=jax.random.key(o.seed),
+        **_report_options(o),
     )
     return _file_report(path, o, computed), (predictions, s, group_names, w)
 
@@ -591,10 +595,7 @@ def _audit_streaming(path: str | os.PathLike, o: _Options) -> dict[str, Any]:
         chunks,
         num_groups=G,
         group_names=names,
-        num_resamples=o.num_resamples,
-        confidence_level=o.confidence_level,
-        min_group_size=o.min_group_size,
-        key=jax.random.key(o.seed),
+        **_report_options(o),
         criteria=o.criteria,
     )
     return _file_report(path, o, computed)

@@ -280,6 +280,24 @@ def check_report_options(
     return names, num_resamples, level, min_group_size
 
 
+def intervals(
+    metric, arrays, weights, estimate, *, key, num_resamples: int, confidence_level: float
+) -> tuple[dict, dict]:
+    """The ends of the bootstrap intervals of a report's ``metric`` (a dict of metrics) on
+    ``arrays``; ``None`` each with ``num_resamples=0``."""
+    if not num_resamples:
+        return dict.fromkeys(estimate), dict.fromkeys(estimate)
+    res = bootstrap(
+        metric,
+        *arrays,
+        key=jax.random.key(0) if key is None else key,
+        weights=weights,
+        num_resamples=num_resamples,
+        confidence_level=confidence_level,
+    )
+    return res.lower, res.upper
+
+
 def audit_report(
     y_true: ArrayLike | None,
     y_pred: ArrayLike,
@@ -397,19 +415,11 @@ def audit_report(
     w = None if weights is None else jnp.asarray(weights, jnp.float32)
     x = None if scores is None else jnp.asarray(scores, jnp.float32)
     stats = _point_stats(y_t, y_p, s, x, w, num_groups=num_groups, criteria=criteria)
-    estimate = stats["metrics"]
-    lower = upper = dict.fromkeys(estimate)
-    if num_resamples:
-        arrays = [y_p, s] + ([y_t] if labelled else []) + ([x] if x is not None else [])
-        res = bootstrap(
-            _all_metrics(num_groups, labelled, criteria),
-            *arrays,
-            key=jax.random.key(0) if key is None else key,
-            weights=w,
-            num_resamples=num_resamples,
-            confidence_level=confidence_level,
-        )
-        lower, upper = res.lower, res.upper
+    arrays = [y_p, s] + ([y_t] if labelled else []) + ([x] if x is not None else [])
+    lower, upper = intervals(
+        _all_metrics(num_groups, labelled, criteria), arrays, w, stats["metrics"],
+        key=key, num_resamples=num_resamples, confidence_level=confidence_level,
+    )  # fmt: skip
     return assemble_report(
         stats,
         lower,

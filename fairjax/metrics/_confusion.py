@@ -145,15 +145,9 @@ def criterion_difference(
         raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
     if num_classes is None:
         true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
-    else:
-        true, pred, grp, w = class_inputs(
-            y_true if crit.needs_labels else None,
-            y_pred,
-            groups,
-            num_classes=num_classes,
-            num_groups=num_groups,
-            weights=weights,
-        )
+    else:  # K classes: one-hot labels, (n, K) probabilities
+        args = (y_true, y_pred, groups, num_groups, weights)
+        true, pred, grp, w = class_inputs(*args, num_classes=num_classes, crit=crit)
     k = None
     if crit.stratified:
         num_strata = v.check_num_groups(num_strata)

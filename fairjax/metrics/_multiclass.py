@@ -54,14 +54,16 @@ def class_inputs(
     y_true: ArrayLike | None,
     y_pred: ArrayLike,
     groups: ArrayLike,
-    *,
-    num_classes: int,
     num_groups: int | None,
     weights: ArrayLike | None,
+    *,
+    num_classes: int,
+    crit: criteria.Criterion,
 ) -> tuple[Array | None, Array, Array, Array | None]:
-    """Edge validation of K-class inputs: ``(Y, P, groups, weights)`` with ``P`` the ``(n, K)``
-    probabilities (one-hot of class ids) and ``Y`` the one-hot labels (None without
-    ``y_true``); groups of any kind (strings: factorised, as every metric does)."""
+    """Edge validation of K-class inputs (as :func:`check_inputs` of binary ones):
+    ``(Y, P, groups, weights)`` with ``P`` the ``(n, K)`` probabilities (one-hot of class ids)
+    and ``Y`` the one-hot labels (None when ``crit`` does not need labels); groups of any kind
+    (strings: factorised, as every metric does)."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
         raise TypeError(f"`num_classes` must be an int >= 2, got {num_classes!r}.")
     if num_classes < 2:
@@ -69,7 +71,7 @@ def class_inputs(
     num_classes = int(num_classes)
     P = _class_matrix(y_pred, "y_pred", num_classes, probabilities_ok=True)
     Y = None
-    if y_true is not None:
+    if crit.needs_labels:
         Y = _class_matrix(y_true, "y_true", num_classes, probabilities_ok=False)
         v.check_length(Y, P.shape[0], "y_true", "y_pred")
     g = v.check_groups(labelled_groups(groups, num_groups), num_groups=num_groups, n=P.shape[0])
@@ -179,14 +181,8 @@ def class_group_rates(
              [0. , 0.5]], dtype=float32)
     """
     crit = _class_criterion(criterion, y_true)
-    Y, P, g, w = class_inputs(
-        y_true if crit.needs_labels else None,
-        y_pred,
-        groups,
-        num_classes=num_classes,
-        num_groups=num_groups,
-        weights=weights,
-    )
+    args = (y_true, y_pred, groups, num_groups, weights)
+    Y, P, g, w = class_inputs(*args, num_classes=num_classes, crit=crit)
     num = g.shape[1] if g.ndim == 2 else num_groups
     return _class_group_rates(P, Y, g, w, crit, num, axis_name)
 

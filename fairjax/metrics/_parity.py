@@ -35,6 +35,16 @@ def _gaps(y_true, y_pred, groups, weights, num_groups, criterion, axis_name):
     return criteria.largest_gap(rates, counts)
 
 
+def _worst_class(
+    criterion, y_true, y_pred, groups, num_groups, weights, axis_name, num_classes, agg="worst_case"
+):
+    """K-class predictions: the worst class's one-vs-rest gap (:func:`criterion_difference`)."""
+    options = dict(num_groups=num_groups, weights=weights, axis_name=axis_name, agg=agg)
+    return criterion_difference(
+        y_true, y_pred, groups, criterion=criterion, num_classes=num_classes, **options
+    )
+
+
 def _min_max_ratio(rates, present):
     """``min / max`` of ``rates`` over groups where ``present``; 1 when the max is 0."""
     big = jnp.finfo(rates.dtype).max
@@ -110,16 +120,8 @@ def demographic_parity_difference(
       ICDM Workshops 2009; fairlearn's ``demographic_parity_difference``.
     """
     if num_classes is not None:
-        return criterion_difference(
-            None,
-            y_pred,
-            groups,
-            criterion="demographic_parity",
-            num_groups=num_groups,
-            weights=weights,
-            axis_name=axis_name,
-            num_classes=num_classes,
-        )
+        args = (None, y_pred, groups, num_groups, weights, axis_name, num_classes)
+        return _worst_class("demographic_parity", *args)
     _, pred, grp, w = check_inputs(None, y_pred, groups, num_groups, weights)
     return _dp_difference(pred, grp, w, num_groups, axis_name)
 
@@ -242,16 +244,8 @@ def equal_opportunity_difference(
       Donini et al., *Empirical risk minimization under fairness constraints*, NeurIPS 2018.
     """
     if num_classes is not None:
-        return criterion_difference(
-            y_true,
-            y_pred,
-            groups,
-            criterion="equal_opportunity",
-            num_groups=num_groups,
-            weights=weights,
-            axis_name=axis_name,
-            num_classes=num_classes,
-        )
+        args = (y_true, y_pred, groups, num_groups, weights, axis_name, num_classes)
+        return _worst_class("equal_opportunity", *args)
     true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     return _eo_difference(true, pred, grp, w, num_groups, axis_name)
 
@@ -321,16 +315,7 @@ def equalized_odds_difference(
     if agg not in ("worst_case", "mean"):
         raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
     if num_classes is not None:
-        return criterion_difference(
-            y_true,
-            y_pred,
-            groups,
-            criterion="equalized_odds",
-            num_groups=num_groups,
-            weights=weights,
-            axis_name=axis_name,
-            agg=agg,
-            num_classes=num_classes,
-        )
+        args = (y_true, y_pred, groups, num_groups, weights, axis_name, num_classes, agg)
+        return _worst_class("equalized_odds", *args)
     true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     return _eodds_difference(true, pred, grp, w, num_groups, agg, axis_name)

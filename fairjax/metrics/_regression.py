@@ -13,10 +13,16 @@ import numpy as np
 
 from fairjax import criteria
 from fairjax import groups as gs
-from fairjax.metrics._audit import _extreme_pair, _number, check_report_options, ks_point
+from fairjax.metrics._audit import (
+    _extreme_pair,
+    _number,
+    check_report_options,
+    intervals,
+    ks_point,
+)
 from fairjax.metrics._common import check_regression_inputs
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
-from fairjax.metrics._tables import bootstrap, by_group
+from fairjax.metrics._tables import by_group
 from fairjax.ot1d import pooled_group_cdfs
 
 Array = jax.Array
@@ -310,19 +316,10 @@ def regression_audit_report(
     w = None if w is None else w.astype(dtype)
     stats = _regression_stats(y_t, y_p, grp, w, num_groups=num_groups)
     estimate = stats["metrics"]
-    lower = upper = dict.fromkeys(estimate)
-    if num_resamples:
-        res = bootstrap(
-            _regression_metrics(num_groups),
-            y_t,
-            y_p,
-            grp,
-            key=jax.random.key(0) if key is None else key,
-            weights=w,
-            num_resamples=num_resamples,
-            confidence_level=level,
-        )
-        lower, upper = res.lower, res.upper
+    lower, upper = intervals(
+        _regression_metrics(num_groups), (y_t, y_p, grp), w, estimate,
+        key=key, num_resamples=num_resamples, confidence_level=level,
+    )  # fmt: skip
     rows = np.asarray(stats["rows"])
     table = {k: np.asarray(stats["table"][k]) for k in _REGRESSION_KEYS}
     group_rows = [
