@@ -12,7 +12,12 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from fairjax import _loop, groups, losses, training
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_features, check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import (
+    check_features,
+    check_sample_weight,
+    encode_groups,
+    standardization,
+)
 
 __all__ = ["BoundedGroupLossRegressor"]
 
@@ -160,9 +165,7 @@ class BoundedGroupLossRegressor(_persist.SaveLoadMixin, RegressorMixin, BaseEsti
         sw = np.ones(X.shape[0]) if sw is None else sw
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)
-        mean = np.average(X, axis=0, weights=sw)
-        scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
-        scale = np.where(scale > 0, scale, 1.0)  # constant columns stay as they are
+        mean, scale = standardization(X, sw)
         y_mean = np.average(y, weights=sw)
         y_scale = float(np.sqrt(np.average((y - y_mean) ** 2, weights=sw))) or 1.0
         Z, yz = (X - mean) / scale, (y - y_mean) / y_scale
