@@ -9,7 +9,6 @@ import math
 import os
 import platform
 import sys
-import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -17,7 +16,7 @@ import jax
 import numpy as np
 
 from fairjax import groups, metrics
-from fairjax.cli._format import print_table as _print_table
+from fairjax.cli._format import print_audit
 
 
 class AuditError(ValueError):
@@ -141,7 +140,8 @@ def _binary(
         i = int(np.argmax(bad))
         raise AuditError(
             f"column {column!r} ({what}) must hold 0/1 values; row {i + 1} holds {values[i]!r} "
-            + hint
+            + hint[:-1]
+            + "; for a numeric target and predictions, --task regression)"
         )
     return x.astype(np.int32)
 
@@ -221,6 +221,8 @@ class _Options(NamedTuple):
     min_group_size: int = 30
     seed: int = 0
     chunk_size: int | None = None
+    criteria: Sequence[str] | str = ()
+    task: str = "classification"
 
 
 def audit(
@@ -238,6 +240,8 @@ def audit(
     min_group_size: int = 30,
     seed: int = 0,
     chunk_size: int | None = None,
+    criteria: Sequence[str] | str = (),
+    task: str = "classification",
 ) -> dict[str, Any]:
     """Fairness report of a table of predictions, labels and sensitive attributes.
 
@@ -269,6 +273,15 @@ def audit(
       chunk_size: None reads the whole table into memory; a number of rows streams the file
         in chunks of that many rows (:func:`fairjax.metrics.audit_report_streaming`: constant
         memory, the same numbers, intervals from a Poisson bootstrap; Parquet needs pyarrow).
+      criteria: confusion-matrix criteria to add to the metrics (names, or one string of
+        comma-separated names, or ``"all"``: ``predictive_parity``,
+        ``false_omission_rate_parity``, ``false_negative_rate_parity``,
+        ``true_negative_rate_parity``, ``accuracy_parity``, ``treatment_equality``; see
+        :func:`fairjax.metrics.audit_report`); they need ``y_true``.
+      task: ``"classification"`` (0/1 labels and decisions, or scores), or ``"regression"``:
+        ``y_true`` is a numeric target and ``y_pred`` numeric predictions, and the report is
+        :func:`fairjax.metrics.regression_audit_report`'s (per-group MAE and RMSE, the worst
+        group and the gaps, KS and W1 between the groups' predictions); in memory only.
 
     Returns:
       A JSON-ready dict: ``n``, ``groups`` (one entry per non-empty group, with its statistics),
@@ -293,7 +306,11 @@ def _check_options(o: _Options) -> list[str]:
             raise AuditError(f"`{role}` must be a column name (a str), got {column!r}")
     if not all(isinstance(c, str) for c in o.sensitive):
         raise AuditError(f"`sensitive` must hold column names (str), got {list(o.sensitive)!r}")
-    if o.y_pred is None and o.score is None:
+    if o.task not in ("classification", "regression"):
+        raise AuditError(f"--task must be 'classification' or 'regression', got {o.task!r}")
+    if o.task == "regression":
+        _check_regression_options(o)
+    elif o.y_pred is None and o.score is None:
         raise AuditError("give --y-pred (0/1 decisions) or --score (numeric scores), or both")
     if not o.sensitive:
         raise AuditError("give at least one --sensitive column")
@@ -307,6 +324,10 @@ def _check_options(o: _Options) -> list[str]:
             raise AuditError(f"{flag} must be an integer >= {low}, got {value!r}")
     if o.num_resamples == 1:
         raise AuditError("--bootstrap must be 0 (no intervals) or at least 2, got 1")
+    if not all(isinstance(c, str) for c in o.criteria):
+        raise AuditError(f"`criteria` must hold criterion names (str), got {o.criteria!r}")
+    if o.criteria and o.y_true is None:
+        raise AuditError("--criteria compares rates of labels: it needs --y-true")
     threshold, level = o.threshold, o.confidence_level
     if not isinstance(threshold, (int, float, np.number)) or not math.isfinite(threshold):
         raise AuditError(f"--threshold must be a finite number, got {threshold!r}")
@@ -356,6 +377,10 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
     """:func:`audit`, also returning what the plot needs (scores, group ids, names, weights)."""
     if isinstance(o.sensitive, str):  # one column, as --sensitive NAME gives
         o = o._replace(sensitive=[o.sensitive])
+    if isinstance(o.criteria, str):  # "a,b", as --criteria a,b gives
+        o = o._replace(criteria=[c.strip() for c in o.criteria.split(",") if c.strip()])
+    if o.task == "regression":
+        return _audit_regression(path, o)
     if o.chunk_size is not None:
         return _audit_streaming(path, o), None
     table = _read_table(path, _check_options(o))
@@ -365,11 +390,7 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
         decisions = _binary(table[o.y_pred], o.y_pred, "decisions", o.pos_label)
     else:
         decisions = (scores >= o.threshold).astype(np.int32)
-    w = None
-    if o.weight is not None:
-        w = _numbers(table[o.weight], o.weight, "weights")
-        if (w < 0).any() or w.sum() <= 0:
-            raise AuditError(f"column {o.weight!r} (weights) must be >= 0 with a positive sum")
+    w = _weights(table, o.weight)
     s, G, group_names = _sensitive_groups(table, o.sensitive)
 
     computed = metrics.audit_report(
@@ -380,12 +401,71 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
         scores=scores,
         weights=w,
         group_names=group_names,
-        num_resamples=o.num_resamples,
-        confidence_level=o.confidence_level,
-        min_group_size=o.min_group_size,
-        key=jax.random.key(o.seed),
+        **_report_options(o),
+        criteria=o.criteria,
     )
     return _file_report(path, o, computed), (scores, s, group_names, w)
+
+
+def _report_options(o: _Options) -> dict[str, Any]:
+    """The options every report of :mod:`fairjax.metrics` takes, from the audit's."""
+    return {
+        "num_resamples": o.num_resamples,
+        "confidence_level": o.confidence_level,
+        "min_group_size": o.min_group_size,
+        "key": jax.random.key(o.seed),
+    }
+
+
+def _weights(table: Mapping[str, list[str]], column: str | None) -> np.ndarray | None:
+    """The sample weights of ``column`` (None without one): non-negative, positive sum."""
+    if column is None:
+        return None
+    w = _numbers(table[column], column, "weights")
+    if (w < 0).any() or w.sum() <= 0:
+        raise AuditError(f"column {column!r} (weights) must be >= 0 with a positive sum")
+    return w
+
+
+def _check_regression_options(o: _Options) -> None:
+    """The options of ``--task regression``: a numeric target and predictions, no decision
+    options."""
+    if o.y_true is None or o.y_pred is None:
+        raise AuditError(
+            "--task regression needs --y-true (the numeric target) and --y-pred (the numeric "
+            "predictions)"
+        )
+    given = [
+        flag
+        for flag, value in (
+            ("--score", o.score),
+            ("--pos-label", o.pos_label),
+            ("--criteria", o.criteria or None),
+            ("--chunk-size", o.chunk_size),
+        )
+        if value is not None
+    ]
+    if given:
+        raise AuditError(f"--task regression does not take {', '.join(given)}")
+
+
+def _audit_regression(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]:
+    """:func:`audit` of a numeric target and predictions (``--task regression``)."""
+    table = _read_table(path, _check_options(o))
+    target = _numbers(table[o.y_true], o.y_true, "target")
+    predictions = _numbers(table[o.y_pred], o.y_pred, "predictions")
+    w = _weights(table, o.weight)
+    s, G, group_names = _sensitive_groups(table, o.sensitive)
+    computed = metrics.regression_audit_report(
+        target,
+        predictions,
+        s,
+        num_groups=G,
+        weights=w,
+        group_names=group_names,
+        **_report_options(o),
+    )
+    return _file_report(path, o, computed), (predictions, s, group_names, w)
 
 
 def _file_report(path: str | os.PathLike, o: _Options, computed: dict[str, Any]) -> dict:
@@ -399,6 +479,8 @@ def _file_report(path: str | os.PathLike, o: _Options, computed: dict[str, Any])
         "decisions": "y_pred" if o.y_pred is not None else f"score >= {o.threshold}",
         "versions": _versions(),
     }
+    if o.task == "regression":  # no decisions: the predictions are audited as they are
+        report.pop("decisions")
     report |= {k: v for k, v in computed.items() if k not in ("n", "bootstrap")}
     report["bootstrap"] = computed["bootstrap"] | {"seed": o.seed}
     if o.chunk_size is not None:
@@ -513,10 +595,8 @@ def _audit_streaming(path: str | os.PathLike, o: _Options) -> dict[str, Any]:
         chunks,
         num_groups=G,
         group_names=names,
-        num_resamples=o.num_resamples,
-        confidence_level=o.confidence_level,
-        min_group_size=o.min_group_size,
-        key=jax.random.key(o.seed),
+        **_report_options(o),
+        criteria=o.criteria,
     )
     return _file_report(path, o, computed)
 
@@ -525,96 +605,6 @@ def _finite(x: np.ndarray, column: str, what: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise AuditError(f"column {column!r} ({what}) has a missing or non-finite value")
     return x
-
-
-_METRIC_NAMES = {
-    "demographic_parity_difference": "demographic parity difference",
-    "demographic_parity_ratio": "demographic parity ratio",
-    "equal_opportunity_difference": "equal opportunity difference",
-    "equalized_odds_difference": "equalized odds difference",
-    "ks_unfairness": "KS distance of scores",
-}
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
-def _print_groups(report: Mapping[str, Any], small: set[str]) -> None:
-    """The per-group table; a group below --min-group-size is marked ``*``."""
-    weighted = report["columns"]["weight"] is not None
-    keys = ["selection_rate"]
-    header = ["group", "rows", "weight" if weighted else "count", "selection"]
-    if report["columns"]["y_true"] is not None:
-        keys += ["accuracy", "tpr", "fpr", "base_rate"]
-        header += ["accuracy", "TPR", "FPR", "base rate"]
-    rows = []
-    for r in [report["overall"], *report["groups"]]:
-        count = f"{r['count']:,.1f}" if weighted else f"{int(r['count']):,}"
-        name = f"{r['group']}*" if r["group"] in small else r["group"]
-        rows.append([name, f"{r['rows']:,}", count] + [_fmt(r[k]) for k in keys])
-    _print_table(header, rows)
-
-
-def _print_audit(report: Mapping[str, Any]) -> None:
-    cols = report["columns"]
-    small = set(report["small_groups"])
-    print(
-        f"fairjax audit: {report['file']}  ({report['n']:,} rows, {report['num_groups']} groups "
-        f"over {' x '.join(cols['sensitive'])}; decisions: {report['decisions']})\n"
-    )
-    _print_groups(report, small)
-    boot = report["bootstrap"]
-    level = f"{100 * boot['confidence_level']:g}%"
-    with_intervals = boot["num_resamples"] > 0
-    how = (
-        f"{level} percentile bootstrap interval, {boot['num_resamples']} resamples"
-        if with_intervals
-        else "no bootstrap (--bootstrap 0): no intervals"
-    )
-    print(f"\nFairness (largest gap over pairs of groups; {how})\n")
-    rows = []
-    for k, m in report["metrics"].items():
-        value = _fmt(m["estimate"])
-        if with_intervals:
-            value += f" [{_fmt(m['lower'])}, {_fmt(m['upper'])}]"
-        pair = m["between"]
-        between = "-" if pair is None else " vs ".join(f"{g}*" if g in small else g for g in pair)
-        if "rate" in m:
-            between += f" ({m['rate'].upper()})"
-        rows.append([_METRIC_NAMES[k], value, between])
-    value_header = f"value [{level} interval]" if with_intervals else "value"
-    _print_table(["metric", value_header, "between (lowest vs highest)"], rows)
-    if report["omitted"]:  # the label metrics, without --y-true
-        print(
-            "\nNo --y-true: accuracy, TPR, FPR, base rate and the equal opportunity and "
-            "equalized odds differences need labels; they are left out."
-        )
-    if any(r.get("tpr", 0) is None or r.get("fpr", 0) is None for r in report["groups"]):
-        print("\n'-': a rate over an empty set (no positive or no negative labels in the group).")
-    if small:
-        _print_small_groups(report, small)
-
-
-def _print_small_groups(report: Mapping[str, Any], small: set[str]) -> None:
-    """The warning on groups below --min-group-size, and which headline gaps they set."""
-    sizes = ", ".join(f"{r['group']}: {r['rows']}" for r in report["groups"] if r["group"] in small)
-    involved = [
-        _METRIC_NAMES[k]
-        for k, m in report["metrics"].items()
-        if m["between"] is not None and set(m["between"]) & small
-    ]
-    text = (
-        f"warning: {len(small)} of {report['num_groups']} groups have fewer than "
-        f"{report['min_group_size']} rows (marked *; rows: {sizes}). Their rates are noisy: a "
-        "gap to such a group can be large by chance alone."
-    )
-    if involved:
-        text += (
-            f" A small group sets the {', '.join(involved)}: read the intervals, or merge or "
-            "drop the small groups before drawing conclusions."
-        )
-    print("\n" + textwrap.fill(text, width=96, subsequent_indent="         "))
 
 
 def _plot_group_cdfs(
@@ -626,6 +616,7 @@ def _plot_group_cdfs(
     *,
     title: str,
     legend: str,
+    xlabel: str = "score",
 ) -> None:
     """Writes a PNG of the groups' empirical score CDFs (matplotlib imported here only)."""
     try:
@@ -645,8 +636,8 @@ def _plot_group_cdfs(
         x, wg = scores[mask][order], w[mask][order]
         cdf = np.cumsum(wg) / wg.sum()
         ax.step(x, cdf, where="post", label=f"{name} (n={int(mask.sum()):,})")
-    ax.set_xlabel("score")
-    ax.set_ylabel("P(score <= t | group)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"P({xlabel} <= t | group)")
     ax.set_ylim(0, 1.01)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -717,26 +708,45 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         help="stream the file in chunks of ROWS rows, in constant memory (Parquet: pyarrow); "
         "the same numbers, intervals from a Poisson bootstrap",
     )
+    add(
+        "--criteria",
+        default=default["criteria"],
+        metavar="NAMES",
+        help="add confusion-matrix criteria (needs --y-true), comma-separated, or 'all': "
+        "predictive_parity, false_omission_rate_parity, false_negative_rate_parity, "
+        "true_negative_rate_parity, accuracy_parity, treatment_equality",
+    )
+    add(
+        "--task",
+        choices=("classification", "regression"),
+        default=default["task"],
+        help="regression: --y-true is a numeric target and --y-pred numeric predictions; "
+        "reports per-group MAE and RMSE, the worst group, the gaps, and the KS and W1 "
+        "distances between the groups' predictions",
+    )
     add("--json", metavar="PATH", help="also write the report as JSON")
     add("--plot", metavar="PATH", help="write a PNG of the groups' score CDFs")  # fmt: skip
 
 
 def run_audit(args: argparse.Namespace) -> int:
     try:
-        if args.plot is not None and args.score is None:
+        regression = args.task == "regression"
+        if args.plot is not None and args.score is None and not regression:
             raise AuditError("--plot draws the groups' score CDFs: it needs --score")
         if args.plot is not None and args.chunk_size is not None:
             raise AuditError("--plot draws every score: it cannot stream (drop --chunk-size)")
         options = _Options(**{name: getattr(args, name) for name in _Options._fields})
         report, plotted = _audit(args.file, options)
-        _print_audit(report)
+        print_audit(report)
         if args.plot is not None:
             ks = report["metrics"]["ks_unfairness"]["estimate"]
+            what = "prediction" if regression else "score"
             _plot_group_cdfs(
                 *plotted,
                 args.plot,
-                title=f"Score CDF by group (KS = {ks:.3f})",
+                title=f"{what.capitalize()} CDF by group (KS = {ks:.3f})",
                 legend=" x ".join(args.sensitive),
+                xlabel=what,
             )
             print(f"\nwrote {args.plot}")
         if args.json is not None:

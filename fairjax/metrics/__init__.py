@@ -46,7 +46,11 @@ from fairjax.metrics._parity import (
     equal_opportunity_difference,
     equalized_odds_difference,
 )
-from fairjax.metrics._regression import group_loss_difference, worst_group_loss
+from fairjax.metrics._regression import (
+    group_loss_difference,
+    regression_audit_report,
+    worst_group_loss,
+)
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
 from fairjax.metrics._streaming import audit_report_streaming
 from fairjax.metrics._tables import BootstrapResult, GroupTable, bootstrap, by_group, group_table
@@ -77,6 +81,7 @@ __all__ = [
     "ks_unfairness",
     "multiclass_parity_difference",
     "predictive_parity_difference",
+    "regression_audit_report",
     "treatment_equality_difference",
     "true_negative_rate_difference",
     "wasserstein_unfairness",

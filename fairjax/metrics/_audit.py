@@ -12,8 +12,16 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import groups as gs
-from fairjax.criteria import group_rates, largest_gap
+from fairjax.criteria import confusion_matrix, confusion_rates, group_rates, largest_gap
 from fairjax.metrics._common import check_inputs
+from fairjax.metrics._confusion import (
+    accuracy_difference,
+    false_negative_rate_difference,
+    false_omission_rate_difference,
+    predictive_parity_difference,
+    treatment_equality_difference,
+    true_negative_rate_difference,
+)
 from fairjax.metrics._parity import (
     demographic_parity_difference,
     demographic_parity_ratio,
@@ -39,6 +47,50 @@ _METRICS = (
     "ks_unfairness",
 )
 _LABEL_METRICS = ("equal_opportunity_difference", "equalized_odds_difference")
+# The confusion-matrix criteria a report adds on request (``criteria=``), in the report's order:
+# criterion name -> (metric, its function, the per-group column of the criterion's rate).
+CRITERION_ROWS = {
+    "predictive_parity": ("predictive_parity_difference", predictive_parity_difference, "ppv"),
+    "false_omission_rate_parity": (
+        "false_omission_rate_difference",
+        false_omission_rate_difference,
+        "false_omission_rate",
+    ),
+    "false_negative_rate_parity": (
+        "false_negative_rate_difference",
+        false_negative_rate_difference,
+        "fnr",
+    ),
+    "true_negative_rate_parity": (
+        "true_negative_rate_difference",
+        true_negative_rate_difference,
+        "tnr",
+    ),
+    "accuracy_parity": ("accuracy_difference", accuracy_difference, "accuracy"),
+    "treatment_equality": (
+        "treatment_equality_difference",
+        treatment_equality_difference,
+        "fn_fp_ratio",
+    ),
+}
+
+
+def check_criteria(criteria: Sequence[str] | str, labelled: bool) -> tuple[str, ...]:
+    """The criteria a report adds (names of :data:`CRITERION_ROWS`, or ``"all"``), checked, in
+    the report's order; they compare rates of labels, so they need labels."""
+    names = [criteria] if isinstance(criteria, str) else list(criteria)
+    if "all" in names:
+        names = list(CRITERION_ROWS)
+    unknown = [c for c in names if c not in CRITERION_ROWS]
+    if unknown:
+        raise ValueError(
+            f"`criteria` must hold names of {tuple(CRITERION_ROWS)} (or 'all'), got {unknown[0]!r}."
+        )
+    if names and not labelled:
+        raise ValueError(
+            f"`criteria` {names} compare rates that need labels: give `y_true` as well."
+        )
+    return tuple(c for c in CRITERION_ROWS if c in names)
 
 
 def _number(x: Any) -> float:
@@ -51,8 +103,8 @@ def _number(x: Any) -> float:
     return float(np.format_float_positional(a, unique=True, trim="-"))
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups",))
-def _point_stats(y_t, y_p, s, x, w, *, num_groups: int) -> dict[str, Any]:
+@functools.partial(jax.jit, static_argnames=("num_groups", "criteria"))
+def _point_stats(y_t, y_p, s, x, w, *, num_groups: int, criteria: tuple = ()) -> dict[str, Any]:
     """What the report computes on the data as it is, in one compiled program: the table's
     statistics, the metrics, and the per-group values that name the pair behind each gap."""
     kw = {"num_groups": num_groups, "weights": w}
@@ -67,19 +119,25 @@ def _point_stats(y_t, y_p, s, x, w, *, num_groups: int) -> dict[str, Any]:
     if y_t is not None:
         arrays.append(y_t)
         out["eodds"] = group_rates(y_p, s, y_t, criterion="equalized_odds", **kw)
+        if criteria:  # the cells of every requested criterion's rates, (G, 4)
+            out["confusion"] = confusion_matrix(y_p, s, y_t, **kw)
     if x is not None:
         arrays.append(x)
-        cdf = pooled_group_cdfs(x, s, **kw)
-        present = cdf.counts > 0
-        big = jnp.finfo(cdf.cdfs.dtype).max
-        spread = jnp.max(jnp.where(present, cdf.cdfs, -big), 1) - jnp.min(
-            jnp.where(present, cdf.cdfs, big), 1
-        )
-        # The KS distance is attained at a run end of the pooled scores: the CDFs there.
-        at = jnp.argmax(jnp.where(cdf.run_end, spread, -big))
-        out["ks"] = (cdf.cdfs[at], cdf.counts)
-    out["metrics"] = _all_metrics(num_groups, y_t is not None)(*arrays, weights=w)
+        out["ks"] = ks_point(pooled_group_cdfs(x, s, **kw))
+    out["metrics"] = _all_metrics(num_groups, y_t is not None, criteria)(*arrays, weights=w)
     return out
+
+
+def ks_point(cdf) -> tuple[jax.Array, jax.Array]:
+    """The groups' CDFs where the KS distance is attained (a run end of the pooled scores), and
+    the groups' weights: ``(cdfs (G,), counts (G,))`` of :func:`fairjax.ot1d.pooled_group_cdfs`'s
+    ``cdf``; their lowest and highest name the pair behind the distance."""
+    present = cdf.counts > 0
+    big = jnp.finfo(cdf.cdfs.dtype).max
+    hi = jnp.max(jnp.where(present, cdf.cdfs, -big), 1)
+    spread = hi - jnp.min(jnp.where(present, cdf.cdfs, big), 1)
+    at = jnp.argmax(jnp.where(cdf.run_end, spread, -big))
+    return cdf.cdfs[at], cdf.counts
 
 
 def _group_rows(stats, labelled: bool, names) -> tuple[list[dict], dict]:
@@ -90,6 +148,7 @@ def _group_rows(stats, labelled: bool, names) -> tuple[list[dict], dict]:
     rows_per_group = np.asarray(stats["rows"])
     if labelled:  # the weight of each group's positive and negative labels
         positives, negatives = np.asarray(stats["eodds"][1])
+    extra = _criterion_columns(stats)
     group_rows = []
     for g in range(len(names)):
         if rows_per_group[g] == 0:
@@ -101,14 +160,36 @@ def _group_rows(stats, labelled: bool, names) -> tuple[list[dict], dict]:
             row["tpr"] = None
         if labelled and negatives[g] == 0:
             row["fpr"] = None
-        group_rows.append(row)
+        group_rows.append(row | {k: r[g] for k, r in extra.items()})
     n = int(rows_per_group.sum())  # the report's n: the rows of all groups
     overall = {k: _number(np.asarray(stats["overall"][k])[0]) for k in keys}
+    overall |= {k: r[0] for k, r in _criterion_columns(stats, overall=True).items()}
     return group_rows, {"group": "overall", "rows": n} | overall
 
 
+def requested_criteria(stats) -> list[str]:
+    """The criteria of :data:`CRITERION_ROWS` whose metric a report's statistics hold."""
+    return [c for c, (name, _, _) in CRITERION_ROWS.items() if name in stats["metrics"]]
+
+
+def _criterion_columns(stats, *, overall: bool = False) -> dict[str, list]:
+    """The per-group rate of each requested criterion (None where its denominator is 0;
+    accuracy is already a column), or with ``overall`` the rate of all rows."""
+    matrix = np.asarray(stats["confusion"]) if "confusion" in stats else None
+    if overall and matrix is not None:
+        matrix = matrix.sum(0, keepdims=True)
+    out = {}
+    for c in requested_criteria(stats):
+        column = CRITERION_ROWS[c][2]
+        if column in _TABLE_KEYS:
+            continue
+        rates, dens = (np.asarray(a)[0] for a in confusion_rates(matrix, c))
+        out[column] = [_number(r) if d > 0 else None for r, d in zip(rates, dens, strict=True)]
+    return out
+
+
 @functools.lru_cache(maxsize=32)
-def _all_metrics(num_groups: int, labelled: bool):
+def _all_metrics(num_groups: int, labelled: bool, criteria: tuple = ()):
     """All the report's gaps as one metric of ``(y_pred, groups[, y_true][, scores])``; cached
     per setting so that reports of equal shapes reuse the bootstrap's compiled program (the
     metric is a static argument)."""
@@ -131,6 +212,9 @@ def _all_metrics(num_groups: int, labelled: bool):
             out["equalized_odds_difference"] = equalized_odds_difference(
                 y_t, y_p, s, weights=weights, **kw
             )
+            for c in criteria:
+                name, metric, _ = CRITERION_ROWS[c]
+                out[name] = metric(y_t, y_p, s, weights=weights, **kw)
         if rest:
             out["ks_unfairness"] = ks_unfairness(rest[0], s, weights=weights, **kw)
         return out
@@ -167,6 +251,8 @@ def _pairs(stats, names) -> dict[str, dict]:
         out["equalized_odds_difference"] = between(rates[k], counts[k]) | {
             "rate": ("tpr", "fpr")[k]
         }
+    for c in requested_criteria(stats):
+        out[CRITERION_ROWS[c][0]] = between(*(a[0] for a in confusion_rates(stats["confusion"], c)))
     if "ks" in stats:  # the lowest and the highest CDF (the first has the larger scores)
         out["ks_unfairness"] = between(*stats["ks"])
     return out
@@ -194,6 +280,24 @@ def check_report_options(
     return names, num_resamples, level, min_group_size
 
 
+def intervals(
+    metric, arrays, weights, estimate, *, key, num_resamples: int, confidence_level: float
+) -> tuple[dict, dict]:
+    """The ends of the bootstrap intervals of a report's ``metric`` (a dict of metrics) on
+    ``arrays``; ``None`` each with ``num_resamples=0``."""
+    if not num_resamples:
+        return dict.fromkeys(estimate), dict.fromkeys(estimate)
+    res = bootstrap(
+        metric,
+        *arrays,
+        key=jax.random.key(0) if key is None else key,
+        weights=weights,
+        num_resamples=num_resamples,
+        confidence_level=confidence_level,
+    )
+    return res.lower, res.upper
+
+
 def audit_report(
     y_true: ArrayLike | None,
     y_pred: ArrayLike,
@@ -207,6 +311,7 @@ def audit_report(
     confidence_level: float = 0.95,
     min_group_size: int = 30,
     key: jax.Array | None = None,
+    criteria: Sequence[str] = (),
 ) -> dict[str, Any]:
     r"""Fairness report of a set of decisions: per-group table and gaps with bootstrap intervals.
 
@@ -225,6 +330,15 @@ def audit_report(
     and the pair of groups :math:`(a, b)` that gives it. Without labels (``y_true=None``) the
     statistics and metrics that need them (accuracy, TPR, FPR, base rate, the equal
     opportunity and equalized odds differences) are left out and listed under ``omitted``.
+
+    ``criteria=`` adds the gaps of rates of the confusion matrix (:data:`fairjax.criteria.
+    CRITERIA`), with the same intervals and pairs: ``"predictive_parity"``
+    (:func:`predictive_parity_difference`, per-group column ``ppv``),
+    ``"false_omission_rate_parity"`` (``false_omission_rate``), ``"false_negative_rate_parity"``
+    (``fnr``), ``"true_negative_rate_parity"`` (``tnr``), ``"accuracy_parity"``
+    (:func:`accuracy_difference`, the ``accuracy`` column) and ``"treatment_equality"``
+    (``fn_fp_ratio``), or ``"all"``; a group whose rate has no denominator (PPV of a group with
+    no positive decision) has ``None`` and is left out of the gap. They need labels.
 
     A gap between groups of a few rows is mostly noise, yet it can set the largest gap: groups
     with fewer than ``min_group_size`` rows are listed under ``small_groups``, so that a reader
@@ -250,6 +364,8 @@ def audit_report(
       confidence_level: coverage of the intervals, in ``(0, 1)``.
       min_group_size: groups with fewer rows are listed as small (0 lists none).
       key: PRNG key of the bootstrap (default ``jax.random.key(0)``).
+      criteria: names of confusion-matrix criteria to add (see above), or ``"all"``; default
+        none (the report of the rates of positive decisions only).
 
     Returns:
       A dict: ``n`` (rows), ``num_groups`` (non-empty groups), ``groups`` (one dict per
@@ -282,6 +398,7 @@ def audit_report(
       ['a', 'b']
     """
     labelled = y_true is not None
+    criteria = check_criteria(criteria, labelled)
     check_inputs(y_true if labelled else y_pred, y_pred, groups, num_groups, weights)
     n = int(np.shape(y_pred)[0])
     if np.ndim(groups) != 1:
@@ -297,20 +414,12 @@ def audit_report(
     y_p, s = jnp.asarray(y_pred), jnp.asarray(groups)
     w = None if weights is None else jnp.asarray(weights, jnp.float32)
     x = None if scores is None else jnp.asarray(scores, jnp.float32)
-    stats = _point_stats(y_t, y_p, s, x, w, num_groups=num_groups)
-    estimate = stats["metrics"]
-    lower = upper = dict.fromkeys(estimate)
-    if num_resamples:
-        arrays = [y_p, s] + ([y_t] if labelled else []) + ([x] if x is not None else [])
-        res = bootstrap(
-            _all_metrics(num_groups, labelled),
-            *arrays,
-            key=jax.random.key(0) if key is None else key,
-            weights=w,
-            num_resamples=num_resamples,
-            confidence_level=confidence_level,
-        )
-        lower, upper = res.lower, res.upper
+    stats = _point_stats(y_t, y_p, s, x, w, num_groups=num_groups, criteria=criteria)
+    arrays = [y_p, s] + ([y_t] if labelled else []) + ([x] if x is not None else [])
+    lower, upper = intervals(
+        _all_metrics(num_groups, labelled, criteria), arrays, w, stats["metrics"],
+        key=key, num_resamples=num_resamples, confidence_level=confidence_level,
+    )  # fmt: skip
     return assemble_report(
         stats,
         lower,
@@ -344,7 +453,7 @@ def assemble_report(
             "upper": None if upper[name] is None else _number(upper[name]),
         }
         | pairs[name]
-        for name in _METRICS
+        for name in (*_METRICS, *(CRITERION_ROWS[c][0] for c in CRITERION_ROWS))
         if name in estimate
     }
     return {

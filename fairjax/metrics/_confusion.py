@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from fairjax import _validation as v
 from fairjax import criteria
 from fairjax.metrics._common import check_inputs
+from fairjax.metrics._multiclass import class_confusion_matrix, class_inputs, rate_gaps
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -40,21 +41,18 @@ __all__ = [
 def _difference(
     y_true, y_pred, groups, weights, strata, criterion, num_groups, num_strata, agg, axis_name
 ):
-    matrix = criteria.confusion_matrix(
-        y_pred,
-        groups,
-        y_true,
+    kw = dict(
         num_groups=num_groups,
         weights=weights,
         strata=strata,
         num_strata=num_strata,
         axis_name=axis_name,
     )
-    rates, denominators = criteria.confusion_rates(matrix, criterion)
-    gaps = criteria.largest_gap(rates, denominators)  # (C,) or (K, C) with strata
-    if strata is not None:
-        gaps = jnp.max(gaps, axis=0)  # the worst stratum
-    value = jnp.max(gaps) if agg == "worst_case" else jnp.mean(gaps)
+    if y_pred.ndim == 2:  # K classes: each class's one-vs-rest matrices, (K, [S,] G, 4)
+        matrix = class_confusion_matrix(y_pred, y_true, groups, **kw)
+    else:
+        matrix = criteria.confusion_matrix(y_pred, groups, y_true, **kw)
+    value = jnp.max(rate_gaps(matrix, criterion, agg))  # the worst class (K classes)
     # A NaN (a traced input the edge checks could not see) is left out by the comparisons of
     # ``largest_gap``, which would report "fair": NaN in gives NaN out.
     return jnp.where(jnp.any(jnp.isnan(matrix)), jnp.nan, value)
@@ -72,6 +70,7 @@ def criterion_difference(
     num_strata: int | None = None,
     axis_name: Hashable | None = None,
     agg: Literal["worst_case", "mean"] = "worst_case",
+    num_classes: int | None = None,
 ) -> Array:
     r"""The largest gap between two groups in a criterion's rate, for any criterion.
 
@@ -92,10 +91,22 @@ def criterion_difference(
     With probabilities as ``y_pred``, the cells are expected counts and each rate the ratio of
     the expected counts.
 
+    **K classes** (``num_classes=K``): predictions are class ids ``(n,)`` or probabilities
+    ``(n, K)``, labels class ids or one-hot. Each class :math:`k` is read one-vs-rest, its
+    decision :math:`P_{ik}` (the probability of class :math:`k`, one-hot for ids) and its label
+    :math:`[y_i = k]` giving the cells :math:`(\mathrm{tp}_{kg}, \dots)` and the rates
+    :math:`r_{kg}`, and the value is the worst class's gap:
+
+    .. math:: \Delta = \max_k \Big(\max_{g:\, b_{kg} > 0} r_{kg}
+                                  - \min_{g:\, b_{kg} > 0} r_{kg}\Big).
+
     Args:
-      y_true: binary labels ``(n,)``; ``None`` for a criterion that does not need them.
-      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``.
-      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      y_true: binary labels ``(n,)`` (class ids ``(n,)`` or one-hot ``(n, K)`` with
+        ``num_classes``); ``None`` for a criterion that does not need them.
+      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``; with
+        ``num_classes``, class ids ``(n,)`` or probabilities ``(n, K)``.
+      groups: integer ids ``(n,)``, labels of any kind (strings: factorised) or membership
+        matrix ``(n, G)``.
       criterion: a name of :data:`fairjax.criteria.CRITERIA` or a
         :class:`fairjax.criteria.Criterion`.
       num_groups: static number of groups (required for integer ids).
@@ -103,7 +114,8 @@ def criterion_difference(
       strata: integer ids ``(n,)`` of the legitimate factor, for a stratified criterion.
       num_strata: static number of strata (required with ``strata``).
       axis_name: mapped axis name inside ``shard_map``/``pmap``.
-      agg: ``"worst_case"`` (default) or ``"mean"`` over the criterion's rates.
+      agg: ``"worst_case"`` (default) or ``"mean"`` over the criterion's rates (per class).
+      num_classes: ``K`` for K-class predictions (static, at least 2); None: binary.
 
     Returns:
       A non-negative scalar (a difference of rates in [0, 1], except for
@@ -131,7 +143,11 @@ def criterion_difference(
     )
     if agg not in ("worst_case", "mean"):
         raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
-    true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
+    if num_classes is None:
+        true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
+    else:  # K classes: one-hot labels, (n, K) probabilities
+        args = (y_true, y_pred, groups, num_groups, weights)
+        true, pred, grp, w = class_inputs(*args, num_classes=num_classes, crit=crit)
     k = None
     if crit.stratified:
         num_strata = v.check_num_groups(num_strata)
@@ -153,6 +169,7 @@ def _named(name: str, criterion: str, rate: str, value: str, reference: str):
         num_groups: int | None = None,
         weights: ArrayLike | None = None,
         axis_name: Hashable | None = None,
+        num_classes: int | None = None,
     ) -> Array:
         return criterion_difference(
             y_true,
@@ -162,6 +179,7 @@ def _named(name: str, criterion: str, rate: str, value: str, reference: str):
             num_groups=num_groups,
             weights=weights,
             axis_name=axis_name,
+            num_classes=num_classes,
         )
 
     metric.__name__ = metric.__qualname__ = name
@@ -171,13 +189,19 @@ def _named(name: str, criterion: str, rate: str, value: str, reference: str):
     (:data:`fairjax.criteria.CRITERIA` gives the cells of the rate); groups without the rate's
     denominator are left out.
 
+    With ``num_classes=K``, the worst class's gap of the one-vs-rest rates (as in
+    :func:`criterion_difference`).
+
     Args:
-      y_true: binary labels ``(n,)``.
-      y_pred: decisions in {{0, 1}} or probabilities in [0, 1], shape ``(n,)``.
-      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      y_true: binary labels ``(n,)`` (with ``num_classes``: class ids ``(n,)`` or one-hot
+        ``(n, K)``).
+      y_pred: decisions in {{0, 1}} or probabilities in [0, 1], shape ``(n,)`` (with
+        ``num_classes``: class ids ``(n,)`` or probabilities ``(n, K)``).
+      groups: integer ids ``(n,)``, labels of any kind, or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis name inside ``shard_map``/``pmap``.
+      num_classes: ``K`` for K-class predictions (static); None: binary.
 
     Returns:
       A non-negative scalar.
@@ -258,6 +282,7 @@ def conditional_statistical_parity_difference(
     num_strata: int,
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
+    num_classes: int | None = None,
 ) -> Array:
     r"""Largest gap in selection rate between two groups within a stratum, over the strata.
 
@@ -277,6 +302,8 @@ def conditional_statistical_parity_difference(
       num_strata: static number of strata.
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis name inside ``shard_map``/``pmap``.
+      num_classes: ``K`` for K-class predictions (class ids ``(n,)`` or probabilities
+        ``(n, K)``): the worst class's gap of its one-vs-rest selection rate (static).
 
     Returns:
       Scalar in [0, 1].
@@ -305,4 +332,5 @@ def conditional_statistical_parity_difference(
         strata=strata,
         num_strata=num_strata,
         axis_name=axis_name,
+        num_classes=num_classes,
     )

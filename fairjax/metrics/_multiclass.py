@@ -7,10 +7,11 @@ from collections.abc import Hashable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fairjax import _validation as v
 from fairjax import criteria
-from fairjax import groups as gs
+from fairjax.metrics._common import labelled_groups
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -26,18 +27,100 @@ def _class_matrix(x, name: str, num_classes: int, *, probabilities_ok: bool) -> 
     if arr.ndim == 2:
         if arr.shape[1] != num_classes:
             raise ValueError(
-                f"`{name}` must have num_classes = {num_classes} columns, got {arr.shape[1]}."
+                f"`{name}` of shape (n, K) must have num_classes = {num_classes} columns, got"
+                f" {arr.shape[1]}."
             )
         if not probabilities_ok and v.is_concrete(arr):
             v.check_binary(arr, name)
         v.check_unit_interval(arr, name)
+        if v.is_concrete(arr) and not v.holds(
+            lambda xp, a: xp.all(xp.abs(xp.sum(a, axis=1) - 1) <= 1e-3), arr
+        ):
+            what = "probabilities" if probabilities_ok else "one-hot labels"
+            raise ValueError(f"`{name}` of shape (n, K) must hold {what}: rows that sum to 1.")
         return arr.astype(v.float_dtype(arr))
     if jnp.issubdtype(arr.dtype, jnp.floating) and v.is_concrete(arr):
         if not v.holds(lambda xp, a: xp.all(a == xp.round(a)), arr):
             raise ValueError(f"`{name}` of shape (n,) must hold integer class ids.")
     if v.is_concrete(arr) and not v.holds(lambda xp, a: xp.all((a >= 0) & (a < num_classes)), arr):
-        raise ValueError(f"`{name}` must hold class ids in [0, {num_classes}).")
+        raise ValueError(
+            f"`{name}` must hold class ids in [0, num_classes = {num_classes}) (or, shape"
+            " (n, K), probabilities of the K classes)."
+        )
     return jax.nn.one_hot(arr.astype(jnp.int32), num_classes, dtype=jnp.result_type(float))
+
+
+def class_inputs(
+    y_true: ArrayLike | None,
+    y_pred: ArrayLike,
+    groups: ArrayLike,
+    num_groups: int | None,
+    weights: ArrayLike | None,
+    *,
+    num_classes: int,
+    crit: criteria.Criterion,
+) -> tuple[Array | None, Array, Array, Array | None]:
+    """Edge validation of K-class inputs (as :func:`check_inputs` of binary ones):
+    ``(Y, P, groups, weights)`` with ``P`` the ``(n, K)`` probabilities (one-hot of class ids)
+    and ``Y`` the one-hot labels (None when ``crit`` does not need labels); groups of any kind
+    (strings: factorised, as every metric does)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"`num_classes` must be an int >= 2, got {num_classes!r}.")
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be an int >= 2, got {num_classes}.")
+    num_classes = int(num_classes)
+    P = _class_matrix(y_pred, "y_pred", num_classes, probabilities_ok=True)
+    Y = None
+    if crit.needs_labels:
+        Y = _class_matrix(y_true, "y_true", num_classes, probabilities_ok=False)
+        v.check_length(Y, P.shape[0], "y_true", "y_pred")
+    g = v.check_groups(labelled_groups(groups, num_groups), num_groups=num_groups, n=P.shape[0])
+    w = v.check_weights(weights, P.shape[0])
+    return Y, P, g, w
+
+
+def class_confusion_matrix(
+    P: Array,
+    Y: Array | None,
+    groups: Array,
+    *,
+    num_groups: int | None,
+    weights: Array | None = None,
+    strata: Array | None = None,
+    num_strata: int | None = None,
+    axis_name: Hashable | None = None,
+) -> Array:
+    """Each class's one-vs-rest confusion matrix in each group: the binary
+    :func:`fairjax.criteria.confusion_matrix` of the decisions ``P[:, k]`` and the labels
+    ``Y[:, k]``, for every class ``k`` at once (vmapped). Shape ``(K, G, 4)``, or
+    ``(K, num_strata, G, 4)`` with ``strata``."""
+    labels = jnp.zeros_like(P) if Y is None else Y  # no labels: every row counts as y = 0
+
+    def one_class(p, y):
+        return criteria.confusion_matrix(
+            p,
+            groups,
+            y,
+            num_groups=num_groups,
+            weights=weights,
+            strata=strata,
+            num_strata=num_strata,
+            axis_name=axis_name,
+        )
+
+    return jax.vmap(one_class, in_axes=(1, 1))(P, labels.astype(P.dtype))
+
+
+def rate_gaps(matrix: Array, crit: criteria.Criterion, agg: str = "worst_case") -> Array:
+    """The criterion's gap from confusion matrices ``(..., [S,] G, 4)``: the largest gap
+    between groups of each rate (within each stratum, then the worst stratum), reduced over
+    the rates by ``agg`` (``"worst_case"``: max, ``"mean"``); shape ``(...)``, e.g. ``(K,)``
+    per class."""
+    rates, denominators = criteria.confusion_rates(matrix, crit)
+    gaps = criteria.largest_gap(rates, denominators)  # (..., [S,] C)
+    if crit.stratified:
+        gaps = jnp.max(gaps, axis=-2)  # the worst stratum
+    return jnp.max(gaps, axis=-1) if agg == "worst_case" else jnp.mean(gaps, axis=-1)
 
 
 def class_group_rates(
@@ -66,21 +149,25 @@ def class_group_rates(
     so demographic parity compares each class's selection rate, equal opportunity each
     class's true-positive rate (rows of that class) and equalized odds adds each class's
     false-positive rate (rows of the other classes): the binary criteria of
-    :mod:`fairjax.criteria`, one-vs-rest.
+    :mod:`fairjax.criteria`, one-vs-rest. Every other rate of the confusion matrix (PPV, FOR,
+    accuracy, ...) is computed the same way, from each class's one-vs-rest cells
+    (:func:`fairjax.criteria.confusion_matrix` of the decisions :math:`P_{\cdot k}` and the
+    labels :math:`Y_{\cdot k}`).
 
     Args:
       y_pred: class ids ``(n,)`` in ``[0, K)`` or probabilities ``(n, K)``.
-      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      groups: integer ids ``(n,)``, labels of any kind or membership matrix ``(n, G)``.
       y_true: class ids ``(n,)`` or one-hot ``(n, K)``; required when the criterion
         conditions on labels.
-      num_classes: ``K`` (static).
-      criterion: a criterion of :mod:`fairjax.criteria` or its name.
+      num_classes: ``K`` (static, at least 2).
+      criterion: a criterion of :data:`fairjax.criteria.CRITERIA` (not a stratified one) or
+        its name.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis name inside ``shard_map``/``pmap`` (the sums are ``psum``-ed).
 
     Returns:
-      ``(rates, counts)``, each of shape ``(C, K, G)`` for the criterion's ``C`` conditions;
+      ``(rates, counts)``, each of shape ``(C, K, G)`` for the criterion's ``C`` rates;
       ``counts`` is the weight behind each rate (0: the rate is undefined, left out of gaps).
 
     Example:
@@ -93,33 +180,32 @@ def class_group_rates(
              [0.5, 0. ],
              [0. , 0.5]], dtype=float32)
     """
-    num_classes = v.check_scalar(num_classes, "num_classes", integer=True, positive=True)
-    crit = criteria.get(criterion)
-    P = _class_matrix(y_pred, "y_pred", num_classes, probabilities_ok=True)
-    Y = None
-    if crit.needs_labels:
-        if y_true is None:
-            raise ValueError(f"`y_true` is required for criterion {crit.name!r}.")
-        Y = _class_matrix(y_true, "y_true", num_classes, probabilities_ok=False)
-        v.check_length(Y, P.shape[0], "y_true", "y_pred")
-    g = v.check_groups(groups, num_groups=num_groups, n=P.shape[0])
-    w = v.check_weights(weights, P.shape[0])
-    return _class_group_rates(P, Y, g, w, crit, num_groups, axis_name)
+    crit = _class_criterion(criterion, y_true)
+    args = (y_true, y_pred, groups, num_groups, weights)
+    Y, P, g, w = class_inputs(*args, num_classes=num_classes, crit=crit)
+    num = g.shape[1] if g.ndim == 2 else num_groups
+    return _class_group_rates(P, Y, g, w, crit, num, axis_name)
+
+
+# The criteria computed per class: any of the confusion matrix, except a stratified one
+# (criterion_difference takes its strata).
+_UNSTRATIFIED = tuple(name for name, c in criteria.CRITERIA.items() if not c.stratified)
+
+
+def _class_criterion(criterion, y_true) -> criteria.Criterion:
+    crit = criteria.get(criterion, allowed=_UNSTRATIFIED)
+    if crit.needs_labels and y_true is None:
+        raise ValueError(f"`y_true` is required for criterion {crit.name!r}.")
+    return crit
 
 
 @functools.partial(jax.jit, static_argnames=("crit", "num_groups", "axis_name"))
 def _class_group_rates(P, Y, groups, weights, crit, num_groups, axis_name):
-    n = P.shape[0]
-    w = jnp.ones((n,), P.dtype) if weights is None else weights.astype(P.dtype)
-    rates, counts = [], []
-    for c in crit.conditions:
-        mask = jnp.ones_like(P) if c is None else (Y if c == 1 else 1 - Y).astype(P.dtype)
-        rows = w[:, None] * mask  # (n, K): the weight of each row in each class's rate
-        num = gs.group_sums(rows * P, groups, num_groups=num_groups, axis_name=axis_name)
-        den = gs.group_sums(rows, groups, num_groups=num_groups, axis_name=axis_name)
-        rates.append(gs.safe_divide(num, den).T)  # (K, G)
-        counts.append(den.T)
-    return jnp.stack(rates), jnp.stack(counts)
+    matrix = class_confusion_matrix(
+        P, Y, groups, num_groups=num_groups, weights=weights, axis_name=axis_name
+    )
+    rates, denominators = criteria.confusion_rates(matrix, crit)  # (K, C, G)
+    return jnp.swapaxes(rates, 0, 1), jnp.swapaxes(denominators, 0, 1)
 
 
 def multiclass_parity_difference(
@@ -143,7 +229,9 @@ def multiclass_parity_difference(
     ``"equal_opportunity"`` in true-positive rate, for ``"equalized_odds"`` the larger of the
     TPR and FPR gaps (fairlearn's ``equalized_odds_difference`` of each class's one-vs-rest
     decisions). With two classes and DP it equals the binary
-    :func:`demographic_parity_difference` of the class-1 decisions.
+    :func:`demographic_parity_difference` of the class-1 decisions. The worst class's value is
+    also what the rate metrics give with ``num_classes=K``
+    (:func:`demographic_parity_difference`, :func:`criterion_difference`, ...).
 
     Args:
       y_true: class ids ``(n,)`` or one-hot ``(n, K)``; ``None`` for demographic parity.
@@ -152,7 +240,8 @@ def multiclass_parity_difference(
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_classes: ``K`` (static).
       criterion: ``"demographic_parity"``, ``"equal_opportunity"``,
-        ``"false_positive_parity"`` or ``"equalized_odds"``.
+        ``"false_positive_parity"``, ``"equalized_odds"`` or any other unstratified criterion
+        of :data:`fairjax.criteria.CRITERIA` (``"predictive_parity"``, ...).
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
       per_class: return each class's gap, shape ``(K,)``, instead of the worst.

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax.metrics._common import check_inputs
+from fairjax.metrics._confusion import criterion_difference
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -32,6 +33,16 @@ def _gaps(y_true, y_pred, groups, weights, num_groups, criterion, axis_name):
         axis_name=axis_name,
     )
     return criteria.largest_gap(rates, counts)
+
+
+def _worst_class(
+    criterion, y_true, y_pred, groups, num_groups, weights, axis_name, num_classes, agg="worst_case"
+):
+    """K-class predictions: the worst class's one-vs-rest gap (:func:`criterion_difference`)."""
+    options = dict(num_groups=num_groups, weights=weights, axis_name=axis_name, agg=agg)
+    return criterion_difference(
+        y_true, y_pred, groups, criterion=criterion, num_classes=num_classes, **options
+    )
 
 
 def _min_max_ratio(rates, present):
@@ -55,6 +66,7 @@ def demographic_parity_difference(
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
+    num_classes: int | None = None,
 ) -> Array:
     """Largest gap in selection rate between two groups.
 
@@ -67,13 +79,27 @@ def demographic_parity_difference(
     ``demographic_parity_difference(y_true, y_pred, sensitive_features=s,
     sample_weight=weights)``; no ``y_true`` is needed here.
 
+    With ``num_classes=K`` the predictions are K-class (class ids ``(n,)`` or probabilities
+    ``(n, K)``) and the value is the worst class's gap in its one-vs-rest selection rate,
+
+    .. math::
+
+        \\max_k \\max_{a, b} \\big| P(\\hat Y = k \\mid S = a) - P(\\hat Y = k \\mid S = b) \\big|
+
+    (fairlearn's ``demographic_parity_difference`` of the decisions ``y_pred == k``, worst
+    over ``k``; :func:`multiclass_parity_difference` gives each class's).
+
     Args:
-      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``.
-      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``; with
+        ``num_classes``, class ids ``(n,)`` in ``[0, K)`` or probabilities ``(n, K)``.
+      groups: integer ids ``(n,)``, labels of any kind (strings: factorised) or membership
+        matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
         the rows and the result is the metric of the whole batch (see the module docstring).
+      num_classes: ``K`` for K-class predictions (static, at least 2); None (default):
+        binary decisions.
 
     Returns:
       Scalar in [0, 1]; 0 means equal selection rates.
@@ -85,11 +111,17 @@ def demographic_parity_difference(
       >>> s = jnp.array([0, 0, 0, 1, 1, 1])
       >>> demographic_parity_difference(y_pred, s, num_groups=2)
       Array(0.33333334, dtype=float32)
+      >>> demographic_parity_difference(jnp.array([0, 1, 2, 0, 0, 0]), s, num_groups=2,
+      ...                               num_classes=3)  # class 0: 1/3 vs 1
+      Array(0.6666666, dtype=float32)
 
     References:
       Calders, Kamiran, Pechenizkiy, *Building classifiers with independency constraints*,
       ICDM Workshops 2009; fairlearn's ``demographic_parity_difference``.
     """
+    if num_classes is not None:
+        args = (None, y_pred, groups, num_groups, weights, axis_name, num_classes)
+        return _worst_class("demographic_parity", *args)
     _, pred, grp, w = check_inputs(None, y_pred, groups, num_groups, weights)
     return _dp_difference(pred, grp, w, num_groups, axis_name)
 
@@ -160,6 +192,7 @@ def equal_opportunity_difference(
     num_groups: int | None = None,
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
+    num_classes: int | None = None,
 ) -> Array:
     """Largest gap in true-positive rate between two groups: the DEO of the FERM paper.
 
@@ -171,14 +204,28 @@ def equal_opportunity_difference(
     over pairs of groups that have positive examples. Equals fairlearn's
     ``equal_opportunity_difference`` when every group has a positive example.
 
+    With ``num_classes=K`` (class ids or probabilities ``(n, K)``; labels class ids or
+    one-hot) the value is the worst class's gap in its one-vs-rest true-positive rate,
+
+    .. math::
+
+        \\max_k \\max_{a, b} \\big| P(\\hat Y = k \\mid Y = k, S = a)
+                              - P(\\hat Y = k \\mid Y = k, S = b) \\big|,
+
+    over the groups with a row of class :math:`k`.
+
     Args:
-      y_true: binary labels in {0, 1}, shape ``(n,)``.
-      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``.
-      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      y_true: binary labels in {0, 1}, shape ``(n,)``; with ``num_classes``, class ids
+        ``(n,)`` or one-hot ``(n, K)``.
+      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``; with
+        ``num_classes``, class ids ``(n,)`` or probabilities ``(n, K)``.
+      groups: integer ids ``(n,)``, labels of any kind (strings: factorised) or membership
+        matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
         the rows and the result is the metric of the whole batch (see the module docstring).
+      num_classes: ``K`` for K-class predictions (static, at least 2); None: binary.
 
     Returns:
       Scalar in [0, 1].
@@ -196,6 +243,9 @@ def equal_opportunity_difference(
       Hardt, Price, Srebro, *Equality of opportunity in supervised learning*, NeurIPS 2016;
       Donini et al., *Empirical risk minimization under fairness constraints*, NeurIPS 2018.
     """
+    if num_classes is not None:
+        args = (y_true, y_pred, groups, num_groups, weights, axis_name, num_classes)
+        return _worst_class("equal_opportunity", *args)
     true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     return _eo_difference(true, pred, grp, w, num_groups, axis_name)
 
@@ -217,6 +267,7 @@ def equalized_odds_difference(
     weights: ArrayLike | None = None,
     axis_name: Hashable | None = None,
     agg: Literal["worst_case", "mean"] = "worst_case",
+    num_classes: int | None = None,
 ) -> Array:
     """The larger (or mean) of the true-positive-rate and false-positive-rate gaps.
 
@@ -228,15 +279,24 @@ def equalized_odds_difference(
     Equals fairlearn's ``equalized_odds_difference`` (same ``agg`` options) when every group has
     examples of both labels.
 
+    With ``num_classes=K`` (class ids or probabilities ``(n, K)``; labels class ids or
+    one-hot) each class :math:`k` is read one-vs-rest (TPR among the rows of class :math:`k`,
+    FPR among the others), its two gaps are combined by ``agg``, and the value is the worst
+    class's: :math:`\\max_k \\max(\\Delta\\mathrm{TPR}_k, \\Delta\\mathrm{FPR}_k)` by default.
+
     Args:
-      y_true: binary labels in {0, 1}, shape ``(n,)``.
-      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``.
-      groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
+      y_true: binary labels in {0, 1}, shape ``(n,)``; with ``num_classes``, class ids
+        ``(n,)`` or one-hot ``(n, K)``.
+      y_pred: decisions in {0, 1} or probabilities in [0, 1], shape ``(n,)``; with
+        ``num_classes``, class ids ``(n,)`` or probabilities ``(n, K)``.
+      groups: integer ids ``(n,)``, labels of any kind (strings: factorised) or membership
+        matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
       axis_name: mapped axis name inside ``shard_map``/``pmap``: each device holds a shard of
         the rows and the result is the metric of the whole batch (see the module docstring).
       agg: ``"worst_case"`` (the maximum of the two gaps) or ``"mean"`` (their average).
+      num_classes: ``K`` for K-class predictions (static, at least 2); None: binary.
 
     Returns:
       Scalar in [0, 1].
@@ -254,5 +314,8 @@ def equalized_odds_difference(
     """
     if agg not in ("worst_case", "mean"):
         raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
+    if num_classes is not None:
+        args = (y_true, y_pred, groups, num_groups, weights, axis_name, num_classes, agg)
+        return _worst_class("equalized_odds", *args)
     true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     return _eodds_difference(true, pred, grp, w, num_groups, agg, axis_name)

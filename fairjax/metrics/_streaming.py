@@ -53,6 +53,7 @@ from fairjax.metrics._audit import (
     _all_metrics,
     _point_stats,
     assemble_report,
+    check_criteria,
     check_report_options,
 )
 
@@ -250,7 +251,7 @@ def _weighted_resamples(read, cell_of, num_cells, num_resamples, seed) -> np.nda
     return total
 
 
-def _intervals(arrays, counts, resampled, *, seed, num_groups, labelled, level, num):
+def _intervals(arrays, counts, resampled, *, seed, num_groups, labelled, level, num, criteria):
     """Percentile intervals of all metrics over Poisson resamples of the weighted classes:
     ``resampled`` holds each resample's class weights, or is None for unit weights (a class of
     ``m`` rows then weighs Poisson(``m``), drawn here)."""
@@ -259,7 +260,7 @@ def _intervals(arrays, counts, resampled, *, seed, num_groups, labelled, level, 
     per = max(1, keep.size * num_groups * 4 * 4)  # bytes of the KS CDFs of one resample
     batch = max(1, min(num, 2**28 // per))
     rng = np.random.default_rng(seed)
-    metric = _all_metrics(num_groups, labelled)
+    metric = _all_metrics(num_groups, labelled, criteria)
     parts = []
     for start in range(0, num, batch):
         if resampled is None:
@@ -295,6 +296,7 @@ def audit_report_streaming(
     min_group_size: int = 30,
     key: jax.Array | None = None,
     grid_size: int = 1024,
+    criteria: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The report of :func:`audit_report` on data read in chunks, in constant memory.
 
@@ -322,6 +324,7 @@ def audit_report_streaming(
       min_group_size: groups with fewer rows are listed under ``small_groups``.
       key: PRNG key of the bootstrap (default ``jax.random.key(0)``).
       grid_size: score cells on which the bootstrap evaluates the KS distance.
+      criteria: confusion-matrix criteria to add, as in :func:`audit_report`.
 
     Returns:
       The dict of :func:`audit_report`.
@@ -353,6 +356,7 @@ def audit_report_streaming(
     G = num_groups
     rows, cells, hist, kmax = _first_pass(read, G)
     labelled, weighted = read.layout[0], read.layout[4]
+    criteria = check_criteria(criteria, labelled)
     if cells.sum() <= 0:
         raise ValueError("`weights` must not be all zero.")
     # The table as a weighted data set: one row per (group, label, decision) cell.
@@ -360,7 +364,7 @@ def audit_report_streaming(
     lab = jnp.asarray(t4) if labelled else None
     stats = _point_stats(
         lab, jnp.asarray(p4), jnp.asarray(g4, jnp.int32), None,
-        jnp.asarray(cells, jnp.float32), num_groups=G,
+        jnp.asarray(cells, jnp.float32), num_groups=G, criteria=criteria,
     )  # fmt: skip
     stats["rows"] = rows
     if hist is not None:
@@ -393,7 +397,7 @@ def audit_report_streaming(
             resampled = np.pad(resampled, ((0, 0), (0, counts.size - resampled.shape[1])))
         lower, upper = _intervals(
             arrays, counts, resampled, seed=seed, num_groups=G, labelled=labelled,
-            level=level, num=num_resamples,
+            level=level, num=num_resamples, criteria=criteria,
         )  # fmt: skip
     info = {"num_resamples": num_resamples, "confidence_level": level, "method": "poisson"}
     return assemble_report(

@@ -5,12 +5,14 @@ in ``_``, and the sensitive attribute is passed as ``sensitive_features=`` like 
 mitigators.
 """
 
+from fairjax.sklearn._bounded import BoundedGroupLossRegressor
 from fairjax.sklearn._ferm import FERMClassifier
 from fairjax.sklearn._logistic import FairLogisticRegression
 from fairjax.sklearn._threshold import FairThresholdClassifier
 from fairjax.sklearn._wasserstein import WassersteinFairRegressor
 
 __all__ = [
+    "BoundedGroupLossRegressor",
     "FERMClassifier",
     "FairLogisticRegression",
     "FairThresholdClassifier",

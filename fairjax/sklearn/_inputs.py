@@ -171,3 +171,11 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
             f"time (known: {classes.tolist()[:10]})."
         )
     return ids.astype(np.int32), classes
+
+
+def standardization(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted mean and standard deviation of each column of ``X`` (``(d,)`` each), by
+    which the estimators standardise their features; a constant column keeps a scale of 1."""
+    mean = np.average(X, axis=0, weights=weights)
+    scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=weights))
+    return mean, np.where(scale > 0, scale, 1.0)  # constant columns stay as they are

@@ -20,6 +20,7 @@ from fairjax.sklearn._inputs import (
     check_features,
     check_sample_weight,
     encode_groups,
+    standardization,
 )
 
 __all__ = ["FairLogisticRegression"]
@@ -389,9 +390,7 @@ class FairLogisticRegression(
         sw = np.ones(X.shape[0]) if sw is None else sw
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)
-        mean = np.average(X, axis=0, weights=sw)
-        scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sw))
-        scale = np.where(scale > 0, scale, 1.0)  # constant columns stay as they are
+        mean, scale = standardization(X, sw)
         # Shape buckets: rows of weight 0 and zero feature columns change nothing (a zero
         # column gets a zero gradient, its weight stays exactly 0 under Adam), but fits of
         # nearby sizes (CV folds, grid searches, estimator checks) reuse one compiled program.

@@ -438,3 +438,136 @@ def test_streamed_audit_command_and_bad_chunk_size(table, capsys):
     assert cli.main(["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race",
                  "--chunk-size", "0"]) == 2  # fmt: skip
     assert "--chunk-size must be a positive" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- --criteria
+
+
+@pytest.mark.slow  # compiles the report's program for a new shape (~5 s on a busy CPU)
+def test_criteria_flag_json_keys_values_and_streamed(data, table, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    argv = ["audit", str(table), "--y-true", "y_true", "--y-pred", "y_pred", "--sensitive", "race"]
+    assert cli.main([*argv, "--criteria", "predictive_parity,treatment_equality",
+                     "--bootstrap", "20", "--json", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "predictive parity (PPV) difference" in printed and "FN/FP" in printed
+    report = json.loads(out.read_text())
+    assert list(report["metrics"]) == [
+        "demographic_parity_difference", "demographic_parity_ratio",
+        "equal_opportunity_difference", "equalized_odds_difference",
+        "predictive_parity_difference", "treatment_equality_difference",
+    ]  # fmt: skip
+    assert {"ppv", "fn_fp_ratio"} <= set(report["groups"][0]) and "fnr" not in report["groups"][0]
+    s = np.searchsorted(["A", "B", "C"], data["race"])
+    for name, metric in (
+        ("predictive_parity_difference", metrics.predictive_parity_difference),
+        ("treatment_equality_difference", metrics.treatment_equality_difference),
+    ):
+        want = metric(data["y"], data["pred"], s, num_groups=3)
+        np.testing.assert_allclose(report["metrics"][name]["estimate"], float(want), rtol=1e-6)
+    a = data["race"] == "A"
+    ppv_a = data["y"][a & (data["pred"] == 1)].mean()
+    np.testing.assert_allclose(report["groups"][0]["ppv"], ppv_a, rtol=1e-6)
+    # All of them, streamed in chunks: the same estimates and pairs as in memory.
+    kw = dict(y_true="y_true", y_pred="y_pred", sensitive="race", num_resamples=0)
+    in_memory = cli.audit(table, criteria="all", **kw)
+    streamed = cli.audit(table, criteria="all", chunk_size=70, **kw)
+    assert streamed["metrics"].keys() == in_memory["metrics"].keys()
+    assert len(in_memory["metrics"]) == 10
+    for k, m in streamed["metrics"].items():
+        np.testing.assert_allclose(m["estimate"], in_memory["metrics"][k]["estimate"], rtol=1e-5)
+        assert m["between"] == in_memory["metrics"][k]["between"]
+
+
+def test_criteria_flag_errors(table, capsys):
+    argv = ["audit", str(table), "--y-pred", "y_pred", "--sensitive", "race"]
+    assert cli.main([*argv, "--criteria", "all"]) == 2
+    assert "--criteria compares rates of labels: it needs --y-true" in capsys.readouterr().err
+    assert cli.main([*argv, "--y-true", "y_true", "--criteria", "ppv"]) == 2
+    assert "`criteria` must hold names of" in capsys.readouterr().err
+    with pytest.raises(cli.AuditError, match="criterion names"):
+        cli.audit(table, y_true="y_true", y_pred="y_pred", sensitive="race", criteria=[1])
+
+
+# ----------------------------------------------------------------------------- --task regression
+
+
+@pytest.fixture(scope="module")
+def regression_table(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    n = 300
+    region = rng.choice(["north", "south", "west"], n)
+    target = np.round(rng.normal(size=n) * 10 + 50, 2)
+    noise = np.where(region == "south", 6.0, 2.0)
+    pred = np.round(target + rng.normal(size=n) * noise, 2)
+    w = np.round(rng.uniform(0.5, 2.0, n), 3)
+    path = tmp_path_factory.mktemp("audit") / "regression.csv"
+    write_csv(
+        path, ["income", "predicted", "region", "w"], zip(target, pred, region, w, strict=True)
+    )
+    return path, dict(target=target, pred=pred, region=region, w=w)
+
+
+@pytest.mark.slow  # compiles the regression report and its bootstrap (~5 s on a busy CPU)
+def test_regression_audit_of_a_csv(regression_table, tmp_path, capsys):
+    path, d = regression_table
+    out = tmp_path / "r.json"
+    argv = ["audit", str(path), "--task", "regression", "--y-true", "income", "--y-pred",
+            "predicted", "--sensitive", "region", "--weight", "w", "--bootstrap", "30"]  # fmt: skip
+    assert cli.main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "regression of income by predicted" in printed and "worst group's RMSE" in printed
+    report = json.loads(out.read_text())
+    assert report["task"] == "regression" and "decisions" not in report
+    assert list(report["metrics"]) == [
+        "worst_group_mae", "mae_difference", "worst_group_rmse", "rmse_difference",
+        "ks_unfairness", "wasserstein_unfairness",
+    ]  # fmt: skip
+    assert set(report["groups"][0]) == {
+        "group", "rows", "count", "mean_target", "mean_prediction", "mae", "rmse"
+    }  # fmt: skip
+    s = np.searchsorted(["north", "south", "west"], d["region"])
+    kw = dict(num_groups=3, weights=d["w"])
+    y, p = d["target"], d["pred"]
+    expected = {
+        "worst_group_mae": metrics.worst_group_loss(y, p, s, loss="absolute", **kw),
+        "mae_difference": metrics.group_loss_difference(y, p, s, loss="absolute", **kw),
+        "worst_group_rmse": np.sqrt(metrics.worst_group_loss(y, p, s, **kw)),
+        "ks_unfairness": metrics.ks_unfairness(p, s, **kw),
+        "wasserstein_unfairness": metrics.wasserstein_unfairness(p, s, reference="pairwise", **kw),
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(report["metrics"][name]["estimate"], float(value), rtol=1e-5)
+    table = metrics.by_group(y, p, s, task="regression", **kw)
+    for g, row in enumerate(report["groups"]):
+        np.testing.assert_allclose(row["rmse"], float(table["rmse"][g]), rtol=1e-5)
+    assert report["metrics"]["worst_group_rmse"]["group"] == "south"  # the noisiest predictions
+    pytest.importorskip("matplotlib")
+    assert cli.main([*argv, "--bootstrap", "0", "--plot", str(tmp_path / "cdf.png")]) == 0
+    assert (tmp_path / "cdf.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--y-true", "income"], "--task regression needs --y-true"),
+        (["--y-true", "income", "--y-pred", "predicted", "--chunk-size", "10"],
+         "does not take --chunk-size"),
+        (["--y-true", "income", "--y-pred", "predicted", "--score", "w"],
+         "does not take --score"),
+        (["--y-true", "income", "--y-pred", "predicted", "--criteria", "all"],
+         "does not take --criteria"),
+    ],
+)  # fmt: skip
+def test_regression_audit_errors(regression_table, extra, message, capsys):
+    path, _ = regression_table
+    argv = ["audit", str(path), "--task", "regression", "--sensitive", "region", *extra]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_numeric_target_without_task_regression_is_pointed_to_it(regression_table, capsys):
+    path, _ = regression_table
+    argv = ["audit", str(path), "--y-true", "income", "--y-pred", "predicted", "--sensitive"]
+    assert cli.main([*argv, "region"]) == 2
+    assert "--task regression" in capsys.readouterr().err

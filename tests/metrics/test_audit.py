@@ -195,3 +195,90 @@ def test_numbers_are_written_at_the_precision_computed():
         for x in row.values():
             if isinstance(x, float):
                 assert x == float(np.format_float_positional(np.float32(x), unique=True))
+
+
+# ----------------------------------------------------------------------------- criteria=
+
+# The NumPy reference of each criterion's per-group rate (None: no denominator) from the
+# definitions, and the metric of its report row.
+_CELL_RATES = {
+    "predictive_parity": ("ppv", lambda y, h: (y * h, h)),
+    "false_omission_rate_parity": ("false_omission_rate", lambda y, h: (y * (1 - h), 1 - h)),
+    "false_negative_rate_parity": ("fnr", lambda y, h: ((1 - h) * y, y)),
+    "true_negative_rate_parity": ("tnr", lambda y, h: ((1 - h) * (1 - y), 1 - y)),
+    "accuracy_parity": ("accuracy", lambda y, h: (y * h + (1 - y) * (1 - h), np.ones_like(y))),
+    "treatment_equality": ("fn_fp_ratio", lambda y, h: (y * (1 - h), (1 - y) * h)),
+}
+_NAMED = {
+    "predictive_parity": metrics.predictive_parity_difference,
+    "false_omission_rate_parity": metrics.false_omission_rate_difference,
+    "false_negative_rate_parity": metrics.false_negative_rate_difference,
+    "true_negative_rate_parity": metrics.true_negative_rate_difference,
+    "accuracy_parity": metrics.accuracy_difference,
+    "treatment_equality": metrics.treatment_equality_difference,
+}
+
+
+@pytest.mark.slow  # compiles the report's program for a new shape (~5 s on a busy CPU)
+def test_criteria_rows_equal_the_named_metrics_and_stream_alike(data):
+    y, pred, s, w = data["y"], data["pred"].copy(), data["s"], data["w"]
+    flip = np.random.default_rng(7).uniform(size=len(y)) < 0.2  # errors of both kinds
+    pred = np.where(flip, 1 - pred, pred)
+    pred[s == 2] = 0  # group c has no positive decision: no PPV, no FP (left out of two gaps)
+    names = ["a", "b", "c"]
+    kw = dict(num_groups=3, weights=w, group_names=names)
+    report = metrics.audit_report(y, pred, s, num_resamples=RESAMPLES, criteria="all", **kw)
+    base = metrics.audit_report(y, pred, s, num_resamples=0, **kw)
+    assert list(base["metrics"]) == list(report["metrics"])[:4]  # the defaults are unchanged
+    for crit, (column, cells) in _CELL_RATES.items():
+        m = report["metrics"][_NAMED[crit].__name__]
+        want = _NAMED[crit](y, pred, s, num_groups=3, weights=w)
+        np.testing.assert_allclose(m["estimate"], float(want), rtol=1e-6)
+        assert m["lower"] <= m["estimate"] + 1e-6 and m["estimate"] <= m["upper"] + 1e-6
+        rates = []
+        for g, row in enumerate(report["groups"]):
+            num, den = cells(y[s == g].astype(float), pred[s == g].astype(float))
+            d = np.sum(w[s == g] * den)
+            rates.append(np.sum(w[s == g] * num) / d if d > 0 else np.nan)
+            if d > 0:
+                np.testing.assert_allclose(row[column], rates[-1], rtol=1e-5)
+            else:
+                assert row[column] is None
+        # The pair behind the gap (with ties, e.g. two groups of TNR 1, either is right).
+        low, high = (rates[names.index(g)] for g in m["between"])
+        np.testing.assert_allclose(high - low, np.nanmax(rates) - np.nanmin(rates), rtol=1e-5)
+    assert report["groups"][2]["ppv"] is None and report["groups"][2]["fn_fp_ratio"] is None
+    np.testing.assert_allclose(
+        report["overall"]["ppv"], np.sum(w * y * pred) / np.sum(w * pred), rtol=1e-6
+    )
+    # The streamed audit computes the same rows from its table of 4G weighted counts.
+    chunks = lambda: (
+        {"y_true": y[a : a + 70], "y_pred": pred[a : a + 70], "groups": s[a : a + 70],
+         "weights": w[a : a + 70]} for a in range(0, len(y), 70)
+    )  # fmt: skip
+    streamed = metrics.audit_report_streaming(
+        chunks, num_groups=3, group_names=names, num_resamples=0, criteria="all"
+    )
+    assert streamed["metrics"].keys() == report["metrics"].keys()
+    for k, m in streamed["metrics"].items():
+        np.testing.assert_allclose(m["estimate"], report["metrics"][k]["estimate"], rtol=1e-5)
+        assert m["between"] == report["metrics"][k]["between"], k
+    for a, b in zip(streamed["groups"], report["groups"], strict=True):
+        assert a.keys() == b.keys()
+        for k in ("ppv", "false_omission_rate", "fnr", "tnr", "fn_fp_ratio"):
+            assert (a[k] is None) == (b[k] is None)
+            if a[k] is not None:
+                np.testing.assert_allclose(a[k], b[k], rtol=1e-5)
+
+
+def test_criteria_bad_input(data):
+    y, pred, s = data["y"], data["pred"], data["s"]
+    with pytest.raises(ValueError, match="`criteria` must hold names of"):
+        metrics.audit_report(y, pred, s, num_groups=3, criteria=["ppv"])
+    with pytest.raises(ValueError, match="need labels: give `y_true`"):
+        metrics.audit_report(None, pred, s, num_groups=3, criteria=["predictive_parity"])
+    with pytest.raises(ValueError, match="`criteria` must hold"):  # stratified: no strata here
+        metrics.audit_report(y, pred, s, num_groups=3, criteria="conditional_statistical_parity")
+    chunks = lambda: iter([{"y_pred": pred, "groups": s}])
+    with pytest.raises(ValueError, match="need labels"):
+        metrics.audit_report_streaming(chunks, num_groups=3, criteria="all")

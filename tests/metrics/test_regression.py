@@ -74,3 +74,64 @@ def test_bad_input_names_the_argument(kwargs, match):
     for fn in (metrics.worst_group_loss, metrics.group_loss_difference):
         with pytest.raises((ValueError, TypeError), match=match):
             fn(args["y_true"], args["y_pred"], args["groups"], num_groups=2, loss=loss)
+
+
+# ----------------------------------------------------------------------------- audit report
+
+
+@pytest.mark.slow  # compiles the report and its bootstrap (~4 s on a busy CPU)
+def test_regression_audit_report_equals_numpy_and_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    y, pred, s, w = _data(3, seed=4, n=400)
+    s = np.where(s == 1, 3, s)  # group 1 has no rows: left out of the table and the gaps
+    names = ["a", "b", "c", "d"]
+    report = metrics.regression_audit_report(
+        y, pred, s, num_groups=4, weights=w, group_names=names, num_resamples=50
+    )
+    present = [0, 2, 3]
+    with np.errstate(invalid="ignore"):  # group 1: 0 / 0
+        mae = _np_group_losses(y, pred, s, w, 4, "absolute")[present]
+        rmse = np.sqrt(_np_group_losses(y, pred, s, w, 4, "squared")[present])
+    assert [g["group"] for g in report["groups"]] == ["a", "c", "d"]
+    for row, g, a, r in zip(report["groups"], present, mae, rmse, strict=True):
+        assert row["rows"] == int(np.sum(s == g))
+        np.testing.assert_allclose(row["mae"], a, rtol=1e-5)
+        np.testing.assert_allclose(row["rmse"], r, rtol=1e-5)
+        mean = np.average(pred[s == g], weights=w[s == g])
+        np.testing.assert_allclose(row["mean_prediction"], mean, rtol=1e-5)
+    m = report["metrics"]
+    np.testing.assert_allclose(m["worst_group_mae"]["estimate"], mae.max(), rtol=1e-5)
+    np.testing.assert_allclose(m["mae_difference"]["estimate"], np.ptp(mae), rtol=1e-5)
+    np.testing.assert_allclose(m["worst_group_rmse"]["estimate"], rmse.max(), rtol=1e-5)
+    np.testing.assert_allclose(m["rmse_difference"]["estimate"], np.ptp(rmse), rtol=1e-5)
+    worst = names[present[int(np.argmax(mae))]]
+    assert m["worst_group_mae"]["group"] == worst
+    assert m["mae_difference"]["between"] == [names[present[int(np.argmin(mae))]], worst]
+    # Between groups, the distributions of the predictions: weighted W1 (scipy) and KS.
+    w1 = {
+        (a, b): scipy_stats.wasserstein_distance(pred[s == a], pred[s == b], w[s == a], w[s == b])
+        for i, a in enumerate(present)
+        for b in present[i + 1 :]
+    }
+    a, b = max(w1, key=w1.get)
+    np.testing.assert_allclose(m["wasserstein_unfairness"]["estimate"], w1[(a, b)], rtol=1e-4)
+    assert set(m["wasserstein_unfairness"]["between"]) == {names[a], names[b]}
+    ks = metrics.ks_unfairness(pred, s, num_groups=4, weights=w)
+    np.testing.assert_allclose(m["ks_unfairness"]["estimate"], float(ks), rtol=1e-6)
+    for v in m.values():
+        assert v["lower"] <= v["estimate"] + 1e-5 and v["estimate"] <= v["upper"] + 1e-5
+    assert report["overall"]["rows"] == report["n"] == 400 and report["task"] == "regression"
+
+
+def test_regression_audit_report_bad_input():
+    y, pred, s, _ = _data(2, n=20)
+    with pytest.raises(ValueError, match="y_true"):
+        metrics.regression_audit_report(y[:-1], pred, s, num_groups=2)
+    with pytest.raises(ValueError, match="y_pred"):
+        metrics.regression_audit_report(y, np.where(s == 0, np.nan, pred), s, num_groups=2)
+    with pytest.raises(ValueError, match="group_names"):
+        metrics.regression_audit_report(y, pred, s, num_groups=2, group_names=["a"])
+    with pytest.raises(ValueError, match="num_resamples"):
+        metrics.regression_audit_report(y, pred, s, num_groups=2, num_resamples=1)
+    with pytest.raises(ValueError, match="groups"):
+        metrics.regression_audit_report(y, pred, np.eye(2)[s], num_groups=2)
