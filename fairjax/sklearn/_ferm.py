@@ -118,6 +118,12 @@ class FERMClassifier(
         self.random_state = random_state
         self.condition = condition
 
+    _multiclass_hint = (
+        " For K classes, fit one FERM scorer per class: sklearn.multiclass.OneVsRestClassifier("
+        "FERMClassifier().set_fit_request(sensitive_features=True)) with metadata routing "
+        "(docs/ferm.md)."
+    )
+
     def _criterion(self) -> criteria.Criterion:
         """The criterion, from ``criterion=`` or the deprecated ``condition=`` (warns)."""
         if self.condition is None:

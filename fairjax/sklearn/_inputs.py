@@ -39,6 +39,9 @@ def check_features(estimator, X, y="no_validation", *, reset: bool, dense: bool 
 class BinaryClassifierInputs:
     """The input contract of the binary classifiers: two classes, dense or sparse ``X``."""
 
+    #: What the error for a multiclass target suggests.
+    _multiclass_hint = ""
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
@@ -53,7 +56,7 @@ class BinaryClassifierInputs:
         if y_type != "binary":
             raise ValueError(
                 f"Only binary classification is supported ({type(self).__name__} is binary). "
-                f"The type of the target is {y_type}."
+                f"The type of the target is {y_type}.{self._multiclass_hint}"
             )
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:

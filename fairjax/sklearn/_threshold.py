@@ -160,7 +160,9 @@ class FairThresholdClassifier(_persist.BaseEstimatorSaveLoadMixin, ClassifierMix
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type not in ("binary",):
             raise ValueError(
-                f"Only binary classification is supported. The type of the target is {y_type}."
+                f"Only binary classification is supported (group thresholds on one score). "
+                f"The type of the target is {y_type}. For K classes, "
+                "fairjax.sklearn.FairLogisticRegression bounds every class's gap."
             )
         self.classes_, labels = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2:

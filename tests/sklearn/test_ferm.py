@@ -125,3 +125,29 @@ def test_a_group_without_a_needed_label_is_named_by_its_value(criterion, missing
         clf.fit(
             X, np.where(s == "unknown", missing_label, y), sensitive_features=s, sample_weight=w
         )
+
+
+@pytest.mark.slow
+def test_k_classes_one_vs_rest_with_routing_and_a_clear_error_without():
+    import sklearn
+    from sklearn.multiclass import OneVsRestClassifier
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 2, 300)
+    X = rng.normal(size=(300, 3)) + np.outer(s, [1.5, 0.0, 0.0])
+    y = np.argmax(X + rng.gumbel(size=(300, 3)), axis=1)
+    with pytest.raises(ValueError, match="OneVsRestClassifier"):
+        FERMClassifier().fit(X, y, sensitive_features=s)
+    with sklearn.config_context(enable_metadata_routing=True):
+        base = FERMClassifier(criterion="demographic_parity", max_iter=300)
+        ovr = OneVsRestClassifier(base.set_fit_request(sensitive_features=True))
+        ovr.fit(X, y, sensitive_features=s)
+    assert len(ovr.estimators_) == 3
+    free_gaps = []
+    for k, est in enumerate(ovr.estimators_):
+        # Each class's scorer meets its FERM constraint: equal mean scores across groups.
+        f = est.decision_function(X)
+        assert abs(f[s == 1].mean() - f[s == 0].mean()) < 1e-3, k
+        free = FERMClassifier(max_iter=300).fit(X, (y == k).astype(int)).decision_function(X)
+        free_gaps.append(abs(free[s == 1].mean() - free[s == 0].mean()))
+    assert max(free_gaps) > 0.5  # without the constraint, class 0's scorer follows the group
