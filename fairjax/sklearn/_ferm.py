@@ -172,8 +172,8 @@ class FERMClassifier(
         if int(self.max_iter) < 1:
             raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
         crit = self._criterion()
-        X, y, positive = self._check_X_y(X, y)
-        yb = positive.astype(np.int32)
+        X, y, class_ids = self._check_X_y(X, y)
+        yb = (class_ids == 1).astype(np.int32)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)

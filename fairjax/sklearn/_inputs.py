@@ -39,7 +39,8 @@ def check_features(estimator, X, y="no_validation", *, reset: bool, dense: bool 
 class BinaryClassifierInputs:
     """The input contract of the binary classifiers: two classes, dense or sparse ``X``."""
 
-    #: What the error for a multiclass target suggests.
+    #: Whether more than two classes are accepted, and what the error suggests otherwise.
+    _accepts_multiclass = False
     _multiclass_hint = ""
 
     def __sklearn_tags__(self):
@@ -49,22 +50,23 @@ class BinaryClassifierInputs:
         return tags
 
     def _check_X_y(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Dense float64 ``X`` (see :func:`check_features`), ``y``, and whether each ``y`` is
-        the positive class; sets ``classes_`` (two labels; ``classes_[1]`` is positive)."""
+        """Dense float64 ``X`` (see :func:`check_features`), ``y``, and each row's class id
+        (the index in ``classes_``, the sorted labels; with two, 1 is the positive class)."""
         X, y = check_features(self, X, y, reset=True)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
+        if y_type not in (("binary", "multiclass") if self._accepts_multiclass else ("binary",)):
+            kind = "binary or multiclass" if self._accepts_multiclass else "binary"
             raise ValueError(
-                f"Only binary classification is supported ({type(self).__name__} is binary). "
+                f"Only {kind} classification is supported ({type(self).__name__}). "
                 f"The type of the target is {y_type}.{self._multiclass_hint}"
             )
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(
-                "`y` holds 1 class; the classifier needs samples of both classes (one class "
-                f"given: {self.classes_[0]!r})."
+                "`y` holds 1 class; the classifier needs samples of at least two classes (one "
+                f"class given: {self.classes_[0]!r})."
             )
-        return X, y, y == self.classes_[1]
+        return X, y, np.searchsorted(self.classes_, y)
 
 
 def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _loop, criteria, losses, penalties, training
@@ -276,27 +275,12 @@ class FairLogisticRegression(
         self.learning_rate = learning_rate
         self.multiplier_learning_rate = multiplier_learning_rate
 
+    _accepts_multiclass = True
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
-
-    def _check_X_y(self, X, y):
-        """Dense ``X``, ``y`` and its class ids; sets ``classes_`` (two labels or more)."""
-        X, y = check_features(self, X, y, reset=True)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type not in ("binary", "multiclass"):
-            raise ValueError(
-                f"`y` must hold class labels (binary or multiclass); the type of the target "
-                f"is {y_type}."
-            )
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "`y` holds 1 class; the classifier needs samples of at least two classes (one "
-                f"class given: {self.classes_[0]!r})."
-            )
-        return X, y, np.searchsorted(self.classes_, y)
 
     def _fit_multiclass(self, arrays, crit: criteria.Criterion, G: int, K: int):
         """The multinomial model: to the target by the K-class reduction, else penalised."""

@@ -20,8 +20,7 @@ from fairjax import _validation as v
 
 from ._lagrangian import ConstrainedState
 from ._penalized import Array, ArrayLike, Model, PyTree, _forward
-from ._rate_stream import run_rate_stream
-from ._reduction import _reducible, _run_rate_constrained, check_rate_options
+from ._reduction import _reducible, run_reduction
 
 # fit_rate_constrained_mixture's default multiplier optimizer: twice as fast as
 # fit_rate_constrained's, so that the iterates cross the bound and the mixture has candidates
@@ -187,21 +186,10 @@ def fit_rate_constrained_mixture(
         constraint=constraint,
     )
     num_candidates = v.check_scalar(num_candidates, "num_candidates", integer=True, positive=True)
-    num_steps, batch_size, stream = check_rate_options(
+    state, _, _, history, _, candidates, steps, _ = run_reduction(
+        model,
+        params,
         data,
-        num_steps=num_steps,
-        batch_size=batch_size,
-        key=key,
-        model_state=model_state,
-        target=target,
-        tolerance=tolerance,
-        weights=weights,
-    )
-    if num_classes is not None:
-        num_classes = v.check_scalar(num_classes, "num_classes", integer=True, low=2)
-    kept = min(num_candidates, num_steps)
-    candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
-    options = dict(
         target=target,
         num_groups=num_groups,
         num_classes=num_classes,
@@ -213,33 +201,17 @@ def fit_rate_constrained_mixture(
             else multiplier_optimizer
         ),
         num_steps=num_steps,
-        regularizer=regularizer,
-        validation_data=validation_data,
+        batch_size=batch_size,
         key=key,
         model_state=model_state,
-        candidate_steps=candidate_steps,
+        regularizer=regularizer,
+        weights=weights,
+        validation_data=validation_data,
+        constraint_data=constraint_data,
+        eval_every=eval_every,
+        tolerance=tolerance,
+        num_candidates=num_candidates,
     )
-    if stream:
-        state, _, _, history, _, candidates, steps = run_rate_stream(
-            model,
-            params,
-            data,
-            constraint_data=constraint_data,
-            eval_every=v.check_scalar(eval_every, "eval_every", integer=True, positive=True),
-            **options,
-        )
-    else:
-        state, _, _, history, _, candidates = _run_rate_constrained(
-            model,
-            params,
-            data,
-            weights=weights,
-            tolerance=tolerance,
-            track_best=False,
-            batch_size=batch_size,
-            **options,
-        )
-        steps = (*candidate_steps, num_steps)
     cand_params, cand_states, train_gaps, errors, val_gaps = candidates
     stats = {
         "steps": np.asarray(steps),

@@ -216,57 +216,30 @@ def fit_rate_constrained(
     )
     if iterate not in ("best", "last"):
         raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
-    num_steps, batch_size, stream = check_rate_options(
+    state, chosen, chosen_step, history, gaps, _, _, stream = run_reduction(
+        model,
+        params,
         data,
-        num_steps=num_steps,
-        batch_size=batch_size,
-        key=key,
-        model_state=model_state,
-        target=target,
-        tolerance=tolerance,
-        weights=weights,
-    )
-    mopt = _RATE_MULTIPLIER_OPTIMIZER if multiplier_optimizer is None else multiplier_optimizer
-    if num_classes is not None:
-        num_classes = v.check_scalar(num_classes, "num_classes", integer=True, low=2)
-    options = dict(
         target=target,
         num_groups=num_groups,
         num_classes=num_classes,
         optimizer=optimizer,
         criterion=crit,
-        multiplier_optimizer=mopt,
+        multiplier_optimizer=(
+            _RATE_MULTIPLIER_OPTIMIZER if multiplier_optimizer is None else multiplier_optimizer
+        ),
         num_steps=num_steps,
-        regularizer=regularizer,
-        validation_data=validation_data,
+        batch_size=batch_size,
         key=key,
         model_state=model_state,
+        regularizer=regularizer,
+        weights=weights,
+        validation_data=validation_data,
+        constraint_data=constraint_data,
+        eval_every=eval_every,
+        tolerance=tolerance,
+        iterate=iterate,
     )
-    if stream:
-        if iterate == "best":
-            raise ValueError("a stream of batches does not take iterate='best'.")
-        run = run_rate_stream(
-            model,
-            params,
-            data,
-            constraint_data=constraint_data,
-            eval_every=v.check_scalar(eval_every, "eval_every", integer=True, positive=True),
-            candidate_steps=(),
-            **options,
-        )
-        state, chosen, chosen_step, history, gaps = run[:5]
-    else:
-        state, chosen, chosen_step, history, gaps, _ = _run_rate_constrained(
-            model,
-            params,
-            data,
-            weights=weights,
-            tolerance=tolerance,
-            track_best=iterate == "best",
-            candidate_steps=(),
-            batch_size=batch_size,
-            **options,
-        )
     train_gap = float(gaps[0])
     val_gap = float("nan") if validation_data is None else float(gaps[1])
     measured = train_gap if validation_data is None else val_gap
@@ -288,29 +261,86 @@ def fit_rate_constrained(
     )
 
 
-def check_rate_options(
-    data, *, num_steps, batch_size, key, model_state, target, tolerance, weights
-) -> tuple[int, int | None, bool]:
-    """Validates the options shared by :func:`fit_rate_constrained` and the mixture; returns
-    ``(num_steps, batch_size, stream)``."""
+def run_reduction(
+    model,
+    params,
+    data,
+    *,
+    target,
+    num_groups,
+    num_classes,
+    optimizer,
+    criterion,
+    multiplier_optimizer,
+    num_steps,
+    batch_size,
+    key,
+    model_state,
+    regularizer,
+    weights,
+    validation_data,
+    constraint_data,
+    eval_every,
+    tolerance,
+    iterate="last",
+    num_candidates=None,
+):
+    """The options of :func:`fit_rate_constrained` and the mixture checked, and the reduction
+    run on arrays (the compiled program) or on a stream. ``num_candidates`` keeps evenly
+    spaced iterates for the mixture. Returns ``(state, params, step, history, gaps,
+    candidates, candidate_steps, stream)``."""
     v.check_scalar(target, "target", nonnegative=True)
     num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     v.check_scalar(tolerance, "tolerance", nonnegative=True)
+    if num_classes is not None:
+        num_classes = v.check_scalar(num_classes, "num_classes", integer=True, low=2)
     if model_state is not None and key is None:
         raise ValueError("`key` is required with `model_state` (it makes the per-step keys).")
-    stream = _loop.is_stream(data)
-    if stream:
-        if batch_size is not None or weights is not None:
+    candidate_steps = ()
+    if num_candidates is not None:
+        kept = min(num_candidates, num_steps)
+        candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
+    options = dict(
+        target=target,
+        num_groups=num_groups,
+        num_classes=num_classes,
+        optimizer=optimizer,
+        criterion=criterion,
+        multiplier_optimizer=multiplier_optimizer,
+        num_steps=num_steps,
+        regularizer=regularizer,
+        validation_data=validation_data,
+        key=key,
+        model_state=model_state,
+        candidate_steps=candidate_steps,
+    )
+    if _loop.is_stream(data):
+        if batch_size is not None or weights is not None or iterate == "best":
             raise ValueError(
-                "a stream of batches takes neither `batch_size` nor `weights` (each batch is "
-                "one step's mini-batch, of unweighted rows)."
+                "a stream of batches takes neither `batch_size`, `weights` nor iterate='best' "
+                "(each batch is one step's mini-batch, of unweighted rows)."
             )
-    elif batch_size is not None:
+        eval_every = v.check_scalar(eval_every, "eval_every", integer=True, positive=True)
+        run = run_rate_stream(
+            model, params, data, constraint_data=constraint_data, eval_every=eval_every, **options
+        )
+        return (*run, True)
+    if batch_size is not None:
         n = _loop.num_rows(data)
         batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
         if key is None:
             raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
-    return num_steps, batch_size, stream
+    run = _run_rate_constrained(
+        model,
+        params,
+        data,
+        weights=weights,
+        tolerance=tolerance,
+        track_best=iterate == "best",
+        batch_size=batch_size,
+        **options,
+    )
+    return (*run, (*candidate_steps, num_steps), False)
 
 
 def _run_rate_constrained(

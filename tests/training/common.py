@@ -181,3 +181,12 @@ def _lp_by_vertices(errors, gaps, bound):
         if np.all(rows @ q <= rhs + 1e-12):
             best = min(best, q @ errors)
     return best
+
+
+def _minibatches(data, batch_size, num_batches, seed=0):
+    """A stream of ``num_batches`` random mini-batches of ``data`` (rows without replacement)."""
+    rng = np.random.default_rng(seed)
+    n = data[0].shape[0]
+    for _ in range(num_batches):
+        idx = rng.choice(n, batch_size, replace=False)
+        yield tuple(x[idx] for x in data)

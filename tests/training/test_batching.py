@@ -9,7 +9,7 @@ import pytest
 
 from fairjax import training
 
-from .common import _data, _hard_dp, _loss, _p0, _penalty
+from .common import _data, _hard_dp, _loss, _minibatches, _p0, _penalty
 
 KEY = jax.random.PRNGKey(7)
 
@@ -126,14 +126,6 @@ def test_fit_on_a_stream_equals_the_same_steps_on_arrays():
     assert int(training.fit(_loss, _p0(), batches, optimizer=opt).state.step) == 4
     with pytest.raises(ValueError, match="empty stream"):
         training.fit(_loss, _p0(), iter([]), optimizer=opt)
-
-
-def _minibatches(data, batch_size, num_batches, seed=0):
-    rng = np.random.default_rng(seed)
-    n = data[0].shape[0]
-    for _ in range(num_batches):
-        idx = rng.choice(n, batch_size, replace=False)
-        yield tuple(x[idx] for x in data)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from fairjax import metrics, training
 
-from .common import _data, _logits, _p0
+from .common import _data, _logits, _minibatches, _p0
 from .test_stateful import _flax_model
 
 KEY = jax.random.PRNGKey(3)
@@ -34,14 +34,6 @@ def _close(a, b, tol):
 def _fit(data, **kw):
     kw = {"target": 0.02, "num_groups": 2, "optimizer": OPT, "multiplier_optimizer": MOPT} | kw
     return training.fit_rate_constrained(_model, _p0(), data, **kw)
-
-
-def _minibatches(data, batch_size, num_batches, seed=0):
-    rng = np.random.default_rng(seed)
-    n = data[0].shape[0]
-    for _ in range(num_batches):
-        idx = rng.choice(n, batch_size, replace=False)
-        yield tuple(x[idx] for x in data)
 
 
 @pytest.mark.slow
@@ -132,7 +124,7 @@ def test_stream_and_minibatch_options_are_checked():
         _fit(train, model_state={})
     with pytest.raises(ValueError, match="`batch_size`"):
         _fit(train, batch_size=10_000, key=KEY)
-    with pytest.raises(ValueError, match="neither `batch_size` nor `weights`"):
+    with pytest.raises(ValueError, match="neither `batch_size`, `weights`"):
         _fit(iter([train]), weights=jnp.ones(3))
     with pytest.raises(ValueError, match="iterate='best'"):
         _fit(iter([train]), iterate="best")
