@@ -76,8 +76,13 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1),
-            "python": platform.python_version(), "platform": platform.platform()}  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def timed(cmd: list[str]) -> dict:
@@ -103,8 +108,11 @@ def timed(cmd: list[str]) -> dict:
     return {
         "wall_s": round(wall, 1),
         "peak_rss_gib": round(rss / 2**20, 3),
-        "load_avg_1min": {"min": round(min(loads), 2), "mean": round(float(np.mean(loads)), 2),
-                          "max": round(max(loads), 2)},  # fmt: skip
+        "load_avg_1min": {
+            "min": round(min(loads), 2),
+            "mean": round(float(np.mean(loads)), 2),
+            "max": round(max(loads), 2),
+        },
         "command": " ".join(cmd).replace(sys.executable, "python"),
     }
 
@@ -129,8 +137,15 @@ def differences(streamed: dict, in_memory: dict) -> dict:
     if {k for k in a if point(k)} != {k for k in b if point(k)}:
         sys.exit(f"the two reports hold different numbers: {sorted(a.keys() ^ b.keys())}")
     a = {k: x for k, x in a.items() if k in b}  # intervals only where both have them
-    per = {k: {"streamed": a[k], "in_memory": b[k], "abs_diff": abs(a[k] - b[k]),
-               "rel_diff": abs(a[k] - b[k]) / max(abs(b[k]), 1e-30)} for k in sorted(a)}  # fmt: skip
+    per = {
+        k: {
+            "streamed": a[k],
+            "in_memory": b[k],
+            "abs_diff": abs(a[k] - b[k]),
+            "rel_diff": abs(a[k] - b[k]) / max(abs(b[k]), 1e-30),
+        }
+        for k in sorted(a)
+    }
     point = [k for k in per if point(k)]
     same_pairs = all(
         streamed["metrics"][k]["between"] == m["between"] for k, m in in_memory["metrics"].items()
@@ -163,7 +178,8 @@ def save(entry: dict, out: str) -> None:
         "Wall time and peak RSS of the `fairjax audit` child process from `/usr/bin/time -v`;",
         "the load average (1 min) was sampled every 5 s during the run: the machine is shared.",
         "",
-        "| rows | mode | chunk rows | resamples | wall (s) | peak RSS (GiB) | load avg min/mean/max |",
+        "| rows | mode | chunk rows | resamples | wall (s) | peak RSS (GiB) "
+        "| load avg min/mean/max |",
         "|---:|---|---:|---:|---:|---:|---|",
     ]
     for e in entries:
@@ -177,8 +193,14 @@ def save(entry: dict, out: str) -> None:
                     f"{r['wall_s']} | {r['peak_rss_gib']} | {ld['min']}/{ld['mean']}/{ld['max']} |"
                 )
     for e in entries:
-        lines += ["", f"## {e['rows']:,} rows", "", f"Machine: {e['machine']['cpu']}, "
-                  f"{e['machine']['cores']} cores, {e['machine']['memory_gib']} GiB.", ""]  # fmt: skip
+        lines += [
+            "",
+            f"## {e['rows']:,} rows",
+            "",
+            f"Machine: {e['machine']['cpu']}, "
+            f"{e['machine']['cores']} cores, {e['machine']['memory_gib']} GiB.",
+            "",
+        ]
         for mode in ("streamed", "in_memory"):
             if mode in e:
                 lines.append(f"- {mode.replace('_', '-')}: `{e[mode]['command']}`")
@@ -197,8 +219,10 @@ def save(entry: dict, out: str) -> None:
                 "|---|---:|---:|---:|---:|",
             ]
             for k, x in d["numbers"].items():
-                lines.append(f"| {k} | {x['streamed']:.9g} | {x['in_memory']:.9g} | "
-                             f"{x['abs_diff']:.3g} | {x['rel_diff']:.3g} |")  # fmt: skip
+                lines.append(
+                    f"| {k} | {x['streamed']:.9g} | {x['in_memory']:.9g} | "
+                    f"{x['abs_diff']:.3g} | {x['rel_diff']:.3g} |"
+                )
     with open(out + ".md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
 
@@ -209,12 +233,19 @@ def main() -> None:
     p.add_argument("--chunk-size", type=int, default=1_000_000)
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples of both audits")
     p.add_argument("--compare", action="store_true", help="also run the in-memory audit")
-    p.add_argument("--compare-bootstrap", type=int, default=None,
-                   help="resamples of the in-memory audit (default --bootstrap; its multinomial "
-                   "bootstrap sorts all rows per resample: slow at 10^7 rows)")  # fmt: skip
+    p.add_argument(
+        "--compare-bootstrap",
+        type=int,
+        default=None,
+        help="resamples of the in-memory audit (default --bootstrap; its multinomial "
+        "bootstrap sorts all rows per resample: slow at 10^7 rows)",
+    )
     p.add_argument("--file", default=None, help="keep (or reuse) the generated file here")
-    p.add_argument("--out", default=os.path.join(RESULTS, "audit_streaming_cpu"),
-                   help="results path without extension ('' writes nothing)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        default=os.path.join(RESULTS, "audit_streaming_cpu"),
+        help="results path without extension ('' writes nothing)",
+    )
     args = p.parse_args()
     rows = int(args.rows)
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,16 +253,38 @@ def main() -> None:
         if parquet_rows(path) != rows:
             t = time.perf_counter()
             write_parquet(path, rows)
-            print(f"wrote {rows:,} rows ({os.path.getsize(path) / 2**20:.0f} MiB) in "
-                  f"{time.perf_counter() - t:.0f} s", flush=True)  # fmt: skip
-        base = [sys.executable, "-m", "fairjax", "audit", path, "--y-true", "label",
-                "--score", "score", "--sensitive", "region", "--sensitive", "sex"]  # fmt: skip
+            print(
+                f"wrote {rows:,} rows ({os.path.getsize(path) / 2**20:.0f} MiB) in "
+                f"{time.perf_counter() - t:.0f} s",
+                flush=True,
+            )
+        base = [
+            sys.executable,
+            "-m",
+            "fairjax",
+            "audit",
+            path,
+            "--y-true",
+            "label",
+            "--score",
+            "score",
+            "--sensitive",
+            "region",
+            "--sensitive",
+            "sex",
+        ]
         in_memory_bootstrap = (
             args.bootstrap if args.compare_bootstrap is None else args.compare_bootstrap
         )
-        entry = {"rows": rows, "chunk_size": args.chunk_size, "bootstrap": args.bootstrap,
-                 "compare": args.compare, "in_memory_bootstrap": in_memory_bootstrap, "machine": machine(),
-                 "benchmark_command": " ".join(["python", *sys.argv])}  # fmt: skip
+        entry = {
+            "rows": rows,
+            "chunk_size": args.chunk_size,
+            "bootstrap": args.bootstrap,
+            "compare": args.compare,
+            "in_memory_bootstrap": in_memory_bootstrap,
+            "machine": machine(),
+            "benchmark_command": " ".join(["python", *sys.argv]),
+        }
         reports = {}
         modes = [("streamed", ["--chunk-size", str(args.chunk_size)], args.bootstrap)]
         if args.compare:
@@ -243,16 +296,20 @@ def main() -> None:
             with open(json_path) as fh:
                 reports[mode] = json.load(fh)
             r = entry[mode]
-            print(f"{mode}: {rows:,} rows, {resamples} resamples: wall {r['wall_s']} s, "
-                  f"peak RSS {r['peak_rss_gib']} GiB, load average {r['load_avg_1min']}",
-                  flush=True)  # fmt: skip
+            print(
+                f"{mode}: {rows:,} rows, {resamples} resamples: wall {r['wall_s']} s, "
+                f"peak RSS {r['peak_rss_gib']} GiB, load average {r['load_avg_1min']}",
+                flush=True,
+            )
         if args.compare:
             entry["differences"] = d = differences(reports["streamed"], reports["in_memory"])
             for k, x in d["numbers"].items():
                 print(f"  {k:45s} abs {x['abs_diff']:.3g}  rel {x['rel_diff']:.3g}")
-            print(f"largest difference of a point number: abs {d['largest_abs_diff_point']:.3g}, "
-                  f"rel {d['largest_rel_diff_point']:.3g}; same groups named: "
-                  f"{d['same_groups_named']}")  # fmt: skip
+            print(
+                f"largest difference of a point number: abs {d['largest_abs_diff_point']:.3g}, "
+                f"rel {d['largest_rel_diff_point']:.3g}; same groups named: "
+                f"{d['same_groups_named']}"
+            )
     if args.out:
         save(entry, args.out)
         print(f"wrote {args.out}.json and .md")

@@ -60,8 +60,10 @@ def fit(mode: str, rows: int, chunk_rows: int, grid: int, bits_per_pass: int, sa
         del parts
         state = fit_barycenter(x, s, method="quantile_grid", **kw)
     jax.block_until_ready(state)
-    print(f"{mode}: {rows:,} rows in chunks of {chunk_rows:,}, grid {grid}: "
-          f"{time.perf_counter() - start:.1f} s in the fit (compilation included)")  # fmt: skip
+    print(
+        f"{mode}: {rows:,} rows in chunks of {chunk_rows:,}, grid {grid}: "
+        f"{time.perf_counter() - start:.1f} s in the fit (compilation included)"
+    )
     np.savez(save, **{f: np.asarray(getattr(state, f)) for f in FIELDS})
 
 
@@ -90,12 +92,13 @@ def save(entry: dict, out: str) -> None:
         "Produced by `benchmarks/barycenter_streaming.py` (the command of each run below).",
         "Data: two groups (30/70 %), float32 scores rounded to 3 decimals (ties), generated",
         "chunk by chunk. `fit_barycenter_streaming` (exact distributed selection, one read of",
-        "the chunks per pass) vs `fit_barycenter(method=\"quantile_grid\")` on all rows in",
+        'the chunks per pass) vs `fit_barycenter(method="quantile_grid")` on all rows in',
         "memory, same key. Wall time and peak RSS of each fit's child process (data generation",
         "included) from `/usr/bin/time -v`; the 1-minute load average was sampled every 5 s",
         "during the run: the machine is shared.",
         "",
-        "| rows | mode | chunk rows | grid | bits/pass | wall (s) | peak RSS (GiB) | load avg min/mean/max |",
+        "| rows | mode | chunk rows | grid | bits/pass | wall (s) | peak RSS (GiB) "
+        "| load avg min/mean/max |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for e in entries:
@@ -108,14 +111,21 @@ def save(entry: dict, out: str) -> None:
             )
     for e in entries:
         m = e["machine"]
-        lines += ["", f"## {e['rows']:,} rows, {' and '.join(e['modes'])}", "",
-                  f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB.", "",
-                  f"- benchmark: `{e['benchmark_command']}`"]  # fmt: skip
+        lines += [
+            "",
+            f"## {e['rows']:,} rows, {' and '.join(e['modes'])}",
+            "",
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB.",
+            "",
+            f"- benchmark: `{e['benchmark_command']}`",
+        ]
         lines += [f"- {mode}: `{e[mode]['command']}`" for mode in e["modes"]]
         if "comparison" in e:
             lines += ["", "| field | bit-equal | max abs. difference |", "|---|---|---:|"]
-            lines += [f"| {f} | {c['bit_equal']} | {c['max_abs_diff']:.3g} |"
-                      for f, c in e["comparison"].items()]  # fmt: skip
+            lines += [
+                f"| {f} | {c['bit_equal']} | {c['max_abs_diff']:.3g} |"
+                for f, c in e["comparison"].items()
+            ]
     with open(out + ".md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
 
@@ -126,10 +136,14 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=1_000_000, help="rows per chunk")
     parser.add_argument("--grid", type=int, default=1024)
     parser.add_argument("--bits-per-pass", type=int, default=8)
-    parser.add_argument("--modes", nargs="+", choices=("streamed", "gathered"),
-                        default=["streamed", "gathered"])  # fmt: skip
-    parser.add_argument("--out", default=os.path.join(RESULTS, "barycenter_streaming_cpu"),
-                        help="results path without extension ('' writes nothing)")  # fmt: skip
+    parser.add_argument(
+        "--modes", nargs="+", choices=("streamed", "gathered"), default=["streamed", "gathered"]
+    )
+    parser.add_argument(
+        "--out",
+        default=os.path.join(RESULTS, "barycenter_streaming_cpu"),
+        help="results path without extension ('' writes nothing)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # mode, in the child
     parser.add_argument("--save", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -137,19 +151,41 @@ def main() -> None:
     if args.child:
         fit(args.child, rows, args.chunk, args.grid, args.bits_per_pass, args.save)
         return
-    entry = {"rows": rows, "chunk_rows": args.chunk, "grid_size": args.grid,
-             "bits_per_pass": args.bits_per_pass, "modes": list(args.modes),
-             "machine": machine(), "benchmark_command": " ".join(["python", *sys.argv])}  # fmt: skip
+    entry = {
+        "rows": rows,
+        "chunk_rows": args.chunk,
+        "grid_size": args.grid,
+        "bits_per_pass": args.bits_per_pass,
+        "modes": list(args.modes),
+        "machine": machine(),
+        "benchmark_command": " ".join(["python", *sys.argv]),
+    }
     states = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes:
             path = os.path.join(tmp, f"{mode}.npz")
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", mode,
-                   "--rows", str(rows), "--chunk", str(args.chunk), "--grid", str(args.grid),
-                   "--bits-per-pass", str(args.bits_per_pass), "--save", path]  # fmt: skip
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--child",
+                mode,
+                "--rows",
+                str(rows),
+                "--chunk",
+                str(args.chunk),
+                "--grid",
+                str(args.grid),
+                "--bits-per-pass",
+                str(args.bits_per_pass),
+                "--save",
+                path,
+            ]
             entry[mode] = r = timed(cmd)
-            print(f"{mode}: {rows:,} rows: wall {r['wall_s']} s, peak RSS {r['peak_rss_gib']} "
-                  f"GiB, load average {r['load_avg_1min']}", flush=True)  # fmt: skip
+            print(
+                f"{mode}: {rows:,} rows: wall {r['wall_s']} s, peak RSS {r['peak_rss_gib']} "
+                f"GiB, load average {r['load_avg_1min']}",
+                flush=True,
+            )
             with np.load(path) as z:
                 states[mode] = {f: z[f] for f in FIELDS}
     if len(states) == 2:
