@@ -105,8 +105,12 @@ def timed(cmd: list[str]) -> dict:
     if run.returncode:
         sys.exit(run.stdout + run.stderr)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr)[1])
+    cpu = sum(
+        float(re.search(rf"{k} time \(seconds\): (\S+)", run.stderr)[1]) for k in ("User", "System")
+    )
     return {
         "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
         "peak_rss_gib": round(rss / 2**20, 3),
         "load_avg_1min": {
             "min": round(min(loads), 2),
@@ -158,18 +162,24 @@ def differences(streamed: dict, in_memory: dict) -> dict:
     }
 
 
-def save(entry: dict, out: str) -> None:
-    """Merges ``entry`` into ``out``.json (same rows, chunk size and mode replaced) and
-    rewrites ``out``.md from all entries."""
+def merge_runs(entry: dict, out: str, same: tuple[str, ...]) -> list[dict]:
+    """The runs of ``out``.json with ``entry`` in place of a run with the same ``same``
+    settings, sorted by rows; written back."""
     entries = []
     if os.path.exists(out + ".json"):
         with open(out + ".json") as fh:
             entries = json.load(fh)["runs"]
-    same = ("rows", "chunk_size", "bootstrap", "compare")
     entries = [e for e in entries if any(e.get(k) != entry.get(k) for k in same)] + [entry]
-    entries.sort(key=lambda e: (e["rows"], e["compare"]))
+    entries.sort(key=lambda e: (e["rows"], len(json.dumps(e))))
     with open(out + ".json", "w") as fh:
         json.dump({"runs": entries}, fh, indent=1)
+    return entries
+
+
+def save(entry: dict, out: str) -> None:
+    """Merges ``entry`` into ``out``.json (same rows, chunk size and mode replaced) and
+    rewrites ``out``.md from all entries."""
+    entries = merge_runs(entry, out, ("rows", "chunk_size", "bootstrap", "compare", "label"))
     lines = [
         "# Streamed `fairjax audit --chunk-size` on generated Parquet files (CPU)",
         "",
@@ -178,24 +188,25 @@ def save(entry: dict, out: str) -> None:
         "Wall time and peak RSS of the `fairjax audit` child process from `/usr/bin/time -v`;",
         "the load average (1 min) was sampled every 5 s during the run: the machine is shared.",
         "",
-        "| rows | mode | chunk rows | resamples | wall (s) | peak RSS (GiB) "
+        "| rows | mode | chunk rows | resamples | wall (s) | CPU user+sys (s) | peak RSS (GiB) "
         "| load avg min/mean/max |",
-        "|---:|---|---:|---:|---:|---:|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for e in entries:
         for mode in ("streamed", "in_memory"):
             if mode in e:
                 r, ld = e[mode], e[mode]["load_avg_1min"]
                 lines.append(
-                    f"| {e['rows']:,} | {mode.replace('_', '-')} | "
+                    f"| {e['rows']:,} | {mode.replace('_', '-')}{e.get('label', '')} | "
                     f"{e['chunk_size'] if mode == 'streamed' else '-'} | "
                     f"{e['bootstrap'] if mode == 'streamed' else e['in_memory_bootstrap']} | "
-                    f"{r['wall_s']} | {r['peak_rss_gib']} | {ld['min']}/{ld['mean']}/{ld['max']} |"
+                    f"{r['wall_s']} | {r.get('cpu_s', '-')} | {r['peak_rss_gib']} | "
+                    f"{ld['min']}/{ld['mean']}/{ld['max']} |"
                 )
     for e in entries:
         lines += [
             "",
-            f"## {e['rows']:,} rows",
+            f"## {e['rows']:,} rows{e.get('label', '')}",
             "",
             f"Machine: {e['machine']['cpu']}, "
             f"{e['machine']['cores']} cores, {e['machine']['memory_gib']} GiB.",
@@ -240,6 +251,7 @@ def main() -> None:
         help="resamples of the in-memory audit (default --bootstrap; its multinomial "
         "bootstrap sorts all rows per resample: slow at 10^7 rows)",
     )
+    p.add_argument("--label", default="", help="text appended to the mode in the results")
     p.add_argument("--file", default=None, help="keep (or reuse) the generated file here")
     p.add_argument(
         "--out",
@@ -281,6 +293,7 @@ def main() -> None:
             "chunk_size": args.chunk_size,
             "bootstrap": args.bootstrap,
             "compare": args.compare,
+            "label": args.label,
             "in_memory_bootstrap": in_memory_bootstrap,
             "machine": machine(),
             "benchmark_command": " ".join(["python", *sys.argv]),

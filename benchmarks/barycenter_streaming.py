@@ -17,7 +17,6 @@ largest difference). Results are merged into ``--out``.json / .md::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,9 +25,9 @@ import time
 import numpy as np
 
 try:  # run as a script (benchmarks/ on the path) or as benchmarks.barycenter_streaming
-    from audit_streaming import RESULTS, machine, timed
+    from audit_streaming import RESULTS, machine, merge_runs, timed
 except ImportError:
-    from benchmarks.audit_streaming import RESULTS, machine, timed
+    from benchmarks.audit_streaming import RESULTS, machine, merge_runs, timed
 
 FIELDS = ("cdf_values", "quantile_values", "proportions", "cdf_count", "quantile_count")
 
@@ -77,15 +76,7 @@ def compare(a: dict, b: dict) -> dict:
 
 def save(entry: dict, out: str) -> None:
     """Merges ``entry`` into ``out``.json (same rows and modes replaced), rewrites ``out``.md."""
-    entries = []
-    if os.path.exists(out + ".json"):
-        with open(out + ".json") as fh:
-            entries = json.load(fh)["runs"]
-    same = ("rows", "chunk_rows", "grid_size", "bits_per_pass", "modes")
-    entries = [e for e in entries if any(e.get(k) != entry.get(k) for k in same)] + [entry]
-    entries.sort(key=lambda e: (e["rows"], len(e["modes"])))
-    with open(out + ".json", "w") as fh:
-        json.dump({"runs": entries}, fh, indent=1)
+    entries = merge_runs(entry, out, ("rows", "chunk_rows", "grid_size", "bits_per_pass", "modes"))
     lines = [
         "# Barycenter post-processor fitted streamed in chunks vs gathered (CPU)",
         "",
@@ -97,16 +88,17 @@ def save(entry: dict, out: str) -> None:
         "included) from `/usr/bin/time -v`; the 1-minute load average was sampled every 5 s",
         "during the run: the machine is shared.",
         "",
-        "| rows | mode | chunk rows | grid | bits/pass | wall (s) | peak RSS (GiB) "
-        "| load avg min/mean/max |",
-        "|---:|---|---:|---:|---:|---:|---:|---|",
+        "| rows | mode | chunk rows | grid | bits/pass | wall (s) | CPU user+sys (s) "
+        "| peak RSS (GiB) | load avg min/mean/max |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for e in entries:
         for mode in e["modes"]:
             r, ld = e[mode], e[mode]["load_avg_1min"]
             lines.append(
                 f"| {e['rows']:,} | {mode} | {e['chunk_rows']:,} | {e['grid_size']} | "
-                f"{e['bits_per_pass']} | {r['wall_s']} | {r['peak_rss_gib']} | "
+                f"{e['bits_per_pass']} | {r['wall_s']} | {r.get('cpu_s', '-')} | "
+                f"{r['peak_rss_gib']} | "
                 f"{ld['min']}/{ld['mean']}/{ld['max']} |"
             )
     for e in entries:

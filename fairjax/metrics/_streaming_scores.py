@@ -238,14 +238,17 @@ def wasserstein_unfairness_streaming(
     Example:
       >>> import numpy as np
       >>> from fairjax import metrics
-      >>> rng = np.random.default_rng(0)
-      >>> s = rng.integers(0, 3, 5000)
-      >>> x = np.round(rng.normal(size=5000) + 0.3 * s, 2).astype(np.float32)
-      >>> chunks = lambda: ({"scores": x[a : a + 1500], "groups": s[a : a + 1500]}
-      ...                   for a in range(0, 5000, 1500))
+      >>> rng = np.random.default_rng(1)
+      >>> g = rng.choice(2, 4000, p=[0.8, 0.2])
+      >>> f = (rng.random(4000) + 0.1 * g).astype(np.float32)
+      >>> w = rng.exponential(size=4000)
+      >>> def chunks():  # four chunks of 1000 rows
+      ...     for a in range(0, 4000, 1000):
+      ...         yield {"scores": f[a : a + 1000], "groups": g[a : a + 1000],
+      ...                "weights": w[a : a + 1000]}
       >>> streamed = metrics.wasserstein_unfairness_streaming(
-      ...     chunks, num_groups=3, max_rows_in_memory=1000)
-      >>> in_memory = metrics.wasserstein_unfairness(x, s, num_groups=3)
+      ...     chunks, num_groups=2, max_rows_in_memory=500)  # 8 ranges or more
+      >>> in_memory = metrics.wasserstein_unfairness(f, g, num_groups=2, weights=w)
       >>> bool(abs(streamed - in_memory) < 1e-6)
       True
     """
