@@ -155,9 +155,10 @@ class _Reader:
             raise ValueError(f"`chunks` gave {offset} rows on a later pass, {self.rows} first.")
 
 
-def _first_pass(read: _Reader, num_groups: int):
+def _first_pass(read: _Reader, num_groups: int, *, allow_empty: bool = False):
     """Rows per group, weight per (group, label, decision) cell and, with scores, per cell and
-    top-16-bit key bucket, the rows per bucket and the largest key."""
+    top-16-bit key bucket, the rows per bucket and the largest key. No rows raise, unless
+    ``allow_empty`` (a process whose share is empty)."""
     G, B = num_groups, 1 << _FIRST_BITS
     rows = np.zeros(G, np.int64)
     cells = np.zeros(4 * G, np.float64)
@@ -174,7 +175,7 @@ def _first_pass(read: _Reader, num_groups: int):
             hist = h if hist is None else hist + h
             r = np.bincount(top, minlength=B)
             brows = r if brows is None else brows + r
-    if read.rows == 0:
+    if read.rows == 0 and not allow_empty:
         raise ValueError("`chunks` gave no rows: a metric needs at least one.")
     return rows, cells, None if hist is None else hist.reshape(4 * G, B), brows, kmax
 
@@ -183,10 +184,17 @@ def _first_pass(read: _Reader, num_groups: int):
 
 
 def _refine_pass(
-    read: _Reader, parents: np.ndarray, bits: int, num_groups: int, *, rows: bool = False
+    read: _Reader,
+    parents: np.ndarray,
+    bits: int,
+    num_groups: int,
+    *,
+    rows: bool = False,
+    combine: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Group weights (``rows=True``: rows) of the ``2^8`` sub-buckets of each bucket in
-    ``parents`` (sorted ``bits - 8``-bit prefixes): shape ``(G, len(parents) * 256)``."""
+    ``parents`` (sorted ``bits - 8``-bit prefixes): shape ``(G, len(parents) * 256)``;
+    ``combine`` sums them over processes."""
     K, S = parents.size, 1 << _NEXT_BITS
     out = np.zeros(num_groups * K * S, np.float64)
     for _, _, _, g, x, w in read():
@@ -195,13 +203,21 @@ def _refine_pass(
         hit = parents[idx] == top >> _NEXT_BITS
         code = (g[hit] * K + idx[hit]) * S + (top[hit] & (S - 1))
         out += np.bincount(code, None if w is None or rows else w[hit], minlength=out.size)
+    out = out if combine is None else combine(out)
     return out.reshape(num_groups, K * S)
 
 
-def _exact_ks_points(read: _Reader, hist: np.ndarray, kmax: int, num_groups: int):
+def _exact_ks_points(
+    read: _Reader,
+    hist: np.ndarray,
+    kmax: int,
+    num_groups: int,
+    combine: Callable[[np.ndarray], np.ndarray] | None = None,
+):
     """Points and group weights on which the groups' CDFs are exact and the KS distance is
     attained: ``(keys (P,), weights (G, P))``, each point's weight being the group's weight
-    since the previous point."""
+    since the previous point. ``combine`` sums each pass's counts over processes (``hist``
+    and ``kmax`` must be the combined ones)."""
     G = num_groups
     mass = hist.reshape(G, 4, -1).sum(1)  # (G, buckets)
     total = mass.sum(1, keepdims=True)
@@ -224,7 +240,7 @@ def _exact_ks_points(read: _Reader, hist: np.ndarray, kmax: int, num_groups: int
             break
         parents, base = prefixes[split], before[:, split]
         bits += _NEXT_BITS
-        mass = _refine_pass(read, parents, bits, G)
+        mass = _refine_pass(read, parents, bits, G, combine=combine)
         S = 1 << _NEXT_BITS
         within = mass.reshape(G, -1, S)
         before = np.repeat(base, S, axis=1) + (np.cumsum(within, 2) - within).reshape(G, -1)

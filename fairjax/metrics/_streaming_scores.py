@@ -53,20 +53,36 @@ _SCORE_KEYS = ("scores", "groups", "weights")
 _BLOCK = 1 << 16  # points per block of the W1 sum (bounds the (block, G, G) pairwise gaps)
 
 
-def _read_scores(chunks: Any, num_groups: Any):
-    """The reader, group weights, first-pass histogram, rows per bucket and largest key."""
+def _read_scores(chunks: Any, num_groups: Any, allgather: Any):
+    """The reader, group weights, first-pass histogram, rows per bucket, largest key (all
+    summed over processes with ``allgather``) and the summing function (None alone)."""
     num_groups = v.check_scalar(num_groups, "num_groups", integer=True, positive=True)
-    if not callable(chunks):
-        raise TypeError(
-            "`chunks` must be a function returning a fresh iterable of chunks (it is called "
-            f"once per pass), got {type(chunks).__name__}."
-        )
+    for name, f in (("chunks", chunks), ("allgather", allgather)):
+        if not callable(f) and not (name == "allgather" and f is None):
+            raise TypeError(f"`{name}` must be a function, got {type(f).__name__}.")
     read = _Reader(chunks, num_groups, required=("scores", "groups"), allowed=_SCORE_KEYS)
-    _, cells, hist, brows, kmax = _first_pass(read, num_groups)
+    _, cells, hist, brows, kmax = _first_pass(read, num_groups, allow_empty=allgather is not None)
+    if hist is None:  # this process read no rows
+        hist, brows = np.zeros((4 * num_groups, 1 << _FIRST_BITS)), np.zeros(1 << _FIRST_BITS)
+    combine = None
+    if allgather is not None:
+        combine = lambda a: _gathered(allgather, a).sum(0)
+        cells, hist, brows = combine(cells), combine(hist), combine(brows)
+        kmax = int(_gathered(allgather, np.array([kmax])).max())
+        if not brows.any():
+            raise ValueError("`chunks` gave no rows on any process: a metric needs at least one.")
     if cells.sum() <= 0:
         raise ValueError("`weights` must not be all zero.")
     totals = cells.reshape(num_groups, 4).sum(1)
-    return read, num_groups, totals, hist, brows, kmax
+    return read, num_groups, totals, hist, brows.astype(np.int64), kmax, combine
+
+
+def _gathered(allgather: Callable[[np.ndarray], Any], a: np.ndarray) -> np.ndarray:
+    """``a`` (float64) of every process, stacked: ``(P, *a.shape)``. Sent as uint32 words, so
+    that a gather that keeps only 32-bit types (JAX without x64) loses nothing."""
+    a = np.ascontiguousarray(a, np.float64)
+    words = np.asarray(allgather(a.view(np.uint32)))
+    return np.ascontiguousarray(words.astype(np.uint32)).view(np.float64).reshape(-1, *a.shape)
 
 
 def _result(value: float) -> jax.Array:
@@ -78,6 +94,7 @@ def ks_unfairness_streaming(
     chunks: Callable[[], Iterable[Mapping[str, ArrayLike | None]]],
     *,
     num_groups: int,
+    allgather: Callable[[np.ndarray], ArrayLike] | None = None,
 ) -> jax.Array:
     """:func:`ks_unfairness` of scores read in chunks, exactly, never holding the rows.
 
@@ -94,6 +111,12 @@ def ks_unfairness_streaming(
         and optionally ``"weights"`` (non-negative), each a 1-D array of the chunk's rows;
         every chunk holds the same keys.
       num_groups: the number of groups.
+      allgather: with several processes, each reading its own chunks: a function that
+        returns a NumPy array of every process stacked, ``(P, *a.shape)``, called by every
+        process in the same order, e.g.
+        ``functools.partial(jax.experimental.multihost_utils.process_allgather,
+        tiled=False)``. The counts of each pass are then summed over the processes and
+        every process returns the metric of all their rows. None: one process.
 
     Returns:
       Scalar in [0, 1] (0 with fewer than two non-empty groups).
@@ -115,11 +138,11 @@ def ks_unfairness_streaming(
       >>> bool(abs(streamed - in_memory) < 1e-6)
       True
     """
-    read, G, totals, hist, _, kmax = _read_scores(chunks, num_groups)
+    read, G, totals, hist, _, kmax, combine = _read_scores(chunks, num_groups, allgather)
     present = totals > 0
     if present.sum() < 2:
         return _result(0.0)
-    _, mass = _exact_ks_points(read, hist, kmax, G)
+    _, mass = _exact_ks_points(read, hist, kmax, G, combine)
     cdfs = np.cumsum(mass[present], axis=1) / totals[present, None]
     return _result(float((cdfs.max(0) - cdfs.min(0)).max()))
 
@@ -127,7 +150,9 @@ def ks_unfairness_streaming(
 # ----------------------------------------------------------------------------- W1 ranges
 
 
-def _key_ranges(read: _Reader, brows: np.ndarray, budget: int) -> list[tuple[int, int]]:
+def _key_ranges(
+    read: _Reader, brows: np.ndarray, budget: int, combine: Callable[..., np.ndarray] | None
+) -> list[tuple[int, int]]:
     """Inclusive key ranges, in order, each holding at most ``budget`` rows or one key.
 
     Starts from the first pass's ``2^16`` buckets; buckets with more than ``budget`` rows are
@@ -142,7 +167,8 @@ def _key_ranges(read: _Reader, brows: np.ndarray, budget: int) -> list[tuple[int
             break
         bits += _NEXT_BITS
         S = 1 << _NEXT_BITS
-        rows = _refine_pass(read, big, bits, read.num_groups, rows=True).sum(0).reshape(-1, S)
+        rows = _refine_pass(read, big, bits, read.num_groups, rows=True, combine=combine)
+        rows = rows.sum(0).reshape(-1, S)
         children = {int(p): rows[i] for i, p in enumerate(big)}
         out = []
         for p, b, r in segs:
@@ -191,6 +217,19 @@ def _range_weights(read: _Reader, lo: int, hi: int, num_groups: int):
     return keys.astype(np.uint32), table
 
 
+def _gather_range(allgather: Callable[..., Any], keys: np.ndarray, table: np.ndarray):
+    """:func:`_range_weights` of all processes merged: their distinct keys and weights."""
+    sizes = _gathered(allgather, np.array([keys.size]))[:, 0].astype(np.int64)
+    pad = int(sizes.max())
+    k = _gathered(allgather, np.pad(keys.astype(np.float64), (0, pad - keys.size)))
+    t = _gathered(allgather, np.pad(table, ((0, pad - keys.size), (0, 0))))
+    keys = np.concatenate([k[p, :n] for p, n in enumerate(sizes)]).astype(np.uint32)
+    keys, at = np.unique(keys, return_inverse=True)
+    merged = np.zeros((keys.size, table.shape[1]))
+    np.add.at(merged, at, np.concatenate([t[p, :n] for p, n in enumerate(sizes)]))
+    return keys, merged
+
+
 def _gaps(cum: np.ndarray, totals: np.ndarray, reference: str) -> np.ndarray:
     """``|F_g - F|`` per point ``(D, G)``, or ``|F_a - F_b|`` ``(D, G, G)``, from the groups'
     cumulative weights ``cum`` ``(D, G)``."""
@@ -206,6 +245,7 @@ def wasserstein_unfairness_streaming(
     num_groups: int,
     reference: Literal["pooled", "pairwise"] = "pooled",
     max_rows_in_memory: int = 10_000_000,
+    allgather: Callable[[np.ndarray], ArrayLike] | None = None,
 ) -> jax.Array:
     """:func:`wasserstein_unfairness` of scores read in chunks, exactly, in bounded memory.
 
@@ -226,7 +266,10 @@ def wasserstein_unfairness_streaming(
         ``"weights"`` (non-negative).
       num_groups: the number of groups.
       reference: ``"pooled"`` or ``"pairwise"``.
-      max_rows_in_memory: most rows of one score range held at once (at least 1).
+      max_rows_in_memory: most rows of one score range held at once (at least 1); with
+        ``allgather``, of all processes together (each process receives them all).
+      allgather: several processes, as for :func:`ks_unfairness_streaming`; the rows of each
+        range are then gathered from all processes, summed per distinct score.
 
     Returns:
       Non-negative scalar, in the units of the scores.
@@ -255,13 +298,15 @@ def wasserstein_unfairness_streaming(
     if reference not in ("pooled", "pairwise"):
         raise ValueError(f"`reference` must be 'pooled' or 'pairwise', got {reference!r}.")
     budget = v.check_scalar(max_rows_in_memory, "max_rows_in_memory", integer=True, positive=True)
-    read, G, totals, _, brows, _ = _read_scores(chunks, num_groups)
+    read, G, totals, _, brows, _, combine = _read_scores(chunks, num_groups, allgather)
     present = totals > 0
     total = np.zeros(G if reference == "pooled" else (G, G))
     before = np.zeros(G)  # each group's weight below the current range
     last = None  # the previous range's last point and its gaps
-    for lo, hi in _key_ranges(read, brows, int(budget)):
+    for lo, hi in _key_ranges(read, brows, int(budget), combine):
         keys, table = _range_weights(read, lo, hi, G)
+        if allgather is not None:
+            keys, table = _gather_range(allgather, keys, table)
         if not keys.size:
             continue
         points = _key_floats(keys).astype(np.float64)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -137,7 +139,7 @@ def test_ranges_hold_at_most_the_budget(budget):
     read = _Reader(_chunks(x, s, None, [1000, 2500]), 2, ("scores", "groups"), _SCORE_KEYS)
     brows = _first_pass(read, 2)[3]
     assert brows.max() == 4000  # one bucket at first
-    ranges = _key_ranges(read, brows, budget)
+    ranges = _key_ranges(read, brows, budget, None)
     keys = _float_keys(x)
     held = [((keys >= lo) & (keys <= hi)).sum() for lo, hi in ranges]
     assert sum(held) == 4000
@@ -216,3 +218,49 @@ def test_bad_settings_and_changing_chunks():
 
     with pytest.raises(ValueError, match="on a later pass"):
         metrics.wasserstein_unfairness_streaming(shrinking, num_groups=2, max_rows_in_memory=10)
+
+
+class _Processes:
+    """``allgather`` for threads standing in for processes: a call returns every thread's
+    array stacked, once all have made it (the semantics of ``process_allgather``)."""
+
+    def __init__(self, num: int):
+        self.barrier, self.slots = threading.Barrier(num, timeout=60), [None] * num
+
+    def allgather(self, i: int):
+        def gather(a):
+            self.slots[i] = np.array(a)
+            self.barrier.wait()
+            out = np.stack(self.slots)
+            self.barrier.wait()
+            return out
+
+        return gather
+
+
+def _per_process(metric, shares, **kw):
+    """``metric`` run by one thread per share of the chunks, joined by ``allgather``."""
+    group = _Processes(len(shares))
+    with ThreadPoolExecutor(len(shares)) as pool:
+        runs = [pool.submit(metric, share, allgather=group.allgather(i), **kw)
+                for i, share in enumerate(shares)]  # fmt: skip
+        return [float(r.result()) for r in runs]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_several_processes_equal_one(weighted):
+    """Three processes (one with no rows) each read their own chunks: every one returns the
+    metric of all rows; without ``allgather`` each would return its own share's."""
+    x, s, w = _data(8, 3000, 3, weighted=weighted, decimals=2)
+    shares = [_chunks(x[:1700], s[:1700], None if w is None else w[:1700], [500]),
+              _chunks(x[:0], s[:0], None if w is None else w[:0], []),
+              _chunks(x[1700:], s[1700:], None if w is None else w[1700:], [300, 900])]  # fmt: skip
+    ref = _reference(x, s, w, 3)
+    ks = _per_process(metrics.ks_unfairness_streaming, shares, num_groups=3)
+    np.testing.assert_allclose(ks, [ref["ks"]] * 3, atol=1e-6)
+    for r in ("pooled", "pairwise"):
+        w1 = _per_process(metrics.wasserstein_unfairness_streaming, shares, num_groups=3,
+                          reference=r, max_rows_in_memory=200)  # fmt: skip
+        np.testing.assert_allclose(w1, [ref[r]] * 3, rtol=1e-6)
+    alone = float(metrics.ks_unfairness_streaming(shares[0], num_groups=3))
+    assert abs(alone - ref["ks"]) > 1e-3  # the control: one share is not all rows
