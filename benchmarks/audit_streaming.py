@@ -170,6 +170,12 @@ def merge_runs(entry: dict, out: str, same: tuple[str, ...]) -> list[dict]:
         with open(out + ".json") as fh:
             entries = json.load(fh)["runs"]
     entries = [e for e in entries if any(e.get(k) != entry.get(k) for k in same)] + [entry]
+    strip = lambda cmd: re.sub(r"/\S*/(?=[^\s/]+)", "", cmd)  # file names, no machine paths
+    for e in entries:
+        e["benchmark_command"] = strip(e["benchmark_command"])
+        for run in e.values():
+            if isinstance(run, dict) and "command" in run:
+                run["command"] = strip(run["command"])
     entries.sort(key=lambda e: (e["rows"], len(json.dumps(e))))
     with open(out + ".json", "w") as fh:
         json.dump({"runs": entries}, fh, indent=1)
