@@ -217,6 +217,7 @@ def save(entry: dict, out: str) -> None:
             f"Machine: {e['machine']['cpu']}, "
             f"{e['machine']['cores']} cores, {e['machine']['memory_gib']} GiB.",
             "",
+            f"- benchmark: `{e['benchmark_command']}`",
         ]
         for mode in ("streamed", "in_memory"):
             if mode in e:
