@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -303,7 +304,7 @@ def main() -> None:
             "label": args.label,
             "in_memory_bootstrap": in_memory_bootstrap,
             "machine": machine(),
-            "benchmark_command": " ".join(["python", *sys.argv]),
+            "benchmark_command": shlex.join(["python", *sys.argv]),
         }
         reports = {}
         modes = [("streamed", ["--chunk-size", str(args.chunk_size)], args.bootstrap)]

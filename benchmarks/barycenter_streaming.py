@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -150,7 +151,7 @@ def main() -> None:
         "bits_per_pass": args.bits_per_pass,
         "modes": list(args.modes),
         "machine": machine(),
-        "benchmark_command": " ".join(["python", *sys.argv]),
+        "benchmark_command": shlex.join(["python", *sys.argv]),
     }
     states = {}
     with tempfile.TemporaryDirectory() as tmp:
