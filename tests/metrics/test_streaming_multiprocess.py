@@ -16,6 +16,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -93,32 +94,22 @@ def _free_port() -> int:
 
 
 def _run(tmp_path: pathlib.Path, gather: bool) -> list[dict]:
+    """Both workers, each killed by ``subprocess.run`` if it outlives ``TIMEOUT``."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     env.pop("XLA_FLAGS", None)
     port, here = str(_free_port()), str(pathlib.Path(__file__).parent)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(i), port, str(tmp_path), str(int(gather)), here],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    logs = []
+
+    def worker(i: int) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-c", WORKER, str(i), port, str(tmp_path), str(int(gather)), here]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
     try:
-        for p in procs:
-            logs.append(p.communicate(timeout=TIMEOUT)[0])
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(worker, range(2)))
     except subprocess.TimeoutExpired:
         pytest.fail(f"the workers did not finish within {TIMEOUT} s")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-    for i, (p, log) in enumerate(zip(procs, logs, strict=True)):
-        assert p.returncode == 0, f"worker {i} failed:\n{log[-4000:]}"
+    for i, p in enumerate(done):
+        assert p.returncode == 0, f"worker {i} failed:\n{(p.stdout + p.stderr)[-4000:]}"
     return [json.loads((tmp_path / f"process_{i}.json").read_text()) for i in range(2)]
 
 
