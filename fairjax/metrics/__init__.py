@@ -53,6 +53,10 @@ from fairjax.metrics._regression import (
 )
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
 from fairjax.metrics._streaming import audit_report_streaming
+from fairjax.metrics._streaming_scores import (
+    ks_unfairness_streaming,
+    wasserstein_unfairness_streaming,
+)
 from fairjax.metrics._tables import BootstrapResult, GroupTable, bootstrap, by_group, group_table
 
 __all__ = [
@@ -79,11 +83,13 @@ __all__ = [
     "hgr_correlation",
     "hsic",
     "ks_unfairness",
+    "ks_unfairness_streaming",
     "multiclass_parity_difference",
     "predictive_parity_difference",
     "regression_audit_report",
     "treatment_equality_difference",
     "true_negative_rate_difference",
     "wasserstein_unfairness",
+    "wasserstein_unfairness_streaming",
     "worst_group_loss",
 ]

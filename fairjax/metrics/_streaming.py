@@ -77,19 +77,30 @@ def _key_floats(k: np.ndarray) -> np.ndarray:
     return np.where(k >> 31, k ^ np.uint32(1 << 31), ~k).astype(np.uint32).view(np.float32)
 
 
-def _chunk(chunk: Any, k: int, layout: tuple[bool, ...] | None, num_groups: int):
-    """A validated chunk: ``(y_t, y_p, g, x, w)`` as NumPy arrays (None where absent)."""
-    if not isinstance(chunk, Mapping) or not {"y_pred", "groups"} <= set(chunk):
-        raise TypeError(f"chunk {k} must be a mapping with 'y_pred' and 'groups' arrays.")
-    unknown = set(chunk) - set(_KEYS)
+def _chunk(
+    chunk: Any,
+    k: int,
+    layout: tuple[bool, ...] | None,
+    num_groups: int,
+    required: tuple[str, ...] = ("y_pred", "groups"),
+    allowed: tuple[str, ...] = _KEYS,
+):
+    """A validated chunk: ``(y_t, y_p, g, x, w)`` as NumPy arrays (None where absent; without
+    decisions, ``y_t`` and ``y_p`` are zeros: every row in the first confusion cell)."""
+    if not isinstance(chunk, Mapping) or not set(required) <= set(chunk):
+        need = " and ".join(repr(c) for c in required)
+        raise TypeError(f"chunk {k} must be a mapping with {need} arrays.")
+    unknown = set(chunk) - set(allowed)
     if unknown:
-        raise ValueError(f"chunk {k} has unknown keys {sorted(unknown)}; expected {_KEYS}.")
+        raise ValueError(f"chunk {k} has unknown keys {sorted(unknown)}; expected {allowed}.")
     arrays = [None if chunk.get(c) is None else np.asarray(chunk[c]) for c in _KEYS]
     has = tuple(a is not None for a in arrays)
     if layout is not None and has != layout:
         raise ValueError(f"chunk {k} holds {_present(has)}, the first chunk {_present(layout)}.")
     y_t, y_p, g, x, w = arrays
-    n = y_p.shape[0] if y_p.ndim == 1 else -1
+    if g.ndim != 1:
+        raise ValueError(f"`groups` of chunk {k} must be 1-D integer ids, got shape {g.shape}.")
+    n = g.shape[0]
     for name, a in zip(_KEYS, arrays, strict=True):
         if a is not None and (a.ndim != 1 or a.shape[0] != n):
             raise ValueError(f"`{name}` of chunk {k} must have shape ({n},), got {a.shape}.")
@@ -103,7 +114,7 @@ def _chunk(chunk: Any, k: int, layout: tuple[bool, ...] | None, num_groups: int)
         raise ValueError(f"`scores` of chunk {k} must be finite.")
     if w is not None and not (np.isfinite(w).all() and (w >= 0).all()):
         raise ValueError(f"`weights` of chunk {k} must be finite and non-negative.")
-    y_p = y_p.astype(np.int64)
+    y_p = np.zeros(n, np.int64) if y_p is None else y_p.astype(np.int64)
     y_t = y_p if y_t is None else y_t.astype(np.int64)  # unlabelled: the label cells unused
     x = None if x is None else x.astype(np.float32)
     return y_t, y_p, g.astype(np.int64), x, None if w is None else w.astype(np.float32), has
@@ -116,8 +127,15 @@ def _present(has: tuple[bool, ...]) -> str:
 class _Reader:
     """Reads the chunks pass after pass, checking that they stay the same."""
 
-    def __init__(self, chunks: Callable[[], Iterable[Any]], num_groups: int):
+    def __init__(
+        self,
+        chunks: Callable[[], Iterable[Any]],
+        num_groups: int,
+        required: tuple[str, ...] = ("y_pred", "groups"),
+        allowed: tuple[str, ...] = _KEYS,
+    ):
         self.chunks, self.num_groups = chunks, num_groups
+        self.required, self.allowed = required, allowed
         self.layout: tuple[bool, ...] | None = None
         self.rows: int | None = None
 
@@ -125,7 +143,9 @@ class _Reader:
         """Yields ``(offset, y_t, y_p, g, x, w)`` per non-empty chunk."""
         offset = 0
         for k, chunk in enumerate(self.chunks()):
-            *arrays, has = _chunk(chunk, k, self.layout, self.num_groups)
+            *arrays, has = _chunk(
+                chunk, k, self.layout, self.num_groups, self.required, self.allowed
+            )
             self.layout = has
             if arrays[1].shape[0]:
                 yield offset, *arrays
@@ -136,13 +156,14 @@ class _Reader:
             raise ValueError(f"`chunks` gave {offset} rows on a later pass, {self.rows} first.")
 
 
-def _first_pass(read: _Reader, num_groups: int):
+def _first_pass(read: _Reader, num_groups: int, *, allow_empty: bool = False):
     """Rows per group, weight per (group, label, decision) cell and, with scores, per cell and
-    top-16-bit key bucket; the largest key."""
+    top-16-bit key bucket, the rows per bucket and the largest key. No rows raise, unless
+    ``allow_empty`` (a process whose share is empty)."""
     G, B = num_groups, 1 << _FIRST_BITS
     rows = np.zeros(G, np.int64)
     cells = np.zeros(4 * G, np.float64)
-    hist, kmax = None, 0
+    hist, brows, kmax = None, None, 0
     for _, y_t, y_p, g, x, w in read():
         rows += np.bincount(g, minlength=G)
         c = 4 * g + 2 * y_t + y_p
@@ -153,17 +174,28 @@ def _first_pass(read: _Reader, num_groups: int):
             top = (keys >> (32 - _FIRST_BITS)).astype(np.int64)
             h = np.bincount(c * B + top, w, minlength=4 * G * B)
             hist = h if hist is None else hist + h
-    if read.rows == 0:
-        raise ValueError("`chunks` gave no rows: an audit needs at least one.")
-    return rows, cells, None if hist is None else hist.reshape(4 * G, B), kmax
+            r = np.bincount(top, minlength=B)
+            brows = r if brows is None else brows + r
+    if read.rows == 0 and not allow_empty:
+        raise ValueError("`chunks` gave no rows: a metric needs at least one.")
+    return rows, cells, None if hist is None else hist.reshape(4 * G, B), brows, kmax
 
 
 # ----------------------------------------------------------------------------- exact KS
 
 
-def _refine_pass(read: _Reader, parents: np.ndarray, bits: int, num_groups: int) -> np.ndarray:
-    """Group weights of the ``2^8`` sub-buckets of each bucket in ``parents`` (sorted
-    ``bits - 8``-bit prefixes): shape ``(G, len(parents) * 256)``."""
+def _refine_pass(
+    read: _Reader,
+    parents: np.ndarray,
+    bits: int,
+    num_groups: int,
+    *,
+    rows: bool = False,
+    combine: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Group weights (``rows=True``: rows) of the ``2^8`` sub-buckets of each bucket in
+    ``parents`` (sorted ``bits - 8``-bit prefixes): shape ``(G, len(parents) * 256)``;
+    ``combine`` sums them over processes."""
     K, S = parents.size, 1 << _NEXT_BITS
     out = np.zeros(num_groups * K * S, np.float64)
     for _, _, _, g, x, w in read():
@@ -171,14 +203,22 @@ def _refine_pass(read: _Reader, parents: np.ndarray, bits: int, num_groups: int)
         idx = np.minimum(np.searchsorted(parents, top >> _NEXT_BITS), K - 1)
         hit = parents[idx] == top >> _NEXT_BITS
         code = (g[hit] * K + idx[hit]) * S + (top[hit] & (S - 1))
-        out += np.bincount(code, None if w is None else w[hit], minlength=out.size)
+        out += np.bincount(code, None if w is None or rows else w[hit], minlength=out.size)
+    out = out if combine is None else combine(out)
     return out.reshape(num_groups, K * S)
 
 
-def _exact_ks_points(read: _Reader, hist: np.ndarray, kmax: int, num_groups: int):
+def _exact_ks_points(
+    read: _Reader,
+    hist: np.ndarray,
+    kmax: int,
+    num_groups: int,
+    combine: Callable[[np.ndarray], np.ndarray] | None = None,
+):
     """Points and group weights on which the groups' CDFs are exact and the KS distance is
     attained: ``(keys (P,), weights (G, P))``, each point's weight being the group's weight
-    since the previous point."""
+    since the previous point. ``combine`` sums each pass's counts over processes (``hist``
+    and ``kmax`` must be the combined ones)."""
     G = num_groups
     mass = hist.reshape(G, 4, -1).sum(1)  # (G, buckets)
     total = mass.sum(1, keepdims=True)
@@ -201,7 +241,7 @@ def _exact_ks_points(read: _Reader, hist: np.ndarray, kmax: int, num_groups: int
             break
         parents, base = prefixes[split], before[:, split]
         bits += _NEXT_BITS
-        mass = _refine_pass(read, parents, bits, G)
+        mass = _refine_pass(read, parents, bits, G, combine=combine)
         S = 1 << _NEXT_BITS
         within = mass.reshape(G, -1, S)
         before = np.repeat(base, S, axis=1) + (np.cumsum(within, 2) - within).reshape(G, -1)
@@ -354,7 +394,7 @@ def audit_report_streaming(
     grid_size = v.check_scalar(grid_size, "grid_size", integer=True, positive=True)
     read = _Reader(chunks, num_groups)
     G = num_groups
-    rows, cells, hist, kmax = _first_pass(read, G)
+    rows, cells, hist, _, kmax = _first_pass(read, G)
     labelled, weighted = read.layout[0], read.layout[4]
     criteria = check_criteria(criteria, labelled)
     if cells.sum() <= 0:
