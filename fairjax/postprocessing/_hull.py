@@ -200,11 +200,19 @@ def _roc_hull(
 
 
 def check_inputs(
-    scores: ArrayLike, labels: ArrayLike, groups: ArrayLike, weights: ArrayLike | None, num_groups
+    scores: ArrayLike,
+    labels: ArrayLike,
+    groups: ArrayLike,
+    weights: ArrayLike | None,
+    num_groups,
+    *,
+    allow_empty: bool = False,
 ):
-    """Validated ``(scores, labels, groups, weights)`` (weights may be None)."""
+    """Validated ``(scores, labels, groups, weights)`` (weights may be None); ``allow_empty``
+    accepts zero rows (one chunk of a stream)."""
     s = v.as_array(scores, "scores", ndim=1)
-    v.check_nonempty(s, "scores")
+    if not allow_empty:
+        v.check_nonempty(s, "scores")
     v.check_finite(s, "scores")
     n = s.shape[0]
     y = v.as_array(labels, "labels", ndim=1)
