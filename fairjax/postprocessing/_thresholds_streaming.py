@@ -42,12 +42,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
 from fairjax import criteria
-from fairjax.postprocessing._distributed import _from_keys, _order_keys
+from fairjax._keys import float_keys, key_floats
 from fairjax.postprocessing._hull import check_inputs
 from fairjax.postprocessing._thresholds import (
     ThresholdState,
@@ -60,7 +59,7 @@ ArrayLike = jax.typing.ArrayLike
 
 _FIRST_BITS = 16  # key bits resolved by the first pass; each later pass resolves 8 more
 _NEXT_BITS = 8
-_MAX_PARENTS = 2048  # buckets split in one pass, per group: 2^19 sub-buckets per group
+_MAX_PARENTS = 4096  # buckets split in one pass, per group: 2^20 sub-buckets per group
 _NEAR = 1e-6  # points this close to the hull (relative to the group's weight) are kept
 _KEYS = ("scores", "labels", "groups", "weights")
 
@@ -118,20 +117,21 @@ class _Reader:
         rows = 0
         for k, chunk in enumerate(self.chunks()):
             s, y, g, w = _parts(chunk, k)
+            # check_inputs refuses all-zero weights, which one chunk of many may have
             zero = _all_zero(w)
             try:
                 s, y, g, w = check_inputs(
                     s, y, g, None if zero else w, self.num_groups, allow_empty=True
                 )
-                if zero:  # check_inputs refuses all-zero weights, which a chunk may have
-                    v.check_length(np.asarray(_parts(chunk, k)[3]), s.shape[0], "weights", "the data")
+                if zero:
+                    v.check_length(np.asarray(_parts(chunk, k)[3]), len(s), "weights", "the data")
             except (TypeError, ValueError) as err:
                 raise type(err)(f"chunk {k}: {err}") from None
             rows += s.shape[0]
             if zero or not s.shape[0]:
                 continue
-            keys = np.asarray(_order_keys(s.astype(jnp.float32)))
-            y, g = np.asarray(y == 1).astype(np.int64), np.asarray(g).astype(np.int64)
+            keys = float_keys(np.asarray(s).astype(np.float32))
+            y, g = (np.asarray(y) == 1).astype(np.int64), np.asarray(g).astype(np.int64)
             if w is not None:
                 w = np.asarray(w).astype(np.float32)  # as fit_thresholds casts them
                 keep = w > 0  # rows of weight 0 make no ROC point
@@ -171,18 +171,18 @@ def _count(cells: np.ndarray, keys: np.ndarray, y: np.ndarray, w, size: int, acc
     """Adds the rows' weights per (cell, label) to ``acc[0]`` and their smallest key per cell
     to ``acc[1]``."""
     np.add(acc[0], np.bincount(2 * cells + y, w, minlength=2 * size), out=acc[0])
-    np.minimum.at(acc[1], cells, keys)
+    np.minimum.at(acc[1], cells, keys.astype(np.uint32))
 
 
 def _nonempty(acc, group, lo, bits) -> _Buckets:
     counts = acc[0].reshape(-1, 2)
     keep = np.flatnonzero(counts.sum(1) > 0)
-    b = (group, lo, bits, counts[:, 0], counts[:, 1], acc[1], np.zeros(lo.size, bool))
-    return _Buckets(*(a[keep] for a in b))
+    neg, pos, low = counts[keep, 0], counts[keep, 1], acc[1][keep].astype(np.int64)
+    return _Buckets(group[keep], lo[keep], bits[keep], neg, pos, low, np.zeros(keep.size, bool))
 
 
 def _new_acc(size: int):
-    return np.zeros(2 * size), np.full(size, np.iinfo(np.int64).max, np.int64)
+    return np.zeros(2 * size), np.full(size, np.iinfo(np.uint32).max, np.uint32)
 
 
 def _first_pass(read: _Reader, num_groups: int) -> _Buckets:
@@ -194,6 +194,8 @@ def _first_pass(read: _Reader, num_groups: int) -> _Buckets:
         _count(g * B + (k >> (32 - _FIRST_BITS)), k, y, w, num_groups * B, acc)
     if not read.rows:
         raise ValueError("`chunks` gave no rows: the fit needs calibration rows.")
+    if not acc[0].any():
+        raise ValueError("`weights` must not be all zero.")
     cell = np.arange(num_groups * B)
     lo = (cell % B) << (32 - _FIRST_BITS)
     return _nonempty(acc, cell // B, lo, np.full(cell.size, _FIRST_BITS))
@@ -369,7 +371,7 @@ def fit_thresholds_streaming(
         num_groups, criterion, objective, tolerance, false_positive_cost, false_negative_cost
     )
     b = _resolve(_Reader(chunks, num_groups), num_groups, crit)
-    score = np.asarray(_from_keys(jnp.asarray(b.low.astype(np.uint32)), jnp.float32))
+    score = key_floats(b.low)
     weight = np.stack([b.neg, b.pos], axis=1).reshape(-1)
     keep = weight > 0
     return fit_thresholds(
