@@ -24,16 +24,20 @@ the rows:
    :math:`2^8` sub-buckets (the next 8 key bits); the hull only rises as points are added, so
    a bucket once cleared stays cleared. After the third pass every bucket left to split is one
    key, a single float32 score (tied scores: one ROC point, as in :func:`roc_hull`).
-4. The resolved buckets form a small weighted data set: per bucket, one negative and one
+4. A point of the known ones that lies under their hull is no vertex either: cleared buckets
+   are joined across such points, and the buckets stay few. Points within a relative
+   ``1e-6`` of the hull are kept apart (float32 sums and cross products, as the hull of
+   :func:`roc_hull` uses, may count them as vertices).
+5. The resolved buckets form a small weighted data set: per bucket, one negative and one
    positive row at the bucket's smallest score, weighing the bucket's negatives and positives.
    Its ROC points are a subset of the data's that holds every hull vertex with its threshold,
    so :func:`~fairjax.postprocessing.fit_thresholds` on it builds the same hull and solves the
    same LP.
 
-Cost: the first pass and at most two more in general (more only when over
-``1024 x num_groups`` buckets must be split at once: they are then split in several passes);
-each pass reads every chunk once. Memory: one chunk, ``2^16 x num_groups`` buckets in the first
-pass, at most ``2^18 x num_groups`` sub-buckets in a later one, and the resolved buckets.
+Cost: the first pass and two more in general; a pass splits at most ``4096 x num_groups``
+buckets, and more wait for the next pass. Each pass reads every chunk once. Memory: one
+chunk, ``2^16 x num_groups`` buckets in the first pass, at most ``2^20 x num_groups``
+sub-buckets in a later one, and the resolved buckets.
 """
 
 from __future__ import annotations
@@ -262,8 +266,9 @@ def _examine(b: _Buckets, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
         scale = fp[-1] + tp[-1]
         above = tp > np.interp(fp - b.neg[sl], hx, hy) - 1e-9 * scale
         split[sl] = ~b.done[sl] & (b.bits[sl] < 32) & (b.neg[sl] > 0) & (b.pos[sl] > 0) & above
-        # Points near the hull are kept, not merged, whether or not float32 counts them as
-        # vertices (fit_thresholds decides, as on the gathered rows).
+        # Points near the hull are kept, not merged: fit_thresholds decides in float32 whether
+        # they are vertices, as on the gathered rows (its cross products of counts round at
+        # a relative ~2^-22 of the group's weight).
         near[sl] = tp >= np.interp(fp, hx, hy) - _NEAR * scale
     return split, near
 

@@ -223,13 +223,12 @@ def test_bad_streams():
 @pytest.mark.parametrize("num_groups", (2, 5))
 @pytest.mark.parametrize("crit", CRITERIA)
 def test_every_criterion_objective_and_tolerance_with_2_and_5_groups(crit, num_groups):
-    s, y, g, w = _data(11 + num_groups, n=2000, num_groups=num_groups, decimals=2,
+    s, y, g, w = _data(11 + num_groups, n=250, num_groups=num_groups, decimals=2,
                        weights="integer")  # fmt: skip
-    sizes = (333, 0, 1, 700, 17)
     for objective in OBJECTIVES:
         for tol in (0.0, 0.03, 0.2):
             streamed, in_memory, passes = _both(
-                s, y, g, w, num_groups, sizes=sizes, criterion=crit, tolerance=tol,
+                s, y, g, w, num_groups, sizes=(33, 0, 1, 70, 17), criterion=crit, tolerance=tol,
                 objective=objective, false_positive_cost=1.5,
             )  # fmt: skip
             _assert_equal(streamed, in_memory, s, g)
@@ -237,11 +236,11 @@ def test_every_criterion_objective_and_tolerance_with_2_and_5_groups(crit, num_g
 
 
 @pytest.mark.slow
-def test_many_distinct_scores_in_many_chunks():
-    s, y, g, _ = _data(20, n=60_000, num_groups=4)
-    sizes = tuple(np.random.default_rng(0).integers(0, 9000, 10))
-    for crit in CRITERIA:
-        streamed, in_memory, passes = _both(s, y, g, None, 4, sizes=sizes, criterion=crit,
-                                            tolerance=0.01)  # fmt: skip
-        _assert_equal(streamed, in_memory, s, g)
-        assert passes <= 3
+@pytest.mark.parametrize("crit", ("demographic_parity", "equalized_odds"))
+def test_many_distinct_scores_in_many_chunks(crit):
+    s, y, g, _ = _data(20, n=20_000, num_groups=4)
+    sizes = tuple(np.random.default_rng(0).integers(0, 3000, 8))
+    streamed, in_memory, passes = _both(s, y, g, None, 4, sizes=sizes, criterion=crit,
+                                        tolerance=0.01)  # fmt: skip
+    _assert_equal(streamed, in_memory, s, g)
+    assert passes <= 3
