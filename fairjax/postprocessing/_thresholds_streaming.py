@@ -174,15 +174,15 @@ class _Buckets(NamedTuple):
 def _count(cells: np.ndarray, keys: np.ndarray, y: np.ndarray, w, size: int, acc) -> None:
     """Adds the rows' weights per (cell, label) to ``acc[0]`` and their smallest key per cell
     to ``acc[1]``."""
-    np.add(acc[0], np.bincount(2 * cells + y, w, minlength=2 * size), out=acc[0])
+    np.add.at(acc[0], 2 * cells + y, 1.0 if w is None else w.astype(np.float64))
     np.minimum.at(acc[1], cells, keys.astype(np.uint32))
 
 
-def _nonempty(acc, group, lo, bits) -> _Buckets:
-    counts = acc[0].reshape(-1, 2)
-    keep = np.flatnonzero(counts.sum(1) > 0)
-    neg, pos, low = counts[keep, 0], counts[keep, 1], acc[1][keep].astype(np.int64)
-    return _Buckets(group[keep], lo[keep], bits[keep], neg, pos, low, np.zeros(keep.size, bool))
+def _nonempty(acc, where: Callable[[np.ndarray], tuple]) -> _Buckets:
+    """The non-empty cells as buckets; ``where(cells)`` gives their ``(group, lo, bits)``."""
+    keep = np.flatnonzero((acc[0][0::2] > 0) | (acc[0][1::2] > 0))
+    neg, pos, low = acc[0][2 * keep], acc[0][2 * keep + 1], acc[1][keep].astype(np.int64)
+    return _Buckets(*where(keep), neg, pos, low, np.zeros(keep.size, bool))
 
 
 def _new_acc(size: int):
@@ -200,9 +200,7 @@ def _first_pass(read: _Reader, num_groups: int) -> _Buckets:
         raise ValueError("`chunks` gave no rows: the fit needs calibration rows.")
     if not acc[0].any():
         raise ValueError("`weights` must not be all zero.")
-    cell = np.arange(num_groups * B)
-    lo = (cell % B) << (32 - _FIRST_BITS)
-    return _nonempty(acc, cell // B, lo, np.full(cell.size, _FIRST_BITS))
+    return _nonempty(acc, lambda c: (c // B, (c % B) << (32 - _FIRST_BITS), c * 0 + _FIRST_BITS))
 
 
 def _split_pass(read: _Reader, parents: _Buckets) -> _Buckets:
@@ -222,10 +220,13 @@ def _split_pass(read: _Reader, parents: _Buckets) -> _Buckets:
         i, k = i[hit], k[hit]
         cells = i * S + ((k - p.lo[i]) >> shift[i])
         _count(cells, k, y[hit], None if w is None else w[hit], K * S, acc)
-    cell = np.arange(K * S)
-    parent = cell // S
-    lo = p.lo[parent] + ((cell % S) << shift[parent])
-    return _nonempty(acc, p.group[parent], lo, p.bits[parent] + _NEXT_BITS)
+
+    def where(cells):
+        parent = cells // S
+        lo = p.lo[parent] + ((cells % S) << shift[parent])
+        return p.group[parent], lo, p.bits[parent] + _NEXT_BITS
+
+    return _nonempty(acc, where)
 
 
 # ----------------------------------------------------------------------------- hulls
