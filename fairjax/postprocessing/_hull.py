@@ -270,7 +270,9 @@ def roc_hull(
     """Every group's upper ROC convex hull, with the threshold of each vertex.
 
     Tied scores make one ROC point (a threshold selects all of them or none); a vertex on the
-    chord of its neighbours is dropped, so slopes decrease strictly along a hull. Jittable
+    chord of its neighbours is dropped, so slopes decrease strictly along a hull. With unit or
+    integer weights (each group's weight below :math:`2^{24}`) that test is exact, free of
+    float rounding. Jittable
     (``num_groups`` static); ``O(n log n)`` to sort, then one sequential pass.
 
     Args:

@@ -26,8 +26,8 @@ the rows:
    key, a single float32 score (tied scores: one ROC point, as in :func:`roc_hull`).
 4. A point of the known ones that lies under their hull is no vertex either: cleared buckets
    are joined across such points, and the buckets stay few. Points within a relative
-   ``1e-6`` of the hull are kept apart (float32 sums and cross products, as the hull of
-   :func:`roc_hull` uses, may count them as vertices).
+   ``1e-6`` of the hull are kept apart (with non-integer weights, the float32 sums and cross
+   products of :func:`roc_hull` may count them as vertices).
 5. The resolved buckets form a small weighted data set: per bucket, one negative and one
    positive row at the bucket's smallest score, weighing the bucket's negatives and positives.
    Its ROC points are a subset of the data's that holds every hull vertex with its threshold,
@@ -267,9 +267,9 @@ def _examine(b: _Buckets, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
         scale = fp[-1] + tp[-1]
         above = tp > np.interp(fp - b.neg[sl], hx, hy) - 1e-9 * scale
         split[sl] = ~b.done[sl] & (b.bits[sl] < 32) & (b.neg[sl] > 0) & (b.pos[sl] > 0) & above
-        # Points near the hull are kept, not merged: fit_thresholds decides in float32 whether
-        # they are vertices, as on the gathered rows (its cross products of counts round at
-        # a relative ~2^-22 of the group's weight).
+        # Points near the hull are kept, not merged: fit_thresholds decides whether they are
+        # vertices, as on the gathered rows (with non-integer weights its float32 cross
+        # products round at a relative ~2^-22 of the group's weight).
         near[sl] = tp >= np.interp(fp, hx, hy) - _NEAR * scale
     return split, near
 
@@ -334,8 +334,9 @@ def fit_thresholds_streaming(
     are read once per pass, three times in general.
 
     Scores are compared in float32: the result equals ``fit_thresholds`` on the concatenated
-    chunks with the scores cast to float32 (exactly, when the weighted counts add up exactly
-    in float32, as with unit or integer weights; to float rounding otherwise).
+    chunks with the scores cast to float32, bit for bit with unit or integer weights (each
+    group's weight below :math:`2^{24}`, where float32 counts are exact), to float rounding
+    with other weights.
 
     Args:
       chunks: a function returning a fresh iterable of chunks, the same chunks in the same
