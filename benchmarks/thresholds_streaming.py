@@ -15,9 +15,11 @@ scores; ``--decimals 3`` rounds them: heavy ties), then, each in a fresh process
 Each fit's time includes its compilation (a first call); the streamed time includes
 generating the chunks at each pass, the gathered time does not (generation is timed apart).
 The two states of every criterion are compared field by field, and so are their decisions on
-the first chunk. Writes ``results/thresholds_streaming_<platform>.json`` and ``.md``::
+the first chunk. Writes ``results/thresholds_streaming_<platform>[_decimals<d>].json`` and
+``.md``::
 
     python benchmarks/thresholds_streaming.py --rows 10000000
+    python benchmarks/thresholds_streaming.py --rows 10000000 --decimals 3
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def write(results: dict, args: argparse.Namespace) -> None:
     import jax
 
     platform = jax.default_backend()
-    name = os.path.join(HERE, "results", f"thresholds_streaming_{platform}")
+    ties = "" if args.decimals is None else f"_decimals{args.decimals}"
+    name = os.path.join(HERE, "results", f"thresholds_streaming_{platform}{ties}")
     with open(name + ".json", "w") as f:
         json.dump(results, f, indent=2)
     st, ga, base = results["streamed"], results["gathered"], results["baseline"]
