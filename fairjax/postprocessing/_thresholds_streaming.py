@@ -364,11 +364,11 @@ def fit_thresholds_streaming(
       >>> import numpy as np
       >>> from fairjax.postprocessing import fit_thresholds, fit_thresholds_streaming
       >>> rng = np.random.default_rng(0)
-      >>> g = rng.integers(0, 2, 5000)
-      >>> s = rng.random(5000).astype(np.float32)
-      >>> y = (rng.random(5000) < s * (0.6 + 0.3 * g)).astype(int)
-      >>> chunks = lambda: ((s[a : a + 1200], y[a : a + 1200], g[a : a + 1200])
-      ...                   for a in range(0, 5000, 1200))
+      >>> g = rng.integers(0, 2, 250)
+      >>> s = rng.random(250).astype(np.float32)
+      >>> y = (rng.random(250) < s * (0.6 + 0.3 * g)).astype(int)
+      >>> chunks = lambda: ((s[a : a + 60], y[a : a + 60], g[a : a + 60])
+      ...                   for a in range(0, 250, 60))
       >>> streamed = fit_thresholds_streaming(chunks, num_groups=2, criterion="equal_opportunity")
       >>> in_memory = fit_thresholds(s, y, g, num_groups=2, criterion="equal_opportunity")
       >>> bool(np.array_equal(streamed.lower, in_memory.lower))
