@@ -49,6 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax._keys import float_keys as _float_keys
+from fairjax._keys import key_floats as _key_floats
 from fairjax.metrics._audit import (
     _all_metrics,
     _point_stats,
@@ -63,18 +65,6 @@ _FIRST_BITS = 16  # key bits resolved by the first pass; each later pass resolve
 _NEXT_BITS = 8
 _BLOCK = 4096  # rows per block of the row-by-row Poisson draws (weighted data)
 _KEYS = ("y_true", "y_pred", "groups", "scores", "weights")
-
-
-def _float_keys(x: np.ndarray) -> np.ndarray:
-    """uint32 keys with the order of the float32 values ``x`` (-0.0 as +0.0)."""
-    u = np.where(x == 0, np.float32(0), x).astype(np.float32).view(np.uint32)
-    return np.where(u >> 31, ~u, u | np.uint32(1 << 31)).astype(np.uint32)
-
-
-def _key_floats(k: np.ndarray) -> np.ndarray:
-    """The float32 values of :func:`_float_keys` keys."""
-    k = np.asarray(k, np.uint32)
-    return np.where(k >> 31, k ^ np.uint32(1 << 31), ~k).astype(np.uint32).view(np.float32)
 
 
 def _chunk(

@@ -24,7 +24,9 @@ Fair classification by post-processing: :func:`fit_thresholds` chooses group-spe
 thresholds on the scores of any binary classifier, the exact optimum of the linear program over
 each group's ROC convex hull (:func:`roc_hull`) under demographic parity, TPR or FPR parity or
 equalized odds, with a tolerance; :func:`apply_thresholds` gives expected or drawn decisions
-(Hardt, Price, Srebro, NeurIPS 2016; Cruz, Hardt, ICLR 2024).
+(Hardt, Price, Srebro, NeurIPS 2016; Cruz, Hardt, ICLR 2024). :func:`fit_thresholds_streaming`
+fits the same thresholds on data read in chunks, never gathered, equal to the in-memory fit
+(the hull vertices found by counting passes over the scores' float32 keys).
 """
 
 from fairjax.postprocessing._apply import apply_barycenter
@@ -44,6 +46,7 @@ from fairjax.postprocessing._thresholds import (
     apply_thresholds,
     fit_thresholds,
 )
+from fairjax.postprocessing._thresholds_streaming import fit_thresholds_streaming
 
 __all__ = [
     "FORMAT_VERSION",
@@ -59,6 +62,7 @@ __all__ = [
     "fit_barycenter_sharded",
     "fit_barycenter_streaming",
     "fit_thresholds",
+    "fit_thresholds_streaming",
     "load_barycenter",
     "roc_hull",
     "save_barycenter",

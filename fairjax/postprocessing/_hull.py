@@ -80,6 +80,38 @@ class ROCHull(NamedTuple):
         return jnp.clip(jnp.searchsorted(self.start, idx, side="right") - 1, 0)
 
 
+def _on_or_below(dx: Array, ey: Array, dy: Array, ex: Array) -> Array:
+    """``dx * ey - dy * ex >= 0`` for non-negative ``dx, ey, dy, ex``: point ``b`` on or below
+    the chord from ``a`` to ``c`` (``d = b - a``, ``e = c - a``).
+
+    Float products of counts round once they pass the float's integer range (``2^24`` in
+    float32), so a point on a chord could be kept or a vertex dropped by rounding alone. When
+    the four differences are integers below ``2^24`` (unit or integer weights, fewer than
+    ``2^24`` of them per group), the sign is computed exactly instead, in int32 digits of 12
+    bits: ``u v = u_1 v_1 2^24 + (u_1 v_0 + u_0 v_1) 2^12 + u_0 v_0``, every partial product
+    below ``2^24``, then the carries propagated, so the sign of the difference is the sign of
+    its top digit. The result then depends only on the points, not on their rounding, and the
+    same hull comes out of any subset of the rows that holds its vertices.
+    """
+    parts = (dx, ey, dy, ex)
+    integral = functools.reduce(
+        jnp.logical_and, [(p == jnp.floor(p)) & (p < 2.0**24) for p in parts]
+    )
+    u1, u0, v1, v0, w1, w0, z1, z0 = (
+        d for p in parts for d in _digits(jnp.where(integral, p, 0).astype(jnp.int32))
+    )
+    top = u1 * v1 - w1 * z1
+    mid = (u1 * v0 + u0 * v1) - (w1 * z0 + w0 * z1)
+    low = u0 * v0 - w0 * z0
+    mid = mid + (low >> 12)  # arithmetic shifts: floor divisions, for the carries
+    top = top + (mid >> 12)
+    return jnp.where(integral, top >= 0, dx * ey - dy * ex >= 0)
+
+
+def _digits(u: Array) -> tuple[Array, Array]:
+    return u >> 12, u & 4095
+
+
 def _hull_pass(neg: Array, pos: Array, first: Array, valid: Array):
     """One pass of Andrew's monotone chain over rows sorted by group, then decreasing score.
 
@@ -101,8 +133,8 @@ def _hull_pass(neg: Array, pos: Array, first: Array, valid: Array):
 
         def pop(t):
             a, b = t - 1, t
-            cross = (fp[b] - fp[a]) * (cy - tp[a]) - (tp[b] - tp[a]) * (cx - fp[a])
-            return valid[i] & ~same & (t - base >= 1) & (cross >= 0)
+            below = _on_or_below(fp[b] - fp[a], cy - tp[a], tp[b] - tp[a], cx - fp[a])
+            return valid[i] & ~same & (t - base >= 1) & below
 
         # A point equal to the stack's top (rows of zero weight: padding, masked rows) is
         # skipped, so the earlier vertex keeps its threshold.
@@ -200,11 +232,19 @@ def _roc_hull(
 
 
 def check_inputs(
-    scores: ArrayLike, labels: ArrayLike, groups: ArrayLike, weights: ArrayLike | None, num_groups
+    scores: ArrayLike,
+    labels: ArrayLike,
+    groups: ArrayLike,
+    weights: ArrayLike | None,
+    num_groups,
+    *,
+    allow_empty: bool = False,
 ):
-    """Validated ``(scores, labels, groups, weights)`` (weights may be None)."""
+    """Validated ``(scores, labels, groups, weights)`` (weights may be None); ``allow_empty``
+    accepts zero rows (one chunk of a stream)."""
     s = v.as_array(scores, "scores", ndim=1)
-    v.check_nonempty(s, "scores")
+    if not allow_empty:
+        v.check_nonempty(s, "scores")
     v.check_finite(s, "scores")
     n = s.shape[0]
     y = v.as_array(labels, "labels", ndim=1)
@@ -230,7 +270,9 @@ def roc_hull(
     """Every group's upper ROC convex hull, with the threshold of each vertex.
 
     Tied scores make one ROC point (a threshold selects all of them or none); a vertex on the
-    chord of its neighbours is dropped, so slopes decrease strictly along a hull. Jittable
+    chord of its neighbours is dropped, so slopes decrease strictly along a hull. With unit or
+    integer weights (each group's weight below :math:`2^{24}`) that test is exact, free of
+    float rounding. Jittable
     (``num_groups`` static); ``O(n log n)`` to sort, then one sequential pass.
 
     Args:

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -320,7 +320,22 @@ def _fit(
     return ThresholdState(lower, upper, probs, x, y, P, N)
 
 
-def _check_groups_present(P: np.ndarray, N: np.ndarray, crit: str) -> None:
+def check_options(
+    num_groups: Any, criterion: Any, objective: Any, tolerance: Any, fp_cost: Any, fn_cost: Any
+) -> tuple[int, str]:
+    """Validated options of :func:`fit_thresholds`: ``(num_groups, criterion name)``."""
+    num_groups = v.check_num_groups(num_groups)
+    crit = criteria.get(criterion, allowed=THRESHOLD_CRITERIA).name
+    criteria.check_option(objective, "objective", THRESHOLD_OBJECTIVES)
+    v.check_scalar(tolerance, "tolerance", low=0, high=1)
+    v.check_scalar(fp_cost, "false_positive_cost", nonnegative=True)
+    v.check_scalar(fn_cost, "false_negative_cost", nonnegative=True)
+    return num_groups, crit
+
+
+def check_groups_present(P: np.ndarray, N: np.ndarray, crit: str) -> None:
+    """Raises if a group lacks the rows (weighted positives ``P``, negatives ``N``) that the
+    criterion's rates count."""
     need = {
         "demographic_parity": (P + N, "rows"),
         "equal_opportunity": (P, "positive rows"),
@@ -403,19 +418,16 @@ def fit_thresholds(
       section 4; Cruz, Hardt, *Unprocessing seven years of algorithmic fairness*, ICLR 2024,
       section 3 (relaxed constraints).
     """
-    num_groups = v.check_num_groups(num_groups)
-    crit = criteria.get(criterion, allowed=THRESHOLD_CRITERIA).name
-    criteria.check_option(objective, "objective", THRESHOLD_OBJECTIVES)
-    v.check_scalar(tolerance, "tolerance", low=0, high=1)
-    v.check_scalar(false_positive_cost, "false_positive_cost", nonnegative=True)
-    v.check_scalar(false_negative_cost, "false_negative_cost", nonnegative=True)
+    num_groups, crit = check_options(
+        num_groups, criterion, objective, tolerance, false_positive_cost, false_negative_cost
+    )
     s, y, g, w = check_inputs(scores, labels, groups, weights, num_groups)
     if v.is_concrete(y, g, w):
         yy, gg = np.asarray(y), np.asarray(g)
         ww = np.ones(yy.shape[0]) if w is None else np.asarray(w)
         P = np.bincount(gg, ww * (yy == 1), minlength=num_groups)
         N = np.bincount(gg, ww * (yy == 0), minlength=num_groups)
-        _check_groups_present(P, N, crit)
+        check_groups_present(P, N, crit)
     rows, presorted = prepare(s, y, g, w, num_groups=num_groups)
     return _fit(
         *rows,

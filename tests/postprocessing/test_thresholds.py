@@ -343,3 +343,20 @@ def test_membership_matrix_mixes_the_group_rules():
     np.testing.assert_allclose(pp.apply_thresholds(st, s, soft), np.mean(each, 0), atol=1e-6)
     with pytest.raises(ValueError, match="sum to 1"):
         pp.apply_thresholds(st, s, 2 * onehot)
+
+
+def test_hull_is_exact_for_integer_counts_past_the_float32_products():
+    # Per group, b = (4097, q) lies on the chord from (0, 0) to c = 3 b: not a vertex. The two
+    # products of the cross product are 3 * 4097 * q, beyond float32's integers (rounded up for
+    # q = 4097, down for q = 4099): a float cross product, fused (FMA) or not, can leave b on
+    # the hull of one of the groups.
+    q = np.array([4097.0, 4099.0])
+    s = np.tile(np.array([0.9, 0.9, 0.5, 0.5, 0.1], np.float32), 2)
+    y = np.tile([0, 1, 0, 1, 0], 2)
+    g = np.repeat([0, 1], 5)
+    w = np.concatenate([[4097, qk, 2 * 4097, 2 * qk, 1] for qk in q]).astype(np.float32)
+    hull = pp.roc_hull(s, y, g, num_groups=2, weights=w)
+    for k in range(2):
+        sl = slice(int(hull.start[k]), int(hull.start[k] + hull.count[k]))
+        np.testing.assert_array_equal(hull.false_positives[sl], [0, 3 * 4097, 3 * 4097 + 1])
+        np.testing.assert_array_equal(hull.true_positives[sl], [0, 3 * q[k], 3 * q[k]])
