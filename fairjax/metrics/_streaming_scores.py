@@ -36,13 +36,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax._keys import float_keys as _float_keys
+from fairjax._keys import key_floats as _key_floats
 from fairjax.metrics._streaming import (
     _FIRST_BITS,
     _NEXT_BITS,
     _exact_ks_points,
     _first_pass,
-    _float_keys,
-    _key_floats,
     _Reader,
     _refine_pass,
 )
