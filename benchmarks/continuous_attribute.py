@@ -328,28 +328,29 @@ def main() -> None:
         for seed in seeds:
             mine, s = run_one(name, label, lams, seed, args, (train, test, sub))
             rows += mine
-            summary[f"{label}:{seed}" if len(seeds) > 1 else label] = s
-        commands[label] = (
+            summary[label if seed == 0 else f"{label}:{seed}"] = s
+        commands[label if seeds == [0] else f"{label}:{args.seeds}"] = (
             "python benchmarks/continuous_attribute.py "
             f"--penalties {name} --steps {args.steps} --lams {','.join(f'{x:g}' for x in lams)}"
             + (f" --seeds {args.seeds}" if len(seeds) > 1 else "")
             + (f" --hidden {args.hidden}" if args.hidden and name != "fairret" else "")
             + (" --fairret-python path/to/python" if name == "fairret" else "")
         )
-    merge_and_write(rows, summary, commands, set(labels.values()))
+    merge_and_write(rows, summary, commands)
 
 
-def merge_and_write(rows, summary, commands, done) -> None:
-    """Replaces the fronts ``done`` in the results file (read now: runs may overlap)."""
+def merge_and_write(rows, summary, commands) -> None:
+    """Replaces the fronts (penalty, seed) just run in the results file, read now (runs may
+    overlap)."""
     tag = jax.default_backend()
     path = RESULTS / f"continuous_attribute_{tag}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     if any("fairret_stat" not in r for r in old.get("rows", [])):
         old = {}  # a results file of an older version of this script: start afresh
-    rows = [r for r in old.get("rows", []) if r["penalty"] not in done] + rows
-    kept = {k: s for k, s in old.get("summary", {}).items() if k.split(":")[0] not in done}
-    kept_commands = {k: c for k, c in old.get("commands", {}).items() if k not in done}
-    write(rows, {**kept, **summary}, {**kept_commands, **commands}, tag)
+    done = {(r["penalty"], r["seed"]) for r in rows}
+    rows = [r for r in old.get("rows", []) if (r["penalty"], r["seed"]) not in done] + rows
+    summary = {**old.get("summary", {}), **summary}
+    write(rows, summary, {**old.get("commands", {}), **commands}, tag)
 
 
 def write(rows, summary, commands, tag) -> None:
