@@ -19,22 +19,27 @@ dependence of the predicted probabilities on age as :func:`fairjax.metrics.hgr_c
 (ranks, degree 3), :func:`fairjax.metrics.hsic` (exact, normalised) and
 :func:`fairjax.metrics.distance_correlation` (both on a fixed 4,000-row subsample), and
 :func:`fairjax.metrics.binned_parity_difference` (the DP gap of the hard decisions across age
-quartiles: what binning the attribute sees). The training accuracy and HGR are recorded too.
+quartiles: what binning the attribute sees), and fairret's own statistic, the normalised
+covariance :math:`|\\operatorname{cov}(s, p)| / (\\bar s \\bar p)` with age min-max scaled
+(:func:`fairret_statistic`). The training accuracy and HGR are recorded too. ``--hidden H``
+trains a one-hidden-layer MLP instead (initialised with the ``--seeds`` keys).
 
 The summary row of a penalty is chosen **on the training rows**: the most accurate model (on
 train) whose training HGR is at most 30% of the unpenalised model's; its test accuracy cost
 and test HGR reduction are reported with 95% intervals from a paired bootstrap of the test rows
 (the training itself is deterministic: full batch from zero, except the HSIC features' key).
 
-Writes ``benchmarks/results/continuous_attribute_<platform>.json`` and ``.md``; with
-``--penalties`` it runs those only and replaces their rows in an existing results file.
+Writes ``benchmarks/results/continuous_attribute_<platform>.json`` and ``.md`` (with the
+default grids, ``continuous_attribute_<platform>_quick.*``); it replaces the rows of the
+(penalty, seed) fronts it ran in an existing results file and keeps the others.
 
 Usage::
 
     python benchmarks/continuous_attribute.py                 # a few minutes: a coarse HGR front
     python benchmarks/continuous_attribute.py --full \\
         --fairret-python path/to/venv/bin/python              # the fronts of the results page
-    python benchmarks/continuous_attribute.py --penalties hgr --lams 0,1,1.2 --steps 1000
+    python benchmarks/continuous_attribute.py --penalties hsic --lams 0,3.8,4.1 --seeds 1,2
+    python benchmarks/continuous_attribute.py --render      # rewrite the .md from the .json
 """
 
 from __future__ import annotations
@@ -256,6 +261,9 @@ def parse_args():
     )
     parser.add_argument("--hidden", type=int, default=0, help="MLP hidden units (0: linear)")
     parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md from the results .json"
+    )
+    parser.add_argument(
         "--fairret-python",
         default=os.environ.get("FAIRRET_PYTHON"),
         help="a Python with torch and fairret (default: $FAIRRET_PYTHON; none: skip fairret)",
@@ -312,12 +320,16 @@ def run_one(name, label, lams, seed, args, data):
 
 def main() -> None:
     args, chosen = parse_args()
+    if args.render:
+        merge_and_write([], {}, {}, stem(args))
+        return
     train, test = adult_with_age()
     sub = np.asarray(jax.random.choice(jax.random.key(1), len(test[1]), (4000,), replace=False))
     labels = {
         n: n if n == "fairret" or not args.hidden else f"{n}-mlp{args.hidden}" for n in chosen
     }
     rows, summary, commands = [], {}, {}
+    quick = stem(args).endswith("_quick")
     for name, label in labels.items():
         lams = GRIDS[name][1 if args.full else 0]
         if args.lams is not None:
@@ -331,35 +343,42 @@ def main() -> None:
             summary[label if seed == 0 else f"{label}:{seed}"] = s
         commands[label if seeds == [0] else f"{label}:{args.seeds}"] = (
             "python benchmarks/continuous_attribute.py "
-            f"--penalties {name} --steps {args.steps} --lams {','.join(f'{x:g}' for x in lams)}"
-            + (f" --seeds {args.seeds}" if len(seeds) > 1 else "")
+            f"--penalties {name} --steps {args.steps}"
+            + ("" if quick else f" --lams {','.join(f'{x:g}' for x in lams)}")
+            + (f" --seeds {args.seeds}" if seeds != [0] else "")
             + (f" --hidden {args.hidden}" if args.hidden and name != "fairret" else "")
             + (" --fairret-python path/to/python" if name == "fairret" else "")
         )
-    merge_and_write(rows, summary, commands)
+    merge_and_write(rows, summary, commands, stem(args))
 
 
-def merge_and_write(rows, summary, commands) -> None:
+def stem(args) -> str:
+    """The results file: ``_quick`` for the default grids, so they never replace the fronts."""
+    quick = not (args.full or args.lams is not None or args.render)
+    return f"continuous_attribute_{jax.default_backend()}" + ("_quick" if quick else "")
+
+
+def merge_and_write(rows, summary, commands, name) -> None:
     """Replaces the fronts (penalty, seed) just run in the results file, read now (runs may
     overlap)."""
     tag = jax.default_backend()
-    path = RESULTS / f"continuous_attribute_{tag}.json"
+    path = RESULTS / f"{name}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     if any("fairret_stat" not in r for r in old.get("rows", [])):
         old = {}  # a results file of an older version of this script: start afresh
     done = {(r["penalty"], r["seed"]) for r in rows}
     rows = [r for r in old.get("rows", []) if (r["penalty"], r["seed"]) not in done] + rows
     summary = {**old.get("summary", {}), **summary}
-    write(rows, summary, {**old.get("commands", {}), **commands}, tag)
+    write(rows, summary, {**old.get("commands", {}), **commands}, tag, name)
 
 
-def write(rows, summary, commands, tag) -> None:
+def write(rows, summary, commands, tag, name) -> None:
     RESULTS.mkdir(exist_ok=True)
     rows = sorted(rows, key=lambda r: (r["penalty"], r["seed"], r["lam"]))
     meta = {"jax": jax.__version__, "platform": platform.platform(), "backend": tag}
     meta["python"] = sys.version.split()[0]
     out = {"meta": meta, "commands": commands, "rows": rows, "summary": summary}
-    (RESULTS / f"continuous_attribute_{tag}.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
     lines = [
         "# Continuous attribute: Adult, age (logistic regression without the age column)",
         "",
@@ -412,7 +431,34 @@ def write(rows, summary, commands, tag) -> None:
             f"| {name} | {s['base_accuracy']:.4f} | {s['base_hgr']:.3f} | {chosen} | {best} | "
             f"{s['seconds']:.0f} | {load} |"
         )
-    (RESULTS / f"continuous_attribute_{tag}.md").write_text("\n".join(lines) + "\n")
+    lines += seed_lines(summary)
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def seed_lines(summary) -> list[str]:
+    """Mean and spread over the seeds of each front that has several (HSIC feature keys)."""
+    fronts: dict[str, list] = {}
+    for key, s in summary.items():
+        fronts.setdefault(key.split(":")[0], []).append(s["chosen_on_train"])
+    lines = []
+    for label, chosen in fronts.items():
+        if len(chosen) < 2:
+            continue
+        found = [c for c in chosen if c is not None]
+        line = f"{label}, the model chosen on train, over {len(chosen)} seeds: "
+        if len(found) < len(chosen):
+            line += f"{len(chosen) - len(found)} found none; "
+        if found:
+            cost = np.array([c["accuracy_cost_points"] for c in found])
+            red = np.array([c["hgr_reduction_pct"] for c in found])
+            lams = ", ".join(f"{c['lam']:g}" for c in found)
+            line += (
+                f"cost {cost.mean():.2f} points (range {cost.min():.2f}-{cost.max():.2f}), "
+                f"HGR reduction {red.mean():.1f}% (range {red.min():.1f}-{red.max():.1f}); "
+                f"chosen lam {lams}."
+            )
+        lines += ["", line]
+    return lines
 
 
 if __name__ == "__main__":
