@@ -358,27 +358,27 @@ def stem(args) -> str:
     return f"continuous_attribute_{jax.default_backend()}" + ("_quick" if quick else "")
 
 
-def merge_and_write(rows, summary, commands, name) -> None:
+def merge_and_write(rows, summary, commands, file_stem) -> None:
     """Replaces the fronts (penalty, seed) just run in the results file, read now (runs may
     overlap)."""
     tag = jax.default_backend()
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / f"{file_stem}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     if any("fairret_stat" not in r for r in old.get("rows", [])):
         old = {}  # a results file of an older version of this script: start afresh
     done = {(r["penalty"], r["seed"]) for r in rows}
     rows = [r for r in old.get("rows", []) if (r["penalty"], r["seed"]) not in done] + rows
     summary = {**old.get("summary", {}), **summary}
-    write(rows, summary, {**old.get("commands", {}), **commands}, tag, name)
+    write(rows, summary, {**old.get("commands", {}), **commands}, tag, file_stem)
 
 
-def write(rows, summary, commands, tag, name) -> None:
+def write(rows, summary, commands, tag, file_stem) -> None:
     RESULTS.mkdir(exist_ok=True)
     rows = sorted(rows, key=lambda r: (r["penalty"], r["seed"], r["lam"]))
     meta = {"jax": jax.__version__, "platform": platform.platform(), "backend": tag}
     meta["python"] = sys.version.split()[0]
     out = {"meta": meta, "commands": commands, "rows": rows, "summary": summary}
-    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"{file_stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         "# Continuous attribute: Adult, age (logistic regression without the age column)",
         "",
@@ -432,7 +432,7 @@ def write(rows, summary, commands, tag, name) -> None:
             f"{s['seconds']:.0f} | {load} |"
         )
     lines += seed_lines(summary)
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{file_stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def seed_lines(summary) -> list[str]:
