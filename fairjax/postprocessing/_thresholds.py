@@ -203,27 +203,31 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
 
 
 def _grid_search(f, lo, hi, steps, points=3):
-    """Maximiser of a concave ``f`` on ``[lo, hi]`` and its value, by nested grids.
+    """Maximiser of a concave ``f`` on ``[lo, hi]``, its value and ``f``'s by-product there,
+    by nested grids.
 
-    Each step evaluates ``f`` at ``points`` evenly spaced interior points (one ``vmap``, so
-    ``f`` is traced once) and keeps the two cells around the best one, which hold a maximiser
-    of a concave function: the bracket shrinks by ``2 / (points + 1)`` per step, so a few
-    sequential steps reach the floating-point resolution.
+    ``f(x)`` returns ``(value, aux)`` (``aux`` any PyTree computed on the way, so the caller
+    need not evaluate ``f`` again at the maximiser). Each step evaluates ``f`` at ``points``
+    evenly spaced interior points (one ``vmap``, so ``f`` is traced once) and keeps the two
+    cells around the best one, which hold a maximiser of a concave function: the bracket
+    shrinks by ``2 / (points + 1)`` per step, so a few sequential steps reach the
+    floating-point resolution.
     """
     frac = jnp.arange(1, points + 1, dtype=lo.dtype) / (points + 1)
 
     def step(_, carry):
-        a, b, _, _ = carry
+        a, b, *_ = carry
         x = a + (b - a) * frac
-        fx = jax.vmap(f)(x)
+        fx, aux = jax.vmap(f)(x)
         i = jnp.argmax(fx)
         left = jnp.where(i == 0, a, x[jnp.maximum(i - 1, 0)])
         right = jnp.where(i == points - 1, b, x[jnp.minimum(i + 1, points - 1)])
-        return left, right, x[i], fx[i]
+        return left, right, x[i], fx[i], jax.tree.map(lambda u: u[i], aux)
 
-    init = (lo, hi, lo, jnp.asarray(-jnp.inf, lo.dtype))
-    _, _, x, fx = jax.lax.fori_loop(0, steps, step, init)
-    return x, fx
+    aux0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(f, lo)[1])
+    init = (lo, hi, lo, jnp.asarray(-jnp.inf, lo.dtype), aux0)
+    _, _, x, fx, aux = jax.lax.fori_loop(0, steps, step, init)
+    return x, fx, aux
 
 
 def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
@@ -252,19 +256,18 @@ def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
         x = jnp.minimum(jnp.maximum(jnp.minimum(xbest, xc), lo), hi)
         return x, jnp.minimum(Y + eps, upper(x))
 
-    def value(X, Y):
+    def value(X, Y):  # the objective in the box, and each group's point
         x, y = points(X, Y)
-        return jnp.sum(a * y - b * x)
+        return jnp.sum(a * y - b * x), (x, y)
 
     dtype = fx.dtype
     steps = math.ceil(math.log(jnp.finfo(dtype).eps) / math.log(2 / 4)) + 2
 
-    def best_y(X):
+    def best_y(X):  # the best box at X: its value and the groups' points (one grid search)
         top = jnp.minimum(1, jnp.min(upper(jnp.full(num, jnp.minimum(X + eps, 1)))))
-        return _grid_search(lambda Y: value(X, Y), X, jnp.maximum(top, X), steps)
+        return _grid_search(lambda Y: value(X, Y), X, jnp.maximum(top, X), steps)[1:]
 
-    X, _ = _grid_search(lambda X: best_y(X)[1], jnp.zeros((), dtype), jnp.ones((), dtype), steps)
-    return points(X, best_y(X)[0])
+    return _grid_search(best_y, jnp.zeros((), dtype), jnp.ones((), dtype), steps)[2]
 
 
 # ----------------------------------------------------------------------------- fit
