@@ -4,8 +4,9 @@ All on the same split (the loader's train/test) and the same features:
 
 1. Post-processing: scikit-learn ``LogisticRegression(max_iter=1000)`` scores on the training
    split, then :func:`fairjax.postprocessing.fit_thresholds` (demographic parity) over 21
-   tolerances in ``[0, 0.2]`` in one program (``jax.vmap`` over ``tolerance``), applied to the
-   test scores (expected decisions).
+   tolerances in ``[0, 0.2]`` in one program (``jax.vmap`` over ``tolerance``; the same
+   function as ``thresholds_vs_peers.py``'s front, compiled time the median of 3), applied to
+   the test scores (expected decisions).
 2. In-processing, randomised: :func:`fairjax.training.fit_rate_constrained_mixture` (a linear
    model, full-batch Adam, ``--steps`` steps) at a few bounds on the training DP gap; the
    expected decisions of the mixture on the test split.
@@ -17,7 +18,7 @@ All on the same split (the loader's train/test) and the same features:
 Writes ``benchmarks/results/thresholds_front_<platform>.json`` and ``.md`` and
 ``docs/img/thresholds_front_vs_inprocessing.png``.
 
-Usage::
+Usage (as a script: it imports its neighbour ``thresholds_vs_peers``)::
 
     FAIRJAX_DATA_HOME=path/to/data python benchmarks/postprocessing_front.py
 """
@@ -34,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from thresholds_vs_peers import accuracy, front, gap  # run as a script from benchmarks/
 
-from fairjax import criteria, datasets, ferm, plotting, training
-from fairjax import postprocessing as pp
+from fairjax import datasets, ferm, plotting, training
 
 ROOT = pathlib.Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -46,14 +47,7 @@ EPS = (0.0, 0.02, 0.05, 0.1, 0.2)
 
 
 def dp_gap(p, g, y, num_groups):
-    rates, counts = criteria.group_rates(
-        jnp.asarray(p, jnp.float32), g, y, criterion="demographic_parity", num_groups=num_groups
-    )
-    return float(jnp.max(criteria.largest_gap(rates, counts)))
-
-
-def accuracy(p, y):
-    return float(np.mean(np.where(np.asarray(y) == 1, p, 1 - np.asarray(p))))
+    return gap("demographic_parity", p, y, g, num_groups)
 
 
 def threshold_front(d, G):
@@ -62,33 +56,15 @@ def threshold_front(d, G):
     t = time.perf_counter()
     base = LogisticRegression(max_iter=1000).fit(d.X_train, d.y_train)
     lr_s = time.perf_counter() - t
-    s_tr = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+    fr = front(d, base, None)  # thresholds_vs_peers' vmapped fit over 21 tolerances
     s_te = base.predict_proba(d.X_test)[:, 1].astype(np.float32)
-    tols = jnp.linspace(0.0, 0.2, 21)
-
-    def fit_all():
-        return jax.block_until_ready(
-            jax.vmap(
-                lambda t: pp.fit_thresholds(
-                    s_tr, d.y_train, d.groups_train, num_groups=G, tolerance=t
-                )
-            )(tols)
-        )
-
-    t = time.perf_counter()
-    states = fit_all()
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    fit_all()
-    compiled = time.perf_counter() - t
-    probs = np.asarray(jax.vmap(lambda st: pp.apply_thresholds(st, s_te, d.groups_test))(states))
     base_p = (s_te >= 0.5).astype(np.float32)
     return {
-        "labels": [round(float(t), 3) for t in np.asarray(tols)],
-        "test_accuracy": [accuracy(p, d.y_test) for p in probs],
-        "test_gap": [dp_gap(p, d.groups_test, d.y_test, G) for p in probs],
-        "seconds_first_call": first,
-        "seconds_compiled": compiled,
+        "labels": [round(t, 3) for t in fr["tolerances"]],
+        "test_accuracy": fr["test_accuracy"],
+        "test_gap": fr["test_gap"],
+        "seconds_first_call": fr["first_call_s"],
+        "seconds_compiled": fr["compiled_s"],
         "logistic_regression_s": lr_s,
         "unconstrained": {
             "test_accuracy": accuracy(base_p, d.y_test),
