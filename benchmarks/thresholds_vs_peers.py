@@ -19,8 +19,11 @@ training split, ``predict_proba[:, 1]``):
    in its own virtual environment (``--peer-python``; it pins numpy < 2), on the training
    scores saved to a temporary ``.npz``: training accuracy of both (expected, from each
    method's group operating points), feasibility (largest gap of the operating points), fit
-   times. OxonFair as a third peer where it installs (``--oxonfair``).
-4. The post-processing front on Adult (sex, DP): one ``vmap`` of ``fit_thresholds`` over 21
+   times.
+4. OxonFair's ``FairPredictor`` (``--oxonfair-python``, its own venv) on the same saved
+   training scores, for the three criteria at tolerances 0.01 and 0.05, beside
+   ``fit_thresholds`` at the same tolerance: test accuracy and gap, fit + predict time.
+5. The post-processing front on Adult (sex, DP): one ``vmap`` of ``fit_thresholds`` over 21
    tolerances, and each group's ROC hull with the chosen points on Adult (race).
 
 Writes ``benchmarks/results/thresholds_<platform>.json`` and ``.md``, and
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import subprocess
@@ -60,6 +64,7 @@ CRITERIA = {
     "equalized_odds": "equalized_odds",
 }
 TOLERANCES = (0.01, 0.05, 0.1)
+OXON_TOLERANCES = (0.01, 0.05)
 
 
 def _adult_race():
@@ -206,6 +211,55 @@ for tol in [float(t) for t in sys.argv[2].split(",")]:
 print(json.dumps(out))
 """
 
+# OxonFair's FairPredictor on saved scores (predictor=None: the "data" are the scores, two
+# columns), fitted on the training split, predicting the test split. Its constraint metrics in
+# the largest-pairwise-gap form that fairjax's gaps use (``max_diff``; ``equalized_odds_max`` is
+# the larger of the TPR and TNR gaps).
+_OXONFAIR = r"""
+import json, sys, time, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+import logging; logging.disable(logging.WARNING)
+from oxonfair import FairPredictor, group_metrics as gm
+data = np.load(sys.argv[1])
+metric = {"demographic_parity": gm.pos_pred_rate.max_diff,
+          "equal_opportunity": gm.true_pos_rate.max_diff,
+          "equalized_odds": gm.equalized_odds_max}
+two = lambda s: np.stack([1 - s, s], 1)
+out = {}
+for crit in sys.argv[3].split(","):
+    for tol in [float(t) for t in sys.argv[2].split(",")]:
+        t = time.perf_counter()
+        fp = FairPredictor(None, {"data": two(data["scores"]), "target": data["labels"],
+                                  "groups": data["groups"]})
+        fp.fit(gm.accuracy, metric[crit], tol)
+        pred = fp.predict({"data": two(data["test_scores"]), "target": data["test_labels"],
+                           "groups": data["test_groups"]})
+        sec = time.perf_counter() - t
+        out[f"{crit} @ {tol}"] = {"seconds": sec, "test_decisions": np.asarray(pred).tolist()}
+print(json.dumps(out))
+"""
+
+
+def run_peer(peer_python, source, arrays, *args):
+    """Runs a peer's script (``source``) in its own interpreter on ``arrays`` saved to a
+    temporary ``.npz`` (its path is the first argument, then ``args``): the parsed JSON it
+    prints, or ``{"error": [last line of stderr]}``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = pathlib.Path(tmp) / "peer.py"
+        script.write_text(source)
+        path = pathlib.Path(tmp) / "arrays.npz"
+        np.savez(path, **arrays)
+        res = subprocess.run(
+            [peer_python, str(script), str(path), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if res.returncode:
+        return {"error": res.stderr.strip().splitlines()[-1:]}
+    return json.loads(res.stdout)
+
 
 def _group_accuracy(fpr, tpr, y, g, G):
     P = np.bincount(g, y == 1, minlength=G)
@@ -219,52 +273,103 @@ def _point_gap(fpr, tpr):
 
 def error_parity(data, bases, peer_python, repeats):
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        script = pathlib.Path(tmp) / "peer.py"
-        script.write_text(_PEER)
-        for name, d in data.items():
-            s = bases[name].predict_proba(d.X_train)[:, 1].astype(np.float32)
-            path = pathlib.Path(tmp) / "scores.npz"
-            np.savez(path, scores=s, labels=d.y_train, groups=d.groups_train)
-            res = subprocess.run(
-                [peer_python, str(script), str(path), ",".join(map(str, TOLERANCES))],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if res.returncode:
-                rows[name] = {"error": res.stderr.strip().splitlines()[-1:]}
-                continue
-            peer = json.loads(res.stdout)
-            G = d.num_groups
-            for tol in TOLERANCES:
+    for name, d in data.items():
+        s = bases[name].predict_proba(d.X_train)[:, 1].astype(np.float32)
+        peer = run_peer(
+            peer_python,
+            _PEER,
+            {"scores": s, "labels": d.y_train, "groups": d.groups_train},
+            ",".join(map(str, TOLERANCES)),
+        )
+        if "error" in peer:
+            rows[name] = peer
+            continue
+        G = d.num_groups
+        for tol in TOLERANCES:
 
-                def fit(tol=tol, s=s, d=d, G=G):
-                    return jax.block_until_ready(
-                        pp.fit_thresholds(
-                            s,
-                            d.y_train,
-                            d.groups_train,
-                            num_groups=G,
-                            criterion="equalized_odds",
-                            tolerance=tol,
-                        )
+            def fit(tol=tol, s=s, d=d, G=G):
+                return jax.block_until_ready(
+                    pp.fit_thresholds(
+                        s,
+                        d.y_train,
+                        d.groups_train,
+                        num_groups=G,
+                        criterion="equalized_odds",
+                        tolerance=tol,
                     )
+                )
 
-                st, first, compiled = _timed(fit, repeats)
-                p = peer[str(tol)]
-                rows[f"{name} @ {tol}"] = {
-                    "fairjax_train_accuracy": _group_accuracy(
-                        st.fpr, st.tpr, d.y_train, d.groups_train, G
-                    ),
-                    "fairjax_gap": _point_gap(np.asarray(st.fpr), np.asarray(st.tpr)),
-                    "fairjax_first_call_s": first,
-                    "fairjax_compiled_s": compiled,
-                    "error_parity_train_accuracy": _group_accuracy(
-                        p["fpr"], p["tpr"], d.y_train, d.groups_train, G
-                    ),
-                    "error_parity_gap": _point_gap(p["fpr"], p["tpr"]),
-                    "error_parity_s": p["seconds"],
+            st, first, compiled = _timed(fit, repeats)
+            p = peer[str(tol)]
+            rows[f"{name} @ {tol}"] = {
+                "fairjax_train_accuracy": _group_accuracy(
+                    st.fpr, st.tpr, d.y_train, d.groups_train, G
+                ),
+                "fairjax_gap": _point_gap(np.asarray(st.fpr), np.asarray(st.tpr)),
+                "fairjax_first_call_s": first,
+                "fairjax_compiled_s": compiled,
+                "error_parity_train_accuracy": _group_accuracy(
+                    p["fpr"], p["tpr"], d.y_train, d.groups_train, G
+                ),
+                "error_parity_gap": _point_gap(p["fpr"], p["tpr"]),
+                "error_parity_s": p["seconds"],
+            }
+    return rows
+
+
+def oxonfair(data, bases, peer_python, repeats, max_groups):
+    """OxonFair's FairPredictor beside fit_thresholds at the same tolerances, on the same
+    training scores, evaluated on the test split (OxonFair: deterministic thresholds found by
+    a grid search; fairjax: randomised, expected and drawn decisions)."""
+    rows = {}
+    for name, d in data.items():
+        if d.num_groups > max_groups:
+            rows[name] = {"skipped": f"{d.num_groups} groups > --oxonfair-max-groups"}
+            continue
+        base = bases[name]
+        s = base.predict_proba(d.X_train)[:, 1].astype(np.float32)
+        s_te = base.predict_proba(d.X_test)[:, 1].astype(np.float32)
+        arrays = {
+            "scores": s,
+            "labels": d.y_train,
+            "groups": d.groups_train,
+            "test_scores": s_te,
+            "test_labels": d.y_test,
+            "test_groups": d.groups_test,
+        }
+        peer = run_peer(
+            peer_python, _OXONFAIR, arrays, ",".join(map(str, OXON_TOLERANCES)), ",".join(CRITERIA)
+        )
+        if "error" in peer:
+            rows[name] = peer
+            continue
+        G = d.num_groups
+        for crit in CRITERIA:
+            for tol in OXON_TOLERANCES:
+
+                def run(crit=crit, tol=tol, d=d, G=G, s=s, s_te=s_te):  # on the scores, as OxonFair
+                    st = pp.fit_thresholds(
+                        s, d.y_train, d.groups_train, num_groups=G, criterion=crit, tolerance=tol
+                    )
+                    key = jax.random.key(0)
+                    drawn = pp.apply_thresholds(st, s_te, d.groups_test, key=key)
+                    return st, jax.block_until_ready(drawn)
+
+                (st, drawn), first, compiled = _timed(run, repeats)
+                expected = np.asarray(pp.apply_thresholds(st, s_te, d.groups_test))
+                p = peer[f"{crit} @ {tol}"]
+                ox = np.asarray(p["test_decisions"], np.float32)
+                rows[f"{name} | {crit} @ {tol}"] = {
+                    "fairjax": {
+                        "first_call_s": first,
+                        "compiled_s": compiled,
+                        **_scores(crit, expected, np.asarray(drawn), d),
+                    },
+                    "oxonfair": {
+                        "seconds": p["seconds"],
+                        "test_accuracy": accuracy(ox, d.y_test),
+                        "test_gap": gap(crit, ox, d.y_test, d.groups_test, G),
+                    },
                 }
     return rows
 
@@ -359,6 +464,36 @@ def roc_figure(d, base, path):
     )
 
 
+def _md_oxonfair(rows):
+    lines = [
+        "",
+        "## OxonFair FairPredictor (test split; same training scores, same tolerance)",
+        "",
+        "OxonFair: deterministic group thresholds from a grid search on the data it is given "
+        "(here the training scores), constraint on the largest pairwise gap (``max_diff``; "
+        "``equalized_odds_max``). fairjax: the exact LP optimum (randomised; expected "
+        "decisions, drawn in brackets). Times: fit + predict on the scores, seconds.",
+        "",
+        "| data | criterion @ tol | fairjax acc | OxonFair acc | fairjax gap | OxonFair gap | "
+        "fairjax s (first / compiled) | OxonFair s | speed-up (compiled / first) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in rows.items():
+        if "fairjax" not in r:
+            lines.append(f"| {key} | {next(iter(r.values()))} | | | | | | | |")
+            continue
+        name, crit = key.split(" | ")
+        f, o = r["fairjax"], r["oxonfair"]
+        lines.append(
+            f"| {name} | {crit} | {f['test_accuracy']:.4f} ({f['test_accuracy_drawn']:.4f}) | "
+            f"{o['test_accuracy']:.4f} | {f['test_gap']:.4f} ({f['test_gap_drawn']:.4f}) | "
+            f"{o['test_gap']:.4f} | {f['first_call_s']:.3f} / {f['compiled_s']:.4f} | "
+            f"{o['seconds']:.3f} | {o['seconds'] / f['compiled_s']:.0f}x / "
+            f"{o['seconds'] / f['first_call_s']:.1f}x |"
+        )
+    return lines
+
+
 def _md(res):
     lines = [
         f"# Thresholds vs peers ({res['platform']})",
@@ -366,7 +501,11 @@ def _md(res):
         f"jax {res['jax']}, fairlearn {res['fairlearn_version']}, device "
         f"{res['device']}. Accuracy and gap on the test split for the expected decisions "
         "(drawn decisions, seed 0, in brackets). Times: fit + predict, seconds; fairjax: "
-        "first call (compilation included) / compiled call.",
+        "first call (compilation included) / compiled call. JAX persistent compilation "
+        f"cache: {res['compilation_cache']} (warm: the first calls load compiled programs "
+        "instead of compiling). Load average (1, 5, 15 min) at the start "
+        f"{', '.join(f'{x:.1f}' for x in res['load_average_start'])}, at the end "
+        f"{', '.join(f'{x:.1f}' for x in res['load_average_end'])}.",
         "",
         "| data | criterion | fairjax acc | TO acc | fairjax gap | TO gap | fairjax s "
         "(first / compiled) | TO s | speed-up (compiled / first) |",
@@ -418,6 +557,8 @@ def _md(res):
                 f"{r['error_parity_gap']:.4f} | {r['fairjax_first_call_s']:.3f} / "
                 f"{r['fairjax_compiled_s']:.4f} | {r['error_parity_s']:.3f} |"
             )
+    if res.get("oxonfair"):
+        lines += _md_oxonfair(res["oxonfair"])
     inf = res["inferred"]
     lines += [
         "",
@@ -445,8 +586,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--peer-python", default=None, help="python of a venv with error-parity")
+    ap.add_argument(
+        "--oxonfair-python", default=None, help="python of a venv with oxonfair (numpy < 2)"
+    )
+    ap.add_argument(
+        "--oxonfair-max-groups",
+        type=int,
+        default=2,
+        help="OxonFair's grid search costs O(30^G) (capped near 30^5): data sets with more "
+        "groups are skipped",
+    )
+    ap.add_argument(
+        "--compilation-cache",
+        metavar="DIR",
+        help="JAX's persistent compilation cache in DIR: run twice, and the second run's first "
+        "calls load the compiled programs (its results go to thresholds_<platform>_warm_cache.*)",
+    )
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args()
+    warm = False
+    if args.compilation_cache:
+        cache = pathlib.Path(args.compilation_cache)
+        warm = cache.is_dir() and any(cache.iterdir())
+        jax.config.update("jax_compilation_cache_dir", str(cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     from sklearn.linear_model import LogisticRegression
 
     data = _load()
@@ -460,6 +624,8 @@ def main():
         "device": str(jax.devices()[0]),
         "fairlearn": {},
         "wasserstein": {},
+        "compilation_cache": "warm" if warm else ("cold" if args.compilation_cache else "none"),
+        "load_average_start": os.getloadavg(),
     }
     import fairlearn
 
@@ -477,6 +643,11 @@ def main():
     if args.peer_python:
         res["error_parity"] = error_parity(data, bases, args.peer_python, args.repeats)
         print(json.dumps(res["error_parity"], indent=1), flush=True)
+    if args.oxonfair_python:
+        res["oxonfair"] = oxonfair(
+            data, bases, args.oxonfair_python, args.repeats, args.oxonfair_max_groups
+        )
+        print(json.dumps(res["oxonfair"], indent=1), flush=True)
     res["inferred"] = inferred_groups(data["Adult (sex)"], bases["Adult (sex)"])
     print("inferred", res["inferred"], flush=True)
     IMG.mkdir(parents=True, exist_ok=True)
@@ -487,7 +658,8 @@ def main():
     )
     if not args.no_plots:
         roc_figure(data["Adult (race)"], bases["Adult (race)"], IMG / "thresholds_roc.png")
-    stem = RESULTS / f"thresholds_{jax.default_backend()}"
+    res["load_average_end"] = os.getloadavg()
+    stem = RESULTS / f"thresholds_{jax.default_backend()}{'_warm_cache' if warm else ''}"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1))
     stem.with_suffix(".md").write_text(_md(res))
     print(_md(res))

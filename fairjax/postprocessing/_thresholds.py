@@ -86,6 +86,9 @@ THRESHOLD_CRITERIA = (
 )
 #: The objectives :func:`fit_thresholds` maximises.
 THRESHOLD_OBJECTIVES = ("accuracy", "balanced_accuracy", "weighted_errors")
+# The criteria with one rate; each fit passes the index of its criterion (and objective) as a
+# traced integer, so they share one compiled program (equalized odds has its own).
+_ONE_RATE = THRESHOLD_CRITERIA[:3]
 
 
 class ThresholdState(NamedTuple):
@@ -126,14 +129,13 @@ class ThresholdState(NamedTuple):
 # ----------------------------------------------------------------------------- one rate
 
 
-def _rates(hull: ROCHull, crit: str, vg: Array) -> Array:
-    """Each vertex's rate for a one-rate criterion (non-decreasing along every hull)."""
+def _rates(hull: ROCHull, which: Array, vg: Array) -> Array:
+    """Each vertex's rate for the one-rate criterion ``_ONE_RATE[which]`` (non-decreasing
+    along every hull). ``which`` is traced, so the three criteria share one program."""
     p, n = hull.positives[vg], hull.negatives[vg]
-    if crit == "demographic_parity":
-        return gs.safe_divide(hull.true_positives + hull.false_positives, p + n)
-    if crit == "equal_opportunity":
-        return gs.safe_divide(hull.true_positives, p)
-    return gs.safe_divide(hull.false_positives, n)
+    tp, fp = hull.true_positives, hull.false_positives
+    each = (gs.safe_divide(tp + fp, p + n), gs.safe_divide(tp, p), gs.safe_divide(fp, n))
+    return jax.lax.switch(which, [lambda e=e: e for e in each])
 
 
 def _vertex_groups(hull: ROCHull) -> Array:
@@ -201,27 +203,31 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
 
 
 def _grid_search(f, lo, hi, steps, points=3):
-    """Maximiser of a concave ``f`` on ``[lo, hi]`` and its value, by nested grids.
+    """Maximiser of a concave ``f`` on ``[lo, hi]``, its value and ``f``'s by-product there,
+    by nested grids.
 
-    Each step evaluates ``f`` at ``points`` evenly spaced interior points (one ``vmap``, so
-    ``f`` is traced once) and keeps the two cells around the best one, which hold a maximiser
-    of a concave function: the bracket shrinks by ``2 / (points + 1)`` per step, so a few
-    sequential steps reach the floating-point resolution.
+    ``f(x)`` returns ``(value, aux)`` (``aux`` any PyTree computed on the way, so the caller
+    need not evaluate ``f`` again at the maximiser). Each step evaluates ``f`` at ``points``
+    evenly spaced interior points (one ``vmap``, so ``f`` is traced once) and keeps the two
+    cells around the best one, which hold a maximiser of a concave function: the bracket
+    shrinks by ``2 / (points + 1)`` per step, so a few sequential steps reach the
+    floating-point resolution.
     """
     frac = jnp.arange(1, points + 1, dtype=lo.dtype) / (points + 1)
 
     def step(_, carry):
-        a, b, _, _ = carry
+        a, b, *_ = carry
         x = a + (b - a) * frac
-        fx = jax.vmap(f)(x)
+        fx, aux = jax.vmap(f)(x)
         i = jnp.argmax(fx)
         left = jnp.where(i == 0, a, x[jnp.maximum(i - 1, 0)])
         right = jnp.where(i == points - 1, b, x[jnp.minimum(i + 1, points - 1)])
-        return left, right, x[i], fx[i]
+        return left, right, x[i], fx[i], jax.tree.map(lambda u: u[i], aux)
 
-    init = (lo, hi, lo, jnp.asarray(-jnp.inf, lo.dtype))
-    _, _, x, fx = jax.lax.fori_loop(0, steps, step, init)
-    return x, fx
+    aux0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(f, lo)[1])
+    init = (lo, hi, lo, jnp.asarray(-jnp.inf, lo.dtype), aux0)
+    _, _, x, fx, aux = jax.lax.fori_loop(0, steps, step, init)
+    return x, fx, aux
 
 
 def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
@@ -250,19 +256,18 @@ def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
         x = jnp.minimum(jnp.maximum(jnp.minimum(xbest, xc), lo), hi)
         return x, jnp.minimum(Y + eps, upper(x))
 
-    def value(X, Y):
+    def value(X, Y):  # the objective in the box, and each group's point
         x, y = points(X, Y)
-        return jnp.sum(a * y - b * x)
+        return jnp.sum(a * y - b * x), (x, y)
 
     dtype = fx.dtype
     steps = math.ceil(math.log(jnp.finfo(dtype).eps) / math.log(2 / 4)) + 2
 
-    def best_y(X):
+    def best_y(X):  # the best box at X: its value and the groups' points (one grid search)
         top = jnp.minimum(1, jnp.min(upper(jnp.full(num, jnp.minimum(X + eps, 1)))))
-        return _grid_search(lambda Y: value(X, Y), X, jnp.maximum(top, X), steps)
+        return _grid_search(lambda Y: value(X, Y), X, jnp.maximum(top, X), steps)[1:]
 
-    X, _ = _grid_search(lambda X: best_y(X)[1], jnp.zeros((), dtype), jnp.ones((), dtype), steps)
-    return points(X, best_y(X)[0])
+    return _grid_search(best_y, jnp.zeros((), dtype), jnp.ones((), dtype), steps)[2]
 
 
 # ----------------------------------------------------------------------------- fit
@@ -277,7 +282,7 @@ def _rule(hull: ROCHull, k0: Array, k1: Array, lam: Array, theta: Array, coin: A
     return hull.thresholds[k1], hull.thresholds[k0], probs
 
 
-@functools.partial(jax.jit, static_argnames=("num_groups", "criterion", "objective", "presorted"))
+@functools.partial(jax.jit, static_argnames=("num_groups", "equalized_odds", "presorted"))
 def _fit(
     scores,
     labels,
@@ -286,30 +291,34 @@ def _fit(
     tolerance,
     fp_cost,
     fn_cost,
+    which,
+    objective,
     *,
     num_groups,
-    criterion,
-    objective,
+    equalized_odds,
     presorted=False,
 ):
+    """``which``: index of the criterion in ``_ONE_RATE`` (ignored for equalized odds);
+    ``objective``: index in ``THRESHOLD_OBJECTIVES``; both traced."""
     hull = _roc_hull(scores, labels, groups, weights, num_groups=num_groups, presorted=presorted)
     dtype = hull.fpr.dtype
     tolerance = jnp.asarray(tolerance, dtype)
     P, N = hull.positives, hull.negatives
-    if objective == "balanced_accuracy":
-        ca, cb = 1 / jnp.sum(P), 1 / jnp.sum(N)
-    elif objective == "weighted_errors":
-        ca, cb = jnp.asarray(fn_cost, dtype), jnp.asarray(fp_cost, dtype)
-    else:
-        ca, cb = jnp.ones((), dtype), jnp.ones((), dtype)
+    one = jnp.ones((), dtype)
+    costs = (
+        (one, one),
+        (1 / jnp.sum(P), 1 / jnp.sum(N)),
+        (jnp.asarray(fn_cost, dtype), jnp.asarray(fp_cost, dtype)),
+    )
+    ca, cb = jax.lax.switch(objective, [lambda c=c: c for c in costs])
     vg = _vertex_groups(hull)
     safe = jnp.minimum(vg, num_groups - 1)
-    if criterion == "equalized_odds":
+    if equalized_odds:
         x, y = _solve_equalized_odds(hull, ca * P, cb * N, tolerance)
         k0, k1, lam, u = interpolate(hull.fpr, hull.tpr, hull.start, hull.count, x, side="right")
         theta = jnp.where(u > x, gs.safe_divide(y - x, u - x), 1)
     else:
-        rate = _rates(hull, criterion, safe)
+        rate = _rates(hull, which, safe)
         obj = ca * hull.true_positives - cb * hull.false_positives
         r = _solve_one_rate(hull, rate, obj, vg, tolerance)
         k0, k1, lam, _ = _best_point(rate, obj, hull, r)
@@ -429,14 +438,16 @@ def fit_thresholds(
         N = np.bincount(gg, ww * (yy == 0), minlength=num_groups)
         check_groups_present(P, N, crit)
     rows, presorted = prepare(s, y, g, w, num_groups=num_groups)
+    eo = crit == "equalized_odds"
     return _fit(
         *rows,
         tolerance,
         false_positive_cost,
         false_negative_cost,
+        np.int32(0 if eo else _ONE_RATE.index(crit)),
+        np.int32(THRESHOLD_OBJECTIVES.index(objective)),
         num_groups=num_groups,
-        criterion=crit,
-        objective=objective,
+        equalized_odds=eo,
         presorted=presorted,
     )
 
@@ -516,6 +527,10 @@ def apply_thresholds(
         p = _mixed_probabilities(state, x, g)
     else:
         p = _probabilities(state, x, g)
-    if key is None:
-        return p
+    return p if key is None else _draw(p, key)
+
+
+@jax.jit
+def _draw(p: Array, key: Array) -> Array:
+    """0/1 decisions, positive with probability ``p`` (one program, not one per operation)."""
     return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)

@@ -360,3 +360,20 @@ def test_hull_is_exact_for_integer_counts_past_the_float32_products():
         sl = slice(int(hull.start[k]), int(hull.start[k] + hull.count[k]))
         np.testing.assert_array_equal(hull.false_positives[sl], [0, 3 * 4097, 3 * 4097 + 1])
         np.testing.assert_array_equal(hull.true_positives[sl], [0, 3 * q[k], 3 * q[k]])
+
+
+@pytest.mark.slow
+def test_one_rate_criteria_and_objectives_share_one_compiled_program(caplog):
+    # The criterion and objective indices are traced: after one fit, the other one-rate
+    # criteria and the other objectives on the same shapes compile nothing. (A shape of its
+    # own, 4 groups and 283 rows, so that no other test compiled these programs before.)
+    s, y, g, _ = _data(11, n=283, num_groups=4)
+    pp.fit_thresholds(s, y, g, num_groups=4, criterion="demographic_parity")
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        for crit in ("equal_opportunity", "false_positive_parity"):
+            for obj in ("accuracy", "balanced_accuracy", "weighted_errors"):
+                pp.fit_thresholds(s, y, g, num_groups=4, criterion=crit, objective=obj)
+    assert not [r for r in caplog.records if "_fit" in r.getMessage()]
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        pp.fit_thresholds(s, y, g, num_groups=4, criterion="equalized_odds")
+    assert [r for r in caplog.records if "_fit" in r.getMessage()]  # the check can fail
