@@ -32,7 +32,16 @@ parity / equal opportunity / equalized odds (FFB's ``DiffDP``/``DiffEOpp``/``Dif
 :func:`fairjax.penalties.hsic` with FFB's kernels (``exp(-d^2)``, i.e. bandwidth
 :math:`1/\\sqrt 2`) and its :math:`1/(m-1)^2` normalisation; ``pr``: the Prejudice Remover
 (``fairjax.penalties.prejudice_remover``, FFB's ``PRLoss``); and fairjax's own
-``mmd``, ``wasserstein`` as extra rows.
+``mmd``, ``wasserstein`` (and ``sinkhorn``, about 100 s a run on a 2-core CPU: not in the
+default grid) as extra rows. Two methods bring their own networks: ``adv`` (FFB's
+``adv_gr``: :func:`fairjax.training.adversarial_objective` with the adversary on the last
+hidden layer, :func:`adversarial_method`) and ``laftr`` (FFB's LAFTR:
+:func:`fairjax.training.laftr_objective`, :func:`laftr_method`); their ``lam`` is the
+adversary's weight.
+
+Reports: ``--compare`` (side by side with FFB's records), ``--plot`` (trade-off plot and the
+table of best accuracy at DP <= 5, 3, 1 with the area under each method's front),
+``--floor`` (the matrix products of the grid alone, timed: the CPU floor).
 
 Timing: each method's program is timed end to end (compilation included, data preparation
 excluded and reported apart); a record's ``wall_s`` is its share (the method's time divided by
@@ -47,11 +56,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import platform
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -152,14 +164,19 @@ class MLP(eqx.Module):
         self.head = eqx.nn.Linear(widths[-1], 1, key=keys[-1])
         self.rate = rate
 
-    def __call__(self, x, key=None):
-        """Logits ``(n,)`` of a batch ``(n, d)``; dropout when a key is given (training)."""
+    def __call__(self, x, key=None, *, features=False):
+        """Logits ``(n,)`` of a batch ``(n, d)``; dropout when a key is given (training).
+
+        With ``features=True``, ``(logits, h)``: ``h`` the last hidden layer's output (after
+        its ReLU and dropout), FFB's first return value.
+        """
         for i, layer in enumerate(self.hidden):
             x = jax.nn.relu(x @ layer.weight.T + layer.bias)
-            if key is not None:
+            if key is not None and self.rate > 0:
                 keep = jax.random.bernoulli(jax.random.fold_in(key, i), 1 - self.rate, x.shape)
                 x = jnp.where(keep, x / (1 - self.rate), 0)
-        return (x @ self.head.weight.T + self.head.bias)[:, 0]
+        logits = (x @ self.head.weight.T + self.head.bias)[:, 0]
+        return (logits, x) if features else logits
 
 
 def bce(logits, y):
@@ -188,10 +205,158 @@ def fairness_term(method: str, p, s, y):
         return penalties.mmd(p[:, None], s, num_groups=2)
     if method == "wasserstein":
         return penalties.wasserstein(p, s, num_groups=2)
+    if method == "sinkhorn":
+        return penalties.sinkhorn(p[:, None], s, num_groups=2, solver_kwargs=SINKHORN_SOLVER)
     raise SystemExit(f"--methods: unknown method {method!r}")
 
 
-METHODS = ("erm", "diffdp", "diffeopp", "diffeodd", "hsic", "pr", "mmd", "wasserstein")
+SINKHORN_SOLVER = {"max_iterations": 100}  # ott-jax checks convergence every 10
+PENALTIES = (
+    "erm",
+    "diffdp",
+    "diffeopp",
+    "diffeodd",
+    "hsic",
+    "pr",
+    "mmd",
+    "wasserstein",
+    "sinkhorn",
+)
+METHODS = (*PENALTIES, "adv", "laftr", "reduction")
+
+
+class Method(NamedTuple):
+    """How one method builds its networks, its objective for a weight, and its predictions.
+
+    ``init(key, d) -> (params, static)``; ``objective(static, lam)(params, batch)`` with
+    ``batch = (x, y, s, dropout_key)``; ``predict(static, params, x) -> probabilities``.
+    """
+
+    init: Callable
+    objective: Callable
+    predict: Callable
+
+
+def _split(module):
+    return eqx.partition(module, eqx.is_array)
+
+
+def penalty_method(method: str) -> Method:
+    """FFB's ``MLP`` + ``BCELoss`` + ``lam`` x a fairness term of the batch's probabilities."""
+
+    def objective(static, lam):
+        def f(params, batch):
+            xb, yb, sb, key = batch
+            logits = eqx.combine(params, static)(xb, key=key)
+            return bce(logits, yb) + lam * fairness_term(method, jax.nn.sigmoid(logits), sb, yb)
+
+        return f
+
+    return Method(
+        init=lambda key, d: _split(MLP(d, key=key)),
+        objective=objective,
+        predict=lambda static, params, x: jax.nn.sigmoid(eqx.combine(params, static)(x)),
+    )
+
+
+def adversarial_method() -> Method:
+    """FFB's ``adv_gr``: ``networks.AdvDebiasing`` trained by gradient reversal.
+
+    The predictor is an MLP ``d -> 512 -> 256 -> 64 -> 1`` without dropout; the adversary,
+    ``64 -> 50 -> 1``, reads the last hidden layer through the reversal; the loss is
+    ``BCE(y) + lam * BCE(s)`` (:func:`fairjax.training.adversarial_objective`,
+    ``adversary_input="representation"``; the adversary's one logit ``l`` enters the softmax
+    cross-entropy as the pair ``(0, l)``, which is the binary cross-entropy of ``sigmoid(l)``).
+    """
+
+    def init(key, d):
+        k1, k2 = jax.random.split(key)
+        pred, pred_static = _split(MLP(d, rate=0.0, key=k1))
+        adv, adv_static = _split(MLP(64, (50,), rate=0.0, key=k2))
+        return (pred, adv), (pred_static, adv_static)
+
+    def objective(static, lam):
+        def model(p, x):
+            return eqx.combine(p, static[0])(x, features=True)
+
+        def adversary(q, z):
+            logit = eqx.combine(q, static[1])(z)
+            return jnp.stack([jnp.zeros_like(logit), logit], axis=1)
+
+        f = training.adversarial_objective(
+            model, adversary, lam=lam, adversary_input="representation"
+        )
+        return lambda params, batch: f(params, batch[:3])
+
+    return Method(
+        init=init,
+        objective=objective,
+        predict=lambda static, params, x: jax.nn.sigmoid(eqx.combine(params[0], static[0])(x)),
+    )
+
+
+LAFTR_WEIGHTS = {"prediction_weight": 1.0, "reconstruction_weight": 0.1}  # FFB's A_y, A_x
+
+
+def laftr_method() -> Method:
+    """FFB's ``ffb_tabular_laftr.py``: LAFTR with their networks, losses and weights.
+
+    Encoder ``d -> 256 -> 128`` (its last hidden layer, after ReLU and dropout, is ``z``),
+    decoder ``128 -> d`` (the hidden layer of an MLP, after ReLU and dropout, as in FFB),
+    classifier and adversary ``128 -> 64 -> 1``, all with dropout 0.5; the loss is
+    ``A_y BCE(y) + A_x RMSE(x) + lam BCE(s)`` with FFB's ``A_y = 1``, ``A_x = 0.1`` and the
+    penalty weight ``lam = A_z`` (FFB's default 5), the adversary behind a gradient reversal
+    (:func:`fairjax.training.laftr_objective`, ``adversary_loss="cross_entropy"``,
+    ``reconstruction="rmse"``).
+    """
+    names = ("encoder", "decoder", "classifier", "adversary")
+
+    def init(key, d):
+        ks = jax.random.split(key, 4)
+        nets = (MLP(d, (256, 128), key=ks[0]), MLP(128, (d,), key=ks[1]),
+                MLP(128, (64,), key=ks[2]), MLP(128, (64,), key=ks[3]))  # fmt: skip
+        pairs = [_split(n) for n in nets]
+        return {k: p[0] for k, p in zip(names, pairs, strict=True)}, {
+            k: p[1] for k, p in zip(names, pairs, strict=True)
+        }
+
+    def objective(static, lam):
+        def net(name, *, features):
+            def f(p, z, *rest):
+                key = rest[-1]
+                out = eqx.combine(p, static[name])(z, key=key, features=features)
+                return out[1] if features else out
+
+            return f
+
+        return training.laftr_objective(
+            net("encoder", features=True),
+            net("classifier", features=False),
+            net("adversary", features=False),
+            decoder=net("decoder", features=True),
+            adversary_weight=lam,
+            adversary_loss="cross_entropy",
+            reconstruction="rmse",
+            stochastic=True,
+            **LAFTR_WEIGHTS,
+        )
+
+    def predict(static, params, x):
+        z = eqx.combine(params["encoder"], static["encoder"])(x, features=True)[1]
+        return jax.nn.sigmoid(eqx.combine(params["classifier"], static["classifier"])(z))
+
+    return Method(init=init, objective=objective, predict=predict)
+
+
+def method_spec(method: str) -> Method:
+    """The :class:`Method` of a name in :data:`METHODS`."""
+    if method == "adv":
+        return adversarial_method()
+    if method == "laftr":
+        return laftr_method()
+    if method in PENALTIES:
+        return penalty_method(method)
+    raise SystemExit(f"--methods: unknown method {method!r}; choose from {METHODS}")
 
 
 # --------------------------------------------------------------------------- training
@@ -206,21 +371,14 @@ def batch_schedule(key, n: int, *, batch_size: int, num_steps: int):
     return perms.reshape(passes * per_pass, batch_size)[:num_steps]
 
 
-def make_grid_program(method: str, static, *, num_steps: int, batch_size: int, lr: float):
+def make_grid_program(spec: Method, static, *, num_steps: int, batch_size: int, lr: float):
     """``program(params, train, key, lams) -> params``: seeds x lams models, one compilation."""
     schedule = optax.exponential_decay(lr, transition_steps=50, decay_rate=0.1, staircase=True)
     optimizer = optax.adam(schedule)  # torch Adam's defaults: betas (0.9, 0.999), eps 1e-8
 
     def train_one(params, data, idx, drop_keys, lam):
         X, y, s = data
-
-        def objective(p, batch):
-            xb, yb, sb, k = batch
-            logits = eqx.combine(p, static)(xb, key=k)
-            prob = jax.nn.sigmoid(logits)
-            return bce(logits, yb) + lam * fairness_term(method, prob, sb, yb)
-
-        step = training.make_step(objective, optimizer, jit=False)
+        step = training.make_step(spec.objective(static, lam), optimizer, jit=False)
 
         def body(state, inputs):
             i, k = inputs
@@ -242,22 +400,26 @@ def make_grid_program(method: str, static, *, num_steps: int, batch_size: int, l
 # --------------------------------------------------------------------------- metrics
 
 
-def ffb_metrics(p: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict[str, float]:
-    """FFB's ``metric_evaluation`` (x100) for the names in :data:`NAMES`."""
-    d = p > 0.5
+def ffb_metrics(p: np.ndarray, y: np.ndarray, s: np.ndarray, decisions=None) -> dict[str, float]:
+    """FFB's ``metric_evaluation`` (x100) for the names in :data:`NAMES`.
+
+    ``decisions``: expected decisions in [0, 1] of a randomised classifier (the mixture); the
+    accuracy and the rate gaps are then their expected values (default: ``p > 0.5``).
+    """
+    d = (p > 0.5) if decisions is None else np.asarray(decisions, np.float64)
 
     def gap(mask):
         a, b = d[mask & (s == 1)], d[mask & (s == 0)]
         return abs(a.mean() - b.mean()) if len(a) and len(b) else 0.0
 
-    every = np.ones_like(d)
+    every = np.ones(d.shape, bool)
     r1, r0 = d[s == 1].mean(), d[s == 0].mean()
     odds = r1 / (r0 + 1e-8)
     grid = np.linspace(0, 1, 10000)
     cdf = [np.searchsorted(np.sort(p[s == g]), grid, side="right") / (s == g).sum() for g in (0, 1)]
     trapezoid = getattr(np, "trapezoid", None) or np.trapezoid
     return {
-        "acc": 100 * float(np.mean(d == y)),
+        "acc": 100 * float(np.mean(1 - np.abs(d - y))),
         "auc": 100 * skm.roc_auc_score(y, p),
         "ap": 100 * skm.average_precision_score(y, p),
         "dp": 100 * gap(every),
@@ -323,21 +485,111 @@ def side_by_side(jax_paths, peer_paths) -> str:
     return "\n".join(lines)
 
 
+def majority_accuracy(dataset: str, attr: str, seeds) -> float:
+    """x100 accuracy of the constant classifier (the test part's majority class), seed mean."""
+    X, y, s, numerical = load(dataset, attr, os.environ.get("FAIRJAX_DATA_HOME", "."))
+    shares = []
+    for seed in seeds:
+        yte = split(X, y, s, numerical, seed)[1][1]
+        shares.append(100 * max(yte.mean(), 1 - yte.mean()))
+    return float(np.mean(shares))
+
+
+def front_area(points, *, erm, floor: float) -> float:
+    """Mean best accuracy over the DP budgets ``x`` in ``[0, dp_ERM]`` (the area under the front).
+
+    ``points``: ``(dp, acc)`` seed means of a method's weights; ``erm``: ERM's ``(dp, acc)``;
+    ``floor``: the constant classifier's accuracy (DP gap 0, always reachable). The best
+    accuracy at budget ``x`` is the largest accuracy among the points (ERM's included) with
+    ``dp <= x``, at least ``floor``; the area is its integral over ``[0, dp_ERM]`` divided by
+    ``dp_ERM``: ERM's accuracy for a method that is as accurate as ERM at every budget, the
+    floor for one that never does better than the constant classifier below ERM's gap.
+    """
+    top = erm[0]
+    pts = sorted([*points, erm])
+    xs = [min(d, top) for d, _ in pts] + [top]
+    area, best, prev = 0.0, floor, 0.0
+    for (d, a), x in zip(pts, xs, strict=False):
+        area += best * (x - prev)
+        prev = x
+        best = max(best, a) if d <= top else best
+    return (area + best * (top - prev)) / top
+
+
 def best_at_dp(paths, bounds=(5, 3, 1)) -> str:
-    """Markdown: each method's best seed-mean accuracy among its weights with seed-mean DP <= b."""
-    _, recs = _load_records(paths)
+    """Markdown: each method's best accuracy at DP <= b (seed means), and its front's area.
+
+    The area is :func:`front_area` with ERM's point and the constant classifier's accuracy
+    (recomputed from the data sets' test parts, ``FAIRJAX_DATA_HOME``).
+    """
+    runs, recs = _load_records(paths)
     G = _group(recs)
-    lines = ["| method | weights | " + " | ".join(f"best acc, dp <= {b}" for b in bounds) + " |",
-             "|---" * (2 + len(bounds)) + "|"]  # fmt: skip
+    erm_recs = G.get(("erm", 0.0))
+    erm = (np.mean([r["dp"] for r in erm_recs]), np.mean([r["acc"] for r in erm_recs]))
+    seeds = sorted({r["seed"] for r in recs})
+    floor = majority_accuracy(runs[0]["dataset"], runs[0]["sensitive_attr"], seeds)
+    lines = [f"ERM: acc {erm[1]:.1f}, dp {erm[0]:.1f}; constant classifier: acc {floor:.1f}", "",
+             "| method | weights x seeds | " + " | ".join(f"best acc, dp <= {b}" for b in bounds)
+             + " | area under the front |",
+             "|---" * (3 + len(bounds)) + "|"]  # fmt: skip
     for m in sorted({k[0] for k in G}):
+        keys = [k for k in sorted(G) if k[0] == m]
         pts = [(np.mean([r["dp"] for r in G[k]]), np.mean([r["acc"] for r in G[k]]), k[1])
-               for k in sorted(G) if k[0] == m]  # fmt: skip
+               for k in keys]  # fmt: skip
         cells = []
         for b in bounds:
             ok = [(a, lam) for d, a, lam in pts if d <= b]
-            cells.append(f"{max(ok)[0]:.1f} (lam {max(ok)[1]:g})" if ok else "none")
-        lines.append(f"| {m} | {len(pts)} | " + " | ".join(cells) + " |")
+            if ok:
+                a, lam = max(ok)
+                sd = np.std([r["acc"] for r in G[m, lam]], ddof=1)
+                cells.append(f"{a:.1f} ± {sd:.1f} (lam {lam:g})")
+            else:
+                cells.append("none")
+        area = front_area([(d, a) for d, a, _ in pts], erm=erm, floor=floor)
+        n_seeds = min(len(G[k]) for k in keys)
+        lines.append(f"| {m} | {len(pts)} x {n_seeds} | " + " | ".join(cells) + f" | {area:.1f} |")
     return "\n".join(lines)
+
+
+def full_table(paths, cols=("acc", "auc", "dp", "eopp", "eodd", "abcc")) -> str:
+    """Markdown: every (method, lam), mean ± standard deviation over the seeds of each metric."""
+    _, recs = _load_records(paths)
+    G = _group(recs)
+    lines = ["| method | lam | seeds | " + " | ".join(cols) + " |", "|---" * (3 + len(cols)) + "|"]
+    for key in sorted(G):
+        rs = G[key]
+        cells = [f"{np.mean([r[c] for r in rs]):.1f} ± {np.std([r[c] for r in rs], ddof=1):.1f}"
+                 for c in cols]  # fmt: skip
+        lines.append(f"| {key[0]} | {key[1]:g} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(paths, md: str, png: str) -> None:
+    """Writes a data set's results file (``md``: both tables) and its trade-off plot."""
+    runs, recs = _load_records(paths)
+    tradeoff_plot(paths, png)
+    r0 = runs[0]
+    walls = sum(r["total_wall_s"] for r in runs)
+    text = "\n".join([
+        f"# FFB grid, {r0['dataset']} ({r0['sensitive_attr']}), {r0['num_steps']} steps",
+        "",
+        f"{len(recs)} runs from {len(runs)} calls of `benchmarks/ffb_tabular.py` "
+        f"({', '.join(os.path.basename(p) for p in paths)}); jax {r0['jax']} on "
+        f"{r0['device']}, {r0['cpu_count']} CPUs; calls' wall time {walls:.0f} s in all. "
+        "Test metrics x100, seed means ± standard deviations; the best accuracy at a DP "
+        "budget is over a method's penalty weights (seed means), the area under the front is "
+        "the mean of that best accuracy over the budgets from 0 to ERM's gap (the constant "
+        "classifier's accuracy where no weight reaches the budget).",
+        "",
+        best_at_dp(paths),
+        "",
+        "## Every configuration",
+        "",
+        full_table(paths),
+        "",
+    ])  # fmt: skip
+    with open(md, "w") as f:
+        f.write(text)
 
 
 def tradeoff_plot(paths, png: str) -> None:
@@ -347,30 +599,134 @@ def tradeoff_plot(paths, png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _, recs = _load_records(paths)
+    runs, recs = _load_records(paths)
     G = _group(recs)
     erm = G.get(("erm", 0.0)) or G[min(G, key=lambda k: k[1])]
     base = {c: np.mean([r[c] for r in erm]) for c in ("acc", "dp", "abcc")}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for m in sorted({k[0] for k in G}):
+    colors = plt.get_cmap("tab20").colors
+    for i, m in enumerate(sorted({k[0] for k in G})):
         keys = sorted(k for k in G if k[0] == m)
         for ax, c in zip(axes, ("dp", "abcc"), strict=False):
             xs = [np.mean([r[c] for r in G[k]]) / base[c] for k in keys]
             ys = [np.mean([r["acc"] for r in G[k]]) / base["acc"] for k in keys]
-            ax.plot(
-                xs, ys, "o-" if m != "erm" else "k*", label=m, markersize=8 if m == "erm" else 4
-            )
+            style = dict(color="k", marker="*", markersize=10, linestyle="none")
+            if m != "erm":
+                style = dict(color=colors[(2 * i) % 20 + (i // 10) % 2], marker="o",
+                             markersize=4, linestyle="-")  # fmt: skip
+            ax.plot(xs, ys, label=m, **style)
     for ax, c in zip(axes, ("DP gap", "abcc"), strict=False):
         ax.set_xlabel(f"{c} / ERM's")
         ax.set_ylabel("accuracy / ERM's")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
-    fig.suptitle("Adult (sex), FFB protocol, seed means over penalty weights")
+    fig.suptitle(
+        f"{runs[0]['dataset']} ({runs[0]['sensitive_attr']}), FFB protocol, "
+        f"{runs[0]['num_steps']} steps, seed means over penalty weights"
+    )
     fig.tight_layout()
     fig.savefig(png, dpi=110)
 
 
+def matmul_floor(
+    d: int, *, runs: int, num_steps: int, batch_size: int, widths=(512, 256, 64), repeats: int = 3
+) -> dict:
+    """The matrix products of ``runs`` MLP trainings alone: one compiled program, timed.
+
+    Per step and run: the forward products of the MLP ``d -> widths -> 1`` on a batch, and the
+    backward ones (each layer's weight gradient, each hidden layer's input gradient), then a
+    plain gradient step; no gather of the batch's rows, no nonlinearity, no dropout, no Adam,
+    no fairness term. ``vmap`` over the runs, ``lax.scan`` over the steps, as the grid.
+    Returns the best of ``repeats`` timed calls (compiled first), the FLOPs and the rate.
+    """
+    sizes = (d, *widths, 1)
+    key = jax.random.key(0)
+    x = jax.random.normal(key, (runs, batch_size, d), jnp.float32)
+    ws = [0.01 * jax.random.normal(jax.random.fold_in(key, i), (runs, a, b), jnp.float32)
+          for i, (a, b) in enumerate(itertools.pairwise(sizes))]  # fmt: skip
+
+    def one_run(ws, x):
+        def body(ws, _):
+            hs = [x]
+            for w in ws:
+                hs.append(hs[-1] @ w)
+            delta = hs[-1]
+            grads = []
+            for i in range(len(ws) - 1, -1, -1):
+                grads.append(hs[i].T @ delta)
+                if i > 0:
+                    delta = delta @ ws[i].T
+            return [w - 1e-6 * g for w, g in zip(ws, grads[::-1], strict=True)], None
+
+        return jax.lax.scan(body, ws, None, length=num_steps)[0]
+
+    program = jax.jit(jax.vmap(one_run))
+    jax.block_until_ready(program(ws, x))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(program(ws, x))
+        times.append(time.perf_counter() - t0)
+    pairs = list(itertools.pairwise(sizes))
+    flops = 2 * batch_size * sum(a * b for a, b in pairs) * 3 - 2 * batch_size * d * widths[0]
+    total = flops * num_steps * runs
+    best = min(times)
+    return {"floor_s": best, "flops": total, "gflops_per_s": total / best / 1e9, "runs": runs,
+            "num_steps": num_steps, "batch_size": batch_size, "features": d}  # fmt: skip
+
+
 # --------------------------------------------------------------------------- driver
+
+
+REDUCTION_CANDIDATES = 20  # the mixture's candidate iterates (each evaluated on all rows)
+
+
+def run_reduction_rows(args, train, test, seeds, d, bounds):
+    """``reduction`` and ``mixture`` rows: fairjax's rate-constrained trainers, FFB's network.
+
+    One :func:`fairjax.training.fit_rate_constrained_mixture` call per (seed, bound) on FFB's
+    MLP (dropout, ``model_state={}``), Adam with FFB's schedule, the same batches and steps;
+    the ``lam`` of a record is the bound on the training DP gap of the decisions. Its last
+    iterate is the ``reduction`` row (the deterministic model of
+    :func:`~fairjax.training.fit_rate_constrained`, same training), its mixture the
+    ``mixture`` row, measured on its expected decisions (expected accuracy and gaps; AUC, AP and
+    abcc of the expected decisions as scores). A Python loop, not vmapped: the reduction's
+    trainers check their bound on the host.
+    """
+    spec = penalty_method("erm")
+    static = spec.init(jax.random.key(0), d)[1]
+    schedule = optax.exponential_decay(args.lr, transition_steps=50, decay_rate=0.1,
+                                       staircase=True)  # fmt: skip
+
+    def model(p, batch, key, state):
+        return eqx.combine(p, static)(batch[0], key=key), state
+
+    predict = jax.jit(lambda p, x: spec.predict(static, p, x))
+    records, t0 = [], time.perf_counter()
+    for i, seed in enumerate(seeds):
+        data = tuple(a[i] for a in train)
+        key = jax.random.key(seed)
+        params = spec.init(jax.random.fold_in(key, 1), d)[0]
+        Xte, yte, ste = test[i]
+        for bound in bounds:
+            res = training.fit_rate_constrained_mixture(
+                model, params, data, target=float(bound), num_groups=2,
+                optimizer=optax.adam(schedule), multiplier_optimizer=optax.sgd(args.reduction_lr),
+                num_steps=args.num_steps, batch_size=args.batch_size, key=key, model_state={},
+                num_candidates=REDUCTION_CANDIDATES,
+            )  # fmt: skip
+            last = np.asarray(predict(res.state.params, jnp.asarray(Xte)), np.float64)
+            q = np.asarray(training.mixture_decisions(
+                model, res.params, res.probabilities, (jnp.asarray(Xte),),
+                model_state=res.model_state), np.float64)  # fmt: skip
+            for name, rec in (("reduction", ffb_metrics(last, yte, ste)),
+                              ("mixture", ffb_metrics(q, yte, ste, decisions=q))):  # fmt: skip
+                rec.update(method=name, lam=float(bound), seed=seed)
+                records.append(rec)
+    wall = time.perf_counter() - t0
+    for rec in records:
+        rec["wall_s"] = wall / (len(seeds) * len(bounds))
+    return records, wall
 
 
 def run(args) -> dict:
@@ -385,20 +741,27 @@ def run(args) -> dict:
     prep_s = time.perf_counter() - t0
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     d = X.shape[1]
-    _, static = eqx.partition(MLP(d, key=jax.random.key(0)), eqx.is_array)
-    init = jax.vmap(lambda k: eqx.partition(MLP(d, key=jax.random.fold_in(k, 1)), eqx.is_array)[0])
-    # one seed's models (a leading axis of lams) on that seed's test part
-    forward = jax.jit(
-        jax.vmap(lambda p, x: jax.nn.sigmoid(eqx.combine(p, static)(x)), in_axes=(0, None))
-    )
     lams = jnp.asarray([float(x) for x in args.lams.split(",")], jnp.float32)
     records, methods = [], {}
     for method in args.methods.split(","):
-        if method not in METHODS:
-            raise SystemExit(f"--methods: unknown method {method!r}; choose from {METHODS}")
+        if method == "reduction":
+            recs, wall = run_reduction_rows(args, train, test, seeds, d, np.asarray(lams))
+            records += recs
+            runs = len(seeds) * len(lams)
+            methods[method] = {"wall_s": wall, "runs": runs, "finite": True}
+            print(f"reduction + mixture: {runs} runs in {wall:.1f} s", flush=True)
+            continue
+        spec = method_spec(method)
+        static = spec.init(jax.random.key(0), d)[1]
+        init = jax.vmap(lambda k, spec=spec: spec.init(jax.random.fold_in(k, 1), d)[0])
+        # one seed's models (a leading axis of lams) on that seed's test part
+        forward = jax.jit(
+            jax.vmap(lambda p, x, spec=spec, static=static: spec.predict(static, p, x),
+                     in_axes=(0, None))
+        )  # fmt: skip
         mlams = lams[:1] * 0 if method == "erm" else lams
         program = make_grid_program(
-            method, static, num_steps=args.num_steps, batch_size=args.batch_size, lr=args.lr
+            spec, static, num_steps=args.num_steps, batch_size=args.batch_size, lr=args.lr
         )
         t1 = time.perf_counter()
         params, losses = program(init(keys), train, keys, mlams)
@@ -448,6 +811,9 @@ def main(argv=None) -> None:
     p.add_argument("--num-steps", type=int, default=150, help="FFB's default: 150")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument(
+        "--reduction-lr", type=float, default=0.1, help="the reduction's multiplier step size"
+    )
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument(
         "--compare",
@@ -463,13 +829,41 @@ def main(argv=None) -> None:
         default=None,
         help="only draw the trade-off plot of comma-separated result files",
     )
+    p.add_argument(
+        "--report",
+        nargs=3,
+        metavar=("JSONS", "MD", "PNG"),
+        default=None,
+        help="only write a data set's results file and trade-off plot from its result files",
+    )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="only time the matrix products of --seeds x (number of --lams) trainings",
+    )
     args = p.parse_args(argv)
+    if args.floor:
+        X, _, _, _ = load(
+            args.dataset, args.sensitive_attr, os.environ.get("FAIRJAX_DATA_HOME", ".")
+        )
+        runs = args.seeds * len(args.lams.split(","))
+        out = matmul_floor(X.shape[1], runs=runs, num_steps=args.num_steps,
+                           batch_size=args.batch_size)  # fmt: skip
+        print(json.dumps(out))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+        return
     if args.compare:
         print(side_by_side(args.compare[0].split(","), args.compare[1].split(",")))
         return
     if args.plot:
         tradeoff_plot(args.plot[0].split(","), args.plot[1])
         print(best_at_dp(args.plot[0].split(",")))
+        return
+    if args.report:
+        report(args.report[0].split(","), args.report[1], args.report[2])
+        print(open(args.report[1]).read())
         return
     out = run(args)
     for r in out["records"]:

@@ -3,7 +3,8 @@
 Runs in FFB's environment (torch, pandas 1.5, scikit-learn 1.2, statsmodels; no jax), not
 fairjax's. It imports FFB's modules from ``--ffb-src`` (their ``src/`` folder) and calls their
 own functions for every step that decides a number: ``dataset.load_adult_data`` /
-``load_compas_data``, ``networks.MLP``, ``loss.DiffDP`` / ``DiffEOpp`` / ``DiffEOdd`` /
+``load_compas_data``, ``networks.MLP`` / ``AdvDebiasing`` / ``LAFTR``, ``loss.DiffDP`` /
+``DiffEOpp`` / ``DiffEOdd`` /
 ``HSIC`` / ``PRLoss``, ``utils.seed_everything``, ``PandasDataSet``, ``InfiniteDataLoader``,
 the ``train_step`` of each ``ffb_tabular_<method>.py`` and ``metrics.metric_evaluation``.
 The glue of their scripts' ``__main__`` block (one-hot encoding, the 40/30/30 stratified
@@ -31,7 +32,8 @@ import sys
 import time
 import types
 
-METHODS = ("erm", "diffdp", "diffeopp", "diffeodd", "hsic", "pr")
+METHODS = ("erm", "diffdp", "diffeopp", "diffeodd", "hsic", "pr", "adv", "laftr")
+SCRIPTS = {"adv": "adv_gr"}  # method -> the suffix of FFB's ffb_tabular_<suffix>.py
 LOSSES = {
     "diffdp": "DiffDP",
     "diffeopp": "DiffEOpp",
@@ -115,23 +117,46 @@ def run_one(ffb, torch, *, method, lam, seed, args):
     loader = ffb.utils.InfiniteDataLoader(
         train, batch_size=args.batch_size, shuffle=True, drop_last=True
     )
-    net = ffb.networks.MLP(n_features=d, num_classes=1, mlp_layers=[512, 256, 64])
     clf = torch.nn.BCELoss()
+    if method == "adv":  # ffb_tabular_adv_gr.py's __main__: AdvDebiasing, two BCELoss
+        net = ffb.networks.AdvDebiasing(n_features=d, num_classes=1, hidden_layers=[512, 256, 64])
+    elif method == "laftr":  # ffb_tabular_laftr.py's __main__ (A_x 0.1, A_y 1, A_z = lam)
+        MLP = ffb.networks.MLP
+        net = ffb.networks.LAFTR(
+            MLP(n_features=d, num_classes=1, mlp_layers=[256, 128]),
+            MLP(n_features=128, num_classes=1, mlp_layers=[d]),
+            MLP(n_features=128, num_classes=1, mlp_layers=[64]),
+            MLP(n_features=128, num_classes=1, mlp_layers=[64]),
+            A_x=0.1,
+            A_y=1.0,
+            A_z=lam,
+        )
+    else:
+        net = ffb.networks.MLP(n_features=d, num_classes=1, mlp_layers=[512, 256, 64])
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=50, gamma=0.1)
-    script = importlib.import_module(f"ffb_tabular_{method}")
+    script = importlib.import_module(f"ffb_tabular_{SCRIPTS.get(method, method)}")
     for step, (X, y, s) in enumerate(loader):
         if step >= args.num_steps:
             break
         if method == "erm":
             script.train_step(net, X, y, s, sched, opt, clf, "cpu")
+        elif method == "adv":
+            script.train_step(net, X, y, s, clf, torch.nn.BCELoss(), opt, sched, lam, "cpu")
+        elif method == "laftr":
+            script.train_step(net, X, y, s, opt, sched, "cpu")
         else:
             fair = getattr(ffb.loss, LOSSES[method])()
             script.train_step(net, X, y, s, sched, opt, clf, fair, lam, "cpu")
     net.eval()
     with torch.no_grad():
         Xt, yt, st = test.tensors
-        _, out = net(Xt)
+        if method == "adv":
+            out, _ = net(Xt)
+        elif method == "laftr":
+            _, _, out, _ = net(Xt, st)
+        else:
+            _, out = net(Xt)
     m = ffb.metrics.metric_evaluation(
         y_gt=yt.numpy(), y_pre=out.numpy(), s=st.numpy(), prefix="test"
     )

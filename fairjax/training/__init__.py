@@ -53,6 +53,7 @@ from ._adversarial import (
     adversarial_objective,
     fit_adversarial,
     gradient_reversal,
+    laftr_objective,
 )
 from ._lagrangian import (
     ConstrainedResult,
@@ -96,6 +97,7 @@ __all__ = [
     "fit_rate_constrained_mixture",
     "gradient_reversal",
     "init_state",
+    "laftr_objective",
     "lagrangian",
     "logistic_regression",
     "make_constrained_step",

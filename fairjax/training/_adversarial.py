@@ -29,16 +29,24 @@ import optax
 
 from fairjax import _loop
 from fairjax import _validation as v
+from fairjax.groups import group_means
 from fairjax.training._penalized import binary_cross_entropy
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 PyTree = Any
 
-__all__ = ["AdversarialResult", "adversarial_objective", "fit_adversarial", "gradient_reversal"]
+__all__ = [
+    "AdversarialResult",
+    "adversarial_objective",
+    "fit_adversarial",
+    "gradient_reversal",
+    "laftr_objective",
+]
 
 _VARIANTS = ("reversal", "projection")
 _CRITERIA = ("demographic_parity", "equalized_odds")
+_ADVERSARY_INPUTS = ("output", "representation")
 
 
 @jax.custom_vjp
@@ -79,11 +87,16 @@ def _reversal_bwd(scale, g):
 gradient_reversal.defvjp(_reversal_fwd, _reversal_bwd)
 
 
-def _adversary_inputs(logits: Array, labels: Array, criterion: str) -> Array:
-    """What the adversary sees: the logit, and the label for equalized odds (Zhang et al.)."""
+def _adversary_inputs(seen: Array, labels: Array, criterion: str) -> Array:
+    """What the adversary sees: the logit (or representation), and the label for equalized odds.
+
+    ``seen`` is the logit ``(n,)`` (Zhang et al.) or a representation ``(n, k)``; the result
+    is ``(n, 1)`` or ``(n, k)``, with the label appended as a last column for equalized odds.
+    """
+    seen = seen[:, None] if seen.ndim == 1 else seen
     if criterion == "demographic_parity":
-        return logits[:, None]
-    return jnp.stack([logits, labels.astype(logits.dtype)], axis=1)
+        return seen
+    return jnp.concatenate([seen, labels.astype(seen.dtype)[:, None]], axis=1)
 
 
 def adversarial_objective(
@@ -93,6 +106,7 @@ def adversarial_objective(
     lam: ArrayLike,
     variant: str = "reversal",
     criterion: str = "demographic_parity",
+    adversary_input: str = "output",
     stateful: bool = False,
 ) -> Callable[..., Any]:
     r"""The objective of adversarial debiasing for the one loop: ``objective(params, batch)``.
@@ -100,7 +114,12 @@ def adversarial_objective(
     ``params = (model_params, adversary_params)``; ``batch = (x, y, s)`` with binary labels
     ``y`` and integer groups ``s``. ``model(p, x)`` returns logits ``(n,)``;
     ``adversary(q, z)`` returns group logits ``(n, G)`` from ``z`` (``(n, 1)``: the logit; with
-    ``criterion="equalized_odds"``, ``(n, 2)``: the logit and the label). Its value is
+    ``criterion="equalized_odds"``, ``(n, 2)``: the logit and the label). With
+    ``adversary_input="representation"`` the adversary reads a hidden representation instead
+    of the output, as in domain-adversarial training (Ganin and Lempitsky) and FFB's
+    ``adv_gr``: ``model(p, x)`` then returns ``(logits, features)``, features ``(n, k)``, and
+    the adversary sees ``z = features`` (``(n, k + 1)`` with the label for equalized odds),
+    through the reversal. Its value is
     :math:`L_P + \lambda L_A` with ``"reversal"`` and :math:`L_P + L_A` with ``"projection"``
     (binary cross-entropy of the predictor, softmax cross-entropy of the adversary); its
     gradient is that of the chosen variant (module docstring).
@@ -117,6 +136,8 @@ def adversarial_objective(
       lam: the adversary's weight :math:`\lambda \ge 0` (may be traced: vmap it).
       variant: ``"reversal"`` or ``"projection"``.
       criterion: ``"demographic_parity"`` or ``"equalized_odds"``.
+      adversary_input: ``"output"`` (the logit; Zhang et al.) or ``"representation"`` (the
+        features the model returns beside its logits).
       stateful: the predictor takes a key and a model state (see above).
 
     Returns:
@@ -142,15 +163,20 @@ def adversarial_objective(
         raise ValueError(f"`variant` must be one of {_VARIANTS}, got {variant!r}.")
     if criterion not in _CRITERIA:
         raise ValueError(f"`criterion` must be one of {_CRITERIA}, got {criterion!r}.")
+    if adversary_input not in _ADVERSARY_INPUTS:
+        raise ValueError(
+            f"`adversary_input` must be one of {_ADVERSARY_INPUTS}, got {adversary_input!r}."
+        )
 
     def losses(mp, ap, batch, scale, key, model_state):
         x, y, s = batch
         if stateful:
-            logits, model_state = model(mp, x, key, model_state)
+            out, model_state = model(mp, x, key, model_state)
         else:
-            logits = model(mp, x)
+            out = model(mp, x)
+        logits, seen = out if adversary_input == "representation" else (out, out)
         task = jnp.mean(binary_cross_entropy(logits, y))
-        z = _adversary_inputs(gradient_reversal(logits, scale), y, criterion)
+        z = _adversary_inputs(gradient_reversal(seen, scale), y, criterion)
         adv = optax.softmax_cross_entropy_with_integer_labels(adversary(ap, z), s).mean()
         return task, adv, model_state
 
@@ -211,6 +237,7 @@ def fit_adversarial(
     model_state: PyTree = None,
     variant: str = "reversal",
     criterion: str = "demographic_parity",
+    adversary_input: str = "output",
 ) -> AdversarialResult:
     """Adversarial debiasing by :func:`adversarial_objective` in the one loop.
 
@@ -230,7 +257,7 @@ def fit_adversarial(
       batch_size: rows per mini-batch; ``None``: full batch.
       key: PRNG key of the shuffling and of the per-step keys.
       model_state: initial state of a stateful predictor (``None``: stateless).
-      variant, criterion: as in :func:`adversarial_objective`.
+      variant, criterion, adversary_input: as in :func:`adversarial_objective`.
 
     Returns:
       An :class:`AdversarialResult`.
@@ -263,7 +290,13 @@ def fit_adversarial(
             "makes the per-step keys)."
         )
     objective = adversarial_objective(
-        model, adversary, lam=lam, variant=variant, criterion=criterion, stateful=stateful
+        model,
+        adversary,
+        lam=lam,
+        variant=variant,
+        criterion=criterion,
+        adversary_input=adversary_input,
+        stateful=stateful,
     )
     step = _loop.make_step(lambda p, a: objective(p, *a), optimizer, has_aux=stateful)
 
@@ -286,3 +319,160 @@ def fit_adversarial(
     )
     ok = _loop.finite("training.fit_adversarial", params, losses[-1:])
     return AdversarialResult(params, losses, model_state, ok)
+
+
+_LAFTR_LOSSES = ("group_l1", "cross_entropy")
+_LAFTR_CRITERIA = ("demographic_parity", "equal_opportunity", "equalized_odds")
+_RECONSTRUCTIONS = ("mse", "rmse")
+
+
+def _laftr_cells(criterion: str) -> tuple[int | None, ...]:
+    """The label values whose groups the adversary's error is averaged over (None: all rows)."""
+    return {"demographic_parity": (None,), "equal_opportunity": (1,), "equalized_odds": (0, 1)}[
+        criterion
+    ]
+
+
+def laftr_objective(
+    encoder: Callable[..., Array],
+    classifier: Callable[..., Array],
+    adversary: Callable[..., Array],
+    *,
+    adversary_weight: ArrayLike,
+    prediction_weight: ArrayLike = 1.0,
+    decoder: Callable[..., Array] | None = None,
+    reconstruction_weight: ArrayLike = 1.0,
+    adversary_loss: str = "group_l1",
+    criterion: str = "demographic_parity",
+    reconstruction: str = "mse",
+    stochastic: bool = False,
+) -> Callable[..., Array]:
+    r"""LAFTR's objective (adversarially learned fair representations) for the one loop.
+
+    An encoder :math:`f` maps the features to a representation :math:`z = f(x)`; a classifier
+    :math:`g` predicts the label from :math:`z`, an optional decoder :math:`k` reconstructs
+    :math:`x` from :math:`(z, s)`, and an adversary :math:`h` guesses the binary group
+    :math:`s` from :math:`z`. Madras et al. solve
+
+    .. math::
+       \min_{f, g, k} \max_{h}\; \alpha\, L_C(g(z), y) + \beta\, L_{Dec}(k(z, s), x)
+       + \gamma\, L_{Adv}(h(z), s),
+
+    where the adversary's objective for demographic parity is one minus its group-normalised
+    :math:`\ell_1` error, :math:`L_{Adv} = 1 - \sum_{a \in \{0,1\}} \frac{1}{|D_a|}
+    \sum_{i \in D_a} |h(z_i) - s_i|` (``adversary_loss="group_l1"``; :math:`D_a` the rows of
+    group :math:`a`; for equalized odds the sum runs over the four cells
+    :math:`D_a^y`, for equal opportunity over the cells with :math:`y = 1`). Minimising that
+    error over the encoder bounds the demographic-parity gap of *any* classifier of :math:`z`
+    (their Theorem 2). ``adversary_loss="cross_entropy"`` uses the adversary's binary
+    cross-entropy instead, as FFB's LAFTR does.
+
+    Here the min-max is one objective for the one optimizer loop (:mod:`fairjax._loop`): the
+    adversary reads :math:`z` through :func:`gradient_reversal`, so one descent step on
+
+    .. math:: \alpha L_C + \beta L_{Dec} + \gamma\, E_{Adv}
+
+    (:math:`E_{Adv}` the adversary's error: the group-normalised :math:`\ell_1` sum or the
+    cross-entropy) lowers the adversary's error over :math:`h` and raises it over :math:`f`,
+    simultaneous gradient descent-ascent (FFB's form; Madras et al. alternate the two players'
+    steps). The returned value is that sum, not the encoder's objective.
+
+    Shapes: ``batch = (x, y, s)`` with features ``(n, d)``, binary labels ``(n,)`` and binary
+    groups ``(n,)``; ``encoder(p, x) -> z (n, k)``, ``classifier(p, z) -> logits (n,)``,
+    ``adversary(p, z) -> logits (n,)``, ``decoder(p, z, s) -> x_hat (n, d)``. ``params`` is a
+    dict with the keys ``"encoder"``, ``"classifier"``, ``"adversary"`` (and ``"decoder"``
+    when a decoder is given). With ``stochastic=True`` (dropout) every network takes a PRNG key
+    as its last argument and ``batch = (x, y, s, key)``; each network gets its own key, split
+    from the batch's. Predictions are ``classifier(p["classifier"], encoder(p["encoder"],
+    x))``.
+
+    Args:
+      encoder, classifier, adversary: the networks (see Shapes).
+      adversary_weight: :math:`\gamma \ge 0`, the penalty weight (may be traced: vmap it).
+      prediction_weight: :math:`\alpha`.
+      decoder: optional reconstruction network (``None``: no reconstruction term).
+      reconstruction_weight: :math:`\beta` (used with a decoder).
+      adversary_loss: ``"group_l1"`` (Madras et al.) or ``"cross_entropy"`` (FFB).
+      criterion: ``"demographic_parity"``, ``"equal_opportunity"`` or ``"equalized_odds"``
+        (the cells of the group-normalised error; with ``"cross_entropy"`` only
+        ``"demographic_parity"``).
+      reconstruction: ``"mse"`` (mean squared error) or ``"rmse"`` (its square root, with
+        ``1e-6`` added inside as in FFB's ``RMSELoss``).
+      stochastic: the networks take a key (see Shapes).
+
+    Returns:
+      ``objective(params, batch) -> scalar``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from fairjax.training import laftr_objective
+      >>> lin = lambda p, z: z @ p
+      >>> obj = laftr_objective(lin, lin, lin, adversary_weight=1.0)
+      >>> params = {"encoder": jnp.eye(3)[:, :2], "classifier": jnp.ones(2),
+      ...           "adversary": jnp.zeros(2)}
+      >>> x = jnp.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+      >>> y, s = jnp.array([1.0, 0.0, 1.0]), jnp.array([0, 1, 1])
+      >>> round(float(obj(params, (x, y, s))), 4)  # BCE 0.7732 + the error 0.5 + 0.5
+      1.7732
+
+    References:
+      Madras, Creager, Pitassi, Zemel, *Learning adversarially fair and transferable
+      representations*, ICML 2018; Han et al., *FFB: A Fair Fairness Benchmark for
+      In-Processing Group Fairness Methods*, ICLR 2024 (the cross-entropy form).
+    """
+    if adversary_loss not in _LAFTR_LOSSES:
+        raise ValueError(
+            f"`adversary_loss` must be one of {_LAFTR_LOSSES}, got {adversary_loss!r}."
+        )
+    if criterion not in _LAFTR_CRITERIA:
+        raise ValueError(f"`criterion` must be one of {_LAFTR_CRITERIA}, got {criterion!r}.")
+    if adversary_loss == "cross_entropy" and criterion != "demographic_parity":
+        raise ValueError(
+            '`criterion` must be "demographic_parity" with adversary_loss="cross_entropy" '
+            f"(the cross-entropy is not conditioned on the label), got {criterion!r}."
+        )
+    if reconstruction not in _RECONSTRUCTIONS:
+        raise ValueError(
+            f"`reconstruction` must be one of {_RECONSTRUCTIONS}, got {reconstruction!r}."
+        )
+    cells = _laftr_cells(criterion)
+
+    def objective(params, batch):
+        if stochastic:
+            x, y, s, key = batch
+            keys = jax.random.split(key, 4)
+            call = lambda f, i, *a: f(*a, keys[i])
+        else:
+            x, y, s = batch
+            call = lambda f, i, *a: f(*a)
+        s = jnp.asarray(s)
+        z = call(encoder, 0, params["encoder"], x)
+        logits = call(classifier, 1, params["classifier"], z)
+        value = prediction_weight * jnp.mean(binary_cross_entropy(logits, y))
+        guess = call(adversary, 2, params["adversary"], gradient_reversal(z))
+        target = s.astype(guess.dtype)
+        if adversary_loss == "cross_entropy":
+            error = jnp.mean(binary_cross_entropy(guess, target))
+        else:
+            miss = jnp.abs(jax.nn.sigmoid(guess) - target)
+            error = sum(
+                jnp.sum(
+                    group_means(
+                        miss,
+                        s.astype(jnp.int32),
+                        num_groups=2,
+                        labels=None if c is None else y,
+                        label_value=0 if c is None else c,
+                    )
+                )
+                for c in cells
+            )
+        value = value + adversary_weight * error
+        if decoder is not None:
+            x_hat = call(decoder, 3, params["decoder"], z, s)
+            mse = jnp.mean((x_hat - x) ** 2)
+            rec = mse if reconstruction == "mse" else jnp.sqrt(mse + 1e-6)
+            value = value + reconstruction_weight * rec
+        return value
+
+    return objective
