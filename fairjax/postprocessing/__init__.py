@@ -27,12 +27,22 @@ equalized odds, with a tolerance; :func:`apply_thresholds` gives expected or dra
 (Hardt, Price, Srebro, NeurIPS 2016; Cruz, Hardt, ICLR 2024). :func:`fit_thresholds_streaming`
 fits the same thresholds on data read in chunks, never gathered, equal to the in-memory fit
 (the hull vertices found by counting passes over the scores' float32 keys).
+
+Multiclass: :func:`fit_multiclass_parity` fits one offset per group and class on the class
+probabilities of any K-class model, the most accurate rule whose class rates are equal across
+groups up to a tolerance (a linear program); :func:`apply_multiclass_parity` decides
+``argmax_k (p_k - offset)``.
 """
 
 from fairjax.postprocessing._apply import apply_barycenter
 from fairjax.postprocessing._distributed import fit_barycenter_sharded, fit_barycenter_streaming
 from fairjax.postprocessing._fit import fit_barycenter
 from fairjax.postprocessing._hull import ROCHull, roc_hull
+from fairjax.postprocessing._multiclass import (
+    MulticlassParityState,
+    apply_multiclass_parity,
+    fit_multiclass_parity,
+)
 from fairjax.postprocessing._persist import load_barycenter, save_barycenter
 from fairjax.postprocessing._state import (
     FORMAT_VERSION,
@@ -53,14 +63,17 @@ __all__ = [
     "THRESHOLD_CRITERIA",
     "THRESHOLD_OBJECTIVES",
     "BarycenterState",
+    "MulticlassParityState",
     "ROCHull",
     "SequentialBarycenterState",
     "ThresholdState",
     "apply_barycenter",
+    "apply_multiclass_parity",
     "apply_thresholds",
     "fit_barycenter",
     "fit_barycenter_sharded",
     "fit_barycenter_streaming",
+    "fit_multiclass_parity",
     "fit_thresholds",
     "fit_thresholds_streaming",
     "load_barycenter",

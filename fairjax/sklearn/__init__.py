@@ -8,7 +8,7 @@ mitigators.
 from fairjax.sklearn._bounded import BoundedGroupLossRegressor
 from fairjax.sklearn._ferm import FERMClassifier
 from fairjax.sklearn._logistic import FairLogisticRegression
-from fairjax.sklearn._threshold import FairThresholdClassifier
+from fairjax.sklearn._threshold import FairThresholdClassifier, MulticlassParityClassifier
 from fairjax.sklearn._wasserstein import WassersteinFairRegressor
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "FERMClassifier",
     "FairLogisticRegression",
     "FairThresholdClassifier",
+    "MulticlassParityClassifier",
     "WassersteinFairRegressor",
 ]

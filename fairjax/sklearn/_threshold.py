@@ -1,4 +1,4 @@
-"""scikit-learn wrapper of the group-specific randomised thresholds (Hardt et al., 2016)."""
+"""scikit-learn wrappers of the post-processors: group thresholds (binary), class offsets (K)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from fairjax import postprocessing
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import check_sample_weight, encode_groups
 
-__all__ = ["FairThresholdClassifier"]
+__all__ = ["FairThresholdClassifier", "MulticlassParityClassifier"]
 
 # fairlearn's names of the same criteria (its ThresholdOptimizer's `constraints=`).
 _ALIASES = {
@@ -33,7 +33,31 @@ _ALIASES = {
 _STATE_FIELDS = ("lower", "upper", "probabilities", "fpr", "tpr", "positives", "negatives")
 
 
-class FairThresholdClassifier(_persist.BaseEstimatorSaveLoadMixin, ClassifierMixin, BaseEstimator):
+class _PostProcessingClassifier(
+    _persist.BaseEstimatorSaveLoadMixin, ClassifierMixin, BaseEstimator
+):
+    """What the post-processing classifiers share: input checks and the base estimator's fit."""
+
+    def _check_X(self, X, *, reset: bool):
+        if not hasattr(X, "iloc"):
+            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        return X
+
+    def _fit_base(self, X, y, sample_weight) -> None:
+        """``estimator_``: the given estimator (``prefit``) or a clone fitted on ``(X, y)``."""
+        if self.prefit:
+            try:
+                check_is_fitted(self.estimator)
+            except NotFittedError as err:
+                raise ValueError("prefit=True needs a fitted `estimator`.") from err
+            self.estimator_ = self.estimator
+        else:
+            kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+            self.estimator_ = clone(self.estimator).fit(X, y, **kwargs)
+
+
+class FairThresholdClassifier(_PostProcessingClassifier):
     r"""Binary classifier made fair by group-specific randomised thresholds on its scores.
 
     Wraps any scikit-learn classifier ``f``. ``fit`` trains a clone of it on ``(X, y)`` unless
@@ -132,12 +156,6 @@ class FairThresholdClassifier(_persist.BaseEstimatorSaveLoadMixin, ClassifierMix
             out = out[:, 1]
         return out.reshape(-1).astype(np.float32)
 
-    def _check_X(self, X, *, reset: bool):
-        if not hasattr(X, "iloc"):
-            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
-        validate_data(self, X, skip_check_array=True, reset=reset)
-        return X
-
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the base estimator (unless ``prefit``) and the thresholds on ``(X, y)``.
 
@@ -162,7 +180,9 @@ class FairThresholdClassifier(_persist.BaseEstimatorSaveLoadMixin, ClassifierMix
             raise ValueError(
                 f"Only binary classification is supported (group thresholds on one score). "
                 f"The type of the target is {y_type}. For K classes, "
-                "fairjax.sklearn.FairLogisticRegression bounds every class's gap."
+                "fairjax.sklearn.MulticlassParityClassifier post-processes any classifier's "
+                "probabilities to demographic parity, and fairjax.sklearn.FairLogisticRegression "
+                "bounds every class's gap in training."
             )
         self.classes_, labels = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2:
@@ -174,15 +194,7 @@ class FairThresholdClassifier(_persist.BaseEstimatorSaveLoadMixin, ClassifierMix
         n = _num_samples(X)
         sample_weight = check_sample_weight(sample_weight, n)
         ids, self.groups_ = encode_groups(sensitive_features, n)
-        if self.prefit:
-            try:
-                check_is_fitted(self.estimator)
-            except NotFittedError as err:
-                raise ValueError("prefit=True needs a fitted `estimator`.") from err
-            self.estimator_ = self.estimator
-        else:
-            kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-            self.estimator_ = clone(self.estimator).fit(X, y, **kwargs)
+        self._fit_base(X, y, sample_weight)
         state = postprocessing.fit_thresholds(
             self._scores(X),
             labels.astype(np.int32),
@@ -230,5 +242,133 @@ class FairThresholdClassifier(_persist.BaseEstimatorSaveLoadMixin, ClassifierMix
         for field in _STATE_FIELDS:
             value = getattr(self, f"{field}_", None)
             if not isinstance(value, jax.Array):
+                raise ValueError(f"{os.fspath(path)!r}: the fitted `{field}_` is missing.")
+            setattr(self, f"{field}_", jnp.asarray(value))
+
+
+class MulticlassParityClassifier(_PostProcessingClassifier):
+    r"""K-class classifier made fair (demographic parity) by class offsets per group.
+
+    Wraps any scikit-learn classifier with ``predict_proba``. ``fit`` trains a clone of it on
+    ``(X, y)`` unless ``prefit``, and fits :func:`fairjax.postprocessing.fit_multiclass_parity`
+    on its class probabilities for the same rows: one offset per group and class, the most
+    accurate rule (in expectation under the probabilities) whose rate of every class differs
+    between two groups by at most ``tolerance``. ``predict`` decides
+    ``argmax_k (p_k(x) - offset[group, k])``; ``predict_proba`` gives those decisions one-hot.
+    Fit on rows the base estimator did not train on (``prefit=True`` with a calibration split)
+    for rates that carry over to new data. The sensitive attribute is needed at prediction
+    time. Two classes work too (the rule is then a threshold per group, deterministic).
+
+    Args:
+      estimator: a scikit-learn classifier with ``predict_proba``.
+      tolerance: largest allowed gap between two groups' rates of a class (0: exact parity).
+      prefit: use ``estimator`` as it is (it must be fitted).
+
+    Attributes:
+      estimator_: the fitted base estimator.
+      classes_: the class labels (the order of ``predict_proba``'s columns).
+      groups_: the sensitive values (group ``k`` is ``groups_[k]``).
+      offsets_: the fitted offsets ``(G, K)``; class_rates_: each group's class rates on the
+        fitted rows ``(G, K)``; ``state_`` assembles them.
+      n_features_in_: number of features (and ``feature_names_in_`` for a DataFrame).
+
+    Example:
+      >>> import numpy as np
+      >>> from sklearn.linear_model import LogisticRegression
+      >>> from fairjax.sklearn import MulticlassParityClassifier
+      >>> rng = np.random.default_rng(0)
+      >>> s = rng.integers(0, 2, 3000); X = np.c_[rng.normal(size=(3000, 2)), s]
+      >>> y = np.digitize(X[:, 0] + s + 0.5 * rng.normal(size=3000), [0.0, 1.0])  # 3 classes
+      >>> clf = MulticlassParityClassifier(LogisticRegression()).fit(X, y, sensitive_features=s)
+      >>> d = clf.predict_proba(X, sensitive_features=s)
+      >>> bool(np.abs(d[s == 0].mean(0) - d[s == 1].mean(0)).max() < 0.01)
+      True
+
+    References:
+      Xian, Yin, Zhao, *Fair and optimal classification via post-processing*, ICML 2023;
+      Denis, Elie, Hebiri, Hu, *Fairness guarantees in multi-class classification with
+      demographic parity*, JMLR 2024.
+    """
+
+    def __init__(self, estimator=None, *, tolerance: float = 0.0, prefit: bool = False):
+        self.estimator = estimator
+        self.tolerance = tolerance
+        self.prefit = prefit
+
+    @property
+    def state_(self) -> postprocessing.MulticlassParityState:
+        """The fitted rule as a :class:`fairjax.postprocessing.MulticlassParityState`."""
+        check_is_fitted(self, "offsets_")
+        return postprocessing.MulticlassParityState(
+            self.offsets_, self.class_rates_, float(self.tolerance)
+        )
+
+    def _probabilities(self, X) -> np.ndarray:
+        if not hasattr(self.estimator_, "predict_proba"):
+            raise ValueError("`estimator` must have predict_proba (class probabilities).")
+        return np.asarray(self.estimator_.predict_proba(X), np.float32)
+
+    def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
+        """Fits the base estimator (unless ``prefit``) and the offsets on ``(X, y)``.
+
+        Args:
+          X: features ``(n, d)`` (array or DataFrame).
+          y: class labels ``(n,)`` (two or more classes).
+          sensitive_features: one value per row ``(n,)``, or several columns ``(n, k)``
+            (their intersection).
+          sample_weight: optional weights ``(n,)``.
+
+        Returns:
+          self.
+        """
+        if self.estimator is None:
+            raise ValueError("`estimator` is required: a scikit-learn classifier.")
+        X = self._check_X(X, reset=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type not in ("binary", "multiclass"):
+            raise ValueError(f"`y` must hold class labels, got a target of type {y_type}.")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError("`y` must hold at least two classes, got 1 class.")
+        n = _num_samples(X)
+        sample_weight = check_sample_weight(sample_weight, n)
+        ids, self.groups_ = encode_groups(sensitive_features, n)
+        self._fit_base(X, y, sample_weight)
+        base_classes = getattr(self.estimator_, "classes_", None)
+        if base_classes is None or not np.array_equal(np.asarray(base_classes), self.classes_):
+            raise ValueError(
+                "the base estimator's classes_ differ from the labels of `y`: fit it on the "
+                "same classes (prefit=True) or let fit train it."
+            )
+        state = postprocessing.fit_multiclass_parity(
+            self._probabilities(X),
+            ids,
+            num_groups=len(self.groups_),
+            tolerance=self.tolerance,
+            weights=sample_weight,
+        )
+        self.offsets_, self.class_rates_ = state.offsets, state.class_rates
+        return self
+
+    def predict_proba(self, X, *, sensitive_features=None) -> np.ndarray:
+        """The decisions one-hot, shape ``(n, K)`` (the rule is deterministic)."""
+        check_is_fitted(self, "offsets_")
+        X = self._check_X(X, reset=False)
+        ids, _ = encode_groups(sensitive_features, _num_samples(X), self.groups_)
+        d = postprocessing.apply_multiclass_parity(self.state_, self._probabilities(X), ids)
+        return np.asarray(d, np.float64)
+
+    def predict(self, X, *, sensitive_features=None) -> np.ndarray:
+        """The decided class labels ``(n,)``."""
+        d = self.predict_proba(X, sensitive_features=sensitive_features)
+        return self.classes_[d.argmax(axis=1)]
+
+    def _after_load(self, path: str | os.PathLike) -> None:
+        """The fitted offsets back as JAX arrays (the file holds them as NumPy)."""
+        for field in ("offsets", "class_rates"):
+            value = getattr(self, f"{field}_", None)
+            if value is None:
                 raise ValueError(f"{os.fspath(path)!r}: the fitted `{field}_` is missing.")
             setattr(self, f"{field}_", jnp.asarray(value))
