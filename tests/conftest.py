@@ -48,6 +48,13 @@ def shared_data_home() -> pathlib.Path:
 # (`pytest -m slow`, in CI), so the default run stays a quick loop. A prefix names every case
 # that starts with it (parametrizations).
 SLOW_CASES = (
+    # LAFTR, the representation adversary and multiclass post-processing (this session's
+    # compile-bound tests, 7-26 s each on a loaded machine with a cold cache)
+    "tests/training/test_adversarial.py::test_the_adversary_reads_the_representation",
+    "tests/training/test_adversarial.py::test_laftr_gradients_split_the_players",
+    "tests/training/test_adversarial.py::test_laftr_stochastic_networks_get_their_own_keys",
+    "tests/postprocessing/test_multiclass.py::test_parity_holds_on_held_out_rows",
+    "tests/sklearn/test_multiclass_parity.py::test_pandas_input_parity_on_fitted_and_held_out",
     "tests/training/test_adversarial.py::test_reversal_gradients_split_the_players",
     "tests/training/test_adversarial.py::test_projection_gradient_is_orthogonal_to_the_adversary_at_lam_zero",
     "tests/penalties/test_ffb.py::test_value_and_gradient_equal_ffb[diffdp-a]",
