@@ -164,12 +164,7 @@ def main() -> None:
         "| bound | trainer | train gap | test gap | test accuracy | accuracy cost (points) |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for r in reduction:
-        cost = 100 * (base["accuracy_argmax"] - r["test_accuracy"])
-        lines.append(
-            f"| {r['bound']} | {r['trainer']} | {r['train_gap']:.4f} | {r['test_gap']:.4f} | "
-            f"{r['test_accuracy']:.4f} | {cost:.2f} |"
-        )
+    lines += table_rows(reduction, base, ("bound", "trainer"))
     lines += [
         "",
         "Post-processing the unconstrained model's class probabilities "
@@ -179,13 +174,19 @@ def main() -> None:
         "| tolerance | train gap | test gap | test accuracy | accuracy cost (points) |",
         "|---|---:|---:|---:|---:|",
     ]
-    for r in post:
-        cost = 100 * (base["accuracy_argmax"] - r["test_accuracy"])
-        lines.append(
-            f"| {r['bound']} | {r['train_gap']:.4f} | {r['test_gap']:.4f} | "
-            f"{r['test_accuracy']:.4f} | {cost:.2f} |"
-        )
+    lines += table_rows(post, base, ("bound",))
     (RESULTS / f"multiclass_drug_{tag}.md").write_text("\n".join(lines) + "\n")
+
+
+def table_rows(records, base, keys) -> list[str]:
+    """Markdown rows: the ``keys`` columns, the gaps, test accuracy and its cost (points)."""
+    out = []
+    for r in records:
+        cost = 100 * (base["accuracy_argmax"] - r["test_accuracy"])
+        cells = [str(r[k]) for k in keys]
+        cells += [f"{r[k]:.4f}" for k in ("train_gap", "test_gap", "test_accuracy")]
+        out.append("| " + " | ".join([*cells, f"{cost:.2f}"]) + " |")
+    return out
 
 
 def postprocessing_rows(params, train, test, bounds) -> list[dict]:

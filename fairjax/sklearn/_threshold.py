@@ -44,6 +44,15 @@ class _PostProcessingClassifier(
         validate_data(self, X, skip_check_array=True, reset=reset)
         return X
 
+    def _fit_inputs(self, X, y):
+        """The checked ``(X, y, y's target type)`` of ``fit``; the base estimator is required."""
+        if self.estimator is None:
+            raise ValueError("`estimator` is required: a scikit-learn classifier.")
+        X = self._check_X(X, reset=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        return X, y, type_of_target(y, input_name="y", raise_unknown=True)
+
     def _fit_base(self, X, y, sample_weight) -> None:
         """``estimator_``: the given estimator (``prefit``) or a clone fitted on ``(X, y)``."""
         if self.prefit:
@@ -169,13 +178,8 @@ class FairThresholdClassifier(_PostProcessingClassifier):
         Returns:
           self.
         """
-        if self.estimator is None:
-            raise ValueError("`estimator` is required: a scikit-learn classifier.")
         criterion = _ALIASES.get(self.criterion, self.criterion)
-        X = self._check_X(X, reset=True)
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(X, y)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        X, y, y_type = self._fit_inputs(X, y)
         if y_type not in ("binary",):
             raise ValueError(
                 f"Only binary classification is supported (group thresholds on one score). "
@@ -314,19 +318,13 @@ class MulticlassParityClassifier(_PostProcessingClassifier):
         Args:
           X: features ``(n, d)`` (array or DataFrame).
           y: class labels ``(n,)`` (two or more classes).
-          sensitive_features: one value per row ``(n,)``, or several columns ``(n, k)``
-            (their intersection).
+          sensitive_features: as in :meth:`FairThresholdClassifier.fit`.
           sample_weight: optional weights ``(n,)``.
 
         Returns:
           self.
         """
-        if self.estimator is None:
-            raise ValueError("`estimator` is required: a scikit-learn classifier.")
-        X = self._check_X(X, reset=True)
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(X, y)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        X, y, y_type = self._fit_inputs(X, y)
         if y_type not in ("binary", "multiclass"):
             raise ValueError(f"`y` must hold class labels, got a target of type {y_type}.")
         self.classes_ = np.unique(y)
