@@ -831,27 +831,14 @@ def main(argv=None) -> None:
         "--reduction-lr", type=float, default=0.1, help="the reduction's multiplier step size"
     )
     p.add_argument("--json", default=None, help="write the results here")
-    p.add_argument(
-        "--compare",
-        nargs=2,
-        metavar=("JAX_JSONS", "FFB_JSONS"),
-        default=None,
-        help="only print the side-by-side table of comma-separated result files",
+    reports = (  # the report modes: each reads result files instead of training
+        ("--compare", ("JAX_JSONS", "FFB_JSONS"), "the side-by-side table of result files"),
+        ("--plot", ("JSONS", "PNG"), "the trade-off plot and best-accuracy table"),
+        ("--report", ("JSONS", "MD", "PNG"), "a data set's results file and trade-off plot"),
     )
-    p.add_argument(
-        "--plot",
-        nargs=2,
-        metavar=("JSONS", "PNG"),
-        default=None,
-        help="only draw the trade-off plot of comma-separated result files",
-    )
-    p.add_argument(
-        "--report",
-        nargs=3,
-        metavar=("JSONS", "MD", "PNG"),
-        default=None,
-        help="only write a data set's results file and trade-off plot from its result files",
-    )
+    for flag, names, what in reports:
+        p.add_argument(flag, nargs=len(names), metavar=names, help=f"only write {what} "
+                       "(JSONS: comma-separated result files)")  # fmt: skip
     p.add_argument(
         "--floor",
         action="store_true",
