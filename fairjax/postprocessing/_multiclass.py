@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax.groups import group_means
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -60,13 +61,6 @@ class MulticlassParityState(NamedTuple):
     offsets: Array
     class_rates: Array
     tolerance: float
-
-
-def _decide(offsets: Array, probabilities: Array, groups: Array) -> Array:
-    shifted = probabilities - offsets[groups]
-    one_hot = jax.nn.one_hot(jnp.argmax(shifted, axis=1), probabilities.shape[1])
-    bad = jnp.any(jnp.isnan(probabilities), axis=1, keepdims=True)
-    return jnp.where(bad, jnp.nan, one_hot).astype(jnp.result_type(probabilities, jnp.float32))
 
 
 def fit_multiclass_parity(
@@ -166,18 +160,18 @@ def fit_multiclass_parity(
     offsets = jnp.asarray(nu, jnp.float32)
     # The optimum puts up to G K rows exactly on a tie between two classes (the fractional rows
     # of the primal): measure the rates with the arithmetic of apply_multiclass_parity.
-    decided = np.asarray(
-        _apply(offsets, jnp.asarray(p, jnp.float32), jnp.asarray(g, jnp.int32)), np.float64
-    )
-    sums = np.zeros((num_groups, k))
-    np.add.at(sums, g, w[:, None] * decided)
-    rates = np.divide(sums, W[:, None], out=np.zeros_like(sums), where=W[:, None] > 0)
-    return MulticlassParityState(offsets, jnp.asarray(rates, jnp.float32), tolerance)
+    decided = _apply(offsets, jnp.asarray(p, jnp.float32), jnp.asarray(g, jnp.int32))
+    rates = group_means(decided, g, num_groups=num_groups, weights=w.astype(np.float32))
+    return MulticlassParityState(offsets, rates, tolerance)
 
 
 @jax.jit
 def _apply(offsets: Array, probabilities: Array, groups: Array) -> Array:
-    return _decide(offsets, probabilities, groups)
+    """One-hot ``argmax_k (p_k - offsets[group, k])``; a row with a NaN gives NaNs."""
+    shifted = probabilities - offsets[groups]
+    one_hot = jax.nn.one_hot(jnp.argmax(shifted, axis=1), probabilities.shape[1])
+    bad = jnp.any(jnp.isnan(probabilities), axis=1, keepdims=True)
+    return jnp.where(bad, jnp.nan, one_hot).astype(jnp.result_type(probabilities, jnp.float32))
 
 
 def apply_multiclass_parity(
