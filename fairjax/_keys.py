@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+FIRST_BITS = 16  # key bits resolved by the first counting pass (2^16 buckets)
+NEXT_BITS = 8  # key bits resolved by each later pass (2^8 sub-buckets of a bucket)
+
 
 def float_keys(x: np.ndarray) -> np.ndarray:
     """uint32 keys with the order of the float32 values ``x`` (-0.0 as +0.0).
@@ -31,3 +34,18 @@ def key_floats(k: np.ndarray) -> np.ndarray:
     """The float32 values of :func:`float_keys` keys."""
     k = np.asarray(k, np.uint32)
     return np.where(k >> 31, k ^ np.uint32(1 << 31), ~k).astype(np.uint32).view(np.float32)
+
+
+def bucket_of(keys: np.ndarray, bits: int) -> np.ndarray:
+    """The bucket of each key among the ``2^bits`` buckets of its top ``bits`` bits (int64)."""
+    return (np.asarray(keys) >> (32 - bits)).astype(np.int64)
+
+
+def bucket_first(prefix, bits):
+    """The first key of the bucket ``prefix`` of the top ``bits`` bits (ints or int64 arrays)."""
+    return prefix << (32 - bits)
+
+
+def bucket_last(prefix, bits):
+    """The last key of the bucket ``prefix`` of the top ``bits`` bits (ints or int64 arrays)."""
+    return ((prefix + 1) << (32 - bits)) - 1

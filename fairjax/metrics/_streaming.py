@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax._keys import FIRST_BITS, NEXT_BITS, bucket_last, bucket_of
 from fairjax._keys import float_keys as _float_keys
 from fairjax._keys import key_floats as _key_floats
 from fairjax.metrics._audit import (
@@ -61,8 +62,6 @@ from fairjax.metrics._audit import (
 
 ArrayLike = jax.typing.ArrayLike
 
-_FIRST_BITS = 16  # key bits resolved by the first pass; each later pass resolves 8 more
-_NEXT_BITS = 8
 _BLOCK = 4096  # rows per block of the row-by-row Poisson draws (weighted data)
 _KEYS = ("y_true", "y_pred", "groups", "scores", "weights")
 
@@ -150,7 +149,7 @@ def _first_pass(read: _Reader, num_groups: int, *, allow_empty: bool = False):
     """Rows per group, weight per (group, label, decision) cell and, with scores, per cell and
     top-16-bit key bucket, the rows per bucket and the largest key. No rows raise, unless
     ``allow_empty`` (a process whose share is empty)."""
-    G, B = num_groups, 1 << _FIRST_BITS
+    G, B = num_groups, 1 << FIRST_BITS
     rows = np.zeros(G, np.int64)
     cells = np.zeros(4 * G, np.float64)
     hist, brows, kmax = None, None, 0
@@ -161,7 +160,7 @@ def _first_pass(read: _Reader, num_groups: int, *, allow_empty: bool = False):
         if x is not None:
             keys = _float_keys(x)
             kmax = max(kmax, int(keys.max()))
-            top = (keys >> (32 - _FIRST_BITS)).astype(np.int64)
+            top = bucket_of(keys, FIRST_BITS)
             h = np.bincount(c * B + top, w, minlength=4 * G * B)
             hist = h if hist is None else hist + h
             r = np.bincount(top, minlength=B)
@@ -186,12 +185,12 @@ def _refine_pass(
     """Group weights (``rows=True``: rows) of the ``2^8`` sub-buckets of each bucket in
     ``parents`` (sorted ``bits - 8``-bit prefixes): shape ``(G, len(parents) * 256)``;
     ``combine`` sums them over processes."""
-    K, S = parents.size, 1 << _NEXT_BITS
+    K, S = parents.size, 1 << NEXT_BITS
     out = np.zeros(num_groups * K * S, np.float64)
     for _, _, _, g, x, w in read():
-        top = (_float_keys(x) >> (32 - bits)).astype(np.int64)
-        idx = np.minimum(np.searchsorted(parents, top >> _NEXT_BITS), K - 1)
-        hit = parents[idx] == top >> _NEXT_BITS
+        top = bucket_of(_float_keys(x), bits)
+        idx = np.minimum(np.searchsorted(parents, top >> NEXT_BITS), K - 1)
+        hit = parents[idx] == top >> NEXT_BITS
         code = (g[hit] * K + idx[hit]) * S + (top[hit] & (S - 1))
         out += np.bincount(code, None if w is None or rows else w[hit], minlength=out.size)
     out = out if combine is None else combine(out)
@@ -214,7 +213,7 @@ def _exact_ks_points(
     total = mass.sum(1, keepdims=True)
     present = total[:, 0] > 0
     scale = np.where(total > 0, 1 / np.where(total > 0, total, 1), 0)
-    prefixes, bits = np.arange(mass.shape[1], dtype=np.int64), _FIRST_BITS
+    prefixes, bits = np.arange(mass.shape[1], dtype=np.int64), FIRST_BITS
     before = np.cumsum(mass, 1) - mass  # each group's weight below each bucket
     kept_keys, kept_mass, best = [], [], -np.inf
     while True:
@@ -224,15 +223,15 @@ def _exact_ks_points(
         bound = hi - np.where(present[:, None], start, np.inf).min(0)
         split = (mass.sum(0) > 0) & (bound > best) if bits < 32 else np.zeros(hi.shape, bool)
         done = ~split & (mass.sum(0) > 0)
-        ends = np.minimum(((prefixes[done] + 1) << (32 - bits)) - 1, kmax)
+        ends = np.minimum(bucket_last(prefixes[done], bits), kmax)
         kept_keys.append(ends)
         kept_mass.append(mass[:, done])
         if not split.any():
             break
         parents, base = prefixes[split], before[:, split]
-        bits += _NEXT_BITS
+        bits += NEXT_BITS
         mass = _refine_pass(read, parents, bits, G, combine=combine)
-        S = 1 << _NEXT_BITS
+        S = 1 << NEXT_BITS
         within = mass.reshape(G, -1, S)
         before = np.repeat(base, S, axis=1) + (np.cumsum(within, 2) - within).reshape(G, -1)
         prefixes = (parents[:, None] * S + np.arange(S)).reshape(-1)
@@ -252,7 +251,7 @@ def _grid(hist: np.ndarray, kmax: int, grid_size: int) -> tuple[np.ndarray, np.n
     last = np.unique(np.minimum(np.searchsorted(pooled, levels), pooled.size - 1))
     last[-1] = pooled.size - 1
     cell_of = np.searchsorted(last, np.arange(pooled.size))
-    ends = np.minimum(((last + 1) << (32 - _FIRST_BITS)) - 1, kmax)
+    ends = np.minimum(bucket_last(last, FIRST_BITS), kmax)
     return cell_of, ends
 
 
@@ -264,7 +263,7 @@ def _weighted_resamples(read, cell_of, num_cells, num_resamples, seed) -> np.nda
     for offset, y_t, y_p, g, x, w in read():
         c = 4 * g + 2 * y_t + y_p
         if x is not None:
-            c = c * num_cells + cell_of[_float_keys(x) >> (32 - _FIRST_BITS)]
+            c = c * num_cells + cell_of[bucket_of(_float_keys(x), FIRST_BITS)]
         size = (4 * int(g.max() + 1)) * num_cells
         if total is None:
             total = np.zeros((num_resamples, 0))

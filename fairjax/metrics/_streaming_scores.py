@@ -36,11 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax._keys import FIRST_BITS, NEXT_BITS, bucket_first, bucket_last
 from fairjax._keys import float_keys as _float_keys
 from fairjax._keys import key_floats as _key_floats
 from fairjax.metrics._streaming import (
-    _FIRST_BITS,
-    _NEXT_BITS,
     _exact_ks_points,
     _first_pass,
     _Reader,
@@ -63,7 +62,7 @@ def _read_scores(chunks: Any, num_groups: Any, allgather: Any):
     read = _Reader(chunks, num_groups, required=("scores", "groups"), allowed=_SCORE_KEYS)
     _, cells, hist, brows, kmax = _first_pass(read, num_groups, allow_empty=allgather is not None)
     if hist is None:  # this process read no rows
-        hist, brows = np.zeros((4 * num_groups, 1 << _FIRST_BITS)), np.zeros(1 << _FIRST_BITS)
+        hist, brows = np.zeros((4 * num_groups, 1 << FIRST_BITS)), np.zeros(1 << FIRST_BITS)
     combine = None
     if allgather is not None:
         combine = lambda a: _gathered(allgather, a).sum(0)
@@ -159,27 +158,27 @@ def _key_ranges(
     split into ``2^8`` sub-buckets by a counting pass, level after level (at most two), then
     consecutive (sub-)buckets are packed greedily."""
     prefixes = np.flatnonzero(brows)
-    segs = [(int(p), _FIRST_BITS, int(brows[p])) for p in prefixes]
-    bits = _FIRST_BITS
+    segs = [(int(p), FIRST_BITS, int(brows[p])) for p in prefixes]
+    bits = FIRST_BITS
     while bits < 32:
         big = np.array([p for p, b, r in segs if b == bits and r > budget], np.int64)
         if not big.size:
             break
-        bits += _NEXT_BITS
-        S = 1 << _NEXT_BITS
+        bits += NEXT_BITS
+        S = 1 << NEXT_BITS
         rows = _refine_pass(read, big, bits, read.num_groups, rows=True, combine=combine)
         rows = rows.sum(0).reshape(-1, S)
         children = {int(p): rows[i] for i, p in enumerate(big)}
         out = []
         for p, b, r in segs:
-            if b == bits - _NEXT_BITS and p in children:
+            if b == bits - NEXT_BITS and p in children:
                 out += [(p * S + j, bits, int(c)) for j, c in enumerate(children[p]) if c]
             else:
                 out.append((p, b, r))
         segs = out
     ranges, start, end, held = [], None, 0, 0
     for p, b, r in segs:
-        lo, hi = p << (32 - b), ((p + 1) << (32 - b)) - 1
+        lo, hi = bucket_first(p, b), bucket_last(p, b)
         if start is not None and held + r > budget:
             ranges.append((start, end))
             start = None

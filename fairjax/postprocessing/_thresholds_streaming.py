@@ -50,7 +50,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import criteria
-from fairjax._keys import float_keys, key_floats
+from fairjax._keys import FIRST_BITS, NEXT_BITS, bucket_first, bucket_of, float_keys, key_floats
 from fairjax.postprocessing._hull import check_inputs
 from fairjax.postprocessing._thresholds import (
     ThresholdState,
@@ -61,8 +61,6 @@ from fairjax.postprocessing._thresholds import (
 
 ArrayLike = jax.typing.ArrayLike
 
-_FIRST_BITS = 16  # key bits resolved by the first pass; each later pass resolves 8 more
-_NEXT_BITS = 8
 _MAX_PARENTS = 4096  # buckets split in one pass, per group: 2^20 sub-buckets per group
 _NEAR = 1e-6  # points this close to the hull (relative to the group's weight) are kept
 _KEYS = ("scores", "labels", "groups", "weights")
@@ -191,16 +189,16 @@ def _new_acc(size: int):
 
 def _first_pass(read: _Reader, num_groups: int) -> _Buckets:
     """Every group's weights per label in the buckets of the top 16 key bits."""
-    B = 1 << _FIRST_BITS
+    B = 1 << FIRST_BITS
     acc = _new_acc(num_groups * B)
     for keys, y, g, w in read():
         k = keys.astype(np.int64)
-        _count(g * B + (k >> (32 - _FIRST_BITS)), k, y, w, num_groups * B, acc)
+        _count(g * B + bucket_of(k, FIRST_BITS), k, y, w, num_groups * B, acc)
     if not read.rows:
         raise ValueError("`chunks` gave no rows: the fit needs calibration rows.")
     if not acc[0].any():
         raise ValueError("`weights` must not be all zero.")
-    return _nonempty(acc, lambda c: (c // B, (c % B) << (32 - _FIRST_BITS), c * 0 + _FIRST_BITS))
+    return _nonempty(acc, lambda c: (c // B, bucket_first(c % B, FIRST_BITS), c * 0 + FIRST_BITS))
 
 
 def _split_pass(read: _Reader, parents: _Buckets) -> _Buckets:
@@ -209,8 +207,8 @@ def _split_pass(read: _Reader, parents: _Buckets) -> _Buckets:
     p = parents.take(order)
     code = (p.group << 32) | p.lo
     width = np.int64(1) << (32 - p.bits)
-    shift = 32 - p.bits - _NEXT_BITS
-    S, K = 1 << _NEXT_BITS, code.size
+    shift = 32 - p.bits - NEXT_BITS
+    S, K = 1 << NEXT_BITS, code.size
     acc = _new_acc(K * S)
     for keys, y, g, w in read():
         k = keys.astype(np.int64)
@@ -224,7 +222,7 @@ def _split_pass(read: _Reader, parents: _Buckets) -> _Buckets:
     def where(cells):
         parent = cells // S
         lo = p.lo[parent] + ((cells % S) << shift[parent])
-        return p.group[parent], lo, p.bits[parent] + _NEXT_BITS
+        return p.group[parent], lo, p.bits[parent] + NEXT_BITS
 
     return _nonempty(acc, where)
 
