@@ -78,6 +78,11 @@ from sklearn.preprocessing import StandardScaler
 from fairjax import penalties, training
 from fairjax.penalties import prejudice_remover
 
+try:  # run as a script (benchmarks/ on the path) or as benchmarks.ffb_tabular
+    from _common import write_json
+except ImportError:
+    from benchmarks._common import write_json
+
 NAMES = ("acc", "auc", "ap", "dp", "eopp", "eodd", "prule", "abcc")
 ADULT_COLUMNS = [
     "age", "workclass", "fnlwgt", "education", "education_num", "marital-status",
@@ -853,9 +858,7 @@ def main(argv=None) -> None:
         out = matmul_floor(X.shape[1], runs=runs, num_steps=args.num_steps,
                            batch_size=args.batch_size)  # fmt: skip
         print(json.dumps(out))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=1)
+        write_json(args.json, out)
         return
     if args.compare:
         print(side_by_side(args.compare[0].split(","), args.compare[1].split(",")))
@@ -874,9 +877,7 @@ def main(argv=None) -> None:
             " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
         )
     print(f"total wall time {out['total_wall_s']:.1f} s ({len(out['records'])} runs)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(args.json, out)
 
 
 if __name__ == "__main__":

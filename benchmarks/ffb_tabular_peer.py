@@ -32,6 +32,11 @@ import sys
 import time
 import types
 
+try:  # run as a script (benchmarks/ on the path) or as benchmarks.ffb_tabular_peer
+    from _common import write_json
+except ImportError:
+    from benchmarks._common import write_json
+
 METHODS = ("erm", "diffdp", "diffeopp", "diffeodd", "hsic", "pr", "adv", "laftr")
 SCRIPTS = {"adv": "adv_gr"}  # method -> the suffix of FFB's ffb_tabular_<suffix>.py
 LOSSES = {
@@ -251,9 +256,7 @@ def main(argv=None):
         "records": records,
     }
     print(f"total wall time {total:.1f} s for {len(records)} runs")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -604,13 +604,12 @@ def main():
     )
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args()
-    warm = False
-    if args.compilation_cache:
-        cache = pathlib.Path(args.compilation_cache)
-        warm = cache.is_dir() and any(cache.iterdir())
-        jax.config.update("jax_compilation_cache_dir", str(cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    try:  # run as a script (benchmarks/ on the path) or as benchmarks.thresholds_vs_peers
+        from _common import use_compilation_cache
+    except ImportError:
+        from benchmarks._common import use_compilation_cache
+
+    warm = use_compilation_cache(args.compilation_cache)
     from sklearn.linear_model import LogisticRegression
 
     data = _load()

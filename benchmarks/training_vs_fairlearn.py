@@ -57,6 +57,11 @@ import optax
 
 from fairjax import datasets, metrics, training
 
+try:  # run as a script (benchmarks/ on the path) or as benchmarks.training_vs_fairlearn
+    from _common import use_compilation_cache
+except ImportError:
+    from benchmarks._common import use_compilation_cache
+
 RESULTS = pathlib.Path(__file__).parent / "results"
 
 
@@ -123,13 +128,7 @@ def main() -> None:
         "--skip-fairlearn", action="store_true", help="leave out the fairlearn methods"
     )
     args = parser.parse_args()
-    cache_warm = None
-    if args.compilation_cache:
-        cache = pathlib.Path(args.compilation_cache)
-        cache_warm = cache.is_dir() and any(cache.iterdir())
-        jax.config.update("jax_compilation_cache_dir", str(cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    cache_warm = use_compilation_cache(args.compilation_cache)
 
     data = datasets.load_adult()
     G = data.num_groups

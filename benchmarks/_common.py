@@ -1,0 +1,39 @@
+"""What several benchmark scripts repeat: JAX's persistent compilation cache, the JSON results.
+
+Standard library only at import time: the FFB peer script (``ffb_tabular_peer.py``) runs in an
+environment without jax. A script run from ``benchmarks/`` imports it as ``_common``, a module
+of the package as ``benchmarks._common``.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+
+def use_compilation_cache(directory: str | None) -> bool | None:
+    """Points JAX's persistent compilation cache at ``directory``, for every program however
+    quick to compile, so that a second run's first calls load the compiled programs.
+
+    Returns whether the cache was warm (``directory`` already held entries), or None when
+    ``directory`` is empty or None (no cache).
+    """
+    if not directory:
+        return None
+    import jax
+
+    cache = pathlib.Path(directory)
+    warm = cache.is_dir() and any(cache.iterdir())
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return warm
+
+
+def write_json(path: str | None, results: Any, *, indent: int = 1) -> None:
+    """Writes ``results`` to ``path`` as JSON; nothing when ``path`` is empty or None (a
+    ``--json FILE`` option left out)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=indent)
