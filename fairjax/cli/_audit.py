@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -16,6 +15,14 @@ import jax
 import numpy as np
 
 from fairjax import groups, metrics
+from fairjax.cli._chunks import (
+    ChunkError,
+    Progress,
+    check_columns,
+    csv_rows,
+    iter_chunks,
+    total_rows,
+)
 from fairjax.cli._format import print_audit
 
 
@@ -28,84 +35,39 @@ def _read_table(path: str | os.PathLike, columns: Sequence[str]) -> dict[str, li
     path = os.fspath(path)
     if not os.path.exists(path):
         raise AuditError(f"no such file: {path}")
-    if path.lower().endswith((".parquet", ".pq")):
-        try:
-            import pandas as pd
-
-            frame = pd.read_parquet(path)
-        except ImportError as err:
-            raise AuditError(
-                "reading Parquet needs pandas and pyarrow (pip install pandas pyarrow); "
-                "or write the table as CSV"
-            ) from err
-        except Exception as err:  # pyarrow's own errors: a damaged or non-Parquet file
-            raise AuditError(f"{path} is not a readable Parquet file: {err}") from None
-        header = [str(c) for c in frame.columns]
-        _check_columns(header, columns, path)
-        return {c: ["" if _is_missing(x) else str(x) for x in frame[c].tolist()] for c in columns}
     try:
-        table = _read_csv(path, columns)
-    except UnicodeDecodeError as err:
-        raise AuditError(
-            f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 CSV"
-        ) from None
+        if path.lower().endswith((".parquet", ".pq")):
+            return _read_parquet(path, columns)
+        table: dict[str, list[str]] = {c: [] for c in columns}
+        for cells in csv_rows(path, columns):
+            for c, cell in zip(columns, cells, strict=True):
+                table[c].append(cell)
+    except ChunkError as err:
+        raise AuditError(str(err)) from None
     if not table[columns[0]]:
         raise AuditError(f"{path} has a header but no rows")
     return table
 
 
-def _read_csv(path: str, columns: Sequence[str]) -> dict[str, list[str]]:
-    """The named columns of a UTF-8 CSV file (a cell past the csv module's limit is refused)."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-            _check_text(header, path, 1)
-        except StopIteration:
-            raise AuditError(f"{path} is empty") from None
-        except csv.Error as err:
-            raise AuditError(f"{path}, line 1: {err}") from None
-        _check_columns(header, columns, path)
-        index = {c: header.index(c) for c in columns}
-        table: dict[str, list[str]] = {c: [] for c in columns}
-        line = 1
-        try:
-            for line, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise AuditError(
-                        f"{path}, line {line}: {len(row)} fields, the header has {len(header)}"
-                    )
-                cells = [row[i].strip() for i in index.values()]
-                _check_text(cells, path, line)
-                for c, cell in zip(index, cells, strict=True):
-                    table[c].append(cell)
-        except csv.Error as err:  # a cell over csv.field_size_limit(), a NUL byte
-            raise AuditError(f"{path}, line {line + 1}: {err}") from None
-    return table
+def _read_parquet(path: str, columns: Sequence[str]) -> dict[str, list[str]]:
+    """The named columns of a Parquet file (pandas + pyarrow), as text cells."""
+    try:
+        import pandas as pd
 
-
-def _check_text(cells: Sequence[str], path: str, line: int) -> None:
-    """Refuses NUL characters: valid UTF-8, but the mark of UTF-16 text or a binary file."""
-    if any("\x00" in cell for cell in cells):
+        frame = pd.read_parquet(path)
+    except ImportError as err:
         raise AuditError(
-            f"{path}, line {line}: a NUL character (UTF-16 text or a binary file?); "
-            "save it as UTF-8 CSV"
-        )
+            "reading Parquet needs pandas and pyarrow (pip install pandas pyarrow); "
+            "or write the table as CSV"
+        ) from err
+    except Exception as err:  # pyarrow's own errors: a damaged or non-Parquet file
+        raise AuditError(f"{path} is not a readable Parquet file: {err}") from None
+    check_columns([str(c) for c in frame.columns], columns, path)
+    return {c: ["" if _is_missing(x) else str(x) for x in frame[c].tolist()] for c in columns}
 
 
 def _is_missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def _check_columns(header: Sequence[str], columns: Sequence[str], path: str) -> None:
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise AuditError(
-            f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
-            f"it has: {', '.join(header)}"
-        )
 
 
 def _numbers(values: Sequence[str], column: str, what: str) -> np.ndarray:
@@ -390,21 +352,29 @@ def _audit(path: str | os.PathLike, o: _Options) -> tuple[dict[str, Any], tuple]
         decisions = _binary(table[o.y_pred], o.y_pred, "decisions", o.pos_label)
     else:
         decisions = (scores >= o.threshold).astype(np.int32)
-    w = _weights(table, o.weight)
-    s, G, group_names = _sensitive_groups(table, o.sensitive)
-
-    computed = metrics.audit_report(
+    return _table_report(
+        path,
+        o,
+        table,
+        metrics.audit_report,
         labels,
         decisions,
-        s,
-        num_groups=G,
+        plotted=scores,
         scores=scores,
-        weights=w,
-        group_names=group_names,
-        **_report_options(o),
         criteria=o.criteria,
     )
-    return _file_report(path, o, computed), (scores, s, group_names, w)
+
+
+def _table_report(path, o: _Options, table, report, *data, plotted, **options) -> tuple:
+    """``report(*data, groups, ...)`` (a report of :mod:`fairjax.metrics`) on the table's
+    sensitive groups and weights: :func:`audit`'s report, and what ``--plot`` draws (the
+    ``plotted`` values with the groups and weights)."""
+    w = _weights(table, o.weight)
+    s, G, group_names = _sensitive_groups(table, o.sensitive)
+    computed = report(
+        *data, s, num_groups=G, weights=w, group_names=group_names, **_report_options(o), **options
+    )
+    return _file_report(path, o, computed), (plotted, s, group_names, w)
 
 
 def _report_options(o: _Options) -> dict[str, Any]:
@@ -454,18 +424,9 @@ def _audit_regression(path: str | os.PathLike, o: _Options) -> tuple[dict[str, A
     table = _read_table(path, _check_options(o))
     target = _numbers(table[o.y_true], o.y_true, "target")
     predictions = _numbers(table[o.y_pred], o.y_pred, "predictions")
-    w = _weights(table, o.weight)
-    s, G, group_names = _sensitive_groups(table, o.sensitive)
-    computed = metrics.regression_audit_report(
-        target,
-        predictions,
-        s,
-        num_groups=G,
-        weights=w,
-        group_names=group_names,
-        **_report_options(o),
+    return _table_report(
+        path, o, table, metrics.regression_audit_report, target, predictions, plotted=predictions
     )
-    return _file_report(path, o, computed), (predictions, s, group_names, w)
 
 
 def _file_report(path: str | os.PathLike, o: _Options, computed: dict[str, Any]) -> dict:
@@ -514,7 +475,6 @@ class _Codes:
 
 def _streamed_columns(path: str, o: _Options, categorical, numeric, progress):
     """A function returning a fresh pass over the file's chunks (for the streamed report)."""
-    from fairjax.cli._chunks import ChunkError, iter_chunks
 
     def chunks():
         progress.start_pass()
@@ -536,8 +496,6 @@ def _audit_streaming(path: str | os.PathLike, o: _Options) -> dict[str, Any]:
     """:func:`audit` reading the file in chunks of ``o.chunk_size`` rows: a scan fixes the
     groups and the labels' coding (as the in-memory reading does on the whole column), then
     :func:`fairjax.metrics.audit_report_streaming` reads it again, pass after pass."""
-    from fairjax.cli._chunks import Progress, total_rows
-
     path = os.fspath(path)
     _check_options(o)
     size = o.chunk_size

@@ -19,7 +19,7 @@ import numpy as np
 
 
 class ChunkError(ValueError):
-    """A table that cannot be read in chunks (the audit turns it into its own error)."""
+    """A table that cannot be read (the audit turns it into its own error)."""
 
 
 def _is_parquet(path: str) -> bool:
@@ -52,6 +52,67 @@ def iter_chunks(
                              categorical, numeric)  # fmt: skip
 
 
+def check_columns(header: Sequence[str], columns: Sequence[str], path: str) -> None:
+    """Refuses a table whose ``header`` lacks some of ``columns``, naming them and the header."""
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ChunkError(
+            f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
+            f"it has: {', '.join(header)}"
+        )
+
+
+def _check_text(cells: Sequence[str], path: str, line: int) -> None:
+    """Refuses NUL characters: valid UTF-8, but the mark of UTF-16 text or a binary file."""
+    if any("\x00" in cell for cell in cells):
+        raise ChunkError(
+            f"{path}, line {line}: a NUL character (UTF-16 text or a binary file?); "
+            "save it as UTF-8 CSV"
+        )
+
+
+def _csv_header(reader, path: str) -> list[str]:
+    """The stripped header of a ``csv.reader`` at the start of the file."""
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise ChunkError(f"{path} is empty") from None
+    except csv.Error as err:  # a cell over csv.field_size_limit(), a NUL byte
+        raise ChunkError(f"{path}, line 1: {err}") from None
+    _check_text(header, path, 1)
+    return header
+
+
+def csv_rows(path: str, columns: Sequence[str]) -> Iterator[list[str]]:
+    """The stripped cells of ``columns`` in each non-empty row of a UTF-8 CSV file (csv
+    module), checked: the header names the columns, every row has the header's number of
+    fields, no NUL character, no cell over the csv module's limit, UTF-8 text."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = _csv_header(reader, path)
+            check_columns(header, columns, path)
+            index = [header.index(c) for c in columns]
+            line = 1
+            try:
+                for line, row in enumerate(reader, start=2):
+                    if not row:
+                        continue
+                    if len(row) != len(header):
+                        raise ChunkError(
+                            f"{path}, line {line}: {len(row)} fields, the header has {len(header)}"
+                        )
+                    cells = [row[i].strip() for i in index]
+                    _check_text(cells, path, line)
+                    yield cells
+            except csv.Error as err:  # a cell over csv.field_size_limit(), a NUL byte
+                raise ChunkError(f"{path}, line {line + 1}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ChunkError(
+            f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 CSV"
+        ) from None
+
+
 def _parquet_batches(path: str, columns: list[str], chunk_rows: int):
     try:
         import pyarrow.parquet as pq
@@ -61,12 +122,7 @@ def _parquet_batches(path: str, columns: list[str], chunk_rows: int):
         f = pq.ParquetFile(path)
     except Exception as err:  # pyarrow's own errors: a damaged or non-Parquet file
         raise ChunkError(f"{path} is not a readable Parquet file: {err}") from None
-    missing = [c for c in columns if c not in f.schema_arrow.names]
-    if missing:
-        raise ChunkError(
-            f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
-            f"it has: {', '.join(f.schema_arrow.names)}"
-        )
+    check_columns(f.schema_arrow.names, columns, path)
     yield from f.iter_batches(batch_size=chunk_rows, columns=columns)
 
 
@@ -75,15 +131,8 @@ def _csv_batches(path: str, columns: list[str], chunk_rows: int):
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    with open(path, encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), [])
-    header = [h.strip() for h in header]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise ChunkError(
-            f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
-            f"it has: {', '.join(header)}"
-        )
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        check_columns(_csv_header(csv.reader(fh), path), columns, path)
     reader = pcsv.open_csv(
         path,
         read_options=pcsv.ReadOptions(block_size=max(1 << 20, 32 * chunk_rows)),
@@ -124,31 +173,14 @@ def _arrow_chunks(batches, categorical: Sequence[str], numeric: Sequence[str]):
 
 def _csv_chunks(path: str, categorical: Sequence[str], numeric: Sequence[str], chunk_rows: int):
     """The csv-module reader (no pyarrow): chunks of text cells, coded here."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        columns = [*categorical, *numeric]
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise ChunkError(
-                f"column(s) {', '.join(repr(c) for c in missing)} not in {path}; "
-                f"it has: {', '.join(header)}"
-            )
-        index = [header.index(c) for c in columns]
-        rows: list[list[str]] = []
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ChunkError(
-                    f"{path}, line {line}: {len(row)} fields, the header has {len(header)}"
-                )
-            rows.append([row[i].strip() for i in index])
-            if len(rows) == chunk_rows:
-                yield _code_rows(rows, categorical, numeric)
-                rows = []
-        if rows:
+    rows: list[list[str]] = []
+    for cells in csv_rows(path, [*categorical, *numeric]):
+        rows.append(cells)
+        if len(rows) == chunk_rows:
             yield _code_rows(rows, categorical, numeric)
+            rows = []
+    if rows:
+        yield _code_rows(rows, categorical, numeric)
 
 
 def _code_rows(rows: list[list[str]], categorical: Sequence[str], numeric: Sequence[str]):
