@@ -26,7 +26,8 @@ with two classes it is the binary surrogate :math:`|c_i|\,\ell(z_i, [c_i < 0])`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -194,9 +195,21 @@ def _surrogate_value(z, costs, net, s, num_classes):
     return jnp.sum(margin * optax.softmax_cross_entropy_with_integer_labels(z, target))
 
 
-def rate_step(
-    *, model, regularizer, optimizer, multiplier_optimizer, criterion, num_groups, num_classes
-):
+class RateProblem(NamedTuple):
+    """What fixes a reduction's step and its measurements: the model and its regularizer, the
+    two optimizers, the criterion and the numbers of groups and classes (None: binary). Its
+    fields are hashable, so the compiled loop takes it as one static argument."""
+
+    model: Callable
+    regularizer: Callable | None
+    optimizer: optax.GradientTransformation
+    multiplier_optimizer: optax.GradientTransformation
+    criterion: Any
+    num_groups: int
+    num_classes: int | None
+
+
+def rate_step(problem: RateProblem):
     """One simultaneous update of the reduction (not jitted):
     ``step(state, data, weights, key, target, costs=None, gaps=None) -> (state, measured)``.
 
@@ -206,18 +219,20 @@ def rate_step(
     default to those of ``data`` (a mini-batch: its own group counts). ``measured`` is
     ``(largest gap, gaps, weighted error)`` of the decisions on ``data``.
     """
+    criterion, num_groups, num_classes = problem.criterion, problem.num_groups, problem.num_classes
     shape = multiplier_shape(criterion, num_groups, num_classes)
     shape = shape if len(shape) > 2 else (1, *shape)
 
     def surrogate(params, x):
         net, data, costs, key, model_state = x
-        z, model_state = _forward(model, params, data, key, model_state)
+        z, model_state = _forward(problem.model, params, data, key, model_state)
         _check_outputs(z, data[2].shape[0], num_classes)
         value = _surrogate_value(z, costs, net, data[2], num_classes)
-        value = value if regularizer is None else value + regularizer(params)
+        if problem.regularizer is not None:
+            value = value + problem.regularizer(params)
         return value, (z, model_state)
 
-    primal = _loop.make_step(surrogate, optimizer, has_aux=True)
+    primal = _loop.make_step(surrogate, problem.optimizer, has_aux=True)
 
     def step(state, data, weights, key, target, costs=None, gaps=None):
         if costs is None:
@@ -229,16 +244,16 @@ def rate_step(
         z = jax.lax.stop_gradient(z)
         measured = measure(z, data, weights, criterion, num_groups, num_classes)
         ascend_on = measured[1] if gaps is None else gaps
-        mu, mu_state = ascend(multiplier_optimizer, state, ascend_on, target, costs.pairs)
+        mu, mu_state = ascend(problem.multiplier_optimizer, state, ascend_on, target, costs.pairs)
         new = ConstrainedState(p, mu, opt_state, mu_state, state.step + 1, model_state)
         return new, measured
 
     return step
 
 
-def evaluate(model, criterion, num_groups, num_classes, params, model_state, data, weights=None):
+def evaluate(problem: RateProblem, params, model_state, data, weights=None):
     """:func:`measure` of ``params`` on ``data`` in evaluation mode (a stateful model runs
     with ``key=None``)."""
-    z = _forward(model, params, data, None, model_state)[0]
-    _check_outputs(z, data[2].shape[0], num_classes)
-    return measure(z, data, weights, criterion, num_groups, num_classes)
+    z = _forward(problem.model, params, data, None, model_state)[0]
+    _check_outputs(z, data[2].shape[0], problem.num_classes)
+    return measure(z, data, weights, problem.criterion, problem.num_groups, problem.num_classes)

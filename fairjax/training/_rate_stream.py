@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._lagrangian import initial_state
-from ._rate_step import check_rate_batch, multiplier_shape, rate_step
+from ._rate_step import RateProblem, check_rate_batch, multiplier_shape, rate_step
 from ._rate_step import evaluate as _evaluate
 
 
@@ -25,53 +25,37 @@ def _stack(trees):
 
 
 def run_rate_stream(
-    model,
+    problem: RateProblem,
     params,
     stream,
     *,
     target,
-    num_groups,
-    optimizer,
-    criterion,
-    multiplier_optimizer,
     num_steps,
-    regularizer,
     validation_data,
     key,
     model_state,
     constraint_data,
     eval_every,
     candidate_steps,
-    num_classes=None,
 ):
     """Runs the reduction on ``stream``. Returns ``(state, params, num_taken, history, gaps,
     candidates, candidate_steps)`` like the compiled program (``gaps``: the last iterate's
     largest gap on ``constraint_data``, NaN without it, then on ``validation_data``), with the
     steps of the kept candidates (those the stream reached, then the last iterate)."""
     dtype = jnp.result_type(float)
+    G, num_classes = problem.num_groups, problem.num_classes
     for data, name in ((constraint_data, "constraint_data"), (validation_data, "validation_data")):
         if data is not None:
-            check_rate_batch(data, num_groups, name, num_classes)
+            check_rate_batch(data, G, name, num_classes)
     if candidate_steps and constraint_data is None:
         raise ValueError(
             "a mixture trained on a stream needs `constraint_data`: its candidates' errors and "
             "gaps are measured there."
         )
-    G = num_groups
-    step = jax.jit(
-        rate_step(
-            model=model,
-            regularizer=regularizer,
-            optimizer=optimizer,
-            multiplier_optimizer=multiplier_optimizer,
-            criterion=criterion,
-            num_groups=G,
-            num_classes=num_classes,
-        )
-    )
-    evaluate = jax.jit(functools.partial(_evaluate, model, criterion, G, num_classes))
-    mu0 = jnp.zeros(multiplier_shape(criterion, G, num_classes), dtype)
-    state = initial_state(params, mu0, optimizer, multiplier_optimizer, model_state)
+    step = jax.jit(rate_step(problem))
+    evaluate = jax.jit(functools.partial(_evaluate, problem))
+    mu0 = jnp.zeros(multiplier_shape(problem.criterion, G, num_classes), dtype)
+    state = initial_state(params, mu0, problem.optimizer, problem.multiplier_optimizer, model_state)
     target = jnp.asarray(target, dtype)
     wanted, kept = set(candidate_steps), {}
     gaps, errors, eval_steps, eval_values, dual = [], [], [], [], None

@@ -20,7 +20,7 @@ from fairjax import _validation as v
 
 from ._lagrangian import ConstrainedResult, initial_state
 from ._penalized import Array, ArrayLike, Model, PyTree
-from ._rate_step import check_rate_batch, multiplier_shape, rate_costs, rate_step
+from ._rate_step import RateProblem, check_rate_batch, multiplier_shape, rate_costs, rate_step
 from ._rate_step import evaluate as _evaluate
 from ._rate_stream import run_rate_stream
 
@@ -300,15 +300,12 @@ def run_reduction(
     if num_candidates is not None:
         kept = min(num_candidates, num_steps)
         candidate_steps = tuple(sorted({k * num_steps // kept for k in range(kept)}))
+    problem = RateProblem(
+        model, regularizer, optimizer, multiplier_optimizer, criterion, num_groups, num_classes
+    )
     options = dict(
         target=target,
-        num_groups=num_groups,
-        num_classes=num_classes,
-        optimizer=optimizer,
-        criterion=criterion,
-        multiplier_optimizer=multiplier_optimizer,
         num_steps=num_steps,
-        regularizer=regularizer,
         validation_data=validation_data,
         key=key,
         model_state=model_state,
@@ -322,7 +319,7 @@ def run_reduction(
             )
         eval_every = v.check_scalar(eval_every, "eval_every", integer=True, positive=True)
         run = run_rate_stream(
-            model, params, data, constraint_data=constraint_data, eval_every=eval_every, **options
+            problem, params, data, constraint_data=constraint_data, eval_every=eval_every, **options
         )
         return (*run, True)
     if batch_size is not None:
@@ -331,7 +328,7 @@ def run_reduction(
         if key is None:
             raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
     run = _run_rate_constrained(
-        model,
+        problem,
         params,
         data,
         weights=weights,
@@ -344,17 +341,12 @@ def run_reduction(
 
 
 def _run_rate_constrained(
-    model,
+    problem: RateProblem,
     params,
     data,
     *,
     target,
-    num_groups,
-    optimizer,
-    criterion,
-    multiplier_optimizer,
     num_steps,
-    regularizer,
     weights,
     validation_data,
     tolerance,
@@ -363,27 +355,21 @@ def _run_rate_constrained(
     batch_size=None,
     key=None,
     model_state=None,
-    num_classes=None,
 ):
     """Validates the arrays of :func:`fit_rate_constrained` and
     :func:`fit_rate_constrained_mixture` and runs their compiled program (see
     :func:`_rate_constrained_program`); ``history`` comes back as NumPy arrays."""
     dtype = jnp.result_type(float)
-    n = check_rate_batch(data, num_groups, "data", num_classes)
+    G, K = problem.num_groups, problem.num_classes
+    n = check_rate_batch(data, G, "data", K)
     if validation_data is not None:
-        check_rate_batch(validation_data, num_groups, "validation_data", num_classes)
+        check_rate_batch(validation_data, G, "validation_data", K)
     weights = v.check_weights(weights, n)
     weights = jnp.ones(n, dtype) if weights is None else weights.astype(dtype)
     bound = np.asarray(target, dtype) + np.asarray(tolerance, dtype)
     *out, history, gaps, candidates = _rate_constrained_program(
-        model=model,
-        regularizer=regularizer,
-        optimizer=optimizer,
-        multiplier_optimizer=multiplier_optimizer,
+        problem=problem,
         num_steps=num_steps,
-        num_groups=num_groups,
-        num_classes=num_classes,
-        criterion=criterion,
         track_best=track_best,
         candidate_steps=candidate_steps,
         batch_size=batch_size,
@@ -420,30 +406,12 @@ def _init_kept(params, model_state, candidate_steps, num_steps, shape, dtype):
 
 @functools.partial(
     jax.jit,
-    static_argnames=(
-        "model",
-        "regularizer",
-        "optimizer",
-        "multiplier_optimizer",
-        "num_steps",
-        "num_groups",
-        "num_classes",
-        "criterion",
-        "track_best",
-        "candidate_steps",
-        "batch_size",
-    ),
+    static_argnames=("problem", "num_steps", "track_best", "candidate_steps", "batch_size"),
 )
 def _rate_constrained_program(
     *,
-    model,
-    regularizer,
-    optimizer,
-    multiplier_optimizer,
+    problem,
     num_steps,
-    num_groups,
-    num_classes,
-    criterion,
     track_best,
     candidate_steps,
     batch_size,
@@ -473,18 +441,10 @@ def _rate_constrained_program(
     (``(K, C, G, G)`` for ``K`` classes) each, measured on the full data in evaluation mode
     (validation gaps None without ``val``); None when ``candidate_steps`` is empty."""
     dtype = jnp.result_type(float)
-    G, K = num_groups, num_classes
+    criterion, G, K = problem.criterion, problem.num_groups, problem.num_classes
     full_costs = rate_costs(data, weights, criterion, G, K)
-    step = rate_step(
-        model=model,
-        regularizer=regularizer,
-        optimizer=optimizer,
-        multiplier_optimizer=multiplier_optimizer,
-        criterion=criterion,
-        num_groups=G,
-        num_classes=K,
-    )
-    evaluate = functools.partial(_evaluate, model, criterion, G, K)
+    step = rate_step(problem)
+    evaluate = functools.partial(_evaluate, problem)
 
     def improves(gap, error, best):
         return (gap <= bound) & (error < best[1])
@@ -514,7 +474,11 @@ def _rate_constrained_program(
 
     shape = multiplier_shape(criterion, G, K)
     state = initial_state(
-        params, jnp.zeros(shape, dtype), optimizer, multiplier_optimizer, model_state
+        params,
+        jnp.zeros(shape, dtype),
+        problem.optimizer,
+        problem.multiplier_optimizer,
+        model_state,
     )
     inf = jnp.asarray(jnp.inf, dtype)
     best = (params, inf, jnp.asarray(-1, jnp.int32), inf)
