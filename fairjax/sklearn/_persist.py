@@ -260,10 +260,10 @@ class BaseEstimatorSaveLoadMixin(SaveLoadMixin):
           fitted arrays, identical outputs.
 
         Raises:
-          ValueError: the file is not a readable ``.npz``, holds another kind of state (e.g.
-            another estimator's file), has a newer format version, or is corrupt or modified
-            (its arrays or metadata do not match the recorded digest); or ``estimator`` is not
-            fitted, or of another class or feature count than the saved one.
+          ValueError: the file is refused, as by the ``load`` of every estimator of
+            :mod:`fairjax.sklearn` (not a readable ``.npz``, another kind of state, a newer
+            format version, corrupt or modified); or ``estimator`` is not fitted, or of another
+            class or feature count than the saved one.
           TypeError: ``estimator`` is missing.
 
         Example:
