@@ -1,9 +1,14 @@
-"""What the tests of the three estimators share: scikit-learn's estimator checks."""
+"""What the tests of the estimators share: scikit-learn's estimator checks, and the save/load
+round trip of an estimator that wraps a base estimator."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
+import numpy as np
+import pytest
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 
@@ -24,3 +29,18 @@ def estimator_checks(estimator, expected_failed: Mapping[str, str]) -> Callable:
         check(estimator)
 
     return test_sklearn_estimator_checks
+
+
+def check_round_trip(clf, path: str | os.PathLike, X, y, s, *, method: str = "predict"):
+    """Saves ``clf`` (fitted, wrapping a base estimator) to ``path`` and loads it back with its
+    base estimator: ``method`` gives the same outputs, and a base estimator of another class is
+    refused. Returns the loaded estimator."""
+    clf.save(path)
+    loaded = type(clf).load(path, estimator=clf.estimator_)
+    np.testing.assert_array_equal(
+        getattr(loaded, method)(X, sensitive_features=s),
+        getattr(clf, method)(X, sensitive_features=s),
+    )
+    with pytest.raises(ValueError, match="class"):
+        type(clf).load(path, estimator=DecisionTreeClassifier().fit(X, y))
+    return loaded
