@@ -25,6 +25,13 @@ def is_concrete(*arrays: object) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays if a is not None)
 
 
+def on_cpu_host(*arrays: object) -> bool:
+    """True on the CPU backend when no argument is a tracer: the condition of the NumPy host
+    paths (sorts, hulls, small linear programs), which beat compiling and running an XLA
+    program there; elsewhere (an accelerator, or under a trace) the jitted path runs."""
+    return jax.default_backend() == "cpu" and is_concrete(*arrays)
+
+
 def _on_host(arr: object) -> bool:
     """True for a concrete JAX array held in host memory (the CPU backend) or a NumPy array."""
     if isinstance(arr, np.ndarray):
@@ -82,7 +89,9 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
     if host.dtype.kind == "c":  # a cast to real would drop the imaginary part silently
         raise TypeError(f"`{name}` must be real-valued, got complex dtype {host.dtype}.")
     try:
-        arr = host if isinstance(host, jax.Array) else jnp.asarray(host)
+        # device_put, not jnp.asarray: the latter compiles a small copy program for every new
+        # shape on jax 0.10 (about 15 ms each on CPU); both give the same array and dtype.
+        arr = host if isinstance(host, jax.Array) else jax.device_put(host)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be a numeric array, got dtype {host.dtype}.") from err
     if arr.dtype == jnp.dtype("O") or not (

@@ -77,7 +77,7 @@ def _on_host(*arrays: object) -> bool:
     """Sort with NumPy on the host: the CPU backend and concrete inputs (NumPy's sorts are
     several times faster there than XLA's CPU sort); otherwise (an accelerator, or under a
     trace) the jitted path runs."""
-    return jax.default_backend() == "cpu" and v.is_concrete(*arrays)
+    return v.on_cpu_host(*arrays)
 
 
 def group_order(values: ArrayLike, groups: ArrayLike, *, num_groups: int) -> Array:

@@ -176,18 +176,80 @@ def prepare(scores, labels, groups, weights, *, num_groups: int):
     n = scores.shape[0]
     dtype = v.float_dtype(scores)
     size = bucket(n)
-    if jax.default_backend() != "cpu" or not v.is_concrete(scores, labels, groups, weights):
+    if not v.on_cpu_host(scores, labels, groups, weights):
         w = jnp.ones(n, dtype) if weights is None else weights.astype(dtype)
         rows = (scores.astype(dtype), labels, groups.astype(jnp.int32), w)
         return tuple(pad_rows(r, size) for r in rows), False
-    pad = size - n
+    rows = _host_rows(scores, labels, groups, weights, dtype)
+    return _host_sorted(*(np.pad(r, (0, size - n)) for r in rows), num_groups), True
+
+
+def _host_rows(scores, labels, groups, weights, dtype):
+    """The rows as NumPy arrays, scores and weights (ones by default) in ``dtype``."""
+    n = scores.shape[0]
     w = np.ones(n, dtype) if weights is None else np.asarray(weights).astype(dtype)
-    rows = (np.asarray(scores).astype(dtype), np.asarray(labels), np.asarray(groups), w)
-    s, y, g, w = _with_origins(*(np.pad(r, (0, pad)) for r in rows), num_groups, np)
+    return np.asarray(scores).astype(dtype), np.asarray(labels), np.asarray(groups), w
+
+
+def _host_sorted(s, y, g, w, num_groups):
+    """The rows and the virtual origin rows, sorted by group then decreasing score (NumPy)."""
+    s, y, g, w = _with_origins(s, y, g, w, num_groups, np)
     order = np.argsort(-s)  # ties need no order: a run of tied scores makes one point
     small = np.int16 if num_groups < 2**15 else np.int32  # NumPy's radix sort for int16
     order = order[np.argsort(g[order].astype(small), kind="stable")]
-    return tuple(r[order] for r in (s, y, g, w)), True
+    return tuple(r[order] for r in (s, y, g, w))
+
+
+def roc_hull_host(scores, labels, groups, weights, *, num_groups: int) -> ROCHull:
+    """:func:`roc_hull` with NumPy on the host, for concrete rows on the CPU backend.
+
+    The same vertices as the compiled pass, without padding: arrays of vertices have length
+    ``sum(count)``. Instead of one sequential pass, every ROC point that lies on or below the
+    chord of its current neighbours is dropped at once, and again until none is: a dropped
+    point is never a vertex (it lies under the hull of points still there), a vertex is never
+    dropped, so what stays is the strict upper hull, which is unique. Cumulative counts are
+    summed in float64 and the chord test is computed in float64: exact, like the compiled test,
+    for integer counts below :math:`2^{24}`. Returns NumPy arrays (the vertices, then the
+    group's weighted positives and negatives, in the scores' float dtype).
+    """
+    dtype = v.float_dtype(scores)
+    s, y, g, w = _host_sorted(*_host_rows(scores, labels, groups, weights, dtype), num_groups)
+    pos = np.where(y == 1, w, 0).astype(np.float64)
+    neg = np.where(y == 1, 0, w).astype(np.float64)
+    first = np.searchsorted(g, np.arange(num_groups))  # each group's origin row
+    fp, tp = np.cumsum(neg), np.cumsum(pos)
+    fp -= np.repeat(fp[first] - neg[first], np.diff(np.r_[first, g.size]))
+    tp -= np.repeat(tp[first] - pos[first], np.diff(np.r_[first, g.size]))
+    # One point per run of tied scores (its last row); a point equal to the one before it in
+    # the group (rows of zero weight) is skipped, so the earlier one keeps its threshold.
+    last = np.r_[(g[1:] != g[:-1]) | (s[1:] != s[:-1]), True]
+    idx = np.flatnonzero(last)
+    same = (g[idx[1:]] == g[idx[:-1]]) & (fp[idx[1:]] == fp[idx[:-1]])
+    same &= tp[idx[1:]] == tp[idx[:-1]]
+    idx = idx[np.r_[True, ~same]]
+    while idx.size > 2:
+        x, yy, gg = fp[idx], tp[idx], g[idx]
+        inner = (gg[1:-1] == gg[:-2]) & (gg[1:-1] == gg[2:])
+        dx, dy = x[1:-1] - x[:-2], yy[1:-1] - yy[:-2]
+        ex, ey = x[2:] - x[:-2], yy[2:] - yy[:-2]
+        drop = inner & (dx * ey - dy * ex >= 0)
+        if not drop.any():
+            break
+        idx = idx[np.r_[True, ~drop, True]]
+    vg = g[idx]
+    count = np.bincount(vg, minlength=num_groups).astype(np.int32)
+    start = (np.cumsum(count) - count).astype(np.int32)
+    thresholds = s[idx].astype(dtype)
+    thresholds[start + count - 1] = -np.inf  # the last vertex selects everybody
+    return ROCHull(
+        false_positives=fp[idx].astype(dtype),
+        true_positives=tp[idx].astype(dtype),
+        thresholds=thresholds,
+        start=start,
+        count=count,
+        positives=np.bincount(g, pos, minlength=num_groups).astype(dtype),
+        negatives=np.bincount(g, neg, minlength=num_groups).astype(dtype),
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("num_groups", "presorted"))

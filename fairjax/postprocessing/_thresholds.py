@@ -38,6 +38,15 @@ Restricting each group to the region between the diagonal and the upper hull los
 replacing :math:`y_g` by :math:`\max(y_g, x_g)` keeps every pairwise gap within
 :math:`\varepsilon` (the maximum is 1-Lipschitz) and does not lower the objective.
 
+*On the CPU host.* When the inputs are concrete on the CPU backend (the common call from
+NumPy or pandas), nothing is compiled: the hulls are built with NumPy (the same vertices as
+:func:`~fairjax.postprocessing.roc_hull`) and the LP above, over
+mixtures of each group's hull vertices (which span the region between the hull and the
+diagonal), is solved by SciPy's HiGHS. Under ``jit``/``vmap``, or on an accelerator, the
+compiled solvers above run. Both reach the optimum; where it is not unique (a hull segment
+along which the objective is flat, common with tied scores) they may return different optimal
+rules.
+
 A solution mixes two adjacent hull vertices (thresholds :math:`\tau_{k+1} < \tau_k`) with a
 weight :math:`\lambda`, and, for equalized odds, the result with a constant coin flip of
 probability :math:`x_g` with weight :math:`1 - \theta`. The rule is stored as two thresholds and
@@ -71,6 +80,7 @@ from fairjax.postprocessing._hull import (
     check_inputs,
     interpolate,
     prepare,
+    roc_hull_host,
     search,
 )
 
@@ -270,6 +280,111 @@ def _solve_equalized_odds(hull: ROCHull, a: Array, b: Array, tolerance: Array):
     return _grid_search(best_y, jnp.zeros((), dtype), jnp.ones((), dtype), steps)[2]
 
 
+# ----------------------------------------------------------------------------- host
+
+
+def _use_host(*arrays) -> bool:
+    """Fit and apply on the host (NumPy, HiGHS): concrete inputs on the CPU backend."""
+    return v.on_cpu_host(*arrays)
+
+
+def _host_rates(crit: str, fpr, tpr, P, N) -> list:
+    """The criterion's rates of every vertex (rows of group ``P``, ``N`` per vertex)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dp = np.where(P + N > 0, (P * tpr + N * fpr) / (P + N), 0)
+    return {
+        "demographic_parity": [dp],
+        "equal_opportunity": [tpr],
+        "false_positive_parity": [fpr],
+        "equalized_odds": [tpr, fpr],
+    }[crit]
+
+
+def _fit_host(rows, tolerance, fp_cost, fn_cost, crit, objective, num_groups):
+    """:func:`fit_thresholds` on the host for concrete rows on the CPU: the hull with NumPy
+    (:func:`roc_hull_host`), then the LP of the module doc over mixtures of each group's
+    vertices (which span the region between the hull and the diagonal), solved by SciPy's
+    HiGHS. None if HiGHS reports no optimum (the compiled path then runs)."""
+    hull = roc_hull_host(*rows, num_groups=num_groups)
+    P, N = hull.positives.astype(np.float64), hull.negatives.astype(np.float64)
+    vg = np.repeat(np.arange(num_groups), hull.count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fpr = np.where(N[vg] > 0, hull.false_positives / N[vg], 0)
+        tpr = np.where(P[vg] > 0, hull.true_positives / P[vg], 0)
+    if objective == "balanced_accuracy":  # 1 / P and 1 / N (0 where a class is absent)
+        ca, cb = (1 / t if t > 0 else 0.0 for t in (P.sum(), N.sum()))
+    elif objective == "weighted_errors":
+        ca, cb = float(fn_cost), float(fp_cost)
+    else:
+        ca, cb = 1.0, 1.0
+    cost = -(ca * P[vg] * tpr - cb * N[vg] * fpr)
+    rates = _host_rates(crit, fpr, tpr, P[vg], N[vg])
+    lam = _host_lp(cost, rates, vg, float(tolerance), num_groups)
+    if lam is None:
+        return None
+    mass = np.bincount(vg, lam, minlength=num_groups)
+    x = np.clip(np.bincount(vg, lam * fpr, minlength=num_groups) / mass, 0, 1)
+    y = np.clip(np.bincount(vg, lam * tpr, minlength=num_groups) / mass, 0, 1)
+    return _host_rule(hull, fpr, tpr, x, y)
+
+
+def _host_lp(cost, rates, vg, tolerance, num_groups):
+    """The weights of the vertices in the LP's optimum, or None.
+
+    Variables: each vertex's weight in its group's mixture, then the low end ``L_j`` of the
+    window of every rate ``j``. Rows: each group's weights sum to 1; ``0 <= rate_g - L_j <=
+    tolerance`` for every rate and group. HiGHS through ``milp`` without integer variables:
+    the same LP solver as ``linprog``, with half its overhead on problems this small.
+    """
+    from scipy import sparse
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    nv, nr = vg.size, len(rates)
+    rows = [vg] + [(j + 1) * num_groups + vg for j in range(nr)]
+    cols = [np.arange(nv)] * (nr + 1)
+    vals = [np.ones(nv), *rates]
+    for j in range(nr):
+        rows.append((j + 1) * num_groups + np.arange(num_groups))
+        cols.append(np.full(num_groups, nv + j))
+        vals.append(-np.ones(num_groups))
+    matrix = sparse.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=((nr + 1) * num_groups, nv + nr),
+    )
+    res = milp(
+        # scaled to O(1), which HiGHS prefers; the optimum does not change
+        np.r_[cost / max(np.abs(cost).max(), 1e-300), np.zeros(nr)],
+        constraints=LinearConstraint(
+            matrix,
+            np.r_[np.ones(num_groups), np.zeros(nr * num_groups)],
+            np.r_[np.ones(num_groups), np.full(nr * num_groups, tolerance)],
+        ),
+        bounds=Bounds(np.r_[np.zeros(nv), np.full(nr, -np.inf)], np.inf),
+    )
+    return None if res.status != 0 else np.clip(res.x[:nv], 0, None)
+
+
+def _host_rule(hull: ROCHull, fpr, tpr, x, y) -> ThresholdState:
+    """The state of the operating points ``(x, y)``, as the compiled path states it: on the
+    hull at FPR ``x`` (vertices ``k0``, ``k1``, weight ``w``), mixed with a coin flip of
+    probability ``x`` (weight ``1 - theta``) where the point lies below the hull."""
+    start, last = hull.start, hull.start + hull.count - 1
+    found = [
+        np.searchsorted(fpr[a : b + 1], q, "right") for a, b, q in zip(start, last, x, strict=True)
+    ]
+    k0 = np.clip(start + np.asarray(found) - 1, start, last)
+    k1 = np.minimum(k0 + 1, last)
+    span = fpr[k1] - fpr[k0]
+    w = np.clip(np.where(span > 0, (x - fpr[k0]) / np.where(span > 0, span, 1), 0), 0, 1)
+    u = tpr[k0] + w * (tpr[k1] - tpr[k0])
+    theta = np.clip(np.where(u > x, (y - x) / np.where(u > x, u - x, 1), 1), 0, 1)
+    flip = (1 - theta) * x
+    probs = np.stack([flip, theta * w + flip, theta + flip], axis=1)
+    out = (hull.thresholds[k1], hull.thresholds[k0], probs, x, y, hull.positives, hull.negatives)
+    dtype = hull.thresholds.dtype
+    return ThresholdState(*jax.device_put([np.asarray(a, dtype) for a in out]))
+
+
 # ----------------------------------------------------------------------------- fit
 
 
@@ -384,7 +499,11 @@ def fit_thresholds(
     errors are optimal under that constraint. Jittable (``num_groups``, ``criterion`` and
     ``objective`` static); ``tolerance`` and the costs may be traced, so
     ``jax.vmap(lambda t: fit_thresholds(..., tolerance=t))`` gives the whole post-processing
-    front in one program.
+    front in one program. Called with concrete inputs on the CPU backend it compiles nothing:
+    NumPy builds the hulls and SciPy's HiGHS solves the LP (see the module documentation).
+
+    .. versionchanged:: 0.1.0
+       Concrete inputs on the CPU are fitted on the host (NumPy and HiGHS), not compiled.
 
     Args:
       scores: calibration scores ``(n,)`` of any model (higher: more likely positive); finite.
@@ -437,6 +556,11 @@ def fit_thresholds(
         P = np.bincount(gg, ww * (yy == 1), minlength=num_groups)
         N = np.bincount(gg, ww * (yy == 0), minlength=num_groups)
         check_groups_present(P, N, crit)
+    options = (tolerance, false_positive_cost, false_negative_cost)
+    if _use_host(s, y, g, w, *options):
+        state = _fit_host((s, y, g, w), *options, crit, objective, num_groups)
+        if state is not None:
+            return state
     rows, presorted = prepare(s, y, g, w, num_groups=num_groups)
     eo = crit == "equalized_odds"
     return _fit(
@@ -455,21 +579,33 @@ def fit_thresholds(
 # ----------------------------------------------------------------------------- apply
 
 
-@jax.jit
-def _probabilities(state: ThresholdState, scores: Array, groups: Array) -> Array:
-    p = state.probabilities[groups].astype(scores.dtype)
-    above = scores >= state.upper[groups]
-    between = scores >= state.lower[groups]
-    return jnp.where(above, p[:, 2], jnp.where(between, p[:, 1], p[:, 0]))
+def _probabilities(xp, state: ThresholdState, scores: Array, groups: Array) -> Array:
+    """Each row's probability of a positive decision (``xp``: NumPy on the host, or
+    ``jax.numpy`` in the compiled program)."""
+    p = xp.asarray(state.probabilities)[groups].astype(scores.dtype)
+    above = scores >= xp.asarray(state.upper)[groups]
+    between = scores >= xp.asarray(state.lower)[groups]
+    return xp.where(above, p[:, 2], xp.where(between, p[:, 1], p[:, 0]))
 
 
-@jax.jit
-def _mixed_probabilities(state: ThresholdState, scores: Array, membership: Array) -> Array:
+def _mixed_probabilities(xp, state: ThresholdState, scores: Array, membership: Array) -> Array:
     """``sum_g m_g f_g(s)``: every group's rule, weighted by the row's membership."""
-    p = state.probabilities.astype(scores.dtype)
-    s = scores[:, None]
-    each = jnp.where(s >= state.upper, p[:, 2], jnp.where(s >= state.lower, p[:, 1], p[:, 0]))
-    return jnp.sum(membership.astype(scores.dtype) * each, axis=1)
+    p = xp.asarray(state.probabilities).astype(scores.dtype)
+    s, upper, lower = scores[:, None], xp.asarray(state.upper), xp.asarray(state.lower)
+    each = xp.where(s >= upper, p[:, 2], xp.where(s >= lower, p[:, 1], p[:, 0]))
+    return xp.sum(membership.astype(scores.dtype) * each, axis=1)
+
+
+_probabilities_jit = jax.jit(functools.partial(_probabilities, jnp))
+_mixed_probabilities_jit = jax.jit(functools.partial(_mixed_probabilities, jnp))
+
+
+def _draw_host(p: np.ndarray, key: Array) -> np.ndarray:
+    """0/1 decisions drawn by NumPy's generator seeded with the key's bits (no program)."""
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    rng = np.random.default_rng(np.asarray(key, np.uint32).ravel())
+    return (rng.random(p.shape, np.float64) < p).astype(p.dtype)
 
 
 def apply_thresholds(
@@ -483,7 +619,11 @@ def apply_thresholds(
 
     Without a key, returns each row's probability of a positive decision (the expected
     decision: rates computed from it equal the rates of the randomised rule in expectation).
-    With a ``jax.random`` key, draws the decisions (0. or 1.), independently per row.
+    With a ``jax.random`` key, draws the decisions (0. or 1.), independently per row: on the
+    CPU backend with concrete inputs, by NumPy's generator seeded with the key's bits (no
+    program is compiled for each new number of rows), under ``jit``/``vmap`` or on an
+    accelerator by ``jax.random``. The two draw from the same distribution but not the same
+    numbers: one key gives the same decisions again on the same path.
 
     *Inferred groups.* When the sensitive attribute is not available at prediction time,
     ``groups`` may be a membership matrix ``(n, G)`` of estimated group probabilities
@@ -494,6 +634,9 @@ def apply_thresholds(
     mix the groups' rules in proportions set by the group classifier's errors, so the gaps
     must be measured on data with the true attribute (see the thresholds guide). With one-hot
     rows it equals the rule applied to hard ids.
+
+    .. versionchanged:: 0.1.0
+       On the CPU with concrete inputs the rule is applied, and drawn, with NumPy.
 
     Args:
       state: from :func:`fit_thresholds`.
@@ -521,12 +664,14 @@ def apply_thresholds(
     v.check_finite(x, "scores")
     x = x.astype(v.float_dtype(x))
     g = v.check_groups(groups, num_groups=num, n=x.shape[0])
-    if g.ndim == 2:
-        if v.is_concrete(g) and not v.holds(lambda xp, m: xp.all(xp.abs(m.sum(1) - 1) < 1e-3), g):
+    if g.ndim == 2 and v.is_concrete(g):
+        if not v.holds(lambda xp, m: xp.all(xp.abs(m.sum(1) - 1) < 1e-3), g):
             raise ValueError("a `groups` membership matrix must have rows that sum to 1.")
-        p = _mixed_probabilities(state, x, g)
-    else:
-        p = _probabilities(state, x, g)
+    if _use_host(x, g, key, *state):  # NumPy: no program to compile for each new shape
+        rule = _mixed_probabilities if g.ndim == 2 else _probabilities
+        p = rule(np, jax.tree.map(np.asarray, state), np.asarray(x), np.asarray(g))
+        return jax.device_put(p if key is None else _draw_host(p, key))
+    p = (_mixed_probabilities_jit if g.ndim == 2 else _probabilities_jit)(state, x, g)
     return p if key is None else _draw(p, key)
 
 

@@ -227,9 +227,15 @@ class FairThresholdClassifier(_PostProcessingClassifier):
         return np.c_[1 - p, p]
 
     def predict(self, X, *, sensitive_features=None, random_state=None) -> np.ndarray:
-        """Randomised decisions (class labels), drawn with ``random_state`` (an int seed; None:
-        a fresh seed from NumPy's global generator, as fairlearn does)."""
-        p = self._positive_probability(X, sensitive_features)
+        """Randomised decisions (class labels), drawn by NumPy's generator seeded with
+        ``random_state`` (an int seed; None: a fresh seed from NumPy's global generator, as
+        fairlearn does).
+
+        .. versionchanged:: 0.1.0
+           Drawn by NumPy (``np.random.default_rng(random_state)``), not ``jax.random``: no
+           program compiled for each new number of rows.
+        """
+        p = np.asarray(self._positive_probability(X, sensitive_features))
         if random_state is None:
             random_state = int(np.random.randint(0, 2**31 - 1))  # noqa: NPY002 (fairlearn's)
         if isinstance(random_state, np.random.RandomState):
@@ -238,8 +244,8 @@ class FairThresholdClassifier(_PostProcessingClassifier):
             random_state, (int, np.integer)
         ):
             raise TypeError("`random_state` must be an int, a RandomState or None.")
-        u = jax.random.uniform(jax.random.key(int(random_state)), p.shape, p.dtype)
-        return self.classes_[np.asarray(u < p).astype(int)]
+        u = np.random.default_rng(int(random_state)).random(p.shape)
+        return self.classes_[(u < p).astype(int)]
 
     def _after_load(self, path: str | os.PathLike) -> None:
         """The fitted rule's arrays back as JAX arrays (the file holds them as NumPy)."""

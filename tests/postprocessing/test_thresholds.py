@@ -1,5 +1,7 @@
 """Tests of fairjax.postprocessing._thresholds and _hull: the LP optimum against scipy's linprog
-over every ROC point and a brute-force search over threshold pairs; randomisation; jit/vmap."""
+over every ROC point and a brute-force search over threshold pairs, on both paths (the host
+path, NumPy and HiGHS, for concrete inputs on the CPU; the compiled path under jit, vmap or on
+an accelerator); randomisation; jit/vmap."""
 
 import itertools
 
@@ -12,8 +14,10 @@ from scipy.spatial import ConvexHull
 
 from fairjax import criteria
 from fairjax import postprocessing as pp
+from fairjax.postprocessing import _hull, _thresholds
 
 CRITERIA = ("demographic_parity", "equal_opportunity", "false_positive_parity", "equalized_odds")
+KEY = jax.random.key(0)
 
 
 def _data(seed, n=60, num_groups=3, ties=True, weighted=False):
@@ -96,6 +100,14 @@ def _our_value(state, y, w, objective, costs=(1, 1)):
 SLOW = pytest.mark.slow
 
 
+@pytest.fixture(params=["host", "compiled"])
+def path(request, monkeypatch):
+    """Runs a test on the host path and again on the compiled path (as on an accelerator)."""
+    if request.param == "compiled":
+        monkeypatch.setattr(_thresholds, "_use_host", lambda *arrays: False)
+    return request.param
+
+
 @pytest.mark.parametrize(
     ("crit", "tol"),
     [("demographic_parity", 0.07), ("equalized_odds", 0.07)]
@@ -106,7 +118,7 @@ SLOW = pytest.mark.slow
         if (c, t) not in (("demographic_parity", 0.07), ("equalized_odds", 0.07))
     ],
 )
-def test_optimum_equals_linprog(crit, tol):
+def test_optimum_equals_linprog(crit, tol, path):
     s, y, g, w = _data(1, weighted=True)
     st = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=tol, weights=w)
     ours = _our_value(st, y, w, "accuracy")
@@ -120,7 +132,7 @@ def test_optimum_equals_linprog(crit, tol):
 )
 @pytest.mark.parametrize("crit", ["demographic_parity", "equalized_odds"])
 @SLOW
-def test_objectives_equal_linprog(objective, costs, crit):
+def test_objectives_equal_linprog(objective, costs, crit, path):
     s, y, g, w = _data(2, n=50, num_groups=2)
     st = pp.fit_thresholds(
         s,
@@ -179,7 +191,7 @@ def _brute_force_one_rate(s, y, g, num_groups, crit, tol):
         if (c, t) != ("demographic_parity", 0.1)
     ],
 )
-def test_one_rate_equals_brute_force_over_threshold_pairs(crit, tol):
+def test_one_rate_equals_brute_force_over_threshold_pairs(crit, tol, path):
     s, y, g, w = _data(3, n=36)
     st = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=tol)
     assert _our_value(st, y, w, "accuracy") == pytest.approx(
@@ -192,7 +204,7 @@ def test_one_rate_equals_brute_force_over_threshold_pairs(crit, tol):
     ["demographic_parity", "equalized_odds"]
     + [pytest.param(c, marks=SLOW) for c in ("equal_opportunity", "false_positive_parity")],
 )
-def test_rule_reaches_its_operating_points_and_constraint(crit):
+def test_rule_reaches_its_operating_points_and_constraint(crit, path):
     """The stored rule, applied to the calibration data, has the stored rates and gaps."""
     s, y, g, w = _data(4, n=250, weighted=True)
     tol = 0.02
@@ -256,9 +268,13 @@ def test_jit_and_vmap_over_tolerance():
             lambda t, c=crit: pp.fit_thresholds(s, y, g, num_groups=3, criterion=c, tolerance=t)
         )
         for i, t in enumerate(tols):
-            one = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=float(t))
+            one = jitted(t)  # the compiled path, like every vmapped fit
             np.testing.assert_allclose(fronts.tpr[i], one.tpr, atol=1e-6)
-            np.testing.assert_allclose(jitted(t).fpr, one.fpr, atol=1e-6)
+            np.testing.assert_allclose(fronts.fpr[i], one.fpr, atol=1e-6)
+            host = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=float(t))
+            assert _our_value(host, y, None, "accuracy") == pytest.approx(
+                _our_value(one, y, None, "accuracy"), rel=1e-5, abs=1e-5
+            )
         vals = [
             _our_value(jax.tree.map(lambda a, i=i: a[i], fronts), y, None, "accuracy")
             for i in range(3)
@@ -266,7 +282,7 @@ def test_jit_and_vmap_over_tolerance():
         assert vals[0] <= vals[1] + 1e-5 <= vals[2] + 2e-5  # a looser constraint never hurts
 
 
-def test_weights_equal_repeated_rows():
+def test_weights_equal_repeated_rows(path):
     s, y, g, _ = _data(8, n=50)
     w = np.random.default_rng(0).integers(0, 3, 50)
     w[:6] = 1
@@ -282,7 +298,7 @@ def test_weights_equal_repeated_rows():
     )
 
 
-def test_all_tied_scores_give_a_coin_flip():
+def test_all_tied_scores_give_a_coin_flip(path):
     s = np.zeros(30, np.float32)
     y = np.array([0, 1] * 15)
     g = np.repeat(np.arange(3), 10)
@@ -326,13 +342,15 @@ def test_vmap_over_tolerance_equals_single_fits():
         )
     )(tols)
     for i, t in enumerate(tols):
-        one = pp.fit_thresholds(
-            s, y, g, num_groups=3, criterion="demographic_parity", tolerance=float(t)
-        )
+        one = jax.jit(
+            lambda t: pp.fit_thresholds(
+                s, y, g, num_groups=3, criterion="demographic_parity", tolerance=t
+            )
+        )(t)
         np.testing.assert_allclose(fronts.tpr[i], one.tpr, atol=1e-6)
 
 
-def test_membership_matrix_mixes_the_group_rules():
+def test_membership_matrix_mixes_the_group_rules(path):
     s, y, g, _ = _data(10, n=60)
     st = pp.fit_thresholds(s, y, g, num_groups=3, criterion="demographic_parity", tolerance=0.0)
     hard = np.asarray(pp.apply_thresholds(st, s, g))
@@ -363,10 +381,11 @@ def test_hull_is_exact_for_integer_counts_past_the_float32_products():
 
 
 @pytest.mark.slow
-def test_one_rate_criteria_and_objectives_share_one_compiled_program(caplog):
+def test_one_rate_criteria_and_objectives_share_one_compiled_program(caplog, monkeypatch):
     # The criterion and objective indices are traced: after one fit, the other one-rate
     # criteria and the other objectives on the same shapes compile nothing. (A shape of its
     # own, 4 groups and 283 rows, so that no other test compiled these programs before.)
+    monkeypatch.setattr(_thresholds, "_use_host", lambda *arrays: False)  # as on a GPU
     s, y, g, _ = _data(11, n=283, num_groups=4)
     pp.fit_thresholds(s, y, g, num_groups=4, criterion="demographic_parity")
     with jax.log_compiles(), caplog.at_level("WARNING"):
@@ -377,3 +396,75 @@ def test_one_rate_criteria_and_objectives_share_one_compiled_program(caplog):
     with jax.log_compiles(), caplog.at_level("WARNING"):
         pp.fit_thresholds(s, y, g, num_groups=4, criterion="equalized_odds")
     assert [r for r in caplog.records if "_fit" in r.getMessage()]  # the check can fail
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_host_hull_equals_the_compiled_hull(seed):
+    rng = np.random.default_rng(seed)
+    n, G = int(rng.integers(5, 300)), int(rng.integers(1, 5))
+    g = rng.integers(0, G, n).astype(np.int32)
+    g[:G] = np.arange(G)
+    s = (rng.normal(size=n) + 0.3 * g).astype(np.float32)
+    if seed % 2:
+        s = np.round(s, 1)  # ties
+    y = (rng.random(n) < 1 / (1 + np.exp(-2 * s))).astype(np.int32)
+    w = [None, rng.integers(0, 4, n).astype(np.float32), rng.uniform(0, 2, n)][seed % 3]
+    w = None if w is None else np.asarray(w, np.float32)
+    a = pp.roc_hull(s, y, g, num_groups=G, weights=w)
+    b = _hull.roc_hull_host(s, y, g, w, num_groups=G)
+    np.testing.assert_array_equal(a.start, b.start)
+    np.testing.assert_array_equal(a.count, b.count)
+    v = int(b.count.sum())
+    np.testing.assert_array_equal(np.asarray(a.thresholds)[:v], b.thresholds)
+    if seed % 3 == 2:  # float weights: sums in another order
+        for x, z in ((a.false_positives, b.false_positives), (a.true_positives, b.true_positives)):
+            np.testing.assert_allclose(np.asarray(x)[:v], z, rtol=1e-6)
+    else:  # integer counts: exact on both paths
+        np.testing.assert_array_equal(np.asarray(a.false_positives)[:v], b.false_positives)
+        np.testing.assert_array_equal(np.asarray(a.true_positives)[:v], b.true_positives)
+    np.testing.assert_allclose(a.positives, b.positives, rtol=1e-6)
+    np.testing.assert_allclose(a.negatives, b.negatives, rtol=1e-6)
+
+
+def test_host_path_compiles_nothing(caplog):
+    # A shape of its own (3 groups, 317 rows), every criterion, fit and apply with and
+    # without a key: no XLA program is compiled (the check can fail: see the compiled path).
+    s, y, g, _ = _data(12, n=317)
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        for crit in CRITERIA:
+            st = pp.fit_thresholds(s, y, g, num_groups=3, criterion=crit, tolerance=0.02)
+            pp.apply_thresholds(st, s, g)
+            pp.apply_thresholds(st, s, np.eye(3, dtype=np.float32)[g])
+            pp.apply_thresholds(st, s, g, key=KEY)
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+
+
+def test_host_and_compiled_rules_give_the_same_probabilities(monkeypatch):
+    s, y, g, _ = _data(13, n=200)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion="equalized_odds", tolerance=0.05)
+    host = np.asarray(pp.apply_thresholds(st, s, g))
+    mixed = np.asarray(pp.apply_thresholds(st, s, np.full((200, 3), 1 / 3, np.float32)))
+    monkeypatch.setattr(_thresholds, "_use_host", lambda *arrays: False)
+    np.testing.assert_array_equal(pp.apply_thresholds(st, s, g), host)
+    np.testing.assert_allclose(
+        pp.apply_thresholds(st, s, np.full((200, 3), 1 / 3, np.float32)), mixed, atol=1e-7
+    )
+
+
+def test_host_draws_have_the_expected_frequencies_and_follow_the_key():
+    s, y, g, _ = _data(6, n=40)
+    st = pp.fit_thresholds(s, y, g, num_groups=3, criterion="equalized_odds", tolerance=0.0)
+    p = np.asarray(pp.apply_thresholds(st, s, g))
+    keys = jax.random.split(KEY, 2000)
+    draws = np.stack([np.asarray(pp.apply_thresholds(st, s, g, key=k)) for k in keys])
+    assert set(np.unique(draws).tolist()) <= {0.0, 1.0}
+    # binomial standard error at most 0.5 / sqrt(2000) ~ 0.011: about 4 of them
+    np.testing.assert_allclose(draws.mean(0), p, atol=0.045)
+    assert np.any((p > 0) & (p < 1))  # some rows are randomised
+    np.testing.assert_array_equal(pp.apply_thresholds(st, s, g, key=keys[0]), draws[0])
+    assert not np.array_equal(draws[0], draws[1])
+    raw = jax.random.PRNGKey(3)  # a raw uint32 key works too, and gives the typed key's draws
+    np.testing.assert_array_equal(
+        pp.apply_thresholds(st, s, g, key=raw),
+        pp.apply_thresholds(st, s, g, key=jax.random.wrap_key_data(raw)),
+    )
