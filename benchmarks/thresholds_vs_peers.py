@@ -638,6 +638,7 @@ def main():
     }
     for name, d in data.items():  # the shared base model's first-call costs belong to neither
         bases[name].predict_proba(d.X_train)
+        bases[name].predict_proba(d.X_test)
     res = {
         "platform": platform.system().lower() + "-" + jax.default_backend(),
         "jax": jax.__version__,

@@ -67,19 +67,30 @@ def float_dtype(*arrays: object) -> jnp.dtype:
     bfloat16 and float16 inputs are promoted so that sums accumulate in float32; float64 is kept
     when x64 is enabled; integer and boolean inputs give the default float dtype.
     """
-    dtypes = [
-        jnp.asarray(a).dtype
+    # The dtype JAX gives each array, read without converting it (``jnp.asarray`` of a NumPy
+    # array copies it, and compiles a copy program per new shape on jax 0.10).
+    every = [
+        jax.dtypes.canonicalize_dtype(a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype)
         for a in arrays
-        if a is not None and jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
+        if a is not None
     ]
+    dtypes = [d for d in every if jnp.issubdtype(d, jnp.floating)]
     dtype = jnp.result_type(*dtypes) if dtypes else jnp.result_type(float)
     return jnp.promote_types(dtype, jnp.float32)
 
 
-def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -> Array:
-    """Converts ``x`` to a JAX array and checks its rank."""
+def as_array(
+    x: object, name: str, *, ndim: int | Sequence[int] | None = None, host: bool = False
+) -> Array:
+    """Converts ``x`` to a JAX array and checks its rank.
+
+    ``host=True`` (for the NumPy host paths) keeps an input that is not a JAX array as a NumPy
+    array in the dtype JAX would give it (``float64`` becomes ``float32`` without x64): the same
+    checks and dtype, without a copy to the device and back.
+    """
     if x is None:
         raise TypeError(f"`{name}` is required, got None.")
+    keep_host = host
     try:
         host = x if isinstance(x, jax.Array) else np.asarray(x)
     except (TypeError, ValueError) as err:
@@ -91,7 +102,12 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
     try:
         # device_put, not jnp.asarray: the latter compiles a small copy program for every new
         # shape on jax 0.10 (about 15 ms each on CPU); both give the same array and dtype.
-        arr = host if isinstance(host, jax.Array) else jax.device_put(host)
+        if isinstance(host, jax.Array):
+            arr = host
+        elif keep_host:
+            arr = host.astype(jax.dtypes.canonicalize_dtype(host.dtype), copy=False)
+        else:
+            arr = jax.device_put(host)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be a numeric array, got dtype {host.dtype}.") from err
     if arr.dtype == jnp.dtype("O") or not (
@@ -166,7 +182,9 @@ def check_unit_interval(arr: Array, name: str) -> None:
             )
 
 
-def check_groups(groups: object, *, num_groups: int | None, n: int | None = None) -> Array:
+def check_groups(
+    groups: object, *, num_groups: int | None, n: int | None = None, host: bool = False
+) -> Array:
     """Validates group ids or a membership matrix and returns it as an array.
 
     Args:
@@ -175,9 +193,10 @@ def check_groups(groups: object, *, num_groups: int | None, n: int | None = None
       num_groups: the static number of groups; required for integer ids, optional (but must
         match) for a membership matrix.
       n: the expected number of rows, or None to skip the length check.
+      host: keep NumPy input on the host (see :func:`as_array`).
     """
     _check_host_ids(groups, num_groups)
-    arr = as_array(groups, "groups", ndim=(1, 2))
+    arr = as_array(groups, "groups", ndim=(1, 2), host=host)
     if arr.ndim == 1:
         if not (jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == jnp.bool_):
             raise TypeError(
@@ -302,12 +321,12 @@ def check_num_groups(num_groups: object) -> int:
     return int(num_groups)
 
 
-def check_weights(weights: object, n: int) -> Array | None:
+def check_weights(weights: object, n: int, *, host: bool = False) -> Array | None:
     """Validates sample weights: shape ``(n,)``, finite, non-negative, not all zero, and a sum
     within the range of the dtype they are summed in (else every weighted mean is NaN)."""
     if weights is None:
         return None
-    arr = as_array(weights, "weights", ndim=1)
+    arr = as_array(weights, "weights", ndim=1, host=host)
     check_length(arr, n, "weights", "the data")
     check_finite(arr, "weights")
     if is_concrete(arr):

@@ -301,24 +301,26 @@ def check_inputs(
     num_groups,
     *,
     allow_empty: bool = False,
+    host: bool = False,
 ):
     """Validated ``(scores, labels, groups, weights)`` (weights may be None); ``allow_empty``
-    accepts zero rows (one chunk of a stream)."""
-    s = v.as_array(scores, "scores", ndim=1)
+    accepts zero rows (one chunk of a stream); ``host`` keeps NumPy input as NumPy arrays (for
+    the host path: see :func:`fairjax._validation.as_array`)."""
+    s = v.as_array(scores, "scores", ndim=1, host=host)
     if not allow_empty:
         v.check_nonempty(s, "scores")
     v.check_finite(s, "scores")
     n = s.shape[0]
-    y = v.as_array(labels, "labels", ndim=1)
+    y = v.as_array(labels, "labels", ndim=1, host=host)
     v.check_length(y, n, "labels", "scores")
     v.check_binary(y, "labels")
-    g = v.check_groups(groups, num_groups=num_groups, n=n)
+    g = v.check_groups(groups, num_groups=num_groups, n=n, host=host)
     if g.ndim != 1:
         raise TypeError(
             f"thresholds need hard group ids: `groups` must be integer ids of shape ({n},), "
             f"got shape {g.shape}."
         )
-    return s, y, g, v.check_weights(weights, n)
+    return s, y, g, v.check_weights(weights, n, host=host)
 
 
 def roc_hull(

@@ -549,15 +549,16 @@ def fit_thresholds(
     num_groups, crit = check_options(
         num_groups, criterion, objective, tolerance, false_positive_cost, false_negative_cost
     )
-    s, y, g, w = check_inputs(scores, labels, groups, weights, num_groups)
+    options = (tolerance, false_positive_cost, false_negative_cost)
+    host = _use_host(scores, labels, groups, weights, *options)
+    s, y, g, w = check_inputs(scores, labels, groups, weights, num_groups, host=host)
     if v.is_concrete(y, g, w):
         yy, gg = np.asarray(y), np.asarray(g)
         ww = np.ones(yy.shape[0]) if w is None else np.asarray(w)
         P = np.bincount(gg, ww * (yy == 1), minlength=num_groups)
         N = np.bincount(gg, ww * (yy == 0), minlength=num_groups)
         check_groups_present(P, N, crit)
-    options = (tolerance, false_positive_cost, false_negative_cost)
-    if _use_host(s, y, g, w, *options):
+    if host:
         state = _fit_host((s, y, g, w), *options, crit, objective, num_groups)
         if state is not None:
             return state
@@ -660,14 +661,15 @@ def apply_thresholds(
     if not isinstance(state, ThresholdState):
         raise TypeError(f"`state` must come from fit_thresholds, got {type(state).__name__}.")
     num = state.lower.shape[-1]
-    x = v.as_array(scores, "scores", ndim=1)
+    host = _use_host(scores, groups, key, *state)
+    x = v.as_array(scores, "scores", ndim=1, host=host)
     v.check_finite(x, "scores")
     x = x.astype(v.float_dtype(x))
-    g = v.check_groups(groups, num_groups=num, n=x.shape[0])
+    g = v.check_groups(groups, num_groups=num, n=x.shape[0], host=host)
     if g.ndim == 2 and v.is_concrete(g):
         if not v.holds(lambda xp, m: xp.all(xp.abs(m.sum(1) - 1) < 1e-3), g):
             raise ValueError("a `groups` membership matrix must have rows that sum to 1.")
-    if _use_host(x, g, key, *state):  # NumPy: no program to compile for each new shape
+    if host:  # NumPy: no program to compile for each new shape
         rule = _mixed_probabilities if g.ndim == 2 else _probabilities
         p = rule(np, jax.tree.map(np.asarray, state), np.asarray(x), np.asarray(g))
         return jax.device_put(p if key is None else _draw_host(p, key))
