@@ -1,4 +1,5 @@
-"""What several benchmark scripts repeat: JAX's persistent compilation cache, the JSON results.
+"""What several benchmark scripts repeat: JAX's persistent compilation cache, the JSON results,
+a first call and the median of repeated calls.
 
 Standard library only at import time: the FFB peer script (``ffb_tabular_peer.py``) runs in an
 environment without jax. A script run from ``benchmarks/`` imports it as ``_common``, a module
@@ -9,7 +10,24 @@ from __future__ import annotations
 
 import json
 import pathlib
+import statistics
+import time
+from collections.abc import Callable
 from typing import Any
+
+
+def first_and_repeated(fn: Callable[[], Any], repeats: int) -> tuple[Any, float, float]:
+    """``(output, seconds of the first call, median seconds of repeats more)`` of ``fn``
+    (NaN without repeats). ``fn`` should block until its result is ready."""
+    start = time.perf_counter()
+    out = fn()
+    first = time.perf_counter() - start
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return out, first, statistics.median(runs) if runs else float("nan")
 
 
 def use_compilation_cache(directory: str | None) -> bool | None:

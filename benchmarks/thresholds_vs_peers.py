@@ -48,7 +48,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 
 import jax
@@ -57,6 +56,11 @@ import numpy as np
 
 from fairjax import criteria, datasets, plotting
 from fairjax import postprocessing as pp
+
+try:  # run as a script (benchmarks/ on the path) or as benchmarks.thresholds_vs_peers
+    from _common import first_and_repeated, use_compilation_cache
+except ImportError:
+    from benchmarks._common import first_and_repeated, use_compilation_cache
 
 KEY = jax.random.key(0)  # made once, outside the timings, as a user makes a key once
 ROOT = pathlib.Path(__file__).resolve().parent
@@ -111,18 +115,6 @@ def accuracy(p, y):
     return float(np.mean(np.where(y == 1, p, 1 - p)))
 
 
-def _timed(fn, repeats):
-    t = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return out, first, float(np.median(runs)) if runs else float("nan")
-
-
 def fairjax_thresholds(base, d, crit, repeats):
     G = d.num_groups
 
@@ -136,9 +128,9 @@ def fairjax_thresholds(base, d, crit, repeats):
         st, drawn = fn(s_tr, d.y_train, d.groups_train, s_te, d.groups_test)
         return st, s_te, jax.block_until_ready(drawn)
 
-    (st, s_te, drawn), first, repeated = _timed(lambda: run(fit_apply), repeats)
+    (st, s_te, drawn), first, repeated = first_and_repeated(lambda: run(fit_apply), repeats)
     jitted = jax.jit(fit_apply)
-    _, jit_first, jit_compiled = _timed(lambda: run(jitted), repeats)
+    _, jit_first, jit_compiled = first_and_repeated(lambda: run(jitted), repeats)
     expected = np.asarray(pp.apply_thresholds(st, s_te, d.groups_test))
     return {
         "first_call_s": first,
@@ -174,7 +166,7 @@ def fairlearn_thresholds(base, d, crit, repeats):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        (to, drawn), seconds, again = _timed(run, max(repeats // 2, 1))
+        (to, drawn), seconds, again = first_and_repeated(run, max(repeats // 2, 1))
         expected = to._pmf_predict(d.X_test, sensitive_features=d.groups_test)[:, 1]
     return {
         "first_call_s": seconds,
@@ -194,7 +186,7 @@ def wasserstein_dp(base, d, repeats):
         fair = pp.apply_barycenter(st, s_te, d.groups_test, key=jax.random.key(1))
         return jax.block_until_ready(fair >= 0.5)
 
-    dec, first, repeated = _timed(run, repeats)
+    dec, first, repeated = first_and_repeated(run, repeats)
     dec = np.asarray(dec, np.float32)
     return {
         "first_call_s": first,
@@ -293,6 +285,8 @@ import scipy.optimize  # the host path's LP solver, imported with the rest
 import jax
 from fairjax.postprocessing import fit_thresholds
 jax.devices()  # JAX's backend starts once per process, like the imports (the peer has none)
+sys.path.insert(0, sys.argv[4])
+from _common import first_and_repeated
 data = np.load(sys.argv[1])
 s, y, g = data["scores"], data["labels"], data["groups"]
 G, repeats = int(g.max()) + 1, int(sys.argv[3])
@@ -300,15 +294,8 @@ out = {}
 for tol in [float(t) for t in sys.argv[2].split(",")]:
     fit = lambda: jax.block_until_ready(fit_thresholds(
         s, y, g, num_groups=G, criterion="equalized_odds", tolerance=tol))
-    t = time.perf_counter()
-    st = fit()
-    first = time.perf_counter() - t
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fit()
-        runs.append(time.perf_counter() - t)
-    out[str(tol)] = {"first_call_s": first, "repeated_s": float(np.median(runs)),
+    st, first, repeated = first_and_repeated(fit, repeats)
+    out[str(tol)] = {"first_call_s": first, "repeated_s": repeated,
                      "fpr": np.asarray(st.fpr).tolist(), "tpr": np.asarray(st.tpr).tolist()}
 print(json.dumps(out))
 """
@@ -321,7 +308,9 @@ def error_parity(data, bases, peer_python, repeats):
         arrays = {"scores": s, "labels": d.y_train, "groups": d.groups_train}
         tols = ",".join(map(str, TOLERANCES))
         peer = run_peer(peer_python, _PEER, arrays, tols)
-        ours = run_peer(sys.executable, _FAIRJAX_EQUALIZED_ODDS, arrays, tols, str(repeats))
+        ours = run_peer(
+            sys.executable, _FAIRJAX_EQUALIZED_ODDS, arrays, tols, str(repeats), str(ROOT)
+        )
         if "error" in peer or "error" in ours:
             rows[name] = peer if "error" in peer else ours
             continue
@@ -381,7 +370,7 @@ def oxonfair(data, bases, peer_python, repeats, max_groups):
                     drawn = pp.apply_thresholds(st, s_te, d.groups_test, key=KEY)
                     return st, jax.block_until_ready(drawn)
 
-                (st, drawn), first, repeated = _timed(run, repeats)
+                (st, drawn), first, repeated = first_and_repeated(run, repeats)
                 expected = np.asarray(pp.apply_thresholds(st, s_te, d.groups_test))
                 p = peer[f"{crit} @ {tol}"]
                 ox = np.asarray(p["test_decisions"], np.float32)
@@ -448,7 +437,7 @@ def front(d, base, path):
             )(tols)
         )
 
-    states, first, compiled = _timed(fit_all, 3)
+    states, first, compiled = first_and_repeated(fit_all, 3)
     probs = jax.vmap(lambda st: pp.apply_thresholds(st, s_te, d.groups_test))(states)
     acc = [accuracy(np.asarray(p), d.y_test) for p in probs]
     gaps = [gap("demographic_parity", p, d.y_test, d.groups_test, G) for p in probs]
@@ -639,11 +628,6 @@ def main():
     )
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args()
-    try:  # run as a script (benchmarks/ on the path) or as benchmarks.thresholds_vs_peers
-        from _common import use_compilation_cache
-    except ImportError:
-        from benchmarks._common import use_compilation_cache
-
     warm = use_compilation_cache(args.compilation_cache)
     from sklearn.linear_model import LogisticRegression
 
