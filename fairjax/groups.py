@@ -27,7 +27,6 @@ by passing label values here.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Hashable, Sequence
 
 import jax
@@ -146,13 +145,12 @@ def _prepare(values, groups, num_groups, weights, labels, label_value, *, nonemp
 _DENSE_MAX_GROUPS = 64
 
 
-# Up to this many groups, one value per row (integer ids) is summed per group by one variadic
-# reduction of the G masked rows: one pass over the rows, whatever G, that stays a reduction
-# under vmap (a Pareto sweep). Beyond it one segment sum (a scatter-add) is faster on CPU. At
-# 10^7 rows on the project's 2-core CPU: 2 groups 10 ms (one masked reduction per group, as
-# before: 31 ms; the segment sum 22 ms), 4 groups 14 ms (segment sum 20 ms), 8 groups 25 ms
-# (segment sum 15 ms).
-_MASKED_MAX_GROUPS = 4
+# Up to this many groups, one value per row (integer ids) is summed with one masked reduction
+# per group: XLA's reductions are accurate in float32 and, under vmap (a Pareto sweep), stay
+# reductions over each model's row. Beyond it one segment sum over the rows (a scatter-add,
+# one pass whatever the number of groups) is faster on CPU: at 10^6 rows and 4 groups it takes
+# a third of the time of four masked reductions (measured in benchmarks/results).
+_MASKED_MAX_GROUPS = 2
 
 
 # Rows are summed in blocks of this size, then the block sums are added: a float32 running
@@ -179,37 +177,13 @@ def _block_segment_sum(rows: Array, groups: Array, num_groups: int) -> Array:
     return jnp.sum(sums.reshape(num_blocks, num_groups, *rows.shape[1:]), axis=0)
 
 
-def _masked_group_sums(rows: Array, groups: Array, num_groups: int) -> Array:
-    """``(G,)`` group sums of ``rows`` ``(n,)`` in one pass: one variadic reduction whose G
-    operands are the rows masked to each group, summed within blocks of ``_BLOCK_ROWS`` rows
-    and then over the blocks (float32-accurate, like :func:`_block_segment_sum`)."""
-    n = rows.shape[0]
-    zero = jnp.zeros((), rows.dtype)
-
-    def reduce(r: Array, g: Array, axis: int) -> tuple[Array, ...]:
-        masked = tuple(jnp.where(g == k, r, zero) for k in range(num_groups))
-        return jax.lax.reduce(
-            masked, (zero,) * num_groups, lambda a, b: tuple(map(operator.add, a, b)), (axis,)
-        )
-
-    whole = n // _BLOCK_ROWS * _BLOCK_ROWS
-    sums = jnp.zeros(num_groups, rows.dtype)
-    if whole:  # the blocks: a reduction along each block's rows, then over the blocks
-        shape = (whole // _BLOCK_ROWS, _BLOCK_ROWS)
-        blocks = reduce(rows[:whole].reshape(shape), groups[:whole].reshape(shape), 1)
-        sums = jnp.stack([jnp.sum(b) for b in blocks])
-    if whole < n:  # the rows after the last whole block
-        sums = sums + jnp.stack(reduce(rows[whole:], groups[whole:], 0))
-    return sums
-
-
 def _per_group_sum(rows: Array, groups: Array, num_groups: int | None) -> Array:
     """``sum_i M_ig rows_i`` for ids or a membership matrix; shape ``(G, *rows.shape[1:])``."""
     n = rows.shape[0]
     G = groups.shape[1] if groups.ndim == 2 else num_groups
     if groups.ndim == 1 and rows.ndim == 1:
         if G <= _MASKED_MAX_GROUPS:
-            return _masked_group_sums(rows, groups, G)
+            return jnp.stack([jnp.sum(jnp.where(groups == k, rows, 0)) for k in range(G)])
         return _block_segment_sum(rows, groups, G)
     if groups.ndim == 1 and G > _DENSE_MAX_GROUPS:
         return _block_segment_sum(rows, groups, G)
