@@ -183,10 +183,10 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
         d = gs.safe_divide(obj[k1] - obj[k0], rate[k1] - rate[k0])
         return jnp.where(k0 == last, -jnp.inf, d)
 
-    def stop(L):  # F'_+(L) <= 0: L is at or past the smallest maximiser of F
+    def stop(L, H):  # F'_+(L) <= 0 (window [L, H]): L is at or past the smallest maximiser
         d = jnp.where(
-            m > L + tolerance,
-            slope_right(jnp.full(num, L + tolerance)),
+            m > H,
+            slope_right(jnp.full(num, H)),
             jnp.where(m <= L, slope_right(jnp.full(num, L)), 0),
         )
         return jnp.sum(d) <= 0
@@ -194,19 +194,29 @@ def _solve_one_rate(hull: ROCHull, rate: Array, obj: Array, vg: Array, tolerance
     cand = jnp.sort(jnp.where(valid, rate, jnp.inf))
     steps = math.ceil(math.log2(cand.shape[0] + 1)) + 1
 
-    def lower_bound(keys):  # smallest entry where `stop` holds (monotone in the entry)
+    def lower_bound(keys, tops):  # smallest window where `stop` holds (monotone in the entry)
         def step(_, b):
             lo, hi = b
             mid = (lo + hi) // 2
-            ok = stop(keys[jnp.minimum(mid, keys.shape[0] - 1)])
+            at = jnp.minimum(mid, keys.shape[0] - 1)
+            ok = stop(keys[at], tops[at])
             act = lo < hi
             return jnp.where(act & ~ok, mid + 1, lo), jnp.where(act & ok, mid, hi)
 
         lo, _ = jax.lax.fori_loop(0, steps, step, (jnp.int32(0), jnp.int32(keys.shape[0])))
-        return keys[jnp.minimum(lo, keys.shape[0] - 1)]
+        i = jnp.minimum(lo, keys.shape[0] - 1)
+        return keys[i], tops[i]
 
-    L = jnp.min(jax.vmap(lower_bound)(jnp.stack([cand, cand - tolerance])))
-    return jnp.clip(m, L, L + tolerance)
+    # Windows starting at a vertex rate, [r, r + tolerance], and ending at one,
+    # [r - tolerance, r]. The end is carried, not recomputed as L + tolerance: in floats
+    # (r - tolerance) + tolerance can round below r, and a group whose best rate is r would
+    # then seem to gain from a larger L (its right slope just below r), so the search would
+    # step past the optimal window.
+    lows, highs = jax.vmap(lower_bound)(
+        jnp.stack([cand, cand - tolerance]), jnp.stack([cand + tolerance, cand])
+    )
+    first = jnp.argmin(lows)
+    return jnp.clip(m, lows[first], highs[first])
 
 
 # ----------------------------------------------------------------------------- equalized odds

@@ -199,6 +199,19 @@ def test_one_rate_equals_brute_force_over_threshold_pairs(crit, tol, path):
     )
 
 
+@pytest.mark.parametrize(("seed", "n", "num_groups"), [(51, 40, 2), (9, 60, 3)])
+def test_window_ending_at_a_best_rate_is_found_despite_rounding(seed, n, num_groups, path):
+    # The optimal window [r - tol, r] ends at a group's best FPR r, and in float32
+    # (r - tol) + tol can be < r (as for r = 2/21, tol = 0.02): recomputing the window's end made that group
+    # seem to gain from a larger window, and the compiled search stepped past the optimum.
+    s, y, g, w = _data(seed, n=n, num_groups=num_groups)
+    st = pp.fit_thresholds(
+        s, y, g, num_groups=num_groups, criterion="false_positive_parity", tolerance=0.02
+    )
+    ref = _linprog_optimum(s, y, g, w, num_groups, "false_positive_parity", 0.02)
+    assert _our_value(st, y, w, "accuracy") == pytest.approx(ref, rel=1e-5, abs=1e-5)
+
+
 @pytest.mark.parametrize(
     "crit",
     ["demographic_parity", "equalized_odds"]
