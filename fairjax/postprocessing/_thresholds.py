@@ -13,8 +13,10 @@ points (:func:`~fairjax.postprocessing.roc_hull`). Post-processing solves the li
 
 with :math:`a = b = 1` for accuracy (the accuracy is this plus :math:`\sum_g N_g`, over the
 total weight), :math:`(a, b) = (c_{FN}, c_{FP})` for weighted errors and
-:math:`(1/P, 1/N)` for balanced accuracy; the rates :math:`r^c_g` are those of the criterion
-(selection rate :math:`(P_g y_g + N_g x_g) / (P_g + N_g)`, TPR :math:`y_g`, FPR :math:`x_g`).
+:math:`(1/P, 1/N)` for balanced accuracy (0 for a class absent from the data, which then
+leaves the recall of the other class, as scikit-learn's ``balanced_accuracy_score``); the
+rates :math:`r^c_g` are those of the criterion (selection rate
+:math:`(P_g y_g + N_g x_g) / (P_g + N_g)`, TPR :math:`y_g`, FPR :math:`x_g`).
 
 *One rate* (demographic parity, TPR parity = equal opportunity, FPR parity): along the upper
 boundary of :math:`H_g` the objective is a concave piecewise-linear function
@@ -432,7 +434,8 @@ def _fit(
     one = jnp.ones((), dtype)
     costs = (
         (one, one),
-        (1 / jnp.sum(P), 1 / jnp.sum(N)),
+        # 0 where a class is absent, as on the host (1 / 0 = inf would make 0 * inf = NaN)
+        (gs.safe_divide(one, jnp.sum(P)), gs.safe_divide(one, jnp.sum(N))),
         (jnp.asarray(fn_cost, dtype), jnp.asarray(fp_cost, dtype)),
     )
     ca, cb = jax.lax.switch(objective, [lambda c=c: c for c in costs])
@@ -611,11 +614,29 @@ _probabilities_jit = jax.jit(functools.partial(_probabilities, jnp))
 _mixed_probabilities_jit = jax.jit(functools.partial(_mixed_probabilities, jnp))
 
 
+def _check_key(key: Any) -> Array:
+    """One ``jax.random`` key, typed or raw ``uint32`` key data, as a typed key (no program:
+    ``wrap_key_data`` only checks and wraps). A raw key is read with the default
+    implementation, as ``jax.random`` reads it."""
+    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        try:
+            key = jax.random.wrap_key_data(key if isinstance(key, jax.Array) else np.asarray(key))
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                "`key` must be a jax.random key (jax.random.key(seed), or the uint32 key data "
+                f"of jax.random.PRNGKey(seed)), got {type(key).__name__}: {err}"
+            ) from None
+    if key.shape != ():
+        raise ValueError(
+            f"`key` must be a single key, got keys of shape {key.shape} (for several draws, "
+            "call once per key, or jax.vmap over the keys)."
+        )
+    return key
+
+
 def _draw_host(p: np.ndarray, key: Array) -> np.ndarray:
     """0/1 decisions drawn by NumPy's generator seeded with the key's bits (no program)."""
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    rng = np.random.default_rng(np.asarray(key, np.uint32).ravel())
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key), np.uint32).ravel())
     return (rng.random(p.shape, np.float64) < p).astype(p.dtype)
 
 
@@ -654,7 +675,8 @@ def apply_thresholds(
       scores: scores ``(n,)`` of the same model as at fit time.
       groups: integer group ids ``(n,)``, or a membership matrix ``(n, G)`` of group
         probabilities.
-      key: optional ``jax.random`` key.
+      key: optional single ``jax.random`` key (typed, or the raw ``uint32`` data of
+        ``jax.random.PRNGKey``).
 
     Returns:
       Array ``(n,)`` in the scores' floating dtype: probabilities, or 0/1 decisions.
@@ -672,6 +694,8 @@ def apply_thresholds(
         raise TypeError(f"`state` must come from fit_thresholds, got {type(state).__name__}.")
     num = state.lower.shape[-1]
     host = _use_host(scores, groups, key, *state)
+    if key is not None:
+        key = _check_key(key)
     x = v.as_array(scores, "scores", ndim=1, host=host)
     v.check_finite(x, "scores")
     x = x.astype(v.float_dtype(x))

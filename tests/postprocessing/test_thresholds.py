@@ -202,8 +202,9 @@ def test_one_rate_equals_brute_force_over_threshold_pairs(crit, tol, path):
 @pytest.mark.parametrize(("seed", "n", "num_groups"), [(51, 40, 2), (9, 60, 3)])
 def test_window_ending_at_a_best_rate_is_found_despite_rounding(seed, n, num_groups, path):
     # The optimal window [r - tol, r] ends at a group's best FPR r, and in float32
-    # (r - tol) + tol can be < r (as for r = 2/21, tol = 0.02): recomputing the window's end made that group
-    # seem to gain from a larger window, and the compiled search stepped past the optimum.
+    # (r - tol) + tol can be < r (as for r = 2/21, tol = 0.02): recomputing the window's end
+    # made that group seem to gain from a larger window, and the compiled search stepped past
+    # the optimum.
     s, y, g, w = _data(seed, n=n, num_groups=num_groups)
     st = pp.fit_thresholds(
         s, y, g, num_groups=num_groups, criterion="false_positive_parity", tolerance=0.02
@@ -481,3 +482,32 @@ def test_host_draws_have_the_expected_frequencies_and_follow_the_key():
         pp.apply_thresholds(st, s, g, key=raw),
         pp.apply_thresholds(st, s, g, key=jax.random.wrap_key_data(raw)),
     )
+
+
+def test_bad_key_is_refused_naming_it(path):
+    # The host path seeded NumPy with whatever bits it got: a batch of keys, float "keys",
+    # and failed on an int with an AttributeError; both paths now refuse them alike.
+    s, y, g, _ = _data(6, n=40)
+    st = pp.fit_thresholds(s, y, g, num_groups=3)
+    for bad in (0, "a", np.array([0.5, 1.5])):
+        with pytest.raises(TypeError, match="`key`"):
+            pp.apply_thresholds(st, s, g, key=bad)
+    with pytest.raises(ValueError, match="single key"):
+        pp.apply_thresholds(st, s, g, key=jax.random.split(KEY, 3))
+    raw = np.asarray(jax.random.key_data(KEY))  # raw key data as NumPy still works
+    np.testing.assert_array_equal(
+        pp.apply_thresholds(st, s, g, key=raw), pp.apply_thresholds(st, s, g, key=KEY)
+    )
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_balanced_accuracy_without_one_class_maximises_the_other_recall(label, path):
+    # Demographic parity needs no positive or negative rows; with one class absent the
+    # balanced accuracy is the other class's recall (as scikit-learn's). The compiled path
+    # weighted the absent class by 1 / 0 = inf, so 0 * inf = NaN objectives, and selected
+    # everybody when every label was 0.
+    s, _, g, _ = _data(11, n=80, num_groups=2)
+    y = np.full(80, label)
+    st = pp.fit_thresholds(s, y, g, num_groups=2, objective="balanced_accuracy")
+    p = np.asarray(pp.apply_thresholds(st, s, g))
+    np.testing.assert_array_equal(p, np.full(80, float(label)))
