@@ -95,7 +95,13 @@ def as_array(
         host = x if isinstance(x, jax.Array) else np.asarray(x)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be array-like, got {type(x).__name__}.") from err
-    if isinstance(host, np.ndarray) and host.dtype.kind in "OUSV":  # objects, strings, bytes
+    # Objects, strings, bytes, raw void; not ml_dtypes' bfloat16 and kin (kind "V" too, but
+    # numbers to JAX).
+    if (
+        isinstance(host, np.ndarray)
+        and host.dtype.kind in "OUSV"
+        and not jnp.issubdtype(host.dtype, jnp.number)
+    ):
         raise TypeError(f"`{name}` must be numeric, got dtype {host.dtype}.")
     if host.dtype.kind == "c":  # a cast to real would drop the imaginary part silently
         raise TypeError(f"`{name}` must be real-valued, got complex dtype {host.dtype}.")

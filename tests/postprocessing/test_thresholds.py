@@ -511,3 +511,24 @@ def test_balanced_accuracy_without_one_class_maximises_the_other_recall(label, p
     st = pp.fit_thresholds(s, y, g, num_groups=2, objective="balanced_accuracy")
     p = np.asarray(pp.apply_thresholds(st, s, g))
     np.testing.assert_array_equal(p, np.full(80, float(label)))
+
+
+def test_numpy_bfloat16_scores_are_accepted(path):
+    # NumPy bfloat16 (ml_dtypes, dtype kind "V") was refused as "not numeric"; it is the same
+    # fit as the JAX bfloat16 array, and NaN in it is still refused naming `scores`.
+    s, y, g, _ = _data(13, n=80, num_groups=2)
+    bf16 = np.asarray(jnp.asarray(s, jnp.bfloat16))
+    assert bf16.dtype.kind == "V"
+    a = pp.fit_thresholds(bf16, y, g, num_groups=2, criterion="equalized_odds", tolerance=0.02)
+    b = pp.fit_thresholds(
+        jnp.asarray(bf16), y, g, num_groups=2, criterion="equalized_odds", tolerance=0.02
+    )
+    for x, z in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, z)
+    np.testing.assert_array_equal(
+        pp.apply_thresholds(a, bf16, g), pp.apply_thresholds(a, jnp.asarray(bf16), g)
+    )
+    bf16 = bf16.copy()
+    bf16[3] = np.nan
+    with pytest.raises(ValueError, match="`scores` must be finite"):
+        pp.fit_thresholds(bf16, y, g, num_groups=2)
