@@ -90,32 +90,31 @@ def as_array(
     """
     if x is None:
         raise TypeError(f"`{name}` is required, got None.")
-    keep_host = host
     try:
-        host = x if isinstance(x, jax.Array) else np.asarray(x)
+        given = x if isinstance(x, jax.Array) else np.asarray(x)
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be array-like, got {type(x).__name__}.") from err
     # Objects, strings, bytes, raw void; not ml_dtypes' bfloat16 and kin (kind "V" too, but
     # numbers to JAX).
     if (
-        isinstance(host, np.ndarray)
-        and host.dtype.kind in "OUSV"
-        and not jnp.issubdtype(host.dtype, jnp.number)
+        isinstance(given, np.ndarray)
+        and given.dtype.kind in "OUSV"
+        and not jnp.issubdtype(given.dtype, jnp.number)
     ):
-        raise TypeError(f"`{name}` must be numeric, got dtype {host.dtype}.")
-    if host.dtype.kind == "c":  # a cast to real would drop the imaginary part silently
-        raise TypeError(f"`{name}` must be real-valued, got complex dtype {host.dtype}.")
+        raise TypeError(f"`{name}` must be numeric, got dtype {given.dtype}.")
+    if given.dtype.kind == "c":  # a cast to real would drop the imaginary part silently
+        raise TypeError(f"`{name}` must be real-valued, got complex dtype {given.dtype}.")
     try:
         # device_put, not jnp.asarray: the latter compiles a small copy program for every new
         # shape on jax 0.10 (about 15 ms each on CPU); both give the same array and dtype.
-        if isinstance(host, jax.Array):
-            arr = host
-        elif keep_host:
-            arr = host.astype(jax.dtypes.canonicalize_dtype(host.dtype), copy=False)
+        if isinstance(given, jax.Array):
+            arr = given
+        elif host:
+            arr = given.astype(jax.dtypes.canonicalize_dtype(given.dtype), copy=False)
         else:
-            arr = jax.device_put(host)
+            arr = jax.device_put(given)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"`{name}` must be a numeric array, got dtype {host.dtype}.") from err
+        raise TypeError(f"`{name}` must be a numeric array, got dtype {given.dtype}.") from err
     if arr.dtype == jnp.dtype("O") or not (
         jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_
     ):

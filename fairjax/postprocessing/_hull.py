@@ -217,9 +217,10 @@ def roc_hull_host(scores, labels, groups, weights, *, num_groups: int) -> ROCHul
     pos = np.where(y == 1, w, 0).astype(np.float64)
     neg = np.where(y == 1, 0, w).astype(np.float64)
     first = np.searchsorted(g, np.arange(num_groups))  # each group's origin row
-    fp, tp = np.cumsum(neg), np.cumsum(pos)
-    fp -= np.repeat(fp[first] - neg[first], np.diff(np.r_[first, g.size]))
-    tp -= np.repeat(tp[first] - pos[first], np.diff(np.r_[first, g.size]))
+    sizes = np.diff(np.r_[first, g.size])
+    fp, tp = np.cumsum(neg), np.cumsum(pos)  # then each group's from its origin row on
+    fp -= np.repeat(fp[first] - neg[first], sizes)
+    tp -= np.repeat(tp[first] - pos[first], sizes)
     # One point per run of tied scores (its last row); a point equal to the one before it in
     # the group (rows of zero weight) is skipped, so the earlier one keeps its threshold.
     last = np.r_[(g[1:] != g[:-1]) | (s[1:] != s[:-1]), True]
