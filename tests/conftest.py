@@ -353,9 +353,9 @@ SLOW_CASES = (
 SLOW_WORDS = ("sinkhorn",)
 
 # The slowest slow cases (over ~5.5 s each on a 2-core CPU, `pytest -m slow --durations`):
-# `heavy` too. CI runs the slow tests but these: in the same workers as the other slow tests,
-# XLA's CPU compiler segfaulted twice late in a CI run. Run them with `pytest -m heavy` (about
-# 4 minutes on 2 cores) before a release.
+# `heavy` too. CI runs them in a pytest run of their own (`pytest -m heavy`, about 4 minutes on
+# 2 cores): in the same workers as the other slow tests, XLA's CPU compiler segfaulted twice late
+# in a CI run.
 HEAVY_CASES = (
     "fairjax/postprocessing/_distributed.py::fairjax.postprocessing._distributed.fit_barycenter_sharded",
     "fairjax/postprocessing/_distributed.py::fairjax.postprocessing._distributed.fit_barycenter_streaming",
