@@ -92,14 +92,27 @@ def squared_distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
       Array([[ 0., 25.],
              [25.,  0.]], dtype=float32)
     """
-    X = v.as_array(X, "X", ndim=2)
-    Y = X if Y is None else v.as_array(Y, "Y", ndim=2)
-    v.check_same_features(X, Y)
-    dtype = v.float_dtype(X, Y)
-    X, Y = X.astype(dtype), Y.astype(dtype)
+    X, Y = _point_pair(X, Y)
     sq = jnp.sum(X * X, axis=1)[:, None] + jnp.sum(Y * Y, axis=1)[None, :] - 2.0 * (X @ Y.T)
     # The expansion can round below 0 for nearby points; a distance is never negative.
     return jnp.maximum(sq, 0.0)
+
+
+def _point_pair(
+    X: ArrayLike, Y: ArrayLike | None, *, nonempty_finite: bool = False
+) -> tuple[Array, Array]:
+    """``X`` and ``Y`` (default ``X``) as points ``(n, d)`` and ``(m, d)`` with the same
+    features, both in their common float dtype; with ``nonempty_finite``, each also checked
+    by :func:`_check_points`."""
+    if nonempty_finite:
+        X = _check_points(X, "X")
+        Y = X if Y is None else _check_points(Y, "Y")
+    else:
+        X = v.as_array(X, "X", ndim=2)
+        Y = X if Y is None else v.as_array(Y, "Y", ndim=2)
+    v.check_same_features(X, Y)
+    dtype = v.float_dtype(X, Y)
+    return X.astype(dtype), Y.astype(dtype)
 
 
 def distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
@@ -123,11 +136,8 @@ def distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
       Array([[0., 5.],
              [5., 0.]], dtype=float32)
     """
-    X = v.as_array(X, "X", ndim=2)
-    Y = X if Y is None else v.as_array(Y, "Y", ndim=2)
-    v.check_same_features(X, Y)
-    dtype = v.float_dtype(X, Y)
-    diff = X.astype(dtype)[:, None, :] - Y.astype(dtype)[None, :, :]
+    X, Y = _point_pair(X, Y)
+    diff = X[:, None, :] - Y[None, :, :]
     return _safe_sqrt(jnp.sum(diff * diff, axis=-1))
 
 
@@ -465,11 +475,7 @@ def kernel_matrix(kernel: Kernel, X: ArrayLike, Y: ArrayLike | None = None) -> A
             f"`kernel` must be a fairjax kernel (e.g. kernels.gaussian()), got "
             f"{type(kernel).__name__}."
         )
-    X = _check_points(X, "X")
-    Y = X if Y is None else _check_points(Y, "Y")
-    v.check_same_features(X, Y)
-    dtype = v.float_dtype(X, Y)
-    return kernel.matrix(X.astype(dtype), Y.astype(dtype))
+    return kernel.matrix(*_point_pair(X, Y, nonempty_finite=True))
 
 
 class RandomFourierFeatures(NamedTuple):
