@@ -256,6 +256,11 @@ def gather_rows(*arrays: Array | None, axis_name: Hashable | None) -> tuple[Arra
     return tuple(None if a is None else gather(a) for a in arrays)
 
 
+def _weighted_group_sum(x: Array, w: Array, g: Array, num_groups: int | None) -> Array:
+    """``sum_i w_i M_ig x_i``, the row weights ``(n,)`` broadcast over ``x``'s trailing axes."""
+    return _per_group_sum(x * w.reshape(w.shape + (1,) * (x.ndim - 1)), g, num_groups)
+
+
 def _psum(x: Array, axis_name: Hashable | None) -> Array:
     return x if axis_name is None else jax.lax.psum(x, axis_name)
 
@@ -335,8 +340,7 @@ def group_sums(
       Array([1., 5.], dtype=float32)
     """
     x, g, w = _prepare(values, groups, num_groups, weights, labels, label_value)
-    weighted = x * w.reshape(w.shape + (1,) * (x.ndim - 1))
-    return _psum(_per_group_sum(weighted, g, num_groups), axis_name)
+    return _psum(_weighted_group_sum(x, w, g, num_groups), axis_name)
 
 
 def group_means(
@@ -384,7 +388,7 @@ def group_means(
     # Sums and counts are separate reductions: the counts do not depend on the values, so in a
     # training loop XLA computes them once, outside the loop, and under vmap over the values
     # (a Pareto sweep) they are not repeated per model.
-    sums = _per_group_sum(x * w.reshape(w.shape + (1,) * (x.ndim - 1)), g, num_groups)
+    sums = _weighted_group_sum(x, w, g, num_groups)
     counts = _psum(_per_group_sum(w, g, num_groups), axis_name)
     means = safe_divide(_psum(sums, axis_name), counts.reshape(counts.shape + (1,) * (x.ndim - 1)))
     return (means, counts) if return_counts else means
