@@ -212,6 +212,12 @@ class ConstrainedResult(NamedTuple):
     finite: bool = True
 
 
+def check_iterate(iterate: str) -> None:
+    """Raises unless ``iterate`` is ``"best"`` or ``"last"``, the iterates a trainer returns."""
+    if iterate not in ("best", "last"):
+        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
+
+
 def fit_constrained(
     loss_fn: Objective,
     constraint_fn: Objective,
@@ -320,8 +326,7 @@ def fit_constrained(
       Cotter, Jiang, Sridharan, Two-Player Games for Efficient Non-Convex Constrained
       Optimization, ALT 2019 (proxy-Lagrangian); Cotter et al., JMLR 2019 (rate constraints).
     """
-    if iterate not in ("best", "last"):
-        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
+    check_iterate(iterate)
     if multiplier_optimizer is None:
         multiplier_optimizer = _MULTIPLIER_OPTIMIZER
     v.check_scalars(target, "target")

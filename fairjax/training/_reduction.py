@@ -18,7 +18,7 @@ import optax
 from fairjax import _loop, criteria
 from fairjax import _validation as v
 
-from ._lagrangian import ConstrainedResult, initial_state
+from ._lagrangian import ConstrainedResult, check_iterate, initial_state
 from ._penalized import Array, ArrayLike, Model, PyTree
 from ._rate_step import RateProblem, check_rate_batch, multiplier_shape, rate_costs, rate_step
 from ._rate_step import evaluate as _evaluate
@@ -214,8 +214,7 @@ def fit_rate_constrained(
     crit = criteria.resolve(
         _reducible(criterion), where="training.fit_rate_constrained", constraint=constraint
     )
-    if iterate not in ("best", "last"):
-        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
+    check_iterate(iterate)
     state, chosen, chosen_step, history, gaps, _, _, stream = run_reduction(
         model,
         params,

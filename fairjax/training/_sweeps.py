@@ -21,6 +21,7 @@ from ._lagrangian import (
     _MULTIPLIER_OPTIMIZER,
     _run_constrained,
     _task_and_dual_terms,
+    check_iterate,
     make_constrained_step,
 )
 from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _forward, penalized
@@ -258,8 +259,7 @@ def constrained_sweep(
     if targets.ndim != 1:
         raise ValueError(f"`targets` must have shape (K,), got {targets.shape}.")
     targets = targets.astype(jnp.result_type(float))
-    if iterate not in ("best", "last"):
-        raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
+    check_iterate(iterate)
     if multiplier_optimizer is None:
         multiplier_optimizer = _MULTIPLIER_OPTIMIZER
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
