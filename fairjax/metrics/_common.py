@@ -26,6 +26,13 @@ def labelled_groups(groups: ArrayLike, num_groups: int | None) -> ArrayLike:
     return np.eye(size, dtype=np.float32)[codes]
 
 
+def check_agg(agg: str) -> None:
+    """Raises unless ``agg`` is ``"worst_case"`` or ``"mean"``, how a metric combines the gaps
+    of its criterion's rates."""
+    if agg not in ("worst_case", "mean"):
+        raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
+
+
 def check_inputs(
     y_true: ArrayLike | None,
     y_pred: ArrayLike,

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import criteria
-from fairjax.metrics._common import check_inputs
+from fairjax.metrics._common import check_agg, check_inputs
 from fairjax.metrics._multiclass import class_confusion_matrix, class_inputs, rate_gaps
 
 Array = jax.Array
@@ -141,8 +141,7 @@ def criterion_difference(
     crit = criteria.check_call(
         criterion, labels=y_true, strata=strata, num_strata=num_strata, labels_name="y_true"
     )
-    if agg not in ("worst_case", "mean"):
-        raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
+    check_agg(agg)
     if num_classes is None:
         true, pred, grp, w = check_inputs(y_true, y_pred, groups, num_groups, weights)
     else:  # K classes: one-hot labels, (n, K) probabilities

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from fairjax import criteria
 from fairjax import groups as gs
-from fairjax.metrics._common import check_inputs
+from fairjax.metrics._common import check_agg, check_inputs
 from fairjax.metrics._confusion import criterion_difference
 
 Array = jax.Array
@@ -312,8 +312,7 @@ def equalized_odds_difference(
     References:
       Hardt, Price, Srebro, *Equality of opportunity in supervised learning*, NeurIPS 2016.
     """
-    if agg not in ("worst_case", "mean"):
-        raise ValueError(f"`agg` must be 'worst_case' or 'mean', got {agg!r}.")
+    check_agg(agg)
     if num_classes is not None:
         args = (y_true, y_pred, groups, num_groups, weights, axis_name, num_classes, agg)
         return _worst_class("equalized_odds", *args)
