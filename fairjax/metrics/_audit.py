@@ -431,6 +431,31 @@ def audit_report(
     )
 
 
+def metric_entries(
+    estimate: dict[str, Any],
+    lower: dict[str, Any],
+    upper: dict[str, Any],
+    pairs: dict[str, dict[str, Any]],
+    names: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """The report's entry of each metric of ``names``: its estimate, the ends of its interval
+    (``None`` without a bootstrap) and the groups of ``pairs`` it names (the classification and
+    the regression reports share it)."""
+
+    def interval_end(x):
+        return None if x is None else _number(x)
+
+    return {
+        name: {
+            "estimate": _number(estimate[name]),
+            "lower": interval_end(lower[name]),
+            "upper": interval_end(upper[name]),
+        }
+        | pairs[name]
+        for name in names
+    }
+
+
 def assemble_report(
     stats: dict[str, Any],
     lower: dict[str, Any],
@@ -446,16 +471,10 @@ def assemble_report(
     group_rows, overall_row = _group_rows(stats, labelled, names)
     estimate = stats["metrics"]
     pairs = _pairs(stats, names)
-    results = {
-        name: {
-            "estimate": _number(estimate[name]),
-            "lower": None if lower[name] is None else _number(lower[name]),
-            "upper": None if upper[name] is None else _number(upper[name]),
-        }
-        | pairs[name]
-        for name in (*_METRICS, *(CRITERION_ROWS[c][0] for c in CRITERION_ROWS))
-        if name in estimate
-    }
+    metric_names = (*_METRICS, *(CRITERION_ROWS[c][0] for c in CRITERION_ROWS))
+    results = metric_entries(
+        estimate, lower, upper, pairs, [m for m in metric_names if m in estimate]
+    )
     return {
         "n": overall_row["rows"],
         "num_groups": len(group_rows),

@@ -19,6 +19,7 @@ from fairjax.metrics._audit import (
     check_report_options,
     intervals,
     ks_point,
+    metric_entries,
 )
 from fairjax.metrics._common import check_regression_inputs
 from fairjax.metrics._scores import ks_unfairness, wasserstein_unfairness
@@ -329,19 +330,7 @@ def regression_audit_report(
     ]
     overall = {k: _number(np.asarray(stats["overall"][k])[0]) for k in _REGRESSION_KEYS}
     pairs = _regression_pairs(stats, names)
-
-    def interval_end(x):
-        return None if x is None else _number(x)
-
-    results = {
-        name: {
-            "estimate": _number(estimate[name]),
-            "lower": interval_end(lower[name]),
-            "upper": interval_end(upper[name]),
-        }
-        | pairs[name]
-        for name in _REGRESSION_METRICS
-    }
+    results = metric_entries(estimate, lower, upper, pairs, _REGRESSION_METRICS)
     return {
         "task": "regression",
         "n": int(rows.sum()),
