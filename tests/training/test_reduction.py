@@ -367,16 +367,11 @@ def test_rate_constrained_false_positive_parity_bounds_the_false_positive_rates(
     # the false-positive rates of the iterates' decisions, and the bound is reached.
     train, test = _biased(3)
     X, y, s = (np.asarray(a) for a in train)
+    kw = dict(
+        num_groups=3, optimizer=optax.adam(0.05), num_steps=300, criterion="false_positive_parity"
+    )
     res = training.fit_rate_constrained(
-        _linear,
-        _biased_start(),
-        train,
-        target=0.05,
-        num_groups=3,
-        optimizer=optax.adam(0.05),
-        num_steps=300,
-        criterion="false_positive_parity",
-        validation_data=test,
+        _linear, _biased_start(), train, target=0.05, validation_data=test, **kw
     )
     assert res.state.multiplier.shape == (3, 3)
 
@@ -390,16 +385,7 @@ def test_rate_constrained_false_positive_parity_bounds_the_false_positive_rates(
     assert res.validation_constraint == pytest.approx(fpr_gap(res.params, Xt, yt, st), abs=1e-6)
     start = _biased_start()
     assert res.history["constraint"][0] == pytest.approx(fpr_gap(start, X, y, s), abs=1e-6)
-    free = training.fit_rate_constrained(
-        _linear,
-        start,
-        train,
-        target=1.0,
-        num_groups=3,
-        optimizer=optax.adam(0.05),
-        num_steps=300,
-        criterion="false_positive_parity",
-    )
+    free = training.fit_rate_constrained(_linear, start, train, target=1.0, **kw)
     assert free.train_constraint > 0.1  # the bound is active
     assert res.train_constraint <= 0.05 + 0.015
 

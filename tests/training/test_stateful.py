@@ -97,17 +97,15 @@ def test_flax_dropout_batchnorm_model_trains_with_fit_and_to_a_bound():
 
     before = floats(rest)  # the batch-norm mean and variance
     objective = training.penalized(_bce, _gap, 1.0, model=model)
-    res = training.fit(
-        objective,
-        params,
-        train,
+    # The same optimizer, mini-batches, keys, model state and validation data for both trainings.
+    shared = dict(
         optimizer=optax.adam(0.01),
-        num_steps=200,
         batch_size=100,
         key=key,
         model_state=rest,
         validation_data=test,
     )
+    res = training.fit(objective, params, train, num_steps=200, **shared)
     assert res.finite and res.val_loss[-1] < res.val_loss[0]
     after = floats(res.state.model_state)
     assert len(after) == len(before) == 2
@@ -128,15 +126,11 @@ def test_flax_dropout_batchnorm_model_trains_with_fit_and_to_a_bound():
         params,
         train,
         target=bound,
-        optimizer=optax.adam(0.01),
         multiplier_optimizer=optax.sgd(0.5),
         num_steps=400,
-        batch_size=100,
-        key=key,
-        model_state=rest,
         model=model,
         dual_constraint_fn=_dp,
-        validation_data=test,
+        **shared,
     )
     z, _ = model(con.params, train, None, con.state.model_state)
     assert con.train_constraint == pytest.approx(float(_dp(z, train)))
