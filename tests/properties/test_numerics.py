@@ -142,16 +142,19 @@ _DIRECT_VG = {
 NAN_GAPS: dict[tuple[str, str], str] = {}
 
 
-def _params():
-    for name in TERMS:
-        for c in CASES:
-            marks = []
-            if (name, c) in NAN_GAPS:
-                marks = [pytest.mark.xfail(reason=NAN_GAPS[(name, c)], strict=True)]
-            yield pytest.param(name, c, id=f"{name}-{c}", marks=marks)
+def _params(pairs, gaps):
+    """A ``pytest.param`` of each ``(name, case)`` pair, a strict xfail where ``gaps`` documents
+    a known defect of that pair."""
+    for name, c in pairs:
+        marks = []
+        if (name, c) in gaps:
+            marks = [pytest.mark.xfail(reason=gaps[(name, c)], strict=True)]
+        yield pytest.param(name, c, id=f"{name}-{c}", marks=marks)
 
 
-@pytest.mark.parametrize(("name", "which"), list(_params()))
+@pytest.mark.parametrize(
+    ("name", "which"), list(_params([(n, c) for n in TERMS for c in CASES], NAN_GAPS))
+)
 def test_value_and_gradient_finite_at_the_edges(name, which):
     x, s, w = case(which)
     value, grad = _VALUE_AND_GRAD[name](jnp.asarray(x), s, w)
@@ -197,16 +200,10 @@ VARIANTS = {
 }
 
 
-def _dtype_params():
-    for name in sorted(set(DIRECT) - VARIANTS):
-        for d in DTYPES:
-            marks = []
-            if (name, d) in DTYPE_GAPS:
-                marks = [pytest.mark.xfail(reason=DTYPE_GAPS[(name, d)], strict=True)]
-            yield pytest.param(name, d, id=f"{name}-{d}", marks=marks)
-
-
-@pytest.mark.parametrize(("name", "dtype"), list(_dtype_params()))
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    list(_params([(n, d) for n in sorted(set(DIRECT) - VARIANTS) for d in DTYPES], DTYPE_GAPS)),
+)
 def test_dtypes_accumulate_in_at_least_float32(name, dtype):
     x, s, _ = case("regular")
     if name in RATE_METRICS:
