@@ -286,15 +286,15 @@ def setup_sinkhorn(n: int):
 
     h, s = _representations(n)
     eps = 1.0
-    # Inside the caller's jit the group ids are traced and the per-group block size must be
-    # given (group_size=, the largest group); an eager call computes it from the ids itself.
+    # Inside the caller's jit the group ids are traced and the block sizes must be given
+    # (group_size=, one bound per group); an eager call computes them from the ids itself.
     fj = _compiled_penalty(
         penalties.sinkhorn,
         h,
         s,
         epsilon=eps,
         relative_epsilon=None,
-        group_size=int(np.bincount(s).max()),
+        group_size=tuple(int(c) for c in np.bincount(s, minlength=2)),
     )
     h0, h1 = jax.device_put(h[s == 0]), jax.device_put(h[s == 1])
 

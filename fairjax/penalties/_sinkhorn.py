@@ -5,7 +5,7 @@ Oneto, Donini, Luise, Ciliberto, Maurer, Pontil, NeurIPS 2020; Feydy et al., AIS
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -56,7 +56,7 @@ def sinkhorn(
     cost_fn: costs.CostFn | None = None,
     reference: str = "pooled",
     reduction: str = "mean",
-    group_size: int | None = None,
+    group_size: int | Sequence[int] | None = None,
     solver_kwargs: Mapping[str, Any] | None = None,
     axis_name: Hashable | None = None,
     return_output: bool = False,
@@ -106,21 +106,28 @@ def sinkhorn(
     (pooled: :math:`O(\text{group\_size} \cdot n + n^2)`), not :math:`O(n^2)` for every
     comparison.
 
-    The block size is static (it fixes the shapes of the compiled program):
+    The block sizes are static (they fix the shapes of the compiled program), one per group:
 
     * group ids known when ``sinkhorn`` is called (eager calls, or ids closed over by a
-      ``jit``-ed function): the largest group's number of rows of positive weight, rounded up
-      to a coarse grid (8 to 16 sizes per doubling, at most 1/8 of padding), so batches with
-      nearby group sizes share one compiled program; a ``group_size`` passed explicitly is
-      used instead, and a ``ValueError`` is raised when a group is larger;
+      ``jit``-ed function): each group's number of rows of positive weight, rounded up to a
+      coarse grid (8 to 16 sizes per doubling, at most 1/8 of padding), so batches with
+      nearby group sizes share one compiled program, and a small group is not padded to the
+      largest one's size (for groups of 90% and 10% of the rows, a pairwise comparison does
+      a ninth of the work of equal blocks); a ``group_size`` passed explicitly is used
+      instead, and a ``ValueError`` is raised when a group is larger;
     * group ids traced (arguments of a ``jit``-ed function, ``lax.scan`` over batches,
       ``shard_map``): ``group_size`` if given, else ``n`` (every block holds all rows: correct,
-      but up to :math:`(n / n_g)^2` times the work). Pass ``group_size`` (an upper bound on the
-      rows of positive weight per group, e.g. a batch size times the largest group share
-      plus a margin) in training loops. **A group larger than** ``group_size`` **cannot raise
-      under a trace: its rows beyond the first** ``group_size`` **(in row order) are dropped**,
-      so the value is the divergence of that truncated group. Traced weights or labels are
-      counted as positive.
+      but up to :math:`(n / n_g)^2` times the work). Pass ``group_size`` in training loops: an
+      upper bound on the rows of positive weight per group (e.g. a batch size times the
+      largest group share plus a margin), or one bound per group (a sequence of ``G``
+      integers) when the groups' sizes differ. **A group larger than its** ``group_size``
+      **cannot raise under a trace: its rows beyond the first** ``group_size`` **(in row
+      order) are dropped**, so the value is the divergence of that truncated group. Traced
+      weights or labels are counted as positive.
+
+    Comparisons whose blocks have the same shapes are solved as one batch (``vmap``); when
+    the per-group sizes would make more than four different shapes, or with
+    ``return_output=True`` (whose outputs are stacked), every group gets the largest size.
 
     A comparison with an empty side is replaced by a harmless one (uniform weights on both
     blocks) and its value set to 0 (left out of ``"max"``), so value and gradient stay finite.
@@ -148,8 +155,9 @@ def sinkhorn(
       reference: ``"pooled"`` (default) or ``"pairwise"``.
       reduction: ``"mean"`` (default), ``"max"`` or ``"none"``.
       group_size: static upper bound on the rows of positive weight in any group (after
-        masks and labels); the size of the blocks ott-jax solves on. Default: computed from
-        the group ids when they are concrete, else ``n`` (see above).
+        masks and labels), or a sequence of ``G`` bounds, one per group: the sizes of the
+        blocks ott-jax solves on. Default: computed from the group ids when they are
+        concrete, else ``n`` (see above).
       solver_kwargs: passed to ott-jax's Sinkhorn solver (``threshold``,
         ``max_iterations``, ``lse_mode``, ``implicit_diff``, ...).
       axis_name: inside ``shard_map``/``pmap``, the mapped axis: the rows are all-gathered
@@ -192,6 +200,10 @@ def sinkhorn(
 
     .. versionchanged:: 0.1.0
        ``criterion=`` replaces ``label_value=`` (deprecated).
+
+    .. versionchanged:: 0.1.0
+       Each group's block has its own size (computed, or ``group_size=`` a sequence), instead
+       of every block the largest group's size.
     """
     crit = criteria.resolve(
         criterion,
@@ -204,31 +216,33 @@ def sinkhorn(
     v.check_scalar(epsilon, "epsilon", positive=True)
     if solver_kwargs is not None and not isinstance(solver_kwargs, Mapping):
         raise TypeError(f"`solver_kwargs` must be a mapping, got {type(solver_kwargs).__name__}.")
-    if group_size is not None:
-        group_size = v.check_scalar(group_size, "group_size", integer=True, positive=True)
     x, m, ws = _check_common(h, groups, num_groups, labels, crit, weights, reference, reduction)
     x, m, ws = gs.gather_rows(x, m, ws.T, axis_name=axis_name)
     if reference == "pairwise" and m.shape[1] < 2:
         raise ValueError("`reference='pairwise'` needs at least two groups.")
-    n = x.shape[0]
-    group_cap, pooled_cap = n if group_size is None else int(group_size), n
+    n, num = x.shape[0], m.shape[1]
+    bounds = _check_group_size(group_size, num)
     sizes = (
         None
         if axis_name is not None
         else _support_sizes(groups, num_groups, labels, crit, weights, n)
     )
+    pooled_cap = n
+    caps = (n,) * num if bounds is None else bounds
     if sizes is not None:
         group_rows, pooled_rows, exact = sizes
-        if group_size is None:
-            group_cap = _bucket(group_rows, n)
-        elif exact and group_rows > group_size:
-            raise ValueError(
-                f"`group_size={group_size}` is smaller than the largest group "
-                f"({group_rows} rows of positive weight); pass at least {group_rows}."
-            )
+        if bounds is None:
+            caps = tuple(_bucket(r, n) for r in group_rows)
+        elif exact:
+            _check_capacity(group_size, bounds, group_rows)
         pooled_cap = _bucket(pooled_rows, n)
+    caps = tuple(min(c, n) for c in caps)
+    # Stacked outputs need one shape; a few shapes at most keep the program small.
+    most = 1 if return_output else _MAX_BLOCK_SHAPES
+    if len(set(_comparison_shapes(caps, pooled_cap, reference))) > most:
+        caps = (max(caps),) * num
     config = dict(
-        group_cap=min(group_cap, n),
+        group_caps=caps,
         pooled_cap=pooled_cap,
         relative=relative_epsilon == "mean",
         reference=reference,
@@ -261,11 +275,66 @@ def _bucket(rows: int, n: int) -> int:
     return min(bucket(max(int(rows), 1), minimum=1, per_octave=8), n)
 
 
-def _support_sizes(groups, num_groups, labels, crit, weights, n):
-    """``(largest group, pooled rows, exact)``: rows of positive weight, from concrete inputs.
+def _check_group_size(group_size, num: int) -> tuple[int, ...] | None:
+    """``group_size`` as ``G`` per-group bounds (``None`` when not given)."""
+    if group_size is None:
+        return None
+    if isinstance(group_size, Sequence) and not isinstance(group_size, str):
+        if len(group_size) != num:
+            raise ValueError(
+                f"`group_size` must be one integer or {num} integers (one per group), "
+                f"got {len(group_size)}."
+            )
+        return tuple(
+            int(v.check_scalar(b, f"group_size[{g}]", integer=True, positive=True))
+            for g, b in enumerate(group_size)
+        )
+    return (int(v.check_scalar(group_size, "group_size", integer=True, positive=True)),) * num
 
-    The largest over the conditions of the criterion. ``None`` when the group ids are traced.
-    Traced weights or labels count as positive, so the sizes are then upper bounds
+
+def _check_capacity(group_size, bounds: tuple[int, ...], group_rows) -> None:
+    """Raises when a group has more rows of positive weight than its bound (concrete inputs)."""
+    for g, (bound, rows) in enumerate(zip(bounds, group_rows, strict=True)):
+        if rows <= bound:
+            continue
+        if isinstance(group_size, Sequence):
+            raise ValueError(
+                f"`group_size[{g}]={bound}` is smaller than group {g} ({rows} rows of "
+                f"positive weight); pass at least {rows}."
+            )
+        largest = max(group_rows)
+        raise ValueError(
+            f"`group_size={bound}` is smaller than the largest group ({largest} rows of "
+            f"positive weight); pass at least {largest}."
+        )
+
+
+# At most this many block shapes (batched solves) per program; beyond, one shape for all.
+_MAX_BLOCK_SHAPES = 4
+
+
+def _comparisons(num: int, reference: str) -> list[tuple[int, int | None]]:
+    """The compared pairs, in the order of the values: ``(g, None)`` is group ``g`` against the
+    pooled rows (``"pooled"``), ``(i, j)`` group ``i`` against group ``j``, ``i < j``."""
+    if reference == "pooled":
+        return [(g, None) for g in range(num)]
+    i, j = np.triu_indices(num, k=1)
+    return [(int(a), int(b)) for a, b in zip(i, j, strict=True)]
+
+
+def _comparison_shapes(caps, pooled_cap, reference) -> list[tuple[int, int]]:
+    """The block sizes ``(left, right)`` of each comparison."""
+    return [
+        (caps[i], pooled_cap if j is None else caps[j])
+        for i, j in _comparisons(len(caps), reference)
+    ]
+
+
+def _support_sizes(groups, num_groups, labels, crit, weights, n):
+    """``(rows per group, pooled rows, exact)``: rows of positive weight, from concrete inputs.
+
+    Each the largest over the conditions of the criterion. ``None`` when the group ids are
+    traced. Traced weights or labels count as positive, so the sizes are then upper bounds
     (``exact=False``).
     """
     if not v.is_concrete(groups):
@@ -281,7 +350,7 @@ def _support_sizes(groups, num_groups, labels, crit, weights, n):
         group_rows = np.asarray(jnp.sum((m[None] * w[:, :, None]) > 0, axis=1))
         pooled_rows = int(np.max(np.sum(np.asarray(w) > 0, axis=1)))
     exact = known_w is weights and known_y is labels
-    return int(group_rows.max(initial=0)), pooled_rows, exact
+    return [int(r) for r in group_rows.max(axis=0)], pooled_rows, exact
 
 
 def _compact(x: Array, row_w: Array, cap: int) -> tuple[Array, Array]:
@@ -311,7 +380,7 @@ def _core(
     epsilon,
     cost_fn,
     *,
-    group_cap,
+    group_caps,
     pooled_cap,
     relative,
     reference,
@@ -330,25 +399,17 @@ def _core(
         eps = eps * jnp.where(scale > 0, scale, 1.0)
 
     meas = _Measures(x, w, m, reference)
-    # Each group's rows gathered into a static-size block (ott-jax then solves on the groups
-    # themselves, as if called on h[s == g]); padding is a point of weight 0.
-    xs, ws = jax.vmap(_compact, in_axes=(None, 0, None))(x, meas.group_w, group_cap)
+    # Each group's rows gathered into a block of its static size (ott-jax then solves on the
+    # groups themselves, as if called on h[s == g]); padding is a point of weight 0. Groups
+    # of one size are gathered together.
+    blocks = {}
+    for cap in sorted(set(group_caps)):
+        members = [g for g, c in enumerate(group_caps) if c == cap]
+        rows = meas.group_w if len(members) == m.shape[1] else meas.group_w[np.asarray(members)]
+        xs, ws = jax.vmap(_compact, in_axes=(None, 0, None))(x, rows, cap)
+        blocks.update({g: (xs, ws, k) for k, g in enumerate(members)})
     if reference == "pooled":
         xp, wp = _compact(x, w, pooled_cap)
-        num = xs.shape[0]
-        xl, al = xs, ws
-        xr = jnp.broadcast_to(xp, (num, *xp.shape))
-        ar = jnp.broadcast_to(wp, (num, *wp.shape))
-    else:
-        i, j = meas.pair_index
-        xl, al, xr, ar = xs[i], ws[i], xs[j], ws[j]
-    ma, mb = jnp.sum(al, axis=1), jnp.sum(ar, axis=1)
-    valid = (ma > 0) & (mb > 0)
-    # An undefined comparison (an empty side) solves a well-posed problem instead (uniform
-    # weights on both blocks), whose value is then discarded: no 0/0 marginal reaches the
-    # solver or its gradient.
-    a = jnp.where(valid[:, None], gs.safe_divide(al, ma[:, None]), 1.0 / al.shape[1])
-    b = jnp.where(valid[:, None], gs.safe_divide(ar, mb[:, None]), 1.0 / ar.shape[1])
     solve_kwargs = dict(solve_items)
 
     def divergence(x_, a_, y_, b_):
@@ -363,19 +424,57 @@ def _core(
             solve_kwargs=solve_kwargs,
         )
 
-    if a.shape[0] == 1:  # one comparison (two groups, pairwise): no batching of the solver
+    def side(indices):  # the blocks of the given groups (None: the pooled block), stacked
+        if indices[0] is None:
+            return (jnp.broadcast_to(t, (len(indices), *t.shape)) for t in (xp, wp))
+        xs, ws, _ = blocks[indices[0]]
+        rows = np.asarray([blocks[g][2] for g in indices])
+        return xs[rows], ws[rows]
+
+    pairs = _comparisons(len(group_caps), reference)
+    shapes = _comparison_shapes(group_caps, pooled_cap, reference)
+    order, parts = [], []
+    for shape in sorted(set(shapes)):  # one batched solve per shape of the blocks
+        batch = [p for p, s in enumerate(shapes) if s == shape]
+        xl, al = side([pairs[p][0] for p in batch])
+        xr, ar = side([pairs[p][1] for p in batch])
+        order += batch
+        parts.append(_solve(divergence, xl, al, xr, ar))
+    if len(parts) == 1:
+        values, valid, output = parts[0]
+    else:  # several shapes (never with return_output): the values and flags, concatenated
+        values, valid = (jnp.concatenate([part[k] for part in parts]) for k in (0, 1))
+        output = None
+    if order != sorted(order):  # back to the order of the comparisons
+        inverse = np.argsort(order)
+        values, valid = values[inverse], valid[inverse]
+    value = meas.reduce(values.astype(dtype), valid, reduction)
+    return (value, output) if return_output else value
+
+
+def _solve(divergence, xl, al, xr, ar):
+    """``(values, valid, output)`` of the comparisons of a batch of same-shape blocks.
+
+    An undefined comparison (an empty side) solves a well-posed problem instead (uniform
+    weights on both blocks), whose value is then discarded: no 0/0 marginal reaches the
+    solver or its gradient.
+    """
+    ma, mb = jnp.sum(al, axis=1), jnp.sum(ar, axis=1)
+    valid = (ma > 0) & (mb > 0)
+    a = jnp.where(valid[:, None], gs.safe_divide(al, ma[:, None]), 1.0 / al.shape[1])
+    b = jnp.where(valid[:, None], gs.safe_divide(ar, mb[:, None]), 1.0 / ar.shape[1])
+    if a.shape[0] == 1:  # one comparison: no batching of the solver
         values, output = jax.tree.map(lambda t: t[None], divergence(xl[0], a[0], xr[0], b[0]))
     else:
         values, output = jax.vmap(divergence)(xl, a, xr, b)
-    value = meas.reduce(values.astype(dtype), valid, reduction)
-    return (value, output) if return_output else value
+    return values, valid, output
 
 
 # One compiled program per configuration (ott-jax's solver loops are slow to run op by op).
 _core_jit = jax.jit(
     _core,
     static_argnames=(
-        "group_cap",
+        "group_caps",
         "pooled_cap",
         "relative",
         "reference",

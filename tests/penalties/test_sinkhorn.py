@@ -336,3 +336,59 @@ def test_equalized_odds_is_the_sum_of_its_two_conditions(reference):
     np.testing.assert_allclose(
         out.divergence, np.concatenate([out1.divergence, out0.divergence]), rtol=1e-5, atol=1e-7
     )
+
+
+def test_each_group_gets_a_block_of_its_own_size():
+    X, s, w = _unbalanced(12, n=60, n0=9)  # groups of 9 and 51 rows
+    kw = dict(num_groups=2, weights=w, reference="pairwise", epsilon=0.5, relative_epsilon=None)
+    _, out = sinkhorn(X, s, return_output=True, **kw)
+    from fairjax.penalties._sinkhorn import _bucket
+
+    f_xy, g_xy = out.potentials[0]
+    # Blocks of the bucketed group sizes, not both of the largest group's size.
+    assert f_xy.shape[-1] == _bucket(9, 60) < 51 <= g_xy.shape[-1] == _bucket(51, 60)
+    # Traced ids: the same blocks from one bound per group, and the same value.
+    traced = jax.jit(lambda z, g: sinkhorn(z, g, group_size=(9, 51), **kw))(X, s)
+    np.testing.assert_allclose(traced, sinkhorn(X, s, **kw), rtol=1e-5)
+    ref = _ott_direct(X[s == 0], w[s == 0], X[s == 1], w[s == 1], 0.5)[0]
+    np.testing.assert_allclose(traced, ref, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", ["pooled", "pairwise"])
+def test_groups_of_many_sizes_equal_ott_on_sliced_groups_in_comparison_order(reference):
+    # Six groups of six different sizes: more block shapes than one program batches, so the
+    # pooled comparisons share one size; pairwise, fifteen comparisons of many shapes too.
+    # Three groups of sizes 5, 17, 30 (three shapes, solved in an order other than the
+    # comparisons'): each value lands at its own comparison.
+    rng = np.random.default_rng(13)
+    eps = 0.5
+    for sizes in [(5, 17, 30), (3, 5, 8, 12, 20, 33)]:
+        s = np.repeat(np.arange(len(sizes)), sizes)
+        rng.shuffle(s)
+        X = rng.normal(size=(len(s), 2)) + 0.3 * s[:, None]
+        w = rng.uniform(0.5, 1.5, size=len(s))
+        kw = dict(num_groups=len(sizes), weights=w, epsilon=eps, relative_epsilon=None)
+        with jax.enable_x64(True):
+            got = np.asarray(sinkhorn(X, s, reference=reference, reduction="none", **kw))
+            for i in range(len(sizes)):
+                if reference == "pooled":
+                    ref = _ott_direct(X[s == i], w[s == i], X, w, eps)[0]
+                    np.testing.assert_allclose(got[i], ref, rtol=1e-6)
+                    continue
+                for j in range(i + 1, len(sizes)):
+                    ref = _ott_direct(X[s == i], w[s == i], X[s == j], w[s == j], eps)[0]
+                    np.testing.assert_allclose(got[i, j], ref, rtol=1e-6)
+
+
+def test_group_size_per_group_checks():
+    X, s, w = _unbalanced(9)  # groups of 13 and 27 rows
+    kw = dict(num_groups=2, weights=w, reference="pairwise", epsilon=0.5, relative_epsilon=None)
+    with pytest.raises(ValueError, match=r"`group_size\[1\]=20` is smaller than group 1"):
+        sinkhorn(X, s, group_size=(13, 20), **kw)
+    with pytest.raises(ValueError, match="one integer or 2 integers"):
+        sinkhorn(X, s, group_size=(13, 27, 5), **kw)
+    with pytest.raises(ValueError, match=r"`group_size\[0\]` must be > 0"):
+        sinkhorn(X, s, group_size=(0, 27), **kw)
+    with pytest.raises(ValueError, match=r"`group_size\[1\]` must be an integer"):
+        sinkhorn(X, s, group_size=[13, 27.5], **kw)
