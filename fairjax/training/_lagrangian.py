@@ -392,14 +392,24 @@ def fit_constrained(
         key,
         model_state,
     )
+    return _constrained_result(
+        state, best, best_step, history, measured, iterate, num_steps, target, tolerance
+    )
+
+
+def _constrained_result(
+    state, best, best_step, history, measured, iterate, num_steps, target, tolerance
+):
+    """:func:`fit_constrained`'s result from its program's outputs: the chosen iterate (the
+    last, or the best feasible one), its constraints and whether it meets the bound."""
     chosen, chosen_step, pick = state.params, num_steps, 0
     if iterate == "best" and int(best_step) >= 0:
         chosen, chosen_step, pick = best, int(best_step), 1
     train_v = np.asarray(measured["train"][pick])
-    val_v = None if validation_data is None else np.asarray(measured["validation"][pick])
-    measured = train_v if val_v is None else val_v
+    val_v = None if measured["validation"] is None else np.asarray(measured["validation"][pick])
+    checked = train_v if val_v is None else val_v
     # The bound in the constraint's own precision, as the selection of iterate="best" uses it.
-    bound = np.asarray(target, measured.dtype) + np.asarray(tolerance, measured.dtype)
+    bound = np.asarray(target, checked.dtype) + np.asarray(tolerance, checked.dtype)
     history = {k: np.asarray(val) for k, val in history.items()}
     ok = _loop.finite("training.fit_constrained", chosen, train_v, val_v)
     return ConstrainedResult(
@@ -410,7 +420,7 @@ def fit_constrained(
         float(np.max(train_v)),
         float("nan") if val_v is None else float(np.max(val_v)),
         # Every constraint within its own bound (a vector target has one per constraint).
-        ok and bool(np.all(measured <= bound)),
+        ok and bool(np.all(checked <= bound)),
         ok,
     )
 

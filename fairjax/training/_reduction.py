@@ -511,20 +511,21 @@ def _rate_constrained_program(
         final.append(evaluate(chosen, state.model_state, val)[0])
     candidates = None
     if kept is not None:
-        # The scratch slot is replaced by the last iterate.
-        kept = jax.tree.map(
-            lambda buf, x: buf.at[-1].set(x),
-            kept,
-            (state.params, state.model_state, last_gaps, error),
-        )
-        if batch_size is not None or model_state is not None:
-            # Measured on mini-batches or in training mode: measure again, on the full data.
-            _, gaps, errors = jax.lax.map(
-                lambda pm: evaluate(*pm, data, weights), (kept[0], kept[1])
-            )
-            kept = (kept[0], kept[1], gaps, errors)
-        val_gaps = None
-        if val is not None:
-            val_gaps = jax.lax.map(lambda pm: evaluate(*pm, val)[1], (kept[0], kept[1]))
-        candidates = (*kept, val_gaps)
+        last_kept = (state.params, state.model_state, last_gaps, error)
+        remeasure = batch_size is not None or model_state is not None
+        candidates = _candidates(kept, last_kept, evaluate, data, weights, val, remeasure)
     return state, chosen, step_index, history, jnp.stack(final), candidates
+
+
+def _candidates(kept, last, evaluate, data, weights, val, remeasure):
+    """``(params, model_states, train_gaps, errors, validation_gaps)`` of the kept iterates,
+    the scratch slot replaced by the ``last`` iterate; with ``remeasure`` (iterates measured on
+    mini-batches or in training mode) their gaps and errors measured again on the full data."""
+    kept = jax.tree.map(lambda buf, x: buf.at[-1].set(x), kept, last)
+    if remeasure:
+        _, gaps, errors = jax.lax.map(lambda pm: evaluate(*pm, data, weights), (kept[0], kept[1]))
+        kept = (kept[0], kept[1], gaps, errors)
+    val_gaps = None
+    if val is not None:
+        val_gaps = jax.lax.map(lambda pm: evaluate(*pm, val)[1], (kept[0], kept[1]))
+    return (*kept, val_gaps)
