@@ -36,22 +36,40 @@ SIGMA = 1e-4
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 
-def make_data(n, num_groups, seed):
+def make_data(
+    n,
+    num_groups,
+    seed,
+    *,
+    dtype=np.float32,
+    ids=np.int32,
+    spread=0.3,
+    proportions=None,
+    decimals=None,
+):
+    """``n`` scores of ``num_groups`` groups: group ``s`` is normal with mean ``0.8 s`` and
+    standard deviation ``1 + spread * s``; ids uniform, or drawn with ``proportions``; scores
+    rounded to ``decimals`` (ties) when given. The defaults are this script's data."""
     rng = np.random.default_rng(seed)
-    s = rng.integers(0, num_groups, size=n).astype(np.int32)
-    f = (rng.normal(size=n) * (1 + 0.3 * s) + 0.8 * s).astype(np.float32)
-    return f, s
+    if proportions is None:
+        s = rng.integers(0, num_groups, size=n)
+    else:
+        s = rng.choice(num_groups, size=n, p=proportions)
+    f = rng.normal(size=n) * (1 + spread * s) + 0.8 * s
+    if decimals is not None:
+        f = np.round(f, decimals)
+    return f.astype(dtype), s.astype(ids)
 
 
-def numpy_barycenter(f_cal, s_cal, f_test, s_test, num_groups, seed):
+def numpy_barycenter(f_cal, s_cal, f_test, s_test, num_groups, seed, *, sigma=SIGMA):
     """The same estimator in plain NumPy: no split, step CDF, linear (type 7) quantiles."""
     rng = np.random.default_rng(seed)
-    z = f_cal + rng.uniform(-SIGMA, SIGMA, size=f_cal.shape).astype(f_cal.dtype)
+    z = f_cal + rng.uniform(-sigma, sigma, size=f_cal.shape).astype(f_cal.dtype)
     order = np.argsort(s_cal, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(s_cal, minlength=num_groups))])
     groups = [np.sort(z[order[a:b]]) for a, b in itertools.pairwise(bounds)]
     p = np.diff(bounds) / len(f_cal)
-    y = f_test + rng.uniform(-SIGMA, SIGMA, size=f_test.shape).astype(f_test.dtype)
+    y = f_test + rng.uniform(-sigma, sigma, size=f_test.shape).astype(f_test.dtype)
     out = np.empty_like(f_test)
     for g, a in enumerate(groups):
         mask = s_test == g
@@ -62,24 +80,24 @@ def numpy_barycenter(f_cal, s_cal, f_test, s_test, num_groups, seed):
     return out
 
 
-def run_fairjax(f_cal, s_cal, f_test, s_test, num_groups, seed):
+def run_fairjax(f_cal, s_cal, f_test, s_test, num_groups, seed, *, sigma=SIGMA):
     key_fit, key_apply = jax.random.split(jax.random.key(seed))
     st = fit_barycenter(
         f_cal,
         s_cal,
         num_groups=num_groups,
         key=key_fit,
-        jitter=SIGMA,
+        jitter=sigma,
         split=False,
         interpolation="linear",
     )
     return np.asarray(apply_barycenter(st, f_test, s_test, key=key_apply))
 
 
-def run_equipy(f_cal, s_cal, f_test, s_test):
+def run_equipy(f_cal, s_cal, f_test, s_test, *, sigma=SIGMA):
     from equipy.fairness import FairWasserstein
 
-    model = FairWasserstein(sigma=SIGMA)
+    model = FairWasserstein(sigma=sigma)
     model.fit(f_cal.astype(np.float64), s_cal)
     return model.transform(f_test.astype(np.float64), s_test)
 
