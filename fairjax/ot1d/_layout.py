@@ -117,7 +117,7 @@ def group_order(values: ArrayLike, groups: ArrayLike, *, num_groups: int) -> Arr
         if b - a > 1:
             idx = order[a:b]
             order[a:b] = idx[np.argsort(val[idx], kind="stable")]
-    return jnp.asarray(order)
+    return jax.device_put(order)
 
 
 def group_samples(
@@ -197,13 +197,18 @@ def _host_uniform_layout(values: Array, groups: Array, num_groups: int) -> Group
         levels[a : a + c] = i / dtype.type(c)
         if c > 1:
             knots[a : a + c] = (i - 1) / dtype.type(c - 1)
+    # device_put, not jnp.asarray: the latter compiles a copy program per new shape (jax 0.10).
     return GroupedSamples(
-        jnp.asarray(zs),
-        jnp.asarray(levels),
-        jnp.asarray(knots),
-        jnp.asarray(starts.astype(np.int32)),
-        jnp.asarray(counts.astype(np.int32)),
-        jnp.asarray(counts.astype(dtype)),
+        *jax.device_put(
+            (
+                zs,
+                levels,
+                knots,
+                starts.astype(np.int32),
+                counts.astype(np.int32),
+                counts.astype(dtype),
+            )
+        )
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,12 +75,247 @@ def _apply_one(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Ar
 
 
 def _apply_bucketed(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Array):
-    """:func:`_apply_one` on queries padded to their shape bucket (one program per bucket)."""
+    """:func:`_apply_one` on queries padded to their shape bucket (one program per bucket), or
+    :func:`_apply_host` where it gives the same numbers without compiling."""
+    if _use_host(state, y, g, key, alpha):
+        return _apply_host(state, y, g, key, alpha)
     m = y.shape[0]
     size = _bucket(m)
     # attribute_sizes is metadata only: one program whatever the attributes' sizes.
     state = dataclasses.replace(state, attribute_sizes=(state.num_groups,))
     return _cut(_apply_one(state, pad_rows(y, size), pad_rows(g, size), key, alpha), m)
+
+
+# ----------------------------------------------------------------------------- host path
+
+#: Nonzero magnitudes below this (and jitters below it) take the compiled path: XLA flushes
+#: subnormal floats to zero, which the host path's float64 arithmetic would not.
+_HOST_TINY = 2.0**-40
+_LOW29 = np.uint64((1 << 29) - 1)
+_HALF29 = np.uint64(1 << 28)
+
+
+def _use_host(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Array) -> bool:
+    """Apply with NumPy: concrete inputs on the CPU backend, the exact method with unit
+    weights, float32 scores and state, and no magnitude where XLA would flush subnormals.
+
+    The compiled program's search loops take about a second to compile on the CPU, more than
+    the whole host apply of 10^6 queries; under ``jit`` or on an accelerator it still runs.
+    """
+    if not (
+        v.on_cpu_host(y, g, key, alpha, *jax.tree_util.tree_leaves(state))
+        and state.method == "exact"
+        and state.uniform
+        and y.dtype == np.float32
+        and state.cdf_values.dtype == np.float32
+        and state.quantile_values.dtype == np.float32
+        and state.proportions.dtype == np.float32
+    ):
+        return False
+    values = [state.cdf_values]
+    if state.quantile_values is not state.cdf_values:
+        values.append(state.quantile_values)
+    return _no_tiny(state.jitter, y, state.proportions, *values)
+
+
+def _no_tiny(*arrays: Any) -> bool:
+    """No nonzero magnitude below ``_HOST_TINY`` (the products of the host path stay normal)."""
+    for arr in arrays:
+        a = np.asarray(arr)
+        if a.dtype != np.float32:
+            a = a.astype(np.float32)
+        if a.size == 0:
+            continue
+        # Twice the float32 bits without the sign, minus 1: zeros wrap to the largest uint32,
+        # every other value orders by magnitude.
+        bits = a.reshape(-1).view(np.uint32) << np.uint32(1)
+        bits -= np.uint32(1)
+        if bits.min() < (np.float32(_HOST_TINY).view(np.uint32) << np.uint32(1)) - np.uint32(1):
+            return False
+    return True
+
+
+def _fma(a: np.ndarray, b, c: np.ndarray) -> np.ndarray:
+    """``a * b + c`` rounded once to float32, as XLA's CPU code computes it (LLVM contracts a
+    product and a sum into a fused multiply-add).
+
+    The float32 product is exact in float64; the float64 sum is rounded once more to float32,
+    which is the single rounding except where the float64 sum is exactly halfway between two
+    float32 values (the last 29 of its 52 fraction bits are ``100...0``). There the sum's exact
+    rounding error (Knuth's two-sum) moves it one float64 step towards the exact value (round
+    to odd), so the float32 rounding goes the same way as the fused one.
+    """
+    if np.ndim(a) == 0:  # the product is exact: either order
+        a, b = b, a
+    s = np.asarray(a).astype(np.float64)
+    s *= np.float64(b) if np.ndim(b) == 0 else np.asarray(b)
+    s += c
+    return _round_once(s, a, b, c)
+
+
+def _round_once(s: np.ndarray, a, b, c) -> np.ndarray:
+    """float32 of the float64 sum ``s = a * b + c`` (``a * b`` exact in float64), rounded as
+    the exact value would be (see :func:`_fma`)."""
+    mid = (s.view(np.uint64) & _LOW29) == _HALF29
+    if mid.any():
+        a64 = np.broadcast_to(np.asarray(a, np.float64), s.shape)[mid]
+        pm = a64 * np.broadcast_to(np.asarray(b, np.float64), s.shape)[mid]
+        cm = np.broadcast_to(np.asarray(c, np.float64), s.shape)[mid]
+        sm = s[mid]
+        bv = sm - pm
+        err = (pm - (sm - bv)) + (cm - bv)
+        s[mid] = np.where(err != 0, np.nextafter(sm, np.where(err > 0, np.inf, -np.inf)), sm)
+    return s.astype(np.float32)
+
+
+def _order_keys(x: np.ndarray, tags) -> np.ndarray:
+    """int64 keys in the order of the float32 values ``x`` (-0.0 as +0.0), ``tags`` (below
+    2^32) in their low 32 bits: sorting them sorts by value, then by tag."""
+    k = (x + np.float32(0)).view(np.int32).astype(np.int64)  # + 0 makes -0.0 +0.0
+    k ^= (k >> 63) & 0x7FFFFFFF  # negative floats: larger magnitude, smaller key
+    k <<= 32
+    k |= tags
+    return k
+
+
+def _ranks(sample: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, k)``: an order of the queries ``q`` and, in that order, the number of values
+    of the sorted ``sample`` below each (``#{a < q}``, :func:`numpy.searchsorted` on the left).
+
+    Many queries: one sort of the sample's and the queries' order keys together (the query's
+    index in the low bits, all ones for the sample, so that a sample value equal to a query
+    sorts after it); the queries come out sorted, so every later read of the sample is
+    sequential. Few queries: one search each, in their own order.
+    """
+    m, n = q.shape[0], sample.shape[0]
+    if m * 16 < n:
+        return np.arange(m), np.searchsorted(sample, q, side="left")
+    low = 0xFFFFFFFF
+    keys = np.concatenate([_order_keys(sample, low), _order_keys(q, np.arange(m))])
+    keys.sort()
+    keys &= low
+    pos = np.flatnonzero(keys != low)
+    return keys[pos], pos - np.arange(m)
+
+
+def _step_levels(k: np.ndarray, count: int) -> np.ndarray:
+    return k.astype(np.float32) / np.float32(count)
+
+
+def _host_quantile(vals, start, count, last, u, interpolation):
+    """:func:`fairjax.ot1d.group_quantile` of one segment, unit weights, in float32, for
+    levels ``u`` in [0, 1] (where its clips change nothing, they are left out)."""
+    if count < 2:  # one value (or none: the clipped read of the compiled path)
+        return np.full(u.shape, vals[min(max(start, 0), last)], np.float32)
+    seg = vals[start : start + count]
+    if interpolation == "step":
+        eps = np.float32(4 * np.finfo(np.float32).eps)
+        i = np.ceil(u * np.float32(count) * (np.float32(1) - eps)).astype(np.int32)
+        i -= 1
+        np.clip(i, 0, count - 1, out=i)
+        return np.take(seg, i)
+    h = u * np.float32(count - 1)
+    i = h.astype(np.int32)  # floor: h >= 0
+    np.minimum(i, count - 2, out=i)
+    lo = np.take(seg, i)  # take: faster than indexing here
+    frac = h.astype(np.float64)
+    frac -= i  # h - i, exact, in [0, 1]: h <= count - 1
+    i += 1
+    hi = np.take(seg, i)
+    hi -= lo  # float32, as compiled
+    s = frac * hi  # exact in float64 (frac has at most 24 significant bits)
+    s += lo
+    return _round_once(s, frac, hi, lo)
+
+
+@jax.jit
+def _mix(alpha: Array, fair: Array, y: Array) -> Array:
+    """The last line of :func:`_apply_one`, compiled the same way."""
+    alpha = jnp.asarray(alpha, y.dtype)
+    return alpha * fair + (1 - alpha) * y
+
+
+def _uniform_host(key: Array, size: int, low: float, high: float) -> np.ndarray:
+    """``jax.random.uniform`` float32 draws of ``size`` rows on the host: one compiled program
+    per size, whatever the bounds (shared by the fit's and the apply's draws)."""
+    draws = jax.random.uniform(key, (size,), np.float32, np.float32(low), np.float32(high))
+    return np.asarray(draws)
+
+
+def _apply_host(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Array) -> Array:
+    """:func:`_apply_one` with NumPy on the host, the same numbers bit for bit.
+
+    The same random draws (``jax.random`` on the padded shape, then cut: one compiled program
+    per shape bucket, shared by the fit's jitter draw) and the same float32 arithmetic, each
+    product-sum rounded once as XLA's fused multiply-adds (:func:`_fma`). The ranks are exact
+    integers either way; here the queries of each group are sorted together with its sample
+    (:func:`_ranks`), so the tie counts and the quantile reads are sequential.
+    """
+    m = y.shape[0]
+    size = _bucket(m)
+    yh, gh = np.asarray(y), np.asarray(g)
+    jitter = np.float32(np.asarray(state.jitter))
+    # z only ranks queries (keys order -0.0 as +0.0): without jitter it is y itself.
+    z = _fma(_uniform_host(key, size, -1, 1)[:m], jitter, yh) if jitter != 0 else yh
+    cv, cs, cc = (np.asarray(a) for a in (state.cdf_values, state.cdf_start, state.cdf_count))
+    qv = np.asarray(state.quantile_values)
+    qs, qc = np.asarray(state.quantile_start), np.asarray(state.quantile_count)
+    p = np.asarray(state.proportions)
+    num = cs.shape[0]
+    q_last = max(qv.shape[0] - 1, 0)
+
+    def fair(u):  # sum_t p_t Q_t(u), in the order and roundings of barycenter_quantile
+        acc = None
+        for t in range(num):
+            q = _host_quantile(qv, int(qs[t]), int(qc[t]), q_last, u, state.interpolation)
+            # fma(p, q, +0) = p * q rounded, with -0 made +0
+            acc = p[t] * q + np.float32(0) if acc is None else _fma(p[t], q, acc)
+        return acc
+
+    out = np.zeros(m, np.float32)
+    ties = None  # the tie-break draws, drawn once if some query ties
+    if num <= 16:
+        members = [np.flatnonzero(gh == s) for s in range(num)]
+    else:
+        order_g = np.argsort(gh.astype(np.int32), kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(gh, minlength=num))])
+        members = [order_g[a:b] for a, b in itertools.pairwise(bounds)]
+    for s in range(num):
+        idx = members[s]
+        n = int(cc[s])
+        if idx.size == 0:
+            continue
+        if n == 0:  # no calibration data (only under allow_empty): level 0, as compiled
+            out[idx] = fair(np.zeros(idx.shape, np.float32))
+            continue
+        sample = cv[cs[s] : cs[s] + n]
+        zq = np.take(z, idx)
+        order, k = _ranks(sample, zq)
+        idx, zs = np.take(idx, order), np.take(zq, order)
+        kc = np.minimum(k, n - 1)
+        tied = (k < n) & (sample[kc] == zs)
+        u = _step_levels(k, n)
+        if tied.any():
+            # Right limit: the end of the run of sample values equal to the query (searched
+            # for a few tied queries, read off the runs of the sample for many).
+            if 32 * np.count_nonzero(tied) < n:
+                above = _step_levels(np.searchsorted(sample, zs[tied], side="right"), n)
+            else:
+                change = np.flatnonzero(sample[1:] != sample[:-1]) + 1
+                ends = np.append(change, n)
+                run_end = np.repeat(ends, np.diff(np.concatenate([[0], ends])))
+                above = _step_levels(run_end[kc[tied]], n)
+            below = u[tied]
+            if ties is None:
+                ties = _uniform_host(jax.random.fold_in(key, 1), size, 0, 1)[:m]
+            spread = above > below
+            u[np.flatnonzero(tied)[spread]] = _fma(
+                ties[idx[tied][spread]], above[spread] - below[spread], below[spread]
+            )
+        out[idx] = fair(u)
+    if np.asarray(alpha) == 1:  # alpha * fair + 0 * y is fair exactly (finite scores)
+        return jax.device_put(out)
+    return _mix(alpha, jax.device_put(out), jax.device_put(yh))
 
 
 def _check_alpha(alpha: Any) -> Array:
@@ -137,7 +373,9 @@ def apply_barycenter(
     random, the limit of an infinitesimal jitter, so parity holds whatever the scores' scale;
     other queries get :math:`F_s(z^-)` as before. Jit-compiles (``state`` is a PyTree) and
     vmaps, e.g. over ``alpha``. Under ``jit`` a query of a group with no calibration data
-    cannot raise: it maps to the barycenter's minimum.
+    cannot raise: it maps to the barycenter's minimum. Concrete float32 inputs on the CPU
+    backend (exact method, unit weights) are applied with NumPy on the host, with the same
+    random draws and the same output bit for bit, without compiling.
 
     Args:
       state: from :func:`fit_barycenter` (or :func:`load_barycenter`).

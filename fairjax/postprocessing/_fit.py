@@ -14,7 +14,7 @@ from fairjax import _validation as v
 from fairjax import groups as gs
 from fairjax import ot1d
 from fairjax._shapes import pad_rows
-from fairjax.postprocessing._apply import _apply_bucketed
+from fairjax.postprocessing._apply import _apply_bucketed, _fma, _no_tiny, _uniform_host
 from fairjax.postprocessing._state import (
     BarycenterState,
     SequentialBarycenterState,
@@ -44,14 +44,18 @@ def _fit_one(
     allow_empty: bool,
 ) -> BarycenterState:
     num = int(np.prod(sizes))
-    host = jax.default_backend() == "cpu" and v.is_concrete(x, g, w)
+    host = jax.default_backend() == "cpu" and v.is_concrete(x, g, w, key)
     uniform = w is None
-    wf = jnp.ones(x.shape, x.dtype) if w is None else w.astype(x.dtype)
     # Shape bucket: padded rows get weight 0 (the trash segment); the random draws are prefix-
     # stable (JAX's default partitionable threefry): real rows get the same jitter and split.
     size = _bucket(x.shape[0])
-    x, g, wf = pad_rows(x, size), pad_rows(g, size), pad_rows(wf, size)
-    z, gg, r, rows = _fit_inputs(x, g, wf, key, jnp.asarray(jitter, x.dtype), num=num, split=split)
+    if host and uniform and x.dtype == np.float32 and _no_tiny(jitter, x):
+        z, gg, r, rows = _host_fit_inputs(x, g, key, jitter, num=num, split=split, size=size)
+    else:
+        wf = jnp.ones(x.shape, x.dtype) if w is None else w.astype(x.dtype)
+        x, g, wf = pad_rows(x, size), pad_rows(g, size), pad_rows(wf, size)
+        jit = jnp.asarray(jitter, x.dtype)
+        z, gg, r, rows = _fit_inputs(x, g, wf, key, jit, num=num, split=split)
     if v.is_concrete(rows):
         _check_rows(np.asarray(rows), sizes, allow_empty=allow_empty, split=split)
     if split:
@@ -66,7 +70,7 @@ def _fit_one(
         count = np.asarray(layout.count)
         rows = count[0 : 2 * num : 2] + count[1 : 2 * num : 2] if split else count[:num]
         # XLA divides by the total as the device path does (not bit-equal to NumPy's division).
-        proportions = _proportions(jnp.asarray(rows.astype(z.dtype)))
+        proportions = _proportions(jax.device_put(rows.astype(z.dtype)))
     else:
         layout = ot1d.group_samples(z, seg, num_groups=n_seg, weights=wf)
         proportions = _weighted_proportions(g, wf, num=num)
@@ -74,7 +78,7 @@ def _fit_one(
     state = _assemble(
         layout,
         proportions,
-        jnp.asarray(jitter, x.dtype),
+        jax.device_put(np.asarray(jitter, x.dtype)),
         num=num,
         split=split,
         interpolation=interpolation,
@@ -91,7 +95,8 @@ def _clear_last_segment(layout: ot1d.GroupedSamples) -> ot1d.GroupedSamples:
     a = int(np.asarray(layout.start)[-1])  # a host read: no gather program
     levels, knots = np.array(layout.levels), np.array(layout.knots)
     levels[a:], knots[a:] = 0, 0
-    return layout._replace(levels=jnp.asarray(levels), knots=jnp.asarray(knots))
+    levels, knots = jax.device_put((levels, knots))  # no copy program compiled per shape
+    return layout._replace(levels=levels, knots=knots)
 
 
 def _check_rows(rows: np.ndarray, sizes: tuple[int, ...], *, allow_empty: bool, split: bool):
@@ -122,6 +127,23 @@ def _fit_inputs(x, g, wf, key, jitter, *, num, split):
     return z, gg, r, rows
 
 
+def _host_fit_inputs(x, g, key, jitter, *, num, split, size):
+    """:func:`_fit_inputs` with NumPy for unit weights (float32 on the CPU host): the same
+    draws (``jax.random`` eagerly, one compiled program per shape bucket, shared with
+    :func:`apply_barycenter`'s draws) and the same jittered scores bit for bit (XLA's fused
+    multiply-add, :func:`fairjax.postprocessing._apply._fma`), without compiling a program."""
+    n = x.shape[0]
+    xh = np.zeros(size, np.float32)
+    xh[:n] = np.asarray(x)
+    gg = np.full(size, num, np.int32)  # padding: the trash segment
+    gg[:n] = np.asarray(g)
+    k_jitter, k_split = jax.random.split(key)
+    z = _fma(_uniform_host(k_jitter, size, -1, 1), np.float32(jitter), xh)
+    r = _uniform_host(k_split, size, 0, 1) if split else None
+    rows = np.bincount(gg, minlength=num + 1)[:num]
+    return z, gg, r, rows
+
+
 def _assemble(layout, proportions, jitter, *, num, split, interpolation, uniform, sizes):
     """The state from the sorted segments: quantile halves ``2s``, CDF halves ``2s + 1``."""
     if split:
@@ -129,17 +151,18 @@ def _assemble(layout, proportions, jitter, *, num, split, interpolation, uniform
     else:
         q_slice = c_slice = slice(0, num)
     start, count = layout.start, layout.count
+    put = jnp.asarray
     if v.is_concrete(start, count):  # host slices: no program compiled per slice
-        start, count = np.asarray(start), np.asarray(count)
+        start, count, put = np.asarray(start), np.asarray(count), jax.device_put
     return BarycenterState(
         cdf_values=layout.values,
         cdf_levels=layout.levels,
-        cdf_start=jnp.asarray(start[c_slice]),
-        cdf_count=jnp.asarray(count[c_slice]),
+        cdf_start=put(start[c_slice]),
+        cdf_count=put(count[c_slice]),
         quantile_values=layout.values,
         quantile_knots=layout.levels if interpolation == "step" else layout.knots,
-        quantile_start=jnp.asarray(start[q_slice]),
-        quantile_count=jnp.asarray(count[q_slice]),
+        quantile_start=put(start[q_slice]),
+        quantile_count=put(count[q_slice]),
         proportions=proportions,
         jitter=jitter,
         method="exact",
@@ -249,6 +272,8 @@ def fit_barycenter(
     which is what the paper's distribution-free guarantee uses: expected KS unfairness of order
     :math:`\\sum_s N_s^{-1/2}`, whatever ``f``. ``split=False`` uses the whole sample for both (as
     EquiPy does): twice the data per function, lower variance, at the cost of that independence.
+    On the CPU backend, concrete float32 scores with unit weights are jittered and sorted with
+    NumPy on the host: the same draws and state, bit for bit, as under ``jit``.
 
     ``method="quantile_grid"`` compresses each group to ``grid_size`` quantiles (linear
     interpolation, CDF linear between them): state and apply memory ``O(G x grid_size)``

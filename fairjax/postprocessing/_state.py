@@ -174,7 +174,7 @@ def _cut(a: Array, m: int) -> Array:
     if a.shape[0] == m:
         return a
     if jax.default_backend() == "cpu" and v.is_concrete(a):
-        return jnp.asarray(np.asarray(a)[:m])
+        return jax.device_put(np.asarray(a)[:m])
     return a[:m]
 
 

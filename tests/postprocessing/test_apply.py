@@ -115,3 +115,138 @@ def test_atom_at_zero_uses_the_right_limit():
     st = pp.fit_barycenter(f, s, num_groups=2, key=jax.random.key(0), split=False, jitter=0.0)
     u = np.asarray(_rank(st, jnp.zeros(1000, jnp.int32), jnp.zeros(1000), jax.random.key(3)))
     assert 0.4 < u.mean() < 0.6
+
+
+# ----------------------------------------------------------------------------- host path
+
+
+def _host_data(n, m, num_groups, seed, decimals=None, sizes=None):
+    rng = np.random.default_rng(seed)
+
+    def draw(k):
+        s = rng.choice(num_groups, k, p=sizes).astype(np.int32)
+        f = rng.normal(size=k) * (1 + 0.3 * s) + 0.8 * s
+        return (f if decimals is None else np.round(f, decimals)).astype(np.float32), s
+
+    return draw(n), draw(m)
+
+
+# (groups, decimals, jitter, fit options, n calibration, m queries, alpha): no ties, ties with
+# and without jitter, step and linear, split or not, few queries (one search each), more than
+# 16 groups (ids sorted, not masked), groups of one row, alpha below 1.
+_HOST_CASES = [
+    (2, None, 1e-4, dict(split=False, interpolation="linear"), 20000, 20000, 1.0),
+    (5, None, 1e-4, dict(split=False, interpolation="linear"), 10000, 30000, 1.0),
+    (2, 2, 0.0, dict(split=False, interpolation="linear"), 10000, 10000, 1.0),
+    (3, 1, 1e-4, dict(), 10000, 10000, 1.0),
+    (2, None, 1e-5, dict(), 20000, 500, 0.7),
+    (20, 1, 0.0, dict(split=False), 8000, 8000, 0.3),
+    (2, None, 1e-4, dict(split=False, interpolation="linear"), 500, 20000, 1.0),
+    (4, 0, 0.0, dict(interpolation="linear"), 3000, 5000, 1.0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_HOST_CASES)))
+def test_host_apply_equals_the_compiled_apply(case, monkeypatch):
+    # Concrete float32 inputs on the CPU are applied with NumPy: the same bits as the compiled
+    # program (same draws, XLA's fused multiply-adds emulated), on every branch of the host path.
+    from fairjax.postprocessing import _apply
+
+    num, dec, jitter, options, n, m, alpha = _HOST_CASES[case]
+    (f, s), (fq, sq) = _host_data(n, m, num, case, dec)
+    st = pp.fit_barycenter(f, s, num_groups=num, key=jax.random.key(case), jitter=jitter, **options)
+    key = jax.random.key(100 + case)
+    calls = []
+    host = _apply._apply_host
+    monkeypatch.setattr(_apply, "_apply_host", lambda *a: calls.append(1) or host(*a))
+    ours = np.asarray(pp.apply_barycenter(st, fq, sq, key=key, alpha=alpha))
+    assert calls, "the host path did not run"
+    monkeypatch.setattr(_apply, "_use_host", lambda *arrays: False)
+    compiled = np.asarray(pp.apply_barycenter(st, fq, sq, key=key, alpha=alpha))
+    np.testing.assert_array_equal(ours.view(np.uint32), compiled.view(np.uint32))
+
+
+def test_host_apply_with_a_group_without_calibration_rows():
+    # Intersections absent from the calibration data (p = 0): queries of the other groups read
+    # the empty segment's clipped index as the compiled program does.
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 2, 4000).astype(np.int32), rng.integers(0, 2, 4000).astype(np.int32)
+    a[b == 1] = 0  # no (1, 1) row
+    f = (rng.normal(size=4000) + a + b).astype(np.float32)
+    st = pp.fit_barycenter(f, (a, b), num_groups=(2, 2), key=jax.random.key(0))
+    qa, qb = a[:1000], b[:1000]
+    ours = pp.apply_barycenter(st, f[:1000], (qa, qb), key=jax.random.key(1))
+    jitted = jax.jit(lambda st, x, g, k: pp.apply_barycenter(st, x, g, key=k))
+    np.testing.assert_array_equal(ours, jitted(st, f[:1000], (qa, qb), jax.random.key(1)))
+
+
+def test_host_apply_leaves_tiny_magnitudes_and_float64_to_the_compiled_path():
+    from fairjax.postprocessing import _apply
+
+    (f, s), (fq, sq) = _host_data(2000, 500, 2, 0)
+    st = pp.fit_barycenter(f, s, num_groups=2, key=jax.random.key(0))
+
+    def use(st, y):
+        return _apply._use_host(st, y, sq, jax.random.key(1), jnp.float32(1))
+
+    assert use(st, jnp.asarray(fq))
+    tiny = fq.copy()
+    tiny[0] = 1e-30  # a product of it could be subnormal, which XLA flushes to zero
+    assert not use(st, jnp.asarray(tiny))
+    with jax.enable_x64(True):
+        st64 = pp.fit_barycenter(f.astype(np.float64), s, num_groups=2, key=jax.random.key(0))
+        assert not use(st64, jnp.asarray(fq, jnp.float64))
+
+
+def _round_f32(x):
+    """The float32 nearest the exact rational ``x`` (ties to even)."""
+    from fractions import Fraction
+
+    r = np.float32(float(x))
+    cands = [np.nextafter(r, np.float32(-np.inf)), r, np.nextafter(r, np.float32(np.inf))]
+    dist = [abs(Fraction(float(c)) - x) for c in cands]
+    best = min(dist)
+    near = [c for c, d in zip(cands, dist, strict=True) if d == best]
+    return min(near, key=lambda c: int(np.asarray(c).view(np.uint32)) & 1)
+
+
+def test_fma_emulation_rounds_once():
+    from fractions import Fraction
+
+    from fairjax.postprocessing._apply import _fma
+
+    # The float64 sum lands exactly halfway between two float32 values while the exact value
+    # is just below: rounding the float64 sum again would go up (ties to even), fma goes down.
+    i = np.arange(1, 50, dtype=np.float32)
+    a = np.float32(2.0**-24) * (1 - i * np.float32(2.0**-23))
+    b = 1 + i * np.float32(2.0**-23)
+    c = np.full(i.shape, 1 + 2.0**-23, np.float32)
+    naive = (a.astype(np.float64) * b + c).astype(np.float32)
+    assert np.all(naive == np.float32(1 + 2.0**-22))
+    rng = np.random.default_rng(0)
+    ra, rb = rng.normal(size=300).astype(np.float32), rng.normal(size=300).astype(np.float32)
+    rc = (rng.normal(size=300) * 10.0 ** rng.integers(-8, 3, 300)).astype(np.float32)
+    a, b, c = np.r_[a, ra], np.r_[b, rb], np.r_[c, rc]
+    want = [
+        _round_f32(Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z)))
+        for x, y, z in zip(a, b, c, strict=True)
+    ]
+    np.testing.assert_array_equal(_fma(a, b, c), np.array(want, np.float32))
+    assert np.all(_fma(a[:49], b[:49], c[:49]) == np.float32(1 + 2.0**-23))
+    np.testing.assert_array_equal(_fma(np.float32(0.5), b, c), _fma(b, np.float32(0.5), c))
+
+
+@pytest.mark.parametrize("m", [10, 3000])
+def test_host_ranks_equal_searchsorted(m):
+    # Both branches (one search per query; one sort of sample and queries together), with
+    # ties, negative values and both zeros.
+    from fairjax.postprocessing._apply import _ranks
+
+    rng = np.random.default_rng(m)
+    sample = np.sort(np.round(rng.normal(size=1000), 1).astype(np.float32))
+    sample[sample == 0] = -0.0
+    q = np.round(rng.normal(size=m), 1).astype(np.float32)
+    q[:5] = [0.0, -0.0, sample[0], sample[-1], 10.0]
+    order, k = _ranks(sample, q)
+    np.testing.assert_array_equal(np.sort(order), np.arange(m))
+    np.testing.assert_array_equal(k, np.searchsorted(sample, q[order], side="left"))
