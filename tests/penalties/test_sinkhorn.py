@@ -345,10 +345,11 @@ def test_each_group_gets_a_block_of_its_own_size():
     from fairjax.penalties._sinkhorn import _bucket
 
     f_xy, g_xy = out.potentials[0]
-    # Blocks of the bucketed group sizes, not both of the largest group's size.
-    assert f_xy.shape[-1] == _bucket(9, 60) < 51 <= g_xy.shape[-1] == _bucket(51, 60)
+    # The largest group's block is its bucketed size; the small group's, that size halved
+    # while it holds the group's 9 rows (52 -> 26 -> 13): padded by less than 2x, not to 52.
+    assert g_xy.shape[-1] == _bucket(51, 60) == 52 and f_xy.shape[-1] == 13
     # Traced ids: the same blocks from one bound per group, and the same value.
-    traced = jax.jit(lambda z, g: sinkhorn(z, g, group_size=(9, 51), **kw))(X, s)
+    traced = jax.jit(lambda z, g: sinkhorn(z, g, group_size=np.array([9, 51]), **kw))(X, s)
     np.testing.assert_allclose(traced, sinkhorn(X, s, **kw), rtol=1e-5)
     ref = _ott_direct(X[s == 0], w[s == 0], X[s == 1], w[s == 1], 0.5)[0]
     np.testing.assert_allclose(traced, ref, rtol=1e-5)
@@ -392,3 +393,23 @@ def test_group_size_per_group_checks():
         sinkhorn(X, s, group_size=(0, 27), **kw)
     with pytest.raises(ValueError, match=r"`group_size\[1\]` must be an integer"):
         sinkhorn(X, s, group_size=[13, 27.5], **kw)
+
+
+def test_nearby_compositions_share_a_program_and_group_size_must_be_static():
+    from fairjax.penalties._sinkhorn import _core_jit
+
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(200, 2)).astype(np.float32)
+    kw = dict(num_groups=2, reference="pairwise", epsilon=0.5, relative_epsilon=None)
+    # Groups of 60-66 and 134-140 rows: one block size for the large group (bucket 144) and
+    # one for the small (72), so one program for the seven compositions.
+    jax.block_until_ready(sinkhorn(X, (np.arange(200) < 60).astype(int), **kw))
+    before = _core_jit._cache_size()
+    for k in range(61, 67):
+        jax.block_until_ready(sinkhorn(X, (np.arange(200) < k).astype(int), **kw))
+    assert _core_jit._cache_size() == before
+    s = (np.arange(200) < 60).astype(int)
+    with pytest.raises(TypeError, match="`group_size` must be static"):
+        jax.jit(lambda g: sinkhorn(X, g, group_size=jnp.bincount(g, length=2), **kw))(s)
+    with pytest.raises(TypeError, match="`group_size` must be an integer or a sequence"):
+        sinkhorn(X, s, group_size=b"\x03\x07", **kw)
