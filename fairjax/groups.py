@@ -250,8 +250,9 @@ def gather_rows(*arrays: Array | None, axis_name: Hashable | None) -> tuple[Arra
 
     def gather(a: Array) -> Array:
         full = jnp.zeros((size * a.shape[0], *a.shape[1:]), a.dtype)
-        start = (index * a.shape[0],) + (0,) * (a.ndim - 1)
-        return jax.lax.psum(jax.lax.dynamic_update_slice(full, a, start), axis_name)
+        # The other offsets take the device offset's integer type (int32 even under x64).
+        placed = jax.lax.dynamic_update_slice_in_dim(full, a, index * a.shape[0], axis=0)
+        return jax.lax.psum(placed, axis_name)
 
     return tuple(None if a is None else gather(a) for a in arrays)
 

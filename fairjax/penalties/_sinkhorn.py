@@ -136,7 +136,8 @@ def sinkhorn(
     ``return_output=True`` (whose outputs are stacked), every group gets the largest size.
 
     A comparison with an empty side is replaced by a harmless one (uniform weights on both
-    blocks) and its value set to 0 (left out of ``"max"``), so value and gradient stay finite.
+    blocks) and its value set to 0 (left out of ``"max"``), so value and gradient stay finite;
+    with ``return_output`` its entry of the output is that stand-in problem's.
     For large batches pass ``solver_kwargs`` (e.g. ``{"max_iterations": 200}``) or use
     :func:`~fairjax.penalties.mmd` with random features.
 

@@ -150,3 +150,19 @@ def test_shard_map_without_axis_name_gives_the_local_value():
     single = float(f(*args, None))
     assert per_device.shape == (DEVICES,)
     assert np.max(np.abs(per_device - single)) > 1e-3
+
+
+def test_gather_rows_in_float64():
+    """With x64 on, the device's row offset (int32) and the other offsets share one type."""
+    spec = PartitionSpec("batch")
+    with jax.enable_x64(True):
+        x = np.arange(DEVICES * 3 * 2, dtype=np.float64).reshape(DEVICES * 3, 2)
+        gather = jax.shard_map(
+            lambda a: gs.gather_rows(a, axis_name="batch")[0],
+            mesh=_mesh(),
+            in_specs=(spec,),
+            out_specs=PartitionSpec(),
+        )
+        got = jax.jit(gather)(x)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, x)
