@@ -9,7 +9,9 @@ of the package as ``benchmarks._common``.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -55,3 +57,21 @@ def write_json(path: str | None, results: Any, *, indent: int = 1) -> None:
     if path:
         with open(path, "w") as f:
             json.dump(results, f, indent=indent)
+
+
+def host_info() -> dict[str, Any]:
+    """The machine a run measured: CPU model, cores, memory (GiB), Python and platform."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -36,6 +35,11 @@ import threading
 import time
 
 import numpy as np
+
+try:  # run as a script (benchmarks/ on the path) or as benchmarks.audit_streaming
+    from _common import host_info
+except ImportError:
+    from benchmarks._common import host_info
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -67,23 +71,6 @@ def parquet_rows(path: str) -> int | None:
         return pq.ParquetFile(path).metadata.num_rows
     except Exception:
         return None
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def timed(cmd: list[str]) -> dict:
@@ -303,7 +290,7 @@ def main() -> None:
             "compare": args.compare,
             "label": args.label,
             "in_memory_bootstrap": in_memory_bootstrap,
-            "machine": machine(),
+            "machine": host_info(),
             "benchmark_command": shlex.join(["python", *sys.argv]),
         }
         reports = {}

@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -45,10 +44,10 @@ import time
 import numpy as np
 
 try:  # run as a script (benchmarks/ on the path) or as benchmarks.barycenter_cases
-    from _common import write_json
+    from _common import host_info, write_json
     from wasserstein_vs_equipy import make_data, numpy_barycenter, run_equipy, run_fairjax
 except ImportError:
-    from benchmarks._common import write_json
+    from benchmarks._common import host_info, write_json
     from benchmarks.wasserstein_vs_equipy import (
         make_data,
         numpy_barycenter,
@@ -234,12 +233,6 @@ def measure(case_index: int, scale: float, repeats: int, equipy_repeats: int, ha
 def machine() -> dict:
     import jax
 
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     try:
         from importlib.metadata import version
 
@@ -249,10 +242,7 @@ def machine() -> dict:
     return {
         "backend": jax.default_backend(),
         "device": str(jax.devices()[0]),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **host_info(),
         "jax": jax.__version__,
         "numpy": np.__version__,
         "equipy": equipy,
