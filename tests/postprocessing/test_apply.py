@@ -190,6 +190,11 @@ def test_host_apply_leaves_tiny_magnitudes_and_float64_to_the_compiled_path():
         return _apply._use_host(st, y, sq, jax.random.key(1), jnp.float32(1))
 
     assert use(st, jnp.asarray(fq))
+    # A large batch runs the compiled program (twice as fast once compiled).
+    many = np.resize(fq, _apply._HOST_MAX_QUERIES + 1)
+    assert not _apply._use_host(
+        st, jnp.asarray(many), np.resize(sq, many.shape), jax.random.key(1), jnp.float32(1)
+    )
     tiny = fq.copy()
     tiny[0] = 1e-30  # a product of it could be subnormal, which XLA flushes to zero
     assert not use(st, jnp.asarray(tiny))
