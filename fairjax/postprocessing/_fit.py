@@ -14,7 +14,8 @@ from fairjax import _validation as v
 from fairjax import groups as gs
 from fairjax import ot1d
 from fairjax._shapes import pad_rows
-from fairjax.postprocessing._apply import _apply_bucketed, _fma, _no_tiny, _uniform_host
+from fairjax.postprocessing._apply import _apply_bucketed
+from fairjax.postprocessing._host_math import _fma, _no_tiny, _uniform_host
 from fairjax.postprocessing._state import (
     BarycenterState,
     SequentialBarycenterState,
@@ -44,7 +45,7 @@ def _fit_one(
     allow_empty: bool,
 ) -> BarycenterState:
     num = int(np.prod(sizes))
-    host = jax.default_backend() == "cpu" and v.is_concrete(x, g, w, key)
+    host = v.on_cpu_host(x, g, w, key)
     uniform = w is None
     # Shape bucket: padded rows get weight 0 (the trash segment); the random draws are prefix-
     # stable (JAX's default partitionable threefry): real rows get the same jitter and split.
@@ -131,7 +132,7 @@ def _host_fit_inputs(x, g, key, jitter, *, num, split, size):
     """:func:`_fit_inputs` with NumPy for unit weights (float32 on the CPU host): the same
     draws (``jax.random`` eagerly, one compiled program per shape bucket, shared with
     :func:`apply_barycenter`'s draws) and the same jittered scores bit for bit (XLA's fused
-    multiply-add, :func:`fairjax.postprocessing._apply._fma`), without compiling a program."""
+    multiply-add, :func:`fairjax.postprocessing._host_math._fma`), without compiling a program."""
     n = x.shape[0]
     xh = np.zeros(size, np.float32)
     xh[:n] = np.asarray(x)

@@ -218,7 +218,7 @@ def _round_f32(x):
 def test_fma_emulation_rounds_once():
     from fractions import Fraction
 
-    from fairjax.postprocessing._apply import _fma
+    from fairjax.postprocessing._host_math import _fma
 
     # The float64 sum lands exactly halfway between two float32 values while the exact value
     # is just below: rounding the float64 sum again would go up (ties to even), fma goes down.
