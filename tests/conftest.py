@@ -417,6 +417,37 @@ HEAVY_CASES = (
 )
 
 
+# Each compiled XLA CPU program keeps a few memory mappings while JAX caches it, and a test worker
+# compiles thousands: the slow run reached 61,600 mappings in one worker, against Linux's default
+# limit of 65,530 (vm.max_map_count), past which the next compilation segfaults (the worker
+# crashes that CI saw late in its runs). Between tests, a worker over _MAX_MAPPINGS drops JAX's
+# caches, which unmaps them; the on-disk cache above makes the recompilations cheap.
+_MAX_MAPPINGS = 20_000
+_MAPS = pathlib.Path("/proc/self/maps")
+
+
+class _ReleaseCompiledPrograms:
+    """Clears JAX's caches between tests when the process holds too many memory mappings."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item, nextitem):
+        if not _MAPS.exists():
+            return
+        if _MAPS.read_bytes().count(b"\n") > _MAX_MAPPINGS:
+            import gc
+
+            import jax
+
+            jax.clear_caches()
+            gc.collect()
+
+
+def pytest_configure(config):
+    # A plugin, not a hook of this file: conftest hooks apply to the tests under tests/ only,
+    # and the doctests under fairjax/ compile programs too.
+    config.pluginmanager.register(_ReleaseCompiledPrograms(), "fairjax-release-compiled-programs")
+
+
 def pytest_collection_modifyitems(config, items):
     slow, heavy = pytest.mark.slow, pytest.mark.heavy
     for item in items:
