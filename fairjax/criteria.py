@@ -544,6 +544,19 @@ def group_rates(
     crit = _decision_rates(criterion)
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
+    if _exact_counts_apply(values, groups, labels, num_groups, weights):
+        # Hard decisions, unweighted: exact int32 counts of every condition in one pass.
+        rows, positives = gs.decision_counts(
+            values,
+            groups,
+            labels,
+            num_groups=num_groups,
+            label_values=crit.conditions,
+            axis_name=axis_name,
+        )
+        dtype = v.float_dtype(values, groups)
+        rows, positives = rows.astype(dtype), positives.astype(dtype)
+        return gs.safe_divide(positives, rows), rows
     means, counts = [], []
     for c in crit.conditions:
         m, k = gs.group_means(
@@ -559,6 +572,25 @@ def group_rates(
         means.append(m)
         counts.append(k)
     return jnp.stack(means), jnp.stack(counts)
+
+
+def _integer_array(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_)
+
+
+def _exact_counts_apply(values, groups, labels, num_groups, weights) -> bool:
+    """Whether :func:`fairjax.groups.decision_counts` gives these rates: integer or boolean
+    decisions and labels (arrays), integer ids, no weights, at most its number of groups."""
+    return (
+        weights is None
+        and _integer_array(values)
+        and _integer_array(groups)
+        and (labels is None or _integer_array(labels))
+        and all(getattr(x, "ndim", 1) == 1 for x in (values, groups, labels) if x is not None)
+        and isinstance(num_groups, int)
+        and 0 < num_groups <= gs.DECISION_COUNTS_MAX_GROUPS
+    )
 
 
 def check_call(

@@ -100,6 +100,33 @@ def test_group_rates_and_gaps_match_numpy(name, weighted, empty):
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
+@pytest.mark.parametrize("dtype", ["bool", "int8", "int32"])
+@pytest.mark.parametrize("G", [1, 3, 8, 9])
+def test_group_rates_of_hard_decisions_equal_the_float_path(name, dtype, G):
+    # Integer or boolean decisions without weights take exact one-pass counts (up to 8 groups);
+    # the same decisions as floats, and with unit weights, take the float group means. Both
+    # give the same rates and counts, bit for bit, and the same dtypes.
+    rng = np.random.default_rng(G)
+    n = 5000
+    s = rng.integers(0, G, n)
+    s[s == G - 1] = 0  # an empty group when G > 1
+    y = rng.integers(0, 2, n).astype(dtype)
+    d = (rng.random(n) < 0.3 + 0.4 * (s % 2)).astype(dtype)
+    kw = dict(criterion=name, num_groups=G)
+    hard = criteria.group_rates(jnp.asarray(d), jnp.asarray(s), jnp.asarray(y), **kw)
+    as_float = criteria.group_rates(
+        jnp.asarray(d, jnp.float32), jnp.asarray(s), jnp.asarray(y), weights=np.ones(n), **kw
+    )
+    for got, want in zip(hard, as_float, strict=True):
+        assert got.dtype == want.dtype == jnp.float32
+        np.testing.assert_array_equal(got, want)
+    M = np.eye(G)[s]
+    want_r, want_k = _np_rates(d.astype(float), M, y.astype(int), np.ones(n), name)
+    np.testing.assert_allclose(hard[0], want_r, rtol=1e-6)
+    np.testing.assert_array_equal(hard[1], want_k)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
 def test_group_rates_with_a_soft_membership_matrix(name):
     v, _, y, w = _case(1, G=3)
     M = np.random.default_rng(2).dirichlet(np.ones(3), size=len(v)).astype(np.float32)

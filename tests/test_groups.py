@@ -277,3 +277,131 @@ def test_one_pass_group_sums_equal_masked_reductions_and_bincount(num_groups):
         )
         np.testing.assert_array_equal(batched_counts[k], counts)
     assert counts[-1] == 0
+
+
+def reference_decision_counts(decisions, ids, labels, num_groups, label_values):
+    """NumPy bincounts: rows and nonzero decisions of each group, one row per condition."""
+    rows, positives = [], []
+    for c in label_values:
+        keep = np.ones(len(ids), bool) if c is None else np.asarray(labels) == c
+        ids_c = np.asarray(ids)[keep]
+        rows.append(np.bincount(ids_c, minlength=num_groups))
+        positives.append(
+            np.bincount(ids_c, weights=np.asarray(decisions)[keep] != 0, minlength=num_groups)
+        )
+    return np.array(rows), np.array(positives)
+
+
+# Lengths around the block of rows that decision_counts sums first: none, a part, exactly one,
+# several and a remainder.
+_BLOCK = gs._COUNT_BLOCK_ROWS
+
+
+@pytest.mark.parametrize("n", [0, 1, _BLOCK - 1, _BLOCK, 3 * _BLOCK + 17])
+@pytest.mark.parametrize("dtype", ["bool", "int8", "uint8", "int32"])
+@pytest.mark.parametrize("num_groups", [1, 2, 5, gs.DECISION_COUNTS_MAX_GROUPS])
+def test_decision_counts_equal_bincounts(n, dtype, num_groups):
+    rng = np.random.default_rng(n + num_groups)
+    ids = rng.integers(0, num_groups, n)
+    labels = rng.integers(0, 2, n).astype(dtype)
+    decisions = (rng.random(n) < 0.4).astype(dtype)
+    conditions = (None, 1, 0)
+    rows, positives = gs.decision_counts(
+        decisions, ids, labels, num_groups=num_groups, label_values=conditions
+    )
+    want_rows, want_pos = reference_decision_counts(decisions, ids, labels, num_groups, conditions)
+    assert rows.dtype == positives.dtype == jnp.int32
+    assert rows.shape == positives.shape == (3, num_groups)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_array_equal(positives, want_pos)
+
+
+def test_decision_counts_count_nonzero_decisions_and_blocks_full_of_ones():
+    # A whole block of positive rows of one group: each block count reaches its largest value
+    # (the block length), which must not wrap in the narrow block sums of one-byte inputs.
+    n = 2 * _BLOCK + 5
+    ids = np.zeros(n, np.int8)
+    decisions = np.full(n, -3, np.int8)  # nonzero: positive
+    rows, positives = gs.decision_counts(decisions, ids, num_groups=2)
+    np.testing.assert_array_equal(rows, [[n, 0]])
+    np.testing.assert_array_equal(positives, [[n, 0]])
+
+
+def test_decision_counts_under_jit_vmap_and_shard_map():
+    rng = np.random.default_rng(7)
+    n, G = 8 * 40, 3
+    ids = jnp.asarray(rng.integers(0, G, n))
+    labels = jnp.asarray(rng.integers(0, 2, n))
+    batch = jnp.asarray(rng.random((4, n)) < 0.5)
+    count = functools.partial(gs.decision_counts, num_groups=G, label_values=(None, 1))
+    one_by_one = [count(d, ids, labels) for d in batch]
+    vmapped = jax.jit(jax.vmap(count, in_axes=(0, None, None)))(batch, ids, labels)
+    for k, (rows, positives) in enumerate(one_by_one):
+        np.testing.assert_array_equal(vmapped[0][k], rows)
+        np.testing.assert_array_equal(vmapped[1][k], positives)
+    devices = np.array(jax.devices())
+    if devices.size < 2:
+        pytest.skip("needs several devices (tests set XLA_FLAGS for 8 host devices)")
+    mesh = Mesh(devices, ("batch",))
+    spec = PartitionSpec("batch")
+    sharded = shard_map(
+        functools.partial(count, axis_name="batch"),
+        mesh=mesh,
+        in_specs=(spec, spec, spec),
+        out_specs=PartitionSpec(),
+    )
+    put = functools.partial(jax.device_put, device=NamedSharding(mesh, spec))
+    got = jax.jit(sharded)(put(batch[0]), put(ids), put(labels))
+    np.testing.assert_array_equal(got[0], one_by_one[0][0])
+    np.testing.assert_array_equal(got[1], one_by_one[0][1])
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (
+            lambda: gs.decision_counts(np.ones(4), np.zeros(4, int), num_groups=2),
+            TypeError,
+            "`decisions` must be integer or boolean",
+        ),
+        (
+            lambda: gs.decision_counts(
+                np.ones(4, int), np.zeros(4, int), np.ones(4), num_groups=2, label_values=(1,)
+            ),
+            TypeError,
+            "`labels` must be integer or boolean",
+        ),
+        (
+            lambda: gs.decision_counts(
+                np.ones(4, int), np.zeros(4, int), num_groups=2, label_values=(1,)
+            ),
+            ValueError,
+            "`labels` are required",
+        ),
+        (
+            lambda: gs.decision_counts(np.ones(4, int), np.zeros(4, int), num_groups=9),
+            ValueError,
+            "`num_groups` must be at most 8",
+        ),
+        (
+            lambda: gs.decision_counts(np.ones(4, int), np.zeros(3, int), num_groups=2),
+            ValueError,
+            "groups",
+        ),
+        (
+            lambda: gs.decision_counts(np.ones(4, int), np.eye(4, 2), num_groups=2),
+            ValueError,
+            "groups",
+        ),
+        (
+            lambda: gs.decision_counts(
+                np.ones(4, int), np.zeros(4, int), num_groups=2, label_values=()
+            ),
+            ValueError,
+            "`label_values`",
+        ),
+    ],
+)
+def test_decision_counts_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
