@@ -10,7 +10,7 @@ bandwidth measured here by a large reduction.
 Usage::
 
     python benchmarks/metrics_vs_fairlearn.py            # 10^7 rows
-    python benchmarks/metrics_vs_fairlearn.py --n 1000000 --repeats 5
+    python benchmarks/metrics_vs_fairlearn.py --n 1000000 --repeats 21
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def read_bandwidth(num_bytes: int = 800_000_000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--skip-fairlearn", action="store_true")
     args = parser.parse_args()
     n = args.n
