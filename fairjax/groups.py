@@ -306,7 +306,7 @@ def group_counts(
     w = row_weights(
         g.shape[0], weights=weights, labels=labels, label_value=label_value, dtype=dtype
     )
-    return _psum(_per_group_sum(w, g, num_groups), axis_name)
+    return _psum(_group_weight(w, g, num_groups, weights, labels, label_value), axis_name)
 
 
 def group_sums(
@@ -391,7 +391,7 @@ def group_means(
     # training loop XLA computes them once, outside the loop, and under vmap over the values
     # (a Pareto sweep) they are not repeated per model.
     sums = _weighted_group_sum(x, w, g, num_groups)
-    counts = _psum(_per_group_sum(w, g, num_groups), axis_name)
+    counts = _psum(_group_weight(w, g, num_groups, weights, labels, label_value), axis_name)
     means = safe_divide(_psum(sums, axis_name), counts.reshape(counts.shape + (1,) * (x.ndim - 1)))
     return (means, counts) if return_counts else means
 
@@ -485,7 +485,7 @@ def decision_counts(
             "group_counts and group_sums for more groups."
         )
     d = v.as_array(decisions, "decisions", ndim=1)
-    if not (jnp.issubdtype(d.dtype, jnp.integer) or d.dtype == jnp.bool_):
+    if not _integer_dtype(d.dtype):
         raise TypeError(f"`decisions` must be integer or boolean, got dtype {d.dtype}.")
     g = v.check_groups(groups, num_groups=G)
     if g.ndim != 1:
@@ -494,28 +494,60 @@ def decision_counts(
     conditions = tuple(label_values)
     if not conditions:
         raise ValueError("`label_values` must hold at least one condition.")
-    arrays = [d, g]
+    y = None
     if any(c is not None for c in conditions):
         if labels is None:
             raise ValueError("`labels` are required when `label_values` holds a value.")
         y = v.as_array(labels, "labels", ndim=1)
-        if not (jnp.issubdtype(y.dtype, jnp.integer) or y.dtype == jnp.bool_):
+        if not _integer_dtype(y.dtype):
             raise TypeError(f"`labels` must be integer or boolean, got dtype {y.dtype}.")
         v.check_length(y, d.shape[0], "labels", "decisions")
-        arrays.append(y)
-
-    def terms(dd, gg, yy=None):
-        parts = []
-        for c in conditions:
-            rows_c = None if c is None else yy == c
-            for k in range(G):
-                member = gg == k if rows_c is None else (gg == k) & rows_c
-                parts += [member, member & (dd != 0)]
-        return tuple(parts)
-
-    sums = jnp.stack(_count_one_pass(terms, *arrays)).reshape(len(conditions), G, 2)
+    sums = _exact_counts(g, y, conditions, G, decisions=d).reshape(len(conditions), G, 2)
     sums = _psum(sums, axis_name)
     return sums[..., 0], sums[..., 1]
+
+
+def _integer_dtype(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_
+
+
+def _exact_counts(g, y, conditions, num_groups, *, decisions=None) -> Array:
+    """Rows of each label condition and group, int32, in one pass: shape ``(C * G,)``; with
+    ``decisions``, ``(C * G * 2,)``, each count followed by its rows' nonzero decisions."""
+    arrays = {"g": g}
+    if any(c is not None for c in conditions):
+        arrays["y"] = y
+    if decisions is not None:
+        arrays["d"] = decisions
+    names = tuple(arrays)
+
+    def terms(*blocks):
+        b = dict(zip(names, blocks, strict=True))
+        parts = []
+        for c in conditions:
+            for k in range(num_groups):
+                member = b["g"] == k if c is None else (b["g"] == k) & (b["y"] == c)
+                parts += [member, member & (b["d"] != 0)] if "d" in b else [member]
+        return tuple(parts)
+
+    return jnp.stack(_count_one_pass(terms, *arrays.values()))
+
+
+def _group_weight(w, g, num_groups, weights, labels, label_value) -> Array:
+    """``sum_i w_i M_ig`` of the row weights ``w``. Without sample weights, for integer ids
+    (and integer or boolean labels) of at most ``DECISION_COUNTS_MAX_GROUPS`` groups, these are
+    counts of rows: exact integer counts, all groups in one pass (the float sums take one
+    masked reduction or one scatter each)."""
+    y = None if labels is None else jnp.asarray(labels)
+    if (
+        weights is None
+        and g.ndim == 1
+        and num_groups <= DECISION_COUNTS_MAX_GROUPS
+        and (y is None or _integer_dtype(y.dtype))
+    ):
+        conditions = (None if y is None else label_value,)
+        return _exact_counts(g, y, conditions, num_groups).astype(w.dtype)
+    return _per_group_sum(w, g, num_groups)
 
 
 def safe_divide(numerator: Array, denominator: Array) -> Array:

@@ -405,3 +405,25 @@ def test_decision_counts_under_jit_vmap_and_shard_map():
 def test_decision_counts_bad_input_names_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("num_groups", [1, 3, gs.DECISION_COUNTS_MAX_GROUPS])
+@pytest.mark.parametrize("labels_dtype", [None, "bool", "int32", "float32"])
+def test_counts_without_weights_equal_unit_weights(num_groups, labels_dtype):
+    # Without weights, integer ids of up to 8 groups are counted exactly in one pass (with
+    # integer or boolean labels; float labels take the float sums); unit weights take the float
+    # sums. Both give the same counts and means, bit for bit, under jit too.
+    rng = np.random.default_rng(num_groups)
+    n = 3 * gs._COUNT_BLOCK_ROWS + 5
+    ids = jnp.asarray(rng.integers(0, num_groups, n))
+    x = jnp.asarray(rng.normal(size=(n, 2)).astype(np.float32))
+    labels = None if labels_dtype is None else jnp.asarray(rng.integers(0, 2, n), labels_dtype)
+    kw = dict(num_groups=num_groups, labels=labels, label_value=0)
+    unit = dict(kw, weights=jnp.ones(n))
+    np.testing.assert_array_equal(gs.group_counts(ids, **kw), gs.group_counts(ids, **unit))
+    means, counts = jax.jit(lambda x, i: gs.group_means(x, i, return_counts=True, **kw))(x, ids)
+    want_means, want_counts = gs.group_means(x, ids, return_counts=True, **unit)
+    np.testing.assert_array_equal(counts, want_counts)
+    np.testing.assert_array_equal(means, want_means)
+    keep = np.ones(n, bool) if labels is None else np.asarray(labels) == 0
+    np.testing.assert_array_equal(counts, np.bincount(np.asarray(ids)[keep], minlength=num_groups))
