@@ -168,18 +168,28 @@ def check_finite(arr: Array, name: str) -> None:
             raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s).")
 
 
+def _within_unit_interval(xp, a) -> bool:
+    """``0 <= a <= 1`` everywhere (False with NaN): a minimum and a maximum, which read the
+    array without writing the temporaries of elementwise comparisons."""
+    return a.size == 0 or (bool(xp.min(a) >= 0) and bool(xp.max(a) <= 1))
+
+
 def check_binary(arr: Array, name: str) -> None:
     """Raises if a concrete array holds values other than 0 and 1."""
-    if is_concrete(arr):
-        if not holds(lambda xp, a: xp.all((a == 0) | (a == 1)), arr):
+    if is_concrete(arr) and arr.dtype != jnp.bool_:
+        if jnp.issubdtype(arr.dtype, jnp.integer):
+            binary = holds(_within_unit_interval, arr)
+        else:
+            binary = holds(lambda xp, a: xp.all((a == 0) | (a == 1)), arr)
+        if not binary:
             values = np.unique(np.asarray(arr))[:6]
             raise ValueError(f"`{name}` must be binary (0 or 1), got values {values.tolist()}.")
 
 
 def check_unit_interval(arr: Array, name: str) -> None:
     """Raises if a concrete array holds values outside [0, 1] (decisions or probabilities)."""
-    if is_concrete(arr):
-        if not holds(lambda xp, a: xp.all((a >= 0) & (a <= 1)), arr):
+    if is_concrete(arr) and arr.dtype != jnp.bool_:
+        if not holds(_within_unit_interval, arr):
             lo, hi = float(np.min(np.asarray(arr))), float(np.max(np.asarray(arr)))
             raise ValueError(
                 f"`{name}` must hold decisions or probabilities in [0, 1], "

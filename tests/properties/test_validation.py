@@ -920,3 +920,37 @@ def test_check_scalar_contract():
         v.check_scalars(-1.0, "lam", nonnegative=True)
     with pytest.raises(ValueError, match="`c` must be a scalar"):
         v.check_scalar(np.ones(2), "c")
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "uint8", "int32", "float32"])
+@pytest.mark.parametrize("bad", [None, 2, -1, 0.5, np.nan])
+@pytest.mark.parametrize("xp", ["numpy", "jax"])
+def test_binary_and_unit_interval_checks_of_every_dtype(dtype, bad, xp, monkeypatch):
+    # The checks read a minimum and a maximum (integers) or compare every value (floats):
+    # each must refuse exactly what its contract refuses, in every dtype a user passes, with
+    # NumPy (arrays in host memory) and with jax.numpy (as on an accelerator).
+    from fairjax import _validation as v
+
+    if xp == "jax":
+        monkeypatch.setattr(v, "_on_host", lambda a: False)
+
+    values = np.array([0, 1, 1, 0, 1] * 3, dtype=np.float64)
+    if bad is not None:
+        values[7] = bad
+    arr = values.astype(dtype) if np.isfinite(values).all() or dtype == "float32" else None
+    if arr is None or (dtype != "float32" and not np.array_equal(arr, values)):
+        pytest.skip("a value this dtype cannot hold")
+    arr = jnp.asarray(arr)
+    in_unit = bad is None or (bad == 0.5)
+    binary = bad is None
+    for check, ok, match in (
+        (v.check_unit_interval, in_unit, "in \\[0, 1\\]"),
+        (v.check_binary, binary, "must be binary"),
+    ):
+        if ok:
+            check(arr, "x")
+        else:
+            with pytest.raises(ValueError, match=match):
+                check(arr, "x")
+    v.check_unit_interval(np.zeros(0, dtype), "x")  # nothing to refuse
+    v.check_binary(np.zeros(0, dtype), "x")
