@@ -59,7 +59,9 @@ def _fit_one(
         z, gg, r, rows = _fit_inputs(x, g, wf, key, jit, num=num, split=split)
     if v.is_concrete(rows):
         _check_rows(np.asarray(rows), sizes, allow_empty=allow_empty, split=split)
-    if split:
+    if split and v.on_cpu_host(gg, r):
+        seg, n_seg = _host_split_segments(np.asarray(gg), np.asarray(r), num=num), 2 * num + 1
+    elif split:
         seg = _split_segments(gg, ot1d.group_order(r, gg, num_groups=num + 1), num=num)
         n_seg = 2 * num + 1
     else:
@@ -197,6 +199,31 @@ def _split_segments(gg: Array, order: Array, *, num: int) -> Array:
     )
     half = (pos >= count[gg] // 2).astype(jnp.int32)
     return jnp.where(gg < num, 2 * gg + half, 2 * num)
+
+
+def _host_split_segments(gg: np.ndarray, r: np.ndarray, *, num: int) -> np.ndarray:
+    """:func:`_split_segments` of the stable order of ``r`` within each group, with NumPy and
+    without sorting: a group's quantile half is its ``n_s // 2`` smallest keys, found by one
+    partition (ties at the boundary go to the lower row indices, as in the stable order)."""
+    seg = np.full(gg.shape, 2 * num, np.int32)  # the trash segment
+    # Rows by group, in index order within each: NumPy's stable sort of 16-bit keys is a radix
+    # sort (of int32 keys, a merge sort several times slower).
+    narrow = np.int16 if num < np.iinfo(np.int16).max else np.int32
+    by_group = np.argsort(gg.astype(narrow), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(gg, minlength=num + 1))])
+    for k in range(num):
+        rows = by_group[bounds[k] : bounds[k + 1]]
+        half = rows.size // 2
+        cdf_half = np.ones(rows.size, bool)
+        if half:
+            keys = r[rows]
+            kth = np.partition(keys, half - 1)[half - 1]
+            below = keys < kth
+            cdf_half &= ~below
+            ties = np.flatnonzero(keys == kth)[: half - int(np.count_nonzero(below))]
+            cdf_half[ties] = False
+        seg[rows] = 2 * k + cdf_half
+    return seg
 
 
 @functools.partial(jax.jit, static_argnames="grid_size")

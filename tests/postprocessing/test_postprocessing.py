@@ -417,3 +417,25 @@ def test_host_fit_inputs_equal_the_compiled_fit(options, monkeypatch):
         assert a.dtype == b.dtype and a.shape == b.shape, name
         bits = [x.reshape(-1).view(np.uint8) for x in (a, b)]
         np.testing.assert_array_equal(*bits, err_msg=name)
+
+
+@pytest.mark.parametrize("levels", [None, 3, 1])
+def test_host_split_equals_the_compiled_split(levels):
+    # The host split takes each group's n_s // 2 smallest keys by a partition; the compiled
+    # split ranks them by a stable sort. With ties among the keys (a few distinct levels, or
+    # all equal), empty and single-row groups and trash rows, both give the same segments.
+    from fairjax.postprocessing import _fit
+
+    rng = np.random.default_rng(0 if levels is None else levels)
+    num = 5
+    gg = rng.choice([0, 1, 3, num], size=2001, p=[0.5, 0.3, 0.15, 0.05]).astype(np.int32)
+    gg[7] = 4  # a group of one row; group 2 is empty
+    r = rng.random(gg.size).astype(np.float32)
+    if levels is not None:
+        r = np.floor(r * levels).astype(np.float32) / levels
+    host = _fit._host_split_segments(gg, r, num=num)
+    order = jnp.lexsort((jnp.asarray(r), jnp.asarray(gg)))  # XLA's stable sort by (group, key)
+    compiled = np.asarray(_fit._split_segments(jnp.asarray(gg), order, num=num))
+    np.testing.assert_array_equal(host, compiled)
+    quantile_half = np.bincount(host, minlength=2 * num + 1)[0 : 2 * num : 2]
+    np.testing.assert_array_equal(quantile_half, np.bincount(gg, minlength=num + 1)[:num] // 2)
