@@ -538,7 +538,7 @@ def _group_weight(w, g, num_groups, weights, labels, label_value) -> Array:
     (and integer or boolean labels) of at most ``DECISION_COUNTS_MAX_GROUPS`` groups, these are
     counts of rows: exact integer counts, all groups in one pass (the float sums take one
     masked reduction or one scatter each)."""
-    y = None if labels is None else jnp.asarray(labels)
+    y = None if labels is None else v.as_array(labels, "labels", ndim=1)
     if (
         weights is None
         and g.ndim == 1
