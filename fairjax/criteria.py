@@ -517,7 +517,9 @@ def group_rates(
     """Each condition's per-group mean of ``values`` and the weight of rows behind it.
 
     With hard decisions as ``values`` these are the rates the criterion equalises (selection
-    rate, TPR, FPR); with scores or probabilities, their smooth counterparts.
+    rate, TPR, FPR); with scores or probabilities, their smooth counterparts. Boolean
+    decisions without weights (integer ids, up to 8 groups) are counted exactly, every
+    condition in one pass (:func:`fairjax.groups.decision_counts`); other values are averaged.
 
     Args:
       values: decisions, probabilities or scores, shape ``(n,)``.
@@ -545,7 +547,7 @@ def group_rates(
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
     if _exact_counts_apply(values, groups, labels, num_groups, weights):
-        # Hard decisions, unweighted: exact int32 counts of every condition in one pass.
+        # Boolean decisions, unweighted: exact int32 counts of every condition in one pass.
         rows, positives = gs.decision_counts(
             values,
             groups,
@@ -580,11 +582,12 @@ def _integer_array(x: Any) -> bool:
 
 
 def _exact_counts_apply(values, groups, labels, num_groups, weights) -> bool:
-    """Whether :func:`fairjax.groups.decision_counts` gives these rates: integer or boolean
-    decisions and labels (arrays), integer ids, no weights, at most its number of groups."""
+    """Whether :func:`fairjax.groups.decision_counts` gives these rates: boolean decisions
+    (whose mean is the share of True; integer values may be scores, whose mean is not),
+    integer or boolean labels and ids, no weights, at most its number of groups."""
     return (
         weights is None
-        and _integer_array(values)
+        and getattr(values, "dtype", None) == jnp.bool_
         and _integer_array(groups)
         and (labels is None or _integer_array(labels))
         and all(getattr(x, "ndim", 1) == 1 for x in (values, groups, labels) if x is not None)

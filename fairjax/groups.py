@@ -27,6 +27,7 @@ by passing label values here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
 
 import jax
@@ -491,9 +492,17 @@ def decision_counts(
     if g.ndim != 1:
         raise ValueError(f"`groups` must be integer ids of shape (n,), got shape {g.shape}.")
     v.check_length(g, d.shape[0], "groups", "decisions")
+    if isinstance(label_values, (str, bytes)) or not isinstance(label_values, Sequence):
+        raise TypeError(
+            "`label_values` must be a sequence of label values or None (one condition each), "
+            f"got {type(label_values).__name__}."
+        )
     conditions = tuple(label_values)
     if not conditions:
         raise ValueError("`label_values` must hold at least one condition.")
+    for c in conditions:
+        if c is not None and not _label_scalar(c):
+            raise TypeError(f"`label_values` must hold numbers or None, got {c!r}.")
     y = None
     if any(c is not None for c in conditions):
         if labels is None:
@@ -511,7 +520,14 @@ def _integer_dtype(dtype) -> bool:
     return jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_
 
 
-def _exact_counts(g, y, conditions, num_groups, *, decisions=None) -> Array:
+def _label_scalar(value) -> bool:
+    """A label value the counts can compare with and compile for: a real Python or NumPy
+    number (hashable; a JAX array is not)."""
+    return isinstance(value, (int, float, np.integer, np.floating))
+
+
+@functools.partial(jax.jit, static_argnames=("conditions", "num_groups"))
+def _exact_counts(g, y, conditions, num_groups, decisions=None) -> Array:
     """Rows of each label condition and group, int32, in one pass: shape ``(C * G,)``; with
     ``decisions``, ``(C * G * 2,)``, each count followed by its rows' nonzero decisions."""
     arrays = {"g": g}
@@ -543,7 +559,7 @@ def _group_weight(w, g, num_groups, weights, labels, label_value) -> Array:
         weights is None
         and g.ndim == 1
         and num_groups <= DECISION_COUNTS_MAX_GROUPS
-        and (y is None or _integer_dtype(y.dtype))
+        and (y is None or (_integer_dtype(y.dtype) and _label_scalar(label_value)))
     ):
         conditions = (None if y is None else label_value,)
         return _exact_counts(g, y, conditions, num_groups).astype(w.dtype)

@@ -103,9 +103,9 @@ def test_group_rates_and_gaps_match_numpy(name, weighted, empty):
 @pytest.mark.parametrize("dtype", ["bool", "int8", "int32"])
 @pytest.mark.parametrize("G", [1, 3, 8, 9])
 def test_group_rates_of_hard_decisions_equal_the_float_path(name, dtype, G):
-    # Integer or boolean decisions without weights take exact one-pass counts (up to 8 groups);
-    # the same decisions as floats, and with unit weights, take the float group means. Both
-    # give the same rates and counts, bit for bit, and the same dtypes.
+    # Boolean decisions without weights take exact one-pass counts (up to 8 groups); integer
+    # decisions, and the same decisions as floats with unit weights, take the float group
+    # means. All give the same rates and counts, bit for bit, and the same dtypes.
     rng = np.random.default_rng(G)
     n = 5000
     s = rng.integers(0, G, n)
@@ -124,6 +124,18 @@ def test_group_rates_of_hard_decisions_equal_the_float_path(name, dtype, G):
     want_r, want_k = _np_rates(d.astype(float), M, y.astype(int), np.ones(n), name)
     np.testing.assert_allclose(hard[0], want_r, rtol=1e-6)
     np.testing.assert_array_equal(hard[1], want_k)
+
+
+def test_group_rates_of_integer_scores_are_their_means():
+    # Integer values may be scores, not decisions: their rate is their mean, never the share
+    # of nonzero values (which only boolean decisions are counted as).
+    s = np.array([0, 0, 1, 1])
+    for values, want in (([2, 0, 3, 1], [[1.0, 2.0]]), ([-1, 0, 1, 1], [[-0.5, 1.0]])):
+        for dtype in ("int8", "int32"):
+            rates, _ = criteria.group_rates(
+                np.array(values, dtype), s, criterion="demographic_parity", num_groups=2
+            )
+            np.testing.assert_array_equal(rates, want)
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))

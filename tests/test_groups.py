@@ -400,6 +400,27 @@ def test_decision_counts_under_jit_vmap_and_shard_map():
             ValueError,
             "`label_values`",
         ),
+        (
+            lambda: gs.decision_counts(
+                np.ones(4, int), np.zeros(4, int), np.ones(4, int), num_groups=2, label_values="1"
+            ),
+            TypeError,
+            "`label_values` must be a sequence",
+        ),
+        (
+            lambda: gs.decision_counts(
+                np.ones(4, int), np.zeros(4, int), np.ones(4, int), num_groups=2, label_values=1
+            ),
+            TypeError,
+            "`label_values` must be a sequence",
+        ),
+        (
+            lambda: gs.decision_counts(
+                np.ones(4, int), np.zeros(4, int), np.ones(4, int), num_groups=2, label_values=["1"]
+            ),
+            TypeError,
+            "`label_values` must hold numbers or None",
+        ),
     ],
 )
 def test_decision_counts_bad_input_names_the_argument(call, error, match):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
@@ -59,6 +60,16 @@ def check_inputs(
     grp = v.check_groups(labelled_groups(groups, num_groups), num_groups=num_groups, n=n)
     w = v.check_weights(weights, n)
     return true, pred, grp, w
+
+
+def hard_decisions(y_pred: Array) -> Array:
+    """Integer decisions as booleans (nonzero: positive), whose rates are exact counts
+    (:func:`fairjax.criteria.group_rates`); probabilities unchanged. Eager calls have checked
+    that integer decisions are 0 or 1, so the rates are theirs; under a caller's ``jit``,
+    where nothing is checked, any nonzero integer counts as a positive decision."""
+    if jnp.issubdtype(y_pred.dtype, jnp.integer):
+        return y_pred != 0
+    return y_pred
 
 
 def check_regression_inputs(

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from fairjax import criteria
 from fairjax import groups as gs
-from fairjax.metrics._common import check_agg, check_inputs
+from fairjax.metrics._common import check_agg, check_inputs, hard_decisions
 from fairjax.metrics._confusion import criterion_difference
 
 Array = jax.Array
@@ -24,7 +24,7 @@ ArrayLike = jax.typing.ArrayLike
 def _gaps(y_true, y_pred, groups, weights, num_groups, criterion, axis_name):
     """The largest gap between non-empty groups of each rate of ``criterion``, shape (C,)."""
     rates, counts = criteria.group_rates(
-        y_pred,
+        hard_decisions(y_pred),
         groups,
         y_true,
         criterion=criterion,
@@ -129,7 +129,7 @@ def demographic_parity_difference(
 @functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
 def _dp_ratio(y_pred, groups, weights, num_groups, axis_name):
     rates, counts = criteria.group_rates(
-        y_pred,
+        hard_decisions(y_pred),
         groups,
         criterion="demographic_parity",
         num_groups=num_groups,

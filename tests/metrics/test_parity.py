@@ -133,3 +133,37 @@ SHARDED_METRICS = {
 @pytest.mark.parametrize("name", sorted(SHARDED_METRICS))
 def test_sharded_equals_single_device(name):
     check_sharded_equals_single_device(SHARDED_METRICS[name])
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "uint8", "int32", "float32"])
+def test_parity_metrics_of_every_decision_dtype_agree(dtype):
+    # Integer decisions are read as booleans (nonzero: positive) and counted exactly; float
+    # decisions are averaged. On valid decisions (0 or 1) every dtype gives the same values,
+    # eagerly and under jit, and they equal a NumPy reference.
+    rng = np.random.default_rng(5)
+    n, G = 9001, 3
+    s = rng.integers(0, G, n)
+    y = rng.integers(0, 2, n)
+    d = (rng.random(n) < 0.2 + 0.3 * (s == 1)).astype(dtype)
+    calls = {
+        "dp": lambda d, s, y: fm.demographic_parity_difference(d, s, num_groups=G),
+        "dp_ratio": lambda d, s, y: fm.demographic_parity_ratio(d, s, num_groups=G),
+        "eo": lambda d, s, y: fm.equal_opportunity_difference(y, d, s, num_groups=G),
+        "eodds": lambda d, s, y: fm.equalized_odds_difference(y, d, s, num_groups=G),
+    }
+    sel = np.array([d[s == k].astype(float).mean() for k in range(G)])
+    tpr = np.array([d[(s == k) & (y == 1)].astype(float).mean() for k in range(G)])
+    fpr = np.array([d[(s == k) & (y == 0)].astype(float).mean() for k in range(G)])
+    want = {
+        "dp": np.ptp(sel),
+        "dp_ratio": sel.min() / sel.max(),
+        "eo": np.ptp(tpr),
+        "eodds": max(np.ptp(tpr), np.ptp(fpr)),
+    }
+    for name, call in calls.items():
+        eager = call(d, s, y)
+        jitted = jax.jit(call)(d, s, y)
+        as_float = call(d.astype(np.float32), s, y)
+        np.testing.assert_allclose(eager, want[name], rtol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(eager, jitted, err_msg=name)
+        np.testing.assert_array_equal(eager, as_float, err_msg=name)
