@@ -922,8 +922,17 @@ def test_check_scalar_contract():
         v.check_scalar(np.ones(2), "c")
 
 
-@pytest.mark.parametrize("dtype", ["bool", "int8", "uint8", "int32", "float32"])
-@pytest.mark.parametrize("bad", [None, 2, -1, 0.5, np.nan])
+# Each dtype with the bad values it can hold (a bool holds none, an unsigned int no -1).
+_HELD = {
+    "bool": [],
+    "int8": [2, -1],
+    "uint8": [2],
+    "int32": [2, -1],
+    "float32": [2, -1, 0.5, np.nan],
+}
+
+
+@pytest.mark.parametrize("dtype, bad", [(d, b) for d, bads in _HELD.items() for b in [None, *bads]])
 @pytest.mark.parametrize("xp", ["numpy", "jax"])
 def test_binary_and_unit_interval_checks_of_every_dtype(dtype, bad, xp, monkeypatch):
     # The checks read a minimum and a maximum (integers) or compare every value (floats):
@@ -937,10 +946,7 @@ def test_binary_and_unit_interval_checks_of_every_dtype(dtype, bad, xp, monkeypa
     values = np.array([0, 1, 1, 0, 1] * 3, dtype=np.float64)
     if bad is not None:
         values[7] = bad
-    arr = values.astype(dtype) if np.isfinite(values).all() or dtype == "float32" else None
-    if arr is None or (dtype != "float32" and not np.array_equal(arr, values)):
-        pytest.skip("a value this dtype cannot hold")
-    arr = jnp.asarray(arr)
+    arr = jnp.asarray(values.astype(dtype))
     in_unit = bad is None or (bad == 0.5)
     binary = bad is None
     for check, ok, match in (
