@@ -100,8 +100,8 @@ def test_group_rates_and_gaps_match_numpy(name, weighted, empty):
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
-@pytest.mark.parametrize("dtype", ["bool", "int8", "int32"])
-@pytest.mark.parametrize("G", [1, 3, 8, 9])
+@pytest.mark.parametrize("dtype", ["bool", "int32"])
+@pytest.mark.parametrize("G", [1, 3, 9])
 def test_group_rates_of_hard_decisions_equal_the_float_path(name, dtype, G):
     # Boolean decisions without weights take exact one-pass counts (up to 8 groups); integer
     # decisions, and the same decisions as floats with unit weights, take the float group
