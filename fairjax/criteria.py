@@ -517,9 +517,7 @@ def group_rates(
     """Each condition's per-group mean of ``values`` and the weight of rows behind it.
 
     With hard decisions as ``values`` these are the rates the criterion equalises (selection
-    rate, TPR, FPR); with scores or probabilities, their smooth counterparts. Boolean
-    decisions without weights (integer ids, up to 8 groups) are counted exactly, every
-    condition in one pass (:func:`fairjax.groups.decision_counts`); other values are averaged.
+    rate, TPR, FPR); with scores or probabilities, their smooth counterparts.
 
     Args:
       values: decisions, probabilities or scores, shape ``(n,)``.
@@ -546,19 +544,6 @@ def group_rates(
     crit = _decision_rates(criterion)
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
-    if _exact_counts_apply(values, groups, labels, num_groups, weights):
-        # Boolean decisions, unweighted: exact int32 counts of every condition in one pass.
-        rows, positives = gs.decision_counts(
-            values,
-            groups,
-            labels,
-            num_groups=num_groups,
-            label_values=crit.conditions,
-            axis_name=axis_name,
-        )
-        dtype = v.float_dtype(values, groups)
-        rows, positives = rows.astype(dtype), positives.astype(dtype)
-        return gs.safe_divide(positives, rows), rows
     means, counts = [], []
     for c in crit.conditions:
         m, k = gs.group_means(
@@ -574,26 +559,6 @@ def group_rates(
         means.append(m)
         counts.append(k)
     return jnp.stack(means), jnp.stack(counts)
-
-
-def _integer_array(x: Any) -> bool:
-    dtype = getattr(x, "dtype", None)
-    return dtype is not None and (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_)
-
-
-def _exact_counts_apply(values, groups, labels, num_groups, weights) -> bool:
-    """Whether :func:`fairjax.groups.decision_counts` gives these rates: boolean decisions
-    (whose mean is the share of True; integer values may be scores, whose mean is not),
-    integer or boolean labels and ids, no weights, at most its number of groups."""
-    return (
-        weights is None
-        and getattr(values, "dtype", None) == jnp.bool_
-        and _integer_array(groups)
-        and (labels is None or _integer_array(labels))
-        and all(getattr(x, "ndim", 1) == 1 for x in (values, groups, labels) if x is not None)
-        and isinstance(num_groups, int)
-        and 0 < num_groups <= gs.DECISION_COUNTS_MAX_GROUPS
-    )
 
 
 def check_call(

@@ -363,7 +363,9 @@ def group_means(
        \\quad (0 \\text{ when the denominator is } 0)
 
     With ``axis_name``, numerator and denominator are summed across devices before the division,
-    so the result is the mean over the whole (sharded) batch.
+    so the result is the mean over the whole (sharded) batch. Without weights, integer ids of up
+    to 8 groups are counted exactly, and boolean values (hard decisions) too, all in one pass
+    (:func:`decision_counts`).
 
     Args:
       values: array of shape ``(n,)`` or ``(n, d1, ...)``.
@@ -388,6 +390,14 @@ def group_means(
       Array([1.5, 4. , 0. ], dtype=float32)
     """
     x, g, w = _prepare(values, groups, num_groups, weights, labels, label_value, nonempty=True)
+    exact = _exact_condition(g, num_groups, weights, labels, label_value)
+    if exact is not None and x.ndim == 1 and getattr(values, "dtype", None) == jnp.bool_:
+        # Boolean values (hard decisions): their sums are counts too; all in one pass.
+        d = v.as_array(values, "values", ndim=1)
+        pairs = _exact_counts(g, *exact, num_groups, decisions=d).reshape(num_groups, 2)
+        counts, sums = _psum(pairs.astype(x.dtype), axis_name).T
+        means = safe_divide(sums, counts)
+        return (means, counts) if return_counts else means
     # Sums and counts are separate reductions: the counts do not depend on the values, so in a
     # training loop XLA computes them once, outside the loop, and under vmap over the values
     # (a Pareto sweep) they are not repeated per model.
@@ -449,10 +459,10 @@ def decision_counts(
 
     (:math:`[y_i = \ell_c] = 1` for every row when :math:`\ell_c` is None). These are the
     counts behind every rate of unweighted hard decisions (selection rate, TPR, FPR):
-    :func:`fairjax.criteria.group_rates` takes them from here for integer or boolean
-    decisions. All ``2 C G`` counts come from one read of the rows (a variadic reduction over
-    blocks of rows, exact in integers), where :func:`group_counts` and :func:`group_sums` make
-    one float reduction each.
+    :func:`group_means` of boolean values takes them from here, and so the rates of
+    :func:`fairjax.criteria.group_rates` and the parity metrics. All ``2 C G`` counts come
+    from one read of the rows (a variadic reduction over blocks of rows, exact in integers),
+    where :func:`group_counts` and :func:`group_sums` make one float reduction each.
 
     Args:
       decisions: integer or boolean decisions ``(n,)``; a nonzero decision is positive.
@@ -549,11 +559,10 @@ def _exact_counts(g, y, conditions, num_groups, decisions=None) -> Array:
     return jnp.stack(_count_one_pass(terms, *arrays.values()))
 
 
-def _group_weight(w, g, num_groups, weights, labels, label_value) -> Array:
-    """``sum_i w_i M_ig`` of the row weights ``w``. Without sample weights, for integer ids
-    (and integer or boolean labels) of at most ``DECISION_COUNTS_MAX_GROUPS`` groups, these are
-    counts of rows: exact integer counts, all groups in one pass (the float sums take one
-    masked reduction or one scatter each)."""
+def _exact_condition(g, num_groups, weights, labels, label_value):
+    """``(labels, conditions)`` for :func:`_exact_counts` when the group weights are counts of
+    rows (no sample weights, integer ids of at most ``DECISION_COUNTS_MAX_GROUPS`` groups,
+    integer or boolean labels if any, compared with a number), else None."""
     y = None if labels is None else v.as_array(labels, "labels", ndim=1)
     if (
         weights is None
@@ -561,9 +570,18 @@ def _group_weight(w, g, num_groups, weights, labels, label_value) -> Array:
         and num_groups <= DECISION_COUNTS_MAX_GROUPS
         and (y is None or (_integer_dtype(y.dtype) and _label_scalar(label_value)))
     ):
-        conditions = (None if y is None else label_value,)
-        return _exact_counts(g, y, conditions, num_groups).astype(w.dtype)
-    return _per_group_sum(w, g, num_groups)
+        return y, (None if y is None else label_value,)
+    return None
+
+
+def _group_weight(w, g, num_groups, weights, labels, label_value) -> Array:
+    """``sum_i w_i M_ig`` of the row weights ``w``: exact integer counts, all groups in one
+    pass, where they are counts of rows (:func:`_exact_condition`); else float sums (one
+    masked reduction or one scatter each)."""
+    exact = _exact_condition(g, num_groups, weights, labels, label_value)
+    if exact is None:
+        return _per_group_sum(w, g, num_groups)
+    return _exact_counts(g, *exact, num_groups).astype(w.dtype)
 
 
 def safe_divide(numerator: Array, denominator: Array) -> Array:
