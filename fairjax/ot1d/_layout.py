@@ -184,12 +184,12 @@ def _host_uniform_layout(values: Array, groups: Array, num_groups: int) -> Group
     dtype = val.dtype
     counts = np.bincount(seg, minlength=num_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    if num_groups <= 16:
-        zs = np.concatenate([np.sort(val[seg == k]) for k in range(num_groups)])
-    else:
-        zs = val[np.argsort(seg.astype(np.int32), kind="stable")]
-        for a, c in zip(starts.tolist(), counts.tolist(), strict=True):
-            zs[a : a + c].sort()
+    # A stable argsort of 16-bit ids is NumPy's radix sort (2-5x faster than boolean masks
+    # per group, or than a stable sort of 32-bit ids); then each segment sorts in place.
+    key = seg.astype(np.int16) if num_groups <= np.iinfo(np.int16).max else seg
+    zs = val[np.argsort(key, kind="stable")]
+    for a, c in zip(starts.tolist(), counts.tolist(), strict=True):
+        zs[a : a + c].sort()
     levels = np.zeros(zs.shape, dtype)
     knots = np.zeros(zs.shape, dtype)
     for a, c in zip(starts.tolist(), counts.tolist(), strict=True):

@@ -49,10 +49,12 @@ def test_group_samples_segments_levels_knots(weighted):
         np.testing.assert_allclose(_segment(lay.knots, lay, k), knots, rtol=1e-5, atol=1e-7)
 
 
-def test_host_and_traced_layouts_agree():
-    x, g = _data(400, seed=3)
-    host = ot1d.group_samples(x, g, num_groups=3)
-    traced = jax.jit(lambda a, b: ot1d.group_samples(a, b, num_groups=3))(x, g)
+@pytest.mark.parametrize("num_groups", [3, 40])
+def test_host_and_traced_layouts_agree(num_groups):
+    # Ties, and an empty group (the last id never drawn), through the host's radix partition.
+    x, g = _data(400, seed=3, num_groups=num_groups - 1, ties=True)
+    host = ot1d.group_samples(x, g, num_groups=num_groups)
+    traced = jax.jit(lambda a, b: ot1d.group_samples(a, b, num_groups=num_groups))(x, g)
     for a, b in zip(host, traced, strict=True):
         np.testing.assert_array_equal(a, b)
 
