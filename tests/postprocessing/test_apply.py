@@ -190,17 +190,42 @@ def test_host_apply_leaves_tiny_magnitudes_and_float64_to_the_compiled_path():
         return _apply._use_host(st, y, sq, jax.random.key(1), jnp.float32(1))
 
     assert use(st, jnp.asarray(fq))
-    # A large batch runs the compiled program (twice as fast once compiled).
-    many = np.resize(fq, _apply._HOST_MAX_QUERIES + 1)
-    assert not _apply._use_host(
-        st, jnp.asarray(many), np.resize(sq, many.shape), jax.random.key(1), jnp.float32(1)
-    )
     tiny = fq.copy()
     tiny[0] = 1e-30  # a product of it could be subnormal, which XLA flushes to zero
     assert not use(st, jnp.asarray(tiny))
     with jax.enable_x64(True):
         st64 = pp.fit_barycenter(f.astype(np.float64), s, num_groups=2, key=jax.random.key(0))
         assert not use(st64, jnp.asarray(fq, jnp.float64))
+
+
+def test_a_large_batch_runs_on_the_host_once_then_compiled(monkeypatch):
+    # Past _HOST_MAX_QUERIES the first call of a program (shape bucket, dtypes, state layout)
+    # runs on the host, without waiting for a compilation; the next calls of the same program
+    # compile it (faster from then on); the same numbers either way.
+    from fairjax.postprocessing import _apply
+
+    monkeypatch.setattr(_apply, "_HOST_MAX_QUERIES", 1000)
+    monkeypatch.setattr(_apply, "_PROGRAMS_MET", set())
+    (f, s), (fq, sq) = _host_data(3000, 3050, 3, 7, decimals=1)
+    st = pp.fit_barycenter(f, s, num_groups=3, key=jax.random.key(0), jitter=0.0)
+    calls = []
+    host = _apply._apply_host
+    monkeypatch.setattr(_apply, "_apply_host", lambda *a: calls.append(a[1].shape[0]) or host(*a))
+
+    def apply(m, key=1):
+        return np.asarray(pp.apply_barycenter(st, fq[:m], sq[:m], key=jax.random.key(key)))
+
+    first, second = apply(3000), apply(3000)
+    assert calls == [3000]
+    np.testing.assert_array_equal(first.view(np.uint32), second.view(np.uint32))
+    apply(3050, key=2)  # the same shape bucket and dtypes: the compiled program
+    apply(500)  # a small batch: always the host
+    assert calls == [3000, 500]
+    st2 = pp.fit_barycenter(f, s, num_groups=3, key=jax.random.key(0), interpolation="linear")
+    apply_other = pp.apply_barycenter(st2, fq, sq, key=jax.random.key(1))  # another program
+    assert calls == [3000, 500, 3050]
+    jitted = jax.jit(lambda st, x, g, k: pp.apply_barycenter(st, x, g, key=k))
+    np.testing.assert_array_equal(apply_other, jitted(st2, fq, sq, jax.random.key(1)))
 
 
 def _round_f32(x):
