@@ -210,7 +210,7 @@ def check_groups(
       n: the expected number of rows, or None to skip the length check.
       host: keep NumPy input on the host (see :func:`as_array`).
     """
-    _check_host_ids(groups, num_groups)
+    checked = _check_host_ids(groups, num_groups)
     arr = as_array(groups, "groups", ndim=(1, 2), host=host)
     if arr.ndim == 1:
         if not (jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == jnp.bool_):
@@ -224,7 +224,7 @@ def check_groups(
                 "jit); outside jit it is inferred from concrete labels."
             )
         check_num_groups(num_groups)
-        if is_concrete(arr) and arr.size:
+        if is_concrete(arr) and arr.size and not checked:
             # Compared as Python ints: a narrow dtype (uint8 ids, num_groups=300) would wrap
             # num_groups in jax.numpy, not in NumPy.
             if not holds(lambda xp, a: int(xp.min(a)) >= 0 and int(xp.max(a)) < num_groups, arr):
@@ -308,21 +308,25 @@ def _raise_id_range(ids: np.ndarray, num_groups: int) -> None:
     )
 
 
-def _check_host_ids(groups: object, num_groups: object) -> None:
+def _check_host_ids(groups: object, num_groups: object) -> bool:
     """Range-checks integer ids in their own dtype, before JAX casts them: without x64, int64
-    and uint64 ids become int32 and ``2**32`` would wrap to group 0 and pass the check."""
+    and uint64 ids become int32 and ``2**32`` would wrap to group 0 and pass the check.
+
+    Returns whether it checked them: ids in ``[0, num_groups)`` keep their values in the cast
+    (``num_groups`` is a valid int32 count), so no second check is needed."""
     if isinstance(groups, jax.Array) or groups is None:
-        return  # already a JAX dtype: no cast ahead (a tracer has no values to check)
+        return False  # already a JAX dtype: no cast ahead (a tracer has no values to check)
     try:
         host = np.asarray(groups)
     except (TypeError, ValueError):
-        return  # as_array reports it
+        return False  # as_array reports it
     if host.ndim != 1 or host.dtype.kind not in "iu" or not host.size:
-        return
+        return False
     if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
-        return  # check_num_groups reports it
+        return False  # check_num_groups reports it
     if int(np.min(host)) < 0 or int(np.max(host)) >= int(num_groups):
         _raise_id_range(host, int(num_groups))
+    return 0 < int(num_groups) < 2**31
 
 
 def check_num_groups(num_groups: object) -> int:
