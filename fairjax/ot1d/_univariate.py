@@ -140,19 +140,22 @@ def _host_pooled_cdfs(x: np.ndarray, g: np.ndarray, num_groups: int) -> PooledCD
     for k in range(num_groups):
         np.cumsum(sorted_groups == k, out=cum[:, k])
     cum[:, -1] = np.arange(1, x.shape[0] + 1)
-    levels, counts = _count_levels(jnp.asarray(cum), dtype=dtype)
     run_end = np.concatenate([points[1:] > points[:-1], [True]])
-    return PooledCDFs(
-        jnp.asarray(points), levels[:, :-1], levels[:, -1], jnp.asarray(run_end), counts[:-1]
-    )
+    # One device_put (each is a dispatch), not jnp.asarray (a copy program per new shape).
+    cum, points, run_end = jax.device_put((cum, points, run_end))
+    cdfs, pooled, counts = _count_levels(cum, dtype=dtype)
+    return PooledCDFs(points, cdfs, pooled, run_end, counts)
 
 
 @functools.partial(jax.jit, static_argnames="dtype")
-def _count_levels(cum: Array, *, dtype: np.dtype) -> tuple[Array, Array]:
-    """CDF levels of cumulative counts ``(n, G)`` by the division of :func:`cdf_levels` (the
-    same XLA program, so the same bits), and the counts."""
+def _count_levels(cum: Array, *, dtype: np.dtype) -> tuple[Array, Array, Array]:
+    """CDF levels of cumulative counts ``(n, G + 1)`` (the pool last) by the division of
+    :func:`cdf_levels` (the same XLA program, so the same bits): the groups' ``(n, G)``, the
+    pool's ``(n,)``, and the groups' counts ``(G,)``. The slices are taken inside the program:
+    an eager slice of a device array costs a dispatch of its own."""
     cum = cum.astype(dtype)
-    return _cumulative_levels(cum.T).T, cum[-1]
+    levels = _cumulative_levels(cum.T).T
+    return levels[:, :-1], levels[:, -1], cum[-1, :-1]
 
 
 def _sort_with_groups(x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
