@@ -218,11 +218,13 @@ def check_groups(
                 "`groups` must be integer group ids (or a float (n, num_groups) membership "
                 f"matrix), got a 1-D array of dtype {arr.dtype}."
             )
-        if num_groups is None:
+        if num_groups is None and not is_concrete(arr):
             raise ValueError(
                 "`num_groups` is required (a static int) when `groups` holds traced ids (under "
-                "jit); outside jit it is inferred from concrete labels."
+                "jit); outside jit the metrics infer it from concrete labels."
             )
+        if num_groups is None:  # concrete ids that the caller did not count
+            raise ValueError("`num_groups` is required (a static int) with integer group ids.")
         check_num_groups(num_groups)
         if is_concrete(arr) and arr.size and not checked:
             # Compared as Python ints: a narrow dtype (uint8 ids, num_groups=300) would wrap

@@ -448,3 +448,11 @@ def test_counts_without_weights_equal_unit_weights(num_groups, labels_dtype):
     np.testing.assert_array_equal(means, want_means)
     keep = np.ones(n, bool) if labels is None else np.asarray(labels) == 0
     np.testing.assert_array_equal(counts, np.bincount(np.asarray(ids)[keep], minlength=num_groups))
+
+
+def test_missing_num_groups_message_fits_concrete_and_traced_ids():
+    x, ids = np.array([1.0, 0.0, 1.0]), np.array([0, 1, 0])
+    with pytest.raises(ValueError, match=r"`num_groups` is required .* with integer group ids"):
+        gs.group_means(x, ids)
+    with pytest.raises(ValueError, match=r"`num_groups` is required .* traced ids"):
+        jax.jit(lambda a, b: gs.group_means(a, b))(x, ids)

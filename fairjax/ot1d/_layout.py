@@ -80,6 +80,19 @@ def _on_host(*arrays: object) -> bool:
     return v.on_cpu_host(*arrays)
 
 
+def _sort_segments(zs: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> None:
+    """Sorts each segment of ``zs`` in place, as a stable sort would: NumPy's sort of floats
+    is not stable, so ``-0.0`` and ``+0.0`` (equal) could come out in any order, where XLA's
+    stable sort keeps them in the input order: they are put back in it."""
+    zero = zs == 0
+    signed = zero.any() and np.signbit(zs[zero]).any()
+    zeros = zs[zero] if signed else None  # the zeros of each segment, in input order
+    for a, c in zip(starts.tolist(), counts.tolist(), strict=True):
+        zs[a : a + c].sort()
+    if signed:
+        zs[zs == 0] = zeros  # each segment's zeros: one run, as many as before, in order
+
+
 def group_order(values: ArrayLike, groups: ArrayLike, *, num_groups: int) -> Array:
     """The stable permutation that sorts rows by group, then by value within a group.
 
@@ -170,7 +183,9 @@ def group_samples(
         raise TypeError(f"`groups` must be integer ids of shape (n,), got shape {g.shape}.")
     g = g.astype(jnp.int32)
     w = v.check_weights(weights, x.shape[0])
-    if w is None and _on_host(x, g):
+    # One group takes the compiled path: there XLA divides by the one count as a product with
+    # its reciprocal, which NumPy's division would not reproduce bit for bit.
+    if w is None and num_groups > 1 and _on_host(x, g):
         return _host_uniform_layout(x, g, num_groups)
     w = jnp.ones(x.shape, x.dtype) if w is None else w.astype(x.dtype)
     order = group_order(x, g, num_groups=num_groups)
@@ -188,8 +203,7 @@ def _host_uniform_layout(values: Array, groups: Array, num_groups: int) -> Group
     # per group, or than a stable sort of 32-bit ids); then each segment sorts in place.
     key = seg.astype(np.int16) if num_groups <= np.iinfo(np.int16).max else seg
     zs = val[np.argsort(key, kind="stable")]
-    for a, c in zip(starts.tolist(), counts.tolist(), strict=True):
-        zs[a : a + c].sort()
+    _sort_segments(zs, starts, counts)
     levels = np.zeros(zs.shape, dtype)
     knots = np.zeros(zs.shape, dtype)
     for a, c in zip(starts.tolist(), counts.tolist(), strict=True):
@@ -215,6 +229,9 @@ def _host_uniform_layout(values: Array, groups: Array, num_groups: int) -> Group
 @functools.partial(jax.jit, static_argnames="num_groups")
 def _layout_from_order(z, w, seg, order, *, num_groups: int) -> GroupedSamples:
     """Values, CDF levels, type-7 knots, starts and counts of the sorted segments."""
+    if z.shape[0] == 0:  # no rows: empty segments (a gather from an empty array cannot lower)
+        zeros = jnp.zeros((num_groups,), jnp.int32)
+        return GroupedSamples(z, z, z, zeros, zeros, jnp.zeros((num_groups,), z.dtype))
     zs, ws, ss = z[order], w[order], seg[order]
     count = jnp.bincount(seg, length=num_groups).astype(jnp.int32)
     start = (jnp.cumsum(count) - count).astype(jnp.int32)
@@ -594,7 +611,7 @@ def group_quantile(
         else:
             i = _segment_search(samples.levels, start, count, u * (1 - eps), side="left")
         i = jnp.clip(i, 0, jnp.maximum(count - 1, 0))
-        return _nan_at(u, vals[jnp.clip(start + i, 0, last)])
+        return _nan_at(u, vals[jnp.clip(start + i, 0, last)].astype(dtype))
     if uniform:
         h = u * jnp.maximum(n - 1, 0)
         i = jnp.clip(jnp.floor(h).astype(jnp.int32), 0, jnp.maximum(count - 2, 0))
@@ -607,7 +624,7 @@ def group_quantile(
         frac = jnp.clip(gs.safe_divide(u - k_lo, k_hi - k_lo), 0, 1)
     lo = vals[jnp.clip(start + i, 0, last)]
     hi = vals[jnp.clip(start + jnp.minimum(i + 1, jnp.maximum(count - 1, 0)), 0, last)]
-    return _nan_at(u, lo + frac * (hi - lo))
+    return _nan_at(u, (lo + frac * (hi - lo)).astype(dtype))
 
 
 def barycenter_quantile(

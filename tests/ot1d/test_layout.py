@@ -59,6 +59,30 @@ def test_host_and_traced_layouts_agree(num_groups):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("num_groups", [1, 2, 40])
+def test_host_and_traced_layouts_agree_on_signed_zeros_and_one_group(num_groups):
+    # -0.0 and +0.0 are equal: the stable (traced) sort keeps them in input order, which the
+    # host's unstable sort must reproduce; one group takes the compiled path (its division).
+    rng = np.random.default_rng(11)
+    x = np.round(rng.normal(size=600), 0).astype(np.float32)
+    zero = x == 0
+    x[zero] = np.where(rng.random(zero.sum()) < 0.5, -0.0, 0.0)
+    g = rng.integers(0, num_groups, 600).astype(np.int32)
+    host = ot1d.group_samples(x, g, num_groups=num_groups)
+    traced = jax.jit(lambda a, b: ot1d.group_samples(a, b, num_groups=num_groups))(x, g)
+    for a, b in zip(host, traced, strict=True):
+        np.testing.assert_array_equal(np.asarray(a).view(np.uint8), np.asarray(b).view(np.uint8))
+
+
+def test_empty_layout_under_jit_equals_the_eager_one():
+    empty = (np.zeros(0, np.float32), np.zeros(0, np.int32))
+    eager = ot1d.group_samples(*empty, num_groups=3)
+    traced = jax.jit(lambda a, b: ot1d.group_samples(a, b, num_groups=3))(*empty)
+    for a, b in zip(eager, traced, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def test_group_cdf_step_is_left_limit_and_uniform_agrees():
     x, g = _data(200, seed=4, ties=True)
     lay = ot1d.group_samples(x, g, num_groups=3)

@@ -228,6 +228,59 @@ def test_a_large_batch_runs_on_the_host_once_then_compiled(monkeypatch):
     np.testing.assert_array_equal(apply_other, jitted(st2, fq, sq, jax.random.key(1)))
 
 
+@pytest.mark.parametrize("interpolation", ["step", "linear"])
+def test_one_group_applies_as_under_jit_on_every_call(interpolation, monkeypatch):
+    # With one group XLA folds the apply's sums and divisions (0 + x to x, a division by the
+    # one count to a product), which the host path does not reproduce: one group compiles.
+    # Signed zeros and ties without jitter: the layout keeps -0.0 and +0.0 in input order.
+    from fairjax.postprocessing import _apply
+
+    monkeypatch.setattr(_apply, "_HOST_MAX_QUERIES", 100)
+    monkeypatch.setattr(_apply, "_PROGRAMS_MET", set())
+    rng = np.random.default_rng(3)
+    f = np.round(rng.normal(size=800), 1).astype(np.float32)
+    f[:40] = np.where(np.arange(40) % 2, -0.0, 0.0)
+    s = np.zeros(800, np.int32)
+    kwargs = dict(num_groups=1, key=jax.random.key(0), interpolation=interpolation)
+    st = pp.fit_barycenter(f, s, jitter=0.0, **kwargs)
+    fit_jit = jax.jit(lambda f, s: pp.fit_barycenter(f, s, jitter=0.0, **kwargs))(f, s)
+    for a, b in zip(jax.tree.leaves(st), jax.tree.leaves(fit_jit), strict=True):
+        a, b = np.atleast_1d(a), np.atleast_1d(b)
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+    jitted = jax.jit(lambda st, x, g, k: pp.apply_barycenter(st, x, g, key=k))
+    for m in (50, 500, 500):  # small, then the first and second calls of a large batch
+        want = jitted(st, f[:m], s[:m], jax.random.key(1))
+        got = pp.apply_barycenter(st, f[:m], s[:m], key=jax.random.key(1))
+        np.testing.assert_array_equal(np.asarray(got).view(np.uint32), want.view(np.uint32))
+
+
+def test_float64_state_applies_to_float32_scores_in_their_dtype():
+    rng = np.random.default_rng(4)
+    f, s = rng.normal(size=300), np.arange(300) % 2
+    q = np.float32([0.1, -0.3, 0.7])
+    with jax.enable_x64(True):
+        for method, interpolation in [
+            ("exact", "step"),
+            ("exact", "linear"),
+            ("quantile_grid", "linear"),
+        ]:
+            st = pp.fit_barycenter(
+                f,
+                s,
+                num_groups=2,
+                key=jax.random.key(1),
+                method=method,
+                interpolation=interpolation,
+            )
+            out = pp.apply_barycenter(st, q, np.array([0, 1, 0]), key=jax.random.key(2))
+            assert out.dtype == np.float32
+            want = pp.apply_barycenter(
+                st, q.astype(np.float64), np.array([0, 1, 0]), key=jax.random.key(2)
+            )
+            # The same map; the queries' jitter is drawn in their own dtype.
+            np.testing.assert_allclose(out, want, atol=1e-3)
+
+
 def _round_f32(x):
     """The float32 nearest the exact rational ``x`` (ties to even)."""
     from fractions import Fraction
