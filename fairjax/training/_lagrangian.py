@@ -194,8 +194,10 @@ class ConstrainedResult(NamedTuple):
       selected_step: the step whose parameters ``params`` are (``num_steps`` for the last
         iterate).
       train_constraint: the dual constraint (for :func:`fit_rate_constrained`, the largest rate
-        gap) of ``params`` on the training data.
-      validation_constraint: the same on ``validation_data`` (NaN when none was given).
+        gap) of ``params`` on the training data; NaN when ``finite`` is False (a constraint
+        of hard decisions reads 0 for NaN logits, which decide nothing).
+      validation_constraint: the same on ``validation_data`` (NaN when none was given, or
+        when ``finite`` is False).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
         ``<= target + tolerance``; always False when ``finite`` is.
       finite: whether ``params`` and the measured constraints are finite (False: training
@@ -417,12 +419,18 @@ def _constrained_result(
         state,
         history,
         chosen_step,
-        float(np.max(train_v)),
-        float("nan") if val_v is None else float(np.max(val_v)),
+        _reported(train_v, ok),
+        _reported(val_v, ok),
         # Every constraint within its own bound (a vector target has one per constraint).
         ok and bool(np.all(checked <= bound)),
         ok,
     )
+
+
+def _reported(values, finite: bool) -> float:
+    """The largest of the measured constraints, NaN when none was measured or the result
+    diverged (its measured values, e.g. hard decisions of NaN logits, mean nothing)."""
+    return float(np.max(values)) if values is not None and finite else float("nan")
 
 
 def _fit_stream(
@@ -476,8 +484,8 @@ def _fit_stream(
         state,
         history,
         len(infos),
-        float("nan") if train_v is None else float(np.max(train_v)),
-        float("nan") if val_v is None else float(np.max(val_v)),
+        _reported(train_v, ok),
+        _reported(val_v, ok),
         satisfied,
         ok,
     )

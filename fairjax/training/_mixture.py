@@ -221,7 +221,16 @@ def fit_rate_constrained_mixture(
     }
     if val_gaps is not None:
         stats["validation_gaps"] = np.asarray(val_gaps)
-    q = best_mixture(stats, target=target)
+    # Candidates with NaN decisions (NaN gaps or error) cannot enter the linear program; if
+    # none is left, the last one is returned, and reported as diverged below.
+    usable = np.isfinite(stats["error"]) & np.isfinite(stats["constraint"])
+    q = np.zeros(len(usable))
+    if usable.any():
+        q[usable] = best_mixture(
+            {"error": stats["error"][usable], "gaps": stats["gaps"][usable]}, target=target
+        )
+    else:
+        q[-1] = 1.0
     keep = np.flatnonzero(q)
     train_gap = _expected_gap(q[keep], stats["gaps"][keep])
     val_gap = float("nan")

@@ -243,18 +243,19 @@ def fit_rate_constrained(
     val_gap = float("nan") if validation_data is None else float(gaps[1])
     measured = train_gap if validation_data is None else val_gap
     bound = np.asarray(target, gaps.dtype) + np.asarray(tolerance, gaps.dtype)
-    # The gaps are of hard decisions (NaN logits decide 0 everywhere: no gap), so the check
-    # that matters is on the parameters.
-    # A stream without constraint_data has no training gap (NaN): not a divergence.
+    # The gaps are NaN where a logit is (a NaN logit decides nothing); the parameters are
+    # checked too. A stream without constraint_data has no training gap (NaN): not a
+    # divergence.
     measured_gaps = gaps[1:] if stream and constraint_data is None else gaps
     ok = _loop.finite("training.fit_rate_constrained", chosen, measured_gaps)
+    nan = float("nan")
     return ConstrainedResult(
         chosen,
         state,
         history,
         int(chosen_step),
-        train_gap,
-        val_gap,
+        train_gap if ok else nan,
+        val_gap if ok else nan,
         ok and bool(np.asarray(measured, gaps.dtype) <= bound),
         ok,
     )

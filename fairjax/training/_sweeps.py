@@ -196,7 +196,8 @@ class ConstrainedSweepResult(NamedTuple):
       params: the parameters, each leaf with a leading axis of size ``K``.
       multiplier: the final multipliers, shape ``(K,)``.
       targets: the targets, shape ``(K,)``.
-      constraint: the dual constraint of each model on the training data, shape ``(K,)``.
+      constraint: the dual constraint of each model on the training data, shape ``(K,)``;
+        NaN for a model that is not ``finite``.
       finite: per model, whether its parameters, multiplier and constraint are finite, a
         NumPy bool array of shape ``(K,)`` (a :class:`DivergenceWarning` names the models
         that are not).
@@ -282,7 +283,8 @@ def constrained_sweep(
         tolerance=jnp.asarray(tolerance, targets.dtype),
     )
     ok = _loop.finite("training.constrained_sweep", p, mu, c, batched=True)
-    return ConstrainedSweepResult(p, mu, targets, c, ok)
+    # A diverged model's constraint means nothing (hard decisions of NaN logits read 0).
+    return ConstrainedSweepResult(p, mu, targets, jnp.where(ok, c, jnp.nan), ok)
 
 
 @functools.partial(

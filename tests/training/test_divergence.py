@@ -192,3 +192,26 @@ def test_a_jitted_sweep_traces_the_divergence_check():
     np.testing.assert_array_equal(np.asarray(out.finite), [True, True])
     bad = jax.jit(sweep)(jnp.array([0.0, jnp.nan]))
     np.testing.assert_array_equal(np.asarray(bad.finite), [True, False])
+
+
+@pytest.mark.parametrize("iterate", ["last", "best"])
+def test_diverged_results_report_nan_constraints_and_are_never_satisfied(iterate):
+    # Hard decisions of NaN logits decide nothing (NaN > 0 is False), so their gap reads 0:
+    # a diverged result reports its constraints as NaN, whichever iterate it returns (the
+    # best feasible iterate was the zero start, "satisfied", before).
+    d = _data(nan=True)
+    kwargs = dict(optimizer=OPT, num_steps=5, iterate=iterate)
+    with pytest.warns(DivergenceWarning):
+        rate = training.fit_rate_constrained(_linear, _p0(), d, target=0.05, num_groups=2, **kwargs)
+    with pytest.warns(DivergenceWarning):
+        exact = training.fit_constrained(
+            _loss, _gap, _p0(), d, target=0.05, dual_constraint_fn=_exact_gap, **kwargs
+        )
+    with pytest.warns(DivergenceWarning):
+        sweep = training.constrained_sweep(
+            _loss, _gap, _p0(), d, jnp.array([0.05, 0.1]), dual_constraint_fn=_exact_gap, **kwargs
+        )
+    for res in (rate, exact):
+        assert res.satisfied is False and res.finite is False
+        assert np.isnan(res.train_constraint)
+    assert np.isnan(np.asarray(sweep.constraint)).all() and not np.any(sweep.finite)
