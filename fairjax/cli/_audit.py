@@ -695,6 +695,30 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--json", metavar="PATH", help="also write the report as JSON")
     add("--plot", metavar="PATH", help="write a PNG of the groups' score CDFs")  # fmt: skip
+    add(
+        "--overwrite",
+        action="store_true",
+        help="replace existing --json and --plot files (without it they are left as they are)",
+    )
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The output paths, checked before the audit runs: never the input file nor each other,
+    in an existing folder, and an existing file only with ``--overwrite``."""
+    taken = {os.path.realpath(args.file): "the input file"}
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in taken:
+            raise AuditError(f"{flag} {path} is {taken[real]}: write to another path")
+        taken[real] = f"also the {flag} path"
+        if os.path.isdir(path):
+            raise AuditError(f"{flag} {path} is a folder: give a file path")
+        if not os.path.isdir(os.path.dirname(real)):
+            raise AuditError(f"{flag} {path}: its folder does not exist")
+        if os.path.exists(path) and not args.overwrite:
+            raise AuditError(f"{flag} {path} exists: pass --overwrite to replace it")
 
 
 def run_audit(args: argparse.Namespace) -> int:
@@ -704,6 +728,7 @@ def run_audit(args: argparse.Namespace) -> int:
             raise AuditError("--plot draws the groups' score CDFs: it needs --score")
         if args.plot is not None and args.chunk_size is not None:
             raise AuditError("--plot draws every score: it cannot stream (drop --chunk-size)")
+        _check_outputs(args)
         options = _Options(**{name: getattr(args, name) for name in _Options._fields})
         report, plotted = _audit(args.file, options)
         print_audit(report)

@@ -141,6 +141,14 @@ def print_audit(report: Mapping[str, Any]) -> None:
         )
     if small:
         _print_small_groups(report, small)
+    present = [r["group"] for r in report["groups"] if r["rows"] > 0]
+    if len(present) < 2:
+        text = (
+            f"warning: only {len(present)} group has rows ({', '.join(present) or 'none'}): "
+            "there is no pair of groups to compare, so every gap above is 0 by convention, not "
+            "evidence of fairness. Check the --sensitive column(s)."
+        )
+        print("\n" + textwrap.fill(text, width=96, subsequent_indent="         "))
 
 
 def _groups_of(metric: Mapping[str, Any]) -> list[str] | None:

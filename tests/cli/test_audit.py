@@ -571,3 +571,39 @@ def test_a_numeric_target_without_task_regression_is_pointed_to_it(regression_ta
     argv = ["audit", str(path), "--y-true", "income", "--y-pred", "predicted", "--sensitive"]
     assert cli.main([*argv, "region"]) == 2
     assert "--task regression" in capsys.readouterr().err
+
+
+def test_outputs_never_replace_the_input_or_an_existing_file(tmp_path, capsys):
+    # Checked before the audit runs: nothing a user saved is lost or silently changed.
+    rows = [(1, 0.9, "a"), (0, 0.2, "b"), (1, 0.7, "a"), (0, 0.4, "b")]
+    path = write_csv(tmp_path / "in.csv", ["y", "score", "g"], rows)
+    before = path.read_text()
+    argv = ["audit", str(path), "--y-true", "y", "--score", "score", "--sensitive", "g"]
+    argv += ["--bootstrap", "0"]
+    out = tmp_path / "r.json"
+    cases = [
+        (["--json", str(path)], "is the input file"),
+        (["--json", str(out), "--plot", str(out)], "is also the --json path"),
+        (["--json", str(tmp_path)], "is a folder"),
+        (["--json", str(tmp_path / "no" / "r.json")], "its folder does not exist"),
+    ]
+    for extra, message in cases:
+        assert cli.main([*argv, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert path.read_text() == before
+    assert cli.main([*argv, "--json", str(out)]) == 0
+    out.write_text("kept")
+    assert cli.main([*argv, "--json", str(out)]) == 2
+    assert "exists: pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "kept"
+    assert cli.main([*argv, "--json", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["n"] == 4
+
+
+def test_a_single_group_is_not_reported_as_fair_without_a_warning(tmp_path, capsys):
+    rows = [(1, 0.9, "a"), (0, 0.2, "a"), (1, 0.7, "a"), (0, 0.4, "a")]
+    path = write_csv(tmp_path / "one.csv", ["y", "score", "g"], rows)
+    argv = ["audit", str(path), "--y-true", "y", "--score", "score", "--sensitive", "g"]
+    assert cli.main([*argv, "--bootstrap", "0"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "only 1 group has rows (a)" in out and "not evidence of fairness" in out
