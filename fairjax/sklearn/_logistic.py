@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from fairjax import _loop, criteria, losses, penalties, training
+from fairjax import _validation as v
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import (
@@ -234,6 +236,10 @@ class FairLogisticRegression(
         ``"equalized_odds"`` with a target, one per rate, shape ``(2,)``; ``(K, m, G, G)`` for
         ``K > 2`` classes; zeros without a target.
       n_iter_: number of optimizer steps run (``max_iter``).
+      selected_step_: the step whose weights the model holds: ``max_iter`` (the last iterate),
+        or with a ``target`` the feasible iterate of lowest training error; 0 means no iterate
+        after the start (all-zero weights, a constant classifier) met the target, which
+        ``fit`` warns about.
       n_features_in_: number of features (and ``feature_names_in_`` for a DataFrame).
 
     Example:
@@ -293,7 +299,7 @@ class FairLogisticRegression(
                 lr=float(self.learning_rate), temperature=float(self.temperature),
                 alpha=float(self.alpha),
             )  # fmt: skip
-            return params, np.zeros((K, len(crit.conditions), G, G))
+            return params, np.zeros((K, len(crit.conditions), G, G)), int(self.max_iter)
         mu_lr = self.multiplier_learning_rate
         options = _rate_options(
             float(self.learning_rate), None if mu_lr is None else float(mu_lr), float(self.alpha)
@@ -304,7 +310,7 @@ class FairLogisticRegression(
             num_steps=int(self.max_iter), weights=sw, iterate="best",
             tolerance=0.1 * float(self.target), **options,
         )  # fmt: skip
-        return res.params, np.asarray(res.state.multiplier, np.float64)
+        return res.params, np.asarray(res.state.multiplier, np.float64), res.selected_step
 
     def _criterion(self) -> criteria.Criterion:
         """The criterion, from ``criterion=`` or the deprecated ``constraint=`` (warns)."""
@@ -317,16 +323,15 @@ class FairLogisticRegression(
 
     def _check_params(self) -> criteria.Criterion:
         crit = self._criterion()
-        if self.target is None and not float(self.lam) >= 0:
-            raise ValueError(f"`lam` must be >= 0, got {self.lam!r}.")
-        if self.target is not None and not float(self.target) >= 0:
-            raise ValueError(f"`target` must be >= 0 or None, got {self.target!r}.")
-        if not float(self.temperature) > 0:
-            raise ValueError(f"`temperature` must be > 0, got {self.temperature!r}.")
-        if not float(self.alpha) >= 0:
-            raise ValueError(f"`alpha` must be >= 0, got {self.alpha!r}.")
-        if int(self.max_iter) < 1:
-            raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
+        if self.target is None:
+            v.check_scalar(self.lam, "lam", nonnegative=True)
+        v.check_scalar(self.target, "target", nonnegative=True, optional=True)
+        v.check_scalar(self.temperature, "temperature", positive=True)
+        v.check_scalar(self.alpha, "alpha", nonnegative=True)
+        v.check_scalar(self.max_iter, "max_iter", integer=True, low=1)
+        v.check_scalar(self.learning_rate, "learning_rate", positive=True)
+        v.check_scalar(self.multiplier_learning_rate, "multiplier_learning_rate", positive=True,
+                       optional=True)  # fmt: skip
         return crit
 
     def _fit_constrained(self, Z, yb, ids, sw, crit: criteria.Criterion, G: int):
@@ -349,7 +354,7 @@ class FairLogisticRegression(
             **options,
         )
         mu = np.asarray(res.state.multiplier, np.float64)
-        return res.params, mu.reshape(len(crit.conditions), G, G)
+        return res.params, mu.reshape(len(crit.conditions), G, G), res.selected_step
 
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the classifier.
@@ -389,8 +394,9 @@ class FairLogisticRegression(
             jnp.asarray(np.pad(np.asarray(ids, np.int32), (0, pad))),
             jnp.asarray(np.pad(sw, (0, pad)), jnp.float32),
         )
+        step = int(self.max_iter)  # the iterate returned: the last, but for the reduction's best
         if K > 2:
-            params, mu = self._fit_multiclass(arrays, crit, G, K)
+            params, mu, step = self._fit_multiclass(arrays, crit, G, K)
         elif self.target is not None and crit.name == "equalized_odds":
             mu_lr = self.multiplier_learning_rate
             params, mu = _fit_lagrangian(
@@ -418,8 +424,16 @@ class FairLogisticRegression(
             )
             mu = np.zeros((len(crit.conditions), G, G))
         else:
-            params, mu = self._fit_constrained(*arrays, crit, G)
-        _loop.finite("sklearn.FairLogisticRegression.fit", params, mu)  # DivergenceWarning
+            params, mu, step = self._fit_constrained(*arrays, crit, G)
+        ok = _loop.finite("sklearn.FairLogisticRegression.fit", params, mu)  # DivergenceWarning
+        if ok and step == 0:
+            warnings.warn(
+                f"FairLogisticRegression: no iterate after the start met target={self.target} "
+                "on the training data, so the model is the start, all-zero weights (a constant "
+                "classifier). Give more max_iter, a smaller learning_rate or a looser target.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         # Back to the original scale: (Z w + b) with Z = (X - mean) / scale.
         w = np.asarray(params["w"], np.float64)[:d] / (scale if K == 2 else scale[:, None])
         b = np.asarray(params["b"], np.float64) - mean @ w
@@ -427,6 +441,7 @@ class FairLogisticRegression(
         self.intercept_ = np.atleast_1d(b)
         self.multiplier_ = mu
         self.n_iter_ = int(self.max_iter)
+        self.selected_step_ = int(step)
         return self
 
     def decision_function(self, X) -> np.ndarray:

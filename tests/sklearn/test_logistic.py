@@ -101,6 +101,39 @@ def test_bad_inputs():
         FairLogisticRegression().fit(X, np.linspace(0, 1, 40), sensitive_features=s)
 
 
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        (dict(learning_rate=-1.0), ValueError, "`learning_rate` must be > 0"),
+        (dict(learning_rate=0.0), ValueError, "`learning_rate` must be > 0"),
+        (dict(learning_rate=float("nan")), ValueError, "`learning_rate` must be finite"),
+        (dict(target=0.1, multiplier_learning_rate=-1.0), ValueError, "`multiplier_learning"),
+        (dict(lam=float("inf")), ValueError, "`lam` must be finite"),
+        (dict(max_iter=2.5), ValueError, "`max_iter` must be an integer"),
+        (dict(max_iter="10"), TypeError, "`max_iter` must be an integer"),
+        (dict(max_iter=True), ValueError, "`max_iter` must be an integer"),
+    ],
+)
+def test_bad_hyperparameters_are_named_before_training(params, error, match):
+    # Before, a negative or NaN learning rate trained a wrong or NaN model with a warning at
+    # best, and max_iter=2.5 ran 2 steps.
+    X, y, s = _data(n=40)
+    with pytest.raises(error, match=match):
+        FairLogisticRegression(**params).fit(X, y, sensitive_features=s)
+
+
+def test_a_target_no_iterate_meets_warns_that_the_model_is_the_constant_start():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 2, 400)
+    X = np.c_[rng.normal(size=400) + 2 * s, rng.normal(size=400)]
+    y = (X[:, 0] + rng.normal(size=400) > 1).astype(int)
+    clf = FairLogisticRegression(target=0.001, max_iter=3, learning_rate=0.5)
+    with pytest.warns(RuntimeWarning, match="all-zero weights"):
+        clf.fit(X, y, sensitive_features=s)
+    assert clf.selected_step_ == 0 and not np.any(clf.coef_)
+    assert FairLogisticRegression(max_iter=5).fit(X, y, sensitive_features=s).selected_step_ == 5
+
+
 @pytest.mark.slow
 def test_deprecated_constraint_keyword_warns_and_fits_the_same():
     X, y, s = _data(n=200)
