@@ -338,6 +338,8 @@ def fit_constrained(
     if model_state is not None and key is None:
         raise ValueError("`key` is required with `model_state` (it makes the per-step keys).")
     stream = _loop.is_stream(data)
+    if not stream and jax.tree_util.tree_leaves(data):
+        _loop.num_rows(data)  # the arrays' rows agree (a clear error, not a JAX one)
     if not stream and batch_size is not None:
         n = _loop.num_rows(data)
         batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)

@@ -131,8 +131,8 @@ def pareto_sweep(
     v.check_scalars(lams, "lams", nonnegative=True)
     num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     lams = jnp.asarray(lams)
-    if lams.ndim != 1:
-        raise ValueError(f"`lams` must have shape (K,), got {lams.shape}.")
+    if lams.ndim != 1 or not lams.size:
+        raise ValueError(f"`lams` must have shape (K,), K >= 1, got {lams.shape}.")
     if not jnp.issubdtype(lams.dtype, jnp.floating):
         lams = lams.astype(jnp.result_type(float))
     batch_size = _check_batching(data, batch_size, key, model_state)
@@ -158,6 +158,8 @@ def _check_batching(data, batch_size, key, model_state):
     if (batch_size is not None or model_state is not None) and key is None:
         raise ValueError("`key` is required with `batch_size` or `model_state`.")
     if batch_size is None:
+        if jax.tree_util.tree_leaves(data):
+            _loop.num_rows(data)  # the arrays' rows agree (a clear error, not a JAX one)
         return None
     n = _loop.num_rows(data)
     return v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
@@ -257,8 +259,8 @@ def constrained_sweep(
     num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
     v.check_scalar(tolerance, "tolerance", nonnegative=True)
     targets = jnp.asarray(targets)
-    if targets.ndim != 1:
-        raise ValueError(f"`targets` must have shape (K,), got {targets.shape}.")
+    if targets.ndim != 1 or not targets.size:
+        raise ValueError(f"`targets` must have shape (K,), K >= 1, got {targets.shape}.")
     targets = targets.astype(jnp.result_type(float))
     check_iterate(iterate)
     if multiplier_optimizer is None:

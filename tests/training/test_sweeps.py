@@ -131,3 +131,30 @@ def test_model_in_sweeps_and_constrained_training_matches_params_style():
     assert d.selected_step == c.selected_step < 150  # the same early feasible iterate
     np.testing.assert_allclose(d.history["loss"], c.history["loss"], rtol=1e-5)
     np.testing.assert_allclose(d.validation_constraint, c.validation_constraint)
+
+
+def test_mismatched_rows_and_empty_sweeps_get_clear_errors():
+    # Before, a raw JAX broadcasting error from inside the compiled loop, or a reshape error.
+    X, y = jnp.ones((10, 2)), jnp.ones(9)
+
+    def loss(p, b):
+        return jnp.mean((b[0] @ p - b[1]) ** 2)
+
+    def pen(p, b):
+        return jnp.sum(p**2)
+
+    p0, opt = jnp.zeros(2), optax.sgd(0.1)
+    rows = "must have the samples on its leading axis"
+    with pytest.raises(ValueError, match=rows):
+        training.pareto_sweep(loss, pen, p0, (X, y), jnp.array([0.0, 1.0]), optimizer=opt,
+                              num_steps=2)  # fmt: skip
+    with pytest.raises(ValueError, match=rows):
+        training.constrained_sweep(loss, pen, p0, (X, y), jnp.array([0.1]), optimizer=opt,
+                                   num_steps=2)  # fmt: skip
+    with pytest.raises(ValueError, match=rows):
+        training.fit_constrained(loss, pen, p0, (X, y), target=0.1, optimizer=opt, num_steps=2)
+    data = (X, jnp.ones(10))
+    with pytest.raises(ValueError, match=r"`lams` must have shape \(K,\), K >= 1"):
+        training.pareto_sweep(loss, pen, p0, data, jnp.zeros(0), optimizer=opt, num_steps=2)
+    with pytest.raises(ValueError, match=r"`targets` must have shape \(K,\), K >= 1"):
+        training.constrained_sweep(loss, pen, p0, data, [], optimizer=opt, num_steps=2)
