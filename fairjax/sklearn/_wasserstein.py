@@ -25,6 +25,22 @@ from fairjax.sklearn._inputs import check_sample_weight, encode_groups
 __all__ = ["WassersteinFairRegressor"]
 
 
+def _check_calibration_size(size, n: int, strata: int) -> None:
+    """``calibration_size``: a fraction in (0, 1) or a number of rows in [strata, n - strata]
+    (a split stratified by group needs a row of each group on both sides), named, where
+    scikit-learn's split would speak of its own ``test_size``."""
+    whole = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
+    if whole and strata <= size <= n - strata:
+        return
+    if not whole and isinstance(size, (float, np.floating)) and 0 < size < 1:
+        return
+    why = "; the split is stratified by group" if strata > 1 else ""
+    raise ValueError(
+        f"`calibration_size` must be a fraction in (0, 1) or a number of rows in [{strata}, "
+        f"{n - strata}] (the rest trains the estimator{why}), got {size!r}."
+    )
+
+
 class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMixin, BaseEstimator):
     r"""Regressor made fair (demographic parity) by mapping its outputs onto the barycenter.
 
@@ -163,6 +179,9 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
         if y is not None:
             y = column_or_1d(y, warn=True)
             check_consistent_length(X, y)
+            if y.dtype.kind in "fc" and not np.isfinite(y).all():
+                # Every row, before the split (the estimator would see only its own rows).
+                raise ValueError("Input y contains NaN or infinity.")
         n = _num_samples(X)
         sample_weight = check_sample_weight(sample_weight, n)
         ids, self.groups_ = encode_groups(sensitive_features, n)
@@ -178,11 +197,15 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
             self.estimator_ = self.estimator
             cal = rows
         else:
+            stratify = ids if np.bincount(ids).min() >= 2 else None
+            _check_calibration_size(
+                self.calibration_size, n, 1 if stratify is None else len(self.groups_)
+            )
             train, cal = train_test_split(
                 rows,
                 test_size=self.calibration_size,
                 random_state=self._seed(),
-                stratify=ids if np.bincount(ids).min() >= 2 else None,
+                stratify=stratify,
             )
             Xt = _safe_indexing(X, train)
             if y is None:

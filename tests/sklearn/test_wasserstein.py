@@ -100,6 +100,24 @@ def test_two_sensitive_columns_and_errors():
         reg.predict(X)
 
 
+@pytest.mark.parametrize("row", [0, 1, 2, 3])
+def test_nan_in_y_is_refused_whichever_side_of_the_split_it_falls(row):
+    # Before, only a NaN on the estimator's training side was caught (by the estimator).
+    X, y, s, _code = _data()
+    y = np.asarray(y, float).copy()
+    y[row] = np.nan
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        WassersteinFairRegressor(Ridge(), random_state=0).fit(X, y, sensitive_features=s)
+
+
+@pytest.mark.parametrize("size", [0.0, 1.0, 1, True, 10**6])
+def test_bad_calibration_size_is_named(size):
+    X, y, s, _code = _data()
+    reg = WassersteinFairRegressor(Ridge(), random_state=0, calibration_size=size)
+    with pytest.raises(ValueError, match="`calibration_size`"):
+        reg.fit(X, y, sensitive_features=s)
+
+
 @pytest.mark.parametrize("offset", [0.0, 1000.0, 1e6])
 def test_tree_scores_in_the_thousands_are_made_fair(offset):
     # A depth-3 tree predicts 8 values (atoms); the estimator passes float32 scores, where the
