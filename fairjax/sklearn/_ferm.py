@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from fairjax import _validation as v
 from fairjax import criteria, ferm, kernels
 from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
@@ -169,8 +170,9 @@ class FERMClassifier(
         """
         if self.kernel not in ("linear", "rbf"):
             raise ValueError(f'`kernel` must be "linear" or "rbf", got {self.kernel!r}.')
-        if int(self.max_iter) < 1:
-            raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
+        v.check_scalar(self.max_iter, "max_iter", integer=True, low=1)
+        v.check_scalar(self.tol, "tol", positive=True)
+        v.check_scalar(self.n_components, "n_components", integer=True, low=1, optional=True)
         crit = self._criterion()
         X, y, class_ids = self._check_X_y(X, y)
         yb = (class_ids == 1).astype(np.int32)

@@ -88,6 +88,14 @@ def test_bad_inputs():
     Xn[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         FERMClassifier().fit(Xn, y, sensitive_features=s)
+    # Named as the user wrote them (n_components was reported as `num_landmarks`).
+    for params, match in [
+        (dict(n_components=0), "`n_components` must be >= 1"),
+        (dict(tol=-1.0), "`tol` must be > 0"),
+        (dict(max_iter=2.5), "`max_iter` must be an integer"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            FERMClassifier(**params).fit(X, y, sensitive_features=s)
 
 
 def test_deprecated_condition_keyword_warns_and_fits_the_same():
