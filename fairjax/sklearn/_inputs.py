@@ -140,7 +140,9 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
     Several columns give their intersection (values joined by ``"|"``). ``None`` means one
     group (values ``[None]``). With ``classes`` (the values seen at fit time) the ids index
     them, and an unseen value is refused; ``None`` is accepted then only if it was at fit time.
-    Missing values (None, NaN, pd.NA, NaT) are refused at fit and at predict time.
+    Missing values (None, NaN, pd.NA, NaT) are refused at fit and at predict time. At predict
+    time a number matches however it is written (``1``, ``1.0``, ``"1e0"``), as the audit CLI
+    reads its columns, unless two values seen at fit time are the same number.
     """
     single = classes is not None and len(classes) == 1 and classes[0] is None
     if sensitive_features is None:
@@ -168,14 +170,39 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
     if classes is None:
         values, ids = np.unique(s, return_inverse=True)
         return ids.astype(np.int32), values
-    ids = np.clip(np.searchsorted(classes, s), 0, len(classes) - 1)
-    unknown = classes[ids] != s
+    known = np.asarray(classes).astype(str)
+    canonical = _same_numbers(known)
+    if len(set(canonical.tolist())) == len(known):
+        # A number is one group however it is written (fitted on 0/1, predicted on 0.0/1.0);
+        # unless two fitted values are the same number, then they stay as written.
+        known, s = canonical, _same_numbers(s)
+    order = np.argsort(known)
+    ids = order[np.clip(np.searchsorted(known[order], s), 0, len(known) - 1)]
+    unknown = known[ids] != s
     if unknown.any():
         raise ValueError(
-            f"`sensitive_features` holds value(s) {sorted(set(s[unknown]))[:5]} not seen at fit "
-            f"time (known: {classes.tolist()[:10]})."
+            f"`sensitive_features` holds value(s) {sorted(set(s[unknown].tolist()))[:5]} not "
+            f"seen at fit time (known: {classes.tolist()[:10]})."
         )
     return ids.astype(np.int32), classes
+
+
+def _same_numbers(texts: np.ndarray) -> np.ndarray:
+    """``texts`` with each number in one spelling (``"1"``, ``"1.0"`` and ``"1e0"`` all read
+    ``"1"``, ``"0.50"`` reads ``"0.5"``); other text as it is. One conversion per distinct
+    value."""
+    values, inverse = np.unique(texts, return_inverse=True)
+    spelled = values.astype(object)
+    for k, text in enumerate(values.tolist()):
+        try:
+            number = float(text)
+        except ValueError:
+            continue
+        if text.strip() != text or not np.isfinite(number):
+            continue  # padded text, and NaN/infinity, stay as written
+        whole = number.is_integer() and abs(number) < 2**53
+        spelled[k] = str(int(number)) if whole else repr(number)
+    return spelled.astype(str)[inverse.reshape(texts.shape)]
 
 
 def standardization(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

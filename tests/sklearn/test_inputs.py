@@ -136,6 +136,28 @@ def test_missing_sensitive_values_are_refused_at_predict(fitted_wasserstein, kin
         fitted_wasserstein.predict(X, sensitive_features=_missing(kind))
 
 
+def test_a_number_is_one_group_however_it_is_written():
+    # Fitted on integer ids, predicted on floats (a pandas column with a NaN elsewhere turns
+    # float): the same groups, as the audit CLI reads 1, 1.0 and 1e0 as one group.
+    from fairjax.sklearn._inputs import encode_groups
+
+    _, groups = encode_groups(np.array([0, 1, 1, 0]), 4)
+    assert groups.tolist() == ["0", "1"]
+    for spelled in (np.array([1.0, 0.0]), np.array(["1e0", "0.0"]), [np.int8(1), 0]):
+        got, same = encode_groups(spelled, 2, classes=groups)
+        assert got.tolist() == [1, 0] and same is groups
+    with pytest.raises(ValueError, match=r"value\(s\) \['2'\] not seen at fit time"):
+        encode_groups(np.array([2.0]), 1, classes=groups)
+    # Two fitted values that are the same number stay two groups, matched as written.
+    _, written = encode_groups(np.array(["1", "1.0", "a"], dtype=object), 3)
+    assert encode_groups(np.array(["1.0", "1", "a"]), 3, classes=written)[0].tolist() == [1, 0, 2]
+    # Text that is not a number, and booleans, are matched as written.
+    _, flags = encode_groups(np.array([True, False]), 2)
+    assert encode_groups(np.array([False]), 1, classes=flags)[0].tolist() == [0]
+    with pytest.raises(ValueError, match="not seen at fit time"):
+        encode_groups(np.array([" 1"]), 1, classes=groups)
+
+
 SLOW = pytest.mark.slow  # a first fit compiles the estimator's program (~10 s)
 
 
