@@ -258,7 +258,10 @@ def load_arrays(
         ArithmeticError,
         MemoryError,
     ) as err:
-        raise FormatError(f"{where} is not a readable .npz file: {err}") from err
+        # NumPy reads any file that is not an array as a pickle, and suggests loading it
+        # "unsafely": fairjax never does, so it says what the file is not instead.
+        why = "it is not a NumPy .npz archive" if "pickle" in str(err) else str(err)
+        raise FormatError(f"{where} is not a readable .npz file: {why}") from err
     if METADATA not in files:
         raise FormatError(f"{where} has no fairjax metadata entry; it is not a fairjax file.")
     try:

@@ -611,6 +611,11 @@ def test_damaged_files_are_refused(tmp_path, estimators, case):
         bad.write_bytes(raw[:cut])
         with pytest.raises(ValueError, match=r"not a readable .npz file"):
             load(bad)
+    # Text, which NumPy takes for a pickle: no advice to load it "unsafely".
+    bad.write_text("hello\n")
+    with pytest.raises(ValueError, match=r"not a readable .npz file: it is not a NumPy") as err:
+        load(bad)
+    assert "allow_pickle" not in str(err.value) and "unsafely" not in str(err.value)
     # A newer format version.
     with pytest.raises(
         ValueError,
