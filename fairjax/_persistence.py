@@ -239,6 +239,7 @@ def load_arrays(
     """
     path = resolve(path)
     where = repr(os.fspath(path)) if isinstance(path, (str, bytes, os.PathLike)) else repr(path)
+    data = None
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy: one array, not an archive
@@ -260,7 +261,8 @@ def load_arrays(
     ) as err:
         # NumPy reads any file that is not an array as a pickle, and suggests loading it
         # "unsafely": fairjax never does, so it says what the file is not instead.
-        why = "it is not a NumPy .npz archive" if "pickle" in str(err) else str(err)
+        opened = data is not None
+        why = str(err) if opened or "pickle" not in str(err) else "it is not a NumPy .npz archive"
         raise FormatError(f"{where} is not a readable .npz file: {why}") from err
     if METADATA not in files:
         raise FormatError(f"{where} has no fairjax metadata entry; it is not a fairjax file.")
