@@ -198,8 +198,8 @@ def _same_numbers(texts: np.ndarray) -> np.ndarray:
             number = float(text)
         except ValueError:
             continue
-        if text.strip() != text or not np.isfinite(number):
-            continue  # padded text, and NaN/infinity, stay as written
+        if text.strip() != text or "_" in text or not np.isfinite(number):
+            continue  # padded text, "1_000" (Python's digit groups), NaN, infinity: as written
         whole = number.is_integer() and abs(number) < 2**53
         spelled[k] = str(int(number)) if whole else repr(number)
     return spelled.astype(str)[inverse.reshape(texts.shape)]
