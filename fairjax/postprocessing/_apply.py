@@ -13,6 +13,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import ot1d
+from fairjax._host import rows_by_group
 from fairjax._shapes import pad_rows
 from fairjax.postprocessing._host_math import _fma, _no_tiny, _round_once, _uniform_host
 from fairjax.postprocessing._state import (
@@ -245,12 +246,8 @@ def _apply_host(state: BarycenterState, y: Array, g: Array, key: Array, alpha: A
 
     out = np.zeros(m, np.float32)
     ties = None  # the tie-break draws, drawn once if some query ties
-    if num <= 16:
-        members = [np.flatnonzero(gh == s) for s in range(num)]
-    else:
-        order_g = np.argsort(gh.astype(np.int32), kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(gh, minlength=num))])
-        members = [order_g[a:b] for a, b in itertools.pairwise(bounds)]
+    order_g, bounds = rows_by_group(gh, num)
+    members = [order_g[a:b] for a, b in itertools.pairwise(bounds.tolist())]
     for s in range(num):
         idx = members[s]
         n = int(cc[s])

@@ -13,6 +13,7 @@ import numpy as np
 from fairjax import _validation as v
 from fairjax import groups as gs
 from fairjax import ot1d
+from fairjax._host import rows_by_group
 from fairjax._shapes import pad_rows
 from fairjax.postprocessing._apply import _apply_bucketed
 from fairjax.postprocessing._host_math import _fma, _no_tiny, _uniform_host
@@ -206,11 +207,7 @@ def _host_split_segments(gg: np.ndarray, r: np.ndarray, *, num: int) -> np.ndarr
     without sorting: a group's quantile half is its ``n_s // 2`` smallest keys, found by one
     partition (ties at the boundary go to the lower row indices, as in the stable order)."""
     seg = np.full(gg.shape, 2 * num, np.int32)  # the trash segment
-    # Rows by group, in index order within each: NumPy's stable sort of 16-bit keys is a radix
-    # sort (of int32 keys, a merge sort several times slower).
-    narrow = np.int16 if num < np.iinfo(np.int16).max else np.int32
-    by_group = np.argsort(gg.astype(narrow), kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(gg, minlength=num + 1))])
+    by_group, bounds = rows_by_group(gg, num + 1)  # index order within each group
     for k in range(num):
         rows = by_group[bounds[k] : bounds[k + 1]]
         half = rows.size // 2

@@ -103,9 +103,7 @@ def _check_outputs(z: Array, n: int, num_classes) -> None:
 def decision_gaps(logits, batch, weights, num_groups, criterion, num_classes=None):
     """``r^c_g - r^c_g'`` of the decisions for every condition of the criterion and pair of
     non-empty groups (0 elsewhere): shape ``(C, G, G)``, or ``(K, C, G, G)`` with a class's
-    one-vs-rest rates first; ``weights`` may be None. All NaN when a logit is NaN: a NaN
-    logit decides nothing (``NaN > 0`` is False), and a diverged model must not read as one
-    without a gap."""
+    one-vs-rest rates first; ``weights`` may be None."""
     _, y, s = batch
     dtype = jnp.result_type(float)
 
@@ -116,11 +114,9 @@ def decision_gaps(logits, batch, weights, num_groups, criterion, num_classes=Non
         return criteria.pairwise_gaps(rates, counts)
 
     if num_classes is None:
-        out = gaps((logits > 0).astype(dtype), y)
-    else:
-        chosen = jax.nn.one_hot(jnp.argmax(logits, axis=1), num_classes, dtype=dtype).T
-        out = jax.vmap(gaps)(chosen, _one_vs_rest(y, num_classes))
-    return jnp.where(jnp.any(jnp.isnan(logits)), jnp.nan, out)
+        return gaps((logits > 0).astype(dtype), y)
+    chosen = jax.nn.one_hot(jnp.argmax(logits, axis=1), num_classes, dtype=dtype).T
+    return jax.vmap(gaps)(chosen, _one_vs_rest(y, num_classes))
 
 
 class RateCosts(NamedTuple):
@@ -153,7 +149,9 @@ def measure(z, data, weights, criterion, num_groups, num_classes=None):
     """The largest gap (and all of them, see :func:`decision_gaps`) and the weighted error of
     the decisions of the logits ``z`` on ``data`` (``weights`` may be None: unit weights). The
     error sums the weights of the misclassified rows, so iterates that misclassify rows of the
-    same total weight tie exactly (with unit weights, up to 2^24 rows in float32)."""
+    same total weight tie exactly (with unit weights, up to 2^24 rows in float32). All NaN
+    when a logit is NaN: a NaN logit decides nothing (``NaN > 0`` is False), and a diverged
+    model must not read as one without a gap or an error."""
     gaps = decision_gaps(z, data, weights, num_groups, criterion, num_classes)
     if weights is None:
         weights = jnp.ones(z.shape[0], jnp.result_type(float))
@@ -162,7 +160,8 @@ def measure(z, data, weights, criterion, num_groups, num_classes=None):
     else:
         wrong = jnp.argmax(z, axis=1) != _class_ids(data[1])
     error = jnp.sum(jnp.where(wrong, weights, 0)) / jnp.sum(weights)
-    error = jnp.where(jnp.any(jnp.isnan(z)), jnp.nan, error)  # as the gaps: NaN decides nothing
+    undecided = jnp.any(jnp.isnan(z))
+    gaps, error = (jnp.where(undecided, jnp.nan, a) for a in (gaps, error))
     return jnp.max(gaps), gaps, error
 
 
