@@ -25,20 +25,24 @@ def propagate_nan(value: Array, *inputs: object, axis_name: Hashable | None = No
     one, the value is NaN and so is the gradient with respect to every floating input.
     ``None`` and non-floating inputs (integer group ids, boolean masks) are skipped; with
     ``axis_name`` a NaN on any device makes the value NaN on every device.
+
+    The test is one plain sum of each input, NaN exactly when the input holds a NaN or
+    infinities of both signs (inputs no penalty has a finite value for). It reads each input
+    once; a NaN test followed by a sum of the selected inputs read them twice, one pass after
+    the other.
     """
     arrays = [jnp.asarray(a) for a in inputs if a is not None]
     arrays = [a for a in arrays if jnp.issubdtype(a.dtype, jnp.floating)]
     if not arrays:
         return value
     value = jnp.asarray(value)
-    bad = jnp.any(jnp.stack([jnp.any(jnp.isnan(a)) for a in arrays]))
+    total = sum(jnp.sum(a).astype(value.dtype) for a in arrays)
     if axis_name is not None:
-        bad = jax.lax.psum(bad.astype(jnp.int32), axis_name) > 0
-    # Double where: the inner one passes the inputs only when there is a NaN, so without one
-    # the NaN factor's backward pass (0 * NaN) stops there and every gradient stays finite.
-    total = sum(jnp.sum(jnp.where(bad, a, 0)).astype(value.dtype) for a in arrays)
-    if axis_name is not None:
-        # Summed over the devices too, so the result is replicated like ``value`` (shard_map
-        # infers it) and every device's inputs get the NaN gradient.
+        # One total over the devices: the test, the result and the NaN gradient are the same
+        # on every device (shard_map infers the result replicated, like ``value``).
         total = jax.lax.psum(total, axis_name)
-    return jnp.where(bad, total * jnp.nan, value)
+    bad = jnp.isnan(total)
+    # The factor is 1 without a NaN, so the unselected branch passes a zero cotangent to the
+    # inputs (1 * 0), not 0 * NaN; with one, every input's gradient is NaN * cotangent.
+    factor = jax.lax.stop_gradient(jnp.where(bad, jnp.nan, 1).astype(value.dtype))
+    return jnp.where(bad, factor * total, value)

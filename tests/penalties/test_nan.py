@@ -95,3 +95,37 @@ def test_the_issue_case_nan_scores_under_jit(penalty, reduction):
     s = jnp.array([0, 0, 1, 1])
     out = jax.jit(lambda f: penalty(f, s, num_groups=2, reduction=reduction))(f)
     assert np.isnan(float(out))
+
+
+def test_guard_is_the_value_bit_for_bit_without_nan():
+    # Finite inputs, one of whose plain sums overflows to +inf: not a NaN, so the guard
+    # returns the value and its gradient unchanged.
+    from fairjax.penalties._nan import propagate_nan
+
+    a = jnp.array([3e38, 3e38, 1.0, -2.0], jnp.float32)
+    b = jnp.asarray(np.random.default_rng(1).normal(size=(5, 3)), jnp.float32)
+
+    def value(a, b):
+        return jnp.sum(jnp.tanh(a * 1e-38)) + jnp.sum(b**2)
+
+    guarded = lambda a, b: propagate_nan(value(a, b), a, b, jnp.array([0, 1]))
+    assert float(jax.jit(guarded)(a, b)) == float(value(a, b))
+    for got, want in zip(
+        jax.jit(jax.grad(guarded, argnums=(0, 1)))(a, b),
+        jax.grad(value, argnums=(0, 1))(a, b),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_guard_nan_anywhere_gives_nan_value_and_gradient_everywhere():
+    # The NaN is in an input the value never reads: still a NaN value, and every element of
+    # every floating input gets a NaN gradient.
+    from fairjax.penalties._nan import propagate_nan
+
+    a = jnp.array([1.0, 2.0, 3.0])
+    b = jnp.array([0.5, jnp.nan])
+    guarded = lambda a, b: propagate_nan(jnp.sum(a**2), a, b)
+    assert np.isnan(float(jax.jit(guarded)(a, b)))
+    ga, gb = jax.jit(jax.grad(guarded, argnums=(0, 1)))(a, b)
+    assert np.isnan(np.asarray(ga)).all() and np.isnan(np.asarray(gb)).all()
