@@ -110,7 +110,8 @@ def as_array(
         if isinstance(given, jax.Array):
             arr = given
         elif host:
-            arr = given.astype(jax.dtypes.canonicalize_dtype(given.dtype), copy=False)
+            with np.errstate(over="ignore"):  # an overflow to inf is reported by check_finite
+                arr = given.astype(jax.dtypes.canonicalize_dtype(given.dtype), copy=False)
         else:
             arr = jax.device_put(given)
     except (TypeError, ValueError) as err:
@@ -165,7 +166,14 @@ def check_finite(arr: Array, name: str) -> None:
     if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.inexact):
         if not holds(lambda xp, a: xp.all(xp.isfinite(a)), arr):
             bad = int(np.sum(~np.isfinite(np.asarray(arr))))
-            raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s).")
+            hint = ""
+            if arr.dtype.itemsize < 8:  # a float64 input beyond the range became inf
+                top = float(jnp.finfo(arr.dtype).max)
+                hint = (
+                    f" in {arr.dtype} (a finite value beyond +-{top:.3g} overflows to inf "
+                    "when converted to it; enable jax_enable_x64 to keep float64)"
+                )
+            raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s){hint}.")
 
 
 def _within_unit_interval(xp, a) -> bool:

@@ -93,6 +93,7 @@ __all__ = [
     "DEMOGRAPHIC_PARITY",
     "EQUALIZED_ODDS",
     "EQUAL_OPPORTUNITY",
+    "FAIRLEARN_NAMES",
     "FALSE_NEGATIVE_RATE_PARITY",
     "FALSE_OMISSION_RATE_PARITY",
     "FALSE_POSITIVE_PARITY",
@@ -248,6 +249,14 @@ CRITERIA: dict[str, Criterion] = {
 #: what :func:`get` accepts unless a caller allows more.
 DECISION_RATES: tuple[str, ...] = tuple(n for n, c in CRITERIA.items() if c.conditions)
 
+#: fairlearn's names of criteria that have another name here (the ``constraints=`` of its
+#: ``ThresholdOptimizer``): the scikit-learn estimators accept them, and :func:`get` names the
+#: criterion they stand for.
+FAIRLEARN_NAMES: dict[str, str] = {
+    "true_positive_rate_parity": "equal_opportunity",
+    "false_positive_rate_parity": "false_positive_parity",
+}
+
 #: The reference distributions a group is compared with, wherever a function takes
 #: ``reference=`` (each function accepts the subset that makes sense for it):
 REFERENCES: dict[str, str] = {
@@ -314,7 +323,9 @@ def get(
     key = criterion.name if isinstance(criterion, Criterion) else criterion
     if not isinstance(key, str) or key not in allowed:
         hint = ""
-        if isinstance(key, str) and key in CRITERIA and not CRITERIA[key].conditions:
+        if isinstance(key, str) and FAIRLEARN_NAMES.get(key) in allowed:
+            hint = f" ({key!r} is fairlearn's name of {FAIRLEARN_NAMES[key]!r})"
+        elif isinstance(key, str) and key in CRITERIA and not CRITERIA[key].conditions:
             hint = (
                 f" ({key!r} is a rate of the confusion matrix that this function does not"
                 " compute: see fairjax.metrics.criterion_difference and"
@@ -739,8 +750,10 @@ def largest_gap(rates: ArrayLike, counts: ArrayLike) -> Array:
     r"""Each condition's largest gap between two non-empty groups: :math:`\max_g r_g - \min_g r_g`.
 
     A group with count 0 is left out; with fewer than two non-empty groups the gap is 0. The
-    dtype's finite extremes stand in for :math:`\pm\infty`, so neither the value nor its
-    gradient is ever infinite or NaN.
+    dtype's finite extremes stand in for :math:`\pm\infty`, so for finite inputs neither the
+    value nor its gradient is ever infinite or NaN. NaN in gives NaN out: a NaN count, or a NaN
+    rate of a group with a positive count, makes that condition's gap NaN (the comparisons
+    would otherwise drop the group, and a gap of 0 reads as perfectly fair).
 
     Args:
       rates: per-group rates, shape ``(..., G)``.
@@ -755,11 +768,14 @@ def largest_gap(rates: ArrayLike, counts: ArrayLike) -> Array:
       >>> largest_gap(jnp.array([0.2, 0.9, 0.5]), jnp.array([3.0, 0.0, 2.0]))
       Array(0.3, dtype=float32)
     """
-    rates, present = jnp.asarray(rates), jnp.asarray(counts) > 0
+    rates, counts = jnp.asarray(rates), jnp.asarray(counts)
+    present = counts > 0
     big = jnp.finfo(rates.dtype).max
     hi = jnp.max(jnp.where(present, rates, -big), axis=-1)
     lo = jnp.min(jnp.where(present, rates, big), axis=-1)
-    return jnp.where(jnp.sum(present, axis=-1) >= 2, hi - lo, 0)
+    gap = jnp.where(jnp.sum(present, axis=-1) >= 2, hi - lo, 0)
+    nan = jnp.any(jnp.isnan(counts) | (present & jnp.isnan(rates)), axis=-1)
+    return jnp.where(nan, jnp.nan, gap)
 
 
 def pairwise_gaps(rates: ArrayLike, counts: ArrayLike) -> Array:

@@ -182,6 +182,37 @@ def test_gaps_with_fewer_than_two_groups_are_zero_and_gradients_finite():
         assert np.all(np.isfinite(g))
 
 
+def test_largest_gap_nan_in_gives_nan_out():
+    # A NaN count used to drop its group (count > 0 is False): with fewer than two groups left
+    # the gap was 0, read as perfectly fair (reported by a probe). A NaN rate of an empty group
+    # does not count.
+    rates = jnp.array([[0.2, 0.9, 0.5], [0.2, jnp.nan, 0.5], [0.2, jnp.nan, 0.5]])
+    counts = jnp.array([[3.0, jnp.nan, 2.0], [3.0, 1.0, 2.0], [3.0, 0.0, 2.0]])
+    got = np.asarray(jax.jit(criteria.largest_gap)(rates, counts))
+    assert np.isnan(got[0]) and np.isnan(got[1])
+    np.testing.assert_allclose(got[2], 0.3, rtol=1e-6)
+    assert np.isnan(float(criteria.largest_gap(jnp.array([0.2, 0.9]), jnp.array([3.0, jnp.nan]))))
+
+
+def test_metrics_with_a_nan_weight_under_jit_are_nan():
+    from fairjax import metrics
+
+    rng = np.random.default_rng(0)
+    g = jnp.asarray(rng.integers(0, 2, 200))
+    pred = jnp.asarray((rng.random(200) < 0.5).astype(np.float32))
+    w = jnp.ones(200).at[0].set(jnp.nan)
+    dp = jax.jit(lambda w: metrics.demographic_parity_difference(pred, g, num_groups=2, weights=w))
+    assert np.isnan(float(dp(w)))
+    p = rng.dirichlet([1.0, 1.0, 1.0], 200)
+    p[0, 1] = np.nan
+    per_class = jax.jit(
+        lambda q: metrics.multiclass_parity_difference(
+            None, q, g, num_classes=3, num_groups=2, per_class=True
+        )
+    )(jnp.asarray(p))
+    assert np.isnan(np.asarray(per_class)).tolist() == [False, True, False]
+
+
 def test_largest_gap_preserves_dtype():
     r = jnp.array([0.25, 0.75], jnp.bfloat16)
     assert criteria.largest_gap(r, jnp.ones(2)).dtype == jnp.bfloat16
@@ -332,3 +363,9 @@ def test_decision_rate_functions_reject_ratio_criteria():
         criteria.check_call(
             "conditional_statistical_parity", labels=None, strata=None, num_strata=None
         )
+
+
+def test_fairlearn_names_get_a_hint_and_the_estimator_accepts_them():
+    with pytest.raises(ValueError, match="fairlearn's name of 'equal_opportunity'"):
+        criteria.get("true_positive_rate_parity")
+    assert all(v in criteria.CRITERIA for v in criteria.FAIRLEARN_NAMES.values())

@@ -121,10 +121,18 @@ def fit_multiclass_parity(
     v.check_nonempty(jnp.asarray(p[:, 0]), "probabilities")
     if not np.all(np.isfinite(p)):
         raise ValueError("`probabilities` must be finite (a NaN or inf has no decision).")
+    if num_groups is None:  # the documented default, from the concrete ids (checked below)
+        ids = np.asarray(groups)
+        if (
+            ids.ndim == 1
+            and ids.size
+            and (np.issubdtype(ids.dtype, np.integer) or ids.dtype == bool)
+        ):
+            num_groups = max(int(ids.max()) + 1, 1)
     g = np.asarray(v.check_groups(groups, num_groups=num_groups, n=n))
     if g.ndim != 1:
         raise ValueError("`groups` must be integer group ids of shape (n,).")
-    num_groups = int(g.max()) + 1 if num_groups is None else v.check_num_groups(num_groups)
+    num_groups = v.check_num_groups(num_groups)
     tolerance = float(v.check_scalar(tolerance, "tolerance", low=0.0, high=1.0))
     w = v.check_weights(weights, n)
     w = np.ones(n) if w is None else np.asarray(w, np.float64)
@@ -167,10 +175,10 @@ def fit_multiclass_parity(
 
 @jax.jit
 def _apply(offsets: Array, probabilities: Array, groups: Array) -> Array:
-    """One-hot ``argmax_k (p_k - offsets[group, k])``; a row with a NaN gives NaNs."""
+    """One-hot ``argmax_k (p_k - offsets[group, k])``; a row with a NaN or inf gives NaNs."""
     shifted = probabilities - offsets[groups]
     one_hot = jax.nn.one_hot(jnp.argmax(shifted, axis=1), probabilities.shape[1])
-    bad = jnp.any(jnp.isnan(probabilities), axis=1, keepdims=True)
+    bad = jnp.any(~jnp.isfinite(probabilities), axis=1, keepdims=True)
     return jnp.where(bad, jnp.nan, one_hot).astype(jnp.result_type(probabilities, jnp.float32))
 
 
@@ -181,8 +189,8 @@ def apply_multiclass_parity(
 
     Pure and jittable. The one-hot rows go straight into the multiclass metrics
     (``fairjax.metrics.multiclass_parity_difference(None, decisions, groups,
-    num_classes=K)``); ``argmax(axis=1)`` gives class ids. A row with a NaN probability
-    gives a row of NaN.
+    num_classes=K)``); ``argmax(axis=1)`` gives class ids. A row with a NaN or infinite
+    probability has no decision (as at fit time) and gives a row of NaN.
 
     Args:
       state: a :class:`MulticlassParityState`.

@@ -577,7 +577,7 @@ def fit_thresholds(
             return state
     rows, presorted = prepare(s, y, g, w, num_groups=num_groups)
     eo = crit == "equalized_odds"
-    return _fit(
+    state = _fit(
         *rows,
         tolerance,
         false_positive_cost,
@@ -588,6 +588,20 @@ def fit_thresholds(
         equalized_odds=eo,
         presorted=presorted,
     )
+    if v.is_concrete(s, w, *options):
+        return state  # the checks above saw the values
+    return _nan_state_if_invalid(state, s, w, *options)
+
+
+def _nan_state_if_invalid(state: ThresholdState, s, w, tolerance, fp_cost, fn_cost):
+    """NaN in, NaN out under ``jit``, where the value checks cannot run: a NaN score or weight,
+    or an option out of its range, gives a state of NaN (its rates never read as fair)."""
+    tolerance, fp_cost, fn_cost = (jnp.asarray(a) for a in (tolerance, fp_cost, fn_cost))
+    bad = jnp.any(jnp.isnan(s)) | ~((tolerance >= 0) & (tolerance <= 1))
+    bad = bad | ~(fp_cost >= 0) | ~(fn_cost >= 0)
+    if w is not None:
+        bad = bad | jnp.any(jnp.isnan(w))
+    return jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a), state)
 
 
 # ----------------------------------------------------------------------------- apply
@@ -679,7 +693,8 @@ def apply_thresholds(
         ``jax.random.PRNGKey``).
 
     Returns:
-      Array ``(n,)`` in the scores' floating dtype: probabilities, or 0/1 decisions.
+      Array ``(n,)`` in the scores' floating dtype, at least float32 (float16 and integer
+      scores give float32): probabilities, or 0/1 decisions.
 
     Example:
       >>> import jax, jax.numpy as jnp

@@ -204,6 +204,7 @@ class SaveLoadMixin:
           >>> bool(np.array_equal(loaded.predict_proba(X), clf.predict_proba(X)))
           True
         """
+        check_is_fitted(self)  # before the options, which read fitted attributes
         save_estimator(path, self, **self._save_options())
 
     @classmethod

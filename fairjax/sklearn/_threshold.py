@@ -19,17 +19,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from fairjax import postprocessing
+from fairjax import criteria, postprocessing
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import check_sample_weight, encode_groups
 
 __all__ = ["FairThresholdClassifier", "MulticlassParityClassifier"]
 
-# fairlearn's names of the same criteria (its ThresholdOptimizer's `constraints=`).
-_ALIASES = {
-    "true_positive_rate_parity": "equal_opportunity",
-    "false_positive_rate_parity": "false_positive_parity",
-}
 _STATE_FIELDS = ("lower", "upper", "probabilities", "fpr", "tpr", "positives", "negatives")
 
 
@@ -178,7 +173,7 @@ class FairThresholdClassifier(_PostProcessingClassifier):
         Returns:
           self.
         """
-        criterion = _ALIASES.get(self.criterion, self.criterion)
+        criterion = criteria.FAIRLEARN_NAMES.get(self.criterion, self.criterion)
         X, y, y_type = self._fit_inputs(X, y)
         if y_type not in ("binary",):
             raise ValueError(

@@ -112,8 +112,19 @@ def test_apply_is_jittable_and_nan_rows_stay_nan():
     np.testing.assert_array_equal(np.asarray(eager), np.asarray(jitted))
     q = np.array(p, np.float32)
     q[3, 1] = np.nan
+    q[5] = np.inf  # no decision either (it used to pick class 0; reported by a probe)
     d = np.asarray(apply_multiclass_parity(state, q, g))
-    assert np.isnan(d[3]).all() and not np.isnan(np.delete(d, 3, 0)).any()
+    assert np.isnan(d[[3, 5]]).all() and not np.isnan(np.delete(d, [3, 5], 0)).any()
+
+
+def test_num_groups_defaults_to_the_largest_id_plus_one():
+    # The documented default crashed: the ids were checked before it was computed (probe).
+    p, g = _data(200, 3, 2)
+    default, given = fit_multiclass_parity(p, g), fit_multiclass_parity(p, g, num_groups=2)
+    for a, b in zip(default, given, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="groups"):
+        fit_multiclass_parity(p, -np.ones(200, int))
 
 
 def test_bad_inputs_name_the_argument():

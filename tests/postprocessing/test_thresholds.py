@@ -347,6 +347,26 @@ def test_bad_input():
         pp.apply_thresholds(st, s, g + 2)
 
 
+@pytest.mark.parametrize("bad", ["nan score", "nan weight", "nan tolerance", "negative tolerance"])
+def test_invalid_traced_input_gives_a_nan_state(bad):
+    # Under jit the value checks cannot run; a NaN score used to fit finite rules from the
+    # other rows, and a NaN tolerance a "select nobody" rule with equal rates, which reads as
+    # exactly fair (reported by a probe). The valid call in the same program is unchanged.
+    s, y, g, _ = _data(9, n=60, num_groups=2)
+    w, tol = np.ones(60, np.float32), 0.05
+    if bad == "nan score":
+        s = np.where(np.arange(60) == 3, np.nan, s).astype(s.dtype)
+    elif bad == "nan weight":
+        w[3] = np.nan
+    else:
+        tol = np.nan if bad == "nan tolerance" else -0.5
+    fit = jax.jit(lambda s, w, t: pp.fit_thresholds(s, y, g, num_groups=2, weights=w, tolerance=t))
+    for leaf in fit(s, w, tol):
+        assert np.isnan(np.asarray(leaf)).all()
+    valid = fit(_data(9, n=60, num_groups=2)[0], np.ones(60, np.float32), 0.05)
+    assert not any(np.isnan(np.asarray(leaf)).any() for leaf in valid)
+
+
 def test_vmap_over_tolerance_equals_single_fits():
     s, y, g, _ = _data(7, n=120)
     tols = jnp.array([0.0, 0.05, 0.2])

@@ -960,3 +960,12 @@ def test_binary_and_unit_interval_checks_of_every_dtype(dtype, bad, xp, monkeypa
                 check(arr, "x")
     v.check_unit_interval(np.zeros(0, dtype), "x")  # nothing to refuse
     v.check_binary(np.zeros(0, dtype), "x")
+
+
+def test_a_float64_value_beyond_float32_is_named_as_an_overflow():
+    # Without x64 a finite float64 score of 1e39 becomes inf in float32: the message said only
+    # "NaN or infinite", about a value the user passed finite (reported by a probe).
+    scores = np.array([1e39, 1.0, 0.5, 0.2])
+    y, s = np.array([1, 0, 1, 0]), np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"`scores` must be finite.*overflows to inf"):
+        postprocessing.fit_thresholds(scores, y, s, num_groups=2)

@@ -295,3 +295,30 @@ def test_classifiers_cross_validate_with_and_without_routing(name):
     # Without routing, params go to fit (scikit-learn's older behaviour): the same scores.
     legacy = cross_val_score(clone(est), Xc, yc, cv=cv, params={"sensitive_features": s})
     np.testing.assert_array_equal(legacy, expected)
+
+
+def _unfitted_estimators():
+    from sklearn.linear_model import LogisticRegression
+
+    from fairjax import sklearn as fs
+
+    base = {"estimator": LogisticRegression()}
+    return [
+        fs.FERMClassifier(),
+        fs.FairLogisticRegression(),
+        fs.WassersteinFairRegressor(Ridge()),
+        fs.FairThresholdClassifier(**base),
+        fs.MulticlassParityClassifier(**base),
+        fs.BoundedGroupLossRegressor(),
+    ]
+
+
+@pytest.mark.parametrize("est", _unfitted_estimators(), ids=lambda e: type(e).__name__)
+def test_saving_an_unfitted_estimator_says_not_fitted(est, tmp_path):
+    # The wrappers of a base estimator raised AttributeError (`estimator_`), reading it for the
+    # file's metadata before the fitted check (reported by a probe).
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        est.save(tmp_path / "model.npz")
+    assert not (tmp_path / "model.npz").exists()
