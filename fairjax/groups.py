@@ -155,11 +155,6 @@ _DENSE_MAX_GROUPS = 64
 _MASKED_MAX_GROUPS = 2
 
 
-# group_means of one value per row with integer ids: up to this many rows, sums and counts are
-# one blocked segment sum of two columns (see group_means).
-_FUSED_MAX_ROWS = 16384
-
-
 # Rows are summed in blocks of this size, then the block sums are added: a float32 running
 # sum over 10^7 rows drifts by ~0.3% (each addend is rounded against a large total); two levels
 # keep the error near float32 resolution at the same speed.
@@ -401,13 +396,6 @@ def group_means(
         d = v.as_array(values, "values", ndim=1)
         pairs = _exact_counts(g, *exact, num_groups, decisions=d).reshape(num_groups, 2)
         counts, sums = _psum(pairs.astype(x.dtype), axis_name).T
-        means = safe_divide(sums, counts)
-        return (means, counts) if return_counts else means
-    if x.ndim == 1 and g.ndim == 1 and x.shape[0] <= _FUSED_MAX_ROWS:
-        # Few rows: sums and counts as two columns of one blocked segment sum, one pass. A call
-        # costs tens of microseconds here, and a second pass over the rows as much as the first.
-        pairs = _psum(_block_segment_sum(jnp.stack([x * w, w], axis=1), g, num_groups), axis_name)
-        sums, counts = pairs.T
         means = safe_divide(sums, counts)
         return (means, counts) if return_counts else means
     # Sums and counts are separate reductions: the counts do not depend on the values, so in a
