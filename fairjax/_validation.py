@@ -80,13 +80,21 @@ def float_dtype(*arrays: object) -> jnp.dtype:
 
 
 def as_array(
-    x: object, name: str, *, ndim: int | Sequence[int] | None = None, host: bool = False
+    x: object,
+    name: str,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    host: bool = False,
+    range_checked: bool = False,
 ) -> Array:
     """Converts ``x`` to a JAX array and checks its rank.
 
     ``host=True`` (for the NumPy host paths) keeps an input that is not a JAX array as a NumPy
     array in the dtype JAX would give it (``float64`` becomes ``float32`` without x64): the same
-    checks and dtype, without a copy to the device and back.
+    checks and dtype, without a copy to the device and back. Without x64, 64-bit integers
+    become 32-bit ones, which would wrap a value beyond their range (``2**32`` to 0): such a
+    value is refused, naming the argument (``range_checked``: the caller has already checked
+    the values' range, e.g. group ids against ``num_groups``).
     """
     if x is None:
         raise TypeError(f"`{name}` is required, got None.")
@@ -104,6 +112,8 @@ def as_array(
         raise TypeError(f"`{name}` must be numeric, got dtype {given.dtype}.")
     if given.dtype.kind == "c":  # a cast to real would drop the imaginary part silently
         raise TypeError(f"`{name}` must be real-valued, got complex dtype {given.dtype}.")
+    if not range_checked and isinstance(given, np.ndarray):
+        _check_integer_range(given, name)
     try:
         # device_put, not jnp.asarray: the latter compiles a small copy program for every new
         # shape on jax 0.10 (about 15 ms each on CPU); both give the same array and dtype.
@@ -126,6 +136,23 @@ def as_array(
             want = " or ".join(str(d) for d in allowed)
             raise ValueError(f"`{name}` must have rank {want}, got shape {arr.shape}.")
     return arr
+
+
+def _check_integer_range(given: np.ndarray, name: str) -> None:
+    """Refuses 64-bit integers that JAX's 32-bit cast (x64 off) would wrap."""
+    if given.dtype.kind not in "iu" or given.dtype.itemsize != 8 or not given.size:
+        return
+    target = np.dtype(jax.dtypes.canonicalize_dtype(given.dtype))
+    if target.itemsize == 8:
+        return  # x64 on: no cast
+    info = np.iinfo(target)
+    lo, hi = int(np.min(given)), int(np.max(given))
+    if lo < info.min or hi > info.max:
+        raise ValueError(
+            f"`{name}` holds integers in [{lo}, {hi}], beyond the range of {target} that JAX "
+            f"converts {given.dtype} to without x64 (values past it would wrap): pass them as "
+            "floats, or enable jax_enable_x64."
+        )
 
 
 def check_nonempty(arr: Array, name: str) -> None:
@@ -219,7 +246,7 @@ def check_groups(
       host: keep NumPy input on the host (see :func:`as_array`).
     """
     checked = _check_host_ids(groups, num_groups)
-    arr = as_array(groups, "groups", ndim=(1, 2), host=host)
+    arr = as_array(groups, "groups", ndim=(1, 2), host=host, range_checked=checked)
     if arr.ndim == 1:
         if not (jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == jnp.bool_):
             raise TypeError(

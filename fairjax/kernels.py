@@ -75,8 +75,10 @@ class Kernel(Protocol):
 def squared_distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
     """Pairwise squared Euclidean distances :math:`D_{ij} = \\|x_i - y_j\\|^2`.
 
-    Computed as :math:`\\|x\\|^2 + \\|y\\|^2 - 2 x^\\top y` (one matrix product) and clipped at 0,
-    because rounding can make the expansion slightly negative.
+    Computed as :math:`\\|x\\|^2 + \\|y\\|^2 - 2 x^\\top y` (one matrix product) after both sets
+    are shifted by the mean of ``X`` (distances do not change with a common shift, and far
+    from the origin the expansion would cancel every digit of a small distance), and clipped
+    at 0, because rounding can make the expansion slightly negative.
 
     Args:
       X: points, shape ``(n, d)``.
@@ -93,6 +95,9 @@ def squared_distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
              [25.,  0.]], dtype=float32)
     """
     X, Y = _point_pair(X, Y)
+    # Points at 1e5 + N(0, 1) in float32 gave all-zero distances without the shift.
+    center = jax.lax.stop_gradient(jnp.mean(X, axis=0))
+    X, Y = X - center, Y - center
     sq = jnp.sum(X * X, axis=1)[:, None] + jnp.sum(Y * Y, axis=1)[None, :] - 2.0 * (X @ Y.T)
     # The expansion can round below 0 for nearby points; a distance is never negative.
     return jnp.maximum(sq, 0.0)

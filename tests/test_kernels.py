@@ -164,3 +164,27 @@ def test_new_kernels_bad_inputs():
         kernels.multi_bandwidth(bandwidths=())
     with pytest.raises(ValueError, match="`weights` must be non-negative"):
         kernels.median_bandwidth(np.ones((3, 2)), weights=np.array([1.0, -1.0, 1.0]))
+
+
+def test_distances_and_kernel_statistics_ignore_a_common_shift():
+    # The expansion |x|^2 + |y|^2 - 2 x.y cancelled every digit far from the origin: the
+    # distances of [1e4] and [1e4 + 1] were 0, and MMD and HSIC at 1e5 + N(0, 1) went negative
+    # (reported by a probe). The points are centred before the expansion.
+    from fairjax import metrics, penalties
+
+    np.testing.assert_array_equal(
+        np.asarray(kernels.squared_distances(np.array([[1e4], [1e4 + 1]], np.float32))),
+        [[0.0, 1.0], [1.0, 0.0]],
+    )
+    rng = np.random.default_rng(13)
+    h = np.r_[rng.normal(size=100), rng.normal(size=100) + 1]
+    s = np.repeat([0, 1], 100)
+
+    def stats(shift):
+        x = (h + shift).astype(np.float32)
+        mmd = penalties.mmd(x, s, num_groups=2, reference="pairwise")
+        return float(mmd), float(metrics.hsic(x, s.astype(np.float32)))
+
+    base = stats(0.0)
+    for shift in (1e4, 1e5):
+        np.testing.assert_allclose(stats(shift), base, rtol=5e-3)

@@ -45,13 +45,16 @@ def _worst_class(
     )
 
 
-def _min_max_ratio(rates, present):
-    """``min / max`` of ``rates`` over groups where ``present``; 1 when the max is 0."""
+def _min_max_ratio(rates, counts):
+    """``min / max`` of ``rates`` over groups of positive count; 1 when the max is 0. NaN for a
+    NaN count, or a NaN rate of such a group, as :func:`fairjax.criteria.largest_gap`."""
+    present = counts > 0
     big = jnp.finfo(rates.dtype).max
     hi = jnp.max(jnp.where(present, rates, -big), axis=-1)
     lo = jnp.min(jnp.where(present, rates, big), axis=-1)
-    ratio = gs.safe_divide(lo, hi)
-    return jnp.where((jnp.sum(present, axis=-1) >= 2) & (hi > 0), ratio, 1)
+    ratio = jnp.where((jnp.sum(present, axis=-1) >= 2) & (hi > 0), gs.safe_divide(lo, hi), 1)
+    nan = jnp.any(jnp.isnan(counts) | (present & jnp.isnan(rates)), axis=-1)
+    return jnp.where(nan, jnp.nan, ratio)
 
 
 @functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))
@@ -136,7 +139,7 @@ def _dp_ratio(y_pred, groups, weights, num_groups, axis_name):
         weights=weights,
         axis_name=axis_name,
     )
-    return _min_max_ratio(rates[0], counts[0] > 0)
+    return _min_max_ratio(rates[0], counts[0])
 
 
 def demographic_parity_ratio(

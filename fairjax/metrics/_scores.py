@@ -33,11 +33,18 @@ def _score_cdfs(scores, groups, weights, num_groups, axis_name):
     return ot1d.pooled_group_cdfs(x, grp, num_groups=num_groups, weights=w)
 
 
+def _nan_if_any(cdf, value):
+    """NaN in, NaN out (under ``jit``, where the value checks cannot run): a NaN score or
+    weight would sort last, or leave a group, and the distance would read as fair."""
+    bad = jnp.any(jnp.isnan(cdf.points)) | jnp.any(jnp.isnan(cdf.counts))
+    return jnp.where(bad, jnp.nan, value)
+
+
 @jax.jit
 def _ks(cdf):
     gaps = criteria.largest_gap(cdf.cdfs, jnp.broadcast_to(cdf.counts, cdf.cdfs.shape))
     # Inside a run of tied scores the cumulative sums are partial: only run ends are CDF values.
-    return jnp.max(jnp.where(cdf.run_end, gaps, 0))
+    return _nan_if_any(cdf, jnp.max(jnp.where(cdf.run_end, gaps, 0)))
 
 
 def ks_unfairness(
@@ -96,11 +103,11 @@ def _w1(cdf, reference):
         diff = jnp.abs(cdf.cdfs[:-1] - cdf.pooled_cdf[:-1, None])
         # Blocked sum: a float32 running sum of 10^7 small terms drifts by ~0.4%.
         per_group = gs.column_sums(spacing[:, None] * diff)
-        return jnp.max(jnp.where(present, per_group, 0))
+        return _nan_if_any(cdf, jnp.max(jnp.where(present, per_group, 0)))
     diff = jnp.abs(cdf.cdfs[:-1, :, None] - cdf.cdfs[:-1, None, :])
     pairwise = gs.column_sums(spacing[:, None, None] * diff)
     both = present[:, None] & present[None, :]
-    return jnp.max(jnp.where(both, pairwise, 0))
+    return _nan_if_any(cdf, jnp.max(jnp.where(both, pairwise, 0)))
 
 
 def wasserstein_unfairness(

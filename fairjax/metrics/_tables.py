@@ -172,7 +172,8 @@ class GroupTable(NamedTuple):
       overall: statistic name -> the value on all rows (a ``Series`` with ``as_frame``).
       difference: largest minus smallest value over the non-empty groups (fairlearn's
         ``difference(method="between_groups")``).
-      ratio: smallest over largest value over the non-empty groups (1 when the largest is 0).
+      ratio: smallest over largest value over the non-empty groups (1 when the largest is 0
+        or negative: a ratio of values that are not positive says nothing of parity).
       names: the group labels, in the order of the rows.
     """
 
@@ -231,7 +232,7 @@ def group_table(
     for k, val in per.items():
         hi, lo = np.max(val[present]), np.min(val[present])
         diff[k] = hi - lo
-        ratio[k] = lo / hi if hi > 0 else np.ones((), val.dtype)
+        ratio[k] = np.asarray(lo / hi if hi > 0 else 1, val.dtype)
     total = {k: np.asarray(val)[0] for k, val in overall.items()}
     if as_frame is None:
         try:

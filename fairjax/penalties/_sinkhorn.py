@@ -425,6 +425,10 @@ def _core(
     from ott.tools import sinkhorn_divergence as ott_sd
 
     dtype = x.dtype
+    # The costs do not change with a common shift of the points, but ott-jax's squared
+    # Euclidean cost expands |x|^2 + |y|^2 - 2 x.y, which far from the origin (scores of 1e5 in
+    # float32) rounds away every digit of the distances: the points are centred first.
+    x = x - jax.lax.stop_gradient(jnp.mean(x, axis=0))
     eps = jnp.asarray(epsilon, dtype)
     if relative:
         scale = jax.lax.stop_gradient(_weighted_mean_sq_cost(x, w))
@@ -496,6 +500,11 @@ def _solve(divergence, xl, al, xr, ar):
     valid = (ma > 0) & (mb > 0)
     a = jnp.where(valid[:, None], gs.safe_divide(al, ma[:, None]), 1.0 / al.shape[1])
     b = jnp.where(valid[:, None], gs.safe_divide(ar, mb[:, None]), 1.0 / ar.shape[1])
+    # ott-jax's gradient with respect to a marginal is NaN where the marginal is 0 (a padding
+    # slot): the selects keep those entries 0 and stop that cotangent, so the weights' gradient
+    # stays finite.
+    a = jnp.where(valid[:, None] & (al <= 0), 0, a)
+    b = jnp.where(valid[:, None] & (ar <= 0), 0, b)
     if a.shape[0] == 1:  # one comparison: no batching of the solver
         values, output = jax.tree.map(lambda t: t[None], divergence(xl[0], a[0], xr[0], b[0]))
     else:

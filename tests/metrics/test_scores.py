@@ -159,3 +159,25 @@ def test_host_sort_path_equals_jitted_path(num_groups, ties):
         ks_reference(scores, groups, 2),
         rtol=1e-6,
     )
+
+
+@pytest.mark.parametrize("where", ["scores", "weights"])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda x, s, w: fm.ks_unfairness(x, s, num_groups=3, weights=w),
+        lambda x, s, w: fm.wasserstein_unfairness(x, s, num_groups=3, weights=w),
+        lambda x, s, w: fm.wasserstein_unfairness(
+            x, s, num_groups=3, weights=w, reference="pairwise"
+        ),
+        lambda x, s, w: fm.demographic_parity_ratio(x, s, num_groups=3, weights=w),
+    ],
+)
+def test_nan_under_jit_gives_nan(metric, where):
+    # Under jit the value checks cannot run: a NaN weight gave W1 0.0 and a DP ratio of 0.96,
+    # a NaN score a finite KS and a DP ratio of 1.0 (reported by a probe).
+    rng = np.random.default_rng(4)
+    s = rng.integers(0, 3, 60)
+    x, w = rng.uniform(size=60), rng.uniform(size=60)
+    (x if where == "scores" else w)[5] = np.nan
+    assert np.isnan(float(jax.jit(metric)(x, s, w)))

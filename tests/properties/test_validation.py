@@ -969,3 +969,27 @@ def test_a_float64_value_beyond_float32_is_named_as_an_overflow():
     y, s = np.array([1, 0, 1, 0]), np.array([0, 0, 1, 1])
     with pytest.raises(ValueError, match=r"`scores` must be finite.*overflows to inf"):
         postprocessing.fit_thresholds(scores, y, s, num_groups=2)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda big: gs.group_sums(np.array([big, 1]), np.array([0, 0]), num_groups=1),
+        lambda big: metrics.worst_group_loss(
+            np.array([big, 0, 3, 3]), np.array([5, 0, 3, 3]), np.array([0, 0, 1, 1]), num_groups=2
+        ),
+        lambda big: metrics.demographic_parity_difference(
+            np.array([1, 0, 1, 0]),
+            np.array([0, 0, 1, 1]),
+            num_groups=2,
+            weights=np.array([big, big, 1, 1]),
+        ),
+        lambda big: metrics.ks_unfairness(np.array([0, big, 5, 2 * big]), np.array([0, 0, 1, 1])),
+    ],
+)
+def test_int64_values_past_int32_are_refused_not_wrapped(call):
+    # Without x64, JAX casts int64 to int32: 2**32 became 0, and the metrics read as fair
+    # (reported by a probe). Group ids had this check; values, targets and weights did not.
+    with pytest.raises(ValueError, match="beyond the range of int32"):
+        call(2**32)
+    call(2**20)  # in range: accepted
