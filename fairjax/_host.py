@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
-__all__ = ["rows_by_group"]
+__all__ = ["CHANGED_BETWEEN_PASSES", "chunk_digest", "rows_by_group"]
 
 
 def rows_by_group(ids: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,3 +36,41 @@ def rows_by_group(ids: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndar
     bounds = np.zeros(num_groups + 1, np.int64)
     np.cumsum(np.bincount(ids, minlength=num_groups), out=bounds[1:])
     return order, bounds
+
+
+#: The error of a stream whose chunks differ from one pass to the next (see chunk_digest).
+CHANGED_BETWEEN_PASSES = (
+    "`chunks` changed between passes: the same number of rows, but other values (the data is "
+    "read several times; `chunks` must give the same chunks, in the same order, at every call)."
+)
+
+
+def chunk_digest(digest: int, *arrays: np.ndarray | None) -> int:
+    """``digest`` extended with the bytes of ``arrays`` (``None`` skipped): a CRC-32 chained
+    over a stream's chunks, in order.
+
+    The streamed fits and metrics read their chunks several times, the same chunks in the same
+    order at every pass; each pass's digest is compared with the first pass's, so that a
+    stream that re-samples or re-scores its rows between passes is refused rather than giving
+    a result that holds on no pass. (A CRC reads about 3 GB/s, a few percent of a pass.)
+
+    Args:
+      digest: the digest so far (0 to start).
+      *arrays: the chunk's arrays.
+
+    Returns:
+      The new digest, a Python int.
+
+    Example:
+      >>> import numpy as np
+      >>> from fairjax._host import chunk_digest
+      >>> a, b = np.array([1.5, 2.5], np.float32), np.array([0, 1])
+      >>> chunk_digest(chunk_digest(0, a[:1], b[:1]), a[1:], b[1:]) == chunk_digest(0, a, b)
+      False
+      >>> chunk_digest(0, a, b) == chunk_digest(0, a.copy(), b.copy())
+      True
+    """
+    for a in arrays:
+        if a is not None:
+            digest = zlib.crc32(np.ascontiguousarray(a), digest)
+    return digest

@@ -117,13 +117,21 @@ def as_array(
     try:
         # device_put, not jnp.asarray: the latter compiles a small copy program for every new
         # shape on jax 0.10 (about 15 ms each on CPU); both give the same array and dtype.
-        if isinstance(given, jax.Array):
-            arr = given
-        elif host:
-            with np.errstate(over="ignore"):  # an overflow to inf is reported by check_finite
+        # Without x64 float64 becomes float32: a finite value past its range would become inf.
+        with np.errstate(over="raise"):
+            if isinstance(given, jax.Array):
+                arr = given
+            elif host:
                 arr = given.astype(jax.dtypes.canonicalize_dtype(given.dtype), copy=False)
-        else:
-            arr = jax.device_put(given)
+            else:
+                arr = jax.device_put(given)
+    except FloatingPointError:
+        target = jax.dtypes.canonicalize_dtype(given.dtype)
+        top = float(np.finfo(target).max)
+        raise ValueError(
+            f"`{name}` holds finite values beyond +-{top:.3g}, the range of {target} that JAX "
+            f"converts {given.dtype} to without x64: rescale them, or enable jax_enable_x64."
+        ) from None
     except (TypeError, ValueError) as err:
         raise TypeError(f"`{name}` must be a numeric array, got dtype {given.dtype}.") from err
     if arr.dtype == jnp.dtype("O") or not (
@@ -150,8 +158,8 @@ def _check_integer_range(given: np.ndarray, name: str) -> None:
     if lo < info.min or hi > info.max:
         raise ValueError(
             f"`{name}` holds integers in [{lo}, {hi}], beyond the range of {target} that JAX "
-            f"converts {given.dtype} to without x64 (values past it would wrap): pass them as "
-            "floats, or enable jax_enable_x64."
+            f"converts {given.dtype} to without x64 (values past it would wrap): enable "
+            "jax_enable_x64, or pass values that are not ids as floats."
         )
 
 
@@ -193,14 +201,7 @@ def check_finite(arr: Array, name: str) -> None:
     if is_concrete(arr) and jnp.issubdtype(arr.dtype, jnp.inexact):
         if not holds(lambda xp, a: xp.all(xp.isfinite(a)), arr):
             bad = int(np.sum(~np.isfinite(np.asarray(arr))))
-            hint = ""
-            if arr.dtype.itemsize < 8:  # a float64 input beyond the range became inf
-                top = float(jnp.finfo(arr.dtype).max)
-                hint = (
-                    f" in {arr.dtype} (a finite value beyond +-{top:.3g} overflows to inf "
-                    "when converted to it; enable jax_enable_x64 to keep float64)"
-                )
-            raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s){hint}.")
+            raise ValueError(f"`{name}` must be finite, got {bad} NaN or infinite value(s).")
 
 
 def _within_unit_interval(xp, a) -> bool:
@@ -361,6 +362,8 @@ def _check_host_ids(groups: object, num_groups: object) -> bool:
         return False
     if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
         return False  # check_num_groups reports it
+    if num_groups < 1:
+        return False  # so does it for 0 or a negative count
     if int(np.min(host)) < 0 or int(np.max(host)) >= int(num_groups):
         _raise_id_range(host, int(num_groups))
     return 0 < int(num_groups) < 2**31

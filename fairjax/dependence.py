@@ -37,6 +37,7 @@ from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as kn
+from fairjax._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -50,6 +51,7 @@ def _inputs(x, s, weights, *, x_name, s_name, vector_s=True):
     S = v.as_array(s, s_name, ndim=(1, 2) if vector_s else 1)
     v.check_nonempty(X, x_name)
     v.check_length(S, X.shape[0], s_name, x_name)
+    v.check_finite(X, x_name)
     v.check_finite(S, s_name)
     n = X.shape[0]
     w = v.check_weights(weights, n)
@@ -130,7 +132,8 @@ def hsic(
             raise ValueError("`key` is required with `num_features` (random Fourier features).")
     for name, value in (("bandwidth_x", bandwidth_x), ("bandwidth_s", bandwidth_s)):
         v.check_scalar(value, name, positive=True, optional=True)
-    return _hsic(X, S, w, bandwidth_x, bandwidth_s, key, num_features, normalized)
+    value = _hsic(X, S, w, bandwidth_x, bandwidth_s, key, num_features, normalized)
+    return propagate_nan(value, X, S, w)
 
 
 @functools.partial(jax.jit, static_argnames=("num_features", "normalized"))
@@ -196,7 +199,7 @@ def distance_correlation(x: ArrayLike, s: ArrayLike, *, weights: ArrayLike | Non
       distances*, Annals of Statistics 35(6), 2007.
     """
     X, S, w = _inputs(x, s, weights, x_name="x", s_name="s")
-    return _distance_correlation(X, S, w)
+    return propagate_nan(_distance_correlation(X, S, w), X, S, w)
 
 
 @jax.jit
@@ -295,7 +298,7 @@ def hgr_correlation(
     if X.shape[1] != 1:
         raise ValueError(f"`x` must have shape (n,), got {X.shape}.")
     degree = v.check_scalar(degree, "degree", integer=True, positive=True)
-    return _hgr_correlation(X[:, 0], S[:, 0], w, degree)
+    return propagate_nan(_hgr_correlation(X[:, 0], S[:, 0], w, degree), X, S, w)
 
 
 @functools.partial(jax.jit, static_argnames=("degree",))
@@ -369,7 +372,8 @@ def hgr_kde(
     criteria.check_option(estimator, "estimator", ("chi2", "svd"))
     grid_size = v.check_scalar(grid_size, "grid_size", integer=True, positive=True)
     v.check_scalar(bandwidth, "bandwidth", positive=True, optional=True)
-    return _hgr_kde(X[:, 0], S[:, 0], w, bandwidth, estimator, grid_size)
+    value = _hgr_kde(X[:, 0], S[:, 0], w, bandwidth, estimator, grid_size)
+    return propagate_nan(value, X, S, w)
 
 
 def _standardize(z: Array, w: Array) -> Array:

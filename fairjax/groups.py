@@ -630,12 +630,15 @@ def intersect(*attributes: ArrayLike, num_groups: Sequence[int]) -> Array:
     if total > np.iinfo(np.int32).max:
         raise ValueError(f"the intersection has {total} groups, more than int32 ids can hold.")
     first = v.check_groups(attributes[0], num_groups=sizes[0])
+    if first.ndim != 1:  # a membership matrix has no single id to combine
+        raise ValueError(f"attribute 0 must be integer ids of shape (n,), got {first.shape}.")
     ids = first.astype(jnp.int32)
     for k, (attr, size) in enumerate(zip(attributes[1:], sizes[1:], strict=True), start=1):
         a = v.check_groups(attr, num_groups=size)
         if a.ndim != 1 or a.shape != first.shape:
             raise ValueError(
-                f"attribute {k} must have shape {first.shape} like attribute 0, got {a.shape}."
+                f"attribute {k} must be integer ids of shape {first.shape} like attribute 0, "
+                f"got {a.shape}."
             )
         ids = ids * size + a.astype(jnp.int32)
     return ids

@@ -182,7 +182,8 @@ def _safe_sqrt(sq: Array) -> Array:
     Double ``where``: the square root never sees 0, so no ``inf * 0 = NaN`` reaches the gradient.
     """
     positive = sq > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+    root = jnp.sqrt(jnp.where(positive, sq, 1.0))
+    return jnp.where(positive, root, jnp.where(jnp.isnan(sq), sq, 0.0))  # NaN stays NaN
 
 
 class Laplace(NamedTuple):

@@ -1,8 +1,8 @@
 r"""Per-example task losses for binary classification and regression, optax style.
 
 Each loss takes the model's outputs and the targets and returns one value per example, leaving
-the reduction to the caller; :func:`weighted_mean` is the reduction every fairjax trainer uses,
-with sample weights and a ``where=`` mask (a masked-out or zero-weight row contributes nothing,
+the reduction to the caller; :func:`weighted_mean` reduces them with sample weights and a
+``where=`` mask (a masked-out or zero-weight row contributes nothing,
 and an all-masked batch gives 0, not NaN).
 
 | loss | value of one example | labels |
@@ -13,7 +13,9 @@ and an all-masked batch gives 0, not NaN).
 | :func:`squared` | :math:`(z - y)^2` | real |
 
 For the margin losses :math:`t = +1` where ``y == 1`` and :math:`-1` elsewhere, so 0/1 and
--1/+1 labels give the same loss.
+-1/+1 labels give the same loss. A loss keeps its input's float dtype, as optax's do: integer
+inputs give float32, and bfloat16 or float16 stay (where a squared error of 300 overflows
+float16: cast to float32 first for a loss that must not).
 
 Example:
   >>> import jax.numpy as jnp
@@ -28,6 +30,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from fairjax import _validation as v
 from fairjax import groups as gs
 
 Array = jax.Array
@@ -67,7 +70,8 @@ def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
       labels: targets in [0, 1], broadcastable to ``logits``.
 
     Returns:
-      The loss of each element, in the logits' float dtype (at least float32).
+      The loss of each element, in the logits' float dtype (see the module: integers give
+      float32).
 
     Example:
       >>> import jax.numpy as jnp
@@ -101,7 +105,8 @@ def hinge(scores: ArrayLike, labels: ArrayLike) -> Array:
       labels: binary labels, 0/1 or -1/+1 (``1`` is the positive class), broadcastable.
 
     Returns:
-      The loss of each element, in the scores' float dtype (at least float32).
+      The loss of each element, in the scores' float dtype (see the module: integers give
+      float32).
 
     Example:
       >>> import jax.numpy as jnp
@@ -123,7 +128,8 @@ def squared_hinge(scores: ArrayLike, labels: ArrayLike) -> Array:
       labels: binary labels, 0/1 or -1/+1 (``1`` is the positive class), broadcastable.
 
     Returns:
-      The loss of each element, in the scores' float dtype (at least float32).
+      The loss of each element, in the scores' float dtype (see the module: integers give
+      float32).
 
     Example:
       >>> import jax.numpy as jnp
@@ -142,7 +148,8 @@ def squared(predictions: ArrayLike, targets: ArrayLike) -> Array:
       targets: targets, broadcastable to ``predictions``.
 
     Returns:
-      The loss of each element, in the predictions' float dtype (at least float32).
+      The loss of each element, in the predictions' float dtype (see the module: integers
+      give float32).
 
     Example:
       >>> import jax.numpy as jnp
@@ -188,9 +195,25 @@ def weighted_mean(
       Array(2., dtype=float32)
     """
     x = _float(values, "`values`")
-    w = jnp.ones_like(x) if weights is None else jnp.asarray(weights, x.dtype)
+    w = jnp.ones_like(x) if weights is None else _weights(weights, x)
     if where is not None:
         w = jnp.where(jnp.asarray(where), w, 0)
     # A masked row may hold inf or NaN (padding): select it out rather than multiply by 0.
     total = jnp.sum(jnp.where(w > 0, w * x, 0))
-    return gs.safe_divide(total, jnp.sum(w))
+    mean = gs.safe_divide(total, jnp.sum(w))
+    # NaN in, NaN out (under jit, where the weights cannot be checked): a NaN weight would
+    # otherwise leave the numerator and turn the mean into 0.
+    return mean if weights is None else jnp.where(jnp.any(jnp.isnan(w)), jnp.nan, mean)
+
+
+def _weights(weights: ArrayLike, x: Array) -> Array:
+    """Sample weights of one row each, finite and non-negative where they are concrete."""
+    w = v.as_array(weights, "weights")
+    if w.shape != x.shape[:1]:
+        raise ValueError(
+            f"`weights` must have shape {x.shape[:1]} (one per row of `values`), got {w.shape}."
+        )
+    v.check_finite(w, "weights")
+    if v.is_concrete(w) and not v.holds(lambda xp, a: xp.all(a >= 0), w):
+        raise ValueError(f"`weights` must be non-negative, got minimum {float(jnp.min(w)):g}.")
+    return w.astype(x.dtype)

@@ -188,8 +188,11 @@ def test_binned_parity_difference_is_dp_over_quantile_bins():
     age = rng.uniform(18, 80, size=400)
     pred = (age + rng.normal(scale=20, size=400) > 50).astype(np.float32)
     bins = np.searchsorted(
-        np.quantile(age, [0.25, 0.5, 0.75], method="inverted_cdf"), age, side="right"
+        np.quantile(age, [0.25, 0.5, 0.75], method="inverted_cdf"), age, side="left"
     )
+    # Equal weights, distinct ages: four bins of 100 (a value on a cut went to the upper bin,
+    # so the first bin had one row fewer and the last one more; reported by a probe).
+    assert np.bincount(bins).tolist() == [100, 100, 100, 100]
     want = metrics.demographic_parity_difference(pred, bins, num_groups=4)
     got = metrics.binned_parity_difference(pred, age, num_bins=4)
     assert float(got) == pytest.approx(float(want), abs=1e-6)
@@ -199,7 +202,7 @@ def test_binned_parity_difference_is_dp_over_quantile_bins():
     ("call", "match"),
     [
         (lambda: dep.hsic([1.0, 2.0], [1.0]), "`s`"),
-        (lambda: dep.hsic([1.0, np.nan], [1.0, 2.0]), None),
+        (lambda: dep.hsic([1.0, np.nan], [1.0, 2.0]), "`x` must be finite"),
         (lambda: dep.hsic([1.0, 2.0], [1.0, np.inf]), "`s`"),
         (lambda: dep.hsic([1.0, 2.0], [1.0, 2.0], num_features=4), "`key`"),
         (lambda: dep.hsic([1.0, 2.0], [1.0, 2.0], bandwidth_x=0.0), "`bandwidth_x`"),
@@ -212,9 +215,6 @@ def test_binned_parity_difference_is_dp_over_quantile_bins():
     ],
 )
 def test_bad_input_names_the_argument(call, match):
-    if match is None:  # NaN predictions: NaN out, not an error and not "independent"
-        assert np.isnan(float(call()))
-        return
     with pytest.raises((ValueError, TypeError), match=match):
         call()
 
@@ -267,3 +267,32 @@ def test_a_bound_on_dependence_is_met_by_the_lagrangian_trainer(name):
         num_steps=300,
     )
     assert float(sweep.penalty[1]) < float(sweep.penalty[0])
+
+
+_MEASURES = {
+    "hsic": lambda x, s, w: dep.hsic(x, s, weights=w),
+    "distance_correlation": lambda x, s, w: dep.distance_correlation(x, s, weights=w),
+    "hgr_correlation": lambda x, s, w: dep.hgr_correlation(x, s, weights=w),
+    "hgr_kde": lambda x, s, w: dep.hgr_kde(x, s, weights=w),
+}
+
+
+@pytest.mark.parametrize("where", ["x", "s", "weights"])
+@pytest.mark.parametrize("name", sorted(_MEASURES))
+def test_nan_in_gives_nan_out(name, where):
+    # A NaN in x was not refused and read as 0 (hgr 0.0, "independent"; distance correlation
+    # finite), and under jit a NaN in s gave hgr_correlation 0.80 (reported by a probe).
+    rng = np.random.default_rng(0)
+    x, s, w = rng.normal(size=40), rng.normal(size=40), rng.uniform(0.5, 1.0, size=40)
+    {"x": x, "s": s, "weights": w}[where][3] = np.nan
+    fn = _MEASURES[name]
+    assert np.isnan(float(jax.jit(fn)(x, s, w)))
+    with pytest.raises(ValueError, match=f"`{where}` must be finite"):
+        fn(x, s, w)
+
+
+def test_distances_keep_a_nan():
+    from fairjax import kernels
+
+    d = np.asarray(kernels.distances(np.array([[0.0], [np.nan]])))
+    assert np.isnan(d[0, 1]) and np.isnan(d[1, 1])

@@ -456,3 +456,10 @@ def test_missing_num_groups_message_fits_concrete_and_traced_ids():
         gs.group_means(x, ids)
     with pytest.raises(ValueError, match=r"`num_groups` is required .* traced ids"):
         jax.jit(lambda a, b: gs.group_means(a, b))(x, ids)
+
+
+def test_intersect_names_a_membership_matrix_as_the_wrong_attribute():
+    # A membership matrix first was blamed on attribute 1 ("like attribute 0"; probe).
+    onehot = jax.nn.one_hot(jnp.array([0, 1, 0, 1]), 2)
+    with pytest.raises(ValueError, match="attribute 0 must be integer ids"):
+        gs.intersect(onehot, jnp.array([0, 1, 1, 0]), num_groups=[2, 2])

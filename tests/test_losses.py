@@ -161,3 +161,18 @@ def test_complex_input_is_refused(name):
         fn(jnp.array([1.0 + 1j, 2.0]), jnp.array([1.0, 0.0]))
     with pytest.raises(TypeError, match="must be real"):
         fn(jnp.array([1.0, 2.0]), jnp.array([1.0 + 1j, 0.0]))
+
+
+def test_weighted_mean_checks_its_weights_and_a_nan_weight_gives_nan():
+    # A NaN weight gave 0 and a negative one a "mean" of 6 from values 1, 3, 5; weights of
+    # another length a raw JAX shape error (reported by a probe).
+    x = jnp.array([1.0, 3.0, 5.0])
+    with pytest.raises(ValueError, match="`weights` must be finite"):
+        losses.weighted_mean(x, weights=jnp.array([1.0, jnp.nan, 1.0]))
+    with pytest.raises(ValueError, match="`weights` must be non-negative"):
+        losses.weighted_mean(x, weights=jnp.array([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"`weights` must have shape \(3,\)"):
+        losses.weighted_mean(x, weights=jnp.ones(2))
+    jitted = jax.jit(lambda w: losses.weighted_mean(x, weights=w))
+    assert np.isnan(float(jitted(jnp.array([1.0, jnp.nan, 1.0]))))
+    assert float(jitted(jnp.array([1.0, 0.0, 1.0]))) == 3.0

@@ -26,7 +26,8 @@ def binned_parity_difference(
 
     What the peers do with a continuous attribute (fairlearn bins it first): cut ``attribute``
     at its (weighted, ``inverted_cdf``) quantiles :math:`k / B`, ``k = 1..B-1``, into
-    ``num_bins`` groups of about equal weight (a value on a cut goes to the upper bin) and return
+    ``num_bins`` groups of about equal weight (bins closed on the right, as pandas' ``qcut``: a
+    value on a cut goes to the lower bin) and return
     :func:`demographic_parity_difference` between the bins. It sees only the dependence between
     bins, and depends on ``num_bins``; :func:`hgr_correlation`, :func:`hsic` and
     :func:`distance_correlation` measure the dependence itself. Given for comparison.
@@ -43,9 +44,9 @@ def binned_parity_difference(
     Example:
       >>> import jax.numpy as jnp
       >>> from fairjax.metrics import binned_parity_difference
-      >>> age = jnp.array([20.0, 30.0, 40.0, 50.0])
-      >>> binned_parity_difference(jnp.array([0, 0, 1, 1]), age, num_bins=2)
-      Array(1., dtype=float32)
+      >>> age = jnp.array([20.0, 30.0, 40.0, 50.0, 60.0, 70.0])
+      >>> binned_parity_difference(jnp.array([0, 0, 1, 0, 1, 1]), age, num_bins=2)
+      Array(0.33333334, dtype=float32)
     """
     num_bins = v.check_scalar(num_bins, "num_bins", integer=True, positive=True)
     a = v.as_array(attribute, "attribute", ndim=1)
@@ -60,5 +61,7 @@ def binned_parity_difference(
     # The weighted quantile at level k/B: the first sorted value whose cumulative weight
     # reaches it (NumPy's method="inverted_cdf"), so the cuts are values of the data.
     cuts = a[order][jnp.clip(jnp.searchsorted(cum, levels, side="left"), 0, a.shape[0] - 1)]
-    bins = jnp.searchsorted(cuts, a, side="right")
+    # Bin k holds the values in (cut_{k-1}, cut_k]: at least its share k / B of the weight
+    # lies at or below cut_k, so equal weights give equal bins.
+    bins = jnp.searchsorted(cuts, a, side="left")
     return demographic_parity_difference(y_pred, bins, num_groups=num_bins, weights=weights)

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
+from fairjax._host import CHANGED_BETWEEN_PASSES, chunk_digest
 from fairjax._keys import FIRST_BITS, NEXT_BITS, bucket_last, bucket_of
 from fairjax._keys import float_keys as _float_keys
 from fairjax._keys import key_floats as _key_floats
@@ -96,9 +97,13 @@ def _chunk(
     for name, a in (("y_true", y_t), ("y_pred", y_p)):
         if a is not None and not np.isin(a, (0, 1)).all():
             raise ValueError(f"`{name}` of chunk {k} must hold 0/1 values.")
-    bad_ids = g.size and (g.min() < 0 or g.max() >= num_groups)
-    if not np.issubdtype(g.dtype, np.integer) or bad_ids:
-        raise ValueError(f"`groups` of chunk {k} must hold integer ids in [0, {num_groups}).")
+    if not np.issubdtype(g.dtype, np.integer) or (
+        g.size and (g.min() < 0 or g.max() >= num_groups)
+    ):  # the range is read only from integers (a min of strings would raise NumPy's error)
+        raise ValueError(
+            f"`groups` of chunk {k} must hold integer ids in [0, {num_groups}), got dtype "
+            f"{g.dtype} (encode labels as ids first: np.unique(labels, return_inverse=True))."
+        )
     if x is not None and not np.isfinite(x).all():
         raise ValueError(f"`scores` of chunk {k} must be finite.")
     if w is not None and not (np.isfinite(w).all() and (w >= 0).all()):
@@ -127,22 +132,26 @@ class _Reader:
         self.required, self.allowed = required, allowed
         self.layout: tuple[bool, ...] | None = None
         self.rows: int | None = None
+        self.digest: int | None = None
 
     def __call__(self):
         """Yields ``(offset, y_t, y_p, g, x, w)`` per non-empty chunk."""
-        offset = 0
+        offset, digest = 0, 0
         for k, chunk in enumerate(self.chunks()):
             *arrays, has = _chunk(
                 chunk, k, self.layout, self.num_groups, self.required, self.allowed
             )
             self.layout = has
             if arrays[1].shape[0]:
+                digest = chunk_digest(digest, *arrays)
                 yield offset, *arrays
             offset += arrays[1].shape[0]
         if self.rows is None:
-            self.rows = offset
+            self.rows, self.digest = offset, digest
         elif offset != self.rows:
             raise ValueError(f"`chunks` gave {offset} rows on a later pass, {self.rows} first.")
+        elif digest != self.digest:
+            raise ValueError(CHANGED_BETWEEN_PASSES)
 
 
 def _first_pass(read: _Reader, num_groups: int, *, allow_empty: bool = False):

@@ -294,7 +294,8 @@ def bootstrap(
     Args:
       metric: ``metric(*arrays, weights=...)``, e.g.
         ``functools.partial(demographic_parity_difference, num_groups=2)``.
-      *arrays: the metric's positional data, each with ``n`` rows.
+      *arrays: the metric's positional data, each with ``n`` rows, numeric (group labels as
+        integer ids: the resampled program is compiled, so it cannot read strings).
       key: a :func:`jax.random.key` (or legacy ``PRNGKey``).
       weights: optional sample weights ``(n,)`` of the original data.
       num_resamples: number of bootstrap resamples.

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
-from fairjax.penalties._nan import propagate_nan
+from fairjax._nan import propagate_nan
 from fairjax.penalties._surrogates import _reduce
 
 Array = jax.Array

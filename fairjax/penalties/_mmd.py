@@ -19,7 +19,7 @@ from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as ks
-from fairjax.penalties._nan import propagate_nan
+from fairjax._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import groups as gs
-from fairjax.penalties._nan import propagate_nan
+from fairjax._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike

@@ -15,6 +15,7 @@ import numpy as np
 from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
+from fairjax._nan import propagate_nan
 from fairjax._shapes import bucket
 from fairjax.penalties._mmd import (
     _check_common,
@@ -23,7 +24,6 @@ from fairjax.penalties._mmd import (
     _Measures,
     _sum_conditions,
 )
-from fairjax.penalties._nan import propagate_nan
 
 if TYPE_CHECKING:  # ott-jax is imported when the penalty is first called, not with fairjax.
     from ott.geometry import costs

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 from fairjax import _validation as v
 from fairjax import criteria, ot1d
 from fairjax import groups as gs
+from fairjax._nan import propagate_nan
 from fairjax._shapes import bucket, pad_rows
-from fairjax.penalties._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike

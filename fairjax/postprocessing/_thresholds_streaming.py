@@ -50,6 +50,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import criteria
+from fairjax._host import CHANGED_BETWEEN_PASSES, chunk_digest
 from fairjax._keys import FIRST_BITS, NEXT_BITS, bucket_first, bucket_of, float_keys, key_floats
 from fairjax.postprocessing._hull import check_inputs
 from fairjax.postprocessing._thresholds import (
@@ -111,17 +112,14 @@ class _Reader:
             )
         self.chunks, self.num_groups = chunks, num_groups
         self.rows: int | None = None
-        self.digest: tuple | None = None
+        self.digest: int | None = None
         self.passes = 0
 
     def __call__(self):
         """Yields ``(keys uint32, labels int64, groups int64, weights float32 or None)``."""
         self.passes += 1
         rows = 0
-        # An order-free digest of the rows that count (the fit does not depend on their order):
-        # wrapping uint64 sums, exact in any order, of the keys, of the keys times a code of
-        # group and label, and of the weights' float32 bits.
-        digest = np.zeros(3, np.uint64)
+        digest = 0  # of the rows that count, chained over the chunks
         for k, chunk in enumerate(self.chunks()):
             s, y, g, w = _parts(chunk, k)
             # check_inputs refuses all-zero weights, which one chunk of many may have
@@ -143,22 +141,14 @@ class _Reader:
                 w = np.asarray(w).astype(np.float32)  # as fit_thresholds casts them
                 keep = w > 0  # rows of weight 0 make no ROC point
                 keys, y, g, w = keys[keep], y[keep], g[keep], w[keep]
-            k64 = keys.astype(np.uint64)
-            bits = keys.size if w is None else w.view(np.uint32).astype(np.uint64).sum()
-            digest += np.array(
-                [k64.sum(), (k64 * (2 * g + y + 1).astype(np.uint64)).sum(), bits], np.uint64
-            )
+            digest = chunk_digest(digest, keys, y, g, w)
             yield keys, y, g, w
         if self.rows is None:
-            self.rows, self.digest = rows, tuple(digest.tolist())
+            self.rows, self.digest = rows, digest
         elif rows != self.rows:
             raise ValueError(f"`chunks` gave {rows} rows on a later pass, {self.rows} first.")
-        elif tuple(digest.tolist()) != self.digest:
-            raise ValueError(
-                "`chunks` changed between passes: the same number of rows, but other scores, "
-                "labels, groups or weights (the fit reads the data several times; `chunks` "
-                "must give the same rows on every call)."
-            )
+        elif digest != self.digest:
+            raise ValueError(CHANGED_BETWEEN_PASSES)
 
 
 # ----------------------------------------------------------------------------- buckets

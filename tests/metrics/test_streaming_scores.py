@@ -219,6 +219,15 @@ def test_bad_settings_and_changing_chunks():
     with pytest.raises(ValueError, match="on a later pass"):
         metrics.wasserstein_unfairness_streaming(shrinking, num_groups=2, max_rows_in_memory=10)
 
+    def rescored():  # as many rows, other scores on every pass (reported by a probe)
+        calls.append(1)
+        x = np.linspace(0, 1, 100, dtype=np.float32) + np.float32(0.5 * len(calls))
+        return iter([{"scores": x, "groups": (np.arange(x.size) % 2)}])
+
+    for metric in (metrics.ks_unfairness_streaming, metrics.wasserstein_unfairness_streaming):
+        with pytest.raises(ValueError, match="changed between passes"):
+            metric(rescored, num_groups=2)
+
 
 class _Processes:
     """``allgather`` for threads standing in for processes: a call returns every thread's
@@ -264,3 +273,9 @@ def test_several_processes_equal_one(weighted):
         np.testing.assert_allclose(w1, [ref[r]] * 3, rtol=1e-6)
     alone = float(metrics.ks_unfairness_streaming(shares[0], num_groups=3))
     assert abs(alone - ref["ks"]) > 1e-3  # the control: one share is not all rows
+
+
+def test_string_group_labels_get_a_message_naming_groups():
+    chunk = {"scores": np.ones(3, np.float32), "groups": np.array(["a", "b", "a"])}
+    with pytest.raises(ValueError, match="`groups` of chunk 0 must hold integer ids"):
+        metrics.ks_unfairness_streaming(lambda: iter([chunk]), num_groups=2)

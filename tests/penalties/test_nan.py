@@ -100,7 +100,7 @@ def test_the_issue_case_nan_scores_under_jit(penalty, reduction):
 def test_guard_is_the_value_bit_for_bit_without_nan():
     # Finite inputs, one of whose plain sums overflows to +inf: not a NaN, so the guard
     # returns the value and its gradient unchanged.
-    from fairjax.penalties._nan import propagate_nan
+    from fairjax._nan import propagate_nan
 
     a = jnp.array([3e38, 3e38, 1.0, -2.0], jnp.float32)
     b = jnp.asarray(np.random.default_rng(1).normal(size=(5, 3)), jnp.float32)
@@ -121,7 +121,7 @@ def test_guard_is_the_value_bit_for_bit_without_nan():
 def test_guard_nan_anywhere_gives_nan_value_and_gradient_everywhere():
     # The NaN is in an input the value never reads: still a NaN value, and every element of
     # every floating input gets a NaN gradient.
-    from fairjax.penalties._nan import propagate_nan
+    from fairjax._nan import propagate_nan
 
     a = jnp.array([1.0, 2.0, 3.0])
     b = jnp.array([0.5, jnp.nan])

@@ -226,21 +226,6 @@ def test_bad_streams():
         fit_thresholds_streaming(rescored, num_groups=3)
 
 
-def test_chunks_in_another_order_on_every_pass_fit_the_same():
-    # The check that the chunks stay the same is order-free: a shuffled stream of weighted rows
-    # fits as the concatenated data does.
-    s, y, g, w = _data(11, decimals=2, weights="float", one_bucket=True)
-    rng = np.random.default_rng(0)
-
-    def shuffled():
-        p = rng.permutation(s.shape[0])
-        return iter([(s[q], y[q], g[q], w[q]) for q in np.array_split(p, 3)])
-
-    got = fit_thresholds_streaming(shuffled, num_groups=3)
-    want = fit_thresholds(s, y, g, num_groups=3, weights=w)
-    np.testing.assert_allclose(got.selection_rate, want.selection_rate, rtol=1e-5)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("num_groups", (2, 5))
 @pytest.mark.parametrize("crit", CRITERIA)

@@ -1,4 +1,5 @@
-"""NaN in, NaN out: the one guard every penalty's value passes through.
+"""NaN in, NaN out: the one guard every penalty's value (and each dependence measure's) passes
+through.
 
 A penalty reduces its inputs with selects on float comparisons (``count > 0`` for an empty
 group, a tie tolerance, ``sq > 0`` before a square root). A comparison with NaN is False, so
