@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["CHANGED_BETWEEN_PASSES", "chunk_digest", "rows_by_group"]
+__all__ = ["chunk_digest", "end_pass", "rows_by_group"]
 
 
 def rows_by_group(ids: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,13 +38,6 @@ def rows_by_group(ids: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndar
     return order, bounds
 
 
-#: The error of a stream whose chunks differ from one pass to the next (see chunk_digest).
-CHANGED_BETWEEN_PASSES = (
-    "`chunks` changed between passes: the same number of rows, but other values (the data is "
-    "read several times; `chunks` must give the same chunks, in the same order, at every call)."
-)
-
-
 def chunk_digest(digest: int, *arrays: np.ndarray | None) -> int:
     """``digest`` extended with the bytes of ``arrays`` (``None`` skipped): a CRC-32 chained
     over a stream's chunks, in order.
@@ -74,3 +67,34 @@ def chunk_digest(digest: int, *arrays: np.ndarray | None) -> int:
         if a is not None:
             digest = zlib.crc32(np.ascontiguousarray(a), digest)
     return digest
+
+
+def end_pass(
+    rows: int, digest: int, first_rows: int | None, first_digest: int | None
+) -> tuple[int, int]:
+    """The end of a pass over a stream: the first pass's row count and digest
+    (:func:`chunk_digest`), after checking this pass against them.
+
+    Args:
+      rows: the rows this pass read.
+      digest: this pass's digest.
+      first_rows: the first pass's rows, or None if this pass is the first.
+      first_digest: the first pass's digest.
+
+    Returns:
+      ``(first_rows, first_digest)``: this pass's own values when it is the first.
+
+    Raises:
+      ValueError: a later pass read another number of rows, or other values.
+    """
+    if first_rows is None:
+        return rows, digest
+    if rows != first_rows:
+        raise ValueError(f"`chunks` gave {rows} rows on a later pass, {first_rows} first.")
+    if digest != first_digest:
+        raise ValueError(
+            "`chunks` changed between passes: the same number of rows, but other values (the "
+            "data is read several times; `chunks` must give the same chunks, in the same "
+            "order, at every call)."
+        )
+    return first_rows, first_digest

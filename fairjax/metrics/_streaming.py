@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _validation as v
-from fairjax._host import CHANGED_BETWEEN_PASSES, chunk_digest
+from fairjax._host import chunk_digest, end_pass
 from fairjax._keys import FIRST_BITS, NEXT_BITS, bucket_last, bucket_of
 from fairjax._keys import float_keys as _float_keys
 from fairjax._keys import key_floats as _key_floats
@@ -146,12 +146,7 @@ class _Reader:
                 digest = chunk_digest(digest, *arrays)
                 yield offset, *arrays
             offset += arrays[1].shape[0]
-        if self.rows is None:
-            self.rows, self.digest = offset, digest
-        elif offset != self.rows:
-            raise ValueError(f"`chunks` gave {offset} rows on a later pass, {self.rows} first.")
-        elif digest != self.digest:
-            raise ValueError(CHANGED_BETWEEN_PASSES)
+        self.rows, self.digest = end_pass(offset, digest, self.rows, self.digest)
 
 
 def _first_pass(read: _Reader, num_groups: int, *, allow_empty: bool = False):

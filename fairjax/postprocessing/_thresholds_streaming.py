@@ -50,7 +50,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import criteria
-from fairjax._host import CHANGED_BETWEEN_PASSES, chunk_digest
+from fairjax._host import chunk_digest, end_pass
 from fairjax._keys import FIRST_BITS, NEXT_BITS, bucket_first, bucket_of, float_keys, key_floats
 from fairjax.postprocessing._hull import check_inputs
 from fairjax.postprocessing._thresholds import (
@@ -143,12 +143,7 @@ class _Reader:
                 keys, y, g, w = keys[keep], y[keep], g[keep], w[keep]
             digest = chunk_digest(digest, keys, y, g, w)
             yield keys, y, g, w
-        if self.rows is None:
-            self.rows, self.digest = rows, digest
-        elif rows != self.rows:
-            raise ValueError(f"`chunks` gave {rows} rows on a later pass, {self.rows} first.")
-        elif digest != self.digest:
-            raise ValueError(CHANGED_BETWEEN_PASSES)
+        self.rows, self.digest = end_pass(rows, digest, self.rows, self.digest)
 
 
 # ----------------------------------------------------------------------------- buckets
