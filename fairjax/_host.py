@@ -43,9 +43,10 @@ def chunk_digest(digest: int, *arrays: np.ndarray | None) -> int:
     over a stream's chunks, in order.
 
     The streamed fits and metrics read their chunks several times, the same chunks in the same
-    order at every pass; each pass's digest is compared with the first pass's, so that a
-    stream that re-samples or re-scores its rows between passes is refused rather than giving
-    a result that holds on no pass. (A CRC reads about 3 GB/s, a few percent of a pass.)
+    order at every pass, bit for bit; each pass's digest is compared with the first pass's, so
+    that a stream that re-samples or re-scores its rows between passes is refused rather than
+    giving a result that holds on no pass. A stream that recomputes its scores on every pass
+    must recompute them bit for bit (or compute them once and store them).
 
     Args:
       digest: the digest so far (0 to start).
@@ -95,6 +96,6 @@ def end_pass(
         raise ValueError(
             "`chunks` changed between passes: the same number of rows, but other values (the "
             "data is read several times; `chunks` must give the same chunks, in the same "
-            "order, at every call)."
+            "order and bit for bit, at every call: store scores a model recomputes)."
         )
     return first_rows, first_digest

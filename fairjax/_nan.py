@@ -27,22 +27,23 @@ def propagate_nan(value: Array, *inputs: object, axis_name: Hashable | None = No
     ``None`` and non-floating inputs (integer group ids, boolean masks) are skipped; with
     ``axis_name`` a NaN on any device makes the value NaN on every device.
 
-    The test is one plain sum of each input, NaN exactly when the input holds a NaN or
-    infinities of both signs (inputs no penalty has a finite value for). It reads each input
-    once; a NaN test followed by a sum of the selected inputs read them twice, one pass after
-    the other.
+    The test is one plain sum of each input, in its own dtype, NaN exactly when the input
+    holds a NaN or infinities of both signs (inputs no penalty has a finite value for). It
+    reads each input once; a NaN test followed by a sum of the selected inputs read them
+    twice, one pass after the other.
     """
     arrays = [jnp.asarray(a) for a in inputs if a is not None]
     arrays = [a for a in arrays if jnp.issubdtype(a.dtype, jnp.floating)]
     if not arrays:
         return value
     value = jnp.asarray(value)
-    total = sum(jnp.sum(a).astype(value.dtype) for a in arrays)
+    sums = jnp.stack([jnp.sum(a).astype(jnp.result_type(a.dtype, jnp.float32)) for a in arrays])
     if axis_name is not None:
-        # One total over the devices: the test, the result and the NaN gradient are the same
-        # on every device (shard_map infers the result replicated, like ``value``).
-        total = jax.lax.psum(total, axis_name)
-    bad = jnp.isnan(total)
+        # Summed over the devices: the test, the result and the NaN gradient are the same on
+        # every device (shard_map infers the result replicated, like ``value``).
+        sums = jax.lax.psum(sums, axis_name)
+    bad = jnp.any(jnp.isnan(sums))  # each input on its own: two finite sums never make a NaN
+    total = jnp.sum(sums).astype(value.dtype)  # only read, and differentiated, when ``bad``
     # The factor is 1 without a NaN, so the unselected branch passes a zero cotangent to the
     # inputs (1 * 0), not 0 * NaN; with one, every input's gradient is NaN * cotangent.
     factor = jax.lax.stop_gradient(jnp.where(bad, jnp.nan, 1).astype(value.dtype))

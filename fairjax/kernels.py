@@ -75,10 +75,12 @@ class Kernel(Protocol):
 def squared_distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
     """Pairwise squared Euclidean distances :math:`D_{ij} = \\|x_i - y_j\\|^2`.
 
-    Computed as :math:`\\|x\\|^2 + \\|y\\|^2 - 2 x^\\top y` (one matrix product) after both sets
-    are shifted by the mean of ``X`` (distances do not change with a common shift, and far
-    from the origin the expansion would cancel every digit of a small distance), and clipped
-    at 0, because rounding can make the expansion slightly negative.
+    One feature (``d = 1``, scores): :math:`(x_i - y_j)^2` exactly. More features: the expansion
+    :math:`\\|x\\|^2 + \\|y\\|^2 - 2 x^\\top y` (one matrix product) after both sets are shifted
+    by the mean of the finite rows of ``X`` (distances do not change with a common shift, and
+    far from the origin the expansion would cancel every digit of a small distance), clipped
+    at 0, because rounding can make it slightly negative. A NaN point gives NaN in its own row
+    or column only.
 
     Args:
       X: points, shape ``(n, d)``.
@@ -95,8 +97,13 @@ def squared_distances(X: ArrayLike, Y: ArrayLike | None = None) -> Array:
              [25.,  0.]], dtype=float32)
     """
     X, Y = _point_pair(X, Y)
-    # Points at 1e5 + N(0, 1) in float32 gave all-zero distances without the shift.
-    center = jax.lax.stop_gradient(jnp.mean(X, axis=0))
+    if X.shape[1] == 1:  # exact, and cheaper than the product
+        return (X - Y.T) ** 2
+    # Points at 1e5 + N(0, 1) in float32 gave all-zero distances without the shift; a row that
+    # is not finite is left out of the mean, so that it spoils only its own distances.
+    finite = jnp.all(jnp.isfinite(X), axis=1, keepdims=True)
+    total = jnp.sum(jnp.where(finite, X, 0), axis=0)
+    center = jax.lax.stop_gradient(total / jnp.maximum(jnp.sum(finite), 1))
     X, Y = X - center, Y - center
     sq = jnp.sum(X * X, axis=1)[:, None] + jnp.sum(Y * Y, axis=1)[None, :] - 2.0 * (X @ Y.T)
     # The expansion can round below 0 for nearby points; a distance is never negative.

@@ -365,7 +365,7 @@ def test_decision_rate_functions_reject_ratio_criteria():
         )
 
 
-def test_fairlearn_names_get_a_hint_and_the_estimator_accepts_them():
+def test_fairlearn_names_get_a_hint_naming_the_criterion():
     with pytest.raises(ValueError, match="fairlearn's name of 'equal_opportunity'"):
         criteria.get("true_positive_rate_parity")
     assert all(v in criteria.CRITERIA for v in criteria.FAIRLEARN_NAMES.values())

@@ -188,3 +188,13 @@ def test_distances_and_kernel_statistics_ignore_a_common_shift():
     base = stats(0.0)
     for shift in (1e4, 1e5):
         np.testing.assert_allclose(stats(shift), base, rtol=5e-3)
+
+
+def test_a_nan_point_spoils_only_its_own_distances():
+    # The centre of the expansion skips rows that are not finite (review of the centring).
+    X = np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]])
+    d = np.asarray(kernels.squared_distances(X))
+    assert np.isnan(d[1]).all() and np.isnan(d[:, 1]).all()
+    np.testing.assert_array_equal(d[np.ix_([0, 2], [0, 2])], [[0.0, 2.0], [2.0, 0.0]])
+    one = np.asarray(kernels.squared_distances(np.array([[0.0], [np.nan], [1.0]])))
+    assert np.isnan(one[1]).all() and one[0, 2] == 1.0

@@ -53,8 +53,7 @@ def _min_max_ratio(rates, counts):
     hi = jnp.max(jnp.where(present, rates, -big), axis=-1)
     lo = jnp.min(jnp.where(present, rates, big), axis=-1)
     ratio = jnp.where((jnp.sum(present, axis=-1) >= 2) & (hi > 0), gs.safe_divide(lo, hi), 1)
-    nan = jnp.any(jnp.isnan(counts) | (present & jnp.isnan(rates)), axis=-1)
-    return jnp.where(nan, jnp.nan, ratio)
+    return jnp.where(jnp.isnan(criteria.largest_gap(rates, counts)), jnp.nan, ratio)
 
 
 @functools.partial(jax.jit, static_argnames=("num_groups", "axis_name"))

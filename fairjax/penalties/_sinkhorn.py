@@ -421,14 +421,19 @@ def _core(
     return_output,
     solve_items,
 ):
-    from ott.geometry import pointcloud
+    from ott.geometry import costs, pointcloud
     from ott.tools import sinkhorn_divergence as ott_sd
 
     dtype = x.dtype
-    # The costs do not change with a common shift of the points, but ott-jax's squared
-    # Euclidean cost expands |x|^2 + |y|^2 - 2 x.y, which far from the origin (scores of 1e5 in
-    # float32) rounds away every digit of the distances: the points are centred first.
-    x = x - jax.lax.stop_gradient(jnp.mean(x, axis=0))
+    if cost_fn is None or isinstance(cost_fn, costs.TICost):
+        # A cost of x - y does not change with a common shift of the points, but ott-jax's
+        # squared Euclidean cost expands |x|^2 + |y|^2 - 2 x.y, which far from the origin
+        # (scores of 1e5 in float32) rounds away every digit of the distances: the points are
+        # centred first, on the weighted mean of the rows of positive weight (a masked row,
+        # however far, does not move it).
+        keep = (w > 0)[:, None]
+        total = jnp.sum(jnp.where(keep, w[:, None] * x, 0), axis=0)
+        x = x - jax.lax.stop_gradient(gs.safe_divide(total, jnp.sum(w)))
     eps = jnp.asarray(epsilon, dtype)
     if relative:
         scale = jax.lax.stop_gradient(_weighted_mean_sq_cost(x, w))

@@ -129,3 +129,13 @@ def test_guard_nan_anywhere_gives_nan_value_and_gradient_everywhere():
     assert np.isnan(float(jax.jit(guarded)(a, b)))
     ga, gb = jax.jit(jax.grad(guarded, argnums=(0, 1)))(a, b)
     assert np.isnan(np.asarray(ga)).all() and np.isnan(np.asarray(gb)).all()
+
+
+def test_guard_two_finite_inputs_never_make_a_nan():
+    # The sums were added before the test: 3e38 + 3e38 in one input and its negative in
+    # another made inf - inf = NaN from finite inputs (review of the one-pass guard).
+    from fairjax._nan import propagate_nan
+
+    a, b = jnp.array([3e38, 3e38]), jnp.array([-3e38, -3e38])
+    assert float(propagate_nan(jnp.float32(1.0), a, b)) == 1.0
+    assert float(propagate_nan(jnp.float16(1.0), jnp.full(10, 1e4))) == 1.0  # no float16 sum

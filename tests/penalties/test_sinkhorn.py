@@ -454,3 +454,32 @@ def test_a_common_shift_of_the_points_changes_nothing(reference):
             sinkhorn((h + shift).astype(np.float32), s, num_groups=2, reference=reference)
         )
         np.testing.assert_allclose(shifted, base, rtol=5e-3)
+
+
+def test_the_centring_ignores_masked_rows_and_leaves_other_costs_alone():
+    # The centre was the plain mean of every row: one masked outlier (weight 0, at 1e9) moved
+    # it and cancelled every digit of the real rows (0.29 became 103). A cost that is not a
+    # function of x - y (cosine) is not shifted at all (review of this change).
+    from ott.geometry import costs
+
+    rng = np.random.default_rng(13)
+    h = np.r_[rng.normal(size=100), rng.normal(size=100) + 1]
+    s = np.repeat([0, 1], 100)
+    far, w = h.copy(), np.ones(200)
+    far[0], w[0] = 1e9, 0.0
+    masked = float(sinkhorn(far.astype(np.float32), s, num_groups=2, weights=w))
+    dropped = float(sinkhorn(h[1:].astype(np.float32), s[1:], num_groups=2))
+    np.testing.assert_allclose(masked, dropped, rtol=1e-5)
+    x = rng.normal(size=(60, 2)) + 2.0
+    g = np.repeat([0, 1], 30)
+    kw = dict(cost_fn=costs.Cosine(), relative_epsilon=None, epsilon=0.05, solver_kwargs=TIGHT)
+    got = float(sinkhorn(x, g, num_groups=2, **kw))
+    want = ott_sd.sinkhorn_divergence(
+        pointcloud.PointCloud,
+        jnp.asarray(x[:30]),
+        jnp.asarray(x[30:]),
+        cost_fn=costs.Cosine(),
+        epsilon=0.05,
+        solve_kwargs=TIGHT,
+    ).divergence
+    np.testing.assert_allclose(got, float(want), rtol=1e-4)
