@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from fairjax import _validation as v
 from fairjax import groups as gs
+from fairjax._nan import propagate_nan
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -203,7 +204,7 @@ def weighted_mean(
     mean = gs.safe_divide(total, jnp.sum(w))
     # NaN in, NaN out (under jit, where the weights cannot be checked): a NaN weight would
     # otherwise leave the numerator and turn the mean into 0.
-    return mean if weights is None else jnp.where(jnp.any(jnp.isnan(w)), jnp.nan, mean)
+    return mean if weights is None else propagate_nan(mean, w)
 
 
 def _weights(weights: ArrayLike, x: Array) -> Array:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from fairjax import criteria, ot1d
 from fairjax import groups as gs
+from fairjax._nan import propagate_nan
 from fairjax.metrics._common import check_inputs
 
 Array = jax.Array
@@ -36,8 +37,7 @@ def _score_cdfs(scores, groups, weights, num_groups, axis_name):
 def _nan_if_any(cdf, value):
     """NaN in, NaN out (under ``jit``, where the value checks cannot run): a NaN score or
     weight would sort last, or leave a group, and the distance would read as fair."""
-    bad = jnp.any(jnp.isnan(cdf.points)) | jnp.any(jnp.isnan(cdf.counts))
-    return jnp.where(bad, jnp.nan, value)
+    return propagate_nan(value, cdf.points, cdf.counts)
 
 
 @jax.jit

@@ -97,13 +97,13 @@ def _chunk(
     for name, a in (("y_true", y_t), ("y_pred", y_p)):
         if a is not None and not np.isin(a, (0, 1)).all():
             raise ValueError(f"`{name}` of chunk {k} must hold 0/1 values.")
-    if not np.issubdtype(g.dtype, np.integer) or (
-        g.size and (g.min() < 0 or g.max() >= num_groups)
-    ):  # the range is read only from integers (a min of strings would raise NumPy's error)
+    if not np.issubdtype(g.dtype, np.integer):  # before the range: a min of strings raises
         raise ValueError(
             f"`groups` of chunk {k} must hold integer ids in [0, {num_groups}), got dtype "
             f"{g.dtype} (encode labels as ids first: np.unique(labels, return_inverse=True))."
         )
+    if g.size and (g.min() < 0 or g.max() >= num_groups):
+        raise ValueError(f"`groups` of chunk {k} must hold integer ids in [0, {num_groups}).")
     if x is not None and not np.isfinite(x).all():
         raise ValueError(f"`scores` of chunk {k} must be finite.")
     if w is not None and not (np.isfinite(w).all() and (w >= 0).all()):
