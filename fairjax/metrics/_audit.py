@@ -103,6 +103,17 @@ def _number(x: Any) -> float:
     return float(np.format_float_positional(a, unique=True, trim="-"))
 
 
+def group_row(name: str, rows: int, table: dict[str, np.ndarray], g: int) -> dict[str, Any]:
+    """One group's row of a report: its ``rows``, and its column ``g`` of ``table`` (whose
+    ``count`` is the group's weight). A group whose rows all have weight 0 keeps its count
+    of 0, and every statistic over its (empty) weighted rows is missing (None), not the
+    placeholder 0 of :func:`by_group`, which would read as a perfect group."""
+    empty = table["count"][g] == 0
+    return {"group": name, "rows": int(rows)} | {
+        k: None if empty and k != "count" else _number(col[g]) for k, col in table.items()
+    }
+
+
 @functools.partial(jax.jit, static_argnames=("num_groups", "criteria"))
 def _point_stats(y_t, y_p, s, x, w, *, num_groups: int, criteria: tuple = ()) -> dict[str, Any]:
     """What the report computes on the data as it is, in one compiled program: the table's
@@ -153,8 +164,7 @@ def _group_rows(stats, labelled: bool, names) -> tuple[list[dict], dict]:
     for g in range(len(names)):
         if rows_per_group[g] == 0:
             continue
-        row: dict[str, Any] = {"group": names[g], "rows": int(rows_per_group[g])}
-        row.update({k: _number(table[k][g]) for k in keys})
+        row = group_row(names[g], rows_per_group[g], table, g)
         # A rate over an empty set is reported as missing, not as the metrics' placeholder 0.
         if labelled and positives[g] == 0:
             row["tpr"] = None
@@ -318,7 +328,8 @@ def audit_report(
     The report behind ``fairjax audit``, as a JSON-ready dict of Python numbers. For each group
     with at least one row it gives the weighted count and the rates of :func:`by_group`
     (selection rate, accuracy, TPR, FPR, base rate; a rate over an empty set, such as the TPR
-    of a group without positive labels, is ``None``); the same row for all rows together; and
+    of a group without positive labels, or every rate of a group whose rows all have weight 0,
+    is ``None``); the same row for all rows together; and
     the largest gaps between groups
 
     .. math:: \max_{a, b} |r_a - r_b|

@@ -17,6 +17,7 @@ from fairjax.metrics._audit import (
     _extreme_pair,
     _number,
     check_report_options,
+    group_row,
     intervals,
     ks_point,
     metric_entries,
@@ -250,7 +251,8 @@ def regression_audit_report(
 
     The regression form of :func:`audit_report` (behind ``fairjax audit --task regression``),
     a JSON-ready dict. For each group with rows, the weighted count and :func:`by_group`'s
-    regression statistics (mean target, mean prediction, MAE, RMSE); the same for all rows;
+    regression statistics (mean target, mean prediction, MAE, RMSE; ``None`` for a group whose
+    rows all have weight 0); the same for all rows;
     and, each with a percentile bootstrap interval (:func:`bootstrap`, every metric on the
     same resamples):
 
@@ -323,11 +325,7 @@ def regression_audit_report(
     )  # fmt: skip
     rows = np.asarray(stats["rows"])
     table = {k: np.asarray(stats["table"][k]) for k in _REGRESSION_KEYS}
-    group_rows = [
-        {"group": names[g], "rows": int(rows[g])} | {k: _number(table[k][g]) for k in table}
-        for g in range(num_groups)
-        if rows[g] > 0
-    ]
+    group_rows = [group_row(names[g], rows[g], table, g) for g in range(num_groups) if rows[g] > 0]
     overall = {k: _number(np.asarray(stats["overall"][k])[0]) for k in _REGRESSION_KEYS}
     pairs = _regression_pairs(stats, names)
     results = metric_entries(estimate, lower, upper, pairs, _REGRESSION_METRICS)

@@ -123,6 +123,19 @@ def test_regression_audit_report_equals_numpy_and_scipy():
     assert report["overall"]["rows"] == report["n"] == 400 and report["task"] == "regression"
 
 
+def test_regression_audit_report_zero_weight_group_has_missing_errors():
+    # All of group 1's rows have weight 0: its errors are over an empty set, not 0 (which
+    # would read as a perfect group), and the worst group is chosen among the others.
+    y, pred, s, w = _data(3, n=200)
+    w = np.where(s == 1, 0.0, w)
+    report = metrics.regression_audit_report(y, pred, s, num_groups=3, weights=w, num_resamples=0)
+    row = report["groups"][1]
+    assert row["rows"] == int(np.sum(s == 1)) and row["count"] == 0.0
+    assert all(row[k] is None for k in ("mean_target", "mean_prediction", "mae", "rmse"))
+    assert report["groups"][2]["mae"] is not None
+    assert report["metrics"]["worst_group_mae"]["group"] in ("0", "2")
+
+
 def test_regression_audit_report_bad_input():
     y, pred, s, _ = _data(2, n=20)
     with pytest.raises(ValueError, match="y_true"):
