@@ -420,6 +420,9 @@ class TransferResult(NamedTuple):
       accuracy: test accuracy of the thresholded head (:math:`f(x) > 0`).
       dp_difference: its demographic-parity difference on the test set.
       eo_difference: its equal-opportunity difference (DEO) on the test set.
+
+    The three measurements are NaN when a test logit is not finite (a representation or a
+    head gone NaN), rather than counting its row as a negative decision.
     """
 
     weights: Array
@@ -482,17 +485,24 @@ def transfer(
     v.check_length(y_tr, x_tr.shape[0], "y", "x")
     v.check_length(y_te, x_te.shape[0], "y", "x")
     v.check_binary(y_tr, "y")
+    v.check_binary(y_te, "y")
+    v.check_finite(x_tr, "x")
+    v.check_finite(x_te, "x")
     s_te = v.check_groups(test_data[2], num_groups=num_groups, n=x_te.shape[0])
     h_tr = jax.lax.stop_gradient(represent(representation_params, x_tr))
     h_te = jax.lax.stop_gradient(represent(representation_params, x_te))
     w, b = _fit_head(h_tr, y_tr.astype(h_tr.dtype), l2, int(num_steps), learning_rate)
-    y_pred = (h_te @ w + b > 0).astype(jnp.int32)
+    logits = h_te @ w + b
+    y_pred = (logits > 0).astype(jnp.int32)
+    # A NaN logit (a representation or head gone NaN) decides nothing: its decision would read
+    # as negative and the gaps as 0, so every measurement is NaN instead.
+    nan = jnp.where(jnp.all(jnp.isfinite(logits)), 0.0, jnp.nan)
     return TransferResult(
         w,
         b,
-        jnp.mean(y_pred == y_te),
-        metrics.demographic_parity_difference(y_pred, s_te, num_groups=num_groups),
-        metrics.equal_opportunity_difference(y_te, y_pred, s_te, num_groups=num_groups),
+        jnp.mean(y_pred == y_te) + nan,
+        metrics.demographic_parity_difference(y_pred, s_te, num_groups=num_groups) + nan,
+        metrics.equal_opportunity_difference(y_te, y_pred, s_te, num_groups=num_groups) + nan,
     )
 
 

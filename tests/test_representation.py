@@ -86,6 +86,20 @@ def test_transfer_measures_with_fairjax_metrics():
     assert float(res.accuracy) > 0.85
 
 
+def test_transfer_refuses_nan_rows_and_a_nan_representation_measures_nan():
+    x, _, y3, s = _data(60, seed=2)
+    xn = x.copy()
+    xn[0, 1] = np.nan
+    for train, test in (((xn, y3, s), (x, y3, s)), ((x, y3, s), (xn, y3, s))):
+        with pytest.raises(ValueError, match="`x` must be finite"):
+            rep.transfer(lambda p, z: z, None, train, test, num_groups=2)
+    with pytest.raises(ValueError, match="`y` must be binary"):
+        rep.transfer(lambda p, z: z, None, (x, y3, s), (x, y3 + 1, s), num_groups=2)
+    # A representation gone NaN: every head decision would read negative and the gaps 0.
+    res = rep.transfer(lambda p, z: z * p, jnp.nan, (x, y3, s), (x, y3, s), num_groups=2)
+    assert np.isnan([res.accuracy, res.dp_difference, res.eo_difference]).all()
+
+
 @pytest.mark.slow
 def test_minibatch_training_runs_with_penalty_options():
     x, y, _, s = _data(64)

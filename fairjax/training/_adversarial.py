@@ -167,6 +167,7 @@ def adversarial_objective(
         raise ValueError(
             f"`adversary_input` must be one of {_ADVERSARY_INPUTS}, got {adversary_input!r}."
         )
+    v.check_scalars(lam, "lam", nonnegative=True)
 
     def losses(mp, ap, batch, scale, key, model_state):
         x, y, s = batch
@@ -280,7 +281,7 @@ def fit_adversarial(
       (50,)
     """
     num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True)
-    x, y, s = (jnp.asarray(a) for a in data)
+    x, y, s = _check_data(data)
     stateful = model_state is not None
     if batch_size is not None:
         batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=len(y))
@@ -319,6 +320,25 @@ def fit_adversarial(
     )
     ok = _loop.finite("training.fit_adversarial", params, losses[-1:])
     return AdversarialResult(params, losses, model_state, ok)
+
+
+def _check_data(data: Any) -> tuple[Array, Array, Array]:
+    """``(x, y, s)`` as arrays: one row each, binary labels, integer groups (ids checked
+    against the adversary's classes only by its loss)."""
+    if not isinstance(data, tuple | list) or len(data) != 3:
+        raise ValueError("`data` must be an (x, y, s) triple.")
+    x = v.as_array(data[0], "x")
+    y, s = v.as_array(data[1], "y", ndim=1), v.as_array(data[2], "s", ndim=1)
+    if x.ndim == 0:
+        raise ValueError("`x` must have one row per example, got a scalar.")
+    v.check_length(y, x.shape[0], "y", "x")
+    v.check_length(s, x.shape[0], "s", "x")
+    v.check_binary(y, "y")
+    if not (jnp.issubdtype(s.dtype, jnp.integer) or s.dtype == jnp.bool_):
+        raise TypeError(f"`s` must hold integer group ids, got dtype {s.dtype}.")
+    if v.is_concrete(s) and s.size and int(jnp.min(s)) < 0:
+        raise ValueError(f"`s` must hold group ids >= 0, got {int(jnp.min(s))}.")
+    return x, y, s
 
 
 _LAFTR_LOSSES = ("group_l1", "cross_entropy")

@@ -374,7 +374,9 @@ def mixture_decisions(
     Returns:
       Binary: shape ``(n,)``, the probability of a positive decision on each row, or with
       ``key`` 0/1 decisions, in the default float dtype. ``K`` classes: ``(n, K)`` class
-      probabilities, or with ``key`` int32 class ids ``(n,)``.
+      probabilities, or with ``key`` int32 class ids ``(n,)``. A row where a component's logit
+      is NaN is NaN (a row of NaN), or with ``key`` a NaN decision (class id -1), never a
+      negative decision.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -390,9 +392,12 @@ def mixture_decisions(
     def decide(component):
         p, state = component
         logits = _forward(model, p, batch, None, state)[0]
+        # A NaN logit decides nothing: NaN, not a negative decision (or class 0) that every
+        # metric would count.
         if logits.ndim == 2:
-            return jax.nn.one_hot(jnp.argmax(logits, axis=1), logits.shape[1], dtype=dtype)
-        return (logits > 0).astype(dtype)
+            hot = jax.nn.one_hot(jnp.argmax(logits, axis=1), logits.shape[1], dtype=dtype)
+            return jnp.where(jnp.isnan(logits).any(axis=1, keepdims=True), jnp.nan, hot)
+        return jnp.where(jnp.isnan(logits), jnp.nan, (logits > 0).astype(dtype))
 
     decisions = jax.lax.map(decide, (params, model_state))
     if probabilities.ndim != 1 or decisions.shape[0] != probabilities.shape[0]:
@@ -407,5 +412,7 @@ def mixture_decisions(
     if prob.ndim == 2:
         u = jax.random.uniform(key, prob.shape[:1], dtype)[:, None]
         below = jnp.cumsum(prob, axis=1) < u * jnp.sum(prob, axis=1, keepdims=True)
-        return jnp.minimum(jnp.sum(below, axis=1), prob.shape[1] - 1).astype(jnp.int32)
-    return (jax.random.uniform(key, prob.shape, dtype) < prob).astype(dtype)
+        ids = jnp.minimum(jnp.sum(below, axis=1), prob.shape[1] - 1).astype(jnp.int32)
+        return jnp.where(jnp.isnan(prob).any(axis=1), -1, ids)
+    drawn = (jax.random.uniform(key, prob.shape, dtype) < prob).astype(dtype)
+    return jnp.where(jnp.isnan(prob), jnp.nan, drawn)

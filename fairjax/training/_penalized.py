@@ -126,8 +126,9 @@ def penalized(
       penalty_fn: ``penalty_fn(params, batch) -> scalar``, or a sequence of them (e.g. a
         :func:`fairjax.penalties.sigmoid_rate_difference` of the model's logits);
         ``penalty_fn(outputs, batch)`` with ``model``.
-      lam: the weight :math:`\lambda \ge 0`, or one weight per penalty. May be a traced scalar,
-        so ``jax.vmap`` over it trains one model per weight (see :func:`pareto_sweep`).
+      lam: the weight :math:`\lambda \ge 0`, or one weight per penalty (a sequence or a 1-D
+        array). May be traced, so ``jax.vmap`` over it trains one model per weight (see
+        :func:`pareto_sweep`).
       model: optional ``model(params, batch) -> outputs`` :math:`f_\theta(B)`, evaluated once
         and passed to every term (one forward and one backward pass, however many terms).
         A stateful model (dropout, batch norm) is ``model(params, batch, key, model_state) ->
@@ -149,15 +150,8 @@ def penalized(
       >>> obj(jnp.asarray(2.0), jnp.array([1.0, 2.0]))
       Array(23., dtype=float32)
     """
-    if callable(penalty_fn):
-        fns, lams = (penalty_fn,), (lam,)
-    else:
-        fns = tuple(penalty_fn)
-        lams = tuple(lam) if isinstance(lam, Sequence) else (lam,) * len(fns)
-        if len(lams) != len(fns):
-            raise ValueError(
-                f"`lam` must give one weight per penalty ({len(fns)}), got {len(lams)}."
-            )
+    fns = (penalty_fn,) if callable(penalty_fn) else tuple(penalty_fn)
+    lams = _penalty_weights(lam, len(fns))
     for k, fn in enumerate(fns):
         if not callable(fn):
             raise TypeError(f"penalty {k} must be a function of (params, batch), got {fn!r}.")
@@ -174,6 +168,28 @@ def penalized(
         return total if model_state is None else (total, new_state)
 
     return objective
+
+
+def _penalty_weights(lam: Any, num: int) -> tuple[Any, ...]:
+    """One scalar weight per penalty: ``lam`` is a scalar (every penalty's weight), or a
+    sequence or a 1-D array (traced too) of ``num`` weights."""
+    if isinstance(lam, Sequence):
+        lams = tuple(lam)
+    elif np.ndim(lam) == 0:
+        lams = (lam,) * num
+    elif np.ndim(lam) == 1 and num > 1:
+        lams = tuple(lam[k] for k in range(np.shape(lam)[0]))
+    else:
+        raise ValueError(
+            f"`lam` must be a scalar{' or one weight per penalty' if num > 1 else ''}, got "
+            f"shape {np.shape(lam)}."
+        )
+    if len(lams) != num:
+        raise ValueError(f"`lam` must give one weight per penalty ({num}), got {len(lams)}.")
+    for lk in lams:
+        if np.ndim(lk) != 0:
+            raise ValueError(f"`lam` must hold scalar weights, got one of shape {np.shape(lk)}.")
+    return lams
 
 
 def _raw_step(objective: Objective, optimizer: optax.GradientTransformation):

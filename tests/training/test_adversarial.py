@@ -123,6 +123,25 @@ def test_minibatches_equalized_odds_and_errors():
         adversarial_objective(_model, _adversary, lam=1.0, criterion="equal_opportunity")
 
 
+def test_fit_adversarial_names_bad_data_and_weight():
+    # Labels {1, 2} gave a negative cross-entropy, a negative weight trained for the
+    # adversary, and mismatched lengths or float groups failed inside JAX or optax.
+    x, y, s = _data(40)
+    kw = dict(optimizer=optax.sgd(0.1), num_steps=2)
+    cases = [
+        ((x, y + 1, s), 0.5, ValueError, "`y` must be binary"),
+        ((x, y, s), -1.0, ValueError, "`lam` must be >= 0"),
+        ((x, y[:-1], s), 0.5, ValueError, "`y` must have one row per sample of `x`"),
+        ((x, y, s[:-1]), 0.5, ValueError, "`s` must have one row per sample of `x`"),
+        ((x, y, s.astype(np.float32)), 0.5, TypeError, "`s` must hold integer group ids"),
+        ((x, y, s - 1), 0.5, ValueError, "`s` must hold group ids >= 0"),
+        ((x, y), 0.5, ValueError, "`data` must be an"),
+    ]
+    for data, lam, err, match in cases:
+        with pytest.raises(err, match=match):
+            fit_adversarial(_model, _adversary, _params(), data, lam=lam, **kw)
+
+
 @pytest.mark.slow
 def test_minibatches_follow_the_trainers_convention_and_one_batch_is_the_full_batch():
     x, y, s = _data(96)

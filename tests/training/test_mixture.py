@@ -230,6 +230,26 @@ def test_mixture_decisions_draws_each_row_with_its_probability():
     np.testing.assert_array_equal(jitted(model, params, q, x), p)
 
 
+def test_mixture_decisions_of_a_nan_logit_are_nan():
+    # A NaN row decides nothing: it read as a negative decision (class 0) in every metric.
+    x = jnp.array([-1.0, jnp.nan, 2.0])
+    params, q = jnp.array([1.0, -1.0]), jnp.array([0.75, 0.25])
+    p = np.asarray(training.mixture_decisions(lambda w, z: z * w, params, q, x))
+    np.testing.assert_array_equal(p, [0.25, np.nan, 0.75])
+    drawn = np.asarray(
+        training.mixture_decisions(lambda w, z: z * w, params, q, x, key=jax.random.key(0))
+    )
+    assert np.isnan(drawn[1]) and np.isin(drawn[[0, 2]], [0.0, 1.0]).all()
+
+    def three_classes(w, z):
+        return jnp.stack([z * w, -z * w, jnp.zeros_like(z)], axis=1)
+
+    probs = np.asarray(training.mixture_decisions(three_classes, params, q, x))
+    assert np.isnan(probs[1]).all() and np.isfinite(probs[[0, 2]]).all()
+    ids = training.mixture_decisions(three_classes, params, q, x, key=jax.random.key(0))
+    assert ids.dtype == jnp.int32 and int(ids[1]) == -1 and (np.asarray(ids)[[0, 2]] >= 0).all()
+
+
 def test_rate_constrained_mixture_rejects_bad_options():
     train, _ = _biased(2)
     kw = dict(target=0.1, num_groups=2, optimizer=optax.adam(0.05))

@@ -33,6 +33,19 @@ def test_penalized_composition_and_validation():
     np.testing.assert_allclose(obj2(p, train), loss + 1.5 * pen, rtol=1e-6)
     with pytest.raises(ValueError, match="one weight per penalty"):
         training.penalized(_loss, [_penalty, _penalty], [1.0])
+    # An array of weights is split per penalty, as a list is (it was given whole to each
+    # penalty, and the objective became a vector), traced under vmap too.
+    for lams in (np.array([1.0, 0.5]), jnp.array([1.0, 0.5])):
+        obj3 = training.penalized(_loss, [_penalty, _penalty], lams)
+        np.testing.assert_allclose(obj3(p, train), obj2(p, train), rtol=1e-6)
+    swept = jax.vmap(lambda lams: training.penalized(_loss, [_penalty, _penalty], lams)(p, train))(
+        jnp.array([[1.0, 0.5], [0.0, 0.0]])
+    )
+    np.testing.assert_allclose(swept, [obj2(p, train), loss], rtol=1e-6)
+    with pytest.raises(ValueError, match="one weight per penalty"):
+        training.penalized(_loss, [_penalty, _penalty], np.array([1.0, 0.5, 2.0]))
+    with pytest.raises(ValueError, match="`lam` must be a scalar, got shape"):
+        training.penalized(_loss, _penalty, np.array([1.0, 0.5]))
     with pytest.raises(ValueError, match="`lam` must be >= 0"):
         training.penalized(_loss, _penalty, -1.0)
 
