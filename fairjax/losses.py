@@ -13,9 +13,10 @@ and an all-masked batch gives 0, not NaN).
 | :func:`squared` | :math:`(z - y)^2` | real |
 
 For the margin losses :math:`t = +1` where ``y == 1`` and :math:`-1` elsewhere, so 0/1 and
--1/+1 labels give the same loss. A loss keeps its input's float dtype, as optax's do: integer
-inputs give float32, and bfloat16 or float16 stay (where a squared error of 300 overflows
-float16: cast to float32 first for a loss that must not).
+-1/+1 labels give the same loss; a NaN label gives a NaN loss, as in the other losses. A loss
+keeps its input's float dtype, as optax's do: integer inputs give float32, and bfloat16 or
+float16 stay (where a squared error of 300 overflows float16: cast to float32 first for a loss
+that must not).
 
 Example:
   >>> import jax.numpy as jnp
@@ -93,9 +94,11 @@ def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
 
 
 def _margin(scores: ArrayLike, labels: ArrayLike) -> Array:
-    """``t z`` with ``t = +1`` where ``labels == 1`` and ``-1`` elsewhere."""
+    """``t z`` with ``t = +1`` where ``labels == 1`` and ``-1`` elsewhere (NaN for a NaN
+    label, which is no label)."""
     z = _float(scores, "`scores`")
-    return jnp.where(_float(labels, "`labels`") == 1, z, -z)
+    y = _float(labels, "`labels`")
+    return jnp.where(y == 1, z, jnp.where(jnp.isnan(y), jnp.nan, -z))
 
 
 def hinge(scores: ArrayLike, labels: ArrayLike) -> Array:
@@ -180,10 +183,12 @@ def weighted_mean(
     r"""The weighted mean of per-example losses, :math:`\sum_i w_i m_i \ell_i / \sum_i w_i m_i`.
 
     Args:
-      values: per-example losses, shape ``(n,)``.
+      values: per-example losses, shape ``(n,)``, or ``(n, ...)`` (several losses per
+        example, e.g. per task): the mean is over every entry, each weighted by its row's
+        weight.
       weights: optional non-negative sample weights ``(n,)`` (default 1).
-      where: optional boolean mask ``(n,)``: rows where it is False are left out (optax's
-        ``where=``).
+      where: optional boolean mask ``(n,)`` (rows) or of the shape of ``values`` (entries):
+        where it is False is left out (optax's ``where=``).
 
     Returns:
       A scalar; 0 when every row is masked or has zero weight (never NaN), with finite
@@ -196,15 +201,27 @@ def weighted_mean(
       Array(2., dtype=float32)
     """
     x = _float(values, "`values`")
-    w = jnp.ones_like(x) if weights is None else _weights(weights, x)
+    w = jnp.ones_like(x) if weights is None else _rows(_weights(weights, x), x)
     if where is not None:
-        w = jnp.where(jnp.asarray(where), w, 0)
+        mask = v.as_array(where, "where")
+        if mask.shape != x.shape and mask.shape != x.shape[:1]:
+            raise ValueError(
+                f"`where` must have shape {x.shape[:1]} (rows) or {x.shape} (entries) of "
+                f"`values`, got {mask.shape}."
+            )
+        w = jnp.where(_rows(mask, x), w, 0)
+    w = jnp.broadcast_to(w, x.shape)  # each entry counts with its row's weight
     # A masked row may hold inf or NaN (padding): select it out rather than multiply by 0.
     total = jnp.sum(jnp.where(w > 0, w * x, 0))
     mean = gs.safe_divide(total, jnp.sum(w))
     # NaN in, NaN out (under jit, where the weights cannot be checked): a NaN weight would
     # otherwise leave the numerator and turn the mean into 0.
     return mean if weights is None else propagate_nan(mean, w)
+
+
+def _rows(a: Array, x: Array) -> Array:
+    """A per-row ``(n,)`` array broadcast over the trailing axes of ``x`` ``(n, ...)``."""
+    return a.reshape(a.shape + (1,) * (x.ndim - a.ndim))
 
 
 def _weights(weights: ArrayLike, x: Array) -> Array:

@@ -113,6 +113,7 @@ def multitask_batch(
       groups: group ids ``(n,)`` in ``[0, num_groups)``.
       num_groups: static number of groups.
       task_mask: optional ``(n, T)`` 0/1 mask of the labelled (row, task) pairs; default all 1.
+        The labels of unlabelled pairs are not read (they may be NaN).
       weights: optional ``(n,)`` row weights of the fairness penalty; default all 1.
 
     Returns:
@@ -132,14 +133,20 @@ def multitask_batch(
     y = v.as_array(y, "y", ndim=(1, 2))
     y = y[:, None] if y.ndim == 1 else y
     v.check_length(y, n, "y", "x")
-    v.check_binary(y, "y")
     g = v.check_groups(groups, num_groups=num_groups, n=n)
     if g.ndim != 1:
         raise ValueError(f"`groups` must hold integer ids of shape ({n},), got {g.shape}.")
     dtype = v.float_dtype(x)
-    mask = jnp.ones(y.shape, dtype) if task_mask is None else jnp.asarray(task_mask, dtype)
-    if mask.shape != y.shape:
-        raise ValueError(f"`task_mask` must have the shape of `y` {y.shape}, got {mask.shape}.")
+    if task_mask is None:
+        mask = jnp.ones(y.shape, dtype)
+    else:
+        mask = v.as_array(task_mask, "task_mask")
+        if mask.shape != y.shape:
+            raise ValueError(f"`task_mask` must have the shape of `y` {y.shape}, got {mask.shape}.")
+        v.check_binary(mask, "task_mask")
+        mask = mask.astype(dtype)
+    # Only the labelled pairs need a label: an unlabelled one may hold anything (NaN, -1).
+    v.check_binary(y[mask > 0] if v.is_concrete(y, mask) else y, "y")
     w = v.check_weights(weights, n)
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
     return MultiTaskBatch(x.astype(dtype), y.astype(dtype), g, mask, w)
@@ -291,7 +298,8 @@ def multitask_objective(
         logits = h @ params.weights + params.bias
         row_losses = losses.logistic(logits, batch.y)
         # Per-task mean over the rows labelled for the task (0 for a task without rows).
-        per_task = jnp.sum(row_losses * batch.task_mask, axis=0)
+        # Selected, not multiplied: an unlabelled pair may hold a NaN label.
+        per_task = jnp.sum(jnp.where(batch.task_mask > 0, row_losses * batch.task_mask, 0), axis=0)
         counts = jnp.sum(batch.task_mask, axis=0)
         task_loss = jnp.mean(jnp.where(counts > 0, per_task / jnp.where(counts > 0, counts, 1), 0))
         total = task_loss + 0.5 * l2 * jnp.sum(params.weights**2)

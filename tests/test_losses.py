@@ -127,6 +127,24 @@ def test_weighted_mean_matches_numpy_and_masked_equals_subset():
     )
 
 
+def test_weighted_mean_of_several_losses_per_row_weights_rows():
+    # (n, k) losses with (n,) weights: each entry counts with its row's weight (the weights
+    # broadcast over the columns and weighted the wrong axis when n == k).
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=(6, 6)), rng.uniform(0.0, 2.0, 6)
+    keep = rng.uniform(size=(6, 6)) < 0.7
+    expected = np.average(x, weights=np.broadcast_to(w[:, None], x.shape))
+    np.testing.assert_allclose(losses.weighted_mean(x, weights=w), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.weighted_mean(x, where=keep[:, 0]), x[keep[:, 0]].mean(), rtol=1e-6
+    )
+    np.testing.assert_allclose(losses.weighted_mean(x, where=keep), x[keep].mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match="`where` must have shape"):
+        losses.weighted_mean(x, where=keep[:3])
+    with pytest.raises(ValueError, match="`weights` must have shape"):
+        losses.weighted_mean(x[:, :3], weights=w[:3])
+
+
 def test_weighted_mean_all_masked_is_zero_with_finite_gradient():
     x = jnp.array([1.0, 2.0, 3.0])
     w = jnp.array([0.5, 1.0, 2.0])
@@ -176,3 +194,10 @@ def test_weighted_mean_checks_its_weights_and_a_nan_weight_gives_nan():
     jitted = jax.jit(lambda w: losses.weighted_mean(x, weights=w))
     assert np.isnan(float(jitted(jnp.array([1.0, jnp.nan, 1.0]))))
     assert float(jitted(jnp.array([1.0, 0.0, 1.0]))) == 3.0
+
+
+@pytest.mark.parametrize("fn", [losses.hinge, losses.squared_hinge, losses.logistic])
+def test_a_nan_label_gives_a_nan_loss(fn):
+    # The margin losses read every label but 1 as negative, a NaN one too (loss 2, finite).
+    out = np.asarray(fn(jnp.array([1.0, 0.5]), jnp.array([np.nan, 1.0])))
+    assert np.isnan(out[0]) and np.isfinite(out[1])

@@ -40,6 +40,10 @@ def test_objective_matches_a_manual_computation():
     ref = task + 0.5 * l2 * 0.3**2 * 6 + lam * float(penalties.mmd(h, s, num_groups=2))
     obj = rep.multitask_objective(rep.mlp, num_groups=2, lam=lam, l2=l2)
     np.testing.assert_allclose(obj(params, batch), ref, rtol=1e-5)
+    # An unlabelled pair may hold a NaN label: it is not read (it was multiplied by 0: NaN).
+    y_nan = np.where(mask > 0, y, np.nan)
+    nan_batch = rep.multitask_batch(x, y_nan, s, num_groups=2, task_mask=mask)
+    np.testing.assert_allclose(obj(params, nan_batch), ref, rtol=1e-5)
     # A custom penalty function and a named one with options
     custom = rep.multitask_objective(
         rep.mlp,
@@ -161,6 +165,11 @@ def test_bad_inputs():
         rep.multitask_batch(x, y, s, num_groups=2, task_mask=np.ones((20, 3)))
     with pytest.raises(ValueError, match="`y` must be binary"):
         rep.multitask_batch(x, y + 1, s, num_groups=2)
+    for bad in (-np.ones(y.shape), np.full(y.shape, np.nan)):
+        with pytest.raises(ValueError, match="`task_mask` must be binary"):
+            rep.multitask_batch(x, y, s, num_groups=2, task_mask=bad)
+    with pytest.raises(ValueError, match="`y` must be binary"):  # a NaN label where labelled
+        rep.multitask_batch(x, np.where(y > 0, np.nan, y), s, num_groups=2)
     with pytest.raises(ValueError, match="`sizes`"):
         rep.init_mlp(jax.random.key(0), (3,))
     batch = rep.multitask_batch(x, y, s, num_groups=2)

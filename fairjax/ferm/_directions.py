@@ -126,6 +126,7 @@ def fairness_direction(
     v.check_finite(X, "X")
     y = v.as_array(y, "y", ndim=1)
     v.check_length(y, n, "y", "X")
+    v.check_finite(y, "y")  # a NaN label is no label, not a negative one
     g = v.check_groups(groups, num_groups=num_groups, n=n)
     G = g.shape[1] if g.ndim == 2 else num_groups
     v.check_weights(weights, n)

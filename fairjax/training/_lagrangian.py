@@ -220,6 +220,34 @@ def check_iterate(iterate: str) -> None:
         raise ValueError(f"`iterate` must be 'best' or 'last', got {iterate!r}.")
 
 
+_EMPTY = object()  # an exhausted stream
+
+
+def constraint_shape(
+    constraint_fn: Objective, model: Model | None, params: PyTree, batch: PyTree, key, model_state
+) -> tuple[int, ...]:
+    """The shape of ``constraint_fn``'s value on ``batch``, traced (not computed)."""
+
+    def value(p, b):
+        out, _ = _forward(model, p, b, key, model_state)
+        return constraint_fn(out, b)
+
+    return tuple(jax.eval_shape(value, params, batch).shape)
+
+
+def _check_target(target: Any, shape: tuple[int, ...] | None) -> Any:
+    """``target`` as a float, or a float array of one bound per constraint."""
+    if isinstance(target, (int, float)) and not isinstance(target, bool):
+        return target
+    target = np.asarray(target, dtype=float)
+    if target.ndim and shape is not None and target.shape != shape:
+        raise ValueError(
+            f"`target` must be a scalar or one bound per constraint (constraint_fn returns "
+            f"shape {shape}), got shape {target.shape}."
+        )
+    return float(target) if target.ndim == 0 else target
+
+
 def fit_constrained(
     loss_fn: Objective,
     constraint_fn: Objective,
@@ -345,6 +373,16 @@ def fit_constrained(
         batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
         if key is None:
             raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
+    shape = None  # the constraint's shape, from the data (or a stream's first batch)
+    if stream:  # look at the first batch, then put it back
+        data = iter(data)
+        first = next(data, _EMPTY)
+        if first is not _EMPTY:
+            data = itertools.chain([first], data)
+            shape = constraint_shape(constraint_fn, model, params, first, key, model_state)
+    else:
+        shape = constraint_shape(constraint_fn, model, params, data, key, model_state)
+    target = _check_target(target, shape)
     build = make_constrained_step
     if isinstance(target, (int, float)):
         # The same functions and target give the same step function, hence the same compiled
@@ -360,7 +398,10 @@ def fit_constrained(
         model=model,
     )
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
-    mu0 = jnp.asarray(init_multiplier, jnp.result_type(float)) + 0 * jnp.asarray(target)
+    # One multiplier per constraint (a scalar target bounds each of a vector's constraints).
+    mu0 = jnp.full(
+        np.broadcast_shapes(shape or (), np.shape(target)), init_multiplier, jnp.result_type(float)
+    )
     if stream:
         if iterate == "best" or batch_size is not None:
             raise ValueError("a stream of batches takes neither `batch_size` nor iterate='best'.")

@@ -22,6 +22,7 @@ from ._lagrangian import (
     _run_constrained,
     _task_and_dual_terms,
     check_iterate,
+    constraint_shape,
     make_constrained_step,
 )
 from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _forward, penalized
@@ -267,6 +268,11 @@ def constrained_sweep(
         multiplier_optimizer = _MULTIPLIER_OPTIMIZER
     dual_fn = constraint_fn if dual_constraint_fn is None else dual_constraint_fn
     batch_size = _check_batching(data, batch_size, key, model_state)
+    if constraint_shape(constraint_fn, model, params, data, key, model_state) != ():
+        raise ValueError(
+            "`constraint_fn` must return a scalar in a sweep (one target per model); for "
+            "several constraints use fit_constrained."
+        )
     p, mu, c = _constrained_sweep(
         loss_fn=loss_fn,
         constraint_fn=constraint_fn,

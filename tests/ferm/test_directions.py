@@ -66,6 +66,13 @@ def test_direction_bad_inputs():
         ferm.fairness_direction(Xn, y, s, num_groups=2)
     with pytest.raises(ValueError, match="`y` must have one row per sample"):
         ferm.fairness_direction(X, y[:-1], s, num_groups=2)
+    # A NaN label counted as a negative example (fit_projection too, which calls this).
+    yn = y.astype(np.float32)
+    yn[0] = np.nan
+    with pytest.raises(ValueError, match="`y` must be finite"):
+        ferm.fairness_direction(X, yn, s, num_groups=2)
+    with pytest.raises(ValueError, match="`y` must be finite"):
+        ferm.fit_projection(X, yn, s, num_groups=2)
     with pytest.raises(ValueError, match="`condition`"):
         ferm.fairness_direction(X, y, s, num_groups=2, condition="negative")
 

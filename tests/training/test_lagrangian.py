@@ -148,3 +148,26 @@ def test_satisfied_checks_each_constraint_against_its_own_target():
     np.testing.assert_allclose(res.params, [0.5, 2.0], atol=1e-3)
     # max(constraint) = 2 exceeds the first target but each constraint meets its own.
     assert res.train_constraint > 0.5 and res.satisfied is True
+
+
+def test_target_shapes_a_scalar_bounds_every_constraint_and_a_list_is_one_per_constraint():
+    # A scalar target with a vector constraint failed in the scan ("carry input and carry
+    # output must have equal types"), a list in the Lagrangian, a wrong length in a broadcast.
+    kw = dict(optimizer=optax.sgd(0.1), multiplier_optimizer=optax.sgd(0.1), num_steps=600)
+    loss, both = (lambda p, b: jnp.sum((p - 2.0) ** 2)), (lambda p, b: p)
+    scalar = training.fit_constrained(loss, both, jnp.zeros(2), None, target=0.5, **kw)
+    np.testing.assert_allclose(scalar.params, [0.5, 0.5], atol=1e-3)
+    assert scalar.state.multiplier.shape == (2,)
+    listed = training.fit_constrained(loss, both, jnp.zeros(2), None, target=[0.5, 3.0], **kw)
+    np.testing.assert_allclose(listed.params, [0.5, 2.0], atol=1e-3)
+    with pytest.raises(ValueError, match="`target` must be a scalar or one bound per"):
+        training.fit_constrained(loss, both, jnp.zeros(2), None, target=[0.5, 1.0, 3.0], **kw)
+    with pytest.raises(ValueError, match="`target` must be a scalar or one bound per"):
+        training.fit_constrained(loss, lambda p, b: p[0], jnp.zeros(2), None, target=[1, 2], **kw)
+    # A matrix of constraints takes a matrix of bounds, or one bound for all.
+    eye = training.fit_constrained(
+        loss, lambda p, b: jnp.diag(p), jnp.zeros(2), None, target=0.5, **kw
+    )
+    assert eye.state.multiplier.shape == (2, 2)
+    with pytest.raises(ValueError, match="`constraint_fn` must return a scalar in a sweep"):
+        training.constrained_sweep(loss, both, jnp.zeros(2), None, jnp.array([0.5, 1.0]), **kw)
