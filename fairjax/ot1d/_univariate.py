@@ -10,6 +10,7 @@ differentiate.
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -18,6 +19,7 @@ import numpy as np
 
 from fairjax import _validation as v
 from fairjax import groups as gs
+from fairjax._nan import propagate_nan
 from fairjax._shapes import bucket, pad_rows
 from fairjax.ot1d._layout import (
     GroupedSamples,
@@ -411,7 +413,9 @@ def _wasserstein_power(xu: Array, wu: Array, xv: Array, wv: Array, p: float) -> 
     sv, _, lv = _sorted_levels(xv, wv)
     mq = merged_quantiles(_segments([su, sv], [lu, lv]))
     diff = jnp.abs(mq.quantiles[0] - mq.quantiles[1])
-    return jnp.sum(mq.mass * safe_power(diff, p))
+    # Levels of zero mass are selected out: a power that overflows there (|d|^4 of 1e11 in
+    # float32) would make 0 * inf = NaN of a finite distance.
+    return jnp.sum(jnp.where(mq.mass > 0, mq.mass * safe_power(diff, p), 0))
 
 
 def _segments(values: list[Array], levels: list[Array]) -> GroupedSamples:
@@ -450,8 +454,8 @@ def safe_power(x: ArrayLike, p: float) -> Array:
     if p == 2:
         return x * x
     positive = x > 0
-    # Double where: the power never sees 0, so d/dx x^p at 0 stays finite.
-    return jnp.where(positive, jnp.where(positive, x, 1) ** p, 0)
+    # Double where: the power never sees 0, so d/dx x^p at 0 stays finite. A NaN stays NaN.
+    return jnp.where(positive, jnp.where(positive, x, 1) ** p, jnp.where(jnp.isnan(x), x, 0))
 
 
 def _safe_root(x: Array, p: float) -> Array:
@@ -459,7 +463,7 @@ def _safe_root(x: Array, p: float) -> Array:
     if p == 1:
         return x
     positive = x > 0
-    return jnp.where(positive, jnp.where(positive, x, 1) ** (1 / p), 0)
+    return jnp.where(positive, jnp.where(positive, x, 1) ** (1 / p), jnp.where(jnp.isnan(x), x, 0))
 
 
 def wasserstein_distance(
@@ -511,8 +515,8 @@ def wasserstein_distance(
       Santambrogio, *Optimal Transport for Applied Mathematicians*, 2015, Section 2.2;
       Chzhen, Denis, Hebiri, Oneto, Pontil, NeurIPS 2020 (arXiv:2006.07286).
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or p < 1:
-        raise ValueError(f"`p` must be a static number >= 1, got {p!r}.")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 1 <= p < math.inf:
+        raise ValueError(f"`p` must be a static finite number >= 1, got {p!r}.")
     xu, wu = _prepare(u_values, u_weights, "u_values")
     xv, wv = _prepare(v_values, v_weights, "v_values")
     for name, x in (("u_values", xu), ("v_values", xv)):
@@ -530,7 +534,10 @@ def wasserstein_distance(
 @functools.partial(jax.jit, static_argnames=("p", "root"))
 def _wasserstein(xu: Array, wu: Array, xv: Array, wv: Array, p: float, root: bool) -> Array:
     out = _wasserstein_power(xu, wu, xv, wv, p)
-    return _safe_root(out, p) if root else out
+    out = _safe_root(out, p) if root else out
+    # NaN in, NaN out under jit (a NaN point sorts last, onto a level it may not reach): a
+    # NaN weight, or a NaN point of positive weight (a masked point may hold anything).
+    return propagate_nan(out, jnp.where(wu > 0, xu, 0), jnp.where(wv > 0, xv, 0), wu, wv)
 
 
 # ----------------------------------------------------------------------------- barycenter

@@ -131,6 +131,34 @@ def test_wasserstein_hand_cases_and_identity():
         ot1d.wasserstein_distance(a, jnp.array([jnp.inf]))
 
 
+def test_wasserstein_nan_and_overflow_never_read_as_zero():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=37).astype(np.float32)
+    b = (2 * rng.normal(size=53) + 1).astype(np.float32)
+    # |d|^4 overflows float32 at levels of zero mass too: 0 * inf was NaN, and the root of NaN
+    # read 0. The distance is beyond float32, so inf.
+    assert float(ot1d.wasserstein_distance(a * 1e11, b * 1e11, p=4)) == np.inf
+    assert float(ot1d.wasserstein_distance(a * 1e19, b * 1e19, p=2)) == np.inf
+    # Finite distances keep their value (against the float64 definition).
+    q = np.linspace(0, 1, 20001)[1:-1]
+    exact = np.mean(np.abs(np.quantile(a, q, method="inverted_cdf")
+                           - np.quantile(b, q, method="inverted_cdf")) ** 3) ** (1 / 3)  # fmt: skip
+    np.testing.assert_allclose(ot1d.wasserstein_distance(a, b, p=3), exact, rtol=1e-3)
+    an = jnp.asarray(a).at[0].set(jnp.nan)
+    for p, root in ((1, True), (2, True), (3, False), (3, True)):
+        jitted = jax.jit(lambda u, p=p, root=root: ot1d.wasserstein_distance(u, b, p=p, root=root))
+        assert np.isnan(float(jitted(an))), (p, root)
+    # A NaN point of zero weight is masked, a NaN weight is not.
+    w = np.ones(37, np.float32)
+    w[0] = 0.0
+    masked = jax.jit(lambda u, w: ot1d.wasserstein_distance(u, b, u_weights=w))
+    np.testing.assert_allclose(masked(an, w), ot1d.wasserstein_distance(a[1:], b), rtol=1e-6)
+    assert np.isnan(float(masked(jnp.asarray(a), jnp.asarray(w).at[3].set(jnp.nan))))
+    for p in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="`p` must be a static finite number"):
+            ot1d.wasserstein_distance(a, b, p=p)
+
+
 def test_wasserstein_jit_vmap_padded_groups():
     rng = np.random.default_rng(6)
     xs = rng.normal(size=(4, 20)).astype(np.float32)
