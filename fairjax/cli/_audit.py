@@ -63,11 +63,12 @@ def _read_parquet(path: str, columns: Sequence[str]) -> dict[str, list[str]]:
     except Exception as err:  # pyarrow's own errors: a damaged or non-Parquet file
         raise AuditError(f"{path} is not a readable Parquet file: {err}") from None
     check_columns([str(c) for c in frame.columns], columns, path)
-    return {c: ["" if _is_missing(x) else str(x) for x in frame[c].tolist()] for c in columns}
-
-
-def _is_missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
+    # pandas' own test of a missing cell: None, NaN, pd.NA and NaT (NaT and <NA> have a text
+    # form, and read as a group of their own).
+    return {
+        c: ["" if missing else str(x) for x, missing in zip(frame[c], frame[c].isna(), strict=True)]
+        for c in columns
+    }
 
 
 def _numbers(values: Sequence[str], column: str, what: str) -> np.ndarray:

@@ -132,17 +132,24 @@ def _csv_batches(path: str, columns: list[str], chunk_rows: int):
     import pyarrow.csv as pcsv
 
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        check_columns(_csv_header(csv.reader(fh), path), columns, path)
+        raw_header = next(csv.reader(fh), [])
+        fh.seek(0)
+        header = _csv_header(csv.reader(fh), path)
+    check_columns(header, columns, path)
+    # pyarrow names the columns as the file spells them (" score"): ask for those, then name
+    # them as stripped, as the other readers do.
+    raw = [raw_header[header.index(c)] for c in columns]
     reader = pcsv.open_csv(
         path,
         read_options=pcsv.ReadOptions(block_size=max(1 << 20, 32 * chunk_rows)),
         convert_options=pcsv.ConvertOptions(
-            include_columns=columns,
-            column_types=dict.fromkeys(columns, pa.string()),
+            include_columns=raw,
+            column_types=dict.fromkeys(raw, pa.string()),
             strings_can_be_null=False,
         ),
     )
     for batch in reader:
+        batch = pa.RecordBatch.from_arrays(batch.columns, names=list(columns))
         for start in range(0, batch.num_rows, chunk_rows):
             yield batch.slice(start, chunk_rows)
 
