@@ -78,7 +78,11 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
 
     Attributes:
       estimator_: the fitted base estimator.
-      state_: the fitted :class:`fairjax.postprocessing.BarycenterState`.
+      state_: the fitted :class:`fairjax.postprocessing.BarycenterState`, on the scores
+        standardised by ``score_shift_`` and ``score_scale_``.
+      score_shift_, score_scale_: the mean and standard deviation of the calibration scores:
+        the post-processor computes in float32 on ``(f(x) - shift) / scale``, and maps its
+        output back; ``predict`` returns float64.
       groups_: the sensitive values (group ``k`` is ``groups_[k]``).
       n_features_in_: number of features (and ``feature_names_in_`` for a DataFrame).
 
@@ -132,7 +136,19 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
         out = np.asarray(getattr(estimator, method)(X), dtype=np.float64)
         if method == "predict_proba":
             out = out[:, 1]
-        return out.reshape(-1).astype(np.float32)
+        out = out.reshape(-1)
+        if not np.isfinite(out).all():
+            raise ValueError(
+                f"the estimator's {method} holds {int(np.sum(~np.isfinite(out)))} NaN or "
+                "infinite value(s); the post-processor needs finite scores."
+            )
+        return out
+
+    def _standard(self, scores: np.ndarray) -> np.ndarray:
+        """Scores on the post-processor's float32 scale: centred and scaled by the
+        calibration scores' mean and standard deviation (float32 of raw outputs near 2e7
+        kept 8 of their digits: an ``alpha=0`` prediction moved by 0.5)."""
+        return ((scores - self.score_shift_) / self.score_scale_).astype(np.float32)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -216,13 +232,17 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
             self.estimator_ = clone(self.estimator).fit(Xt, np.asarray(y)[train])
         Xc = _safe_indexing(X, cal)
         weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)[cal]
+        scores = self._scores(self.estimator_, Xc)
+        scale = float(np.std(scores))
+        self.score_shift_ = float(np.mean(scores))
+        self.score_scale_ = scale if np.isfinite(scale) and scale > 0 else 1.0
         self.state_ = postprocessing.fit_barycenter(
-            self._scores(self.estimator_, Xc),
+            self._standard(scores),
             ids[cal],
             num_groups=len(self.groups_),
             weights=weights,
             key=jax.random.key(self._seed()),
-            jitter=self.jitter,
+            jitter=float(self.jitter) / self.score_scale_,  # in score units, as documented
             split=self.split,
             method=self.method,
         )
@@ -234,10 +254,15 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
         X = self._check_X(X, reset=False)
         ids, _ = encode_groups(sensitive_features, _num_samples(X), self.groups_)
         key = jax.random.fold_in(jax.random.key(self._seed()), 1)
-        out = postprocessing.apply_barycenter(
-            self.state_, self._scores(self.estimator_, X), ids, key=key, alpha=self.alpha
-        )
-        return np.asarray(out)
+        scores = self._scores(self.estimator_, X)
+        if not hasattr(self, "score_shift_"):  # a file saved before the scores were scaled
+            self.score_shift_, self.score_scale_ = 0.0, 1.0
+        fair = postprocessing.apply_barycenter(self.state_, self._standard(scores), ids, key=key)
+        fair = np.asarray(fair, np.float64) * self.score_scale_ + self.score_shift_
+        # The mixture in float64, on the estimator's own outputs: alpha=0 returns them as they
+        # are.
+        alpha = float(self.alpha)
+        return fair if alpha == 1 else (1 - alpha) * scores + alpha * fair
 
     def score(self, X, y, *, sensitive_features=None, sample_weight=None) -> float:
         r"""The coefficient of determination :math:`R^2` of the fair predictions.
