@@ -34,9 +34,11 @@ written before this module existed load through it unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 from typing import Any
 
@@ -128,7 +130,9 @@ def save_arrays(
 
     Args:
       path: destination, written exactly as given (no suffix is added: ``"model"`` writes
-        ``model``, as :func:`load_arrays` reads it), or a binary file object.
+        ``model``, as :func:`load_arrays` reads it), or a binary file object. An existing
+        file is replaced, once the new one is completely written (a failed save leaves it
+        as it was).
       arrays: name -> array (NumPy or JAX; numeric or bool, never object). Names may hold ``/``.
       meta: JSON-serialisable static fields (tuples are written as lists). The keys
         ``format``, ``format_version``, ``sha256`` and ``dtypes`` are reserved.
@@ -179,11 +183,31 @@ def save_arrays(
     header["sha256"] = digest(stored, header)
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
     if isinstance(path, (str, bytes, os.PathLike)):
-        # np.savez appends ".npz" to a name without it; the file object keeps the name as given.
-        with open(path, "wb") as fh:
-            np.savez(fh, **{METADATA: blob}, **stored)
+        _write_atomically(path, lambda fh: np.savez(fh, **{METADATA: blob}, **stored))
     else:
         np.savez(path, **{METADATA: blob}, **stored)
+
+
+def _write_atomically(path: str | bytes | os.PathLike, write: Any) -> None:
+    """``write(fh)`` into a new file beside ``path``, which then replaces ``path`` in one
+    step: a write that fails (a full disk, an interrupt) leaves the file that was there as it
+    was, where opening ``path`` for writing first emptied it. (np.savez, given a name, would
+    also append ".npz" to it; a file object keeps the name as given.)"""
+    target = os.fsdecode(os.fspath(path))
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target) or "."
+    )
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        umask = os.umask(0)  # read it (os has no getter), then put it back
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0o600, as open() would have created it
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def resolve(path: Any) -> Any:

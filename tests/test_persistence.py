@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import pathlib
 import re
 from typing import NamedTuple
@@ -126,6 +127,32 @@ def _saved(tmp_path):
 def _write(path, arrays):
     np.savez(path, **arrays)
     return path
+
+
+def test_a_failed_save_leaves_the_file_that_was_there(tmp_path, monkeypatch):
+    # The file was opened for writing (emptied) before the arrays were written: a save that
+    # failed midway (a full disk) lost the model saved before.
+    path = tmp_path / "model.npz"
+    io.save_arrays(path, {"w": np.arange(3.0)}, {"v": 1}, kind="demo")
+    before = path.read_bytes()
+
+    def full_disk(fh, *args, **kwargs):
+        fh.write(b"PK\x03\x04 half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_arrays(path, {"w": np.arange(4.0)}, {"v": 2}, kind="demo")
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # no temporary left
+    # A successful save replaces it, with the permissions open() would give.
+    io.save_arrays(path, {"w": np.arange(4.0)}, {"v": 2}, kind="demo")
+    arrays, meta = io.load_arrays(path, kind="demo")
+    assert meta["v"] == 2 and arrays["w"].shape == (4,)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_object_array_is_refused_without_unpickling(tmp_path):

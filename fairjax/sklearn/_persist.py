@@ -184,7 +184,9 @@ class SaveLoadMixin:
         scikit-learn model needs pickle): keep it, and pass it to ``load(path, estimator=...)``.
 
         Args:
-          path: destination file, written exactly as given (no ``.npz`` is appended).
+          path: destination file, written exactly as given (no ``.npz`` is appended). A file
+            already there is replaced, once the new one is completely written (a save that
+            fails leaves it as it was).
 
         Raises:
           NotFittedError: the estimator is not fitted.
