@@ -227,13 +227,12 @@ class _Plan:
     ):
         self.num, self.split, self.grid_size = num, split, grid_size
         self.dtype, self.bits_per_pass = jnp.dtype(dtype), bits_per_pass
-        # fit_barycenter draws the split with jax.random.uniform's default dtype: float64
-        # when x64 is enabled.
+        # The dtype of the split's draws: float32, as fit_barycenter draws them (x64 or not).
         self.draws = jnp.dtype(draws)
 
     @classmethod
     def new(cls, num: int, split: bool, grid_size: int, dtype: Any, bits_per_pass: int):
-        return cls(num, split, grid_size, dtype, bits_per_pass, jnp.result_type(float))
+        return cls(num, split, grid_size, dtype, bits_per_pass, jnp.float32)
 
     def key(self) -> tuple:
         return (

@@ -126,7 +126,9 @@ def _fit_inputs(x, g, wf, key, jitter, *, num, split):
     k_jitter, k_split = jax.random.split(key)
     z = x + jax.random.uniform(k_jitter, x.shape, x.dtype, -1, 1) * jitter
     gg = jnp.where(wf > 0, g, num).astype(jnp.int32)  # rows of zero weight: a trash segment
-    r = jax.random.uniform(k_split, x.shape) if split else None  # only the split needs them
+    # Only the split needs them; float32 whatever x64 says, as the host path and the
+    # distributed fits draw them (under x64 the default float64 drew another split).
+    r = jax.random.uniform(k_split, x.shape, jnp.float32) if split else None
     rows = jnp.bincount(gg, length=num + 1)[:num]
     return z, gg, r, rows
 

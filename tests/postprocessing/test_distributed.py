@@ -200,6 +200,23 @@ def test_sharded_on_one_device_equals_gathered_float64():
         assert_same_state(got, want)
 
 
+@pytest.mark.slow
+def test_x64_float32_scores_one_split_on_every_path():
+    # Under x64 the compiled fit drew its split in float64, the host path and the streamed
+    # fit in float32: another split each (cdf_values 1.26 apart).
+    x, s = data(500, seed=4)
+    x = x.astype(np.float32)
+    key = jax.random.key(0)
+    with jax.enable_x64(True):
+        eager = fit_barycenter(x, s, num_groups=G, key=key)
+        jitted = jax.jit(lambda x, s: fit_barycenter(x, s, num_groups=G, key=key))(x, s)
+        assert_same_state(eager, jitted)
+        grid = fit_barycenter(x, s, num_groups=G, key=key, method="quantile_grid", grid_size=8)
+        chunks = [(x[:250], s[:250]), (x[250:], s[250:])]
+        streamed = fit_barycenter_streaming(lambda: chunks, num_groups=G, key=key, grid_size=8)
+        assert_same_state(streamed, grid)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
