@@ -141,9 +141,10 @@ def group_samples(
     """Sorts each group's weighted sample into a :class:`GroupedSamples`.
 
     One sort by (group, value) and one cumulative sum give every group's segment, CDF levels
-    and type-7 knots: :math:`O(n \\log n)`. Rows of zero weight stay in their group's segment
-    and repeat the level before them; to leave rows out altogether give them their own group
-    id (e.g. ``num_groups - 1``, a "trash" group that is never queried).
+    and type-7 knots: :math:`O(n \\log n)`. Rows of zero weight stay in their group's segment,
+    after its rows of positive weight, at level 1 and with the segment's largest value (no
+    CDF or quantile reads a masked value); to leave rows out altogether give them their own
+    group id (e.g. ``num_groups - 1``, a "trash" group that is never queried).
 
     With unit weights (``weights=None``) on the CPU backend and concrete inputs, the layout
     depends on the sorted values only, not on which row went where: each group is gathered and
@@ -185,8 +186,14 @@ def group_samples(
     # its reciprocal, which NumPy's division would not reproduce bit for bit.
     if w is None and num_groups > 1 and _on_host(x, g):
         return _host_uniform_layout(x, g, num_groups)
-    w = jnp.ones(x.shape, x.dtype) if w is None else w.astype(x.dtype)
-    order = group_order(x, g, num_groups=num_groups)
+    if w is None:
+        w = jnp.ones(x.shape, x.dtype)
+        order = group_order(x, g, num_groups=num_groups)
+    else:
+        w = w.astype(x.dtype)
+        # Rows of zero weight after their group's rows of positive weight: a quantile then
+        # never reads one (the smallest at level 0, or a neighbour of a linear interpolation).
+        order = group_order(x, 2 * g + (w <= 0), num_groups=2 * num_groups)
     return _layout_from_order(x, w, g, order, num_groups=num_groups)
 
 
@@ -227,6 +234,11 @@ def _layout_from_order(z, w, seg, order, *, num_groups: int) -> GroupedSamples:
         zeros = jnp.zeros((num_groups,), jnp.int32)
         return GroupedSamples(z, z, z, zeros, zeros, jnp.zeros((num_groups,), z.dtype))
     zs, ws, ss = z[order], w[order], seg[order]
+    # Rows of zero weight come last in their segment (group_samples' order) and take its
+    # largest value of positive weight: the values stay sorted for the searches, and no
+    # quantile reads a masked value.
+    top = jax.ops.segment_max(jnp.where(ws > 0, zs, -jnp.inf), ss, num_segments=num_groups)
+    zs = jnp.where((ws > 0) | jnp.isneginf(top)[ss], zs, top[ss])
     count = jnp.bincount(seg, length=num_groups).astype(jnp.int32)
     start = (jnp.cumsum(count) - count).astype(jnp.int32)
     total = jax.ops.segment_sum(ws, ss, num_segments=num_groups)
@@ -235,7 +247,10 @@ def _layout_from_order(z, w, seg, order, *, num_groups: int) -> GroupedSamples:
     # Cumulative weight inside the segment: global cumsum minus what came before the segment.
     inner = cum - before[ss]
     levels = gs.safe_divide(inner, total[ss])
-    w_last = ws[jnp.clip(start + count - 1, 0, zs.shape[0] - 1)]
+    # The weight of each segment's last row of positive weight (0 for a segment without one).
+    positive = jnp.where(ws > 0, jnp.arange(zs.shape[0]), -1)
+    last = jax.ops.segment_max(positive, ss, num_segments=num_groups)
+    w_last = jnp.where(last >= 0, ws[jnp.clip(last, 0, zs.shape[0] - 1)], 0)
     # Linear (type 7) knots (C_i - w_i) / (W - w_last): i / (n - 1) for unit weights.
     knots = gs.safe_divide(inner - ws, (total - w_last)[ss])
     return GroupedSamples(zs, levels, knots, start, count, total)

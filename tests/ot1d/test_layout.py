@@ -260,3 +260,40 @@ def test_group_cdf_limits_equal_group_cdf_at_both_sides(weighted, ties):
     np.testing.assert_array_equal(left, want_left)
     np.testing.assert_array_equal(right, want_right)
     assert bool(np.any(right > left)) == bool(ties)
+
+
+def test_zero_weight_rows_are_never_read_by_a_quantile_or_a_cdf():
+    # Rows of weight 0 (masked, holding anything) stayed in value order in their segment: the
+    # linear quantile interpolated towards them, the step quantile at 0 returned one, and
+    # the type-7 knots divided by the weight of the last row, 0 when masked.
+    rng = np.random.default_rng(1)
+    G = 3
+    layout = jax.jit(functools.partial(ot1d.group_samples, num_groups=G))
+    quantile = jax.jit(ot1d.group_quantile, static_argnames="interpolation")
+    cdf = jax.jit(ot1d.group_cdf)
+    n = 24  # one shape: one compiled program per path
+    for _ in range(25):
+        x = rng.normal(size=n).astype(np.float32)
+        g = rng.integers(0, G, n)
+        w = rng.uniform(0.1, 2, n).astype(np.float32)
+        w[rng.uniform(size=n) < 0.3] = 0
+        x[w == 0] = rng.choice([-1e3, 1e3, 0.3], size=int((w == 0).sum()))
+        u = rng.uniform(size=7).astype(np.float32)
+        u[:2] = 0.0, 1.0
+        points = rng.normal(size=5).astype(np.float32)
+        for samples in (ot1d.group_samples(x, g, num_groups=G, weights=w), layout(x, g, weights=w)):
+            for k in range(G):
+                kept = (g == k) & (w > 0)
+                if not kept.any():
+                    continue
+                for interp in ("step", "linear"):
+                    np.testing.assert_allclose(
+                        quantile(samples, k, u, interpolation=interp),
+                        ot1d.quantile(x[kept], u, weights=w[kept], method=interp),
+                        atol=1e-5,
+                    )
+                np.testing.assert_allclose(
+                    cdf(samples, np.full(5, k), points),
+                    ot1d.cdf(x[kept], points, weights=w[kept]),
+                    atol=1e-6,
+                )
