@@ -8,6 +8,8 @@ through these functions, so a bad value is refused with the same message whichev
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import type_of_target
@@ -211,3 +213,17 @@ def standardization(X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
     mean = np.average(X, axis=0, weights=weights)
     scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=weights))
     return mean, np.where(scale > 0, scale, 1.0)  # constant columns stay as they are
+
+
+def require_sensitive_features(sensitive_features: Any, groups: np.ndarray, what: str) -> None:
+    """Refuses to score without ``sensitive_features`` an estimator fitted on several groups,
+    saying how cross-validation passes them (scikit-learn's metadata routing)."""
+    if sensitive_features is None and len(groups) > 1:
+        raise ValueError(
+            f"`sensitive_features` are required to score: the {what} was fitted on "
+            f"{len(groups)} groups. In cross-validation, enable metadata routing "
+            "(sklearn.set_config(enable_metadata_routing=True)), call "
+            "set_fit_request(sensitive_features=True) and "
+            "set_score_request(sensitive_features=True), and pass "
+            'params={"sensitive_features": s}.'
+        )

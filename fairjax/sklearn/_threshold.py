@@ -21,7 +21,11 @@ from sklearn.utils.validation import (
 
 from fairjax import criteria, postprocessing
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import (
+    check_sample_weight,
+    encode_groups,
+    require_sensitive_features,
+)
 
 __all__ = ["FairThresholdClassifier", "MulticlassParityClassifier"]
 
@@ -59,6 +63,39 @@ class _PostProcessingClassifier(
         else:
             kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
             self.estimator_ = clone(self.estimator).fit(X, y, **kwargs)
+
+    def score(self, X, y, *, sensitive_features=None, sample_weight=None) -> float:
+        """The (expected) accuracy of the fair decisions: the mean probability that the rule
+        gives each row its true class (``predict_proba`` at ``y``), which is the accuracy of
+        a deterministic rule and the expected accuracy of a randomised one (no draw, so the
+        same on every call). It needs the rows' sensitive values: in cross-validation they
+        reach ``score`` through scikit-learn's metadata routing (enable it, request
+        ``sensitive_features`` for ``fit`` and ``score``, pass them in ``params``), as for
+        :meth:`fairjax.sklearn.WassersteinFairRegressor.score`.
+
+        Args:
+          X: features ``(n, d)``.
+          y: true labels ``(n,)``; a label not among ``classes_`` counts as a miss.
+          sensitive_features: the rows' sensitive values, as for :meth:`predict`.
+          sample_weight: optional weights ``(n,)`` of the rows.
+
+        Returns:
+          The accuracy, a float in [0, 1].
+
+        Raises:
+          ValueError: ``sensitive_features`` are missing although the classifier was fitted
+            on several groups (a scorer without routing cannot pass them).
+        """
+        check_is_fitted(self)
+        require_sensitive_features(sensitive_features, self.groups_, "classifier")
+        proba = np.asarray(self.predict_proba(X, sensitive_features=sensitive_features), float)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(proba, y)
+        index = np.clip(np.searchsorted(self.classes_, y), 0, len(self.classes_) - 1)
+        known = self.classes_[index] == y
+        hit = np.where(known, proba[np.arange(len(y)), index], 0.0)
+        weights = check_sample_weight(sample_weight, len(y))
+        return float(np.average(hit, weights=weights))
 
 
 class FairThresholdClassifier(_PostProcessingClassifier):

@@ -20,7 +20,11 @@ from sklearn.utils.validation import (
 
 from fairjax import postprocessing
 from fairjax.sklearn import _persist
-from fairjax.sklearn._inputs import check_sample_weight, encode_groups
+from fairjax.sklearn._inputs import (
+    check_sample_weight,
+    encode_groups,
+    require_sensitive_features,
+)
 
 __all__ = ["WassersteinFairRegressor"]
 
@@ -305,14 +309,6 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
           ((3,), True)
         """
         check_is_fitted(self, "state_")
-        if sensitive_features is None and len(self.groups_) > 1:
-            raise ValueError(
-                f"`sensitive_features` are required to score: the regressor was fitted on "
-                f"{len(self.groups_)} groups. In cross-validation, enable metadata routing "
-                "(sklearn.set_config(enable_metadata_routing=True)), call "
-                "set_fit_request(sensitive_features=True) and "
-                "set_score_request(sensitive_features=True), and pass "
-                'params={"sensitive_features": s}.'
-            )
+        require_sensitive_features(sensitive_features, self.groups_, "regressor")
         pred = self.predict(X, sensitive_features=sensitive_features)
         return float(r2_score(y, pred, sample_weight=sample_weight))

@@ -103,3 +103,38 @@ def test_bad_input():
     clf = FairThresholdClassifier(LogisticRegression()).fit(X, y, sensitive_features=s)
     with pytest.raises(ValueError, match="not seen"):
         clf.predict(X, sensitive_features=np.full(200, "z"))
+
+
+def test_score_takes_the_sensitive_features_so_cross_validation_can_route_them():
+    # score() took no sensitive_features: with several groups every fold of a grid search
+    # scored NaN and best_params_ was arbitrary.
+    import sklearn
+    from sklearn.model_selection import GridSearchCV
+
+    from fairjax.sklearn import MulticlassParityClassifier
+
+    rng = np.random.default_rng(3)
+    n = 900
+    s = rng.integers(0, 2, n)
+    X = np.c_[rng.normal(size=n), s]
+    y = (X[:, 0] + s + 0.5 * rng.normal(size=n) > 0.5).astype(int)
+    clf = FairThresholdClassifier(LogisticRegression()).fit(X, y, sensitive_features=s)
+    # The expected accuracy of the randomised rule: its decisions' accuracy on average.
+    p = clf.predict_proba(X, sensitive_features=s)[:, 1]
+    expected = np.mean(np.where(y == 1, p, 1 - p))
+    assert clf.score(X, y, sensitive_features=s) == pytest.approx(expected)
+    w = rng.uniform(0, 2, n)
+    weighted = np.average(np.where(y == 1, p, 1 - p), weights=w)
+    assert clf.score(X, y, sensitive_features=s, sample_weight=w) == pytest.approx(weighted)
+    with pytest.raises(ValueError, match="`sensitive_features` are required to score"):
+        clf.score(X, y)
+    y3 = np.digitize(X[:, 0] + s, [0.0, 1.0])
+    with sklearn.config_context(enable_metadata_routing=True):
+        for est, target in ((FairThresholdClassifier(LogisticRegression()), y),
+                            (MulticlassParityClassifier(LogisticRegression()), y3)):  # fmt: skip
+            est = est.set_fit_request(sensitive_features=True)
+            est = est.set_score_request(sensitive_features=True)
+            search = GridSearchCV(est, {"tolerance": [0.0, 0.2]}, cv=3)
+            search.fit(X, target, sensitive_features=s)
+            scores = search.cv_results_["mean_test_score"]
+            assert np.isfinite(scores).all() and 0.5 < scores.min() <= scores.max() <= 1
