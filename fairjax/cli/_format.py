@@ -149,6 +149,21 @@ def print_audit(report: Mapping[str, Any]) -> None:
             "evidence of fairness. Check the --sensitive column(s)."
         )
         print("\n" + textwrap.fill(text, width=96, subsequent_indent="         "))
+    else:
+        # Two groups or more, but a gap whose rate only one group has (no positive labels in
+        # the others, for the TPR): 0 by the same convention.
+        unpaired = [
+            _METRIC_NAMES[k]
+            for k, m in report["metrics"].items()
+            if "between" in m and m["between"] is None
+        ]
+        if unpaired:
+            text = (
+                f"warning: {', '.join(unpaired)}: fewer than two groups have the rate's "
+                "denominator (e.g. positive labels for the TPR), so there is no pair to "
+                "compare and the gap is 0 by convention, not evidence of fairness."
+            )
+            print("\n" + textwrap.fill(text, width=96, subsequent_indent="         "))
 
 
 def _groups_of(metric: Mapping[str, Any]) -> list[str] | None:

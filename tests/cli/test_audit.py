@@ -638,3 +638,20 @@ def test_a_single_group_is_not_reported_as_fair_without_a_warning(tmp_path, caps
     assert cli.main([*argv, "--bootstrap", "0"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "only 1 group has rows (a)" in out and "not evidence of fairness" in out
+
+
+def test_a_gap_without_a_pair_of_groups_is_flagged_as_a_convention(tmp_path, capsys):
+    # Group b has no positive label: no TPR to compare, and the equal opportunity difference
+    # printed 0.0000 with no word (the one-group case warns).
+    rng = np.random.default_rng(0)
+    n = 200
+    g = np.array(["a", "b"])[rng.integers(0, 2, n)]
+    y = np.where(g == "b", 0, rng.integers(0, 2, n))
+    p = rng.integers(0, 2, n)
+    path = tmp_path / "eo.csv"
+    path.write_text("g,y,p\n" + "".join(f"{a},{b},{c}\n" for a, b, c in zip(g, y, p, strict=True)))
+    assert cli.main(["audit", str(path), "--sensitive", "g", "--y-true", "y", "--y-pred", "p",
+                     "--bootstrap", "0"]) == 0  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert "warning: equal opportunity difference: fewer than two groups have the rate's" in out
+    assert "equalized odds difference:" not in out  # its FPR has a pair
