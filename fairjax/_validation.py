@@ -210,9 +210,9 @@ def _within_unit_interval(xp, a) -> bool:
     return a.size == 0 or (bool(xp.min(a) >= 0) and bool(xp.max(a) <= 1))
 
 
-def check_binary(arr: Array, name: str) -> None:
-    """Raises if a concrete array holds values other than 0 and 1."""
-    if is_concrete(arr) and arr.dtype != jnp.bool_:
+def check_binary(arr: Array | None, name: str) -> None:
+    """Raises if a concrete array holds values other than 0 and 1 (None passes)."""
+    if arr is not None and is_concrete(arr) and arr.dtype != jnp.bool_:
         if jnp.issubdtype(arr.dtype, jnp.integer):
             binary = holds(_within_unit_interval, arr)
         else:
@@ -220,6 +220,18 @@ def check_binary(arr: Array, name: str) -> None:
         if not binary:
             values = np.unique(np.asarray(arr))[:6]
             raise ValueError(f"`{name}` must be binary (0 or 1), got values {values.tolist()}.")
+
+
+def check_labels(arr: Array, name: str) -> None:
+    """Raises if a concrete array holds labels other than {0, 1} or {-1, +1} (1 is positive):
+    a 2 or a NaN would otherwise read as a negative label."""
+    if is_concrete(arr) and arr.dtype != jnp.bool_:
+        if not holds(lambda xp, a: xp.all((a == 0) | (a == 1) | (a == -1)), arr):
+            values = np.unique(np.asarray(arr))[:6]
+            raise ValueError(
+                f"`{name}` must hold labels in {{0, 1}} or {{-1, +1}}, got values "
+                f"{values.tolist()}."
+            )
 
 
 def check_unit_interval(arr: Array, name: str) -> None:

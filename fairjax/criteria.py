@@ -22,16 +22,15 @@ Every module that conditions on labels reads this table: the metrics, the penalt
 program; anywhere a criterion is expected its name works too.
 
 The table is built to grow: a condition is a label value (``None`` for all rows), so a
-multiclass criterion is a criterion with one condition per class, and a new entry in
-:data:`CRITERIA` is all a new criterion of this kind needs.
+multiclass criterion has one condition per class, and a new entry in :data:`CRITERIA` is all
+a new criterion of this kind needs.
 
 **Criteria of the confusion matrix.** Every rate above is a ratio of cells of the group's
 (weighted) confusion matrix: with the cells ``tp, fp, fn, tn`` (:data:`CELLS`), the selection
 rate is ``(tp + fp) / (tp + fp + fn + tn)`` and the TPR ``tp / (tp + fn)``. A :class:`Rate`
 names its numerator and denominator cells, and a criterion given by ``rates=`` covers the rest
 of Verma & Rubin's decision-based group criteria, including those that condition on the
-*prediction* (predictive parity, ``tp / (tp + fp)``), whose denominators depend on the
-decisions:
+*prediction* (predictive parity, ``tp / (tp + fp)``; the denominators depend on decisions):
 
 | criterion | rate of each group (cells) | conditions on |
 |---|---|---|
@@ -177,8 +176,7 @@ class Criterion(NamedTuple):
         parity, ``(1,)`` equal opportunity, ``(1, 0)`` equalized odds. Empty for a criterion
         given by ``rates``.
       rates: the rates of the confusion matrix the criterion equalises, when they are not
-        rates of positive decisions (:class:`Rate`); default ``()``: the rates of
-        ``conditions``.
+        rates of positive decisions (:class:`Rate`); default ``()``: the rates of ``conditions``.
       stratified: whether the rates are compared within each stratum of a legitimate factor
         (passed as ``strata=``), as conditional statistical parity does.
     """
@@ -555,6 +553,7 @@ def group_rates(
     crit = _decision_rates(criterion)
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
+    v.check_binary(labels, "labels")  # a -1 or 2 label falls in no condition: a gap of 0
     means, counts = [], []
     for c in crit.conditions:
         m, k = gs.group_means(
@@ -652,16 +651,16 @@ def confusion_matrix(
              [1., 0., 0., 2.]], dtype=float32)
     """
     h = v.as_array(values, "values", ndim=1)
-    n = h.shape[0]
-    g = v.check_groups(groups, num_groups=num_groups, n=n)
-    dtype = v.float_dtype(h, weights)
-    h = h.astype(dtype)
+    v.check_unit_interval(h, "values")  # logits would make negative cells
+    n, g = h.shape[0], v.check_groups(groups, num_groups=num_groups, n=h.shape[0])
+    h = h.astype(v.float_dtype(h, weights))
     if labels is None:
         y = jnp.zeros_like(h)
     else:
         y = v.as_array(labels, "labels", ndim=1)
         v.check_length(y, n, "labels", "values")
-        y = (y == 1).astype(dtype)
+        v.check_labels(y, "labels")
+        y = (y == 1).astype(h.dtype)
     cells = jnp.stack([y * h, (1 - y) * h, y * (1 - h), (1 - y) * (1 - h)], axis=-1)
     num = g.shape[1] if g.ndim == 2 else v.check_num_groups(num_groups)
     if strata is None:
@@ -795,6 +794,7 @@ def pairwise_gaps(rates: ArrayLike, counts: ArrayLike) -> Array:
       Array([[ 0. , -0.5],
              [ 0.5,  0. ]], dtype=float32)
     """
-    rates, present = jnp.asarray(rates), jnp.asarray(counts) > 0
+    c = jnp.asarray(counts)  # a NaN count: NaN gaps, not the 0 of an empty group
+    rates, present = jnp.where(jnp.isnan(c), jnp.nan, jnp.asarray(rates)), ~(c <= 0)
     both = present[..., :, None] & present[..., None, :]
     return jnp.where(both, rates[..., :, None] - rates[..., None, :], 0)

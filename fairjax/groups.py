@@ -585,13 +585,16 @@ def _group_weight(w, g, num_groups, weights, labels, label_value) -> Array:
 
 
 def safe_divide(numerator: Array, denominator: Array) -> Array:
-    """``numerator / denominator`` where the denominator is positive, else 0, with finite grads.
+    """``numerator / denominator`` where the denominator is positive, else 0 (NaN for a NaN
+    denominator), with finite grads.
 
     The double ``where`` keeps the gradient finite: the division never sees a zero denominator,
-    so no ``inf * 0 = NaN`` reaches the backward pass.
+    so no ``inf * 0 = NaN`` reaches the backward pass. A NaN denominator (a NaN weight under
+    ``jit``) gives NaN, not the 0 of an empty group, which would read as a rate of 0.
     """
     positive = denominator > 0
-    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
+    other = jnp.where(jnp.isnan(denominator), denominator, 0)
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), other)
 
 
 def intersect(*attributes: ArrayLike, num_groups: Sequence[int]) -> Array:

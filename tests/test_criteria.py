@@ -194,6 +194,40 @@ def test_largest_gap_nan_in_gives_nan_out():
     assert np.isnan(float(criteria.largest_gap(jnp.array([0.2, 0.9]), jnp.array([3.0, jnp.nan]))))
 
 
+def test_pairwise_gaps_and_safe_divide_keep_nan():
+    # A NaN count (a NaN weight under jit) dropped its group: pairwise gaps of 0 beside
+    # largest_gap's NaN, and group means of 0 beside NaN counts.
+    gaps = criteria.pairwise_gaps(jnp.array([0.2, 0.9, 0.5]), jnp.array([3.0, jnp.nan, 2.0]))
+    assert np.isnan(np.asarray(gaps)[1]).all() and np.isnan(np.asarray(gaps)[:, 1]).all()
+    np.testing.assert_allclose(np.asarray(gaps)[0, 2], -0.3, rtol=1e-6)
+    from fairjax import groups
+
+    ratio = groups.safe_divide(jnp.array([1.0, 1.0, 1.0]), jnp.array([2.0, 0.0, jnp.nan]))
+    np.testing.assert_array_equal(np.asarray(ratio)[:2], [0.5, 0.0])
+    assert np.isnan(float(ratio[2]))
+    w = jnp.ones(6).at[0].set(jnp.nan)
+    means = jax.jit(lambda w: groups.group_means(jnp.arange(6.0), jnp.array([0, 0, 0, 1, 1, 1]),
+                                                 num_groups=2, weights=w))(w)  # fmt: skip
+    assert np.isnan(float(means[0])) and float(means[1]) == 4.0
+
+
+def test_labels_outside_zero_one_are_refused_where_they_would_read_as_negatives():
+    # Labels -1/+1 left the FPR condition without rows (a gap of 0); a label 2 was a negative
+    # and logits made negative cells, all without a word.
+    h, s = jnp.array([1.0, 0.0, 1.0, 0.0]), jnp.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="`labels` must be binary"):
+        criteria.group_rates(h, s, jnp.array([1, -1, 1, -1]), criterion="equalized_odds",
+                             num_groups=2)  # fmt: skip
+    with pytest.raises(ValueError, match="`values` must hold decisions or probabilities"):
+        criteria.confusion_matrix(jnp.array([2.0, -1.0, 1.0, 0.0]), s, num_groups=2)
+    with pytest.raises(ValueError, match=r"`labels` must hold labels in \{0, 1\} or"):
+        criteria.confusion_matrix(h, s, jnp.array([1, 2, 1, 0]), num_groups=2)
+    np.testing.assert_array_equal(  # -1/+1 labels: 1 is positive, as 0/1 labels
+        criteria.confusion_matrix(h, s, jnp.array([1, -1, 1, -1]), num_groups=2),
+        criteria.confusion_matrix(h, s, jnp.array([1, 0, 1, 0]), num_groups=2),
+    )
+
+
 def test_metrics_with_a_nan_weight_under_jit_are_nan():
     from fairjax import metrics
 
