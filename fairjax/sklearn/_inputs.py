@@ -139,9 +139,11 @@ def _check_no_missing(sensitive_features, s: np.ndarray) -> None:
 def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray, np.ndarray]:
     """Integer group ids ``(n,)`` and the group values (one or several sensitive columns).
 
-    Several columns give their intersection (values joined by ``"|"``). ``None`` means one
-    group (values ``[None]``). With ``classes`` (the values seen at fit time) the ids index
-    them, and an unseen value is refused; ``None`` is accepted then only if it was at fit time.
+    Several columns give their intersection (values joined by ``"|"``; a ``"|"`` or ``"\\"``
+    inside a value is escaped with ``"\\"``, so that two combinations never read the same).
+    ``None`` means one group (values ``[None]``). With ``classes`` (the values seen at fit
+    time) the ids index them, and an unseen value is refused; ``None`` is accepted then only
+    if it was at fit time.
     Missing values (None, NaN, pd.NA, NaT) are refused at fit and at predict time. At predict
     time a number matches however it is written (``1``, ``1.0``, ``"1e0"``), as the audit CLI
     reads its columns, unless two values seen at fit time are the same number.
@@ -166,8 +168,8 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
     _check_no_missing(sensitive_features, s)
     if s.ndim == 2 and s.shape[1] == 1:
         s = s[:, 0]
-    if s.ndim == 2:  # several attributes: their intersection
-        s = np.array(["|".join(map(str, row)) for row in s], dtype=object)
+    if s.ndim == 2:  # several attributes: their intersection, "a|b"
+        s = np.array(["|".join(map(_escaped, row)) for row in s], dtype=object)
     s = s.astype(str)
     if classes is None:
         values, ids = np.unique(s, return_inverse=True)
@@ -187,6 +189,12 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
             f"seen at fit time (known: {classes.tolist()[:10]})."
         )
     return ids.astype(np.int32), classes
+
+
+def _escaped(value: Any) -> str:
+    """A value's text with ``\\`` and ``|`` escaped, so that joining several columns with
+    ``|`` is one-to-one (``("R|D", "Paris")`` and ``("R", "D|Paris")`` were one group)."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _same_numbers(texts: np.ndarray) -> np.ndarray:

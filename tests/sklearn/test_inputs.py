@@ -322,3 +322,15 @@ def test_saving_an_unfitted_estimator_says_not_fitted(est, tmp_path):
     with pytest.raises(NotFittedError):
         est.save(tmp_path / "model.npz")
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_intersections_of_values_holding_the_separator_stay_apart():
+    # ("R|D", "Paris") and ("R", "D|Paris") both read "R|D|Paris": one group, and a fairness
+    # constraint between them silently disappeared.
+    from fairjax.sklearn._inputs import encode_groups
+
+    s = np.array([["R|D", "Paris"], ["R", "D|Paris"], ["R|D", "Paris"], ["a\\", "b"]], object)
+    ids, values = encode_groups(s, 4)
+    assert len(values) == 3 and ids[0] == ids[2] != ids[1]
+    again, _ = encode_groups(s[::-1], 4, values)  # predict time: the same encoding
+    np.testing.assert_array_equal(again, ids[::-1])
