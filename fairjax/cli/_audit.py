@@ -71,7 +71,15 @@ def _read_parquet(path: str, columns: Sequence[str]) -> dict[str, list[str]]:
     }
 
 
-def _numbers(values: Sequence[str], column: str, what: str) -> np.ndarray:
+def _row(rows: Sequence[int] | None, i: int) -> int:
+    """The file row (1-based, after the header) of value ``i``: ``i + 1`` for a whole column,
+    ``rows[i]`` for the distinct values of a streamed one (the row where each first occurs)."""
+    return i + 1 if rows is None else rows[i]
+
+
+def _numbers(
+    values: Sequence[str], column: str, what: str, rows: Sequence[int] | None = None
+) -> np.ndarray:
     """Parses a column as finite floats; names the column and the first bad row otherwise."""
     out = np.empty(len(values), np.float64)
     for i, text in enumerate(values):
@@ -80,41 +88,50 @@ def _numbers(values: Sequence[str], column: str, what: str) -> np.ndarray:
         except ValueError:
             shown = "an empty cell" if text == "" else repr(text[:20])
             raise AuditError(
-                f"column {column!r} ({what}) must be numeric; row {i + 1} holds {shown}"
+                f"column {column!r} ({what}) must be numeric; row {_row(rows, i)} holds {shown}"
             ) from None
         if not math.isfinite(out[i]):
-            raise AuditError(f"column {column!r} ({what}) has a non-finite value in row {i + 1}")
+            raise AuditError(
+                f"column {column!r} ({what}) has a non-finite value in row {_row(rows, i)}"
+            )
     return out
 
 
 def _binary(
-    values: Sequence[str], column: str, what: str, pos_label: str | None = None
+    values: Sequence[str],
+    column: str,
+    what: str,
+    pos_label: str | None = None,
+    rows: Sequence[int] | None = None,
 ) -> np.ndarray:
     """0/1 ids of a label or decision column: its 0/1 numbers, or ``value == pos_label``."""
     if pos_label is not None:
-        return _positive(values, column, what, pos_label)
+        return _positive(values, column, what, pos_label, rows)
     hint = "(for other labels, name the positive one with --pos-label)"
     try:
-        x = _numbers(values, column, what)
+        x = _numbers(values, column, what, rows)
     except AuditError as err:  # "yes"/"no" and the like
         raise AuditError(f"{err} {hint}") from None
     bad = ~np.isin(x, (0.0, 1.0))
     if bad.any():
         i = int(np.argmax(bad))
         raise AuditError(
-            f"column {column!r} ({what}) must hold 0/1 values; row {i + 1} holds {values[i]!r} "
+            f"column {column!r} ({what}) must hold 0/1 values; row {_row(rows, i)} holds "
+            f"{values[i]!r} "
             + hint[:-1]
             + "; for a numeric target and predictions, --task regression)"
         )
     return x.astype(np.int32)
 
 
-def _positive(values: Sequence[str], column: str, what: str, pos_label: str) -> np.ndarray:
+def _positive(
+    values: Sequence[str], column: str, what: str, pos_label: str, rows: Sequence[int] | None
+) -> np.ndarray:
     """``value == pos_label`` for a column of at most two distinct values (``yes``/``no``, or
     numbers compared as numbers, so that ``1`` and ``1.0`` are one label)."""
     if "" in values:
         row = values.index("")
-        raise AuditError(f"column {column!r} ({what}) has an empty cell in row {row + 1}")
+        raise AuditError(f"column {column!r} ({what}) has an empty cell in row {_row(rows, row)}")
     try:
         keys: list[Any] = [float(text) for text in values]
         target: Any = float(pos_label)
@@ -135,7 +152,9 @@ def _positive(values: Sequence[str], column: str, what: str, pos_label: str) -> 
     return np.asarray([k == target for k in keys], np.int32)
 
 
-def _categories(values: Sequence[str], column: str) -> tuple[np.ndarray, list[str]]:
+def _categories(
+    values: Sequence[str], column: str, rows: Sequence[int] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Integer ids of a sensitive column's values.
 
     When every value is a number, values are grouped and sorted as numbers (``1`` and ``1.0``
@@ -143,7 +162,9 @@ def _categories(values: Sequence[str], column: str) -> tuple[np.ndarray, list[st
     """
     for i, text in enumerate(values):
         if text == "":
-            raise AuditError(f"sensitive column {column!r} has an empty cell in row {i + 1}")
+            raise AuditError(
+                f"sensitive column {column!r} has an empty cell in row {_row(rows, i)}"
+            )
     try:
         keys: list[Any] = [float(text) for text in values]
     except ValueError:
@@ -153,7 +174,7 @@ def _categories(values: Sequence[str], column: str) -> tuple[np.ndarray, list[st
             if math.isnan(x):
                 raise AuditError(
                     f"sensitive column {column!r} has a missing value ({values[i]!r}) in "
-                    f"row {i + 1}"
+                    f"row {_row(rows, i)}"
                 )
     first: dict[Any, str] = {}
     for key, text in zip(keys, values, strict=True):
@@ -304,12 +325,12 @@ def _check_options(o: _Options) -> list[str]:
 
 
 def _sensitive_groups(
-    table: Mapping[str, list[str]], sensitive: Sequence[str]
+    table: Mapping[str, list[str]], sensitive: Sequence[str], rows: Sequence[int] | None = None
 ) -> tuple[np.ndarray, int, list[str]]:
     """Group ids of the intersection of the sensitive columns, their number and names."""
     ids, names, sizes = [], [], []
     for column in sensitive:
-        a, levels = _categories(table[column], column)
+        a, levels = _categories(table[column], column, rows)
         ids.append(a)
         names.append(levels if len(sensitive) == 1 else [f"{column}={v}" for v in levels])
         sizes.append(len(levels))
@@ -460,18 +481,30 @@ class _Codes:
     """The distinct cells of one categorical column, in the order they first occur."""
 
     def __init__(self, column: str):
-        self.column, self.index = column, {}
+        self.column, self.index, self.first = column, {}, {}
 
-    def add(self, texts: list[str], codes: np.ndarray) -> np.ndarray:
-        """Global ids of a chunk's rows (new cells get the next ids)."""
+    def add(self, texts: list[str], codes: np.ndarray, offset: int | None = None) -> np.ndarray:
+        """Global ids of a chunk's rows (new cells get the next ids); with the chunk's
+        ``offset`` (rows before it), the file row where each new cell first occurs."""
+        new = [j for j, t in enumerate(texts) if t not in self.index]
         for t in texts:
             self.index.setdefault(t, len(self.index))
+        if new and offset is not None:
+            local, at = np.unique(codes, return_index=True)
+            where = dict(zip(local.tolist(), at.tolist(), strict=True))
+            for j in new:
+                if j in where:
+                    self.first.setdefault(texts[j], offset + where[j] + 1)
         if len(self.index) > _MAX_TEXTS:
             raise AuditError(f"column {self.column!r} has over {_MAX_TEXTS} distinct values")
         return np.asarray([self.index[t] for t in texts], np.int64)[codes]
 
     def texts(self) -> list[str]:
         return list(self.index)
+
+    def rows(self) -> list[int]:
+        """The file row of each cell of :meth:`texts` (where it first occurs)."""
+        return [self.first.get(t, 0) for t in self.index]
 
 
 def _streamed_columns(path: str, o: _Options, categorical, numeric, progress):
@@ -514,21 +547,28 @@ def _audit_streaming(path: str | os.PathLike, o: _Options) -> dict[str, Any]:
     except Exception as err:  # pyarrow's own errors
         raise AuditError(f"{path} is not a readable Parquet file: {err}") from None
     codes = {c: _Codes(c) for c in categorical}
-    combos: dict[tuple, None] = {}
+    combos: dict[tuple, int] = {}  # each combination of sensitive values: its first file row
     scan = _streamed_columns(path, o, categorical, [], progress)
+    offset = 0
     for chunk in scan():  # the scan: distinct cells and combinations of sensitive values
-        ids = np.stack([codes[c].add(*chunk[c]) for c in o.sensitive], axis=1)
+        ids = np.stack([codes[c].add(*chunk[c], offset) for c in o.sensitive], axis=1)
         for c in labels:
-            codes[c].add(*chunk[c])
+            codes[c].add(*chunk[c], offset)
         uniq, first = _unique_rows(ids, return_index=True)
-        combos.update(dict.fromkeys(map(tuple, uniq[np.argsort(first)].tolist())))
+        for k in np.argsort(first).tolist():
+            combos.setdefault(tuple(uniq[k].tolist()), offset + int(first[k]) + 1)
+        offset += len(ids)
     if not combos:
         raise AuditError(f"{path} has a header but no rows")
     table = {c: [codes[c].texts()[k[j]] for k in combos] for j, c in enumerate(o.sensitive)}
-    combo_group, G, names = _sensitive_groups(table, o.sensitive)
+    combo_group, G, names = _sensitive_groups(table, o.sensitive, list(combos.values()))
     group_of = dict(zip(combos, combo_group.tolist(), strict=True))
     roles = ((o.y_true, "labels"), (o.y_pred, "decisions"))
-    coded = {c: _binary(codes[c].texts(), c, r, o.pos_label) for c, r in roles if c is not None}
+    coded = {
+        c: _binary(codes[c].texts(), c, r, o.pos_label, codes[c].rows())
+        for c, r in roles
+        if c is not None
+    }
 
     read = _streamed_columns(path, o, categorical, numeric, progress)
 

@@ -655,3 +655,19 @@ def test_a_gap_without_a_pair_of_groups_is_flagged_as_a_convention(tmp_path, cap
     out = " ".join(capsys.readouterr().out.split())
     assert "warning: equal opportunity difference: fewer than two groups have the rate's" in out
     assert "equalized odds difference:" not in out  # its FPR has a pair
+
+
+@pytest.mark.parametrize("chunk_size", [None, 64])
+def test_a_bad_cell_is_named_by_its_file_row_streamed_too(tmp_path, chunk_size):
+    # Streamed, the row was the cell's position among the distinct values ("row 3").
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "rows.csv"
+    cells = ["" if i == 150 else "FM"[i % 2] for i in range(300)]
+    path.write_text("s,y,p\n" + "".join(f"{c},{i % 2},1\n" for i, c in enumerate(cells)))
+    with pytest.raises(cli.AuditError, match=r"empty cell in row 151$"):
+        cli.audit(path, sensitive=["s"], y_pred="p", num_resamples=0, chunk_size=chunk_size)
+    labels = [str(i % 2) if i != 200 else "7" for i in range(300)]
+    path.write_text("s,y,p\n" + "".join(f"{'FM'[i % 2]},{y},1\n" for i, y in enumerate(labels)))
+    with pytest.raises(cli.AuditError, match="row 201 holds '7'"):
+        cli.audit(path, sensitive=["s"], y_true="y", y_pred="p", num_resamples=0,
+                  chunk_size=chunk_size)  # fmt: skip
