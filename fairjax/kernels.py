@@ -386,7 +386,10 @@ def median_bandwidth(x: ArrayLike, *, weights: ArrayLike | None = None) -> Array
     is sorted: the median is found exactly by bisection over the floating-point values (32
     masked sums over the :math:`n^2` pairs in float32, 64 in float64); for large batches pass a
     subsample such as ``x[:1024]``. When the median is 0 (fewer than two weighted rows, or most
-    pairs coincide) the result is 1, so a kernel built from it is always well defined.
+    pairs coincide) the result is 1, so a kernel built from it is always well defined. Points
+    of several features come from :func:`squared_distances`' expansion: far from the origin
+    relative to their spread (an offset of 1e4 on unit-spread float32 points) it rounds the
+    distances to 0 and the result to that fallback of 1; centre such points first.
 
     Args:
       x: points, shape ``(n, d)``, or ``(n,)`` for scalars.
@@ -459,6 +462,11 @@ def _check_points(X: ArrayLike, name: str) -> Array:
 
 def kernel_matrix(kernel: Kernel, X: ArrayLike, Y: ArrayLike | None = None) -> Array:
     """The kernel matrix :math:`K_{ij} = k(x_i, y_j)`.
+
+    The radial kernels read :func:`squared_distances`, whose expansion for several features
+    loses the digits of points far from the origin relative to their spread (float32 points of
+    unit spread at an offset of 1e4 give a matrix of ones): centre such points first, with
+    the same shift for ``X`` and ``Y`` (the kernel does not change).
 
     Args:
       kernel: a kernel value, e.g. ``kernels.gaussian(bandwidth=1.5)``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Literal
 
 import jax
@@ -150,7 +151,15 @@ def _fit_kernel_exact(X, ysign, sw, groups, weights, kernel, *, C, tol, num_grou
         upper = jnp.where(cw > 0, jnp.inf, 0.0)
         ridge = jnp.where(cw > 0, 0.5 / jnp.where(cw > 0, cw, 1.0), 0.0)
     ys = ysign.astype(K.dtype)
-    alpha, b, it, _ = _smo(K, ys, upper, ridge, jnp.asarray(tol, K.dtype), max_iter=max_iter)
+    alpha, b, it, gap = _smo(K, ys, upper, ridge, jnp.asarray(tol, K.dtype), max_iter=max_iter)
+    if v.is_concrete(gap) and float(gap) > tol:  # stopped by the cap, not by the tolerance
+        warnings.warn(
+            f"ferm.fit_kernel: SMO stopped at max_iter={max_iter} with a KKT violation of "
+            f"{float(gap):.3g} > tol={tol:g}: the model is not the optimum; raise max_iter "
+            "(or tol).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     beta = _back_to_beta(alpha * ys, coef, tau, pinv)
     return FERMModel(KernelExpansion(kernel, X), beta, b, tau, it)
 

@@ -311,8 +311,10 @@ def fit_barycenter(
     (:func:`fairjax.groups.intersect`; combinations absent from the calibration data are allowed
     and get :math:`p = 0`); ``multi="sequential"`` applies one barycenter map per attribute in
     turn, each fitted on the output of the previous ones (Hu, Ratz, Charpentier, AAAI 2024, as in
-    EquiPy's ``MultiWasserstein``): parity for each attribute's margins, with more data per
-    group, but not on intersections.
+    EquiPy's ``MultiWasserstein``), with more data per group: the last attribute gets exact
+    parity, an earlier one only as far as the later maps keep it, which holds when the
+    attributes are independent, not when they are correlated (see ``docs/wasserstein.md``);
+    never parity on intersections. With correlated attributes use ``"intersection"``.
 
     Args:
       scores: calibration scores :math:`f(x, s)` (no labels needed), shape ``(n,)``.

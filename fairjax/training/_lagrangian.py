@@ -199,7 +199,7 @@ class ConstrainedResult(NamedTuple):
       validation_constraint: the same on ``validation_data`` (NaN when none was given, or
         when ``finite`` is False).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
-        ``<= target + tolerance``; always False when ``finite`` is.
+        ``<= target + tolerance``; always False when ``finite`` is False.
       finite: whether ``params`` and the measured constraints are finite (False: training
         diverged, and a :class:`DivergenceWarning` was issued).
     """

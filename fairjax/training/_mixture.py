@@ -43,7 +43,7 @@ class MixtureResult(NamedTuple):
       train_constraint: the largest expected gap of the mixture on the training data.
       validation_constraint: the same on ``validation_data`` (NaN when none was given).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
-        ``<= target + tolerance``; always False when ``finite`` is.
+        ``<= target + tolerance``; always False when ``finite`` is False.
       candidates: what the linear program chose from, one entry per candidate iterate (the
         last one last): ``"steps"``, ``"error"`` (weighted training error), ``"constraint"``
         (largest training gap) and ``"gaps"``, the pairwise gaps :math:`r^c_g - r^c_{g'}`,

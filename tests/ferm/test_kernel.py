@@ -149,3 +149,16 @@ def test_fit_kernel_equalized_odds_constraints_hold():
     for label in (0, 1):
         gap = f[(s == 1) & (y == label)].mean() - f[(s == 0) & (y == label)].mean()
         assert abs(gap) < 1e-3
+
+
+def test_fit_kernel_warns_when_smo_stops_at_its_cap():
+    # max_iter reached before tol: the weights differed from the optimum by 1.09, silently.
+    X, y, s = data()
+    with pytest.warns(RuntimeWarning, match="SMO stopped at max_iter=3"):
+        capped = ferm.fit_kernel(X, y, s, num_groups=2, max_iter=3)
+    assert int(capped.n_iter) == 3
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        ferm.fit_kernel(X, y, s, num_groups=2)  # converges: no warning
