@@ -38,7 +38,8 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 from typing import Any
 
@@ -192,17 +193,33 @@ def _write_atomically(path: str | bytes | os.PathLike, write: Any) -> None:
     """``write(fh)`` into a new file beside ``path``, which then replaces ``path`` in one
     step: a write that fails (a full disk, an interrupt) leaves the file that was there as it
     was, where opening ``path`` for writing first emptied it. (np.savez, given a name, would
-    also append ".npz" to it; a file object keeps the name as given.)"""
-    target = os.fsdecode(os.fspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target) or "."
-    )
+    also append ".npz" to it; a file object keeps the name as given.)
+
+    A link is followed (its target is replaced); an existing file keeps its permissions, and
+    a new one gets those ``open()`` would give it (the umask applies).
+    """
+    target = os.path.realpath(os.fsdecode(os.fspath(path)))
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    folder, name = os.path.split(target)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"no free temporary name beside {target}")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-        umask = os.umask(0)  # read it (os has no getter), then put it back
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0o600, as open() would have created it
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -234,9 +234,13 @@ def check_labels(arr: Array, name: str) -> None:
             )
 
 
-def check_unit_interval(arr: Array, name: str) -> None:
-    """Raises if a concrete array holds values outside [0, 1] (decisions or probabilities)."""
+def check_unit_interval(arr: Array, name: str, *, nan_ok: bool = False) -> None:
+    """Raises if a concrete array holds values outside [0, 1] (decisions or probabilities);
+    with ``nan_ok`` a NaN passes (to give NaN out)."""
     if is_concrete(arr) and arr.dtype != jnp.bool_:
+        if nan_ok and jnp.issubdtype(arr.dtype, jnp.inexact):
+            arr = np.asarray(arr)
+            arr = arr[~np.isnan(arr)]
         if not holds(_within_unit_interval, arr):
             lo, hi = float(np.min(np.asarray(arr))), float(np.max(np.asarray(arr)))
             raise ValueError(

@@ -553,7 +553,7 @@ def group_rates(
     crit = _decision_rates(criterion)
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
-    v.check_binary(labels, "labels")  # a -1 or 2 label falls in no condition: a gap of 0
+    v.check_binary(None if labels is None else jnp.asarray(labels), "labels")  # -1: gap of 0
     means, counts = [], []
     for c in crit.conditions:
         m, k = gs.group_means(
@@ -651,7 +651,7 @@ def confusion_matrix(
              [1., 0., 0., 2.]], dtype=float32)
     """
     h = v.as_array(values, "values", ndim=1)
-    v.check_unit_interval(h, "values")  # logits would make negative cells
+    v.check_unit_interval(h, "values", nan_ok=True)  # logits would make negative cells
     n, g = h.shape[0], v.check_groups(groups, num_groups=num_groups, n=h.shape[0])
     h = h.astype(v.float_dtype(h, weights))
     if labels is None:

@@ -296,10 +296,11 @@ def multitask_objective(
     def objective(params: MultiTaskParams, batch: MultiTaskBatch) -> Array:
         h = represent(params.representation, batch.x)
         logits = h @ params.weights + params.bias
-        row_losses = losses.logistic(logits, batch.y)
+        # An unlabelled pair's label is not read (it may be NaN): 0 * NaN in the backward pass
+        # would make every gradient NaN.
+        row_losses = losses.logistic(logits, jnp.where(batch.task_mask > 0, batch.y, 0))
         # Per-task mean over the rows labelled for the task (0 for a task without rows).
-        # Selected, not multiplied: an unlabelled pair may hold a NaN label.
-        per_task = jnp.sum(jnp.where(batch.task_mask > 0, row_losses * batch.task_mask, 0), axis=0)
+        per_task = jnp.sum(row_losses * batch.task_mask, axis=0)
         counts = jnp.sum(batch.task_mask, axis=0)
         task_loss = jnp.mean(jnp.where(counts > 0, per_task / jnp.where(counts > 0, counts, 1), 0))
         total = task_loss + 0.5 * l2 * jnp.sum(params.weights**2)
@@ -429,8 +430,8 @@ class TransferResult(NamedTuple):
       dp_difference: its demographic-parity difference on the test set.
       eo_difference: its equal-opportunity difference (DEO) on the test set.
 
-    The three measurements are NaN when a test logit is not finite (a representation or a
-    head gone NaN), rather than counting its row as a negative decision.
+    The three measurements are NaN when a test logit is NaN (a representation or a head gone
+    NaN), rather than counting its row as a negative decision.
     """
 
     weights: Array
@@ -503,8 +504,9 @@ def transfer(
     logits = h_te @ w + b
     y_pred = (logits > 0).astype(jnp.int32)
     # A NaN logit (a representation or head gone NaN) decides nothing: its decision would read
-    # as negative and the gaps as 0, so every measurement is NaN instead.
-    nan = jnp.where(jnp.all(jnp.isfinite(logits)), 0.0, jnp.nan)
+    # as negative and the gaps as 0, so every measurement is NaN instead (an infinite one
+    # decides).
+    nan = jnp.where(jnp.any(jnp.isnan(logits)), jnp.nan, 0.0)
     return TransferResult(
         w,
         b,

@@ -222,6 +222,11 @@ def test_labels_outside_zero_one_are_refused_where_they_would_read_as_negatives(
         criteria.confusion_matrix(jnp.array([2.0, -1.0, 1.0, 0.0]), s, num_groups=2)
     with pytest.raises(ValueError, match=r"`labels` must hold labels in \{0, 1\} or"):
         criteria.confusion_matrix(h, s, jnp.array([1, 2, 1, 0]), num_groups=2)
+    rates, _ = criteria.group_rates([1.0, 0.0, 1.0, 1.0], [0, 0, 1, 1], [1, 0, 1, 0],
+                                    criterion="equalized_odds", num_groups=2)  # fmt: skip
+    np.testing.assert_array_equal(rates, [[1.0, 1.0], [0.0, 1.0]])  # plain lists still work
+    with pytest.raises(ValueError, match="`values` must be finite"):  # not "outside [0, 1]"
+        criteria.confusion_matrix(h.at[0].set(jnp.nan), s, jnp.array([1, 0, 1, 0]), num_groups=2)
     np.testing.assert_array_equal(  # -1/+1 labels: 1 is positive, as 0/1 labels
         criteria.confusion_matrix(h, s, jnp.array([1, -1, 1, -1]), num_groups=2),
         criteria.confusion_matrix(h, s, jnp.array([1, 0, 1, 0]), num_groups=2),

@@ -146,13 +146,22 @@ def test_a_failed_save_leaves_the_file_that_was_there(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # no temporary left
-    # A successful save replaces it, with the permissions open() would give.
+    # A successful save replaces it, keeping its permissions; a new file gets open()'s.
+    os.chmod(path, 0o600)
     io.save_arrays(path, {"w": np.arange(4.0)}, {"v": 2}, kind="demo")
     arrays, meta = io.load_arrays(path, kind="demo")
     assert meta["v"] == 2 and arrays["w"].shape == (4,)
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert path.stat().st_mode & 0o777 == 0o600
+    fresh = tmp_path / "fresh.npz"
+    io.save_arrays(fresh, {"w": np.arange(4.0)}, {"v": 2}, kind="demo")
+    with open(tmp_path / "by_open", "wb"):
+        pass
+    assert fresh.stat().st_mode & 0o777 == (tmp_path / "by_open").stat().st_mode & 0o777
+    # A link is followed: the file it points to is replaced, the link stays.
+    link = tmp_path / "link.npz"
+    link.symlink_to(path)
+    io.save_arrays(link, {"w": np.arange(5.0)}, {"v": 3}, kind="demo")
+    assert link.is_symlink() and io.load_arrays(path, kind="demo")[1]["v"] == 3
 
 
 def test_object_array_is_refused_without_unpickling(tmp_path):

@@ -44,6 +44,8 @@ def test_objective_matches_a_manual_computation():
     y_nan = np.where(mask > 0, y, np.nan)
     nan_batch = rep.multitask_batch(x, y_nan, s, num_groups=2, task_mask=mask)
     np.testing.assert_allclose(obj(params, nan_batch), ref, rtol=1e-5)
+    grads = jax.grad(obj)(params, nan_batch)  # and the gradient is finite (0 * NaN was NaN)
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
     # A custom penalty function and a named one with options
     custom = rep.multitask_objective(
         rep.mlp,

@@ -132,9 +132,9 @@ def _csv_batches(path: str, columns: list[str], chunk_rows: int):
     import pyarrow.csv as pcsv
 
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        raw_header = next(csv.reader(fh), [])
+        header = _csv_header(csv.reader(fh), path)  # checked (a NUL, a cell over the limit)
         fh.seek(0)
-        header = _csv_header(csv.reader(fh), path)
+        raw_header = next(csv.reader(fh))
     check_columns(header, columns, path)
     # pyarrow names the columns as the file spells them (" score"): ask for those, then name
     # them as stripped, as the other readers do.
@@ -162,6 +162,8 @@ def _arrow_chunks(batches, categorical: Sequence[str], numeric: Sequence[str]):
         out: dict[str, Any] = {}
         for c in categorical:
             col = batch.column(c)
+            if pa.types.is_dictionary(col.type):  # a pandas categorical column
+                col = col.dictionary_decode()
             if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
                 col = pc.utf8_trim_whitespace(col)
             enc = col.dictionary_encode(null_encoding="encode")

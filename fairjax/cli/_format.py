@@ -132,7 +132,10 @@ def print_audit(report: Mapping[str, Any]) -> None:
             "equalized odds differences need labels; they are left out."
         )
     if any(r.get("tpr", 0) is None or r.get("fpr", 0) is None for r in report["groups"]):
-        print("\n'-': a rate over an empty set (no positive or no negative labels in the group).")
+        print(
+            "\n'-': a rate over an empty set (no positive or no negative labels in the group, "
+            "or no row of positive weight)."
+        )
     extra = [k for k in _CRITERION_COLUMNS if k in report["overall"]]
     if any(r[k] is None for r in report["groups"] for k in extra):
         print(

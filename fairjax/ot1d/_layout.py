@@ -142,7 +142,7 @@ def group_samples(
 
     One sort by (group, value) and one cumulative sum give every group's segment, CDF levels
     and type-7 knots: :math:`O(n \\log n)`. Rows of zero weight stay in their group's segment,
-    after its rows of positive weight, at level 1 and with the segment's largest value (no
+    after its rows of positive weight, with their level and the segment's largest value (no
     CDF or quantile reads a masked value); to leave rows out altogether give them their own
     group id (e.g. ``num_groups - 1``, a "trash" group that is never queried).
 

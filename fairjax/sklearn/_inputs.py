@@ -168,13 +168,17 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
     _check_no_missing(sensitive_features, s)
     if s.ndim == 2 and s.shape[1] == 1:
         s = s[:, 0]
+    plain = None  # the join of fairjax 0.1.0, for the classes of a model saved with it
     if s.ndim == 2:  # several attributes: their intersection, "a|b"
+        plain = np.array(["|".join(map(str, row)) for row in s]).astype(str)
         s = np.array(["|".join(map(_escaped, row)) for row in s], dtype=object)
     s = s.astype(str)
     if classes is None:
         values, ids = np.unique(s, return_inverse=True)
         return ids.astype(np.int32), values
     known = np.asarray(classes).astype(str)
+    if plain is not None and not np.isin(s, known).all() and np.isin(plain, known).all():
+        s = plain
     canonical = _same_numbers(known)
     if len(set(canonical.tolist())) == len(known):
         # A number is one group however it is written (fitted on 0/1, predicted on 0.0/1.0);

@@ -88,7 +88,8 @@ def save_estimator(
         if name.endswith("_") and not name.startswith("_") and name not in exclude_attributes
     }
     meta = {"params": params, "fitted": fitted, "extra": extra or {}}
-    _io.save_arrays(path, arrays, meta, kind=kind_of(type(estimator)))
+    version = getattr(type(estimator), "_format_version", 1)
+    _io.save_arrays(path, arrays, meta, kind=kind_of(type(estimator)), version=version)
 
 
 def load_estimator(
@@ -98,7 +99,9 @@ def load_estimator(
 
     ``check(extra)`` may validate the extra metadata and return parameters to add.
     """
-    arrays, meta = _io.load_arrays(path, kind=kind_of(cls))
+    arrays, meta = _io.load_arrays(
+        path, kind=kind_of(cls), version=getattr(cls, "_format_version", 1)
+    )
     extra = meta.get("extra")
     if not isinstance(extra, dict):
         raise _io.malformed(path, KeyError("extra"))

@@ -93,6 +93,11 @@ class _PostProcessingClassifier(
         check_consistent_length(proba, y)
         index = np.clip(np.searchsorted(self.classes_, y), 0, len(self.classes_) - 1)
         known = self.classes_[index] == y
+        if len(y) and not known.any():
+            raise ValueError(
+                f"`y` holds none of the classes {self.classes_.tolist()[:10]} (got e.g. "
+                f"{y[0]!r}): labels of another type or coding?"
+            )
         hit = np.where(known, proba[np.arange(len(y)), index], 0.0)
         weights = check_sample_weight(sample_weight, len(y))
         return float(np.average(hit, weights=weights))

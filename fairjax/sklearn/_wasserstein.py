@@ -108,6 +108,10 @@ class WassersteinFairRegressor(_persist.BaseEstimatorSaveLoadMixin, RegressorMix
       NeurIPS 2020 (arXiv:2006.07286).
     """
 
+    # 2: the state is fitted on standardised scores (score_shift_, score_scale_); a reader of
+    # version 1 would apply it to raw ones, so it refuses the file.
+    _format_version = 2
+
     def __init__(
         self,
         estimator=None,

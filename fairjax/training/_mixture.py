@@ -405,8 +405,10 @@ def mixture_decisions(
             f"`probabilities` must have shape ({decisions.shape[0]},) like the components of "
             f"`params`, got {probabilities.shape}."
         )
-    # Clipped: float64 probabilities summing to 1 may sum to 1 + 1e-7 in float32.
-    prob = jnp.clip(jnp.tensordot(probabilities, decisions, axes=1), 0, 1)
+    # A component of probability 0 takes no part (its NaN decisions too: 0 * NaN). Clipped:
+    # float64 probabilities summing to 1 may sum to 1 + 1e-7 in float32.
+    used = (probabilities > 0).reshape((-1,) + (1,) * (decisions.ndim - 1))
+    prob = jnp.clip(jnp.tensordot(probabilities, jnp.where(used, decisions, 0), axes=1), 0, 1)
     if key is None:
         return prob
     if prob.ndim == 2:

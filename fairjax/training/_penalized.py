@@ -177,12 +177,11 @@ def _penalty_weights(lam: Any, num: int) -> tuple[Any, ...]:
         lams = tuple(lam)
     elif np.ndim(lam) == 0:
         lams = (lam,) * num
-    elif np.ndim(lam) == 1 and num > 1:
+    elif np.ndim(lam) == 1:
         lams = tuple(lam[k] for k in range(np.shape(lam)[0]))
     else:
         raise ValueError(
-            f"`lam` must be a scalar{' or one weight per penalty' if num > 1 else ''}, got "
-            f"shape {np.shape(lam)}."
+            f"`lam` must be a scalar or one weight per penalty, got shape {np.shape(lam)}."
         )
     if len(lams) != num:
         raise ValueError(f"`lam` must give one weight per penalty ({num}), got {len(lams)}.")

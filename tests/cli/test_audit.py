@@ -671,3 +671,18 @@ def test_a_bad_cell_is_named_by_its_file_row_streamed_too(tmp_path, chunk_size):
     with pytest.raises(cli.AuditError, match="row 201 holds '7'"):
         cli.audit(path, sensitive=["s"], y_true="y", y_pred="p", num_resamples=0,
                   chunk_size=chunk_size)  # fmt: skip
+
+
+def test_streamed_parquet_reads_a_categorical_column(tmp_path):
+    # A pandas categorical is a dictionary column in Parquet: dictionary_encode() of it raised
+    # a TypeError in the streamed reading.
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "cat.parquet"
+    pd.DataFrame({"sex": pd.Categorical(["F", "M", "M"] * 40), "pred": [0, 1, 1] * 40}).to_parquet(
+        path
+    )
+    base = dict(sensitive=["sex"], y_pred="pred", num_resamples=0)
+    streamed, in_memory = cli.audit(path, chunk_size=32, **base), cli.audit(path, **base)
+    assert streamed["groups"] == in_memory["groups"]
+    assert streamed["metrics"] == in_memory["metrics"]

@@ -334,3 +334,14 @@ def test_intersections_of_values_holding_the_separator_stay_apart():
     assert len(values) == 3 and ids[0] == ids[2] != ids[1]
     again, _ = encode_groups(s[::-1], 4, values)  # predict time: the same encoding
     np.testing.assert_array_equal(again, ids[::-1])
+
+
+def test_groups_saved_with_the_unescaped_join_still_match():
+    # A model fitted before the escaping holds "C:\\x|a" as the class of ("C:\\x", "a").
+    from fairjax.sklearn._inputs import encode_groups
+
+    s = np.array([["C:\\x", "a"], ["b", "c"]], object)
+    old_classes = np.array(["C:\\x|a", "b|c"], object)
+    ids, classes = encode_groups(s, 2, old_classes)
+    np.testing.assert_array_equal(ids, [0, 1])
+    assert classes is old_classes

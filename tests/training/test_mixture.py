@@ -246,6 +246,10 @@ def test_mixture_decisions_of_a_nan_logit_are_nan():
 
     probs = np.asarray(training.mixture_decisions(three_classes, params, q, x))
     assert np.isnan(probs[1]).all() and np.isfinite(probs[[0, 2]]).all()
+    # A component of probability 0 takes no part, its NaN decisions neither.
+    unused = training.mixture_decisions(lambda w, z: z * w, jnp.array([1.0, jnp.nan]),
+                                        jnp.array([1.0, 0.0]), jnp.array([-1.0, 2.0]))  # fmt: skip
+    np.testing.assert_array_equal(unused, [0.0, 1.0])
     ids = training.mixture_decisions(three_classes, params, q, x, key=jax.random.key(0))
     assert ids.dtype == jnp.int32 and int(ids[1]) == -1 and (np.asarray(ids)[[0, 2]] >= 0).all()
 

@@ -44,8 +44,12 @@ def test_penalized_composition_and_validation():
     np.testing.assert_allclose(swept, [obj2(p, train), loss], rtol=1e-6)
     with pytest.raises(ValueError, match="one weight per penalty"):
         training.penalized(_loss, [_penalty, _penalty], np.array([1.0, 0.5, 2.0]))
-    with pytest.raises(ValueError, match="`lam` must be a scalar, got shape"):
+    with pytest.raises(ValueError, match="one weight per penalty \\(1\\), got 2"):
         training.penalized(_loss, _penalty, np.array([1.0, 0.5]))
+    with pytest.raises(ValueError, match="`lam` must be a scalar or one weight per penalty"):
+        training.penalized(_loss, _penalty, np.ones((2, 2)))
+    one = training.penalized(_loss, [_penalty], np.array([2.0]))  # as [2.0]
+    np.testing.assert_allclose(one(p, train), obj(p, train), rtol=1e-6)
     with pytest.raises(ValueError, match="`lam` must be >= 0"):
         training.penalized(_loss, _penalty, -1.0)
 
