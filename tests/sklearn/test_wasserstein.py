@@ -161,3 +161,25 @@ def test_outputs_far_from_zero_keep_their_digits_and_alpha_0_is_the_estimator():
     np.testing.assert_allclose(
         half.predict(X, sensitive_features=s), (out + pred) / 2, rtol=0, atol=1e-6
     )
+
+
+def test_files_record_format_version_2_which_older_readers_refuse(tmp_path):
+    # The state is fitted on standardised outputs: a reader of version 1 would apply it to
+    # raw ones (predictions near 2, not 100), so the file says version 2.
+    from fairjax import _persistence as io
+
+    rng = np.random.default_rng(1)
+    s = rng.integers(0, 2, 400)
+    X = np.c_[rng.normal(size=400), s]
+    reg = WassersteinFairRegressor(Ridge(), random_state=0)
+    reg.fit(X, 100 + X[:, 0] + 2 * s, sensitive_features=s)
+    path = tmp_path / "reg.npz"
+    reg.save(path)
+    kind = "fairjax.sklearn.WassersteinFairRegressor"
+    assert io.load_arrays(path, kind=kind, version=2)[1]["format_version"] == 2
+    with pytest.raises(ValueError, match="format version 2"):
+        io.load_arrays(path, kind=kind, version=1)
+    loaded = WassersteinFairRegressor.load(path, estimator=reg.estimator_)
+    np.testing.assert_array_equal(
+        loaded.predict(X, sensitive_features=s), reg.predict(X, sensitive_features=s)
+    )
