@@ -152,7 +152,9 @@ def _fit_kernel_exact(X, ysign, sw, groups, weights, kernel, *, C, tol, num_grou
         ridge = jnp.where(cw > 0, 0.5 / jnp.where(cw > 0, cw, 1.0), 0.0)
     ys = ysign.astype(K.dtype)
     alpha, b, it, gap = _smo(K, ys, upper, ridge, jnp.asarray(tol, K.dtype), max_iter=max_iter)
-    if v.is_concrete(gap) and float(gap) > tol:  # stopped by the cap, not by the tolerance
+    # Stopped by the cap, not by the tolerance (the loop tests the violation before its last
+    # step; the one after it may be above tol when the loop did converge).
+    if v.is_concrete(it, gap) and int(it) >= max_iter and float(gap) > tol:
         warnings.warn(
             f"ferm.fit_kernel: SMO stopped at max_iter={max_iter} with a KKT violation of "
             f"{float(gap):.3g} > tol={tol:g}: the model is not the optimum; raise max_iter "
