@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pathlib
 import time
 from typing import Any
 
@@ -253,6 +254,23 @@ def _print_mitigation(data: datasets.Dataset, models: list) -> dict[str, float]:
     return results
 
 
+
+def _check_png_path(path: str | os.PathLike | None, name: str) -> None:
+    """Refuses, before any training, a PNG path that could not be written."""
+    if path is None:
+        return
+    try:
+        target = pathlib.Path(os.fspath(path))
+    except TypeError as err:
+        raise TypeError(f"`{name}` must be a path or None, got {type(path).__name__}.") from err
+    if target.is_dir():
+        raise ValueError(f"`{name}` is a folder, not a file: {os.fspath(path)!r}.")
+    if not target.absolute().parent.is_dir():
+        raise ValueError(
+            f"`{name}`: the folder of {os.fspath(path)!r} does not exist; create it first."
+        )
+
+
 def _pareto_part(pareto_path: str | os.PathLike | None) -> tuple[dict[str, float], float]:
     """The vmapped Pareto sweep of the demo; its end points and its time."""
     print("\nPareto front: logistic regression + lam * sigmoid_rate_difference (smooth DP gap)")
@@ -321,6 +339,7 @@ def demo(
           from fairjax import cli
           results = cli.demo(bootstrap_resamples=100, pareto_path=None)
     """
+    _check_png_path(pareto_path, "pareto_path")
     print(
         f"fairjax demo  (jax {jax.__version__}, {jax.devices()[0].platform} x{jax.device_count()})"
     )
@@ -408,6 +427,7 @@ def demo_pareto(
           front = cli.demo_pareto(num_lams=4, path=None, verbose=False)
           front["dp_difference"]  # one gap per weight, falling as the weight grows
     """
+    _check_png_path(path, "path")
     data = datasets.load_adult()
     G = data.num_groups
     model, loss_fn, penalty_fn = training.logistic_regression(G, l2=1e-4, temperature=0.5)

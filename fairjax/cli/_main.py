@@ -10,7 +10,7 @@ import numpy as np
 
 from fairjax.cli._audit import add_audit_arguments, run_audit
 from fairjax.cli._bench import run_bench
-from fairjax.cli._demo import demo
+from fairjax.cli._demo import _check_png_path, demo
 
 DESCRIPTION = """Command line: ``fairjax demo``, ``fairjax audit`` and ``fairjax bench``.
 
@@ -55,8 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
       argv: the arguments after the program name (default ``sys.argv[1:]``).
 
     Returns:
-      The exit code: 0 on success, 2 on a bad table or option (``audit``) or a missing source
-      checkout (``bench``).
+      The exit code: 0 on success, 2 on a bad table or option (``audit``), a
+      ``--pareto-png`` path that cannot be written (``demo``) or a missing source checkout
+      (``bench``).
 
     Example:
       >>> from fairjax import cli
@@ -69,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
         np.set_printoptions(precision=4)
+        try:  # before the minute of training, not after it
+            _check_png_path(args.pareto_png or None, "--pareto-png")
+        except ValueError as err:
+            print(f"fairjax demo: {err}", file=sys.stderr)
+            return 2
         demo(
             bootstrap_resamples=args.bootstrap, seed=args.seed, pareto_path=args.pareto_png or None
         )

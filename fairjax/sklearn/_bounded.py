@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from fairjax import _loop, groups, losses, training
+from fairjax import _validation as v
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import (
     check_features,
@@ -135,15 +136,11 @@ class BoundedGroupLossRegressor(_persist.SaveLoadMixin, RegressorMixin, BaseEsti
     def _check_params(self) -> None:
         if self.loss not in _LOSSES:
             raise ValueError(f"`loss` must be one of {tuple(_LOSSES)}, got {self.loss!r}.")
-        if self.target is not None and not float(self.target) >= 0:
-            raise ValueError(f"`target` must be >= 0 or None, got {self.target!r}.")
-        if not float(self.alpha) >= 0:
-            raise ValueError(f"`alpha` must be >= 0, got {self.alpha!r}.")
-        if int(self.max_iter) < 1:
-            raise ValueError(f"`max_iter` must be >= 1, got {self.max_iter!r}.")
-        for name in ("learning_rate", "multiplier_learning_rate"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
+        v.check_scalar(self.target, "target", nonnegative=True, optional=True)
+        v.check_scalar(self.alpha, "alpha", nonnegative=True)
+        v.check_scalar(self.max_iter, "max_iter", integer=True, low=1)
+        v.check_scalar(self.learning_rate, "learning_rate", positive=True)
+        v.check_scalar(self.multiplier_learning_rate, "multiplier_learning_rate", positive=True)
 
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the regressor.

@@ -15,6 +15,7 @@ from fairjax._shapes import bucket
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import (
     BinaryClassifierInputs,
+    check_criterion_rows,
     check_features,
     check_sample_weight,
     encode_groups,
@@ -134,26 +135,6 @@ class FERMClassifier(
             given, where="FERMClassifier", default="equal_opportunity", condition=self.condition
         )
 
-    def _check_conditions(self, crit, yb, ids, sample_weight) -> None:
-        """Refuses a group with rows but none that a rate of ``crit`` counts (its FERM
-        direction is undefined), naming the group by its value in ``sensitive_features``."""
-        w = np.ones(len(ids)) if sample_weight is None else sample_weight
-        G = len(self.groups_)
-        rows = np.bincount(ids, weights=w, minlength=G)
-        for c in crit.conditions:
-            if c is None:
-                continue
-            kept = (yb == 1) if c == 1 else (yb != 1)
-            counted = np.bincount(ids[kept], weights=w[kept], minlength=G)
-            bad = self.groups_[(rows > 0) & (counted == 0)].tolist()
-            if bad:
-                label = self.classes_[1 if c == 1 else 0].item()
-                raise ValueError(
-                    f"sensitive group(s) {bad} have no sample with y == {label!r} (of positive "
-                    f"weight), so their {crit.name} constraint is undefined; merge or drop "
-                    'them, or use another criterion (e.g. criterion="demographic_parity").'
-                )
-
     def fit(self, X, y, *, sensitive_features=None, sample_weight=None):
         """Fits the classifier.
 
@@ -170,6 +151,13 @@ class FERMClassifier(
         """
         if self.kernel not in ("linear", "rbf"):
             raise ValueError(f'`kernel` must be "linear" or "rbf", got {self.kernel!r}.')
+        v.check_scalar(self.eps, "eps", nonnegative=True)
+        v.check_scalar(self.C, "C", positive=True)
+        v.check_scalar(self.learning_rate, "learning_rate", positive=True)
+        if not (isinstance(self.gamma, str) and self.gamma == "scale"):
+            if isinstance(self.gamma, str):
+                raise ValueError(f"`gamma` must be > 0 or 'scale', got {self.gamma!r}.")
+            v.check_scalar(self.gamma, "gamma", positive=True)
         v.check_scalar(self.max_iter, "max_iter", integer=True, low=1)
         v.check_scalar(self.tol, "tol", positive=True)
         v.check_scalar(self.n_components, "n_components", integer=True, low=1, optional=True)
@@ -179,7 +167,9 @@ class FERMClassifier(
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         ids, self.groups_ = encode_groups(sensitive_features, X.shape[0])
         G = len(self.groups_)
-        self._check_conditions(crit, yb, ids, sample_weight)
+        check_criterion_rows(
+            crit, yb == 1, ids, sample_weight, groups=self.groups_, classes=self.classes_
+        )
         Xj = jnp.asarray(X, jnp.float32)
         options = dict(
             num_groups=G,
@@ -215,8 +205,6 @@ class FERMClassifier(
             if gamma == "scale":
                 var = X.var()
                 gamma = 1.0 / (X.shape[1] * var) if var > 0 else 1.0
-            if not float(gamma) > 0:
-                raise ValueError(f"`gamma` must be > 0 or 'scale', got {self.gamma!r}.")
             self.gamma_ = float(gamma)
             key = jax.random.key(0 if self.random_state is None else int(self.random_state))
             self.model_ = ferm.fit_kernel(

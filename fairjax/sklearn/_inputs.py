@@ -239,3 +239,34 @@ def require_sensitive_features(sensitive_features: Any, groups: np.ndarray, what
             "set_score_request(sensitive_features=True), and pass "
             'params={"sensitive_features": s}.'
         )
+
+
+def check_criterion_rows(
+    crit, positive: np.ndarray, ids: np.ndarray, sample_weight, *, groups, classes
+) -> None:
+    """Refuses a sensitive group with rows but none of positive weight among those a rate of
+    the criterion ``crit`` counts (all rows, the positive or the negative examples), naming the
+    group by its value in ``sensitive_features`` and the label by its value in ``y``.
+
+    Args:
+      crit: a :class:`fairjax.criteria.Criterion`.
+      positive: ``(n,)`` bool, the rows of the positive class.
+      ids: ``(n,)`` group ids from :func:`encode_groups`.
+      sample_weight: ``(n,)`` weights or None.
+      groups: the encoded groups' values (``groups_``).
+      classes: the two classes (``classes_``), negative first.
+    """
+    w = np.ones(len(ids)) if sample_weight is None else sample_weight
+    G = len(groups)
+    rows = np.bincount(ids, minlength=G)
+    for c in crit.conditions:
+        kept = np.ones(len(ids), bool) if c is None else (positive if c == 1 else ~positive)
+        counted = np.bincount(ids[kept], weights=w[kept], minlength=G)
+        bad = np.asarray(groups)[(rows > 0) & ~(counted > 0)].tolist()
+        if bad:
+            which = "" if c is None else f" with y == {classes[1 if c == 1 else 0].item()!r}"
+            raise ValueError(
+                f"sensitive group(s) {bad} have no sample{which} of positive weight, so their "
+                f"{crit.name} constraint is undefined; merge or drop them, or use another "
+                'criterion (e.g. criterion="demographic_parity").'
+            )

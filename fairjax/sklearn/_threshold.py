@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 from fairjax import criteria, postprocessing
 from fairjax.sklearn import _persist
 from fairjax.sklearn._inputs import (
+    check_criterion_rows,
     check_sample_weight,
     encode_groups,
     require_sensitive_features,
@@ -235,6 +236,10 @@ class FairThresholdClassifier(_PostProcessingClassifier):
         n = _num_samples(X)
         sample_weight = check_sample_weight(sample_weight, n)
         ids, self.groups_ = encode_groups(sensitive_features, n)
+        check_criterion_rows(
+            criteria.get(criterion, allowed=postprocessing.THRESHOLD_CRITERIA),
+            labels == 1, ids, sample_weight, groups=self.groups_, classes=self.classes_,
+        )  # fmt: skip
         self._fit_base(X, y, sample_weight)
         state = postprocessing.fit_thresholds(
             self._scores(X),

@@ -59,3 +59,21 @@ def test_demo_regression_part_says_why_it_is_skipped(monkeypatch, tmp_path, caps
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert _regression_part(seed=0) is None
     assert "FAIRJAX_DATA_HOME" in capsys.readouterr().out
+
+
+def test_an_unwritable_pareto_png_is_refused_before_any_training(monkeypatch, tmp_path, capsys):
+    # The demo trains for about a minute; a path it cannot write is named before that, not
+    # after. Loading the data is the demo's first step: reaching it fails the test.
+    def no_training(*args, **kwargs):
+        raise AssertionError("the demo started before checking --pareto-png")
+
+    monkeypatch.setattr("fairjax.datasets.load_adult", no_training)
+    missing = tmp_path / "no such folder" / "front.png"
+    assert cli.main(["demo", "--pareto-png", str(missing)]) == 2
+    assert "--pareto-png" in capsys.readouterr().err
+    assert cli.main(["demo", "--pareto-png", str(tmp_path)]) == 2
+    assert "folder" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="`pareto_path`"):
+        cli.demo(pareto_path=missing)
+    with pytest.raises(ValueError, match="`path`"):
+        cli.demo_pareto(path=tmp_path)

@@ -75,6 +75,9 @@ def test_the_bound_holds_on_the_training_data(loss):
         ({"alpha": -1.0}, "alpha"),
         ({"max_iter": 0}, "max_iter"),
         ({"learning_rate": 0.0}, "learning_rate"),
+        ({"max_iter": 2.7}, "max_iter"),  # not truncated to 2 steps
+        ({"alpha": float("inf")}, "alpha"),
+        ({"multiplier_learning_rate": float("nan")}, "multiplier_learning_rate"),
     ],
 )
 def test_bad_parameters_name_the_argument(params, match):

@@ -93,6 +93,12 @@ def test_bad_inputs():
         (dict(n_components=0), "`n_components` must be >= 1"),
         (dict(tol=-1.0), "`tol` must be > 0"),
         (dict(max_iter=2.5), "`max_iter` must be an integer"),
+        (dict(C=0.0), "`C` must be > 0"),
+        (dict(learning_rate=float("nan")), "`learning_rate`"),
+        # Checked before any training, for the linear kernel too (it ignores gamma).
+        (dict(gamma="auto"), "`gamma` must be > 0 or 'scale'"),
+        (dict(kernel="rbf", gamma=float("inf")), "`gamma`"),
+        (dict(kernel="rbf", gamma=-1.0), "`gamma` must be > 0"),
     ]:
         with pytest.raises(ValueError, match=match):
             FERMClassifier(**params).fit(X, y, sensitive_features=s)

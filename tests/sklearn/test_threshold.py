@@ -105,6 +105,32 @@ def test_bad_input():
         clf.predict(X, sensitive_features=np.full(200, "z"))
 
 
+
+@pytest.mark.parametrize(
+    ("criterion", "label", "match"),
+    [
+        ("equal_opportunity", 1, "with y == 'yes'"),
+        ("false_positive_parity", 0, "with y == 'no'"),
+        ("equalized_odds", 1, "with y == 'yes'"),
+    ],
+)
+def test_a_group_without_a_needed_label_is_named_by_its_value(criterion, label, match):
+    # Before: "group(s) [1] have no calibration positive rows", the internal group id.
+    X, y, s, _ = _data(n=200)
+    s = np.where(s == s[0], "women", "men")
+    y = np.where(s == "women", 1 - label, y)
+    y_text = np.where(y == 1, "yes", "no")
+    clf = FairThresholdClassifier(LogisticRegression(), criterion=criterion)
+    with pytest.raises(ValueError, match=rf"\['women'\] have no sample {match}"):
+        clf.fit(X, y_text, sensitive_features=s)
+    # All of a group's rows at weight 0: named too, for the criterion that counts all rows.
+    w = np.where(s == "men", 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"\['men'\] have no sample of positive weight"):
+        FairThresholdClassifier(LogisticRegression()).fit(
+            X, y_text, sensitive_features=s, sample_weight=w
+        )
+
+
 def test_score_takes_the_sensitive_features_so_cross_validation_can_route_them():
     # score() took no sensitive_features: with several groups every fold of a grid search
     # scored NaN and best_params_ was arbitrary.
