@@ -254,7 +254,6 @@ def _print_mitigation(data: datasets.Dataset, models: list) -> dict[str, float]:
     return results
 
 
-
 def _check_png_path(path: str | os.PathLike | None, name: str) -> None:
     """Refuses, before any training, a PNG path that could not be written."""
     if path is None:

@@ -105,7 +105,6 @@ def test_bad_input():
         clf.predict(X, sensitive_features=np.full(200, "z"))
 
 
-
 @pytest.mark.parametrize(
     ("criterion", "label", "match"),
     [
