@@ -69,15 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_bench(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        np.set_printoptions(precision=4)
         try:  # before the minute of training, not after it
             _check_png_path(args.pareto_png or None, "--pareto-png")
         except ValueError as err:
             print(f"fairjax demo: {err}", file=sys.stderr)
             return 2
-        demo(
-            bootstrap_resamples=args.bootstrap, seed=args.seed, pareto_path=args.pareto_png or None
-        )
+        with np.printoptions(precision=4):  # for the demo's tables; the caller's are kept
+            demo(
+                bootstrap_resamples=args.bootstrap,
+                seed=args.seed,
+                pareto_path=args.pareto_png or None,
+            )
     elif args.command == "audit":
         return run_audit(args)
     elif args.command == "bench":

@@ -68,11 +68,13 @@ def test_an_unwritable_pareto_png_is_refused_before_any_training(monkeypatch, tm
         raise AssertionError("the demo started before checking --pareto-png")
 
     monkeypatch.setattr("fairjax.datasets.load_adult", no_training)
+    before = np.get_printoptions()
     missing = tmp_path / "no such folder" / "front.png"
     assert cli.main(["demo", "--pareto-png", str(missing)]) == 2
     assert "--pareto-png" in capsys.readouterr().err
     assert cli.main(["demo", "--pareto-png", str(tmp_path)]) == 2
     assert "folder" in capsys.readouterr().err
+    assert np.get_printoptions() == before  # the CLI leaves the caller's print options alone
     with pytest.raises(ValueError, match="`pareto_path`"):
         cli.demo(pareto_path=missing)
     with pytest.raises(ValueError, match="`path`"):
