@@ -146,7 +146,9 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
     if it was at fit time.
     Missing values (None, NaN, pd.NA, NaT) are refused at fit and at predict time. At predict
     time a number matches however it is written (``1``, ``1.0``, ``"1e0"``), as the audit CLI
-    reads its columns, unless two values seen at fit time are the same number.
+    reads its columns, unless two values seen at fit time are the same number. A float16 or
+    float32 value is written as its dtype writes it (``0.1``, not the float64 text of its
+    value), so a column is the same groups in float32 and in float64.
     """
     single = classes is not None and len(classes) == 1 and classes[0] is None
     if sensitive_features is None:
@@ -166,19 +168,23 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
             f"`sensitive_features` must have one row per sample of X ({n}), got shape {s.shape}."
         )
     _check_no_missing(sensitive_features, s)
+    wide = s  # float32 values as float64 text: the classes of a model saved before 0.2
+    s = _narrow_float_texts(sensitive_features, s)
     if s.ndim == 2 and s.shape[1] == 1:
-        s = s[:, 0]
+        s, wide = s[:, 0], wide[:, 0]
     plain = None  # the join of fairjax 0.1.0, for the classes of a model saved with it
     if s.ndim == 2:  # several attributes: their intersection, "a|b"
-        plain = np.array(["|".join(map(str, row)) for row in s]).astype(str)
+        plain = np.array(["|".join(map(str, row)) for row in wide]).astype(str)
+        wide = np.array(["|".join(map(_escaped, row)) for row in wide], dtype=object)
         s = np.array(["|".join(map(_escaped, row)) for row in s], dtype=object)
-    s = s.astype(str)
+    s, wide = s.astype(str), wide.astype(str)
     if classes is None:
         values, ids = np.unique(s, return_inverse=True)
         return ids.astype(np.int32), values
     known = np.asarray(classes).astype(str)
-    if plain is not None and not np.isin(s, known).all() and np.isin(plain, known).all():
-        s = plain
+    for older in (wide, plain):
+        if older is not None and not np.isin(s, known).all() and np.isin(older, known).all():
+            s = older
     canonical = _same_numbers(known)
     if len(set(canonical.tolist())) == len(known):
         # A number is one group however it is written (fitted on 0/1, predicted on 0.0/1.0);
@@ -193,6 +199,27 @@ def encode_groups(sensitive_features, n: int, classes=None) -> tuple[np.ndarray,
             f"seen at fit time (known: {classes.tolist()[:10]})."
         )
     return ids.astype(np.int32), classes
+
+
+def _narrow_float_texts(sensitive_features, s: np.ndarray) -> np.ndarray:
+    """``s`` with float16/float32 columns written as their own dtype writes them (``"0.1"``),
+    not as the float64 they become as objects (``"0.10000000149011612"``), so that a value
+    is one group whether it comes as float32 or float64."""
+
+    def narrow(dtype) -> bool:
+        return isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8
+
+    columns = getattr(sensitive_features, "columns", None)
+    if columns is not None:  # a DataFrame: column by column
+        s = s.copy()
+        for j, name in enumerate(columns):
+            column = sensitive_features[name]
+            if narrow(getattr(column, "dtype", None)):
+                s[:, j] = np.asarray(column).astype(str)
+        return s
+    if narrow(getattr(sensitive_features, "dtype", None)):
+        return np.asarray(sensitive_features).astype(str).astype(object).reshape(s.shape)
+    return s
 
 
 def _escaped(value: Any) -> str:

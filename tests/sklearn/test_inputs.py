@@ -345,3 +345,28 @@ def test_groups_saved_with_the_unescaped_join_still_match():
     ids, classes = encode_groups(s, 2, old_classes)
     np.testing.assert_array_equal(ids, [0, 1])
     assert classes is old_classes
+
+
+def test_float32_and_float64_values_are_one_group():
+    # A float32 0.1 became the group "0.10000000149011612", so predicting on the float64 0.1
+    # of the same column (or the reverse) was refused as a value not seen at fit time.
+    from fairjax.sklearn._inputs import encode_groups
+
+    values = np.array([0.1, 0.2, 0.1])
+    for fit_dtype, predict_dtype in [(np.float32, np.float64), (np.float64, np.float32)]:
+        _, groups = encode_groups(values.astype(fit_dtype), 3)
+        assert groups.tolist() == ["0.1", "0.2"]
+        ids, _ = encode_groups(values[::-1].astype(predict_dtype), 3, classes=groups)
+        np.testing.assert_array_equal(ids, [0, 1, 0])
+    # pandas: a float16 Series, and a float32 column intersected with a text column.
+    assert encode_groups(pd.Series(values.astype(np.float16)), 3)[1].tolist() == ["0.1", "0.2"]
+    frame = pd.DataFrame({"a": values.astype(np.float32), "b": ["x", "y", "x"]})
+    _, groups = encode_groups(frame, 3)
+    assert groups.tolist() == ["0.1|x", "0.2|y"]
+    wide = frame.assign(a=values)  # the float64 column the float32 one was made from
+    np.testing.assert_array_equal(encode_groups(wide, 3, groups)[0], [0, 1, 0])
+    # A model saved before holds the float64 text of its float32 values: float32 still matches.
+    saved = np.array(["0.10000000149011612", "0.20000000298023224"], object)
+    ids, same = encode_groups(values.astype(np.float32), 3, saved)
+    np.testing.assert_array_equal(ids, [0, 1, 0])
+    assert same is saved
