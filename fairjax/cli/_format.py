@@ -62,8 +62,9 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
-def _print_groups(report: Mapping[str, Any], small: set[str]) -> None:
-    """The per-group table; a group below --min-group-size is marked ``*``."""
+def _print_groups(report: Mapping[str, Any], small: set[str]) -> set[str]:
+    """The per-group table; a group below --min-group-size is marked ``*``. Returns the
+    columns with a missing value (``-``) in some group."""
     weighted = report["columns"]["weight"] is not None
     keys = ["selection_rate"]
     header = ["group", "rows", "weight" if weighted else "count", "selection"]
@@ -82,6 +83,7 @@ def _print_groups(report: Mapping[str, Any], small: set[str]) -> None:
         name = f"{r['group']}*" if r["group"] in small else r["group"]
         rows.append([name, f"{r['rows']:,}", count] + [_fmt(r[k]) for k in keys])
     print_table(header, rows)
+    return {k for r in report["groups"] for k in keys if r[k] is None}
 
 
 def print_audit(report: Mapping[str, Any]) -> None:
@@ -97,7 +99,7 @@ def print_audit(report: Mapping[str, Any]) -> None:
         f"fairjax audit: {report['file']}  ({report['n']:,} rows, {report['num_groups']} groups "
         f"over {' x '.join(cols['sensitive'])}; {what})\n"
     )
-    _print_groups(report, small)
+    missing = _print_groups(report, small)
     boot = report["bootstrap"]
     level = f"{100 * boot['confidence_level']:g}%"
     with_intervals = boot["num_resamples"] > 0
@@ -131,13 +133,14 @@ def print_audit(report: Mapping[str, Any]) -> None:
             "\nNo --y-true: accuracy, TPR, FPR, base rate and the equal opportunity and "
             "equalized odds differences need labels; they are left out."
         )
-    if any(r.get("tpr", 0) is None or r.get("fpr", 0) is None for r in report["groups"]):
+    if regression and missing:
+        print("\n'-': the group has no row of positive weight.")
+    elif missing - set(_CRITERION_COLUMNS):
         print(
             "\n'-': a rate over an empty set (no positive or no negative labels in the group, "
             "or no row of positive weight)."
         )
-    extra = [k for k in _CRITERION_COLUMNS if k in report["overall"]]
-    if any(r[k] is None for r in report["groups"] for k in extra):
+    if missing & set(_CRITERION_COLUMNS):
         print(
             "'-' under PPV, FOR, FNR, TNR or FN/FP: the rate's denominator is 0 in the group (no "
             "positive decision for PPV, no negative one for FOR, no false positive for FN/FP)."

@@ -686,3 +686,26 @@ def test_streamed_parquet_reads_a_categorical_column(tmp_path):
     streamed, in_memory = cli.audit(path, chunk_size=32, **base), cli.audit(path, **base)
     assert streamed["groups"] == in_memory["groups"]
     assert streamed["metrics"] == in_memory["metrics"]
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_dash_in_the_group_table_is_explained(tmp_path, capsys, task):
+    # Group b's rows all have weight 0: its cells read '-', and the regression table (and the
+    # label-free classification table) printed them without a word.
+    rows = [
+        ("a", 1, 1, 1.0),
+        ("a", 0, 1, 1.0),
+        ("a", 1, 0, 2.0),
+        ("b", 1, 1, 0.0),
+        ("b", 0, 0, 0.0),
+    ]
+    path = write_csv(tmp_path / "w.csv", ["g", "y", "p", "w"], rows)
+    argv = ["audit", str(path), "--sensitive", "g", "--y-pred", "p", "--weight", "w"]
+    if task == "regression":
+        argv += ["--task", "regression", "--y-true", "y"]
+    assert cli.main([*argv, "--bootstrap", "0"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert " - " in out
+    assert "'-': the group has no row of positive weight" in out or (
+        task == "classification" and "'-': a rate over an empty set" in out
+    )
