@@ -99,7 +99,9 @@ def row_weights(
     Args:
       n: number of rows.
       weights: optional non-negative sample weights ``(n,)``; default all ones.
-      labels: optional labels ``(n,)``; rows with ``labels != label_value`` get weight 0.
+      labels: optional labels ``(n,)``; rows with ``labels != label_value`` get weight 0,
+        and a row of positive weight with a NaN label gets NaN (under ``jit``, where the
+        value checks cannot run), so that a statistic over it reads NaN, not a rate of 0.
       label_value: the label value to condition on (default 1, the positive class).
       dtype: floating dtype of the result; default: the weights' float dtype, at least float32.
 
@@ -119,7 +121,10 @@ def row_weights(
     if labels is not None:
         y = v.as_array(labels, "labels", ndim=1)
         v.check_length(y, n, "labels", "groups")
-        w = w * (y == label_value).astype(dtype)
+        kept = (y == label_value).astype(dtype)
+        if jnp.issubdtype(y.dtype, jnp.floating):  # a NaN label is no condition: NaN, not 0
+            kept = jnp.where(jnp.isnan(y) & (w != 0), jnp.nan, kept)
+        w = w * kept
     return w
 
 

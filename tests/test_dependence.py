@@ -1,5 +1,7 @@
 """Dependence measures for continuous attributes, against NumPy references and known values."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -196,6 +198,29 @@ def test_binned_parity_difference_is_dp_over_quantile_bins():
     want = metrics.demographic_parity_difference(pred, bins, num_groups=4)
     got = metrics.binned_parity_difference(pred, age, num_bins=4)
     assert float(got) == pytest.approx(float(want), abs=1e-6)
+
+
+@pytest.mark.slow  # compiles 12 programs (~10 s)
+def test_binned_parity_difference_of_equal_weights_is_the_unweighted_one():
+    # Weights of 0.1 each summed to just under the level 0.5 in float32, so the median cut
+    # moved one value up and the gap changed (0.8 -> 0.667) with no change in the data.
+    rng = np.random.default_rng(5)
+    for n, num_bins, _ in itertools.product((10, 41), (2, 3, 6), range(3)):
+        age, pred = rng.permutation(n).astype(np.float32), rng.integers(0, 2, n)
+        plain = metrics.binned_parity_difference(pred, age, num_bins=num_bins)
+        for c in (0.1, 0.3, 0.7, 1 / 3):
+            w = np.full(n, c, np.float32)
+            weighted = metrics.binned_parity_difference(pred, age, num_bins=num_bins, weights=w)
+            assert float(weighted) == pytest.approx(float(plain), abs=1e-6), (n, num_bins, c)
+    # Integer weights are repeated rows (the inverted-CDF cut of the repeated ages).
+    w = rng.integers(0, 4, 30)
+    age, pred = rng.permutation(30).astype(np.float32), rng.integers(0, 2, 30)
+    got = metrics.binned_parity_difference(pred, age, num_bins=3, weights=w.astype(np.float32))
+    want = metrics.binned_parity_difference(np.repeat(pred, w), np.repeat(age, w), num_bins=3)
+    assert float(got) == pytest.approx(float(want), abs=1e-6)
+    # A NaN age under jit (no checks there) gives NaN, not the gap of the bins it sorted into.
+    jitted = jax.jit(lambda a: metrics.binned_parity_difference(pred, a, num_bins=3))
+    assert np.isnan(float(jitted(np.where(age == 0, np.nan, age))))
 
 
 @pytest.mark.parametrize(

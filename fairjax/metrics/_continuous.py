@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from fairjax import _validation as v
+from fairjax._nan import propagate_nan
 from fairjax.dependence import distance_correlation, hgr_correlation, hsic
 from fairjax.metrics._parity import demographic_parity_difference
 
@@ -55,13 +56,19 @@ def binned_parity_difference(
     dtype = v.float_dtype(a, w)
     a = a.astype(dtype)
     ww = jnp.ones_like(a) if w is None else w.astype(dtype)
+    # Weights over their largest: equal weights become ones, so their cumulative sums are
+    # exact and they cut where no weights do (0.1 each summed to just under the level 0.5).
+    ww = ww / jnp.where(jnp.max(ww) > 0, jnp.max(ww), 1)
     order = jnp.argsort(a)
-    cum = jnp.cumsum(ww[order]) / jnp.sum(ww)
-    levels = jnp.arange(1, num_bins, dtype=dtype) / num_bins
+    cum = jnp.cumsum(ww[order])
     # The weighted quantile at level k/B: the first sorted value whose cumulative weight
-    # reaches it (NumPy's method="inverted_cdf"), so the cuts are values of the data.
-    cuts = a[order][jnp.clip(jnp.searchsorted(cum, levels, side="left"), 0, a.shape[0] - 1)]
+    # reaches it (NumPy's method="inverted_cdf"), so the cuts are values of the data; the
+    # test B * cum >= k * total is exact for integer weights (no division by B or the total).
+    reached = jnp.arange(1, num_bins, dtype=dtype) * cum[-1]
+    at = jnp.searchsorted(num_bins * cum, reached, side="left")
+    cuts = a[order][jnp.clip(at, 0, a.shape[0] - 1)]
     # Bin k holds the values in (cut_{k-1}, cut_k]: at least its share k / B of the weight
     # lies at or below cut_k, so equal weights give equal bins.
     bins = jnp.searchsorted(cuts, a, side="left")
-    return demographic_parity_difference(y_pred, bins, num_groups=num_bins, weights=weights)
+    gap = demographic_parity_difference(y_pred, bins, num_groups=num_bins, weights=weights)
+    return propagate_nan(gap, a, ww)  # a NaN attribute under jit sorts last: NaN, not a gap

@@ -707,6 +707,12 @@ def apply_thresholds(
     """
     if not isinstance(state, ThresholdState):
         raise TypeError(f"`state` must come from fit_thresholds, got {type(state).__name__}.")
+    if state.lower.ndim != 1:
+        raise ValueError(
+            f"`state` holds a batch of {state.lower.shape[:-1]} rules (lower has shape "
+            f"{state.lower.shape}, e.g. from fit_thresholds under jax.vmap): apply one, "
+            "jax.tree.map(lambda a: a[i], state), or jax.vmap apply_thresholds over the batch."
+        )
     num = state.lower.shape[-1]
     host = _use_host(scores, groups, key, *state)
     if key is not None:

@@ -167,3 +167,19 @@ def test_parity_metrics_of_every_decision_dtype_agree(dtype):
         np.testing.assert_allclose(eager, want[name], rtol=1e-5, err_msg=name)
         np.testing.assert_array_equal(eager, jitted, err_msg=name)
         np.testing.assert_array_equal(eager, as_float, err_msg=name)
+
+
+@pytest.mark.parametrize("metric", [fm.equal_opportunity_difference, fm.equalized_odds_difference])
+def test_a_nan_label_under_jit_gives_nan_not_a_fair_gap(metric):
+    # Group 1's positive labels lost as NaN: under jit (where the checks cannot run) the rows
+    # left both rates and the gaps read 0, "fair". A NaN label of weight 0 is masked.
+    g = jnp.array([0, 0, 0, 1, 1, 1])
+    y_pred = jnp.array([1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    y_true = jnp.array([1.0, 1.0, 0.0, jnp.nan, jnp.nan, 0.0])
+    measure = jax.jit(lambda y, w: metric(y, y_pred, g, num_groups=2, weights=w))
+    assert np.isnan(float(measure(y_true, jnp.ones(6))))
+    masked = jnp.array([1.0, 1.0, 1.0, 0.0, 0.0, 1.0])
+    expected = metric(y_true.at[3:5].set(1.0), y_pred, g, num_groups=2, weights=masked)
+    assert float(measure(y_true, masked)) == float(expected)
+    with pytest.raises(ValueError, match=r"labels|y_true"):  # eagerly: refused by name
+        metric(y_true, y_pred, g, num_groups=2)

@@ -552,3 +552,18 @@ def test_numpy_bfloat16_scores_are_accepted(path):
     bf16[3] = np.nan
     with pytest.raises(ValueError, match="`scores` must be finite"):
         pp.fit_thresholds(bf16, y, g, num_groups=2)
+
+
+def test_a_batch_of_rules_is_named_and_applies_under_vmap():
+    # The front of fit_thresholds' own docstring (vmapped over tolerances) failed in apply with
+    # NumPy's "operands could not be broadcast together".
+    s = jax.random.uniform(jax.random.key(0), (400,))
+    g = (jnp.arange(400) % 2).astype(jnp.int32)
+    y = (jax.random.uniform(jax.random.key(1), (400,)) < s * (0.5 + 0.5 * g)).astype(int)
+    tolerances = jnp.linspace(0, 0.2, 5)
+    fronts = jax.vmap(lambda t: pp.fit_thresholds(s, y, g, num_groups=2, tolerance=t))(tolerances)
+    with pytest.raises(ValueError, match=r"`state` holds a batch of \(5,\) rules"):
+        pp.apply_thresholds(fronts, s, g)
+    batched = jax.vmap(lambda st: pp.apply_thresholds(st, s, g))(fronts)
+    third = jax.tree.map(lambda a: a[2], fronts)
+    np.testing.assert_allclose(batched[2], pp.apply_thresholds(third, s, g), rtol=1e-6)
