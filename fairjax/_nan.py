@@ -19,7 +19,9 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
-def propagate_nan(value: Array, *inputs: object, axis_name: Hashable | None = None) -> Array:
+def propagate_nan(
+    value: Array, *inputs: object, axis_name: Hashable | None = None, infinite: bool = False
+) -> Array:
     """``value``, or NaN (with a NaN gradient) when a floating input holds a NaN.
 
     Without a NaN the result and its gradient are ``value``'s, bit for bit (a select). With
@@ -30,14 +32,18 @@ def propagate_nan(value: Array, *inputs: object, axis_name: Hashable | None = No
     The test is one plain sum of each input, in its own dtype, NaN exactly when the input
     holds a NaN or infinities of both signs (inputs no penalty has a finite value for). It
     reads each input once; a NaN test followed by a sum of the selected inputs read them
-    twice, one pass after the other.
+    twice, one pass after the other. With ``infinite=True`` an infinity of either sign counts
+    as a NaN (the test sums ``0 * a``, which never overflows): for measures of the values
+    themselves (a dependence measure of scores), where an infinite score is a diverged model
+    with no finite value, unlike a logit of +inf, which a sigmoid reads as a sure decision.
     """
     arrays = [jnp.asarray(a) for a in inputs if a is not None]
     arrays = [a for a in arrays if jnp.issubdtype(a.dtype, jnp.floating)]
     if not arrays:
         return value
     value = jnp.asarray(value)
-    sums = jnp.stack([jnp.sum(a).astype(jnp.result_type(a.dtype, jnp.float32)) for a in arrays])
+    tested = [0 * a if infinite else a for a in arrays]
+    sums = jnp.stack([jnp.sum(a).astype(jnp.result_type(a.dtype, jnp.float32)) for a in tested])
     if axis_name is not None:
         # Summed over the devices: the test, the result and the NaN gradient are the same on
         # every device (shard_map infers the result replicated, like ``value``).

@@ -498,19 +498,19 @@ def condition_weights(
              [0., 1., 0.]], dtype=float32)
     """
     crit = _decision_rates(criterion)
+    _check_labels(crit, labels)
+    conditions = [(None, 1) if c is None else (labels, c) for c in crit.conditions]
+    return jnp.stack(
+        [gs.row_weights(n, weights=weights, labels=y, label_value=c, dtype=dtype)
+         for y, c in conditions]
+    )  # fmt: skip
+
+
+def _check_labels(crit: Criterion, labels: Any) -> None:
+    """Labels where the criterion needs them, and 0/1: -1/+1 or 2 would condition no row."""
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
-    rows = [
-        gs.row_weights(
-            n,
-            weights=weights,
-            labels=None if c is None else labels,
-            label_value=1 if c is None else c,
-            dtype=dtype,
-        )
-        for c in crit.conditions
-    ]
-    return jnp.stack(rows)
+    v.check_binary(None if labels is None else jnp.asarray(labels), "labels")
 
 
 def group_rates(
@@ -551,9 +551,7 @@ def group_rates(
       Array([[0.5, 1. ]], dtype=float32)
     """
     crit = _decision_rates(criterion)
-    if crit.needs_labels and labels is None:
-        raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
-    v.check_binary(None if labels is None else jnp.asarray(labels), "labels")  # -1: gap of 0
+    _check_labels(crit, labels)
     means, counts = [], []
     for c in crit.conditions:
         m, k = gs.group_means(

@@ -133,7 +133,7 @@ def hsic(
     for name, value in (("bandwidth_x", bandwidth_x), ("bandwidth_s", bandwidth_s)):
         v.check_scalar(value, name, positive=True, optional=True)
     value = _hsic(X, S, w, bandwidth_x, bandwidth_s, key, num_features, normalized)
-    return propagate_nan(value, X, S, w)
+    return propagate_nan(value, X, S, w, infinite=True)
 
 
 @functools.partial(jax.jit, static_argnames=("num_features", "normalized"))
@@ -199,7 +199,7 @@ def distance_correlation(x: ArrayLike, s: ArrayLike, *, weights: ArrayLike | Non
       distances*, Annals of Statistics 35(6), 2007.
     """
     X, S, w = _inputs(x, s, weights, x_name="x", s_name="s")
-    return propagate_nan(_distance_correlation(X, S, w), X, S, w)
+    return propagate_nan(_distance_correlation(X, S, w), X, S, w, infinite=True)
 
 
 @jax.jit
@@ -298,7 +298,7 @@ def hgr_correlation(
     if X.shape[1] != 1:
         raise ValueError(f"`x` must have shape (n,), got {X.shape}.")
     degree = v.check_scalar(degree, "degree", integer=True, positive=True)
-    return propagate_nan(_hgr_correlation(X[:, 0], S[:, 0], w, degree), X, S, w)
+    return propagate_nan(_hgr_correlation(X[:, 0], S[:, 0], w, degree), X, S, w, infinite=True)
 
 
 @functools.partial(jax.jit, static_argnames=("degree",))
@@ -373,15 +373,16 @@ def hgr_kde(
     grid_size = v.check_scalar(grid_size, "grid_size", integer=True, positive=True)
     v.check_scalar(bandwidth, "bandwidth", positive=True, optional=True)
     value = _hgr_kde(X[:, 0], S[:, 0], w, bandwidth, estimator, grid_size)
-    return propagate_nan(value, X, S, w)
+    return propagate_nan(value, X, S, w, infinite=True)
 
 
 def _standardize(z: Array, w: Array) -> Array:
-    """``(z - mean) / sd`` under the weights; 0 for constant ``z``, with finite gradients."""
+    """``(z - mean) / sd`` under the weights; 0 for constant ``z``, with finite gradients;
+    NaN for a NaN variance (an infinite ``z`` under ``jit``), which read as constant."""
     centred = z - w @ z
     var = w @ centred**2
     sd = jnp.sqrt(jnp.where(var > 0, var, 1.0))  # never sqrt(0): its gradient is infinite
-    return jnp.where(var > 0, centred / sd, 0.0)
+    return jnp.where(var > 0, centred / sd, 0.0 * var)
 
 
 @functools.partial(jax.jit, static_argnames=("estimator", "grid_size"))

@@ -61,9 +61,11 @@ def _reduce(means: Array, counts: Array, reduction: str) -> Array:
         # kink where every zero-initialised model starts. A gap within 4 ulps of the means is
         # rounding, so it counts as a tie: value 0, subgradient 0, as for an exact tie.
         # (max_g |m_g| over the non-empty groups is max(|largest mean|, |smallest mean|).)
-        # The test is "within the tolerance", not "above it": a NaN gap stays NaN.
+        # The test is "within the tolerance", not "above it": a NaN gap stays NaN, and an
+        # infinite mean (a diverged score under jit) is no tie: its gap is inf, not 0.
         scale = jnp.max(jnp.where(present, jnp.abs(means), 0), axis=-1)
-        return jnp.where(gap <= 4 * jnp.finfo(means.dtype).eps * scale, 0, gap)
+        tie = (gap <= 4 * jnp.finfo(means.dtype).eps * scale) & jnp.isfinite(scale)
+        return jnp.where(tie, 0, gap)
     enough = jnp.sum(present, axis=-1) >= 2
     pooled = gs.safe_divide(jnp.sum(counts * means, axis=-1), jnp.sum(counts, axis=-1))
     dev = jnp.where(present, means - pooled[..., None], 0)

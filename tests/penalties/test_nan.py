@@ -139,3 +139,41 @@ def test_guard_two_finite_inputs_never_make_a_nan():
     a, b = jnp.array([3e38, 3e38]), jnp.array([-3e38, -3e38])
     assert float(propagate_nan(jnp.float32(1.0), a, b)) == 1.0
     assert float(propagate_nan(jnp.float16(1.0), jnp.full(10, 1e4))) == 1.0  # no float16 sum
+
+
+@pytest.mark.parametrize(
+    ("name", "penalty"),
+    [
+        (
+            "mmd",
+            lambda x, s, y: P.mmd(x, s, num_groups=2, labels=y, criterion="false_positive_parity"),
+        ),
+        (
+            "mmd/eo",
+            lambda x, s, y: P.mmd(x, s, num_groups=2, labels=y, criterion="equal_opportunity"),
+        ),
+        ("mean_difference", lambda x, s, y: P.mean_difference(x[:, 0], s, num_groups=2, labels=y)),
+    ],
+)
+@pytest.mark.parametrize("coding", [(-1, 1), (0, 2)])
+def test_labels_other_than_0_1_are_refused_not_a_penalty_of_0(name, penalty, coding):
+    # mmd and sinkhorn took -1/+1 (or 0/2) labels, conditioned on no row and returned 0.
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(N, 2)), jnp.float32)
+    y = np.where(_Y == 1, coding[1], coding[0])
+    with pytest.raises(ValueError, match=r"`labels` must be binary \(0 or 1\)"):
+        penalty(x, _S, y)
+
+
+def test_an_infinite_score_under_jit_is_not_fair_or_independent():
+    # A diverged score (+inf) under jit: the tie rule of mean_difference and the selects of the
+    # dependence measures read it as 0; eagerly it is refused.
+    from fairjax import dependence
+
+    f = jnp.array([1.0, 2.0, 3.0, -1.0, -2.0, jnp.inf])
+    s, age = jnp.array([0, 0, 0, 1, 1, 1]), jnp.array([20.0, 30, 40, 50, 60, 70])
+    assert float(jax.jit(lambda f: P.mean_difference(f, s, num_groups=2))(f)) == np.inf
+    for measure in (dependence.hgr_kde, dependence.distance_correlation, dependence.hsic,
+                    dependence.hgr_correlation):  # fmt: skip
+        assert np.isnan(float(jax.jit(measure)(f, age))), measure.__name__
+    # A logit of +inf is a sure decision, not a divergence: the rate penalties stay finite.
+    assert np.isfinite(float(jax.jit(lambda f: P.sigmoid_rate_difference(f, s, num_groups=2))(f)))

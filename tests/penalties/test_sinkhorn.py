@@ -151,6 +151,10 @@ def test_bad_inputs():
         sinkhorn(X, np.zeros(12, int), num_groups=1, reference="pairwise")
     with pytest.raises(TypeError, match="`solver_kwargs` must be a mapping"):
         sinkhorn(X, s, num_groups=2, solver_kwargs=[("threshold", 1e-3)])
+    # -1/+1 labels conditioned on no row and read 0 (a probe).
+    y = np.where(np.arange(len(s)) % 2 == 0, 1, -1)
+    with pytest.raises(ValueError, match=r"`labels` must be binary \(0 or 1\)"):
+        sinkhorn(X, s, num_groups=2, labels=y, criterion="false_positive_parity")
 
 
 # ----------------------------------------------------------------------------- sliced groups
