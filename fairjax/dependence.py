@@ -93,7 +93,9 @@ def hsic(
     uniform weights this is the biased V-statistic :math:`\\frac{1}{n^2}\\operatorname{tr}(KHLH)`
     of Gretton et al. It is 0 when ``x`` and ``s`` are independent (in the population, for
     characteristic kernels) and grows with their dependence. ``normalized=True`` divides by
-    :math:`\\sqrt{\\mathrm{HSIC}(x, x)\\,\\mathrm{HSIC}(s, s)}` (a value in [0, 1]).
+    :math:`\\sqrt{\\mathrm{HSIC}(x, x)\\,\\mathrm{HSIC}(s, s)}` (a value in [0, 1]). The exact
+    kernels see ``x`` and ``s`` less their weighted means (no kernel value changes), so points
+    far from the origin relative to their spread keep their distances.
 
     With ``num_features=D`` (and a ``key``) the kernels are replaced by random Fourier
     features :math:`\\phi, \\psi` and HSIC by :math:`\\|\\mathrm{Cov}_w(\\phi(x), \\psi(s))\\|_F^2`,
@@ -136,8 +138,18 @@ def hsic(
     return propagate_nan(value, X, S, w, infinite=True)
 
 
+def _shift(Z: Array, w: Array) -> Array:
+    """``Z`` less the weighted mean of its rows of positive weight: a common shift changes no
+    distance, and without it the expansion of several features' squared distances cancels
+    the digits of points far from the origin (unit spread at 1e4 read as independent)."""
+    kept = jnp.where(w > 0, w, 0)
+    return Z - jax.lax.stop_gradient(gs.safe_divide(kept @ Z, jnp.sum(kept)))
+
+
 @functools.partial(jax.jit, static_argnames=("num_features", "normalized"))
 def _hsic(X, S, w, hx, hs, key, num_features, normalized):
+    if num_features is None:  # the Gaussian kernel's value at a common shift: exact, see _shift
+        X, S = _shift(X, w), _shift(S, w)
     sub = slice(None) if num_features is None else slice(0, 1024)
     hx = kn.median_bandwidth(X[sub], weights=w[sub]) if hx is None else hx
     hs = kn.median_bandwidth(S[sub], weights=w[sub]) if hs is None else hs
