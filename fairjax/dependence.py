@@ -159,7 +159,7 @@ def _hsic(X, S, w, hx, hs, key, num_features, normalized):
         cross = w @ (Kc * Lc) @ w
         if not normalized:
             return cross
-        return gs.safe_divide(cross, jnp.sqrt((w @ (Kc * Kc) @ w) * (w @ (Lc * Lc) @ w)))
+        return _normalized(cross, (w @ (Kc * Kc) @ w) * (w @ (Lc * Lc) @ w))
     kx, ks = jax.random.split(key)
     phi = kn.random_fourier_features(kx, X.shape[1], num_features=num_features, bandwidth=hx)
     psi = kn.random_fourier_features(ks, S.shape[1], num_features=num_features, bandwidth=hs)
@@ -169,9 +169,15 @@ def _hsic(X, S, w, hx, hs, key, num_features, normalized):
     cross = jnp.sum((wF.T @ G) ** 2)
     if not normalized:
         return cross
-    return gs.safe_divide(
-        cross, jnp.sqrt(jnp.sum((wF.T @ F) ** 2) * jnp.sum(((G * w[:, None]).T @ G) ** 2))
-    )
+    return _normalized(cross, jnp.sum((wF.T @ F) ** 2) * jnp.sum(((G * w[:, None]).T @ G) ** 2))
+
+
+def _normalized(cross: Array, product: Array) -> Array:
+    """``cross / sqrt(product)``, 0 where the product is 0 (a constant input), with finite
+    gradients there: the square root never sees the 0, whose derivative is infinite."""
+    positive = product > 0
+    root = jnp.sqrt(jnp.where(positive, product, 1.0))
+    return jnp.where(positive, cross / root, jnp.where(jnp.isnan(product), product, 0.0))
 
 
 # -------------------------------------------------------------------------- distance correlation

@@ -321,3 +321,14 @@ def test_distances_keep_a_nan():
 
     d = np.asarray(kernels.distances(np.array([[0.0], [np.nan]])))
     assert np.isnan(d[0, 1]) and np.isnan(d[1, 1])
+
+
+def test_normalized_hsic_has_a_finite_gradient_at_constant_predictions():
+    # A zero-initialised model predicts a constant: HSIC(f, f) = 0 and the normalising square
+    # root made every gradient NaN (a probe).
+    s = jnp.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    f = jnp.zeros(6)
+    for options in ({}, {"num_features": 16, "key": jax.random.key(0)}):
+        value, grad = jax.value_and_grad(lambda f: dep.hsic(f, s, normalized=True, **options))(f)
+        assert float(value) == pytest.approx(0.0, abs=1e-6)
+        assert np.isfinite(np.asarray(grad)).all(), options
