@@ -121,7 +121,7 @@ def _check_common(h, groups, num_groups, labels, crit, weights, reference, reduc
         raise ValueError("`h` must not be empty.")
     g = v.check_groups(groups, num_groups=num_groups, n=n)
     m = gs.membership(g, num_groups=num_groups)
-    dtype = v.float_dtype(x, m, weights)
+    dtype = v.float_dtype(x, g, weights)  # not m: ids make a default-float (x64) membership
     # Conditioning on the label (e.g. y = 1: equal opportunity) is a 0/1 row weight.
     ws = criteria.condition_weights(crit, labels, weights, n=n, dtype=dtype)
     return x.astype(dtype), m.astype(dtype), ws
@@ -303,6 +303,11 @@ def mmd(
     x, m, ws = _check_common(h, groups, num_groups, labels, crit, weights, reference, reduction)
     x, m, ws = gs.gather_rows(x, m, ws.T, axis_name=axis_name)
     phi = None if features is None else jnp.asarray(features(x)).astype(x.dtype)
+    if phi is not None and (phi.ndim != 2 or phi.shape[0] != x.shape[0]):
+        raise ValueError(
+            f"`features` must map the {x.shape[0]} points to a matrix of {x.shape[0]} rows of "
+            f"features, got shape {phi.shape}."
+        )
     config = dict(estimator=estimator, reference=reference, reduction=reduction)
     value = _sum_conditions([_mmd(x, m, w, kernel, phi, **config) for w in ws.T])
     # The rows are gathered: a NaN on any device is in x, m or ws on every device.

@@ -66,6 +66,7 @@ def softmax_rate_difference(
       True
     """
     z = v.as_array(logits, "logits", ndim=2)
+    v.check_finite(z, "logits")  # named here: the softmax below would make it y_pred's NaN
     v.check_scalar(temperature, "temperature", positive=True)
     criteria.check_option(reduction, "reduction", ("max", "mean"))
     probs = jax.nn.softmax(z.astype(v.float_dtype(z)) / temperature, axis=-1)

@@ -45,7 +45,8 @@ def prejudice_remover(
 
     Args:
       probs: probabilities in :math:`(0, 1)`, shape ``(n,)`` (e.g. ``jax.nn.sigmoid(logits)``).
-      groups: integer group ids ``(n,)`` in ``[0, num_groups)``.
+      groups: integer group ids ``(n,)`` in ``[0, num_groups)``, or a membership matrix
+        ``(n, G)`` (rows summing to 1).
       num_groups: static number of groups (required for traced ids).
       weights: optional non-negative sample weights ``(n,)`` (default 1 per row).
       reduction: ``"sum"`` (Kamishima et al., FFB) or ``"mean"``.
@@ -76,7 +77,10 @@ def prejudice_remover(
     v.check_unit_interval(p, "probs")
     n = p.shape[0]
     g = v.check_groups(groups, num_groups=num_groups, n=n)
-    k = int(jnp.max(g)) + 1 if num_groups is None else v.check_num_groups(num_groups)
+    if g.ndim == 2:  # a membership matrix: each row's weight shared over its groups
+        k = g.shape[1]
+    else:
+        k = int(jnp.max(g)) + 1 if num_groups is None else v.check_num_groups(num_groups)
     w = v.check_weights(weights, n)
     w = jnp.ones_like(p) if w is None else w.astype(p.dtype)
     value = _prejudice_index(p, g, w, k, reduction == "mean")

@@ -131,8 +131,9 @@ def wasserstein(
     n = x.shape[0]
     if n == 0:
         raise ValueError("`scores` must not be empty.")
-    m = gs.membership(v.check_groups(groups, num_groups=num_groups, n=n), num_groups=num_groups)
-    dtype = v.float_dtype(x, m, weights)
+    g = v.check_groups(groups, num_groups=num_groups, n=n)
+    m = gs.membership(g, num_groups=num_groups)
+    dtype = v.float_dtype(x, g, weights)  # not m: ids make a default-float (x64) membership
     w = v.check_weights(weights, n)
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
     y = None

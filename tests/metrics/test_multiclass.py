@@ -139,6 +139,8 @@ def test_empty_groups_and_absent_classes_are_left_out():
          "logits"),
         (lambda: penalties.softmax_rate_difference(np.zeros((3, 2)), [0, 1, 1], num_groups=2,
                                                    temperature=0.0), "temperature"),
+        (lambda: penalties.softmax_rate_difference(np.array([[0.0, np.nan], [1.0, 0.0]]), [0, 1],
+                                                   num_groups=2), "`logits` must be finite"),
     ],
 )  # fmt: skip
 def test_bad_input_names_the_argument(call, match):

@@ -282,6 +282,8 @@ def test_bad_inputs():
         mmd(X, s, num_groups=3, kernel="rbf")
     with pytest.raises(ValueError, match="either `kernel` or `features`"):
         mmd(X, s, num_groups=3, kernel=kernels.gaussian(), features=lambda z: z)
+    with pytest.raises(ValueError, match="`features` must map the"):  # was a dot_general error
+        mmd(X, s, num_groups=3, features=lambda z: z[:2])
     with pytest.raises(ValueError, match="`h` must be finite"):
         mmd(np.full((3, 2), np.nan), np.array([0, 1, 0]), num_groups=2)
     with pytest.raises(ValueError, match="`groups` ids must lie"):

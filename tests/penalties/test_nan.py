@@ -177,3 +177,14 @@ def test_an_infinite_score_under_jit_is_not_fair_or_independent():
         assert np.isnan(float(jax.jit(measure)(f, age))), measure.__name__
     # A logit of +inf is a sure decision, not a divergence: the rate penalties stay finite.
     assert np.isfinite(float(jax.jit(lambda f: P.sigmoid_rate_difference(f, s, num_groups=2))(f)))
+
+
+def test_float32_inputs_give_float32_penalties_under_x64():
+    # Integer group ids made a float64 membership under x64, and wasserstein, mmd and sinkhorn
+    # returned float64 for float32 scores (their docstrings: the scores' float dtype).
+    f = jnp.array([1.0, 0.2, -1.0, 2.0, 0.5, 0.3], jnp.float32)
+    s = jnp.array([0, 0, 1, 1, 0, 1], jnp.int32)
+    with jax.enable_x64(True):
+        for penalty in (P.mean_difference, P.wasserstein, P.mmd):
+            assert penalty(f, s, num_groups=2).dtype == jnp.float32, penalty.__name__
+        assert P.mmd(f.astype(jnp.float64), s, num_groups=2).dtype == jnp.float64

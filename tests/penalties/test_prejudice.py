@@ -133,3 +133,21 @@ def test_probabilities_outside_the_unit_interval_are_refused():
             prejudice_remover(jnp.array(bad), s, num_groups=2)
     # Hard decisions (a sigmoid saturated in float32) give a finite index.
     assert np.isfinite(float(prejudice_remover(jnp.array([1.0, 0.0, 0.0]), s, num_groups=2)))
+
+
+def test_a_membership_matrix_equals_ids_and_shares_a_row_over_its_groups():
+    # It failed in indexing ("Indexer must have integer or boolean type").
+    p = jnp.array([0.9, 0.8, 0.2, 0.1, 0.5, 0.6])
+    g = jnp.array([0, 0, 1, 1, 2, 2])
+    ids = prejudice_remover(p, g, num_groups=3)
+    np.testing.assert_allclose(float(prejudice_remover(p, jax.nn.one_hot(g, 3))), float(ids))
+    soft = np.array([[0.5, 0.5, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]])
+    q = np.asarray(p, np.float64)
+    rates = soft.T @ q / soft.sum(0)
+    overall = q.mean()
+    rows = q[:, None] * np.log(rates / overall) + (1 - q[:, None]) * np.log(
+        (1 - rates) / (1 - overall)
+    )
+    want = np.sum(soft * rows)
+    got = prejudice_remover(p, jnp.asarray(soft, jnp.float32))
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
