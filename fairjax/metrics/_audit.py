@@ -13,7 +13,7 @@ import numpy as np
 from fairjax import _validation as v
 from fairjax import groups as gs
 from fairjax.criteria import confusion_matrix, confusion_rates, group_rates, largest_gap
-from fairjax.metrics._common import check_inputs
+from fairjax.metrics._common import check_inputs, shifted_on_host
 from fairjax.metrics._confusion import (
     accuracy_difference,
     false_negative_rate_difference,
@@ -424,7 +424,7 @@ def audit_report(
     y_t = jnp.asarray(y_true) if labelled else None
     y_p, s = jnp.asarray(y_pred), jnp.asarray(groups)
     w = None if weights is None else jnp.asarray(weights, jnp.float32)
-    x = None if scores is None else jnp.asarray(scores, jnp.float32)
+    x = None if scores is None else jnp.asarray(shifted_on_host(scores), jnp.float32)
     stats = _point_stats(y_t, y_p, s, x, w, num_groups=num_groups, criteria=criteria)
     arrays = [y_p, s] + ([y_t] if labelled else []) + ([x] if x is not None else [])
     lower, upper = intervals(

@@ -87,3 +87,26 @@ def check_regression_inputs(
     )
     w = v.check_weights(weights, pred.shape[0])
     return true, pred, grp, w
+
+
+def shifted_on_host(scores: object) -> object:
+    """Concrete float64 scores (NumPy, pandas, lists) less the midpoint of their finite range,
+    computed on the host, for the metrics that no common shift changes (KS, Wasserstein-1).
+
+    Without x64, JAX reads float64 as float32, whose spacing at 1e8 is 8: scores of 1e8 + k,
+    or epoch timestamps seconds apart, became one tied value and the distances read 0. Shifted
+    first, they keep float32's resolution of their spread. Anything else (JAX arrays, traced
+    values, other dtypes, x64 on) is returned as it is.
+    """
+    if isinstance(scores, jax.Array) or jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
+        return scores
+    try:
+        a = np.asarray(scores)
+    except (TypeError, ValueError):
+        return scores  # the checks that follow name the argument
+    if a.dtype != np.float64 or a.ndim != 1:
+        return scores
+    finite = a[np.isfinite(a)]
+    if not finite.size:
+        return scores
+    return a - (float(finite.min()) + float(finite.max())) / 2

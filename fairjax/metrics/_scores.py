@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from fairjax import criteria, ot1d
 from fairjax import groups as gs
 from fairjax._nan import propagate_nan
-from fairjax.metrics._common import check_inputs
+from fairjax.metrics._common import check_inputs, shifted_on_host
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -27,6 +27,7 @@ def _score_cdfs(scores, groups, weights, num_groups, axis_name):
     Called eagerly, ``pooled_group_cdfs`` sorts on the host where that is faster (concrete
     inputs on CPU); inside a trace (the caller's ``jit``, ``shard_map``) it is traced.
     """
+    scores = shifted_on_host(scores)  # float64 NumPy scores keep their digits in float32
     _, x, grp, w = check_inputs(
         None, scores, groups, num_groups, weights, pred_name="scores", unit_interval=False
     )
@@ -68,7 +69,9 @@ def ks_unfairness(
     :math:`O(n \\log n + nG)`.
 
     Args:
-      scores: real-valued predictions, shape ``(n,)``.
+      scores: real-valued predictions, shape ``(n,)``. Float64 NumPy scores are shifted to
+        the middle of their range on the host before JAX's float32 (no distance changes), so
+        values far from 0 (timestamps) keep float32's resolution of their spread.
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
@@ -133,7 +136,9 @@ def wasserstein_unfairness(
     units of the scores and grows with how far scores must move to reach parity.
 
     Args:
-      scores: real-valued predictions, shape ``(n,)``.
+      scores: real-valued predictions, shape ``(n,)``. Float64 NumPy scores are shifted to
+        the middle of their range on the host before JAX's float32 (no distance changes), so
+        values far from 0 (timestamps) keep float32's resolution of their spread.
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.

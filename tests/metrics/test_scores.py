@@ -181,3 +181,19 @@ def test_nan_under_jit_gives_nan(metric, where):
     x, w = rng.uniform(size=60), rng.uniform(size=60)
     (x if where == "scores" else w)[5] = np.nan
     assert np.isnan(float(jax.jit(metric)(x, s, w)))
+
+
+def test_float64_scores_far_from_zero_keep_their_differences():
+    # Without x64, float64 scores of 1e8 + k became one float32 value (spacing 8 at 1e8), and
+    # KS and W1 read 0 for groups that do not overlap (a probe). A common shift, which neither
+    # distance sees, keeps them apart.
+    g = np.array([0, 0, 1, 1])
+    for base in (1e8, 1.7e9):  # and epoch timestamps, 10 s apart
+        x = base + np.array([0.0, 1.0, 2.0, 3.0]) * (10 if base > 1e9 else 1)
+        ks = fm.ks_unfairness(x, g, num_groups=2)
+        w1 = fm.wasserstein_unfairness(x, g, num_groups=2, reference="pairwise")
+        assert float(ks) == scipy.stats.ks_2samp(x[:2], x[2:]).statistic == 1.0
+        assert float(w1) == pytest.approx(scipy.stats.wasserstein_distance(x[:2], x[2:]), rel=1e-6)
+        decisions = (x > x[1]).astype(int)
+        report = fm.audit_report(None, decisions, g, num_groups=2, scores=x, num_resamples=0)
+        assert report["metrics"]["ks_unfairness"]["estimate"] == 1.0
