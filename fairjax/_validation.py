@@ -307,7 +307,8 @@ def factorize_groups(
     """Group labels of any kind as integer codes, at the edge (concrete inputs only).
 
     Strings, objects and pandas categoricals become codes ``0..G-1`` with their names (sorted
-    labels; a categorical keeps its category order, observed categories only), and concrete
+    labels; a categorical keeps its category order: the observed categories, or all of them
+    when ``num_groups`` is their number), and concrete
     integer ids without ``num_groups`` get ``num_groups = max + 1`` (names ``0..G-1``).
 
     Returns:
@@ -323,9 +324,12 @@ def factorize_groups(
         codes = np.asarray(cat.codes)
         if np.any(codes < 0):
             raise ValueError("`groups` has missing labels (NaN in a categorical).")
-        used = np.unique(codes)
-        names = [cat.categories[int(c)] for c in used]
-        codes = np.searchsorted(used, codes)
+        if num_groups is not None and int(num_groups) == len(cat.categories):
+            names = list(cat.categories)  # every category a group: the codes are the ids
+        else:
+            used = np.unique(codes)
+            names = [cat.categories[int(c)] for c in used]
+            codes = np.searchsorted(used, codes)
     else:
         try:
             arr = np.asarray(groups)
@@ -351,6 +355,13 @@ def factorize_groups(
         names = names.tolist()
     if num_groups is not None and len(names) > num_groups:
         raise ValueError(f"`groups` has {len(names)} labels, more than num_groups={num_groups}.")
+    if num_groups is not None and len(names) < num_groups:
+        # The extra groups would have no name, and a table's rows would not match its names.
+        raise ValueError(
+            f"`groups` has {len(names)} labels {names[:5]}, fewer than num_groups={num_groups}: "
+            "with labels, leave num_groups out (it is their number), or pass a pandas "
+            "Categorical whose categories are all the groups."
+        )
     size = len(names) if num_groups is None else int(num_groups)
     return np.asarray(codes, np.int32).reshape(-1), size, names
 

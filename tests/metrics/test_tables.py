@@ -206,3 +206,20 @@ def test_memory_limit_must_be_a_positive_int():
         fm.bootstrap(metric, x, s, key=key, memory_limit=0)
     with pytest.raises(ValueError, match="memory_limit"):
         fm.bootstrap(metric, x, s, key=key, memory_limit=2.5)
+
+
+def test_labels_and_num_groups_give_rows_that_match_their_names():
+    # A categorical of categories a, b, c observed as a and c, with num_groups=3: the table had
+    # 3 rows and 2 names (as_frame and group_table crashed in pandas), and 'c' sat in row 1.
+    pd = pytest.importorskip("pandas")
+    cat = pd.Categorical(["a", "a", "c", "c", "c", "c"], categories=["a", "b", "c"])
+    y_true, y_pred = np.array([1, 0, 1, 1, 0, 1]), np.array([1, 0, 1, 0, 1, 1])
+    table = fm.by_group(y_true, y_pred, cat, num_groups=3)
+    assert table.names == ["a", "b", "c"]
+    assert table["count"].tolist() == [2.0, 0.0, 4.0]  # the category codes are the rows
+    assert list(fm.by_group(y_true, y_pred, cat, num_groups=3, as_frame=True).index) == table.names
+    assert fm.group_table(y_true, y_pred, cat, num_groups=3).names == ["a", "b", "c"]
+    assert fm.by_group(y_true, y_pred, cat).names == ["a", "c"]  # observed, as before
+    # Strings have no unobserved labels: more groups than labels is refused, by name.
+    with pytest.raises(ValueError, match="fewer than num_groups=3"):
+        fm.by_group(y_true, y_pred, np.asarray(cat).astype(str), num_groups=3)
