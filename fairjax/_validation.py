@@ -302,7 +302,7 @@ def check_groups(
 
 
 def factorize_groups(
-    groups: object, num_groups: int | None = None
+    groups: object, num_groups: int | None = None, *, named: bool = False
 ) -> tuple[np.ndarray, int, list] | None:
     """Group labels of any kind as integer codes, at the edge (concrete inputs only).
 
@@ -310,6 +310,9 @@ def factorize_groups(
     labels; a categorical keeps its category order: the observed categories, or all of them
     when ``num_groups`` is their number), and concrete
     integer ids without ``num_groups`` get ``num_groups = max + 1`` (names ``0..G-1``).
+
+    With ``named`` (a table whose rows carry the names), fewer labels than ``num_groups`` is
+    refused: the extra groups would have no name.
 
     Returns:
       ``(codes, num_groups, names)``, or ``None`` when ``groups`` need no factorising (integer
@@ -355,8 +358,8 @@ def factorize_groups(
         names = names.tolist()
     if num_groups is not None and len(names) > num_groups:
         raise ValueError(f"`groups` has {len(names)} labels, more than num_groups={num_groups}.")
-    if num_groups is not None and len(names) < num_groups:
-        # The extra groups would have no name, and a table's rows would not match its names.
+    if named and num_groups is not None and len(names) < num_groups:
+        # The extra groups would have no name: a table's rows would not match its names.
         raise ValueError(
             f"`groups` has {len(names)} labels {names[:5]}, fewer than num_groups={num_groups}: "
             "with labels, leave num_groups out (it is their number), or pass a pandas "

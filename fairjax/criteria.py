@@ -510,7 +510,7 @@ def _check_labels(crit: Criterion, labels: Any) -> None:
     """Labels where the criterion needs them, and 0/1: -1/+1 or 2 would condition no row."""
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
-    v.check_binary(None if labels is None else jnp.asarray(labels), "labels")
+    v.check_binary(jnp.asarray(labels) if crit.needs_labels else None, "labels")
 
 
 def group_rates(
@@ -658,7 +658,8 @@ def confusion_matrix(
         y = v.as_array(labels, "labels", ndim=1)
         v.check_length(y, n, "labels", "values")
         v.check_labels(y, "labels")
-        y = (y == 1).astype(h.dtype)
+        live = True if weights is None else jnp.asarray(weights) != 0  # weight 0: masked
+        y = jnp.where(jnp.isnan(y) & live, jnp.nan, y == 1).astype(h.dtype)  # NaN, not "0"
     cells = jnp.stack([y * h, (1 - y) * h, y * (1 - h), (1 - y) * (1 - h)], axis=-1)
     num = g.shape[1] if g.ndim == 2 else v.check_num_groups(num_groups)
     if strata is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import pathlib
+import tempfile
 import time
 from typing import Any
 
@@ -264,10 +265,17 @@ def _check_png_path(path: str | os.PathLike | None, name: str) -> None:
         raise TypeError(f"`{name}` must be a path or None, got {type(path).__name__}.") from err
     if target.is_dir():
         raise ValueError(f"`{name}` is a folder, not a file: {os.fspath(path)!r}.")
-    if not target.absolute().parent.is_dir():
+    folder = target.absolute().parent
+    if not folder.is_dir():
         raise ValueError(
             f"`{name}`: the folder of {os.fspath(path)!r} does not exist; create it first."
         )
+    try:  # a file of our own, removed at once: the only test that holds for root and /proc
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        message = f"`{name}`: cannot write in the folder of {os.fspath(path)!r}: {err}."
+        raise ValueError(message) from None
 
 
 def _pareto_part(pareto_path: str | os.PathLike | None) -> tuple[dict[str, float], float]:

@@ -90,13 +90,14 @@ def check_regression_inputs(
 
 
 def shifted_on_host(scores: object) -> object:
-    """Concrete float64 scores (NumPy, pandas, lists) less the midpoint of their finite range,
-    computed on the host, for the metrics that no common shift changes (KS, Wasserstein-1).
+    """Concrete float64 or integer scores (NumPy, pandas, lists) less the midpoint of their
+    finite range, on the host, for the metrics that no common shift changes (KS, W1).
 
     Without x64, JAX reads float64 as float32, whose spacing at 1e8 is 8: scores of 1e8 + k,
     or epoch timestamps seconds apart, became one tied value and the distances read 0. Shifted
     first, they keep float32's resolution of their spread. Anything else (JAX arrays, traced
-    values, other dtypes, x64 on) is returned as it is.
+    values under ``jit``, other dtypes, x64 on) is returned as it is: under ``jit`` the
+    caller's float32 conversion comes first, so shift such scores before.
     """
     if isinstance(scores, jax.Array) or jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
         return scores
@@ -104,8 +105,9 @@ def shifted_on_host(scores: object) -> object:
         a = np.asarray(scores)
     except (TypeError, ValueError):
         return scores  # the checks that follow name the argument
-    if a.dtype != np.float64 or a.ndim != 1:
-        return scores
+    if a.ndim != 1 or not (a.dtype == np.float64 or a.dtype.kind in "iu"):
+        return scores  # integers too: int64 epoch seconds are typical, float32 holds 2**24
+    a = a.astype(np.float64)
     finite = a[np.isfinite(a)]
     if not finite.size:
         return scores

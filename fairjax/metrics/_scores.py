@@ -69,9 +69,10 @@ def ks_unfairness(
     :math:`O(n \\log n + nG)`.
 
     Args:
-      scores: real-valued predictions, shape ``(n,)``. Float64 NumPy scores are shifted to
-        the middle of their range on the host before JAX's float32 (no distance changes), so
-        values far from 0 (timestamps) keep float32's resolution of their spread.
+      scores: real-valued predictions, shape ``(n,)``. Float64 or integer NumPy scores are
+        shifted to the middle of their range on the host before JAX's float32 (no distance
+        changes), so values far from 0 (timestamps) keep float32's resolution of their
+        spread; under ``jit`` (or streamed) they arrive in float32: shift them first.
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.
@@ -136,9 +137,10 @@ def wasserstein_unfairness(
     units of the scores and grows with how far scores must move to reach parity.
 
     Args:
-      scores: real-valued predictions, shape ``(n,)``. Float64 NumPy scores are shifted to
-        the middle of their range on the host before JAX's float32 (no distance changes), so
-        values far from 0 (timestamps) keep float32's resolution of their spread.
+      scores: real-valued predictions, shape ``(n,)``. Float64 or integer NumPy scores are
+        shifted to the middle of their range on the host before JAX's float32 (no distance
+        changes), so values far from 0 (timestamps) keep float32's resolution of their
+        spread; under ``jit`` (or streamed) they arrive in float32: shift them first.
       groups: integer ids ``(n,)`` or membership matrix ``(n, G)``.
       num_groups: static number of groups (required for integer ids).
       weights: optional non-negative sample weights ``(n,)``.

@@ -3,7 +3,9 @@
 Both metrics are functions of the groups' weighted CDFs at the pooled score points. Scores
 are float32 (as the in-memory metrics see them in JAX's default 32-bit mode), each mapped to a
 32-bit unsigned key with the order of the floats; the first pass over the chunks counts each
-group's weight and the rows in ``2^16`` key buckets (the top 16 bits of the key).
+group's weight and the rows in ``2^16`` key buckets (the top 16 bits of the key). Unlike the
+in-memory metrics, which shift concrete float64 scores to their middle first, the chunks are
+cast as they come: shift scores far from 0 (timestamps) before streaming them.
 
 **KS** is found by the counting passes of the streamed audit (:mod:`._streaming`): buckets
 that may hold the largest gap are split into ``2^8`` sub-buckets, at most twice, until the

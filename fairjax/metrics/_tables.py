@@ -138,7 +138,7 @@ def by_group(
     names = None
     if num_groups is not None:
         v.check_num_groups(num_groups)
-    fact = v.factorize_groups(groups, num_groups)
+    fact = v.factorize_groups(groups, num_groups, named=True)
     if fact is not None:
         groups, num_groups, names = fact
     elif num_groups is not None and jnp.ndim(groups) == 1:

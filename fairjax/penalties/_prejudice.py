@@ -89,12 +89,16 @@ def prejudice_remover(
 
 def _bregman(t: Array) -> Array:
     """:math:`h(t) = (1 + t) \\log(1 + t) - t \\ge 0`, accurate near 0 (a series there, where
-    the two terms cancel to :math:`t^2 / 2`), :math:`h(-1) = 1`."""
+    the two terms cancel to :math:`t^2 / 2`; 16 terms: float64-accurate below 0.1) and
+    :math:`h(-1) = 1` with a finite gradient (0, a subgradient: a group rate of exactly 0 or 1,
+    from a saturated sigmoid, made every gradient NaN)."""
     small = jnp.abs(t) < 0.1
     u = jnp.where(small, t, 0.0)  # each branch sees only its own arguments (finite gradients)
-    series = sum((-1) ** k * u**k / (k * (k - 1)) for k in range(2, 10))
-    d = jnp.where(small, 1.0, t)
-    return jnp.where(small, series, jax.scipy.special.xlogy(1 + d, 1 + d) - d)
+    series = sum((-1) ** k * u**k / (k * (k - 1)) for k in range(2, 18))
+    z = jnp.where(small, 2.0, 1 + t)
+    positive = z > 0
+    z_log_z = jnp.where(positive, z * jnp.log(jnp.where(positive, z, 1.0)), 0.0)
+    return jnp.where(small, series, z_log_z - (z - 1))
 
 
 def _prejudice_index(p: Array, g: Array, w: Array, k: int, mean: bool) -> Array:

@@ -206,19 +206,24 @@ def _narrow_float_texts(sensitive_features, s: np.ndarray) -> np.ndarray:
     not as the float64 they become as objects (``"0.10000000149011612"``), so that a value
     is one group whether it comes as float32 or float64."""
 
-    def narrow(dtype) -> bool:
-        return isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8
+    def narrow(values) -> np.dtype | None:
+        """The NumPy float16/float32 dtype of ``values`` (pandas' nullable Float32 too)."""
+        dtype = getattr(values, "dtype", None)
+        dtype = getattr(dtype, "numpy_dtype", dtype)
+        ok = isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8
+        return dtype if ok else None
 
     columns = getattr(sensitive_features, "columns", None)
     if columns is not None:  # a DataFrame: column by column
         s = s.copy()
         for j, name in enumerate(columns):
             column = sensitive_features[name]
-            if narrow(getattr(column, "dtype", None)):
-                s[:, j] = np.asarray(column).astype(str)
+            if (dtype := narrow(column)) is not None:
+                s[:, j] = np.asarray(column, dtype=dtype).astype(str)
         return s
-    if narrow(getattr(sensitive_features, "dtype", None)):
-        return np.asarray(sensitive_features).astype(str).astype(object).reshape(s.shape)
+    if (dtype := narrow(sensitive_features)) is not None:
+        texts = np.asarray(sensitive_features, dtype=dtype).astype(str)
+        return texts.astype(object).reshape(s.shape)
     return s
 
 

@@ -1,6 +1,7 @@
 """The demo, run as a user runs it."""
 
 import importlib.util
+import pathlib
 
 import numpy as np
 import pytest
@@ -75,6 +76,9 @@ def test_an_unwritable_pareto_png_is_refused_before_any_training(monkeypatch, tm
     assert cli.main(["demo", "--pareto-png", str(tmp_path)]) == 2
     assert "folder" in capsys.readouterr().err
     assert np.get_printoptions() == before  # the CLI leaves the caller's print options alone
+    if pathlib.Path("/proc").is_dir():  # Linux: a folder that exists and takes no new file
+        assert cli.main(["demo", "--pareto-png", "/proc/front.png"]) == 2
+        assert "cannot write" in capsys.readouterr().err
     with pytest.raises(ValueError, match="`pareto_path`"):
         cli.demo(pareto_path=missing)
     with pytest.raises(ValueError, match="`path`"):

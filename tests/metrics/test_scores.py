@@ -199,3 +199,5 @@ def test_float64_scores_far_from_zero_keep_their_differences():
         decisions = (x > x[1]).astype(int)
         report = fm.audit_report(None, decisions, g, num_groups=2, scores=x, num_resamples=0)
         assert report["metrics"]["ks_unfairness"]["estimate"] == 1.0
+        whole = x.astype(np.int64)  # epoch seconds as integers (float32 holds 2**24 exactly)
+        assert float(fm.ks_unfairness(whole, g, num_groups=2)) == 1.0

@@ -220,6 +220,10 @@ def test_labels_and_num_groups_give_rows_that_match_their_names():
     assert list(fm.by_group(y_true, y_pred, cat, num_groups=3, as_frame=True).index) == table.names
     assert fm.group_table(y_true, y_pred, cat, num_groups=3).names == ["a", "b", "c"]
     assert fm.by_group(y_true, y_pred, cat).names == ["a", "c"]  # observed, as before
-    # Strings have no unobserved labels: more groups than labels is refused, by name.
+    # Strings have no unobserved labels: a table of more groups than labels is refused, by
+    # name; a scalar metric, which shows no names, still takes them (a batch lacking a label).
+    text = np.asarray(cat).astype(str)
     with pytest.raises(ValueError, match="fewer than num_groups=3"):
-        fm.by_group(y_true, y_pred, np.asarray(cat).astype(str), num_groups=3)
+        fm.by_group(y_true, y_pred, text, num_groups=3)
+    gap = fm.demographic_parity_difference(y_pred, text, num_groups=3)
+    assert float(gap) == float(fm.demographic_parity_difference(y_pred, text))

@@ -157,7 +157,8 @@ def test_guard_two_finite_inputs_never_make_a_nan():
 )
 @pytest.mark.parametrize("coding", [(-1, 1), (0, 2)])
 def test_labels_other_than_0_1_are_refused_not_a_penalty_of_0(name, penalty, coding):
-    # mmd and sinkhorn took -1/+1 (or 0/2) labels, conditioned on no row and returned 0.
+    # mmd and sinkhorn took -1/+1 (or 0/2) labels: the y = 0 condition of false positive
+    # parity matched no row and returned 0; y = 1 matched the wrong rows or none.
     x = jnp.asarray(np.random.default_rng(0).normal(size=(N, 2)), jnp.float32)
     y = np.where(_Y == 1, coding[1], coding[0])
     with pytest.raises(ValueError, match=r"`labels` must be binary \(0 or 1\)"):

@@ -131,8 +131,11 @@ def test_probabilities_outside_the_unit_interval_are_refused():
     for bad in ([1.5, 0.2, 0.3], [-0.2, 0.5, 0.5]):
         with pytest.raises(ValueError, match="`probs` must hold"):
             prejudice_remover(jnp.array(bad), s, num_groups=2)
-    # Hard decisions (a sigmoid saturated in float32) give a finite index.
-    assert np.isfinite(float(prejudice_remover(jnp.array([1.0, 0.0, 0.0]), s, num_groups=2)))
+    # Hard decisions (a sigmoid saturated in float32) give a finite index, and a finite
+    # gradient: a finite loss with NaN gradients would hide the divergence from a trainer.
+    hard = jnp.array([1.0, 0.0, 0.0, 1.0])
+    value, grad = jax.value_and_grad(prejudice_remover)(hard, jnp.array([0, 1, 1, 0]), num_groups=2)
+    assert np.isfinite(float(value)) and np.isfinite(np.asarray(grad)).all()
 
 
 def test_a_membership_matrix_equals_ids_and_shares_a_row_over_its_groups():

@@ -358,8 +358,10 @@ def test_float32_and_float64_values_are_one_group():
         assert groups.tolist() == ["0.1", "0.2"]
         ids, _ = encode_groups(values[::-1].astype(predict_dtype), 3, classes=groups)
         np.testing.assert_array_equal(ids, [0, 1, 0])
-    # pandas: a float16 Series, and a float32 column intersected with a text column.
+    # pandas: a float16 Series, a nullable Float32 one, and a float32 column intersected with
+    # a text column.
     assert encode_groups(pd.Series(values.astype(np.float16)), 3)[1].tolist() == ["0.1", "0.2"]
+    assert encode_groups(pd.Series(values, dtype="Float32"), 3)[1].tolist() == ["0.1", "0.2"]
     frame = pd.DataFrame({"a": values.astype(np.float32), "b": ["x", "y", "x"]})
     _, groups = encode_groups(frame, 3)
     assert groups.tolist() == ["0.1|x", "0.2|y"]
