@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fairjax import _validation as v
 from fairjax import criteria
 from fairjax import groups as gs
 from fairjax import kernels as ks
 from fairjax._nan import propagate_nan
+from fairjax.penalties._points import points_and_groups
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -113,15 +113,9 @@ def _check_common(h, groups, num_groups, labels, crit, weights, reference, reduc
     """
     criteria.check_option(reference, "reference", _REFERENCES)
     criteria.check_option(reduction, "reduction", _REDUCTIONS)
-    x = v.as_array(h, "h", ndim=(1, 2))
-    v.check_finite(x, "h")
+    x, m, dtype = points_and_groups(h, groups, num_groups, weights, name="h", ndim=(1, 2))
     x = x[:, None] if x.ndim == 1 else x
     n = x.shape[0]
-    if n == 0:
-        raise ValueError("`h` must not be empty.")
-    g = v.check_groups(groups, num_groups=num_groups, n=n)
-    m = gs.membership(g, num_groups=num_groups)
-    dtype = v.float_dtype(x, g, weights)  # not m: ids make a default-float (x64) membership
     # Conditioning on the label (e.g. y = 1: equal opportunity) is a 0/1 row weight.
     ws = criteria.condition_weights(crit, labels, weights, n=n, dtype=dtype)
     return x.astype(dtype), m.astype(dtype), ws

@@ -14,6 +14,7 @@ from fairjax import criteria, ot1d
 from fairjax import groups as gs
 from fairjax._nan import propagate_nan
 from fairjax._shapes import bucket, pad_rows
+from fairjax.penalties._points import points_and_groups
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -126,14 +127,8 @@ def wasserstein(
         raise ValueError(f"`reference` must be 'barycenter' or 'pooled', got {reference!r}.")
     if reduction not in ("mean", "max", "none"):
         raise ValueError(f"`reduction` must be 'mean', 'max' or 'none', got {reduction!r}.")
-    x = v.as_array(scores, "scores", ndim=1)
-    v.check_finite(x, "scores")
+    x, m, dtype = points_and_groups(scores, groups, num_groups, weights, name="scores", ndim=1)
     n = x.shape[0]
-    if n == 0:
-        raise ValueError("`scores` must not be empty.")
-    g = v.check_groups(groups, num_groups=num_groups, n=n)
-    m = gs.membership(g, num_groups=num_groups)
-    dtype = v.float_dtype(x, g, weights)  # not m: ids make a default-float (x64) membership
     w = v.check_weights(weights, n)
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
     y = None
