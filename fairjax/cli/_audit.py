@@ -23,7 +23,7 @@ from fairjax.cli._chunks import (
     iter_chunks,
     total_rows,
 )
-from fairjax.cli._format import print_audit
+from fairjax.cli._format import output_path_problem, print_audit
 
 
 class AuditError(ValueError):
@@ -754,10 +754,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if real in taken:
             raise AuditError(f"{flag} {path} is {taken[real]}: write to another path")
         taken[real] = f"also the {flag} path"
-        if os.path.isdir(path):
-            raise AuditError(f"{flag} {path} is a folder: give a file path")
-        if not os.path.isdir(os.path.dirname(real)):
-            raise AuditError(f"{flag} {path}: its folder does not exist")
+        if (problem := output_path_problem(path)) is not None:
+            raise AuditError(f"{flag} {path}{problem}")
         if os.path.exists(path) and not args.overwrite:
             raise AuditError(f"{flag} {path} exists: pass --overwrite to replace it")
 

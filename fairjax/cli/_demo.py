@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pathlib
-import tempfile
 import time
 from typing import Any
 
@@ -15,7 +13,7 @@ import numpy as np
 import optax
 
 from fairjax import _loop, datasets, ferm, losses, metrics, postprocessing, training
-from fairjax.cli._format import print_table, timed
+from fairjax.cli._format import output_path_problem, print_table, timed
 
 
 def _logistic_regression(
@@ -260,22 +258,11 @@ def _check_png_path(path: str | os.PathLike | None, name: str) -> None:
     if path is None:
         return
     try:
-        target = pathlib.Path(os.fspath(path))
+        problem = output_path_problem(path)
     except TypeError as err:
         raise TypeError(f"`{name}` must be a path or None, got {type(path).__name__}.") from err
-    if target.is_dir():
-        raise ValueError(f"`{name}` is a folder, not a file: {os.fspath(path)!r}.")
-    folder = target.absolute().parent
-    if not folder.is_dir():
-        raise ValueError(
-            f"`{name}`: the folder of {os.fspath(path)!r} does not exist; create it first."
-        )
-    try:  # a file of our own, removed at once: the only test that holds for root and /proc
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        message = f"`{name}`: cannot write in the folder of {os.fspath(path)!r}: {err}."
-        raise ValueError(message) from None
+    if problem is not None:
+        raise ValueError(f"`{name}`: {os.fspath(path)!r}{problem}.")
 
 
 def _pareto_part(pareto_path: str | os.PathLike | None) -> tuple[dict[str, float], float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -198,3 +200,20 @@ def _print_small_groups(report: Mapping[str, Any], small: set[str]) -> None:
             "drop the small groups before drawing conclusions."
         )
     print("\n" + textwrap.fill(text, width=96, subsequent_indent="         "))
+
+
+def output_path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot take an output file, as the end of a sentence that starts with the
+    path (``" is a folder: ..."``, ``": its folder does not exist"``), or None. Checked before
+    the work that writes it, by the audit and the demo alike."""
+    if os.path.isdir(path):
+        return " is a folder: give a file path"
+    folder = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(folder):
+        return ": its folder does not exist"
+    try:  # a file of our own, removed at once: the only test that holds for root and /proc
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return f": cannot write in its folder ({err})"
+    return None
