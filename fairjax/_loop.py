@@ -14,11 +14,13 @@ The one mini-batching convention of the trainers is :func:`scan_steps`: ``num_st
 full batch by default, or with ``batch_size`` and ``key`` shuffled mini-batches drawn epoch by
 epoch (every row once per epoch of ``n // batch_size`` steps), with an optional per-step PRNG
 key for the objective (dropout). :func:`is_stream` tells a PyTree of arrays from a Python
-iterator of batches.
+iterator of batches. :func:`bind_static` gives a trainer's compiled program for its static
+arguments (objective, optimizer), so that repeated calls compile once.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -255,3 +257,16 @@ def finite(where: str, *trees: PyTree, batched: bool = False) -> Any:
             stacklevel=3,
         )
     return ok
+
+
+def bind_static(jitted: Callable[..., Any], fn: Callable[..., Any], **static: Any):
+    """``jitted`` (``jax.jit(fn, static_argnames=...)``) with its static keyword arguments
+    bound: one compiled program per distinct objective, optimizer and options, reused by every
+    later call with the same objects. Where one of them does not hash (an object that defines
+    ``__eq__`` without ``__hash__``), it cannot key the compile cache: ``fn`` is compiled for
+    this call alone."""
+    try:
+        hash(tuple(static.values()))
+    except TypeError:
+        return jax.jit(functools.partial(fn, **static))
+    return functools.partial(jitted, **static)

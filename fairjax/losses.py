@@ -201,7 +201,10 @@ def weighted_mean(
       Array(2., dtype=float32)
     """
     x = _float(values, "`values`")
-    w = jnp.ones_like(x) if weights is None else _rows(_weights(weights, x), x)
+    # float16 sums overflow at 65,504 (70,000 rows of weight 1): they are taken in float32, as
+    # jnp.mean takes them, and the mean is given back in the values' dtype.
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    w = jnp.ones(x.shape, acc) if weights is None else _rows(_weights(weights, x, acc), x)
     if where is not None:
         mask = v.as_array(where, "where")
         if mask.shape != x.shape and mask.shape != x.shape[:1]:
@@ -209,14 +212,21 @@ def weighted_mean(
                 f"`where` must have shape {x.shape[:1]} (rows) or {x.shape} (entries) of "
                 f"`values`, got {mask.shape}."
             )
+        if (
+            mask.dtype != jnp.bool_
+            and v.is_concrete(mask)
+            and not v.holds(lambda xp, a: xp.all((a == 0) | (a == 1)), mask)
+        ):
+            raise ValueError("`where` must be a boolean mask (or hold only 0 and 1).")
         w = jnp.where(_rows(mask, x), w, 0)
     w = jnp.broadcast_to(w, x.shape)  # each entry counts with its row's weight
     # A masked row may hold inf or NaN (padding): select it out rather than multiply by 0.
-    total = jnp.sum(jnp.where(w > 0, w * x, 0))
+    total = jnp.sum(jnp.where(w > 0, w * x.astype(acc), 0))
     mean = gs.safe_divide(total, jnp.sum(w))
     # NaN in, NaN out (under jit, where the weights cannot be checked): a NaN weight would
     # otherwise leave the numerator and turn the mean into 0.
-    return mean if weights is None else propagate_nan(mean, w)
+    mean = mean if weights is None else propagate_nan(mean, w)
+    return mean.astype(x.dtype)
 
 
 def _rows(a: Array, x: Array) -> Array:
@@ -224,7 +234,7 @@ def _rows(a: Array, x: Array) -> Array:
     return a.reshape(a.shape + (1,) * (x.ndim - a.ndim))
 
 
-def _weights(weights: ArrayLike, x: Array) -> Array:
+def _weights(weights: ArrayLike, x: Array, dtype) -> Array:
     """Sample weights of one row each, finite and non-negative where they are concrete."""
     w = v.as_array(weights, "weights")
     if w.shape != x.shape[:1]:
@@ -234,4 +244,4 @@ def _weights(weights: ArrayLike, x: Array) -> Array:
     v.check_finite(w, "weights")
     if v.is_concrete(w) and not v.holds(lambda xp, a: xp.all(a >= 0), w):
         raise ValueError(f"`weights` must be non-negative, got minimum {float(jnp.min(w)):g}.")
-    return w.astype(x.dtype)
+    return w.astype(dtype)

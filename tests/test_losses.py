@@ -196,6 +196,29 @@ def test_weighted_mean_checks_its_weights_and_a_nan_weight_gives_nan():
     assert float(jitted(jnp.array([1.0, 0.0, 1.0]))) == 3.0
 
 
+def test_weighted_mean_of_float16_losses_sums_past_float16_range():
+    # The sums were taken in float16: 70,000 rows of weight 1 (or weights of 20 over 5,000
+    # rows) overflowed to inf and the mean read 0; weights of 3e4 gave NaN.
+    half = jnp.float16
+    out = losses.weighted_mean(jnp.full((70_000,), 0.5, half))
+    assert out.dtype == half and float(out) == 0.5
+    assert (
+        float(losses.weighted_mean(jnp.full((5000,), 0.5, half), weights=jnp.full(5000, 20.0)))
+        == 0.5
+    )
+    assert float(losses.weighted_mean(jnp.ones(4, half), weights=jnp.full(4, 3e4))) == 1.0
+    grad = jax.grad(lambda x: losses.weighted_mean(x, where=jnp.array([True, False])))
+    assert grad(jnp.ones(2, half)).dtype == half
+
+
+def test_weighted_mean_refuses_a_mask_that_is_not_boolean():
+    # A float mask of 0.5 counted its row in full.
+    x = jnp.array([1.0, 3.0, 5.0])
+    with pytest.raises(ValueError, match="`where` must be a boolean mask"):
+        losses.weighted_mean(x, where=jnp.array([0.5, 1.0, 0.0]))
+    assert float(losses.weighted_mean(x, where=jnp.array([1, 1, 0]))) == 2.0
+
+
 @pytest.mark.parametrize("fn", [losses.hinge, losses.squared_hinge, losses.logistic])
 def test_a_nan_label_gives_a_nan_loss(fn):
     # The margin losses read every label but 1 as negative, a NaN one too (loss 2, finite).

@@ -266,17 +266,73 @@ def project_orthogonal(
 
 
 def _tangent(g: Array, p: Array, U: Array, eps: ArrayLike) -> Array:
-    """Removes from the gradient ``g`` its part along the active directions at ``p``."""
+    r"""Removes from the gradient ``g`` its part along the active directions at ``p``.
+
+    The descent step ``-g`` is projected onto the tangent cone of the slabs at ``p``,
+    :math:`T = \{d : \sigma_k \langle u_k, d \rangle \le 0` for the constraints on their
+    boundary, :math:`\sigma_k = \mathrm{sign}\langle u_k, p \rangle\}`: by Moreau's
+    decomposition :math:`-g = P_T(-g) + A^\top \mu`, with :math:`\mu \ge 0` the non-negative
+    least-squares fit of :math:`-g` by the outward normals :math:`a_k = \sigma_k u_k`
+    (:func:`_cone_residual`). With several directions that are not orthogonal, a constraint
+    whose own normal the step leaves may still be held by the others: testing each row alone
+    removes the wrong ones, and the constrained optimum is then no longer a fixed point.
+    """
     if isinstance(eps, (int, float)) and eps == 0:
         return _project_subspace(g, U)
     e = jnp.asarray(eps, p.dtype)
     c = U @ p
     tol = 1e-4 * e + 10 * jnp.finfo(p.dtype).eps * (1.0 + jnp.abs(c))
-    # Active: on the boundary, and the descent step -g would push |<w, u_k>| outwards.
-    active = (jnp.abs(c) >= e - tol) & (jnp.sign(c) * (U @ g) <= 0)
-    active = active | (e == 0)
-    A = jnp.where(active[:, None], U, 0.0)
-    return _project_subspace(g, A)
+    boundary = jnp.abs(c) >= e - tol
+    A = jnp.where(boundary[:, None], jnp.where(c < 0, -1.0, 1.0)[:, None] * U, 0.0)
+    tangent = -_cone_residual(-g, A)
+    # A traced eps of 0: every constraint is an equality, removed whatever its sign.
+    return jnp.where(e == 0, _project_subspace(g, U), tangent)
+
+
+def _cone_residual(v: Array, A: Array) -> Array:
+    r"""``v - A^T mu`` for ``mu = argmin_{mu >= 0} |v - A^T mu|`` (Lawson and Hanson's active-set
+    NNLS): the projection of ``v`` onto the cone :math:`\{d : A d \le 0\}`. Zero rows of
+    ``A`` take no part. Each step adds the constraint that ``v`` leaves the most and solves the
+    least squares on the chosen set exactly (``lstsq``, so dependent rows are fine); a
+    multiplier that would turn negative is backed off to zero and its constraint dropped.
+    """
+    k = A.shape[0]
+    Q = A @ A.T
+    b = A @ v
+    norms = jnp.sqrt(jnp.diag(Q))
+    tol = 100 * jnp.finfo(v.dtype).eps * norms * jnp.linalg.norm(v)
+
+    def solve(P):
+        M = jnp.where(P[:, None] & P[None, :], Q, 0.0) + jnp.diag(jnp.where(P, 0.0, 1.0))
+        return jnp.where(P, jnp.linalg.lstsq(M, jnp.where(P, b, 0.0))[0], 0.0)
+
+    def inner_cond(state):
+        it, P, _, z = state
+        return (it < k) & jnp.any(P & (z <= 0))
+
+    def inner(state):  # back off along z - mu until a multiplier reaches 0; drop it
+        it, P, mu, z = state
+        ratio = jnp.where(P & (z <= 0), gs.safe_divide(mu, mu - z), jnp.inf)
+        first = jnp.argmin(ratio)  # the multiplier that reaches 0 first leaves the set
+        mu = jnp.where(P, mu + ratio[first] * (z - mu), 0.0)
+        P = P.at[first].set(False) & (mu > 0)
+        return it + 1, P, mu, solve(P)
+
+    def outer_cond(state):
+        it, P, mu = state
+        w = b - Q @ mu
+        return (it < 3 * k) & jnp.any(~P & (norms > 0) & (w > tol))
+
+    def outer(state):
+        it, P, mu = state
+        w = jnp.where(~P & (norms > 0), b - Q @ mu, -jnp.inf)
+        P = P.at[jnp.argmax(w)].set(True)
+        _, P, _, z = jax.lax.while_loop(inner_cond, inner, (0, P, mu, solve(P)))
+        return it + 1, P, jnp.where(P, jnp.maximum(z, 0.0), 0.0)
+
+    start = (0, jnp.zeros((k,), bool), jnp.zeros((k,), v.dtype))
+    _, _, mu = jax.lax.while_loop(outer_cond, outer, start)
+    return v - A.T @ mu
 
 
 def project_gradient(

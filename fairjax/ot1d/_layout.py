@@ -277,7 +277,9 @@ def group_views(
             \\sum_{j \\le k} w_{(j)} M_{(j) g}, \\qquad W_g = \\sum_i w_i M_{ig}
 
     (computed by :func:`cdf_levels`: a point of zero weight in the group repeats the level
-    before it exactly, the points holding the total get exactly 1) and type-7 knots. So
+    before it exactly, the points holding the total get exactly 1) and type-7 knots (a point of
+    zero weight in the group takes the knot of the group's next point, so that the linear
+    quantile interpolates between the group's own points). So
     ``start = g n``, ``count = n`` and ``N = G n``; ``total`` holds :math:`W_g`. Every function
     of a :class:`GroupedSamples` applies (:func:`group_cdf`, :func:`group_quantile`,
     :func:`merged_quantiles`); :func:`pooled_group_cdfs` reads this layout. To add the pooled
@@ -332,6 +334,15 @@ def _views(x: Array, m: Array, w: Array) -> GroupedSamples:
     last = jnp.max(jnp.where(wg > 0, jnp.arange(n), 0), axis=1, keepdims=True)
     w_last = jnp.take_along_axis(wg, last, axis=1)
     knots = gs.safe_divide(levels * total[:, None] - wg, total[:, None] - w_last)
+    # A point of zero weight in the group takes the knot of the group's next point, exactly
+    # (computed, it could differ by a rounding): its run of equal knots then ends at a point of
+    # the group, which is what the linear quantile reads. Points after the group's last keep
+    # theirs (above 1).
+    # Up to the group's first point nothing lies below: knot 0 exactly (the formula rounds).
+    below = jnp.pad(levels[:, :-1], ((0, 0), (1, 0)))
+    knots = jnp.where(below > 0, knots, 0)
+    ahead = jax.lax.cummin(jnp.where(wg > 0, knots, jnp.inf), axis=1, reverse=True)
+    knots = jnp.where((wg > 0) | jnp.isinf(ahead), knots, ahead)
     start = jnp.arange(num, dtype=jnp.int32) * n
     count = jnp.full((num,), n, jnp.int32)
     values = jnp.broadcast_to(xs, (num, n)).reshape(-1)
@@ -472,7 +483,8 @@ def group_cdf(
         ``k / n_g``, no read of ``levels``.
 
     Returns:
-      Levels in [0, 1], shape of ``points``, in the points' dtype.
+      Levels in [0, 1], shape of ``points``, in the points' float dtype (integer points are
+      read in the values' dtype).
 
     Example:
       >>> import jax.numpy as jnp
@@ -483,19 +495,47 @@ def group_cdf(
       Array([0.33333334, 0.6666667 , 0.5       ], dtype=float32)
     """
     _check_interpolation(interpolation)
-    z = v.as_array(points, "points")
+    z = _float_points(points, samples, "points")
     g = _group_ids(groups, samples, "groups")
+    return _group_cdf(samples, g, z, interpolation=interpolation, uniform=uniform)
+
+
+def _float_points(points: ArrayLike, samples: GroupedSamples, name: str) -> Array:
+    """Query points as an array; integer or boolean points in the values' dtype (a level of
+    an integer dtype would truncate to 0 or 1)."""
+    z = v.as_array(points, name)
+    return z if jnp.issubdtype(z.dtype, jnp.floating) else z.astype(samples.values.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("interpolation", "uniform"))
+def _group_cdf(samples, g, z, *, interpolation, uniform):
+    """:func:`group_cdf` on checked arrays: one compiled program per layout shape, so eager
+    calls do not retrace the search loop."""
     start, count = samples.start[g], samples.count[g]
     k = _segment_search(samples.values, start, count, z, side="left")
     last = max(samples.values.shape[0] - 1, 0)
     if interpolation == "step":
         return _step_level(samples, start, count, k, z, uniform=uniform)
-    lo = jnp.clip(start + k - 1, 0, last)
-    hi = jnp.clip(start + k, 0, last)
+    if uniform:
+        lo = jnp.clip(start + k - 1, 0, last)
+        hi = jnp.clip(start + k, 0, last)
+        above = k >= count
+    else:
+        # The neighbours of z among the points of positive weight in the group: a point of
+        # zero weight (another group's point in a group_views segment) repeats the level
+        # before it, so the level below z is first reached at the positive point below z,
+        # and the next larger level is the positive point above it.
+        level = samples.levels[jnp.clip(start + k - 1, 0, last)]
+        i_lo = _segment_search(samples.levels, start, count, level, side="left")
+        i_hi = _segment_search(samples.levels, start, count, level, side="right")
+        lo = jnp.clip(start + i_lo, 0, last)
+        hi = jnp.clip(start + i_hi, 0, last)
+        above = (i_hi >= count) | (level >= 1)
+        k = jnp.where(level > 0, k, 0)  # only zero-weight points below z: level 0
     v_lo, v_hi = samples.values[lo], samples.values[hi]
     l_lo, l_hi = samples.levels[lo], samples.levels[hi]
     frac = jnp.clip(gs.safe_divide(z - v_lo, v_hi - v_lo), 0, 1)
-    u = jnp.where(k <= 0, 0, jnp.where(k >= count, 1, l_lo + frac * (l_hi - l_lo)))
+    u = jnp.where(k <= 0, 0, jnp.where(above, 1, l_lo + frac * (l_hi - l_lo)))
     return _nan_at(z, jnp.where(count > 0, u, 0).astype(z.dtype))
 
 
@@ -535,7 +575,8 @@ def group_cdf_limits(
       uniform: the samples have unit weights (static): levels are ``k / n_g``.
 
     Returns:
-      ``(left, right)``, each of the shape and dtype of ``points``; ``left <= right``.
+      ``(left, right)``, each of the shape of ``points`` and in their float dtype (integer
+      points: the values' dtype); ``left <= right``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -545,8 +586,13 @@ def group_cdf_limits(
       >>> group_cdf_limits(gsm, jnp.array([0, 0]), jnp.array([1.0, 1.5]))
       (Array([0.25, 0.75], dtype=float32), Array([0.75, 0.75], dtype=float32))
     """
-    z = v.as_array(points, "points")
+    z = _float_points(points, samples, "points")
     g = _group_ids(groups, samples, "groups")
+    return _group_cdf_limits(samples, g, z, uniform=uniform)
+
+
+@functools.partial(jax.jit, static_argnames=("uniform",))
+def _group_cdf_limits(samples, g, z, *, uniform):
     start, count = samples.start[g], samples.count[g]
     k = _segment_search(samples.values, start, count, z, side="left")
     # Values equal to t follow position k: probe the next few (neighbours of the search's last
@@ -561,6 +607,7 @@ def group_cdf_limits(
         lambda: _segment_search(samples.values, start, count, z, side="right"),
         lambda: k + run,
     )
+    left = _step_level(samples, start, count, k, z, uniform=uniform)
     left = _step_level(samples, start, count, k, z, uniform=uniform)
     return left, _step_level(samples, start, count, k_right, z, uniform=uniform)
 
@@ -589,7 +636,13 @@ def group_quantile(
         no search over the levels or knots.
 
     Returns:
-      Quantiles, shape and dtype of ``levels``.
+      Quantiles, shape of ``levels``, in the float dtype of the levels and the values together
+      (integer levels: the values' dtype).
+
+    .. versionchanged:: 0.1.0
+       Low-precision or integer levels are computed in the values' dtype (bfloat16 levels
+       moved the step index by 3% of the group); quantiles of a :func:`group_views` layout
+       read the group's own points only.
 
     Example:
       >>> import jax.numpy as jnp
@@ -605,8 +658,24 @@ def group_quantile(
       Hyndman and Fan, *Sample quantiles in statistical packages*, 1996 (types 1 and 7).
     """
     _check_interpolation(interpolation)
-    u = v.as_array(levels, "levels")
+    u = _levels(levels, samples)
     group = _group_ids(group, samples, "group")
+    return _group_quantile(samples, group, u, interpolation=interpolation, uniform=uniform)
+
+
+def _levels(levels: ArrayLike, samples: GroupedSamples) -> Array:
+    """Levels as an array in the float dtype of the levels and the values together: the
+    ``(1 - 4 eps)`` guard of a bfloat16 level would move the index by 3% of the group, and a
+    float32 level would round float64 quantiles; integer levels (0 and 1) in the values'."""
+    u = v.as_array(levels, "levels")
+    if not jnp.issubdtype(u.dtype, jnp.floating):
+        return u.astype(samples.values.dtype)
+    return u.astype(jnp.promote_types(u.dtype, samples.values.dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("interpolation", "uniform"))
+def _group_quantile(samples, group, u, *, interpolation, uniform):
+    """:func:`group_quantile` on checked arrays (one compiled program per layout shape)."""
     start, count = samples.start[group], samples.count[group]
     vals, dtype = samples.values, u.dtype
     last = max(vals.shape[0] - 1, 0)
@@ -618,21 +687,32 @@ def group_quantile(
             # rounding up to the next index.
             i = jnp.ceil(u * n * (1 - eps)).astype(jnp.int32) - 1
         else:
-            i = _segment_search(samples.levels, start, count, u * (1 - eps), side="left")
+            # The first level >= u, and at u = 0 the first positive level: a leading point of
+            # zero weight (another group's, in a group_views segment) has level 0.
+            target = jnp.maximum(u * (1 - eps), jnp.finfo(dtype).tiny)
+            i = _segment_search(samples.levels, start, count, target, side="left")
         i = jnp.clip(i, 0, jnp.maximum(count - 1, 0))
         return _nan_at(u, vals[jnp.clip(start + i, 0, last)].astype(dtype))
     if uniform:
         h = u * jnp.maximum(n - 1, 0)
         i = jnp.clip(jnp.floor(h).astype(jnp.int32), 0, jnp.maximum(count - 2, 0))
         frac = jnp.clip(h - i, 0, 1)
+        j = jnp.minimum(i + 1, jnp.maximum(count - 1, 0))
     else:
+        # The last knot <= u: a point of positive weight (a run of equal knots ends at one).
         i = _segment_search(samples.knots, start, count, u, side="right") - 1
-        i = jnp.clip(i, 0, jnp.maximum(count - 2, 0))
+        i = jnp.clip(i, 0, jnp.maximum(count - 1, 0))
         k_lo = samples.knots[jnp.clip(start + i, 0, last)]
-        k_hi = samples.knots[jnp.clip(start + i + 1, 0, last)]
+        # The next point of positive weight: points of zero weight (another group's, in a
+        # group_views segment) share the knot of the positive point after them, which ends
+        # their run of equal knots.
+        k_next = samples.knots[jnp.clip(start + i + 1, 0, last)]
+        j = _segment_search(samples.knots, start, count, k_next, side="right") - 1
+        j = jnp.clip(j, i, jnp.maximum(count - 1, 0))  # j = i at the last point: frac 0
+        k_hi = samples.knots[jnp.clip(start + j, 0, last)]
         frac = jnp.clip(gs.safe_divide(u - k_lo, k_hi - k_lo), 0, 1)
     lo = vals[jnp.clip(start + i, 0, last)]
-    hi = vals[jnp.clip(start + jnp.minimum(i + 1, jnp.maximum(count - 1, 0)), 0, last)]
+    hi = vals[jnp.clip(start + j, 0, last)]
     return _nan_at(u, (lo + frac * (hi - lo)).astype(dtype))
 
 
@@ -663,7 +743,8 @@ def barycenter_quantile(
       uniform: the samples have unit weights (static).
 
     Returns:
-      Barycenter quantiles, shape and dtype of ``levels``.
+      Barycenter quantiles, shape of ``levels``, in the float dtype of the levels and the
+      values together (integer levels: the values' dtype).
 
     Example:
       >>> import jax.numpy as jnp
@@ -678,12 +759,16 @@ def barycenter_quantile(
       Chzhen, Denis, Hebiri, Oneto, Pontil, NeurIPS 2020 (arXiv:2006.07286), Theorem 2.3.
     """
     _check_interpolation(interpolation)
-    u = v.as_array(levels, "levels")
+    u = _levels(levels, samples)
     p = v.as_array(proportions, "proportions", ndim=1).astype(u.dtype)
     v.check_length(p, samples.start.shape[0], "proportions", "samples.start")
+    return _barycenter_quantile(samples, p, u, interpolation=interpolation, uniform=uniform)
 
+
+@functools.partial(jax.jit, static_argnames=("interpolation", "uniform"))
+def _barycenter_quantile(samples, p, u, *, interpolation, uniform):
     def body(s, acc):
-        q = group_quantile(samples, s, u, interpolation=interpolation, uniform=uniform)
+        q = _group_quantile(samples, s, u, interpolation=interpolation, uniform=uniform)
         return acc + p[s] * q
 
     return jax.lax.fori_loop(0, p.shape[0], body, jnp.zeros_like(u))
@@ -708,6 +793,7 @@ class MergedQuantiles(NamedTuple):
     quantiles: Array
 
 
+@jax.jit
 def merged_quantiles(samples: GroupedSamples) -> MergedQuantiles:
     """The groups' step quantile functions on the merged levels: exact integrals over [0, 1].
 

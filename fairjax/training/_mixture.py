@@ -335,6 +335,26 @@ def best_mixture(candidates: dict[str, np.ndarray], *, target: float) -> np.ndar
     return q / q.sum()
 
 
+def _component_decisions(params, model_state, batch, *, model, dtype):
+    """Each component's decisions on ``batch``, ``(m, n)`` (or ``(m, n, K)`` one-hot)."""
+
+    def decide(component):
+        p, state = component
+        logits = _forward(model, p, batch, None, state)[0]
+        # A NaN logit decides nothing: NaN, not a negative decision (or class 0) that every
+        # metric would count.
+        if logits.ndim == 2:
+            hot = jax.nn.one_hot(jnp.argmax(logits, axis=1), logits.shape[1], dtype=dtype)
+            return jnp.where(jnp.isnan(logits).any(axis=1, keepdims=True), jnp.nan, hot)
+        return jnp.where(jnp.isnan(logits), jnp.nan, (logits > 0).astype(dtype))
+
+    return jax.lax.map(decide, (params, model_state))
+
+
+# Compiled once per model (and shapes): an eager call's lax.map of a new closure recompiled.
+_component_decisions_jit = jax.jit(_component_decisions, static_argnames=("model", "dtype"))
+
+
 def mixture_decisions(
     model: Model,
     params: PyTree,
@@ -389,17 +409,10 @@ def mixture_decisions(
     dtype = jnp.result_type(float)
     probabilities = jnp.asarray(probabilities, dtype)
 
-    def decide(component):
-        p, state = component
-        logits = _forward(model, p, batch, None, state)[0]
-        # A NaN logit decides nothing: NaN, not a negative decision (or class 0) that every
-        # metric would count.
-        if logits.ndim == 2:
-            hot = jax.nn.one_hot(jnp.argmax(logits, axis=1), logits.shape[1], dtype=dtype)
-            return jnp.where(jnp.isnan(logits).any(axis=1, keepdims=True), jnp.nan, hot)
-        return jnp.where(jnp.isnan(logits), jnp.nan, (logits > 0).astype(dtype))
-
-    decisions = jax.lax.map(decide, (params, model_state))
+    decide = _loop.bind_static(
+        _component_decisions_jit, _component_decisions, model=model, dtype=dtype
+    )
+    decisions = decide(params, model_state, batch)
     if probabilities.ndim != 1 or decisions.shape[0] != probabilities.shape[0]:
         raise ValueError(
             f"`probabilities` must have shape ({decisions.shape[0]},) like the components of "

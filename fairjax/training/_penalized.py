@@ -258,39 +258,58 @@ class FitResult(NamedTuple):
     finite: bool = True
 
 
-def _chunk(objective: Objective, optimizer: optax.GradientTransformation, batch_size, length):
-    """One compiled run of ``length`` steps ``chunk(state, data, key) -> (state, mean loss)``
-    under the loop's mini-batching convention (:func:`fairjax._loop.scan_steps`)."""
-    step = _raw_step(objective, optimizer)
+# The compiled programs of :func:`fit` are module-level, keyed by their static arguments (the
+# objective and the optimizer, hashed by identity, see _loop.bind_static): a second fit with
+# the same objective and optimizer objects reuses them instead of compiling new closures.
+def _chunk(state, data, key, *, objective, optimizer, batch_size, length, step_keys):
+    """One compiled run of ``length`` steps ``-> (state, mean loss)`` under the loop's
+    mini-batching convention (:func:`fairjax._loop.scan_steps`)."""
+    state, losses = _loop.scan_steps(
+        _raw_step(objective, optimizer),
+        state,
+        data,
+        num_steps=length,
+        batch_size=batch_size,
+        key=key,
+        step_keys=step_keys,
+    )
+    return state, jnp.mean(losses)
 
-    @jax.jit
-    def chunk(state, data, key):
-        state, losses = _loop.scan_steps(
-            step,
-            state,
-            data,
-            num_steps=length,
-            batch_size=batch_size,
-            key=key,
-            step_keys=state.model_state is not None,
-        )
-        return state, jnp.mean(losses)
 
-    return chunk
+_chunk_jit = jax.jit(
+    _chunk, static_argnames=("objective", "optimizer", "batch_size", "length", "step_keys")
+)
+
+
+def _stream_step(state, batch, key, *, objective, optimizer):
+    """One step on a batch of a stream (one compiled program per batch shape)."""
+    return _raw_step(objective, optimizer)(state, batch, key)
+
+
+_stream_step_jit = jax.jit(_stream_step, static_argnames=("objective", "optimizer"))
 
 
 def _array_chunks(objective, optimizer, state, data, *, total, per, batch_size, key):
     """Yields ``(state, mean loss)`` after each epoch (``per`` steps; the last may be shorter)."""
-    chunks = {}
+    chunks = {}  # one program per length (the last epoch may be shorter)
     done = 0
     while done < total:
         length = min(per, total - done)
-        if length not in chunks:
-            chunks[length] = _chunk(objective, optimizer, batch_size, length)
         sub = None
         if key is not None:
             key, sub = jax.random.split(key)
-        state, loss = chunks[length](state, data, sub)
+        if length not in chunks:
+            chunks[length] = _loop.bind_static(
+                _chunk_jit,
+                _chunk,
+                objective=objective,
+                optimizer=optimizer,
+                batch_size=batch_size,
+                length=length,
+                step_keys=state.model_state is not None,
+            )
+        chunk = chunks[length]
+        state, loss = chunk(state, data, sub)
         done += length
         yield state, loss
 
@@ -298,7 +317,9 @@ def _array_chunks(objective, optimizer, state, data, *, total, per, batch_size, 
 def _stream_chunks(objective, optimizer, state, stream, *, total, per, key):
     """Yields ``(state, mean loss)`` every ``per`` batches of a Python iterator (one compiled
     step per batch shape), and after the last batch; at most ``total`` steps."""
-    step = jax.jit(_raw_step(objective, optimizer))
+    step = _loop.bind_static(
+        _stream_step_jit, _stream_step, objective=objective, optimizer=optimizer
+    )
     losses, t = [], 0
     for batch in itertools.islice(stream, total):
         sub = None if key is None else jax.random.fold_in(key, t)
@@ -466,16 +487,20 @@ def fit(
     )
 
 
+def _validation_objective(params, model_state, batch, *, objective):
+    if model_state is not None:
+        return objective(params, batch, None, model_state)[0]
+    return objective(params, batch)
+
+
+_validation_objective_jit = jax.jit(_validation_objective, static_argnames=("objective",))
+
+
 def _monitor(chunks, state, objective, validation_data, *, patience, min_delta, bar):
     """The epoch loop of :func:`fit`: history, validation, early stopping, divergence check."""
-    stateful = state.model_state is not None
-
-    @jax.jit
-    def val_objective(params, model_state, batch):
-        if stateful:
-            return objective(params, batch, None, model_state)[0]
-        return objective(params, batch)
-
+    val_objective = _loop.bind_static(
+        _validation_objective_jit, _validation_objective, objective=objective
+    )
     best_state, best, best_epoch, wait = state, np.inf, 0, 0
     train_hist, val_hist = [], []
     try:

@@ -117,3 +117,25 @@ def test_project_orthogonal_dense_kernel_axis_and_needs_params():
         tx.update(W, tx.init(W))
     with pytest.raises(ValueError, match="select the weight leaf"):
         tx.update({"w": W, "b": jnp.ones(2)}, tx.init(W), {"w": W, "b": jnp.ones(2)})
+
+
+def test_project_gradient_is_zero_at_an_optimum_held_by_several_slabs():
+    # min |w - t|^2 s.t. |U w| <= eps, three directions that are not orthogonal: at the
+    # optimum every constraint is active with a non-negative multiplier, yet for two of them
+    # the gradient alone points inwards (sign(c) U g > 0), so testing each row alone kept
+    # those components and the optimum was not a fixed point of the Adam chain.
+    rng = np.random.default_rng(0)
+    U = rng.normal(size=(3, 6))
+    rng.normal(size=6)
+    t = 5 * rng.normal(size=6)
+    w = np.asarray(ferm.project(jnp.asarray(t), jnp.asarray(U), eps=0.1), np.float64)
+    g = 2 * (w - t)
+    multipliers = -np.linalg.solve(U @ U.T, U @ g)
+    assert np.all(multipliers >= 0)  # w is the optimum ...
+    assert np.any(np.sign(U @ w) * (U @ g) > 0)  # ... that the row-by-row test missed
+    tx = ferm.project_gradient(jnp.asarray(U, jnp.float32), eps=0.1)
+    out = tx.update(jnp.asarray(g, jnp.float32), tx.init(None), jnp.asarray(w, jnp.float32))[0]
+    np.testing.assert_allclose(np.asarray(out), 0.0, atol=1e-4 * np.linalg.norm(g))
+    # Away from the boundary nothing is removed.
+    inside = tx.update(jnp.asarray(g, jnp.float32), tx.init(None), jnp.zeros(6))[0]
+    np.testing.assert_allclose(np.asarray(inside), g, rtol=1e-6)

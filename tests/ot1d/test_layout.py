@@ -210,12 +210,52 @@ def test_group_views_are_weighted_views_of_one_sort():
     hard, seg = ot1d.group_views(x, g, num_groups=3), ot1d.group_samples(x, g, num_groups=3)
     q, qg = rng.normal(size=40).astype(np.float32), rng.integers(0, 3, size=40)
     np.testing.assert_allclose(ot1d.group_cdf(hard, qg, q), ot1d.group_cdf(seg, qg, q), rtol=1e-6)
-    # Levels > 0: at u = 0 a view's step search stops at the first pooled point (level 0).
-    u = np.linspace(0.01, 1, 17, dtype=np.float32)
-    for k in range(3):
-        np.testing.assert_array_equal(
-            ot1d.group_quantile(hard, k, u), ot1d.group_quantile(seg, k, u)
+    # Quantiles and linear CDFs read a view's points of the group only: u = 0 (another
+    # group's first point gave the pooled minimum), the linear partners (another group's
+    # point between two of this group's gave 4.2 for 8.2), with weights and zero weights.
+    u = np.linspace(0, 1, 41, dtype=np.float32)
+    w0 = np.where(rng.random(50) < 0.2, 0, w).astype(np.float32)
+    for weights in (None, w0):
+        hard = ot1d.group_views(x, g, num_groups=3, weights=weights)
+        seg = ot1d.group_samples(x, g, num_groups=3, weights=weights)
+        for k in range(3):
+            np.testing.assert_array_equal(
+                ot1d.group_quantile(hard, k, u), ot1d.group_quantile(seg, k, u)
+            )
+            for name, fn in (("quantile", ot1d.group_quantile), ("cdf", ot1d.group_cdf)):
+                arg = u if name == "quantile" else q
+                np.testing.assert_allclose(
+                    fn(hard, k, arg, interpolation="linear"),
+                    fn(seg, k, arg, interpolation="linear"),
+                    rtol=1e-5,
+                    atol=1e-5,
+                    err_msg=f"{name}, group {k}",
+                )
+        np.testing.assert_allclose(
+            ot1d.barycenter_quantile(hard, jnp.array([0.5, 0.3, 0.2]), u, interpolation="linear"),
+            ot1d.barycenter_quantile(seg, jnp.array([0.5, 0.3, 0.2]), u, interpolation="linear"),
+            rtol=1e-5,
+            atol=1e-5,
         )
+
+
+def test_integer_points_and_low_precision_levels():
+    # Integer points were compared and returned as integers (a level of 0 or 1); bfloat16
+    # levels moved the step index by 3% of the group through their (1 - 4 eps) guard.
+    lay = ot1d.group_samples(jnp.arange(10.0), jnp.zeros(10, int), num_groups=1)
+    np.testing.assert_allclose(ot1d.group_cdf(lay, jnp.array([0]), jnp.array([5])), [0.5])
+    left, right = ot1d.group_cdf_limits(lay, jnp.array([0]), jnp.array([5]))
+    np.testing.assert_allclose([left[0], right[0]], [0.5, 0.6], rtol=1e-6)
+    np.testing.assert_array_equal(ot1d.group_quantile(lay, 0, jnp.array([0, 1])), [0.0, 9.0])
+    big = ot1d.group_samples(jnp.arange(1000.0), jnp.zeros(1000, int), num_groups=1)
+    for dtype in (jnp.bfloat16, jnp.float16):
+        level = jnp.array([0.5], dtype)
+        want = ot1d.group_quantile(big, 0, level.astype(jnp.float32))
+        got = ot1d.group_quantile(big, 0, level)
+        assert got.dtype == jnp.float32
+        np.testing.assert_array_equal(got, want)
+        bary = ot1d.barycenter_quantile(big, jnp.array([1.0]), level)
+        np.testing.assert_array_equal(bary, want)
 
 
 def test_merged_quantiles_integrate_wasserstein_and_views_agree_with_segments():

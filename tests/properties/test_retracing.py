@@ -71,6 +71,10 @@ def _dp_gap(z, batch):
     return penalties.sigmoid_rate_difference(z, batch[2], num_groups=G)
 
 
+def _objective(p, batch):
+    return _task_loss(_linear(p, batch), batch)
+
+
 _ADAM = optax.adam(0.1)
 _P0 = {"w": jnp.zeros(2), "b": jnp.zeros(())}
 
@@ -123,6 +127,21 @@ CALLS = {
     "ot1d.wasserstein_distance": lambda x, p, y, s, w, X: ot1d.wasserstein_distance(x, p),
     "ot1d.quantile": lambda x, p, y, s, w, X: ot1d.quantile(x, p),
     "ot1d.barycenter": lambda x, p, y, s, w, X: ot1d.barycenter(X.T),
+    "ot1d.group_cdf": lambda x, p, y, s, w, X: ot1d.group_cdf(
+        ot1d.group_samples(x, s, num_groups=G, weights=w), s, p, interpolation="linear"
+    ),
+    "ot1d.group_cdf_limits": lambda x, p, y, s, w, X: ot1d.group_cdf_limits(
+        ot1d.group_samples(x, s, num_groups=G), s, p
+    ),
+    "ot1d.group_quantile": lambda x, p, y, s, w, X: ot1d.group_quantile(
+        ot1d.group_views(x, s, num_groups=G, weights=w), 1, p, interpolation="linear"
+    ),
+    "ot1d.barycenter_quantile": lambda x, p, y, s, w, X: ot1d.barycenter_quantile(
+        ot1d.group_samples(x, s, num_groups=G), jnp.array([0.5, 0.5]), p
+    ),
+    "ot1d.merged_quantiles": lambda x, p, y, s, w, X: (
+        ot1d.merged_quantiles(ot1d.group_samples(x, s, num_groups=G, weights=w)).quantiles
+    ),
     "training.fit_constrained": lambda x, p, y, s, w, X: (
         training.fit_constrained(
             _task_loss,
@@ -151,6 +170,17 @@ CALLS = {
         training.fit_rate_constrained(
             _linear, _P0, (X, y, s), target=0.1, num_groups=G, optimizer=_ADAM, num_steps=5
         ).params
+    ),
+    "training.fit": lambda x, p, y, s, w, X: (
+        training.fit(
+            _objective, _P0, (X, y, s), optimizer=_ADAM, num_steps=4, validation_data=(X, y, s)
+        ).state.params
+    ),
+    "training.fit (a stream)": lambda x, p, y, s, w, X: (
+        training.fit(_objective, _P0, iter([(X, y, s)] * 3), optimizer=_ADAM).state.params
+    ),
+    "training.mixture_decisions": lambda x, p, y, s, w, X: training.mixture_decisions(
+        _linear, {"w": X[:2], "b": x[:2]}, jnp.array([0.5, 0.5]), (X, y, s)
     ),
 }
 

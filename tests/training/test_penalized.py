@@ -194,3 +194,22 @@ def test_demo_pareto_is_a_deprecated_forward_to_the_cli(monkeypatch):
         assert training.demo_pareto is sentinel
     with pytest.raises(AttributeError, match="no_such_name"):
         training.no_such_name
+
+
+def test_fit_takes_an_objective_that_does_not_hash():
+    # The compiled epoch is keyed by the objective; one that defines __eq__ without __hash__
+    # cannot key it and is compiled for the call, with the same result.
+    class Objective:
+        __hash__ = None
+
+        def __eq__(self, other):
+            return isinstance(other, Objective)
+
+        def __call__(self, p, batch):
+            return jnp.mean((batch[0] * p - batch[1]) ** 2)
+
+    data = (jnp.arange(4.0), 2 * jnp.arange(4.0))
+    opt = optax.adam(0.1)
+    plain = training.fit(lambda p, b: Objective()(p, b), jnp.zeros(()), data, optimizer=opt)
+    odd = training.fit(Objective(), jnp.zeros(()), data, optimizer=opt)
+    np.testing.assert_array_equal(odd.train_loss, plain.train_loss)
