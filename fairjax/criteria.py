@@ -70,6 +70,7 @@ References:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Hashable
 from typing import Any, NamedTuple
@@ -444,7 +445,7 @@ def resolve(
         mapped = _CONDITION_NAMES.get(val) if isinstance(val, str) else None
         choices = tuple(_CONDITION_NAMES)
     elif key == "label_value":
-        mapped = _LABEL_VALUES.get(val) if isinstance(val, (int, float)) else None
+        mapped = _LABEL_VALUES.get(val) if isinstance(val, numbers.Real) else None
         choices = tuple(_LABEL_VALUES)
     else:
         choices = DECISION_RATES if allowed is None else tuple(allowed)
@@ -510,7 +511,7 @@ def _check_labels(crit: Criterion, labels: Any) -> None:
     """Labels where the criterion needs them, and 0/1: -1/+1 or 2 would condition no row."""
     if crit.needs_labels and labels is None:
         raise ValueError(f"`labels` are required for criterion={crit.name!r}.")
-    v.check_binary(jnp.asarray(labels) if crit.needs_labels else None, "labels")
+    v.check_binary(v.as_array(labels, "labels") if crit.needs_labels else None, "labels")
 
 
 def group_rates(
@@ -651,19 +652,20 @@ def confusion_matrix(
     h = v.as_array(values, "values", ndim=1)
     v.check_unit_interval(h, "values", nan_ok=True)  # logits would make negative cells
     n, g = h.shape[0], v.check_groups(groups, num_groups=num_groups, n=h.shape[0])
+    weights = v.check_weights(weights, n)  # before the labels read them
     h = h.astype(v.float_dtype(h, weights))
-    if labels is None:
-        y = jnp.zeros_like(h)
-    else:
+    y = jnp.zeros_like(h)
+    if labels is not None:
         y = v.as_array(labels, "labels", ndim=1)
         v.check_length(y, n, "labels", "values")
         v.check_labels(y, "labels")
-        live = True if weights is None else jnp.asarray(weights) != 0  # weight 0: masked
+        live = True if weights is None else weights != 0  # weight 0: masked
         y = jnp.where(jnp.isnan(y) & live, jnp.nan, y == 1).astype(h.dtype)  # NaN, not "0"
     cells = jnp.stack([y * h, (1 - y) * h, y * (1 - h), (1 - y) * (1 - h)], axis=-1)
     num = g.shape[1] if g.ndim == 2 else v.check_num_groups(num_groups)
+    sums_options = dict(weights=weights, axis_name=axis_name)
     if strata is None:
-        return gs.group_sums(cells, g, num_groups=num, weights=weights, axis_name=axis_name)
+        return gs.group_sums(cells, g, num_groups=num, **sums_options)
     if num_strata is None:
         raise ValueError("`num_strata` is required with `strata`.")
     k = v.check_groups(strata, num_groups=num_strata, n=n)
@@ -674,9 +676,7 @@ def confusion_matrix(
         joint = (one_hot[:, :, None] * g[:, None, :]).reshape(n, num_strata * num)
     else:
         joint = k.astype(jnp.int32) * num + g.astype(jnp.int32)
-    sums = gs.group_sums(
-        cells, joint, num_groups=num_strata * num, weights=weights, axis_name=axis_name
-    )
+    sums = gs.group_sums(cells, joint, num_groups=num_strata * num, **sums_options)
     return sums.reshape(num_strata, num, len(CELLS))
 
 
@@ -767,6 +767,7 @@ def largest_gap(rates: ArrayLike, counts: ArrayLike) -> Array:
       Array(0.3, dtype=float32)
     """
     rates, counts = jnp.asarray(rates), jnp.asarray(counts)
+    rates = rates if jnp.issubdtype(rates.dtype, jnp.floating) else rates.astype(float)
     present = counts > 0
     big = jnp.finfo(rates.dtype).max
     hi = jnp.max(jnp.where(present, rates, -big), axis=-1)

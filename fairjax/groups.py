@@ -120,8 +120,10 @@ def row_weights(
     w = jnp.ones((n,), dtype) if w is None else w.astype(dtype)
     if labels is not None:
         y = v.as_array(labels, "labels", ndim=1)
-        v.check_length(y, n, "labels", "groups")
-        kept = (y == label_value).astype(dtype)
+        v.check_length(y, n, "labels", "the data")
+        if label_value is None or isinstance(label_value, (str, bytes)):
+            raise TypeError(f"`label_value` must be a number, got {label_value!r}.")
+        kept = jnp.asarray(y == label_value).astype(dtype)
         if jnp.issubdtype(y.dtype, jnp.floating):  # a NaN label is no condition: NaN, not 0
             kept = jnp.where(jnp.isnan(y) & (w != 0), jnp.nan, kept)
         w = w * kept
@@ -230,7 +232,9 @@ def column_sums(rows: ArrayLike) -> Array:
       >>> column_sums(jnp.array([[1.0, 2.0], [3.0, 4.0]]))
       Array([4., 6.], dtype=float32)
     """
-    rows = jnp.asarray(rows)
+    rows = v.as_array(rows, "rows")
+    if rows.ndim == 0:
+        raise ValueError("`rows` must have a leading axis of rows, got a scalar.")
     return _per_group_sum(rows, jnp.zeros(rows.shape[:1], jnp.int32), 1)[0]
 
 
@@ -629,6 +633,10 @@ def intersect(*attributes: ArrayLike, num_groups: Sequence[int]) -> Array:
     """
     if not attributes:
         raise ValueError("`intersect` needs at least one attribute.")
+    if not isinstance(num_groups, Sequence | np.ndarray):
+        raise TypeError(
+            f"`num_groups` must give one size per attribute (a sequence), got {num_groups!r}."
+        )
     sizes = tuple(num_groups)
     if len(sizes) != len(attributes):
         raise ValueError(

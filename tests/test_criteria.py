@@ -408,3 +408,23 @@ def test_fairlearn_names_get_a_hint_naming_the_criterion():
     with pytest.raises(ValueError, match="fairlearn's name of 'equal_opportunity'"):
         criteria.get("true_positive_rate_parity")
     assert all(v in criteria.CRITERIA for v in criteria.FAIRLEARN_NAMES.values())
+
+
+def test_checks_name_the_argument_before_any_computation():
+    # Short weights with labels were a broadcasting error from inside the label masking;
+    # string labels JAX's "error interpreting argument"; integer rates a finfo error; a NumPy
+    # integer label_value was refused where True was taken.
+    values, groups = jnp.array([1.0, 0.0, 1.0]), jnp.array([0, 1, 1])
+    with pytest.raises(ValueError, match="`weights` must have one row per sample"):
+        criteria.confusion_matrix(
+            values, groups, jnp.array([1, 0, 1]), num_groups=2, weights=jnp.ones(2)
+        )
+    with pytest.raises(TypeError, match="`labels` must be numeric"):
+        criteria.group_rates(
+            values, groups, np.array(["a", "b", "a"]), criterion="equal_opportunity", num_groups=2
+        )
+    assert float(criteria.largest_gap(jnp.array([0, 1, 1]), jnp.array([2.0, 1.0, 1.0]))) == 1.0
+    with pytest.warns(DeprecationWarning):
+        assert (
+            criteria.resolve(None, where="f", label_value=np.int64(1)).name == "equal_opportunity"
+        )

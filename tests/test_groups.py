@@ -463,3 +463,19 @@ def test_intersect_names_a_membership_matrix_as_the_wrong_attribute():
     onehot = jax.nn.one_hot(jnp.array([0, 1, 0, 1]), 2)
     with pytest.raises(ValueError, match="attribute 0 must be integer ids"):
         gs.intersect(onehot, jnp.array([0, 1, 1, 0]), num_groups=[2, 2])
+
+
+def test_bad_arguments_are_named():
+    # A string label_value gave "'bool' object has no attribute 'astype'", a scalar to
+    # column_sums an IndexError, a bare int num_groups to intersect "'int' object is not
+    # iterable"; a short labels array named `groups`, which row_weights does not take.
+    labels = jnp.array([1, 0, 1])
+    for value in ("1", None):
+        with pytest.raises(TypeError, match="`label_value` must be a number"):
+            gs.row_weights(3, labels=labels, label_value=value)
+    with pytest.raises(ValueError, match="`labels` must have one row per sample of the data"):
+        gs.row_weights(3, labels=jnp.array([1, 0]))
+    with pytest.raises(ValueError, match="`rows` must have a leading axis"):
+        gs.column_sums(3.0)
+    with pytest.raises(TypeError, match="`num_groups` must give one size per attribute"):
+        gs.intersect(jnp.array([0, 1]), num_groups=2)

@@ -22,7 +22,7 @@ ArrayLike = jax.typing.ArrayLike
 
 
 def _direction_coefficients(
-    n: int, y: Array, groups: Array, *, num_groups: int | None, criterion, weights
+    n: int, y: Array, groups: Array, *, num_groups: int | None, criterion, weights, dtype
 ) -> Array:
     r"""The rows :math:`c_k` with ``fairness_direction(X) = C @ X`` for every ``X`` (linear in X).
 
@@ -34,7 +34,7 @@ def _direction_coefficients(
             col, y, groups, num_groups=num_groups, criterion=criterion, weights=weights
         )[:, 0]
 
-    ones = jnp.ones((n, 1), jnp.float32 if weights is None else v.float_dtype(weights))
+    ones = jnp.ones((n, 1), dtype)  # the kernel's dtype: float64 under x64
     out, pullback = jax.vjp(direction, ones)
     return jax.vmap(lambda e: pullback(e)[0][:, 0])(jnp.eye(out.shape[0], dtype=out.dtype))
 
@@ -123,8 +123,8 @@ def _projected_kernel(X, ysign, groups, weights, kernel, *, num_groups, criterio
     K = kn.kernel_matrix(kernel, X)
     K = 0.5 * (K + K.T)
     coef = _direction_coefficients(
-        n, ysign, groups, num_groups=num_groups, criterion=criterion, weights=weights
-    ).astype(K.dtype)
+        n, ysign, groups, num_groups=num_groups, criterion=criterion, weights=weights, dtype=K.dtype
+    )
     tau = coef @ K  # (G - 1, n): tau_k = fairness_direction(K), the constraint is tau @ beta = 0
     M = tau @ coef.T
     if M.shape[0] == 1:  # one direction (two groups): 1 / M, or 0 for a zero direction
@@ -283,6 +283,10 @@ def fit_kernel(
     v.check_scalar(num_landmarks, "num_landmarks", integer=True, positive=True, optional=True)
     criteria.check_option(solver, "solver", ("auto", "smo", "adam"))
     X, ysign, sw = _prepare(X, y, groups, num_groups, weights, eps, C, loss)
+    if v.is_concrete(ysign) and not v.holds(lambda xp, a: xp.any(a != a[0]), ysign):
+        # One class: the dual's constraint y . alpha = 0 forces alpha = 0, and the model
+        # predicted the other class everywhere (as scikit-learn's SVC, refuse).
+        raise ValueError("`y` must hold both classes: a kernel machine needs two; got one.")
     kernel = kn.gaussian(bandwidth=1.0) if kernel is None else kernel
     exact_ok = num_landmarks is None and loss != "logistic" and float(eps) == 0.0
     if solver == "smo" and not exact_ok:

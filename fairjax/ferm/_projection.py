@@ -175,7 +175,13 @@ def _project_slabs_batch(W: Array, U: Array, eps: Array, *, max_iter: int) -> Ar
 
 def _constrained_axis_last(param: ArrayLike, U: Array, axis: int) -> Array:
     """The constrained parameter with its constrained axis last, checked against ``d``."""
-    p = jnp.moveaxis(jnp.asarray(param), axis, -1)
+    p = jnp.asarray(param)
+    if p.ndim == 0:  # a scalar leaf (a bias) under the default mask
+        raise ValueError(
+            f"a constrained parameter is a scalar, but the directions have d = {U.shape[1]}; "
+            "select the weight leaf with `mask=`."
+        )
+    p = jnp.moveaxis(p, axis, -1)
     if p.shape[-1] != U.shape[1]:
         raise ValueError(
             f"a constrained parameter has size {p.shape[-1]} on axis {axis}, but the "

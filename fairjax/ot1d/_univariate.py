@@ -515,7 +515,8 @@ def wasserstein_distance(
       Santambrogio, *Optimal Transport for Applied Mathematicians*, 2015, Section 2.2;
       Chzhen, Denis, Hebiri, Oneto, Pontil, NeurIPS 2020 (arXiv:2006.07286).
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 1 <= p < math.inf:
+    number = isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool)
+    if not number or not 1 <= p < math.inf:
         raise ValueError(f"`p` must be a static finite number >= 1, got {p!r}.")
     xu, wu = _prepare(u_values, u_weights, "u_values")
     xv, wv = _prepare(v_values, v_weights, "v_values")

@@ -127,6 +127,21 @@ def test_fit_kernel_nystrom_landmarks_and_bad_input():
         ferm.fit_linear(X, y, s, num_groups=2, loss="exp")
     with pytest.raises(ValueError, match="`X` must be finite"):
         ferm.fit_kernel(np.where(X == X[0, 0], np.nan, X), y, s, num_groups=2)
+    # One class: the dual forced alpha = 0 and the model predicted the other class.
+    with pytest.raises(ValueError, match="`y` must hold both classes"):
+        ferm.fit_kernel(X, np.ones_like(y), s, num_groups=2)
+
+
+def test_fit_kernel_constraint_holds_in_float64_under_x64():
+    # The direction coefficients were computed in float32: tau . beta was 9e-8, not 1e-15.
+    X, y, s = data()
+    with jax.enable_x64(True):
+        X64 = np.asarray(X, np.float64)
+        model = ferm.fit_kernel(X64, y, s, num_groups=2)
+        K = kernels.kernel_matrix(kernels.gaussian(bandwidth=1.0), X64)
+        tau = ferm.fairness_direction(K, y, s, num_groups=2)
+        assert model.dual_coef.dtype == np.float64
+        assert float(np.max(np.abs(np.asarray(tau @ model.dual_coef)))) < 1e-10
 
 
 def test_fit_kernel_deprecated_condition():

@@ -117,6 +117,12 @@ def test_project_orthogonal_dense_kernel_axis_and_needs_params():
         tx.update(W, tx.init(W))
     with pytest.raises(ValueError, match="select the weight leaf"):
         tx.update({"w": W, "b": jnp.ones(2)}, tx.init(W), {"w": W, "b": jnp.ones(2)})
+    # A scalar bias under the default mask: the same message (was a moveaxis error).
+    params = {"w": jnp.ones(3), "b": jnp.zeros(())}
+    for make in (ferm.project_orthogonal, ferm.project_gradient):
+        t = make(u)
+        with pytest.raises(ValueError, match=r"is a scalar.*select the weight leaf"):
+            t.update(params, t.init(params), params)
 
 
 def test_project_gradient_is_zero_at_an_optimum_held_by_several_slabs():

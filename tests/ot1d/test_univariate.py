@@ -157,6 +157,8 @@ def test_wasserstein_nan_and_overflow_never_read_as_zero():
     for p in (np.inf, np.nan):
         with pytest.raises(ValueError, match="`p` must be a static finite number"):
             ot1d.wasserstein_distance(a, b, p=p)
+    # NumPy integers are numbers (np.int64(2) was refused where np.float64(2) was taken).
+    assert ot1d.wasserstein_distance(a, b, p=np.int64(2)) == ot1d.wasserstein_distance(a, b, p=2)
 
 
 def test_wasserstein_jit_vmap_padded_groups():
