@@ -211,6 +211,14 @@ def test_weighted_mean_of_float16_losses_sums_past_float16_range():
     assert grad(jnp.ones(2, half)).dtype == half
 
 
+def test_logistic_refuses_labels_outside_the_unit_interval():
+    # -1/+1 labels gave a negative loss, a label of 2 one of -2.95.
+    for labels in ([-1.0, 1.0], [0.0, 2.0]):
+        with pytest.raises(ValueError, match="`labels` must hold"):
+            losses.logistic(jnp.array([4.0, 1.0]), jnp.array(labels))
+    assert float(losses.logistic(jnp.array([0.0]), jnp.array([0.5]))[0]) > 0
+
+
 def test_weighted_mean_refuses_a_mask_that_is_not_boolean():
     # A float mask of 0.5 counted its row in full.
     x = jnp.array([1.0, 3.0, 5.0])

@@ -762,6 +762,12 @@ def barycenter_quantile(
     u = _levels(levels, samples)
     p = v.as_array(proportions, "proportions", ndim=1).astype(u.dtype)
     v.check_length(p, samples.start.shape[0], "proportions", "samples.start")
+    if v.is_concrete(p) and not v.holds(
+        lambda xp, a: xp.all(a >= 0) & (xp.abs(xp.sum(a) - 1) <= 1e-3), p
+    ):
+        raise ValueError(
+            f"`proportions` must be non-negative and sum to 1, got {np.asarray(p).tolist()}."
+        )
     return _barycenter_quantile(samples, p, u, interpolation=interpolation, uniform=uniform)
 
 

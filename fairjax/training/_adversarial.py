@@ -49,7 +49,6 @@ _CRITERIA = ("demographic_parity", "equalized_odds")
 _ADVERSARY_INPUTS = ("output", "representation")
 
 
-@jax.custom_vjp
 def gradient_reversal(x: ArrayLike, scale: ArrayLike = 1.0) -> Array:
     r"""The identity forward; its gradient multiplied by :math:`-\text{scale}` backward.
 
@@ -73,6 +72,15 @@ def gradient_reversal(x: ArrayLike, scale: ArrayLike = 1.0) -> Array:
     References:
       Ganin, Lempitsky, *Unsupervised domain adaptation by backpropagation*, ICML 2015.
     """
+    # A negative scale would make the reversal an ordinary gradient (checked where known).
+    v.check_scalar(scale, "scale", nonnegative=True)
+    return _reverse(x, scale)
+
+
+@jax.custom_vjp
+def _reverse(x: ArrayLike, scale: ArrayLike) -> Array:
+    """:func:`gradient_reversal` of any scale: the projection variant's ``c + lam`` may be
+    negative (its coefficient ``c`` is a signed projection)."""
     return jnp.asarray(x)
 
 
@@ -84,7 +92,7 @@ def _reversal_bwd(scale, g):
     return (-scale * g, jnp.zeros_like(scale))
 
 
-gradient_reversal.defvjp(_reversal_fwd, _reversal_bwd)
+_reverse.defvjp(_reversal_fwd, _reversal_bwd)
 
 
 def _adversary_inputs(seen: Array, labels: Array, criterion: str) -> Array:
@@ -177,7 +185,7 @@ def adversarial_objective(
             out = model(mp, x)
         logits, seen = out if adversary_input == "representation" else (out, out)
         task = jnp.mean(binary_cross_entropy(logits, y))
-        z = _adversary_inputs(gradient_reversal(seen, scale), y, criterion)
+        z = _adversary_inputs(_reverse(seen, scale), y, criterion)
         adv = optax.softmax_cross_entropy_with_integer_labels(adversary(ap, z), s).mean()
         return task, adv, model_state
 

@@ -305,8 +305,17 @@ def best_mixture(candidates: dict[str, np.ndarray], *, target: float) -> np.ndar
       >>> best_mixture(cand, target=0.02).round(4)  # 0.1 q_0 - 0.05 q_1 = 0.02
       array([0.4667, 0.5333, 0.    ])
     """
-    errors = np.asarray(candidates["error"], np.float64)
-    gaps = np.asarray(candidates["gaps"], np.float64).reshape(len(errors), -1)
+    errors = np.asarray(candidates["error"], np.float64).reshape(-1)
+    gaps = np.asarray(candidates["gaps"], np.float64)
+    if errors.size == 0 or gaps.shape[0] != errors.size:
+        raise ValueError(
+            f"`candidates` must hold one error and one row of gaps per classifier (at least "
+            f"one), got {errors.size} errors and gaps of shape {gaps.shape}."
+        )
+    gaps = gaps.reshape(errors.size, -1)
+    # NaN (a diverged candidate) would reach the linear program as "invalid input".
+    v.check_finite(errors, "candidates['error']")
+    v.check_finite(gaps, "candidates['gaps']")
     v.check_scalar(target, "target", nonnegative=True)
     from scipy.optimize import linprog
 

@@ -239,6 +239,14 @@ def test_group_views_are_weighted_views_of_one_sort():
         )
 
 
+def test_barycenter_quantile_checks_its_proportions():
+    # [1.5, -0.5] returned a number (8.5) for a barycenter that does not exist.
+    lay = ot1d.group_samples(jnp.arange(4.0), jnp.array([0, 0, 1, 1]), num_groups=2)
+    for p in ([1.5, -0.5], [0.5, 0.4]):
+        with pytest.raises(ValueError, match="`proportions` must be non-negative and sum to 1"):
+            ot1d.barycenter_quantile(lay, jnp.array(p), jnp.array([0.5]))
+
+
 def test_integer_points_and_low_precision_levels():
     # Integer points were compared and returned as integers (a level of 0 or 1); bfloat16
     # levels moved the step index by 3% of the group through their (1 - 4 eps) guard.

@@ -45,6 +45,9 @@ def test_gradient_reversal_is_identity_forward_and_negated_backward():
         jnp.array([0.0, 1.0])
     )
     np.testing.assert_allclose(gs, [[0.0, 0.0], [-1.0, -1.0]])
+    # A negative scale made the reversal an ordinary gradient, silently.
+    with pytest.raises(ValueError, match="`scale` must be >= 0"):
+        gradient_reversal(x, -2.0)
 
 
 def test_reversal_gradients_split_the_players():

@@ -50,6 +50,17 @@ def test_best_mixture_without_a_feasible_mixture_takes_the_smallest_gap():
     np.testing.assert_allclose(q, [0, 0, 0, 1], atol=1e-9)
 
 
+def test_best_mixture_names_bad_candidates():
+    # A NaN error reached scipy ("Invalid input for linprog"), mismatched arrays NumPy's
+    # "cannot reshape".
+    gap = np.array([0.1, -0.05, 0.0])
+    gaps = np.stack([gap, -gap], 1)
+    with pytest.raises(ValueError, match=r"`candidates\['error'\]` must be finite"):
+        training.best_mixture({"error": np.array([0.1, np.nan, 0.4]), "gaps": gaps}, target=0.02)
+    with pytest.raises(ValueError, match="one row of gaps per classifier"):
+        training.best_mixture({"error": np.array([0.1, 0.2]), "gaps": gaps}, target=0.02)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize(
