@@ -307,6 +307,9 @@ def fit_adversarial(
         adversary_input=adversary_input,
         stateful=stateful,
     )
+    _check_adversary_classes(
+        model, adversary, params, (x, y, s), model_state, adversary_input, criterion
+    )
     step = _loop.make_step(lambda p, a: objective(p, *a), optimizer, has_aux=stateful)
 
     def body(carry, batch, step_key):
@@ -328,6 +331,34 @@ def fit_adversarial(
     )
     ok = _loop.finite("training.fit_adversarial", params, losses[-1:])
     return AdversarialResult(params, losses, model_state, ok)
+
+
+def _check_adversary_classes(model, adversary, params, data, model_state, adversary_input, crit):
+    """Concrete group ids within the adversary's logits (found on one row, abstractly): an id
+    past them made every loss NaN, which the divergence warning blamed on the data or the
+    learning rate."""
+    x, y, s = data
+    if not (v.is_concrete(s) and s.size):
+        return
+
+    def logits(mp, ap):
+        if model_state is None:
+            out = model(mp, x[:1])
+        else:
+            out = model(mp, x[:1], jax.random.key(0), model_state)[0]
+        seen = out[1] if adversary_input == "representation" else out
+        return adversary(ap, _adversary_inputs(seen, y[:1], crit))
+
+    try:
+        num = jax.eval_shape(lambda p: logits(*p), params).shape[-1]
+    except Exception:  # the objective's own first call reports what is wrong
+        return
+    top = int(jnp.max(s))
+    if top >= num:
+        raise ValueError(
+            f"`s` holds group id {top}, but the adversary outputs {num} logits (ids 0 to "
+            f"{num - 1}); give it one logit per group."
+        )
 
 
 def _check_data(data: Any) -> tuple[Array, Array, Array]:

@@ -139,6 +139,8 @@ def test_fit_adversarial_names_bad_data_and_weight():
         ((x, y, s.astype(np.float32)), 0.5, TypeError, "`s` must hold integer group ids"),
         ((x, y, s - 1), 0.5, ValueError, "`s` must hold group ids >= 0"),
         ((x, y), 0.5, ValueError, "`data` must be an"),
+        # An id past the adversary's logits: every loss NaN, blamed on the learning rate.
+        ((x, y, 2 * s), 0.5, ValueError, "`s` holds group id 2, but the adversary outputs 2"),
     ]
     for data, lam, err, match in cases:
         with pytest.raises(err, match=match):
