@@ -626,6 +626,9 @@ def group_quantile(
     the paper's index :math:`x_{(\\lceil n_g u \\rceil)}` (1-based, clipped to the segment).
     ``"linear"``: linear interpolation between the values at their type-7 knots, NumPy's
     default ``"linear"`` method for unit weights. ``vmap`` over ``group`` for several groups.
+    An empty group (``count`` 0) has no quantile: what it returns is a value of the layout
+    read at its start, not a number of the group (check ``samples.count``; the barycenter
+    gives such a group proportion 0).
 
     Args:
       samples: a :class:`GroupedSamples`.
