@@ -48,6 +48,9 @@ def shared_data_home() -> pathlib.Path:
 # (`pytest -m slow`, in CI), so the default run stays a quick loop. A prefix names every case
 # that starts with it (parametrizations).
 SLOW_CASES = (
+    # Two sweeps of a stateful model; three diverging constrained runs (5 s each, compile-bound)
+    "tests/training/test_stateful.py::test_sweeps_return_the_trained_model_state",
+    "tests/training/test_lagrangian.py::test_nan_data_to_measure_on_and_a_run_that_diverges",
     # LAFTR, the representation adversary and multiclass post-processing (this session's
     # compile-bound tests, 7-26 s each on a loaded machine with a cold cache)
     "tests/training/test_adversarial.py::test_the_adversary_reads_the_representation",

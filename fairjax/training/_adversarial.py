@@ -377,7 +377,8 @@ def _check_data(data: Any) -> tuple[Array, Array, Array]:
         raise TypeError(f"`s` must hold integer group ids, got dtype {s.dtype}.")
     if v.is_concrete(s) and s.size and int(jnp.min(s)) < 0:
         raise ValueError(f"`s` must hold group ids >= 0, got {int(jnp.min(s))}.")
-    return x, y, s
+    # Boolean groups are ids 0 and 1 (optax's cross-entropy takes integer labels only).
+    return x, y, s.astype(jnp.int32) if s.dtype == jnp.bool_ else s
 
 
 _LAFTR_LOSSES = ("group_l1", "cross_entropy")

@@ -20,6 +20,7 @@ import optax
 
 from fairjax import _loop
 from fairjax import _validation as v
+from fairjax._nan import propagate_nan
 
 from ._penalized import Array, ArrayLike, Model, Objective, PyTree, _forward
 
@@ -200,8 +201,11 @@ class ConstrainedResult(NamedTuple):
         when ``finite`` is False).
       satisfied: whether ``validation_constraint`` (else ``train_constraint``) is
         ``<= target + tolerance``; always False when ``finite`` is False.
-      finite: whether ``params`` and the measured constraints are finite (False: training
-        diverged, and a :class:`DivergenceWarning` was issued).
+      finite: whether ``params``, the measured constraints and the last iterate
+        (``state.params``) are finite (False: training diverged, and a
+        :class:`DivergenceWarning` was issued; with ``iterate="best"`` a run that diverged
+        after its best step is not reported as a success either, though ``params`` holds
+        that step's finite parameters).
     """
 
     params: PyTree
@@ -306,12 +310,15 @@ def fit_constrained(
     each step starts from, and the last iterate) whose dual constraint :math:`\tilde C` on the
     training data was at most ``target + tolerance``, the one whose ``loss_fn`` was smallest,
     the earliest of equal losses (tracked inside the compiled loop, one extra copy of the
-    parameters), or the last iterate when none was feasible. It guarantees the bound (up to
-    ``tolerance``) on the training data, but the feasible iterate of lowest loss can be an early
-    one, before the primal-dual dynamics settle. A smooth constraint that converges onto the
-    bound sits on it only up to rounding (in float32, a few 1e-7 above or below): with
-    ``tolerance=0`` the converged iterates may all count as infeasible, so give a tolerance of
-    that order.
+    parameters), or the last iterate when none was feasible. Full batch and a stateless model,
+    it guarantees the bound (up to ``tolerance``) on the training data. With ``batch_size`` the
+    choice is made on the batch each step sees, and a stateful model's in training mode (its
+    chosen parameters are then measured with the final ``state.model_state``): the bound is not
+    guaranteed on the full data, and ``satisfied`` says whether it holds. The feasible iterate
+    of lowest loss can be an early one, before the primal-dual dynamics settle. A smooth
+    constraint that converges onto the bound sits on it only up to rounding (in float32, a few
+    1e-7 above or below): with ``tolerance=0`` the converged iterates may all count as
+    infeasible, so give a tolerance of that order.
 
     Args:
       loss_fn: ``loss_fn(params, batch) -> scalar``.
@@ -456,7 +463,8 @@ def _constrained_result(
     # The bound in the constraint's own precision, as the selection of iterate="best" uses it.
     bound = np.asarray(target, checked.dtype) + np.asarray(tolerance, checked.dtype)
     history = {k: np.asarray(val) for k, val in history.items()}
-    ok = _loop.finite("training.fit_constrained", chosen, train_v, val_v)
+    # The last iterate too: a run that diverged after its best step is no success.
+    ok = _loop.finite("training.fit_constrained", chosen, train_v, val_v, state.params)
     return ConstrainedResult(
         chosen,
         state,
@@ -493,10 +501,7 @@ def _fit_stream(
 ) -> ConstrainedResult:
     """:func:`fit_constrained` on a Python iterator of batches (one compiled step per batch)."""
     step = jax.jit(step)
-
-    @jax.jit
-    def measure(params, model_state, batch):
-        return _measure(dual_fn, model, (params,), model_state, batch)[0]
+    measure = _loop.bind_static(_measure_one_jit, _measure_one, dual_fn=dual_fn, model=model)
 
     infos, eval_steps, eval_values, dual = [], [], [], None
     for t, batch in enumerate(itertools.islice(stream, num_steps)):
@@ -673,11 +678,22 @@ def _run_constrained(
 
 
 def _measure(dual_fn, model, iterates, model_state, batch):
-    """The dual constraint of each of ``iterates`` on ``batch`` (evaluation mode)."""
-    return tuple(
-        jnp.asarray(dual_fn(_forward(model, p, batch, None, model_state)[0], batch))
-        for p in iterates
-    )
+    """The dual constraint of each of ``iterates`` on ``batch`` (evaluation mode); NaN where
+    the model's outputs hold a NaN: a constraint of hard decisions reads NaN logits as
+    negative decisions, a gap of 0 that would pass for satisfied."""
+
+    def one(p):
+        out = _forward(model, p, batch, None, model_state)[0]
+        return propagate_nan(jnp.asarray(dual_fn(out, batch)), *jax.tree.leaves(out))
+
+    return tuple(one(p) for p in iterates)
+
+
+def _measure_one(params, model_state, batch, *, dual_fn, model):
+    return _measure(dual_fn, model, (params,), model_state, batch)[0]
+
+
+_measure_one_jit = jax.jit(_measure_one, static_argnames=("dual_fn", "model"))
 
 
 def _task_and_dual_terms(loss_fn, dual_fn, model, params, batch, model_state=None):

@@ -107,9 +107,11 @@ def fit_rate_constrained(
     ``iterate="best"`` returns, instead of the last iterate, the iterate of lowest (weighted)
     training error among those whose largest training gap is at most ``target + tolerance``:
     the candidates are the parameters each step starts from (step 0 is ``params``) and the last
-    iterate; of equal errors the earliest wins. The bound then holds on the training data by
-    construction; when no iterate is feasible the last one is returned. A zero start (the
-    constant classifier, gap 0) is always feasible, so look at ``selected_step``.
+    iterate; of equal errors the earliest wins. With full batches and a stateless model the
+    bound then holds on the training data by construction (with mini-batches each step is
+    judged on its own batch: see below); when no iterate is feasible the last one is returned.
+    A zero start (the constant classifier, gap 0) is always feasible, so look at
+    ``selected_step``.
 
     **K classes.** With ``num_classes=K`` the model returns logits ``(n, K)``, decides the
     arg-max class, and the bound is on every class's one-vs-rest rate gap (the rates of
@@ -247,7 +249,8 @@ def fit_rate_constrained(
     # checked too. A stream without constraint_data has no training gap (NaN): not a
     # divergence.
     measured_gaps = gaps[1:] if stream and constraint_data is None else gaps
-    ok = _loop.finite("training.fit_rate_constrained", chosen, measured_gaps)
+    # The last iterate too: a run that diverged after its best step is no success.
+    ok = _loop.finite("training.fit_rate_constrained", chosen, measured_gaps, state.params)
     nan = float("nan")
     return ConstrainedResult(
         chosen,

@@ -38,6 +38,11 @@ class SweepResult(NamedTuple):
       penalty: the penalty of each model on the training data, shape ``(K,)``.
       finite: per model, whether its parameters, loss and penalty are finite, a NumPy bool
         array of shape ``(K,)`` (a :class:`DivergenceWarning` names the models that are not).
+      model_state: a stateful model's final state, each leaf with a leading axis of size
+        ``K`` (``None`` for a stateless model): what the loss and penalty were measured with.
+
+    .. versionchanged:: 0.1.0
+       ``model_state`` (a stateful model's trained state was dropped).
     """
 
     params: PyTree
@@ -45,6 +50,7 @@ class SweepResult(NamedTuple):
     loss: Array
     penalty: Array
     finite: Any = True
+    model_state: PyTree = None
 
 
 def _train_fixed_steps(
@@ -76,7 +82,7 @@ def _train_fixed_steps(
         step_keys=ms is not None,
     )
     out, _ = _forward(model, params, data, None, ms)
-    return params, loss_fn(out, data), penalty_fn(out, data)
+    return params, loss_fn(out, data), penalty_fn(out, data), ms
 
 
 def pareto_sweep(
@@ -137,7 +143,7 @@ def pareto_sweep(
     if not jnp.issubdtype(lams.dtype, jnp.floating):
         lams = lams.astype(jnp.result_type(float))
     batch_size = _check_batching(data, batch_size, key, model_state)
-    p, loss, pen = _sweep(
+    p, loss, pen, ms = _sweep(
         loss_fn=loss_fn,
         penalty_fn=penalty_fn,
         optimizer=optimizer,
@@ -151,7 +157,7 @@ def pareto_sweep(
         lams=lams,
     )
     ok = _loop.finite("training.pareto_sweep", p, loss, pen, batched=True)
-    return SweepResult(p, lams, loss, pen, ok)
+    return SweepResult(p, lams, loss, pen, ok, ms)
 
 
 def _check_batching(data, batch_size, key, model_state):
@@ -204,6 +210,11 @@ class ConstrainedSweepResult(NamedTuple):
       finite: per model, whether its parameters, multiplier and constraint are finite, a
         NumPy bool array of shape ``(K,)`` (a :class:`DivergenceWarning` names the models
         that are not).
+      model_state: a stateful model's final state, each leaf with a leading axis of size
+        ``K`` (``None`` for a stateless model): what the constraint was measured with.
+
+    .. versionchanged:: 0.1.0
+       ``model_state`` (a stateful model's trained state was dropped).
     """
 
     params: PyTree
@@ -211,6 +222,7 @@ class ConstrainedSweepResult(NamedTuple):
     targets: Array
     constraint: Array
     finite: Any = True
+    model_state: PyTree = None
 
 
 def constrained_sweep(
@@ -273,7 +285,7 @@ def constrained_sweep(
             "`constraint_fn` must return a scalar in a sweep (one target per model); for "
             "several constraints use fit_constrained."
         )
-    p, mu, c = _constrained_sweep(
+    p, mu, c, ms = _constrained_sweep(
         loss_fn=loss_fn,
         constraint_fn=constraint_fn,
         dual_fn=dual_fn,
@@ -292,7 +304,7 @@ def constrained_sweep(
     )
     ok = _loop.finite("training.constrained_sweep", p, mu, c, batched=True)
     # A diverged model's constraint means nothing (hard decisions of NaN logits read 0).
-    return ConstrainedSweepResult(p, mu, targets, jnp.where(ok, c, jnp.nan), ok)
+    return ConstrainedSweepResult(p, mu, targets, jnp.where(ok, c, jnp.nan), ok, ms)
 
 
 @functools.partial(
@@ -357,6 +369,6 @@ def _constrained_sweep(
         if iterate == "best":
             chosen = jax.tree.map(lambda b, last: jnp.where(best_step >= 0, b, last), best, chosen)
         out, _ = _forward(model, chosen, data, None, state.model_state)
-        return chosen, state.multiplier, dual_fn(out, data)
+        return chosen, state.multiplier, dual_fn(out, data), state.model_state
 
     return jax.vmap(one)(targets)

@@ -145,6 +145,10 @@ def test_fit_adversarial_names_bad_data_and_weight():
     for data, lam, err, match in cases:
         with pytest.raises(err, match=match):
             fit_adversarial(_model, _adversary, _params(), data, lam=lam, **kw)
+    # Boolean groups are ids 0 and 1 (they failed inside optax).
+    as_bool = fit_adversarial(_model, _adversary, _params(), (x, y, s == 1), lam=0.5, **kw)
+    as_int = fit_adversarial(_model, _adversary, _params(), (x, y, s), lam=0.5, **kw)
+    np.testing.assert_array_equal(as_bool.losses, as_int.losses)
 
 
 @pytest.mark.slow

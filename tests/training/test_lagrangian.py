@@ -9,7 +9,18 @@ import pytest
 
 from fairjax import penalties, training
 
-from .common import _data, _hard_dp, _logits, _loss, _p0, _penalty
+from .common import (
+    _data,
+    _hard_dp,
+    _hard_dp_out,
+    _logits,
+    _loss,
+    _loss_out,
+    _model,
+    _p0,
+    _penalty,
+    _penalty_out,
+)
 
 
 @pytest.mark.slow
@@ -171,3 +182,41 @@ def test_target_shapes_a_scalar_bounds_every_constraint_and_a_list_is_one_per_co
     assert eye.state.multiplier.shape == (2, 2)
     with pytest.raises(ValueError, match="`constraint_fn` must return a scalar in a sweep"):
         training.constrained_sweep(loss, both, jnp.zeros(2), None, jnp.array([0.5, 1.0]), **kw)
+
+
+def test_nan_data_to_measure_on_and_a_run_that_diverges_after_its_best_step_are_no_success():
+    # Hard decisions of NaN logits read as negative decisions: all-NaN validation data gave a
+    # constraint of 0 and satisfied=True. A run that diverged after its best feasible step
+    # reported finite and satisfied with iterate="best" (the mixture trainer said diverged).
+    train, _ = _data()
+    kw = dict(
+        target=0.05,
+        optimizer=optax.adam(0.05),
+        multiplier_optimizer=optax.sgd(0.5),
+        dual_constraint_fn=_hard_dp_out,
+        model=_model,
+    )
+    nan_val = (jnp.full_like(train[0], jnp.nan), train[1], train[2])
+    with pytest.warns(training.DivergenceWarning):
+        res = training.fit_constrained(
+            _loss_out, _penalty_out, _p0(), train, num_steps=20, validation_data=nan_val, **kw
+        )
+    assert np.isnan(res.validation_constraint) and not res.satisfied and not res.finite
+    blows_up = optax.sgd(lambda t: jnp.where(t < 40, 0.5, jnp.nan))
+    for trainer in ("fit_constrained", "fit_rate_constrained"):
+        with pytest.warns(training.DivergenceWarning):
+            if trainer == "fit_constrained":
+                res = training.fit_constrained(
+                    _loss_out, _penalty_out, _p0(), train, num_steps=80, iterate="best",
+                    **{**kw, "optimizer": blows_up},
+                )  # fmt: skip
+            else:
+                res = training.fit_rate_constrained(
+                    _logits_of_batch, _p0(), train, target=0.05, num_groups=2,
+                    optimizer=blows_up, num_steps=80, iterate="best",
+                )  # fmt: skip
+        assert res.selected_step < 40 and not res.finite and not res.satisfied, trainer
+
+
+def _logits_of_batch(p, batch):
+    return _logits(p, batch[0])
