@@ -298,6 +298,47 @@ def fit_adversarial(
             "`key` is required with `batch_size` or `model_state` (it shuffles the rows and "
             "makes the per-step keys)."
         )
+    options = dict(variant=variant, criterion=criterion, adversary_input=adversary_input)
+    # Validated here, as the objective checks its options (the compiled run gets lam traced).
+    adversarial_objective(model, adversary, lam=lam, stateful=stateful, **options)
+    _check_adversary_classes(
+        model, adversary, params, (x, y, s), model_state, adversary_input, criterion
+    )
+    run = _loop.bind_static(
+        _adversarial_run_jit,
+        _adversarial_run,
+        model=model,
+        adversary=adversary,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        stateful=stateful,
+        **options,
+    )
+    params, losses, model_state = run(params, (x, y, s), jnp.asarray(lam), key, model_state)
+    ok = _loop.finite("training.fit_adversarial", params, losses[-1:])
+    return AdversarialResult(params, losses, model_state, ok)
+
+
+def _adversarial_run(
+    params,
+    data,
+    lam,
+    key,
+    model_state,
+    *,
+    model,
+    adversary,
+    optimizer,
+    num_steps,
+    batch_size,
+    stateful,
+    variant,
+    criterion,
+    adversary_input,
+):
+    """:func:`fit_adversarial`'s training loop, one compiled program per model, adversary,
+    optimizer and options (an eager call built new closures and recompiled each time)."""
     objective = adversarial_objective(
         model,
         adversary,
@@ -306,9 +347,6 @@ def fit_adversarial(
         criterion=criterion,
         adversary_input=adversary_input,
         stateful=stateful,
-    )
-    _check_adversary_classes(
-        model, adversary, params, (x, y, s), model_state, adversary_input, criterion
     )
     step = _loop.make_step(lambda p, a: objective(p, *a), optimizer, has_aux=stateful)
 
@@ -323,14 +361,22 @@ def fit_adversarial(
     (params, _, model_state), losses = _loop.scan_steps(
         body,
         (params, optimizer.init(params), model_state),
-        (x, y, s),
+        data,
         num_steps=num_steps,
         batch_size=batch_size,
         key=key,
         step_keys=stateful,
     )
-    ok = _loop.finite("training.fit_adversarial", params, losses[-1:])
-    return AdversarialResult(params, losses, model_state, ok)
+    return params, losses, model_state
+
+
+_adversarial_run_jit = jax.jit(
+    _adversarial_run,
+    static_argnames=(
+        "model", "adversary", "optimizer", "num_steps", "batch_size", "stateful", "variant",
+        "criterion", "adversary_input",
+    ),
+)  # fmt: skip
 
 
 def _check_adversary_classes(model, adversary, params, data, model_state, adversary_input, crit):

@@ -8,12 +8,13 @@ measured on ``constraint_data`` after the training.
 
 from __future__ import annotations
 
-import functools
 import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fairjax import _loop
 
 from ._lagrangian import initial_state
 from ._rate_step import RateProblem, check_rate_batch, multiplier_shape, rate_step
@@ -22,6 +23,20 @@ from ._rate_step import evaluate as _evaluate
 
 def _stack(trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+# Module-level programs keyed by the problem (model, optimizer, options), so that a second
+# fit on a stream reuses them (new jitted closures recompiled on every call).
+def _stream_step(state, data, weights, key, target, costs, gaps, *, problem):
+    return rate_step(problem)(state, data, weights, key, target, costs, gaps)
+
+
+def _stream_evaluate(params, model_state, data, *, problem):
+    return _evaluate(problem, params, model_state, data)
+
+
+_stream_step_jit = jax.jit(_stream_step, static_argnames=("problem",))
+_evaluate_jit = jax.jit(_stream_evaluate, static_argnames=("problem",))
 
 
 def run_rate_stream(
@@ -52,8 +67,8 @@ def run_rate_stream(
             "a mixture trained on a stream needs `constraint_data`: its candidates' errors and "
             "gaps are measured there."
         )
-    step = jax.jit(rate_step(problem))
-    evaluate = jax.jit(functools.partial(_evaluate, problem))
+    step = _loop.bind_static(_stream_step_jit, _stream_step, problem=problem)
+    evaluate = _loop.bind_static(_evaluate_jit, _stream_evaluate, problem=problem)
     mu0 = jnp.zeros(multiplier_shape(problem.criterion, G, num_classes), dtype)
     state = initial_state(params, mu0, problem.optimizer, problem.multiplier_optimizer, model_state)
     target = jnp.asarray(target, dtype)

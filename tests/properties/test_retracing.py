@@ -71,6 +71,14 @@ def _dp_gap(z, batch):
     return penalties.sigmoid_rate_difference(z, batch[2], num_groups=G)
 
 
+def _adversary(q, z):
+    return z @ q
+
+
+def _linear_features(p, x):  # fit_adversarial's model reads the features alone
+    return x @ p["w"] + p["b"]
+
+
 def _objective(p, batch):
     return _task_loss(_linear(p, batch), batch)
 
@@ -178,6 +186,34 @@ CALLS = {
     ),
     "training.fit (a stream)": lambda x, p, y, s, w, X: (
         training.fit(_objective, _P0, iter([(X, y, s)] * 3), optimizer=_ADAM).state.params
+    ),
+    "training.fit_constrained (a stream)": lambda x, p, y, s, w, X: (
+        training.fit_constrained(
+            _task_loss,
+            _dp_gap,
+            _P0,
+            iter([(X, y, s)] * 3),
+            target=0.1,
+            optimizer=_ADAM,
+            model=_linear,
+            constraint_data=(X, y, s),
+        ).params
+    ),
+    "training.fit_rate_constrained (a stream)": lambda x, p, y, s, w, X: (
+        training.fit_rate_constrained(
+            _linear, _P0, iter([(X, y, s)] * 3), target=0.1, num_groups=G, optimizer=_ADAM
+        ).params
+    ),
+    "training.fit_adversarial": lambda x, p, y, s, w, X: (
+        training.fit_adversarial(
+            _linear_features,
+            _adversary,
+            (_P0, jnp.zeros((1, G))),
+            (X, y, s),
+            lam=0.5,
+            optimizer=_ADAM,
+            num_steps=3,
+        ).params
     ),
     "training.mixture_decisions": lambda x, p, y, s, w, X: training.mixture_decisions(
         _linear, {"w": X[:2], "b": x[:2]}, jnp.array([0.5, 0.5]), (X, y, s)
