@@ -448,6 +448,8 @@ def fit(
       (2.0, (2,))
     """
     stream = _loop.is_stream(data)
+    if _loop.is_stream(validation_data):  # it is evaluated once per epoch, whole
+        raise TypeError("`validation_data` must be a PyTree of arrays, not a stream of batches.")
     num_epochs = v.check_scalar(num_epochs, "num_epochs", integer=True, positive=True)
     num_steps = v.check_scalar(num_steps, "num_steps", integer=True, positive=True, optional=True)
     eval_every = v.check_scalar(eval_every, "eval_every", integer=True, positive=True)

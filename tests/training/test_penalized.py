@@ -118,6 +118,9 @@ def test_fit_minibatch_and_early_stopping():
         )
     with pytest.raises(ValueError, match="leading axis"):
         training.fit(obj, _p0(), (train[0], train[1][:5], train[2]), optimizer=optax.sgd(0.1))
+    # A generator as validation data failed in JAX ("error interpreting argument").
+    with pytest.raises(TypeError, match="`validation_data` must be a PyTree of arrays"):
+        training.fit(obj, _p0(), train, optimizer=optax.sgd(0.1), validation_data=iter([test]))
 
 
 def test_binary_cross_entropy_matches_optax_in_value_and_gradient():
