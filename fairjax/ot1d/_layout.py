@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -268,8 +268,8 @@ def group_views(
     With a membership matrix :math:`M` (``(n, G)``, non-negative; one-hot rows for integer
     ids) and row weights :math:`w`, group ``g`` is the pooled sample :math:`x` with weights
     :math:`w_i M_{ig}`. The values are sorted once, :math:`x_{(1)} \\le \\dots \\le x_{(n)}`,
-    and segment ``g`` of the :class:`GroupedSamples` is that whole sorted sample with the
-    group's own levels
+    and segment ``g`` of the :class:`GroupedSamples` has a slot for each of the ``n`` sorted
+    points, with the group's own levels
 
     .. math::
 
@@ -277,13 +277,16 @@ def group_views(
             \\sum_{j \\le k} w_{(j)} M_{(j) g}, \\qquad W_g = \\sum_i w_i M_{ig}
 
     (computed by :func:`cdf_levels`: a point of zero weight in the group repeats the level
-    before it exactly, the points holding the total get exactly 1) and type-7 knots (a point of
-    zero weight in the group takes the knot of the group's next point, so that the linear
-    quantile interpolates between the group's own points). So
-    ``start = g n``, ``count = n`` and ``N = G n``; ``total`` holds :math:`W_g`. Every function
-    of a :class:`GroupedSamples` applies (:func:`group_cdf`, :func:`group_quantile`,
-    :func:`merged_quantiles`); :func:`pooled_group_cdfs` reads this layout. To add the pooled
-    distribution as a last group, append the column of row sums (or of ones) to ``groups``.
+    before it exactly, the points holding the total get exactly 1) and type-7 knots. A slot
+    whose point has zero weight in the group holds the value and knot of the group's point
+    before it (before the group's first point, of that one): every search then reads a point
+    of the group, and the linear CDF and quantile interpolate between consecutive points of
+    the group; with positive weights everywhere (soft membership) the values are the sorted
+    sample itself. So ``start = g n``, ``count = n`` and ``N = G n``; ``total`` holds
+    :math:`W_g`. Every function of a :class:`GroupedSamples` applies (:func:`group_cdf`,
+    :func:`group_quantile`, :func:`merged_quantiles`), with the results of
+    :func:`group_samples` on the group's own points. To add the pooled distribution as a last
+    group, append the column of row sums (or of ones) to ``groups``.
     One sort and one cumulative sum: :math:`O(n \\log n + nG)`. Differentiable in the values
     (through the sort) and, almost everywhere, in the membership and weights.
 
@@ -300,14 +303,25 @@ def group_views(
       >>> import jax.numpy as jnp
       >>> from fairjax.ot1d import group_views
       >>> gv = group_views(jnp.array([0.3, 0.1, 0.2]), jnp.array([1, 0, 1]), num_groups=2)
-      >>> gv.values.reshape(2, 3)[0]
-      Array([0.1, 0.2, 0.3], dtype=float32)
+      >>> gv.values.reshape(2, 3)  # group 1 has no point at 0.1: its slot holds 0.2
+      Array([[0.1, 0.1, 0.1],
+             [0.2, 0.2, 0.3]], dtype=float32)
       >>> gv.levels.reshape(2, 3)
       Array([[1. , 1. , 1. ],
              [0. , 0.5, 1. ]], dtype=float32)
       >>> gv.total
       Array([1., 2.], dtype=float32)
+
+    .. versionchanged:: 0.1.0
+       A slot whose point has zero weight in the group holds the group's point before it
+       (it held the pooled point, which the quantiles and linear CDFs then read: at u = 0 the
+       pooled minimum, and another group's point as an interpolation neighbour).
     """
+    return _views(*_view_inputs(values, groups, num_groups, weights))
+
+
+def _view_inputs(values, groups, num_groups, weights) -> tuple[Array, Array, Array]:
+    """``(values, membership, weights)`` of :func:`group_views`, checked, in one float dtype."""
     x = v.as_array(values, "values", ndim=1)
     if x.shape[0] == 0:
         raise ValueError("`values` must not be empty: a distribution needs at least one row.")
@@ -318,35 +332,45 @@ def group_views(
     dtype = v.float_dtype(x, m, weights)
     w = v.check_weights(weights, x.shape[0])
     w = jnp.ones(x.shape, dtype) if w is None else w.astype(dtype)
-    return _views(x.astype(dtype), m.astype(dtype), w)
+    return x.astype(dtype), m.astype(dtype), w
+
+
+def _view_levels(x: Array, m: Array, w: Array) -> tuple[Array, Array, Array, Array]:
+    """``(sorted values (n,), weights (G, n), levels (G, n), totals (G,))`` of the one sort."""
+    order = jnp.argsort(x)
+    xs = x[order]  # the one sort; gradients flow back through this gather
+    wg = m[order].T * w[order][None, :]  # (G, n) weight of each sorted point in each group
+    return xs, wg, cdf_levels(wg), jnp.sum(wg, axis=1)
 
 
 @jax.jit
 def _views(x: Array, m: Array, w: Array) -> GroupedSamples:
     """:func:`group_views` on validated arrays of one float dtype."""
-    order = jnp.argsort(x)
-    xs = x[order]  # the one sort; gradients flow back through this gather
-    wg = m[order].T * w[order][None, :]  # (G, n) weight of each sorted point in each group
-    n, num = xs.shape[0], wg.shape[0]
-    levels = cdf_levels(wg)
-    total = jnp.sum(wg, axis=1)
-    # Type-7 knots (C_i - w_i) / (W - w_last), w_last the weight of the last positive point.
-    last = jnp.max(jnp.where(wg > 0, jnp.arange(n), 0), axis=1, keepdims=True)
+    xs, wg, levels, total = _view_levels(x, m, w)
+    num, n = wg.shape
+    index = jnp.arange(n)
+    # Type-7 knots (C_i - w_i) / (W - w_last), w_last the weight of the last positive point;
+    # the group's first point gets 0 exactly (the formula rounds).
+    last = jnp.max(jnp.where(wg > 0, index, 0), axis=1, keepdims=True)
     w_last = jnp.take_along_axis(wg, last, axis=1)
     knots = gs.safe_divide(levels * total[:, None] - wg, total[:, None] - w_last)
-    # A point of zero weight in the group takes the knot of the group's next point, exactly
-    # (computed, it could differ by a rounding): its run of equal knots then ends at a point of
-    # the group, which is what the linear quantile reads. Points after the group's last keep
-    # theirs (above 1).
-    # Up to the group's first point nothing lies below: knot 0 exactly (the formula rounds).
     below = jnp.pad(levels[:, :-1], ((0, 0), (1, 0)))
     knots = jnp.where(below > 0, knots, 0)
-    ahead = jax.lax.cummin(jnp.where(wg > 0, knots, jnp.inf), axis=1, reverse=True)
-    knots = jnp.where((wg > 0) | jnp.isinf(ahead), knots, ahead)
+    # A point of zero weight in the group stands on the group's point before it (value and
+    # knot; its level already repeats that point's), or before the group's first point on
+    # that one: every search then reads a point of the group, and the linear interpolations
+    # run between consecutive points of the group (another group's point, between two of
+    # this group's, was read as a neighbour). The step CDF and every level are unchanged.
+    src = jax.lax.cummax(jnp.where(wg > 0, index, -1), axis=1)
+    first = jnp.argmax(wg > 0, axis=1, keepdims=True)
+    src = jnp.where(src >= 0, src, first)
+    values = xs[src]
+    knots = jnp.take_along_axis(knots, src, axis=1)
     start = jnp.arange(num, dtype=jnp.int32) * n
     count = jnp.full((num,), n, jnp.int32)
-    values = jnp.broadcast_to(xs, (num, n)).reshape(-1)
-    return GroupedSamples(values, levels.reshape(-1), knots.reshape(-1), start, count, total)
+    return GroupedSamples(
+        values.reshape(-1), levels.reshape(-1), knots.reshape(-1), start, count, total
+    )
 
 
 def cdf_levels(weights: ArrayLike) -> Array:
@@ -516,26 +540,12 @@ def _group_cdf(samples, g, z, *, interpolation, uniform):
     last = max(samples.values.shape[0] - 1, 0)
     if interpolation == "step":
         return _step_level(samples, start, count, k, z, uniform=uniform)
-    if uniform:
-        lo = jnp.clip(start + k - 1, 0, last)
-        hi = jnp.clip(start + k, 0, last)
-        above = k >= count
-    else:
-        # The neighbours of z among the points of positive weight in the group: a point of
-        # zero weight (another group's point in a group_views segment) repeats the level
-        # before it, so the level below z is first reached at the positive point below z,
-        # and the next larger level is the positive point above it.
-        level = samples.levels[jnp.clip(start + k - 1, 0, last)]
-        i_lo = _segment_search(samples.levels, start, count, level, side="left")
-        i_hi = _segment_search(samples.levels, start, count, level, side="right")
-        lo = jnp.clip(start + i_lo, 0, last)
-        hi = jnp.clip(start + i_hi, 0, last)
-        above = (i_hi >= count) | (level >= 1)
-        k = jnp.where(level > 0, k, 0)  # only zero-weight points below z: level 0
+    lo = jnp.clip(start + k - 1, 0, last)
+    hi = jnp.clip(start + k, 0, last)
     v_lo, v_hi = samples.values[lo], samples.values[hi]
     l_lo, l_hi = samples.levels[lo], samples.levels[hi]
     frac = jnp.clip(gs.safe_divide(z - v_lo, v_hi - v_lo), 0, 1)
-    u = jnp.where(k <= 0, 0, jnp.where(above, 1, l_lo + frac * (l_hi - l_lo)))
+    u = jnp.where(k <= 0, 0, jnp.where(k >= count, 1, l_lo + frac * (l_hi - l_lo)))
     return _nan_at(z, jnp.where(count > 0, u, 0).astype(z.dtype))
 
 
@@ -608,7 +618,6 @@ def _group_cdf_limits(samples, g, z, *, uniform):
         lambda: k + run,
     )
     left = _step_level(samples, start, count, k, z, uniform=uniform)
-    left = _step_level(samples, start, count, k, z, uniform=uniform)
     return left, _step_level(samples, start, count, k_right, z, uniform=uniform)
 
 
@@ -639,13 +648,11 @@ def group_quantile(
         no search over the levels or knots.
 
     Returns:
-      Quantiles, shape of ``levels``, in the float dtype of the levels and the values together
-      (integer levels: the values' dtype).
+      Quantiles, shape and float dtype of ``levels`` (integer levels: the values' dtype).
 
     .. versionchanged:: 0.1.0
-       Low-precision or integer levels are computed in the values' dtype (bfloat16 levels
-       moved the step index by 3% of the group); quantiles of a :func:`group_views` layout
-       read the group's own points only.
+       16-bit levels are computed with in float32 (bfloat16 levels moved the step index by
+       3% of the group); integer levels are accepted.
 
     Example:
       >>> import jax.numpy as jnp
@@ -661,19 +668,21 @@ def group_quantile(
       Hyndman and Fan, *Sample quantiles in statistical packages*, 1996 (types 1 and 7).
     """
     _check_interpolation(interpolation)
-    u = _levels(levels, samples)
+    u, dtype = _levels(levels, samples)
     group = _group_ids(group, samples, "group")
-    return _group_quantile(samples, group, u, interpolation=interpolation, uniform=uniform)
+    q = _group_quantile(samples, group, u, interpolation=interpolation, uniform=uniform)
+    return q.astype(dtype)
 
 
-def _levels(levels: ArrayLike, samples: GroupedSamples) -> Array:
-    """Levels as an array in the float dtype of the levels and the values together: the
-    ``(1 - 4 eps)`` guard of a bfloat16 level would move the index by 3% of the group, and a
-    float32 level would round float64 quantiles; integer levels (0 and 1) in the values'."""
+def _levels(levels: ArrayLike, samples: GroupedSamples) -> tuple[Array, Any]:
+    """``(levels to compute with, dtype of the result)``: 16-bit levels are computed with in
+    float32 (``u * n`` and the ``(1 - 4 eps)`` guard in bfloat16 moved the index by 3% of the
+    group), wider ones in their own dtype, whose precision the guard is sized to; the result
+    keeps the levels' float dtype, and integer levels (0 and 1) take the values'."""
     u = v.as_array(levels, "levels")
     if not jnp.issubdtype(u.dtype, jnp.floating):
-        return u.astype(samples.values.dtype)
-    return u.astype(jnp.promote_types(u.dtype, samples.values.dtype))
+        return u.astype(samples.values.dtype), samples.values.dtype
+    return u.astype(jnp.promote_types(u.dtype, jnp.float32)), u.dtype
 
 
 @functools.partial(jax.jit, static_argnames=("interpolation", "uniform"))
@@ -690,32 +699,21 @@ def _group_quantile(samples, group, u, *, interpolation, uniform):
             # rounding up to the next index.
             i = jnp.ceil(u * n * (1 - eps)).astype(jnp.int32) - 1
         else:
-            # The first level >= u, and at u = 0 the first positive level: a leading point of
-            # zero weight (another group's, in a group_views segment) has level 0.
-            target = jnp.maximum(u * (1 - eps), jnp.finfo(dtype).tiny)
-            i = _segment_search(samples.levels, start, count, target, side="left")
+            i = _segment_search(samples.levels, start, count, u * (1 - eps), side="left")
         i = jnp.clip(i, 0, jnp.maximum(count - 1, 0))
         return _nan_at(u, vals[jnp.clip(start + i, 0, last)].astype(dtype))
     if uniform:
         h = u * jnp.maximum(n - 1, 0)
         i = jnp.clip(jnp.floor(h).astype(jnp.int32), 0, jnp.maximum(count - 2, 0))
         frac = jnp.clip(h - i, 0, 1)
-        j = jnp.minimum(i + 1, jnp.maximum(count - 1, 0))
     else:
-        # The last knot <= u: a point of positive weight (a run of equal knots ends at one).
         i = _segment_search(samples.knots, start, count, u, side="right") - 1
-        i = jnp.clip(i, 0, jnp.maximum(count - 1, 0))
+        i = jnp.clip(i, 0, jnp.maximum(count - 2, 0))
         k_lo = samples.knots[jnp.clip(start + i, 0, last)]
-        # The next point of positive weight: points of zero weight (another group's, in a
-        # group_views segment) share the knot of the positive point after them, which ends
-        # their run of equal knots.
-        k_next = samples.knots[jnp.clip(start + i + 1, 0, last)]
-        j = _segment_search(samples.knots, start, count, k_next, side="right") - 1
-        j = jnp.clip(j, i, jnp.maximum(count - 1, 0))  # j = i at the last point: frac 0
-        k_hi = samples.knots[jnp.clip(start + j, 0, last)]
+        k_hi = samples.knots[jnp.clip(start + i + 1, 0, last)]
         frac = jnp.clip(gs.safe_divide(u - k_lo, k_hi - k_lo), 0, 1)
     lo = vals[jnp.clip(start + i, 0, last)]
-    hi = vals[jnp.clip(start + j, 0, last)]
+    hi = vals[jnp.clip(start + jnp.minimum(i + 1, jnp.maximum(count - 1, 0)), 0, last)]
     return _nan_at(u, (lo + frac * (hi - lo)).astype(dtype))
 
 
@@ -746,8 +744,8 @@ def barycenter_quantile(
       uniform: the samples have unit weights (static).
 
     Returns:
-      Barycenter quantiles, shape of ``levels``, in the float dtype of the levels and the
-      values together (integer levels: the values' dtype).
+      Barycenter quantiles, shape and float dtype of ``levels`` (integer levels: the values'
+      dtype).
 
     Example:
       >>> import jax.numpy as jnp
@@ -762,7 +760,7 @@ def barycenter_quantile(
       Chzhen, Denis, Hebiri, Oneto, Pontil, NeurIPS 2020 (arXiv:2006.07286), Theorem 2.3.
     """
     _check_interpolation(interpolation)
-    u = _levels(levels, samples)
+    u, dtype = _levels(levels, samples)
     p = v.as_array(proportions, "proportions", ndim=1).astype(u.dtype)
     v.check_length(p, samples.start.shape[0], "proportions", "samples.start")
     if v.is_concrete(p) and not v.holds(
@@ -771,7 +769,8 @@ def barycenter_quantile(
         raise ValueError(
             f"`proportions` must be non-negative and sum to 1, got {np.asarray(p).tolist()}."
         )
-    return _barycenter_quantile(samples, p, u, interpolation=interpolation, uniform=uniform)
+    q = _barycenter_quantile(samples, p, u, interpolation=interpolation, uniform=uniform)
+    return q.astype(dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("interpolation", "uniform"))

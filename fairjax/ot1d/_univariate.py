@@ -25,8 +25,9 @@ from fairjax.ot1d._layout import (
     GroupedSamples,
     _cumulative_levels,
     _on_host,
+    _view_inputs,
+    _view_levels,
     cdf_levels,
-    group_views,
     merged_quantiles,
 )
 
@@ -119,8 +120,8 @@ def pooled_group_cdfs(
             return _host_pooled_cdfs(np.asarray(x), np.asarray(g), num_groups)
     m = gs.membership(g, num_groups=num_groups)
     # The pooled distribution is one more view of the same sort: a column of ones.
-    views = group_views(x, jnp.concatenate([m, jnp.ones_like(m[:, :1])], axis=1), weights=weights)
-    return _pooled_cdfs(views)
+    pooled = jnp.concatenate([m, jnp.ones_like(m[:, :1])], axis=1)
+    return _pooled_cdfs(*_view_inputs(x, pooled, None, weights))
 
 
 #: Most groups of the host path of :func:`pooled_group_cdfs` (one cumulative count per group).
@@ -181,13 +182,11 @@ def _sort_with_groups(x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 @jax.jit
-def _pooled_cdfs(views: GroupedSamples) -> PooledCDFs:
-    """:class:`PooledCDFs` of the views of :func:`group_views` whose last group is the pool."""
-    num = views.start.shape[0]
-    points = views.values[: views.values.shape[0] // num]
-    levels = views.levels.reshape(num, -1)
+def _pooled_cdfs(x: Array, m: Array, w: Array) -> PooledCDFs:
+    """:class:`PooledCDFs` of the one sort of :func:`group_views`, whose last group is the pool."""
+    points, _, levels, total = _view_levels(x, m, w)
     run_end = jnp.concatenate([points[1:] > points[:-1], jnp.ones((1,), bool)])
-    return PooledCDFs(points, levels[:-1].T, levels[-1], run_end, views.total[:-1])
+    return PooledCDFs(points, levels[:-1].T, levels[-1], run_end, total[:-1])
 
 
 # ----------------------------------------------------------------------------- helpers
