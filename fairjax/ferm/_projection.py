@@ -299,18 +299,28 @@ def _cone_residual(v: Array, A: Array) -> Array:
     r"""``v - A^T mu`` for ``mu = argmin_{mu >= 0} |v - A^T mu|`` (Lawson and Hanson's active-set
     NNLS): the projection of ``v`` onto the cone :math:`\{d : A d \le 0\}`. Zero rows of
     ``A`` take no part. Each step adds the constraint that ``v`` leaves the most and solves the
-    least squares on the chosen set exactly (``lstsq``, so dependent rows are fine); a
-    multiplier that would turn negative is backed off to zero and its constraint dropped.
+    least squares on the chosen set (a pseudo-inverse through ``eigh``, so dependent rows are
+    fine); a multiplier that
+    would turn negative is backed off to zero and its constraint dropped. As in
+    :func:`project`, the iterations only find the active set, on ``stop_gradient`` copies (a
+    ``while_loop`` has no reverse-mode derivative); one solve on that set gives the result and
+    its derivative.
     """
     k = A.shape[0]
-    Q = A @ A.T
-    b = A @ v
-    norms = jnp.sqrt(jnp.diag(Q))
-    tol = 100 * jnp.finfo(v.dtype).eps * norms * jnp.linalg.norm(v)
+    Q0, b0 = jax.lax.stop_gradient((A @ A.T, A @ v))
+    norms = jnp.sqrt(jnp.diag(Q0))
+    tol = 100 * jnp.finfo(v.dtype).eps * norms * jax.lax.stop_gradient(jnp.linalg.norm(v))
 
-    def solve(P):
+    def masked(Q, b, P):
         M = jnp.where(P[:, None] & P[None, :], Q, 0.0) + jnp.diag(jnp.where(P, 0.0, 1.0))
-        return jnp.where(P, jnp.linalg.lstsq(M, jnp.where(P, b, 0.0))[0], 0.0)
+        return M, jnp.where(P, b, 0.0)
+
+    def solve(Q, b, P):  # least squares on the set (eigh of the symmetric M: dependent rows)
+        M, rhs = masked(Q, b, P)
+        w, V = jnp.linalg.eigh(M)
+        cut = k * jnp.finfo(v.dtype).eps * jnp.max(jnp.abs(w))
+        inv = jnp.where(jnp.abs(w) > cut, 1 / jnp.where(jnp.abs(w) > cut, w, 1), 0.0)
+        return jnp.where(P, V @ (inv * (V.T @ rhs)), 0.0)
 
     def inner_cond(state):
         it, P, _, z = state
@@ -322,22 +332,24 @@ def _cone_residual(v: Array, A: Array) -> Array:
         first = jnp.argmin(ratio)  # the multiplier that reaches 0 first leaves the set
         mu = jnp.where(P, mu + ratio[first] * (z - mu), 0.0)
         P = P.at[first].set(False) & (mu > 0)
-        return it + 1, P, mu, solve(P)
+        return it + 1, P, mu, solve(Q0, b0, P)
 
     def outer_cond(state):
         it, P, mu = state
-        w = b - Q @ mu
+        w = b0 - Q0 @ mu
         return (it < 3 * k) & jnp.any(~P & (norms > 0) & (w > tol))
 
     def outer(state):
         it, P, mu = state
-        w = jnp.where(~P & (norms > 0), b - Q @ mu, -jnp.inf)
+        w = jnp.where(~P & (norms > 0), b0 - Q0 @ mu, -jnp.inf)
         P = P.at[jnp.argmax(w)].set(True)
-        _, P, _, z = jax.lax.while_loop(inner_cond, inner, (0, P, mu, solve(P)))
+        _, P, _, z = jax.lax.while_loop(inner_cond, inner, (0, P, mu, solve(Q0, b0, P)))
         return it + 1, P, jnp.where(P, jnp.maximum(z, 0.0), 0.0)
 
     start = (0, jnp.zeros((k,), bool), jnp.zeros((k,), v.dtype))
-    _, _, mu = jax.lax.while_loop(outer_cond, outer, start)
+    _, P, _ = jax.lax.while_loop(outer_cond, outer, start)
+    M, rhs = masked(A @ A.T, A @ v, P)
+    mu = jnp.maximum(jnp.where(P, jnp.linalg.lstsq(M, rhs)[0], 0.0), 0.0)
     return v - A.T @ mu
 
 
@@ -359,8 +371,11 @@ def project_gradient(
         optax.chain(project_gradient(u), optax.adam(1e-2), project_orthogonal(u))
 
     For ``eps = 0`` the gradient is projected onto the complement of :math:`\mathrm{span}\{u_k\}`.
-    For ``eps > 0`` only constraints on their boundary whose descent step points outwards are
-    removed (Rosen's gradient projection on the active face).
+    For ``eps > 0`` the descent step is projected onto the tangent cone of the slabs at the
+    parameters (the constraints on their boundary, each one-sided): the components removed are
+    the non-negative least-squares fit of the step by the outward normals, so a constraint held
+    by the others is kept even where the step alone would leave it inwards. Differentiable
+    (the active set is found without gradients, then one solve on it).
 
     Args:
       directions: ``(K, d)`` or ``(d,)`` directions.

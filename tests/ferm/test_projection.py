@@ -145,3 +145,7 @@ def test_project_gradient_is_zero_at_an_optimum_held_by_several_slabs():
     # Away from the boundary nothing is removed.
     inside = tx.update(jnp.asarray(g, jnp.float32), tx.init(None), jnp.zeros(6))[0]
     np.testing.assert_allclose(np.asarray(inside), g, rtol=1e-6)
+    # Reverse mode through the update (the active-set search runs without gradients).
+    at = jnp.asarray(w, jnp.float32)
+    grad = jax.grad(lambda h: jnp.sum(tx.update(h, tx.init(None), at)[0] ** 2))
+    assert np.all(np.isfinite(np.asarray(grad(jnp.asarray(g, jnp.float32)))))
