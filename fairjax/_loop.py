@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -270,3 +271,35 @@ def bind_static(jitted: Callable[..., Any], fn: Callable[..., Any], **static: An
     except TypeError:
         return jax.jit(functools.partial(fn, **static))
     return functools.partial(jitted, **static)
+
+
+#: The programs of :func:`compiled_for`, per owner (weakly held): dropped with their owner.
+_OWNED_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_for(fn: Callable[..., Any], owner: str, **static: Any) -> Callable[..., Any]:
+    """``fn`` compiled with its keyword arguments ``static`` bound, cached per ``static[owner]``
+    (a user's function, e.g. :func:`fairjax.training.fit`'s objective) and kept only while
+    that function lives.
+
+    A static argument of ``jax.jit`` stays in JAX's compile cache, with every array the
+    function captures; here the program (and its cache) is dropped with the function, so a
+    loop that builds a new objective per call does not accumulate them, while repeated calls
+    with the same objective compile once. A function that cannot be weakly referenced or
+    hashed, or unhashable options, get a program for this call alone."""
+    key_fn = static[owner]
+    rest = {k: val for k, val in static.items() if k != owner}
+    try:
+        table = _OWNED_PROGRAMS.setdefault(key_fn, {})
+        key = tuple(rest.items())
+        program = table.get(key)
+    except TypeError:
+        return jax.jit(functools.partial(fn, **static))
+    if program is None:
+        ref = weakref.ref(key_fn)
+
+        def bound(*args):
+            return fn(*args, **{owner: ref()}, **rest)
+
+        program = table[key] = jax.jit(bound)
+    return program

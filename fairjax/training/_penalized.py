@@ -258,9 +258,9 @@ class FitResult(NamedTuple):
     finite: bool = True
 
 
-# The compiled programs of :func:`fit` are module-level, keyed by their static arguments (the
-# objective and the optimizer, hashed by identity, see _loop.bind_static): a second fit with
-# the same objective and optimizer objects reuses them instead of compiling new closures.
+# The compiled programs of :func:`fit` are cached per objective while it lives, and per
+# optimizer and options (_loop.compiled_for): a second fit with the same objective and
+# optimizer reuses them instead of compiling new closures.
 def _chunk(state, data, key, *, objective, optimizer, batch_size, length, step_keys):
     """One compiled run of ``length`` steps ``-> (state, mean loss)`` under the loop's
     mini-batching convention (:func:`fairjax._loop.scan_steps`)."""
@@ -276,17 +276,9 @@ def _chunk(state, data, key, *, objective, optimizer, batch_size, length, step_k
     return state, jnp.mean(losses)
 
 
-_chunk_jit = jax.jit(
-    _chunk, static_argnames=("objective", "optimizer", "batch_size", "length", "step_keys")
-)
-
-
 def _stream_step(state, batch, key, *, objective, optimizer):
     """One step on a batch of a stream (one compiled program per batch shape)."""
     return _raw_step(objective, optimizer)(state, batch, key)
-
-
-_stream_step_jit = jax.jit(_stream_step, static_argnames=("objective", "optimizer"))
 
 
 def _array_chunks(objective, optimizer, state, data, *, total, per, batch_size, key):
@@ -299,9 +291,9 @@ def _array_chunks(objective, optimizer, state, data, *, total, per, batch_size, 
         if key is not None:
             key, sub = jax.random.split(key)
         if length not in chunks:
-            chunks[length] = _loop.bind_static(
-                _chunk_jit,
+            chunks[length] = _loop.compiled_for(
                 _chunk,
+                "objective",
                 objective=objective,
                 optimizer=optimizer,
                 batch_size=batch_size,
@@ -317,9 +309,7 @@ def _array_chunks(objective, optimizer, state, data, *, total, per, batch_size, 
 def _stream_chunks(objective, optimizer, state, stream, *, total, per, key):
     """Yields ``(state, mean loss)`` every ``per`` batches of a Python iterator (one compiled
     step per batch shape), and after the last batch; at most ``total`` steps."""
-    step = _loop.bind_static(
-        _stream_step_jit, _stream_step, objective=objective, optimizer=optimizer
-    )
+    step = _loop.compiled_for(_stream_step, "objective", objective=objective, optimizer=optimizer)
     losses, t = [], 0
     for batch in itertools.islice(stream, total):
         sub = None if key is None else jax.random.fold_in(key, t)
@@ -495,14 +485,9 @@ def _validation_objective(params, model_state, batch, *, objective):
     return objective(params, batch)
 
 
-_validation_objective_jit = jax.jit(_validation_objective, static_argnames=("objective",))
-
-
 def _monitor(chunks, state, objective, validation_data, *, patience, min_delta, bar):
     """The epoch loop of :func:`fit`: history, validation, early stopping, divergence check."""
-    val_objective = _loop.bind_static(
-        _validation_objective_jit, _validation_objective, objective=objective
-    )
+    val_objective = _loop.compiled_for(_validation_objective, "objective", objective=objective)
     best_state, best, best_epoch, wait = state, np.inf, 0, 0
     train_hist, val_hist = [], []
     try:

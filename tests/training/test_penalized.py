@@ -216,3 +216,27 @@ def test_fit_takes_an_objective_that_does_not_hash():
     plain = training.fit(lambda p, b: Objective()(p, b), jnp.zeros(()), data, optimizer=opt)
     odd = training.fit(Objective(), jnp.zeros(()), data, optimizer=opt)
     np.testing.assert_array_equal(odd.train_loss, plain.train_loss)
+
+
+def test_fit_does_not_keep_the_objective_alive():
+    # The compiled programs are cached per objective while it lives: a loop that builds a new
+    # objective (and the arrays it captures) per fit must not accumulate them, as a static
+    # argument of jax.jit would (JAX's compile cache held them until it was cleared).
+    import gc
+    import weakref
+
+    data = (jnp.arange(4.0), 2 * jnp.arange(4.0))
+    captured = jnp.ones(1000)
+
+    def make():
+        def objective(p, b):
+            return jnp.mean((b[0] * p - b[1]) ** 2) + 0 * captured.sum()
+
+        return objective
+
+    objective = make()
+    training.fit(objective, jnp.zeros(()), data, optimizer=optax.sgd(0.01), num_steps=3)
+    alive = weakref.ref(objective)
+    del objective
+    gc.collect()
+    assert alive() is None
