@@ -307,7 +307,8 @@ def best_mixture(candidates: dict[str, np.ndarray], *, target: float) -> np.ndar
     """
     errors = np.asarray(candidates["error"], np.float64).reshape(-1)
     gaps = np.asarray(candidates["gaps"], np.float64)
-    if errors.size == 0 or gaps.shape[0] != errors.size:
+    rows = gaps.shape[0] if gaps.ndim > 1 else errors.size * (gaps.size % max(errors.size, 1) == 0)
+    if errors.size == 0 or gaps.size == 0 or rows != errors.size:
         raise ValueError(
             f"`candidates` must hold one error and one row of gaps per classifier (at least "
             f"one), got {errors.size} errors and gaps of shape {gaps.shape}."
