@@ -13,8 +13,9 @@ over closed-over data).
 The one mini-batching convention of the trainers is :func:`scan_steps`: ``num_steps`` updates,
 full batch by default, or with ``batch_size`` and ``key`` shuffled mini-batches drawn epoch by
 epoch (every row once per epoch of ``n // batch_size`` steps), with an optional per-step PRNG
-key for the objective (dropout). :func:`is_stream` tells a PyTree of arrays from a Python
-iterator of batches. :func:`bind_static` gives a trainer's compiled program for its static
+key for the objective (dropout); :func:`train_steps` runs a stateless or stateful objective
+under it. :func:`is_stream` tells a PyTree of arrays from a Python iterator of batches.
+:func:`bind_static` and :func:`compiled_for` give a trainer's compiled program for its static
 arguments (objective, optimizer), so that repeated calls compile once.
 """
 
@@ -210,6 +211,50 @@ class DivergenceWarning(RuntimeWarning):
     False and report ``satisfied=False``. Filter it like any warning, e.g.
     ``warnings.simplefilter("error", DivergenceWarning)`` to make divergence an error.
     """
+
+
+def train_steps(
+    objective: Callable[..., Any],
+    optimizer: optax.GradientTransformation,
+    params: PyTree,
+    data: PyTree,
+    model_state: PyTree = None,
+    *,
+    num_steps: int,
+    batch_size: int | None = None,
+    key: Array | None = None,
+) -> tuple[PyTree, PyTree, Array]:
+    """``num_steps`` updates of ``objective`` under :func:`scan_steps`, stateless or stateful.
+
+    Without ``model_state``, ``objective(params, batch) -> value``; with it (dropout, batch
+    norm), ``objective(params, batch, key, model_state) -> (value, new_model_state)``, given a
+    fresh key per step and the state carried from step to step. Returns ``(params,
+    model_state, values)``, ``values`` the objective before each step, shape ``(num_steps,)``.
+    """
+    stateful = model_state is not None
+    if stateful:
+        step = make_step(lambda p, x: objective(p, *x), optimizer, has_aux=True)
+    else:
+        step = make_step(objective, optimizer)
+
+    def body(carry, batch, step_key):
+        p, opt_state, state = carry
+        if stateful:
+            p, opt_state, (value, state) = step(p, opt_state, (batch, step_key, state))
+        else:
+            p, opt_state, value = step(p, opt_state, batch)
+        return (p, opt_state, state), value
+
+    (params, _, model_state), values = scan_steps(
+        body,
+        (params, optimizer.init(params), model_state),
+        data,
+        num_steps=num_steps,
+        batch_size=batch_size,
+        key=key,
+        step_keys=stateful,
+    )
+    return params, model_state, values
 
 
 def finite(where: str, *trees: PyTree, batched: bool = False) -> Any:

@@ -348,24 +348,15 @@ def _adversarial_run(
         adversary_input=adversary_input,
         stateful=stateful,
     )
-    step = _loop.make_step(lambda p, a: objective(p, *a), optimizer, has_aux=stateful)
-
-    def body(carry, batch, step_key):
-        p, opt_state, state = carry
-        if stateful:
-            p, opt_state, (value, state) = step(p, opt_state, (batch, step_key, state))
-        else:
-            p, opt_state, value = step(p, opt_state, (batch,))
-        return (p, opt_state, state), value
-
-    (params, _, model_state), losses = _loop.scan_steps(
-        body,
-        (params, optimizer.init(params), model_state),
+    params, model_state, losses = _loop.train_steps(
+        objective,
+        optimizer,
+        params,
         data,
+        model_state,
         num_steps=num_steps,
         batch_size=batch_size,
         key=key,
-        step_keys=stateful,
     )
     return params, losses, model_state
 

@@ -59,27 +59,15 @@ def _train_fixed_steps(
     """Penalised training for ``num_steps`` steps under the loop's mini-batching convention
     (pure, vmappable over ``lam``); a stateful ``model`` when ``ms`` is not None."""
     objective = penalized(loss_fn, penalty_fn, lam, model=model)
-    if ms is None:
-        step = _loop.make_step(objective, optimizer)
-    else:
-        step = _loop.make_step(lambda p, x: objective(p, *x), optimizer, has_aux=True)
-
-    def body(carry, batch, k):
-        p, s, m = carry
-        if m is None:
-            p, s, _ = step(p, s, batch)
-        else:
-            p, s, (_, m) = step(p, s, (batch, k, m))
-        return (p, s, m), None
-
-    (params, _, ms), _ = _loop.scan_steps(
-        body,
-        (params, optimizer.init(params), ms),
+    params, ms, _ = _loop.train_steps(
+        objective,
+        optimizer,
+        params,
         data,
+        ms,
         num_steps=num_steps,
         batch_size=batch_size,
         key=key,
-        step_keys=ms is not None,
     )
     out, _ = _forward(model, params, data, None, ms)
     return params, loss_fn(out, data), penalty_fn(out, data), ms

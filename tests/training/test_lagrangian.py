@@ -9,18 +9,8 @@ import pytest
 
 from fairjax import penalties, training
 
-from .common import (
-    _data,
-    _hard_dp,
-    _hard_dp_out,
-    _logits,
-    _loss,
-    _loss_out,
-    _model,
-    _p0,
-    _penalty,
-    _penalty_out,
-)
+from . import common
+from .common import _data, _hard_dp, _logits, _loss, _p0, _penalty
 
 
 @pytest.mark.slow
@@ -193,13 +183,14 @@ def test_nan_data_to_measure_on_and_a_run_that_diverges_after_its_best_step_are_
         target=0.05,
         optimizer=optax.adam(0.05),
         multiplier_optimizer=optax.sgd(0.5),
-        dual_constraint_fn=_hard_dp_out,
-        model=_model,
+        dual_constraint_fn=common._hard_dp_out,
+        model=common._model,
     )
+    objectives = (common._loss_out, common._penalty_out)
     nan_val = (jnp.full_like(train[0], jnp.nan), train[1], train[2])
     with pytest.warns(training.DivergenceWarning):
         res = training.fit_constrained(
-            _loss_out, _penalty_out, _p0(), train, num_steps=20, validation_data=nan_val, **kw
+            *objectives, _p0(), train, num_steps=20, validation_data=nan_val, **kw
         )
     assert np.isnan(res.validation_constraint) and not res.satisfied and not res.finite
     blows_up = optax.sgd(lambda t: jnp.where(t < 40, 0.5, jnp.nan))
@@ -207,7 +198,7 @@ def test_nan_data_to_measure_on_and_a_run_that_diverges_after_its_best_step_are_
         with pytest.warns(training.DivergenceWarning):
             if trainer == "fit_constrained":
                 res = training.fit_constrained(
-                    _loss_out, _penalty_out, _p0(), train, num_steps=80, iterate="best",
+                    *objectives, _p0(), train, num_steps=80, iterate="best",
                     **{**kw, "optimizer": blows_up},
                 )  # fmt: skip
             else:
