@@ -158,7 +158,7 @@ SLOW_CASES = (
     "fairjax/ferm/_linear.py::fairjax.ferm._linear.fit_linear",
     "tests/properties/test_gradients.py::test_check_grads_float64[ot1d.quantile",
     "tests/postprocessing/test_postprocessing.py::test_gaussian_closed_form_barycenter",
-    "fairjax/ot1d/_layout.py::fairjax.ot1d._layout.group_quantile",
+    "fairjax/ot1d/_queries.py::fairjax.ot1d._queries.group_quantile",
     "tests/metrics/test_tables.py::test_bootstrap_covers_and_is_reproducible",
     "tests/test_losses.py::test_logistic_is_stable_for_large_logits_and_matches_optax",
     "tests/penalties/test_mmd.py::test_equalized_odds_is_the_sum_of_its_two_conditions[max-pairwise]",
@@ -167,8 +167,8 @@ SLOW_CASES = (
     # 2-core machine, about 1.5-2 s quiet): moved so that the README's test command stays
     # under 5 minutes; they run in CI's slow job.
     "fairjax/metrics/_streaming_scores.py::fairjax.metrics._streaming_scores.wasserstein_unfairness_streaming",
-    "fairjax/ot1d/_layout.py::fairjax.ot1d._layout.group_cdf",
-    "fairjax/ot1d/_layout.py::fairjax.ot1d._layout.merged_quantiles",
+    "fairjax/ot1d/_queries.py::fairjax.ot1d._queries.group_cdf",
+    "fairjax/ot1d/_queries.py::fairjax.ot1d._queries.merged_quantiles",
     "fairjax/penalties/_fractional.py::fairjax.penalties._fractional.fractional_rate_difference",
     "fairjax/penalties/_mmd.py::fairjax.penalties._mmd.mmd",
     "fairjax/penalties/_multiclass.py::fairjax.penalties._multiclass.softmax_rate_difference",
@@ -242,7 +242,7 @@ SLOW_CASES = (
     "fairjax/dependence.py::fairjax.dependence.hgr_kde",
     "fairjax/metrics/_continuous.py::fairjax.metrics._continuous.binned_parity_difference",
     "fairjax/metrics/_tables.py::fairjax.metrics._tables.bootstrap",
-    "fairjax/ot1d/_layout.py::fairjax.ot1d._layout.group_cdf_limits",
+    "fairjax/ot1d/_queries.py::fairjax.ot1d._queries.group_cdf_limits",
     "fairjax/postprocessing/_thresholds_streaming.py::fairjax.postprocessing._thresholds_streaming.fit_thresholds_streaming",
     "fairjax/representation.py::fairjax.representation.init_mlp",
     "tests/ferm/test_kernel.py::test_fit_kernel_unconstrained_matches_sklearn_svc",

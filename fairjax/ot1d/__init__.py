@@ -26,15 +26,17 @@ Single samples: :func:`cdf`, :func:`quantile`, :func:`wasserstein_distance`,
 
 from fairjax.ot1d._layout import (
     GroupedSamples,
-    MergedQuantiles,
-    barycenter_quantile,
     cdf_levels,
-    group_cdf,
-    group_cdf_limits,
     group_order,
-    group_quantile,
     group_samples,
     group_views,
+)
+from fairjax.ot1d._queries import (
+    MergedQuantiles,
+    barycenter_quantile,
+    group_cdf,
+    group_cdf_limits,
+    group_quantile,
     merged_quantiles,
 )
 from fairjax.ot1d._univariate import (

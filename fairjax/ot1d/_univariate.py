@@ -28,8 +28,8 @@ from fairjax.ot1d._layout import (
     _view_inputs,
     _view_levels,
     cdf_levels,
-    merged_quantiles,
 )
+from fairjax.ot1d._queries import merged_quantiles
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
