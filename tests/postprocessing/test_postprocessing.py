@@ -10,7 +10,7 @@ import pytest
 
 from fairjax import postprocessing as pp
 from fairjax.metrics import ks_unfairness, wasserstein_unfairness
-from fairjax.ot1d import _layout
+from fairjax.ot1d import _queries
 from fairjax.postprocessing._state import _DATA_FIELDS
 
 KEY = jax.random.key(0)
@@ -275,9 +275,9 @@ def test_cpu_search_blocks_equal_one_loop_search(monkeypatch):
     ):
         st = pp.fit_barycenter(f, s, num_groups=3, key=KEY, **kw)
         start, count = st.cdf_start[g], st.cdf_count[g]
-        k_one = _layout._segment_search(st.cdf_values, start, count, z, side="left")
-        monkeypatch.setattr(_layout, "_SEARCH_BLOCK", 512)  # 5000 queries: 10 blocks, padded
-        k_blocks = _layout._segment_search(st.cdf_values, start, count, z, side="left")
+        k_one = _queries._segment_search(st.cdf_values, start, count, z, side="left")
+        monkeypatch.setattr(_queries, "_SEARCH_BLOCK", 512)  # 5000 queries: 10 blocks, padded
+        k_blocks = _queries._segment_search(st.cdf_values, start, count, z, side="left")
         monkeypatch.undo()
         np.testing.assert_array_equal(k_blocks, k_one)
         for b in range(3):  # the rank #{a in A1_b : a < z}
