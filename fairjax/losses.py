@@ -64,8 +64,9 @@ def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
 
     The values of ``optax.sigmoid_binary_cross_entropy``, with one exponential and one
     logarithm per element instead of two of each (cheaper where a linear model's step is
-    dominated by elementwise work). Stable for any finite logit; the gradient is
-    :math:`\sigma(z) - y`, :math:`1/2 - y` at :math:`z = 0`.
+    dominated by elementwise work). Stable for any logit: an infinite logit costs 0 on its
+    label's side and infinity on the other. The gradient is :math:`\sigma(z) - y`,
+    :math:`1/2 - y` at :math:`z = 0`.
 
     Args:
       logits: scores on the logit scale, any shape.
@@ -93,7 +94,11 @@ def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
     # z = 0 are 0 in JAX, which would give the gradient -y instead of 1/2 - y at the zero
     # logits of a zero initialisation.
     positive = z >= 0
-    return jnp.where(positive, z, 0) - y * z + jnp.log1p(jnp.exp(-jnp.where(positive, z, -z)))
+    coefficient = jnp.where(positive, 1 - y, -y)
+    # 0 * inf where an infinite logit meets its own label: that loss is 0, not NaN;
+    # finite logits keep the product, so gradients in the labels are unchanged.
+    linear = jnp.where(jnp.isinf(z) & (coefficient == 0), 0, coefficient * z)
+    return linear + jnp.log1p(jnp.exp(-jnp.where(positive, z, -z)))
 
 
 def _margin(scores: ArrayLike, labels: ArrayLike) -> Array:

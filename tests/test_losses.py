@@ -232,3 +232,17 @@ def test_a_nan_label_gives_a_nan_loss(fn):
     # The margin losses read every label but 1 as negative, a NaN one too (loss 2, finite).
     out = np.asarray(fn(jnp.array([1.0, 0.5]), jnp.array([np.nan, 1.0])))
     assert np.isnan(out[0]) and np.isfinite(out[1])
+
+
+def test_logistic_of_an_infinite_logit_is_zero_on_its_label_side_and_infinite_across():
+    z = jnp.array([jnp.inf, -jnp.inf, jnp.inf, -jnp.inf, jnp.inf])
+    y = jnp.array([1.0, 0.0, 0.0, 1.0, 0.5])
+    got = losses.logistic(z, y)
+    np.testing.assert_array_equal(np.asarray(got), [0.0, 0.0, np.inf, np.inf, np.inf])
+    # The gradient in the logits is sigma(z) - y: 0 where the label is met.
+    grad = jax.grad(lambda z: losses.logistic(z, y[:2]).sum())(z[:2])
+    np.testing.assert_array_equal(np.asarray(grad), [0.0, 0.0])
+    # Finite logits keep the gradient in the labels, -z, even at hard labels.
+    zf = jnp.array([3.0, -2.0])
+    grad_y = jax.grad(lambda y: losses.logistic(zf, y).sum())(jnp.array([1.0, 0.0]))
+    np.testing.assert_allclose(np.asarray(grad_y), [-3.0, 2.0])
