@@ -663,11 +663,28 @@ def intersect(*attributes: ArrayLike, num_groups: Sequence[int]) -> Array:
 def intersection_names(*names: Sequence[str], separator: str = " & ") -> list[str]:
     """Labels of the ids made by :func:`intersect`, in the same order.
 
+    Args:
+      *names: one sequence of labels per attribute, in the order given to :func:`intersect`
+        (the first varies slowest).
+      separator: text put between the labels of one intersection.
+
+    Returns:
+      A list of ``prod(len(n) for n in names)`` strings.
+
+    Raises:
+      TypeError: if one of ``names`` is a string (it would be read as its characters).
+
     Example:
       >>> from fairjax.groups import intersection_names
       >>> intersection_names(["F", "M"], ["young", "old"])
       ['F & young', 'F & old', 'M & young', 'M & old']
     """
+    for k, level in enumerate(names):
+        if isinstance(level, (str, bytes)):
+            raise TypeError(
+                f"`names[{k}]` must be a sequence of labels, not the string {level!r}: "
+                f"write [{level!r}] for one label"
+            )
     labels = [""]
     for k, level in enumerate(names):
         labels = [f"{a}{separator if k else ''}{b}" for a in labels for b in level]

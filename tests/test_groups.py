@@ -163,6 +163,12 @@ def test_intersect_is_a_bijection():
     np.testing.assert_array_equal(traced, a * 3 + b)
 
 
+def test_intersection_names_refuses_a_string_for_a_list_of_labels():
+    with pytest.raises(TypeError, match=r"`names\[1\]`.*'MF'"):
+        gs.intersection_names(["young", "old"], "MF")
+    assert gs.intersection_names(["a"], ("x", "y"), separator="/") == ["a/x", "a/y"]
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
