@@ -139,6 +139,16 @@ def is_stream(data: Any) -> bool:
     return isinstance(data, Iterable) and len(leaves) == 1 and leaves[0] is data
 
 
+def refuse_constraint_data(constraint_data: Any) -> None:
+    """Raise where arrays come with ``constraint_data``, which only a stream of batches reads
+    (on arrays the constraint is measured on ``data`` itself): ignored, it would mislead."""
+    if constraint_data is not None:
+        raise ValueError(
+            "`constraint_data` is for a stream of batches: on arrays the constraint is measured "
+            "on `data` itself. Drop it, or pass `data` as an iterator of batches."
+        )
+
+
 def scan_steps(
     body: Callable[[Any, PyTree, Any], tuple[Any, Any]],
     carry: Any,

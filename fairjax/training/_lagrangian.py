@@ -337,7 +337,8 @@ def fit_constrained(
         :func:`fairjax.metrics.demographic_parity_difference` of the decisions; default
         ``constraint_fn``.
       validation_data: held-out batch on which constraint satisfaction is reported.
-      constraint_data: for a stream, the data on which the constraint is measured.
+      constraint_data: for a stream, the data on which the constraint is measured (refused
+        with arrays, whose constraint is measured on ``data``).
       eval_every: for a stream, steps between measurements on ``constraint_data``.
       tolerance: slack on the bound: for reporting ``satisfied``, and for which iterates count
         as feasible with ``iterate="best"``.
@@ -426,6 +427,7 @@ def fit_constrained(
             eval_every=v.check_scalar(eval_every, "eval_every", integer=True, positive=True),
             bound=np.asarray(target) + tolerance,
         )
+    _loop.refuse_constraint_data(constraint_data)
     state, (best, best_step), history, measured = _fit_program(
         step,
         loss_fn,

@@ -176,7 +176,8 @@ def fit_rate_constrained(
       weights: optional non-negative row weights ``(n,)`` of the training data (a row of
         weight 0 changes nothing; integer weights act as repeated rows). Not with a stream.
       validation_data: held-out ``(X, y, groups)`` on which the gap is reported (unweighted).
-      constraint_data: for a stream, the ``(X, y, groups)`` on which the gaps are measured.
+      constraint_data: for a stream, the ``(X, y, groups)`` on which the gaps are measured
+        (refused with arrays, whose gaps are measured on ``data``).
       eval_every: for a stream, steps between measurements on ``constraint_data``.
       tolerance: slack on the bound: ``satisfied`` admits a gap up to ``target + tolerance``,
         and with ``iterate="best"`` so does the choice of feasible iterates.
@@ -325,6 +326,7 @@ def run_reduction(
             problem, params, data, constraint_data=constraint_data, eval_every=eval_every, **options
         )
         return (*run, True)
+    _loop.refuse_constraint_data(constraint_data)
     if batch_size is not None:
         n = _loop.num_rows(data)
         batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)

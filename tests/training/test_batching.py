@@ -103,6 +103,17 @@ def test_minibatch_fit_constrained_meets_the_bound_on_the_full_data():
         training.fit_constrained(
             _loss, _penalty, _p0(), train, target=0.03, optimizer=optax.adam(0.05), batch_size=8
         )
+    # constraint_data is read only from a stream: on arrays it would be ignored, so refused.
+    with pytest.raises(ValueError, match="`constraint_data` is for a stream"):
+        training.fit_constrained(
+            _loss,
+            _penalty,
+            _p0(),
+            train,
+            target=0.03,
+            optimizer=optax.adam(0.05),
+            constraint_data=train,
+        )
 
 
 @pytest.mark.slow

@@ -134,6 +134,10 @@ def test_stream_and_minibatch_options_are_checked():
         _fit(iter([train, (train[0], train[1] + 2, train[2])]))
     with pytest.raises(ValueError, match="needs `constraint_data`"):
         _mixture(iter([train]))
+    # On arrays, constraint_data would be ignored: it is refused, for every rate trainer.
+    for trainer in (_fit, _mixture):
+        with pytest.raises(ValueError, match="`constraint_data` is for a stream"):
+            trainer(train, constraint_data=train)
 
 
 @pytest.mark.slow
