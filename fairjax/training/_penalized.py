@@ -502,8 +502,11 @@ def _monitor(chunks, state, objective, validation_data, *, patience, min_delta, 
             if patience is None:
                 best_state, best_epoch = state, e
                 continue
-            if monitored < best - min_delta:
-                best_state, best, best_epoch, wait = state, monitored, e, 0
+            # Epoch 0 is kept even when its loss is NaN, so that ``best_epoch`` always names the
+            # returned state (never the untrained one); a NaN does not become the bar to beat.
+            if e == 0 or monitored < best - min_delta:
+                best_state, best_epoch, wait = state, e, 0
+                best = monitored if np.isfinite(monitored) else np.inf
             else:
                 wait += 1
                 if wait >= patience:

@@ -123,6 +123,20 @@ def test_fit_minibatch_and_early_stopping():
         training.fit(obj, _p0(), train, optimizer=optax.sgd(0.1), validation_data=iter([test]))
 
 
+def test_early_stopping_on_nan_validation_returns_the_state_its_best_epoch_names():
+    train, test = _data()
+    nan_test = (jnp.full_like(test[0], jnp.nan), *test[1:])
+    with pytest.warns(training.DivergenceWarning):
+        res = training.fit(
+            _loss, _p0(), train, optimizer=optax.sgd(0.5), num_epochs=20, validation_data=nan_test,
+            patience=2,
+        )  # fmt: skip
+    # Every monitored loss is NaN: the first epoch is returned, as best_epoch says (it was the
+    # untrained initial state), the run stops after `patience` epochs, and it is not finite.
+    assert res.best_epoch == 0 and len(res.val_loss) == 3 and np.isnan(res.val_loss).all()
+    assert int(res.state.step) == 1 and not res.finite
+
+
 def test_binary_cross_entropy_matches_optax_in_value_and_gradient():
     z = jnp.array([-1e4, -30.0, -3.0, -1e-3, -0.0, 0.0, 1e-3, 3.0, 30.0, 1e4])
     for y in (0.0, 1.0, 0.3):
