@@ -147,8 +147,16 @@ def fit_projection(
             'method="orthogonal".'
         )
     u = U[0]
-    if v.is_concrete(u) and not bool(jnp.any(u != 0)):
-        raise ValueError("the fairness direction is 0: there is nothing to eliminate.")
+    # A difference of means carries rounding of about eps * |X|: a direction no larger is 0
+    # (constant features give 6e-8 in float32), and dividing by it would amplify noise.
+    if v.is_concrete(u) and v.is_concrete(X):
+        scale = float(np.max(np.abs(np.asarray(X, u.dtype)), initial=0.0))
+        rounding = 16 * float(jnp.finfo(u.dtype).eps) * scale
+        if float(jnp.max(jnp.abs(u))) <= rounding:
+            raise ValueError(
+                "the fairness direction is 0 up to rounding (the groups' means of `X` agree): "
+                "there is nothing to eliminate."
+            )
     return PivotElimination(u, jnp.argmax(jnp.abs(u)).astype(jnp.int32))
 
 

@@ -45,6 +45,25 @@ def test_pivot_matches_paper_formula_and_jit():
         ferm.fit_projection(X4, y4, s4, num_groups=4, method="pivot")
 
 
+def test_pivot_refuses_a_direction_of_rounding_noise():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 2, 200)
+    y = (rng.random(200) < 0.5).astype(np.float32)
+    X = np.tile(np.array([3.0, 2.0, 1.0], np.float32), (200, 1))  # constant features
+    # The means of each group agree but for float32 rounding (about 6e-8): pivoting divided
+    # the other columns by that noise.
+    assert np.abs(np.asarray(ferm.fairness_direction(X, y, s, num_groups=2))).max() > 0
+    with pytest.raises(ValueError, match="direction is 0 up to rounding"):
+        ferm.fit_projection(X, y, s, num_groups=2, method="pivot")
+    # A small but real difference is kept: column 0 moves 1e-4 with the group.
+    X[:, 0] += 1e-4 * s
+    state = ferm.fit_projection(X, y, s, num_groups=2, method="pivot")
+    assert int(state.pivot) == 0
+    X[0, 1] = np.nan
+    with pytest.raises(ValueError, match="`X` must be finite"):
+        ferm.fit_projection(X, y, s, num_groups=2, method="pivot")
+
+
 def test_orthogonal_projection_state_is_pytree():
     X, y, s = data(G=4)
     state = ferm.fit_projection(X, y, s, num_groups=4)
