@@ -543,6 +543,11 @@ def laftr_objective(
             x, y, s = batch
             call = lambda f, i, *a: f(*a)
         s = jnp.asarray(s)
+        # Groups other than 0 and 1 would drop out of the adversary's error without a word:
+        # refused where concrete, and a NaN objective (divergence) under jit.
+        binary = jnp.all((s == 0) | (s == 1))
+        if v.is_concrete(binary) and not bool(binary):
+            raise ValueError("the batch's groups `s` must be binary, 0 or 1 (LAFTR's adversary).")
         z = call(encoder, 0, params["encoder"], x)
         logits = call(classifier, 1, params["classifier"], z)
         value = prediction_weight * jnp.mean(binary_cross_entropy(logits, y))
@@ -570,6 +575,6 @@ def laftr_objective(
             mse = jnp.mean((x_hat - x) ** 2)
             rec = mse if reconstruction == "mse" else jnp.sqrt(mse + 1e-6)
             value = value + reconstruction_weight * rec
-        return value
+        return jnp.where(binary, value, jnp.nan)
 
     return objective

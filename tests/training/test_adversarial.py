@@ -317,6 +317,21 @@ def test_laftr_value_equals_the_terms_restated(criterion, adversary_loss, recons
     np.testing.assert_allclose(float(obj(params, (x, y, s))), want, rtol=2e-5)
 
 
+def test_laftr_refuses_groups_other_than_zero_and_one():
+    from fairjax.training import laftr_objective
+
+    x, y, s = _data(40, seed=2)
+    encoder, classifier, adversary, _ = _laftr_nets()
+    obj = laftr_objective(encoder, classifier, adversary, adversary_weight=1.0)
+    params = {k: v for k, v in _laftr_params().items() if k != "decoder"}
+    three = jnp.asarray(s).at[0].set(2)  # a third group would drop out of the error
+    with pytest.raises(ValueError, match="groups `s` must be binary"):
+        obj(params, (x, y, three))
+    # Under jit (inside a trainer) the objective is NaN, so the trainer reports divergence.
+    assert np.isnan(float(jax.jit(obj)(params, (x, y, three))))
+    assert np.isfinite(float(jax.jit(obj)(params, (x, y, jnp.asarray(s, jnp.float32)))))
+
+
 def test_laftr_gradients_split_the_players():
     # adversary: +gamma * grad of its error; encoder: grad(prediction + reconstruction)
     # - gamma * grad of the error; classifier and decoder: their own terms only.
