@@ -331,8 +331,8 @@ def get(
                 " fairjax.penalties.fractional_rate_difference)"
             )
         raise ValueError(f"`{name}` must be one of {allowed}, got {criterion!r}{hint}.")
-    if isinstance(criterion, Criterion):
-        return criterion
+    if isinstance(criterion, Criterion) and criterion != CRITERIA.get(key):  # same name only
+        raise ValueError(f"`{name}` must be fairjax's {key!r}, got another {criterion!r}.")
     return CRITERIA[key]
 
 

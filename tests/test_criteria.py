@@ -328,6 +328,15 @@ def test_get_and_check_option():
         criteria.check_option("sum", "reduction", ("max", "mean"))
     with pytest.raises(ValueError, match="`reduction`"):
         criteria.check_option(None, "reduction", criteria.REDUCTIONS)
+    # A criterion of one's own under a known name is not taken for fairjax's where the caller
+    # has an allow-list (such callers may compute the criterion by its name, as the
+    # estimators do, and would silently ignore its own conditions).
+    own = criteria.Criterion("equal_opportunity", (0,))
+    with pytest.raises(ValueError, match="`criterion` must be fairjax's 'equal_opportunity'"):
+        criteria.get(own, allowed=criteria.DECISION_RATES)
+    eo = criteria.get(criteria.EQUAL_OPPORTUNITY, allowed=criteria.DECISION_RATES)
+    assert eo is criteria.EQUAL_OPPORTUNITY
+    assert criteria.get(own) is own  # without an allow-list, any criterion of one's own
 
 
 def test_split_gives_one_single_rate_criterion_per_condition():
