@@ -8,6 +8,7 @@ also keeps the candidate iterates of :func:`fairjax.training.fit_rate_constraine
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -327,6 +328,7 @@ def run_reduction(
         )
         return (*run, True)
     _loop.refuse_constraint_data(constraint_data)
+    _warn_one_group(data)
     if batch_size is not None:
         n = _loop.num_rows(data)
         batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
@@ -343,6 +345,22 @@ def run_reduction(
         **options,
     )
     return (*run, (*candidate_steps, num_steps), False)
+
+
+def _warn_one_group(data) -> None:
+    """Warns where the rows of concrete ``data`` belong to one group: every gap is then 0, and
+    a bound met that way says nothing (a wrong column, or a filtered subset)."""
+    groups = data[2] if isinstance(data, (tuple, list)) and len(data) == 3 else None
+    if groups is None or not v.is_concrete(groups) or np.ndim(groups) != 1:
+        return
+    present = np.unique(np.asarray(groups)).size
+    if present < 2:
+        warnings.warn(
+            f"the training rows belong to {present} group: every gap is 0, so the bound holds "
+            "without constraining anything (check the group ids).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _run_rate_constrained(

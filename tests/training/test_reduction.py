@@ -448,3 +448,17 @@ def test_rate_constrained_rejects_a_ratio_criterion():
             num_steps=5,
             criterion="predictive_parity",
         )
+
+
+def test_rate_constrained_warns_when_every_row_is_of_one_group():
+    # Every gap of one group is 0: a bound met that way constrains nothing, and says so.
+    X, y, s = _biased(2)[0]
+    one = (X, y, jnp.zeros_like(s))
+    opts = dict(target=0.01, num_groups=2, optimizer=optax.adam(0.05), num_steps=5)
+    for trainer in (training.fit_rate_constrained, training.fit_rate_constrained_mixture):
+        with pytest.warns(UserWarning, match="training rows belong to 1 group"):
+            res = trainer(_linear, _p0(), one, **opts)
+        assert res.satisfied and res.train_constraint == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        training.fit_rate_constrained(_linear, _p0(), (X, y, s), **opts)
