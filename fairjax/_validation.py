@@ -530,3 +530,26 @@ def check_scalars(values: Any, name: str, **rules: Any) -> Any:
         label = name if arr.ndim == 0 else f"{name}[{i}]"
         check_scalar(x.item() if arr.dtype.kind != "O" else x, label, **rules)
     return values
+
+
+def check_key(key: Any, name: str = "key") -> jax.Array:
+    """One ``jax.random`` key, typed or raw ``uint32`` key data, as a typed key (no program:
+    ``wrap_key_data`` only checks and wraps; a raw key is read with the default implementation,
+    as ``jax.random`` reads it). ``None``, a seed, keys of another shape or data that is not a
+    key raise an error naming ``name``."""
+    if key is None:
+        raise TypeError(f"`{name}` is required: a jax.random key (e.g. jax.random.key(0)).")
+    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        try:
+            key = jax.random.wrap_key_data(key if isinstance(key, jax.Array) else np.asarray(key))
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"`{name}` must be a jax.random key (jax.random.key(seed), or the uint32 key "
+                f"data of jax.random.PRNGKey(seed)), got {type(key).__name__}: {err}"
+            ) from None
+    if key.shape != ():
+        raise ValueError(
+            f"`{name}` must be a single key, got keys of shape {key.shape} (for several draws, "
+            "call once per key, or jax.vmap over the keys)."
+        )
+    return key

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -594,6 +595,14 @@ def test_synthetic_bad_arguments(kwargs, error, name):
 def test_synthetic_key_must_be_a_jax_key():
     with pytest.raises(TypeError, match="`key`"):
         fd.make_classification(0)
+    with pytest.raises(TypeError, match=r"`key` must be a jax\.random key"):
+        fd.make_classification(jnp.zeros(2))
+    with pytest.raises(ValueError, match="`key` must be a single key"):
+        fd.make_classification(jax.random.split(jax.random.key(0), 3))
+    # The raw key data of jax.random.PRNGKey draws what its typed key draws.
+    raw = fd.make_classification(jax.random.PRNGKey(3), n_samples=50)
+    typed = fd.make_classification(jax.random.key(3), n_samples=50)
+    np.testing.assert_array_equal(raw.X_train, typed.X_train)
     with pytest.raises(ValueError, match="`noise`"):
         fd.make_regression(jax.random.key(0), noise=-1.0)
 

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fairjax import _validation as v
 from fairjax.datasets._base import Dataset, check_test_size
 
 
@@ -60,12 +61,6 @@ def _check_proportions(proportions: Sequence[float] | None, num_groups: int) -> 
     return p
 
 
-def _check_key(key: object) -> jax.Array:
-    if not isinstance(key, jax.Array):
-        raise TypeError(f"`key` must be a jax.random key, got {type(key).__name__}.")
-    return key
-
-
 def _groups_and_features(
     key: jax.Array, n_samples: int, n_features: int, num_groups: int, bias: float, p: np.ndarray
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -91,7 +86,7 @@ def _generate(
 ) -> Dataset:
     """Checks the arguments, draws the data of :func:`make_classification` or
     :func:`make_regression` (``task``; ``noise`` is used by regression only) and splits it."""
-    key = _check_key(key)
+    key = v.check_key(key)
     n = _check_positive_int(n_samples, "n_samples", 2)
     n_features = _check_positive_int(n_features, "n_features", 1)
     num_groups = _check_positive_int(num_groups, "num_groups", 1)

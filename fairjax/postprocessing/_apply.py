@@ -21,7 +21,6 @@ from fairjax.postprocessing._state import (
     SequentialBarycenterState,
     _bucket,
     _cdf_samples,
-    _check_key,
     _check_scores,
     _cut,
     _group_label,
@@ -375,7 +374,7 @@ def apply_barycenter(
       regression*, Annals of Statistics 2022.
     """
     y = _check_scores(scores)
-    key = _check_key(key)
+    key = v.check_key(key)
     a = _check_alpha(alpha)
     stages = state.stages if isinstance(state, SequentialBarycenterState) else None
     if stages is None:

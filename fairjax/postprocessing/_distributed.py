@@ -48,7 +48,6 @@ from fairjax.postprocessing._fit import _check_rows, _proportions
 from fairjax.postprocessing._state import (
     BarycenterState,
     _bucket,
-    _check_key,
     _check_scores,
     _normalise_groups,
 )
@@ -458,7 +457,7 @@ def fit_barycenter_sharded(
     """
     x = _check_scores(scores)
     ids, sizes, _ = _normalise_groups(groups, num_groups, x.shape[0])
-    key = _check_key(key)
+    key = v.check_key(key)
     _check_threefry(key)
     grid_size = _check_options(x, grid_size, jitter, split, bits_per_pass)
     w = v.check_weights(weights, x.shape[0])
@@ -553,7 +552,7 @@ def fit_barycenter_streaming(
       >>> bool(jnp.array_equal(state.cdf_values, gathered.cdf_values))
       True
     """
-    key = _check_key(key)
+    key = v.check_key(key)
     _check_threefry(key)
     first = next(iter(_read_chunks(chunks, num_groups)), None)
     if first is None:

@@ -21,7 +21,6 @@ from fairjax.postprocessing._state import (
     BarycenterState,
     SequentialBarycenterState,
     _bucket,
-    _check_key,
     _check_scores,
     _group_label,
     _normalise_groups,
@@ -365,7 +364,7 @@ def fit_barycenter(
     x = _check_scores(scores)
     n = x.shape[0]
     ids, sizes, attrs = _normalise_groups(groups, num_groups, n)
-    key = _check_key(key)
+    key = v.check_key(key)
     w = v.check_weights(weights, n)
     v.check_scalar(jitter, "jitter", nonnegative=True)
     if method not in ("exact", "quantile_grid"):

@@ -151,12 +151,6 @@ def _group_label(s: int, sizes: tuple[int, ...]) -> str:
     return f"{s} (attribute values {tuple(int(i) for i in np.unravel_index(s, sizes))})"
 
 
-def _check_key(key: Any) -> Array:
-    if key is None:
-        raise TypeError("`key` is required: a jax.random key (e.g. jax.random.key(0)).")
-    return key
-
-
 # ----------------------------------------------------------------------------- shape buckets
 
 

@@ -628,26 +628,6 @@ _probabilities_jit = jax.jit(functools.partial(_probabilities, jnp))
 _mixed_probabilities_jit = jax.jit(functools.partial(_mixed_probabilities, jnp))
 
 
-def _check_key(key: Any) -> Array:
-    """One ``jax.random`` key, typed or raw ``uint32`` key data, as a typed key (no program:
-    ``wrap_key_data`` only checks and wraps). A raw key is read with the default
-    implementation, as ``jax.random`` reads it."""
-    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        try:
-            key = jax.random.wrap_key_data(key if isinstance(key, jax.Array) else np.asarray(key))
-        except (TypeError, ValueError) as err:
-            raise TypeError(
-                "`key` must be a jax.random key (jax.random.key(seed), or the uint32 key data "
-                f"of jax.random.PRNGKey(seed)), got {type(key).__name__}: {err}"
-            ) from None
-    if key.shape != ():
-        raise ValueError(
-            f"`key` must be a single key, got keys of shape {key.shape} (for several draws, "
-            "call once per key, or jax.vmap over the keys)."
-        )
-    return key
-
-
 def _draw_host(p: np.ndarray, key: Array) -> np.ndarray:
     """0/1 decisions drawn by NumPy's generator seeded with the key's bits (no program)."""
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key), np.uint32).ravel())
@@ -716,7 +696,7 @@ def apply_thresholds(
     num = state.lower.shape[-1]
     host = _use_host(scores, groups, key, *state)
     if key is not None:
-        key = _check_key(key)
+        key = v.check_key(key)
     x = v.as_array(scores, "scores", ndim=1, host=host)
     v.check_finite(x, "scores")
     x = x.astype(v.float_dtype(x))

@@ -373,6 +373,11 @@ def test_bad_inputs_name_the_argument():
         pp.fit_barycenter(f[:5], np.array([0, 0, 1, 1, 2], np.int32), num_groups=3, key=KEY)
     with pytest.raises(TypeError, match="key"):
         pp.fit_barycenter(f, s, num_groups=3, key=None)
+    # A seed where the key belongs was a raw JAX error; apply_thresholds named it already.
+    with pytest.raises(TypeError, match=r"`key` must be a jax\.random key"):
+        pp.fit_barycenter(f, s, num_groups=3, key=0)
+    with pytest.raises(ValueError, match="`key` must be a single key"):
+        pp.apply_barycenter(st, f, s, key=jax.random.split(KEY))
     with pytest.raises(ValueError, match="method"):
         pp.fit_barycenter(f, s, num_groups=3, key=KEY, method="sinkhorn")
     with pytest.raises(TypeError, match="hard group ids"):
