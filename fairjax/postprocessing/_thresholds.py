@@ -609,19 +609,26 @@ def _nan_state_if_invalid(state: ThresholdState, s, w, tolerance, fp_cost, fn_co
 
 def _probabilities(xp, state: ThresholdState, scores: Array, groups: Array) -> Array:
     """Each row's probability of a positive decision (``xp``: NumPy on the host, or
-    ``jax.numpy`` in the compiled program)."""
+    ``jax.numpy`` in the compiled program). Scores are compared at the thresholds' precision
+    (a float32 state, as the streamed fit gives, read float64 scores as the fit did). A NaN
+    score, or under ``jit`` a group id out of range (which indexing would clamp), gives NaN."""
+    upper, lower = xp.asarray(state.upper), xp.asarray(state.lower)
     p = xp.asarray(state.probabilities)[groups].astype(scores.dtype)
-    above = scores >= xp.asarray(state.upper)[groups]
-    between = scores >= xp.asarray(state.lower)[groups]
-    return xp.where(above, p[:, 2], xp.where(between, p[:, 1], p[:, 0]))
+    s = scores.astype(upper.dtype)
+    decided = xp.where(s >= upper[groups], p[:, 2], xp.where(s >= lower[groups], p[:, 1], p[:, 0]))
+    valid = ~xp.isnan(scores) & (groups >= 0) & (groups < upper.shape[0])
+    return xp.where(valid, decided, xp.nan)
 
 
 def _mixed_probabilities(xp, state: ThresholdState, scores: Array, membership: Array) -> Array:
-    """``sum_g m_g f_g(s)``: every group's rule, weighted by the row's membership."""
+    """``sum_g m_g f_g(s)``: every group's rule, weighted by the row's membership (compared
+    and NaN as in :func:`_probabilities`)."""
+    upper, lower = xp.asarray(state.upper), xp.asarray(state.lower)
     p = xp.asarray(state.probabilities).astype(scores.dtype)
-    s, upper, lower = scores[:, None], xp.asarray(state.upper), xp.asarray(state.lower)
+    s = scores.astype(upper.dtype)[:, None]
     each = xp.where(s >= upper, p[:, 2], xp.where(s >= lower, p[:, 1], p[:, 0]))
-    return xp.sum(membership.astype(scores.dtype) * each, axis=1)
+    mixed = xp.sum(membership.astype(scores.dtype) * each, axis=1)
+    return xp.where(xp.isnan(scores), xp.nan, mixed)
 
 
 _probabilities_jit = jax.jit(functools.partial(_probabilities, jnp))

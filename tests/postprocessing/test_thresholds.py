@@ -367,6 +367,47 @@ def test_invalid_traced_input_gives_a_nan_state(bad):
     assert not any(np.isnan(np.asarray(leaf)).any() for leaf in valid)
 
 
+def test_apply_under_jit_gives_nan_for_a_nan_score_or_a_group_out_of_range():
+    # Under jit the value checks cannot run: a NaN score took the "below lower" probability
+    # and an id past the groups was clamped to the last group's rule (reported by a probe);
+    # all-NaN scores gave equal selection rates, which read as fair.
+    s, y, g, _ = _data(4, n=80, num_groups=2)
+    st = pp.fit_thresholds(s, y, g, num_groups=2, tolerance=0.05)
+    apply = jax.jit(pp.apply_thresholds)
+    bad_s = np.where(np.arange(80) == 3, np.nan, s).astype(s.dtype)
+    bad_g = np.where(np.arange(80) == 5, 7, g).astype(g.dtype)
+    got = np.asarray(apply(st, bad_s, bad_g))
+    assert np.isnan(got[[3, 5]]).all()
+    keep = np.ones(80, bool)
+    keep[[3, 5]] = False
+    np.testing.assert_array_equal(got[keep], np.asarray(pp.apply_thresholds(st, s, g))[keep])
+    member = jax.nn.one_hot(g, 2)
+    mixed = np.asarray(jax.jit(pp.apply_thresholds)(st, bad_s, member))
+    assert np.isnan(mixed[3]) and not np.isnan(np.delete(mixed, 3)).any()
+
+
+def test_a_float32_state_reads_float64_scores_as_its_fit_did():
+    # The streamed fit compares scores in float32. Applied to float64 scores under x64, rows
+    # at a threshold fell on the other side of it: tolerance 0 gave a gap of 0.0014, and the
+    # state's rates were off by 2.5 points (reported by a probe).
+    rng = np.random.default_rng(0)
+    grid = np.round(np.arange(1, 100) / 100, 2)
+    grid = grid[np.float32(grid).astype(np.float64) > grid]  # float32 rounds each one up
+    n = 4000
+    g = rng.integers(0, 2, n).astype(np.int32)
+    s = rng.choice(grid, n)
+    y = (rng.random(n) < s).astype(np.int32)
+    with jax.enable_x64(True):
+        st = pp.fit_thresholds_streaming(lambda: [(s, y, g)], num_groups=2,
+                                         criterion="equalized_odds")  # fmt: skip
+        assert st.lower.dtype == np.float32
+        p = np.asarray(pp.apply_thresholds(st, s, g), np.float64)
+    for k in range(2):
+        pos, neg = (g == k) & (y == 1), (g == k) & (y == 0)
+        np.testing.assert_allclose(p[pos].mean(), float(st.tpr[k]), atol=1e-6)
+        np.testing.assert_allclose(p[neg].mean(), float(st.fpr[k]), atol=1e-6)
+
+
 def test_vmap_over_tolerance_equals_single_fits():
     s, y, g, _ = _data(7, n=120)
     tols = jnp.array([0.0, 0.05, 0.2])
