@@ -72,7 +72,11 @@ def _apply_one(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Ar
         uniform=state.uniform,
     )
     alpha = jnp.asarray(alpha, y.dtype)
-    return alpha * fair + (1 - alpha) * y
+    # Under jit the value checks cannot run: an id out of range (clamped by indexing), a group
+    # without calibration data or an alpha outside [0, 1] gives NaN, not a confident output.
+    known = (state.cdf_count > 0) & (state.quantile_count > 0)
+    valid = (g >= 0) & (g < known.shape[0]) & known[g] & (alpha >= 0) & (alpha <= 1)
+    return jnp.where(valid, alpha * fair + (1 - alpha) * y, jnp.nan)
 
 
 def _apply_bucketed(state: BarycenterState, y: Array, g: Array, key: Array, alpha: Array):
@@ -332,19 +336,19 @@ def apply_barycenter(
     shown optimal by Chzhen and Schreuder (2022). KS unfairness is not linear in ``alpha``: it
     stays large until ``alpha`` is close to 1 when the group distributions barely overlap.
 
-    A fresh jitter :math:`U[-\\sigma, \\sigma]` is drawn per query; it only enters the rank,
-    not the ``(1 - alpha) f`` term. A jittered query :math:`z` that equals calibration scores of
-    its group (an atom the jitter did not spread: ``jitter=0``, or :math:`\\sigma` below the
-    float spacing at the scores' magnitude) gets the level
-    :math:`F_s(z^-) + V (F_s(z) - F_s(z^-))`, :math:`V \\sim U[0, 1]`: ties are broken at
-    random, the limit of an infinitesimal jitter, so parity holds whatever the scores' scale;
-    other queries get :math:`F_s(z^-)` as before. Jit-compiles (``state`` is a PyTree) and
-    vmaps, e.g. over ``alpha``. Under ``jit`` a query of a group with no calibration data
-    cannot raise: it maps to the barycenter's minimum. Concrete float32 inputs on the CPU
-    backend (exact method, unit weights) are applied with NumPy on the host, with the same
-    random draws and the same output bit for bit, without compiling: always up to 65,536
-    queries; a larger batch the first time its shape is met in the process, and by the
-    compiled program from the second time (about a second to compile, then faster).
+    A fresh jitter :math:`U[-\\sigma, \\sigma]` is drawn per query; it only enters the rank, not
+    the ``(1 - alpha) f`` term. A jittered query :math:`z` that equals calibration scores of its
+    group (an atom the jitter did not spread: ``jitter=0``, or :math:`\\sigma` below the float
+    spacing at the scores' magnitude) gets the level :math:`F_s(z^-) + V (F_s(z) - F_s(z^-))`,
+    :math:`V \\sim U[0, 1]`: ties are broken at random, the limit of an infinitesimal jitter, so
+    parity holds whatever the scores' scale; other queries get :math:`F_s(z^-)` as before.
+    Jit-compiles (``state`` is a PyTree) and vmaps, e.g. over ``alpha``. Under ``jit``, where
+    nothing can raise, a query of a group with no calibration data or out of range, or an
+    ``alpha`` outside [0, 1], gives NaN. Concrete float32 inputs on the CPU backend (exact
+    method, unit weights) are applied with NumPy on the host, with the same random draws and the
+    same output bit for bit, without compiling: always up to 65,536 queries; a larger batch the
+    first time its shape is met in the process, and by the compiled program from the second time
+    (about a second to compile, then faster).
 
     Args:
       state: from :func:`fit_barycenter` (or :func:`load_barycenter`).

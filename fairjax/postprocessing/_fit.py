@@ -341,7 +341,8 @@ def fit_barycenter(
 
     Raises:
       ValueError: NaN scores, ids out of range, mismatched lengths, ``jitter < 0``, a group
-        without calibration rows (named), or a group of one row with ``split=True``.
+        without calibration rows (named), or a group of one row with ``split=True``. Under
+        ``jit``, where nothing can raise, a NaN score or weight gives a state of NaN floats.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -387,7 +388,8 @@ def fit_barycenter(
         interpolation=interpolation,
     )
     if multi == "intersection" or len(sizes) == 1:
-        return _fit_one(x, ids, w, sizes=sizes, key=key, allow_empty=len(sizes) > 1, **options)
+        state = _fit_one(x, ids, w, sizes=sizes, key=key, allow_empty=len(sizes) > 1, **options)
+        return _nan_state_if_invalid(state, x, w)
     stages, current = [], x
     for k, (attr, size) in enumerate(zip(attrs, sizes, strict=True)):
         k_fit, k_apply = jax.random.split(jax.random.fold_in(key, k))
@@ -395,4 +397,17 @@ def fit_barycenter(
         stage = _fit_one(current, a, w, sizes=(size,), key=k_fit, allow_empty=False, **options)
         stages.append(stage)
         current = _apply_bucketed(stage, current, a, k_apply, jnp.ones((), current.dtype))
-    return SequentialBarycenterState(tuple(stages))
+    return _nan_state_if_invalid(SequentialBarycenterState(tuple(stages)), x, w)
+
+
+def _nan_state_if_invalid(state, x: Array, w: Array | None):
+    """NaN in, NaN out under ``jit``, where the value checks cannot run: a NaN score or weight
+    makes every float of the state NaN, so no output of it reads as fair (the other rows'
+    points gave a state that looked whole, and mostly finite outputs)."""
+    if v.is_concrete(x) and (w is None or v.is_concrete(w)):
+        return state  # the checks saw the values
+    bad = jnp.any(jnp.isnan(x))
+    if w is not None:
+        bad = bad | jnp.any(jnp.isnan(w)) | jnp.any(w < 0)
+    floating = lambda a: jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
+    return jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a) if floating(a) else a, state)

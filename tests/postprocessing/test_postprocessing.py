@@ -240,6 +240,28 @@ def test_intersection_allows_empty_cells_but_not_at_apply():
 # ----------------------------------------------------------------------------- jit, state
 
 
+def test_under_jit_invalid_input_gives_nan_never_a_confident_output():
+    # Under jit the value checks cannot run (reported by a probe): a few NaN calibration
+    # scores gave a state that looked whole (1,994 of 2,000 outputs finite), an id out of
+    # range was clamped to the last group, and alpha=1.5 extrapolated.
+    f, s = _data(600, seed=5)
+    fit = jax.jit(lambda x, w: pp.fit_barycenter(x, s, num_groups=2, key=KEY, weights=w))
+    nan_f = f.copy()
+    nan_f[7] = np.nan
+    ones = np.ones(600, np.float32)
+    for x, w in ((nan_f, ones), (f, np.where(np.arange(600) == 3, np.nan, ones))):
+        state = fit(x, w)
+        assert np.isnan(np.asarray(state.proportions)).all()
+        assert np.isnan(np.asarray(pp.apply_barycenter(state, f, s, key=KEY))).all()
+    st = pp.fit_barycenter(f, s, num_groups=2, key=KEY)
+    apply = jax.jit(lambda g, a: pp.apply_barycenter(st, f[:4], g, key=KEY, alpha=a))
+    got = np.asarray(apply(np.array([0, 1, 2, -1], np.int32), 1.0))
+    assert np.isfinite(got[:2]).all() and np.isnan(got[2:]).all()
+    assert np.isnan(np.asarray(apply(s[:4], 1.5))).all()
+    want = np.asarray(pp.apply_barycenter(st, f[:4], s[:4], key=KEY, alpha=0.5))
+    np.testing.assert_allclose(np.asarray(apply(s[:4], 0.5)), want, rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_jit_apply_and_jit_fit_equal_eager():
     f, s = _data(2000, seed=16, num_groups=3)
