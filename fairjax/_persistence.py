@@ -40,6 +40,7 @@ import json
 import os
 import secrets
 import stat
+import warnings
 import zipfile
 from typing import Any
 
@@ -48,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "device_array",
     "digest",
     "get_labels",
     "get_object",
@@ -430,6 +432,28 @@ def put_value(arrays: dict[str, np.ndarray], name: str, value: Any) -> dict[str,
     raise TypeError(f"{name!r}: cannot save a value of type {type(value).__name__}.")
 
 
+def device_array(arr: np.ndarray, name: str) -> jax.Array:
+    """A saved array on the device, with a warning where JAX narrows it without a word: 64-bit
+    floats read as float32 with ``jax_enable_x64`` off (the state is then not restored
+    exactly), or 64-bit integers whose values int32 cannot hold (an error: they would wrap)."""
+    out = jnp.asarray(arr)
+    if out.dtype.itemsize < arr.dtype.itemsize and arr.size:
+        if arr.dtype.kind in "iu" and not np.array_equal(np.asarray(out, arr.dtype), arr):
+            raise ValueError(
+                f"{name!r} holds 64-bit integers past int32's range: enable jax_enable_x64 "
+                "before loading this file."
+            )
+        if arr.dtype.kind in "fc":
+            warnings.warn(
+                f"arrays saved as {arr.dtype} are read as {out.dtype} because jax_enable_x64 "
+                "is off, so the saved state is not restored exactly: run "
+                "jax.config.update('jax_enable_x64', True) before loading to keep them.",
+                UserWarning,
+                stacklevel=3,
+            )
+    return out
+
+
 def get_value(arrays: dict[str, np.ndarray], spec: Any) -> Any:
     """Rebuilds a leaf stored by :func:`put_value` from its spec.
 
@@ -467,7 +491,7 @@ def get_value(arrays: dict[str, np.ndarray], spec: Any) -> Any:
                 and np.asarray(out).tobytes() == arr.tobytes()
             ):
                 return out
-        return jnp.asarray(arr)
+        return device_array(arr, spec["array"])
     raise ValueError(f"unknown leaf type {kind!r}.")
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import re
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -782,6 +783,28 @@ def test_barycenter_files_are_files_of_the_shared_format(tmp_path):
     loaded, meta = io.load_arrays(path, kind="fairjax.postprocessing.barycenter")
     assert meta["format_version"] == pp.FORMAT_VERSION and meta["sequential"] is False
     assert loaded.keys() == {k for k in arrays if k != "metadata"}
+
+
+def test_a_float64_state_loaded_without_x64_warns_and_with_x64_is_exact(tmp_path):
+    # With x64 off, JAX reads a float64 file as float32 without a word: a state saved under
+    # x64 (scores near 1e6) came back 1e3 off (reported by a probe).
+    rng = np.random.default_rng(0)
+    f, g = rng.normal(size=300) * 1e3 + 1e6, rng.integers(0, 2, 300)
+    path = tmp_path / "x64.npz"
+    with jax.enable_x64(True):
+        st = pp.fit_barycenter(f, g, num_groups=2, key=jax.random.key(0))
+        assert st.cdf_values.dtype == np.float64
+        pp.save_barycenter(path, st)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            back = pp.load_barycenter(path)
+        np.testing.assert_array_equal(back.cdf_values, st.cdf_values)
+    with jax.enable_x64(False), pytest.warns(UserWarning, match="float64 are read as float32"):
+        assert pp.load_barycenter(path).cdf_values.dtype == np.float32
+    # 64-bit integers past int32's range would wrap: refused.
+    big = {"a": np.array([2**40], np.int64)}
+    with jax.enable_x64(False), pytest.raises(ValueError, match="past int32's range"):
+        io.device_array(big["a"], "a")
 
 
 def _resigned(tmp_path, arrays, meta, name="crafted.npz"):

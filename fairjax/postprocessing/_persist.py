@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import jax.numpy as jnp
 import numpy as np
 
 from fairjax import _persistence as _io
@@ -49,7 +48,7 @@ def _get_state(arrays: dict[str, np.ndarray], prefix: str, spec: dict) -> Baryce
     data = {name: np.asarray(arrays[f"{prefix}/{name}"]) for name in _DATA_FIELDS}
     _check_layout(data, int(np.prod(sizes)))
     return BarycenterState(
-        **{name: jnp.asarray(a) for name, a in data.items()},
+        **{name: _io.device_array(a, f"{prefix}/{name}") for name, a in data.items()},
         method=method,
         interpolation=interpolation,
         uniform=bool(spec["uniform"]),
