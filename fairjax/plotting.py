@@ -96,6 +96,10 @@ def pareto_front(
         )
     if u.size == 0 or not (np.all(np.isfinite(u)) and np.all(np.isfinite(a))):
         raise ValueError("`unfairness` and `accuracy` must be non-empty and finite.")
+    if labels is not None and np.size(labels) != u.size:
+        raise ValueError(
+            f"`labels` must have one entry per model ({u.size}), got {np.size(labels)}."
+        )
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=120)
     else:
@@ -278,7 +282,13 @@ def _group_ids(groups: Any, num_groups: int | None, group_names: Any) -> tuple:
     if group_names is not None:
         names = list(group_names)
     if len(names) != num_groups:
-        raise ValueError(f"`group_names` must have {num_groups} entries, got {len(names)}.")
+        hint = ""
+        if np.issubdtype(np.asarray(g).dtype, np.integer) and np.unique(g).size != num_groups:
+            hint = (
+                f" (integer ids are ids: {num_groups} groups, of which {np.unique(g).size} have "
+                "rows; pass labels, e.g. strings, to name only the groups present)"
+            )
+        raise ValueError(f"`group_names` must have {num_groups} entries, got {len(names)}{hint}.")
     return np.asarray(g), num_groups, [str(n) for n in names]
 
 
@@ -342,6 +352,12 @@ def roc_operating_points(
     for j, (label, st) in enumerate((states or {}).items()):
         size = max(110 - 30 * j, 30)
         x, y = np.asarray(st.fpr), np.asarray(st.tpr)
+        if x.shape != (num,):
+            raise ValueError(
+                f"`states[{label!r}]` must hold one rule per group, rates of shape ({num},), got "
+                f"{x.shape} (a batch of rules, e.g. from jax.vmap: pass one, "
+                "jax.tree.map(lambda a: a[i], state))."
+            )
         for k in range(num):
             ax.scatter(
                 x[k],

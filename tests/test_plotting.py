@@ -43,6 +43,36 @@ def test_pareto_front_on_given_axes_and_bad_input():
         plotting.pareto_front([0.1], [0.8, 0.9])
     with pytest.raises(ValueError, match="finite"):
         plotting.pareto_front([np.nan], [0.8])
+    # One label per model (zip raised a message that named no argument).
+    with pytest.raises(ValueError, match="`labels` must have one entry per model"):
+        plotting.pareto_front([0.1, 0.2], [0.8, 0.9], labels=[1])
+
+
+def test_group_names_of_integer_ids_say_that_ids_count_every_group_below_the_largest():
+    x, g = np.arange(6.0), np.array([3, 7, 3, 7, 3, 7])
+    with pytest.raises(ValueError, match=r"8 entries, got 2 \(integer ids are ids"):
+        plotting.group_cdfs(x, g, group_names=["A", "B"])
+    fig = plotting.group_cdfs(x, np.where(g == 3, "A", "B"))  # labels name only those present
+    assert [t.get_text().split(" ")[0] for t in fig.axes[0].get_legend().get_texts()] == ["A", "B"]
+
+
+def test_roc_operating_points_refuses_a_batch_of_rules():
+    import jax
+    import jax.numpy as jnp
+
+    from fairjax.postprocessing import fit_thresholds, roc_hull
+
+    rng = np.random.default_rng(0)
+    s, y, g = rng.random(200), rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    hull = roc_hull(s, y, g, num_groups=2)
+    batch = jax.vmap(lambda t: fit_thresholds(s, y, g, num_groups=2, tolerance=t))(
+        jnp.array([0.0, 0.1, 0.2])
+    )
+    # It drew the first rule's points for both groups, the second's, and dropped the third.
+    with pytest.raises(ValueError, match=r"`states\['sweep'\]` must hold one rule per group"):
+        plotting.roc_operating_points(hull, {"sweep": batch})
+    one = jax.tree.map(lambda a: a[1], batch)
+    assert plotting.roc_operating_points(hull, {"one": one}) is not None
 
 
 def test_group_cdfs_before_after(tmp_path):
