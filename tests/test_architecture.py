@@ -7,7 +7,8 @@ and ``examples/`` is read from the source (imports inside functions included) an
 - a private name (``_x``, a module or an attribute) is used only inside the package that owns
   it: ``fairjax._validation`` anywhere in ``fairjax``, ``fairjax.training._reduction`` only in
   ``fairjax.training``, ``fairjax.groups._row_sum`` only in ``fairjax.groups``;
-- benchmarks and examples use public names only.
+- benchmarks and examples use public names only;
+- no module of ``fairjax`` is over 800 lines, and no function body over 80.
 
 The checker is tested on snippets that break each rule, so this test can fail.
 """
@@ -152,6 +153,45 @@ def test_layers_and_private_names(folder):
 def test_every_module_has_a_layer():
     for path in _files("fairjax"):
         layer(module_name(path))
+
+
+# Split by concept (docs/architecture.md): a module of more lines, or a function of a longer
+# body (its docstring aside), holds more than one concept.
+MAX_MODULE_LINES = 800
+MAX_BODY_LINES = 80
+
+
+def oversized(source: str, name: str) -> list[str]:
+    """The module, if over :data:`MAX_MODULE_LINES`, and each function whose body (without its
+    docstring) is over :data:`MAX_BODY_LINES`, of ``source``."""
+    found = []
+    lines = len(source.splitlines())
+    if lines > MAX_MODULE_LINES:
+        found.append(f"{name}: {lines} lines")
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+        if body and node.end_lineno - body[0].lineno + 1 > MAX_BODY_LINES:
+            found.append(f"{name}.{node.name}: {node.end_lineno - body[0].lineno + 1} lines")
+    return found
+
+
+def test_modules_and_function_bodies_are_not_oversized():
+    found = []
+    for path in _files("fairjax"):
+        found += oversized(path.read_text(), module_name(path))
+    assert not found, "\n".join(found)
+
+
+def test_size_check_finds_a_long_module_and_a_long_body():
+    def function(body_lines):
+        return 'def f():\n    """Doc."""\n' + "    x = 1\n" * body_lines
+
+    assert oversized(function(MAX_BODY_LINES + 1), "m") == [f"m.f: {MAX_BODY_LINES + 1} lines"]
+    assert oversized(function(MAX_BODY_LINES), "m") == []
+    long_module = "x = 1\n" * (MAX_MODULE_LINES + 1)
+    assert oversized(long_module, "m") == [f"m: {MAX_MODULE_LINES + 1} lines"]
 
 
 # ----------------------------------------------------------------------------- the checker

@@ -8,7 +8,7 @@ import math
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -659,29 +659,9 @@ def _plot_group_cdfs(
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``fairjax audit``: one per field of the options record, with its default."""
+    _add_column_arguments(parser.add_argument)
     default = _Options._field_defaults
     add = parser.add_argument
-    add("file", help="CSV file (or Parquet, with pandas and pyarrow)")
-    add(
-        "--sensitive",
-        action="append",
-        required=True,
-        help="sensitive column; repeat it to audit the intersection of several",
-    )
-    add(
-        "--y-true",
-        dest="y_true",
-        help="column of labels (0/1, or see --pos-label); without it, the label metrics "
-        "(accuracy, TPR, FPR, equal opportunity, equalized odds) are left out",
-    )
-    add("--y-pred", dest="y_pred", help="column of decisions, coded as the labels")
-    add("--score", help="column of numeric scores (adds the KS distance)")
-    add("--weight", help="column of non-negative sample weights")
-    add(
-        "--pos-label",
-        dest="pos_label",
-        help="the positive label when labels and decisions are not 0/1 (e.g. yes)",
-    )
     add(
         "--threshold",
         type=float,
@@ -740,6 +720,31 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "--overwrite",
         action="store_true",
         help="replace existing --json and --plot files (without it they are left as they are)",
+    )
+
+
+def _add_column_arguments(add: Callable[..., Any]) -> None:
+    """The input of ``fairjax audit``: the file and the columns that are read from it."""
+    add("file", help="CSV file (or Parquet, with pandas and pyarrow)")
+    add(
+        "--sensitive",
+        action="append",
+        required=True,
+        help="sensitive column; repeat it to audit the intersection of several",
+    )
+    add(
+        "--y-true",
+        dest="y_true",
+        help="column of labels (0/1, or see --pos-label); without it, the label metrics "
+        "(accuracy, TPR, FPR, equal opportunity, equalized odds) are left out",
+    )
+    add("--y-pred", dest="y_pred", help="column of decisions, coded as the labels")
+    add("--score", help="column of numeric scores (adds the KS distance)")
+    add("--weight", help="column of non-negative sample weights")
+    add(
+        "--pos-label",
+        dest="pos_label",
+        help="the positive label when labels and decisions are not 0/1 (e.g. yes)",
     )
 
 

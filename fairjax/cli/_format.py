@@ -149,6 +149,12 @@ def print_audit(report: Mapping[str, Any]) -> None:
         )
     if small:
         _print_small_groups(report, small)
+    _print_vacuous_gaps(report)
+
+
+def _print_vacuous_gaps(report: Mapping[str, Any]) -> None:
+    """Warns where a gap is 0 by convention, not evidence: fewer than two groups have rows, or
+    have the rate's denominator."""
     present = [r["group"] for r in report["groups"] if r["rows"] > 0]
     if len(present) < 2:
         text = (

@@ -373,23 +373,9 @@ def fit_constrained(
     v.check_scalar(init_multiplier, "init_multiplier", nonnegative=True)
     if model_state is not None and key is None:
         raise ValueError("`key` is required with `model_state` (it makes the per-step keys).")
-    stream = _loop.is_stream(data)
-    if not stream and jax.tree_util.tree_leaves(data):
-        _loop.num_rows(data)  # the arrays' rows agree (a clear error, not a JAX one)
-    if not stream and batch_size is not None:
-        n = _loop.num_rows(data)
-        batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
-        if key is None:
-            raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
-    shape = None  # the constraint's shape, from the data (or a stream's first batch)
-    if stream:  # look at the first batch, then put it back
-        data = iter(data)
-        first = next(data, _EMPTY)
-        if first is not _EMPTY:
-            data = itertools.chain([first], data)
-            shape = constraint_shape(constraint_fn, model, params, first, key, model_state)
-    else:
-        shape = constraint_shape(constraint_fn, model, params, data, key, model_state)
+    stream, data, batch_size, shape = _data_and_shape(
+        constraint_fn, model, params, data, batch_size, key, model_state
+    )
     target = _check_target(target, shape)
     build = make_constrained_step
     if isinstance(target, (int, float)):
@@ -449,6 +435,28 @@ def fit_constrained(
     return _constrained_result(
         state, best, best_step, history, measured, iterate, num_steps, target, tolerance
     )
+
+
+def _data_and_shape(constraint_fn, model, params, data, batch_size, key, model_state):
+    """:func:`fit_constrained`'s data checked: ``(stream, data, batch_size, shape)``, with the
+    constraint's shape read from the data, or from a stream's first batch (put back)."""
+    stream = _loop.is_stream(data)
+    if not stream and jax.tree_util.tree_leaves(data):
+        _loop.num_rows(data)  # the arrays' rows agree (a clear error, not a JAX one)
+    if not stream and batch_size is not None:
+        n = _loop.num_rows(data)
+        batch_size = v.check_scalar(batch_size, "batch_size", integer=True, low=1, high=n)
+        if key is None:
+            raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
+    if not stream:
+        shape = constraint_shape(constraint_fn, model, params, data, key, model_state)
+        return stream, data, batch_size, shape
+    data, shape = iter(data), None
+    first = next(data, _EMPTY)
+    if first is not _EMPTY:
+        data = itertools.chain([first], data)
+        shape = constraint_shape(constraint_fn, model, params, first, key, model_state)
+    return stream, data, batch_size, shape
 
 
 def _constrained_result(
