@@ -1,6 +1,8 @@
 """One mini-batching convention (num_steps, batch_size, key) and streams of batches, for fit,
 fit_constrained, pareto_sweep and constrained_sweep (#24 item 8, #22 item 4)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,21 +101,19 @@ def test_minibatch_fit_constrained_meets_the_bound_on_the_full_data():
     assert res.history["loss"].shape == (400,)
     assert res.train_constraint == pytest.approx(float(_penalty(res.params, train)), abs=1e-6)
     assert res.train_constraint <= 0.04
+
+
+def test_fit_constrained_checks_its_batching_options():
+    train, _ = _data()
+    fit = functools.partial(
+        training.fit_constrained, _loss, _penalty, _p0(), train, target=0.03,
+        optimizer=optax.adam(0.05),
+    )  # fmt: skip
     with pytest.raises(ValueError, match="`key` is required"):
-        training.fit_constrained(
-            _loss, _penalty, _p0(), train, target=0.03, optimizer=optax.adam(0.05), batch_size=8
-        )
+        fit(batch_size=8)
     # constraint_data is read only from a stream: on arrays it would be ignored, so refused.
     with pytest.raises(ValueError, match="`constraint_data` is for a stream"):
-        training.fit_constrained(
-            _loss,
-            _penalty,
-            _p0(),
-            train,
-            target=0.03,
-            optimizer=optax.adam(0.05),
-            constraint_data=train,
-        )
+        fit(constraint_data=train)
 
 
 @pytest.mark.slow
