@@ -1,9 +1,17 @@
-"""scikit-learn estimators over the pure fairjax core (needs the optional scikit-learn extra).
+"""scikit-learn estimators over the pure fairjax core (needs scikit-learn:
+``pip install "fairjax[sklearn]"``).
 
 Estimators follow the sklearn contract: ``__init__`` only stores parameters, fitted attributes end
 in ``_``, and the sensitive attribute is passed as ``sensitive_features=`` like fairlearn's
 mitigators.
 """
+
+try:
+    import sklearn  # noqa: F401
+except ImportError as err:  # the core needs no scikit-learn; its estimators do
+    raise ImportError(
+        'fairjax.sklearn needs scikit-learn: pip install "fairjax[sklearn]" (or scikit-learn).'
+    ) from err
 
 from fairjax.sklearn._bounded import BoundedGroupLossRegressor
 from fairjax.sklearn._ferm import FERMClassifier

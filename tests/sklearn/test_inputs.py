@@ -372,3 +372,19 @@ def test_float32_and_float64_values_are_one_group():
     ids, same = encode_groups(values.astype(np.float32), 3, saved)
     np.testing.assert_array_equal(ids, [0, 1, 0])
     assert same is saved
+
+
+def test_without_scikit_learn_the_package_says_which_extra_to_install():
+    # The README installs ".[plot]": fairjax.sklearn failed in a private module with
+    # "No module named 'sklearn'" (reported by a new-user walkthrough).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "import fairjax, fairjax.metrics\n"  # the core imports without it
+        "try:\n    import fairjax.sklearn\n"
+        "except ImportError as err:\n    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 'pip install "fairjax[sklearn]"' in out.stdout
