@@ -92,10 +92,12 @@ def print_audit(report: Mapping[str, Any]) -> None:
     cols = report["columns"]
     small = set(report["small_groups"])
     regression = report.get("task") == "regression"
+    decisions = report.get("decisions")
+    decisions = f"column {cols['y_pred']}" if decisions == "y_pred" else decisions
     what = (
         f"regression of {cols['y_true']} by {cols['y_pred']}"
         if regression
-        else f"decisions: {report['decisions']}"
+        else f"decisions: {decisions}"
     )
     print(
         f"fairjax audit: {report['file']}  ({report['n']:,} rows, {report['num_groups']} groups "

@@ -82,6 +82,13 @@ def test_score_threshold_and_intersection(data, table):
     assert report["groups"][1]["group"] == "race=A & sex=1"
 
 
+def test_the_header_names_the_decisions_column(table, capsys):
+    argv = ["audit", str(table), "--y-true", "y_true", "--y-pred", "y_pred", "--sensitive", "race"]
+    assert cli.main([*argv, "--bootstrap", "0"]) == 0
+    # It said "decisions: y_pred", the option's name, whatever the column was called.
+    assert "; decisions: column y_pred)" in capsys.readouterr().out.splitlines()[0]
+
+
 @pytest.mark.slow
 def test_main_prints_and_writes_json_and_png(table, tmp_path, capsys):
     pytest.importorskip("matplotlib")
