@@ -12,14 +12,17 @@ from fairjax.cli._audit import add_audit_arguments, run_audit
 from fairjax.cli._bench import run_bench
 from fairjax.cli._demo import _check_png_path, demo
 
-DESCRIPTION = """Command line: ``fairjax demo``, ``fairjax audit`` and ``fairjax bench``.
-
-Also runs as ``python -m fairjax ...``.
+# Plain text: argparse prints it as it is (no reST markup).
+DESCRIPTION = """Fairness audits and fair training in JAX: fairjax demo, fairjax audit and
+fairjax bench. Also runs as python -m fairjax ...
 """
 
 
 def _parser() -> argparse.ArgumentParser:
+    from fairjax import __version__
+
     parser = argparse.ArgumentParser(prog="fairjax", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"fairjax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="train on Adult and print accuracy and fairness")
     p_demo.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples")

@@ -12,3 +12,16 @@ def test_module_entry_point_shows_help():
         [sys.executable, "-m", "fairjax", "--help"], capture_output=True, text=True, check=True
     )
     assert "demo" in proc.stdout
+
+
+def test_version_and_plain_help(capsys):
+    import fairjax
+    from fairjax import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fairjax {fairjax.__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "``" not in capsys.readouterr().out  # no reST markup in a terminal
