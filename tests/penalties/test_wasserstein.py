@@ -125,7 +125,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="scores"):
         wasserstein(np.full(3, np.nan), s[:3], num_groups=3)
     with pytest.raises(ValueError, match="labels"):
-        wasserstein(f, s, num_groups=3, condition="positive")
+        wasserstein(f, s, num_groups=3, criterion="equal_opportunity")
 
 
 def test_criterion_replaces_deprecated_condition():

@@ -117,7 +117,7 @@ ENTRIES: dict[str, Entry] = {
     "ot1d.pooled_group_cdfs": Entry(_grouped(ot1d.pooled_group_cdfs, "scores"), "scores", "values"),
     "ferm.fairness_direction": Entry(_grouped(ferm.fairness_direction, "X", "labels"), "X", "X"),
     "ferm.fit_projection": Entry(_grouped(ferm.fit_projection, "X", "labels"), "X", "X"),
-    "ferm.fit_linear": Entry(_grouped(ferm.fit_linear, "X", "labels", steps=2), "X", "X", "y"),
+    "ferm.fit_linear": Entry(_grouped(ferm.fit_linear, "X", "labels", num_steps=2), "X", "X", "y"),
     "postprocessing.fit_barycenter": Entry(
         _grouped(postprocessing.fit_barycenter, "scores", key=KEY), "scores", "scores"
     ),
@@ -381,15 +381,15 @@ HYPERPARAMETERS = {
         "eps",
     ),
     "ferm.fit_linear C=0": (
-        lambda: ferm.fit_linear(_X, _Y, _G, num_groups=2, C=0.0, steps=2),
+        lambda: ferm.fit_linear(_X, _Y, _G, num_groups=2, C=0.0, num_steps=2),
         "`C`",
     ),
     "ferm.fit_linear eps<0": (
-        lambda: ferm.fit_linear(_X, _Y, _G, num_groups=2, eps=-0.1, steps=2),
+        lambda: ferm.fit_linear(_X, _Y, _G, num_groups=2, eps=-0.1, num_steps=2),
         "eps",
     ),
     "ferm.fit_linear loss": (
-        lambda: ferm.fit_linear(_X, _Y, _G, num_groups=2, loss="l2", steps=2),
+        lambda: ferm.fit_linear(_X, _Y, _G, num_groups=2, loss="l2", num_steps=2),
         "loss",
     ),
     "ferm.project_orthogonal eps<0": (
