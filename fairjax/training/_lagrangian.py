@@ -228,15 +228,30 @@ _EMPTY = object()  # an exhausted stream
 
 
 def constraint_shape(
-    constraint_fn: Objective, model: Model | None, params: PyTree, batch: PyTree, key, model_state
+    constraint_fn: Objective,
+    model: Model | None,
+    params: PyTree,
+    batch: PyTree,
+    key,
+    model_state,
+    name: str = "constraint_fn",
 ) -> tuple[int, ...]:
-    """The shape of ``constraint_fn``'s value on ``batch``, traced (not computed)."""
+    """The shape of ``constraint_fn``'s value on ``batch``, traced (not computed). With a
+    ``model``, a function that fails on the outputs is named, with the calling convention."""
 
     def value(p, b):
         out, _ = _forward(model, p, b, key, model_state)
         return constraint_fn(out, b)
 
-    return tuple(jax.eval_shape(value, params, batch).shape)
+    try:
+        return tuple(jax.eval_shape(value, params, batch).shape)
+    except (TypeError, IndexError, KeyError, AttributeError) as err:
+        if model is None:
+            raise
+        raise TypeError(
+            f"`{name}` failed on the model's outputs. With `model=`, it is called as "
+            f"{name}(outputs, batch), not (params, batch). The error: {type(err).__name__}: {err}"
+        ) from err
 
 
 def _check_target(target: Any, shape: tuple[int, ...] | None) -> Any:
@@ -374,7 +389,7 @@ def fit_constrained(
     if model_state is not None and key is None:
         raise ValueError("`key` is required with `model_state` (it makes the per-step keys).")
     stream, data, batch_size, shape = _data_and_shape(
-        constraint_fn, model, params, data, batch_size, key, model_state
+        constraint_fn, dual_constraint_fn, model, params, data, batch_size, key, model_state
     )
     target = _check_target(target, shape)
     build = make_constrained_step
@@ -437,7 +452,7 @@ def fit_constrained(
     )
 
 
-def _data_and_shape(constraint_fn, model, params, data, batch_size, key, model_state):
+def _data_and_shape(constraint_fn, dual_fn, model, params, data, batch_size, key, model_state):
     """:func:`fit_constrained`'s data checked: ``(stream, data, batch_size, shape)``, with the
     constraint's shape read from the data, or from a stream's first batch (put back)."""
     stream = _loop.is_stream(data)
@@ -450,6 +465,8 @@ def _data_and_shape(constraint_fn, model, params, data, batch_size, key, model_s
             raise ValueError("`key` is required with `batch_size` (it shuffles the rows).")
     if not stream:
         shape = constraint_shape(constraint_fn, model, params, data, key, model_state)
+        if dual_fn is not None and model is not None:  # named too, if it fails
+            constraint_shape(dual_fn, model, params, data, key, model_state, "dual_constraint_fn")
         return stream, data, batch_size, shape
     data, shape = iter(data), None
     first = next(data, _EMPTY)

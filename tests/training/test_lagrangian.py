@@ -211,3 +211,15 @@ def test_nan_data_to_measure_on_and_a_run_that_diverges_after_its_best_step_are_
 
 def _logits_of_batch(p, batch):
     return _logits(p, batch[0])
+
+
+def test_a_params_function_given_with_model_is_named_with_the_calling_convention():
+    # With model=, the constraints take (outputs, batch); a (params, batch) function failed
+    # deep in JAX ("string indexing", reported by a new-user walkthrough).
+    train, _ = _data()
+    fit = dict(target=0.05, optimizer=optax.adam(0.05), num_steps=2, model=common._model)
+    with pytest.raises(TypeError, match=r"`dual_constraint_fn` failed on the model's outputs"):
+        training.fit_constrained(common._loss_out, common._penalty_out, _p0(), train,
+                                 dual_constraint_fn=_hard_dp, **fit)  # fmt: skip
+    with pytest.raises(TypeError, match=r"called as constraint_fn\(outputs, batch\)"):
+        training.fit_constrained(common._loss_out, _penalty, _p0(), train, **fit)
