@@ -97,7 +97,9 @@ def fit_projection(
     * ``method="pivot"``: the paper's elimination, for two groups: pivot
       :math:`i = \arg\max_j |u_j|` and :math:`\tilde x_j = x_j - x_i u_j / u_i` for :math:`j \ne
       i` (one feature fewer). The official code pivots on ``argmax u``; ``argmax |u|`` is the
-      robust choice (largest divisor).
+      robust choice (largest divisor). Entries within rounding of 0 (about
+      :math:`16\,\epsilon \max_i |X_{ij}|`, as constant features give) are not pivots, and a
+      direction of such entries alone is refused.
 
     Args:
       X: training features ``(n, d)``.
@@ -147,17 +149,19 @@ def fit_projection(
             'method="orthogonal".'
         )
     u = U[0]
-    # A difference of means carries rounding of about eps * |X|: a direction no larger is 0
-    # (constant features give 6e-8 in float32), and dividing by it would amplify noise.
-    if v.is_concrete(u) and v.is_concrete(X):
-        scale = float(np.max(np.abs(np.asarray(X, u.dtype)), initial=0.0))
-        rounding = 16 * float(jnp.finfo(u.dtype).eps) * scale
-        if float(jnp.max(jnp.abs(u))) <= rounding:
-            raise ValueError(
-                "the fairness direction is 0 up to rounding (the groups' means of `X` agree): "
-                "there is nothing to eliminate."
-            )
-    return PivotElimination(u, jnp.argmax(jnp.abs(u)).astype(jnp.int32))
+    if not (v.is_concrete(u) and v.is_concrete(X)):
+        return PivotElimination(u, jnp.argmax(jnp.abs(u)).astype(jnp.int32))
+    # A difference of column means carries rounding of about eps * max|X_j|: an entry no
+    # larger is 0 (constant features give 6e-8 in float32), and dividing by it would amplify
+    # noise. Per column, so that a column in raw units (1e5) does not hide a real entry.
+    scale = np.max(np.abs(np.asarray(X, u.dtype)), axis=0, initial=0.0)
+    size = np.where(np.abs(np.asarray(u)) > 16 * np.finfo(u.dtype).eps * scale, np.abs(u), 0)
+    if not size.any():
+        raise ValueError(
+            "the fairness direction is 0 up to rounding (the groups' means of `X` agree): "
+            "there is nothing to eliminate."
+        )
+    return PivotElimination(u, jnp.asarray(np.argmax(size), jnp.int32))
 
 
 def transform(state: OrthogonalProjection | PivotElimination, X: ArrayLike) -> Array:

@@ -59,6 +59,15 @@ def test_pivot_refuses_a_direction_of_rounding_noise():
     X[:, 0] += 1e-4 * s
     state = ferm.fit_projection(X, y, s, num_groups=2, method="pivot")
     assert int(state.pivot) == 0
+    # A column in raw units (around 1e5) that is the same in both groups does not hide a real
+    # entry of another column (a tolerance over the whole matrix refused this direction).
+    X_mixed = np.c_[0.01 * rng.normal(size=200) + 0.1 * s, np.full(200, 1e5)].astype(np.float32)
+    assert int(ferm.fit_projection(X_mixed, y, s, num_groups=2, method="pivot").pivot) == 0
+    # Nor is an entry of rounding noise a pivot, however large it is next to real ones.
+    X_big = np.c_[0.1 * s + rng.normal(size=200), np.full(200, 3e7)].astype(np.float32)
+    u = np.asarray(ferm.fairness_direction(X_big, y, s, num_groups=2))[0]
+    state = ferm.fit_projection(X_big, y, s, num_groups=2, method="pivot")
+    assert int(state.pivot) == 0, u
     X[0, 1] = np.nan
     with pytest.raises(ValueError, match="`X` must be finite"):
         ferm.fit_projection(X, y, s, num_groups=2, method="pivot")
