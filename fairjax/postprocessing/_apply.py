@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -386,7 +387,12 @@ def apply_barycenter(
             raise TypeError(f"`state` must come from fit_barycenter, got {type(state).__name__}.")
         sizes = state.attribute_sizes
         num = sizes if len(sizes) > 1 else sizes[0]
-        ids, _, _ = _normalise_groups(groups, num, y.shape[0])
+        ids, _, attrs = _normalise_groups(groups, num, y.shape[0])
+        if len(attrs) > 1 and not v.is_concrete(*attrs):
+            # Under jit an attribute value out of range made the id of another cell: -1 makes
+            # the row NaN (see _apply_one), as a single attribute's id out of range does.
+            inside = [(a >= 0) & (a < k) for a, k in zip(attrs, sizes, strict=True)]
+            ids = jnp.where(functools.reduce(jnp.logical_and, inside), ids, -1)
         _check_present(state, ids)
         return _apply_bucketed(state, y, ids, key, a)
     num = tuple(st.attribute_sizes[0] for st in stages)
@@ -398,4 +404,5 @@ def apply_barycenter(
         current = _apply_bucketed(
             stage, current, attr.astype(jnp.int32), k_apply, jnp.ones((), y.dtype)
         )
-    return a.astype(y.dtype) * current + (1 - a.astype(y.dtype)) * y
+    mixed = a.astype(y.dtype) * current + (1 - a.astype(y.dtype)) * y
+    return mixed if v.is_concrete(a) else jnp.where((a >= 0) & (a <= 1), mixed, jnp.nan)

@@ -721,5 +721,7 @@ def apply_thresholds(
 
 @jax.jit
 def _draw(p: Array, key: Array) -> Array:
-    """0/1 decisions, positive with probability ``p`` (one program, not one per operation)."""
-    return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
+    """0/1 decisions, positive with probability ``p`` (one program, not one per operation); a
+    NaN probability (a NaN score, an id out of range under ``jit``) stays NaN, not a 0."""
+    drawn = (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
+    return jnp.where(jnp.isnan(p), jnp.nan, drawn)

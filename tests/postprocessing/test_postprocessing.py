@@ -260,6 +260,16 @@ def test_under_jit_invalid_input_gives_nan_never_a_confident_output():
     assert np.isnan(np.asarray(apply(s[:4], 1.5))).all()
     want = np.asarray(pp.apply_barycenter(st, f[:4], s[:4], key=KEY, alpha=0.5))
     np.testing.assert_allclose(np.asarray(apply(s[:4], 0.5)), want, rtol=1e-6)
+    # Several attributes (found by review): a value out of range made another cell's id, and
+    # the sequential fit's alpha was mixed outside the checked program.
+    b = np.arange(600, dtype=np.int32) % 3
+    for multi in ("intersection", "sequential"):
+        st2 = pp.fit_barycenter(f, [s, b], num_groups=[2, 3], key=KEY, multi=multi)
+        apply2 = jax.jit(lambda a0, a1, al, st2=st2: pp.apply_barycenter(
+            st2, f[:3], [a0, a1], key=KEY, alpha=al))  # fmt: skip
+        got = np.asarray(apply2(np.array([0, 2, 1], np.int32), np.array([1, 0, 3], np.int32), 1.0))
+        assert np.isfinite(got[0]) and np.isnan(got[1:]).all(), multi
+        assert np.isnan(np.asarray(apply2(s[:3], b[:3], 1.5))).all(), multi
 
 
 @pytest.mark.slow

@@ -381,6 +381,9 @@ def test_apply_under_jit_gives_nan_for_a_nan_score_or_a_group_out_of_range():
     keep = np.ones(80, bool)
     keep[[3, 5]] = False
     np.testing.assert_array_equal(got[keep], np.asarray(pp.apply_thresholds(st, s, g))[keep])
+    # Drawn decisions too: uniform < NaN read as a firm 0 (found by review).
+    drawn = np.asarray(jax.jit(pp.apply_thresholds)(st, bad_s, bad_g, key=jax.random.key(0)))
+    assert np.isnan(drawn[[3, 5]]).all() and set(np.unique(drawn[keep])) <= {0.0, 1.0}
     member = jax.nn.one_hot(g, 2)
     mixed = np.asarray(jax.jit(pp.apply_thresholds)(st, bad_s, member))
     assert np.isnan(mixed[3]) and not np.isnan(np.delete(mixed, 3)).any()
