@@ -49,6 +49,7 @@ from fairjax.postprocessing._state import (
     BarycenterState,
     _bucket,
     _check_scores,
+    _nan_floats_where,
     _normalise_groups,
 )
 
@@ -370,7 +371,7 @@ def _check_options(x: Array, grid_size: Any, jitter: Any, split: Any, bits_per_p
 
 
 @functools.partial(jax.jit, static_argnames=("plan_key", "axis_name", "sizes"))
-def _sharded_fit(x, g, valid, offset, key, jitter, *, plan_key, axis_name, sizes):
+def _sharded_fit(x, g, valid, bad, offset, key, jitter, *, plan_key, axis_name, sizes):
     plan = _Plan(*plan_key)
     index = offset + jnp.arange(x.shape[0], dtype=jnp.uint32)
 
@@ -378,7 +379,12 @@ def _sharded_fit(x, g, valid, offset, key, jitter, *, plan_key, axis_name, sizes
         c = _stage_counts(stage, x, g, valid, index, key, jitter, cut, cut_index, edges, plan=plan)
         return c if axis_name is None else jax.lax.psum(c, axis_name)
 
-    return _fit_from_counts(count, jitter, plan, sizes, rolled=True)
+    state = _fit_from_counts(count, jitter, plan, sizes, rolled=True)
+    # A NaN score, an id out of range or a NaN weight on any device: a state of NaN floats
+    # (the rows were dropped, and the state looked whole). The checks cannot raise here.
+    if axis_name is not None:
+        bad = jax.lax.psum(bad.astype(jnp.int32), axis_name) > 0
+    return _nan_floats_where(bad, state)
 
 
 def fit_barycenter_sharded(
@@ -456,7 +462,7 @@ def fit_barycenter_sharded(
       True
     """
     x = _check_scores(scores)
-    ids, sizes, _ = _normalise_groups(groups, num_groups, x.shape[0])
+    ids, sizes, attrs = _normalise_groups(groups, num_groups, x.shape[0])
     key = v.check_key(key)
     _check_threefry(key)
     grid_size = _check_options(x, grid_size, jitter, split, bits_per_pass)
@@ -464,12 +470,18 @@ def fit_barycenter_sharded(
     if w is not None:
         v.check_binary(w, "weights")
     valid = jnp.ones(x.shape, bool) if w is None else w > 0
+    bad = jnp.any(jnp.isnan(x))
+    for a, k in zip(attrs, sizes, strict=True):  # each attribute: an intersection id could wrap
+        bad = bad | jnp.any((a < 0) | (a >= k))
+    if w is not None:
+        bad = bad | jnp.any(jnp.isnan(w))
     off = jnp.asarray(offset).reshape(()).astype(jnp.uint32)
     plan = _Plan.new(int(np.prod(sizes)), split, grid_size, x.dtype, bits_per_pass)
     return _sharded_fit(
         x,
         ids.astype(jnp.int32),
         valid,
+        bad,
         off,
         key,
         jnp.asarray(jitter, x.dtype),

@@ -23,6 +23,7 @@ from fairjax.postprocessing._state import (
     _bucket,
     _check_scores,
     _group_label,
+    _nan_floats_where,
     _normalise_groups,
 )
 
@@ -409,5 +410,4 @@ def _nan_state_if_invalid(state, x: Array, w: Array | None):
     bad = jnp.any(jnp.isnan(x))
     if w is not None:
         bad = bad | jnp.any(jnp.isnan(w)) | jnp.any(w < 0)
-    floating = lambda a: jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
-    return jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a) if floating(a) else a, state)
+    return _nan_floats_where(bad, state)

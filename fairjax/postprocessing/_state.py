@@ -145,6 +145,13 @@ def _normalise_groups(
     return ids, sizes, attrs
 
 
+def _nan_floats_where(bad: Array, state: Any) -> Any:
+    """Every float of a state (a PyTree) NaN where ``bad``: under ``jit``, where the value
+    checks cannot run, invalid input gives a state no output of which reads as fair."""
+    floating = lambda a: jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
+    return jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a) if floating(a) else a, state)
+
+
 def _group_label(s: int, sizes: tuple[int, ...]) -> str:
     if len(sizes) == 1:
         return str(s)
