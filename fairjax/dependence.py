@@ -132,6 +132,7 @@ def hsic(
         num_features = v.check_scalar(num_features, "num_features", integer=True, positive=True)
         if key is None:
             raise ValueError("`key` is required with `num_features` (random Fourier features).")
+        key = v.check_key(key)
     for name, value in (("bandwidth_x", bandwidth_x), ("bandwidth_s", bandwidth_s)):
         v.check_scalar(value, name, positive=True, optional=True)
     value = _hsic(X, S, w, bandwidth_x, bandwidth_s, key, num_features, normalized)

@@ -542,6 +542,7 @@ def random_fourier_features(
     References:
       Rahimi & Recht, Random Features for Large-Scale Kernel Machines, NeurIPS 2007.
     """
+    key = v.check_key(key)
     dim = v.check_scalar(dim, "dim", integer=True, positive=True)
     num_features = v.check_scalar(num_features, "num_features", integer=True, positive=True)
     _check_bandwidth(bandwidth)

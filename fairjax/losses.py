@@ -65,8 +65,8 @@ def logistic(logits: ArrayLike, labels: ArrayLike) -> Array:
     The values of ``optax.sigmoid_binary_cross_entropy``, with one exponential and one
     logarithm per element instead of two of each (cheaper where a linear model's step is
     dominated by elementwise work). Stable for any logit: an infinite logit costs 0 on its
-    label's side and infinity on the other. The gradient is :math:`\sigma(z) - y`,
-    :math:`1/2 - y` at :math:`z = 0`.
+    label's side and infinity on the other (its gradient in the labels is NaN). The gradient
+    is :math:`\sigma(z) - y`, :math:`1/2 - y` at :math:`z = 0`.
 
     Args:
       logits: scores on the logit scale, any shape.

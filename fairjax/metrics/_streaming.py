@@ -412,7 +412,7 @@ def audit_report_streaming(
         stats["metrics"] = stats["metrics"] | {"ks_unfairness": ks["metrics"]["ks_unfairness"]}
     lower = upper = dict.fromkeys(stats["metrics"])
     if num_resamples:
-        key = jax.random.key(0) if key is None else key
+        key = jax.random.key(0) if key is None else v.check_key(key)
         num_cells, counts, cell_of = 1, cells, None
         arrays = [jnp.asarray(p4), jnp.asarray(g4, jnp.int32)] + ([lab] if labelled else [])
         if hist is not None:  # classes: (group, label, decision, score cell)

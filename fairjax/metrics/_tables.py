@@ -326,6 +326,7 @@ def bootstrap(
     """
     if not arrays:
         raise ValueError("`bootstrap` needs at least one data array.")
+    key = v.check_key(key)
     data = [v.as_array(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
     n = data[0].shape[0]
     for i, a in enumerate(data[1:], start=1):

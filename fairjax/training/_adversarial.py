@@ -481,7 +481,8 @@ def laftr_objective(
     when a decoder is given). With ``stochastic=True`` (dropout) every network takes a PRNG key
     as its last argument and ``batch = (x, y, s, key)``; each network gets its own key, split
     from the batch's. Predictions are ``classifier(p["classifier"], encoder(p["encoder"],
-    x))``.
+    x))``. Groups other than 0 and 1 raise where concrete; under ``jit`` they make the
+    objective NaN (and its gradient 0), which the trainers report as divergence.
 
     Args:
       encoder, classifier, adversary: the networks (see Shapes).

@@ -19,6 +19,8 @@ import pytest
 
 from fairjax import (
     criteria,
+    datasets,
+    dependence,
     ferm,
     kernels,
     metrics,
@@ -1006,3 +1008,36 @@ def test_int64_scores_past_int32_are_read_as_numbers_by_the_score_distances():
         got = float(metric(x, g, num_groups=2))
         assert got == pytest.approx(float(metric(x.astype(np.float64), g, num_groups=2)))
     assert float(metrics.ks_unfairness(x, g, num_groups=2)) == 0.5
+
+
+def _metric_of_weights(p, s, weights):
+    return metrics.demographic_parity_difference(p, s, num_groups=2, weights=weights)
+
+
+_KEYED = {
+    "kernels.random_fourier_features": lambda k: kernels.random_fourier_features(
+        k, 3, num_features=4
+    ),
+    "metrics.bootstrap": lambda k: metrics.bootstrap(
+        _metric_of_weights, jnp.ones(8), jnp.arange(8) % 2, key=k, num_resamples=2
+    ),
+    "dependence.hsic": lambda k: dependence.hsic(
+        jnp.arange(8.0), jnp.arange(8.0) % 2, num_features=4, key=k
+    ),
+    "postprocessing.fit_barycenter": lambda k: postprocessing.fit_barycenter(
+        jnp.arange(8.0), jnp.arange(8) % 2, num_groups=2, key=k
+    ),
+    "datasets.make_classification": lambda k: datasets.make_classification(k, n_samples=20),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_KEYED))
+def test_a_seed_or_several_keys_where_one_key_belongs_is_named(name):
+    # One check (fairjax._validation.check_key): these gave raw JAX errors ("invalid PRNG key
+    # data", "split accepts a single key"), found by a probe and a review.
+    call = _KEYED[name]
+    with pytest.raises(TypeError, match=r"`key` must be a jax\.random key"):
+        call(0)
+    with pytest.raises(ValueError, match="`key` must be a single key"):
+        call(jax.random.split(jax.random.key(0)))
+    call(jax.random.PRNGKey(0))  # raw key data is a key
