@@ -390,7 +390,7 @@ def fit_barycenter(
     )
     if multi == "intersection" or len(sizes) == 1:
         state = _fit_one(x, ids, w, sizes=sizes, key=key, allow_empty=len(sizes) > 1, **options)
-        return _nan_state_if_invalid(state, x, w)
+        return _nan_state_if_invalid(state, x, w, attrs, sizes)
     stages, current = [], x
     for k, (attr, size) in enumerate(zip(attrs, sizes, strict=True)):
         k_fit, k_apply = jax.random.split(jax.random.fold_in(key, k))
@@ -398,16 +398,19 @@ def fit_barycenter(
         stage = _fit_one(current, a, w, sizes=(size,), key=k_fit, allow_empty=False, **options)
         stages.append(stage)
         current = _apply_bucketed(stage, current, a, k_apply, jnp.ones((), current.dtype))
-    return _nan_state_if_invalid(SequentialBarycenterState(tuple(stages)), x, w)
+    return _nan_state_if_invalid(SequentialBarycenterState(tuple(stages)), x, w, attrs, sizes)
 
 
-def _nan_state_if_invalid(state, x: Array, w: Array | None):
-    """NaN in, NaN out under ``jit``, where the value checks cannot run: a NaN score or weight
-    makes every float of the state NaN, so no output of it reads as fair (the other rows'
-    points gave a state that looked whole, and mostly finite outputs)."""
-    if v.is_concrete(x) and (w is None or v.is_concrete(w)):
+def _nan_state_if_invalid(state, x: Array, w: Array | None, attrs: list, sizes: tuple):
+    """NaN in, NaN out under ``jit``, where the value checks cannot run: a NaN score or weight,
+    or a group id out of range (an intersection would wrap it to another cell), makes every
+    float of the state NaN, so no output of it reads as fair (the other rows' points gave a
+    state that looked whole, and mostly finite outputs)."""
+    if v.is_concrete(x, *attrs) and (w is None or v.is_concrete(w)):
         return state  # the checks saw the values
     bad = jnp.any(jnp.isnan(x))
     if w is not None:
         bad = bad | jnp.any(jnp.isnan(w)) | jnp.any(w < 0)
+    for a, k in zip(attrs, sizes, strict=True):
+        bad = bad | jnp.any((a < 0) | (a >= k))
     return _nan_floats_where(bad, state)

@@ -270,6 +270,12 @@ def test_under_jit_invalid_input_gives_nan_never_a_confident_output():
         got = np.asarray(apply2(np.array([0, 2, 1], np.int32), np.array([1, 0, 3], np.int32), 1.0))
         assert np.isfinite(got[0]) and np.isnan(got[1:]).all(), multi
         assert np.isnan(np.asarray(apply2(s[:3], b[:3], 1.5))).all(), multi
+        # The fit too: an attribute value out of range under jit made another cell's id.
+        fit2 = jax.jit(lambda a1, multi=multi: pp.fit_barycenter(
+            f, [s, a1], num_groups=[2, 3], key=KEY, multi=multi))  # fmt: skip
+        bad_b = np.where(np.arange(600) == 9, 3, b).astype(np.int32)
+        leaves = jax.tree.leaves(fit2(bad_b))
+        assert all(np.isnan(np.asarray(a)).all() for a in leaves if a.dtype.kind == "f"), multi
 
 
 @pytest.mark.slow
