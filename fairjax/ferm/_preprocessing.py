@@ -155,7 +155,8 @@ def fit_projection(
     # larger is 0 (constant features give 6e-8 in float32), and dividing by it would amplify
     # noise. Per column, so that a column in raw units (1e5) does not hide a real entry.
     scale = np.max(np.abs(np.asarray(X, u.dtype)), axis=0, initial=0.0)
-    size = np.where(np.abs(np.asarray(u)) > 16 * np.finfo(u.dtype).eps * scale, np.abs(u), 0)
+    magnitude = np.abs(np.asarray(u))
+    size = np.where(magnitude > 16 * float(jnp.finfo(u.dtype).eps) * scale, magnitude, 0)
     if not size.any():
         raise ValueError(
             "the fairness direction is 0 up to rounding (the groups' means of `X` agree): "
