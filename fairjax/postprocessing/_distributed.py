@@ -47,6 +47,7 @@ from fairjax._shapes import pad_rows
 from fairjax.postprocessing._fit import _check_rows, _proportions
 from fairjax.postprocessing._state import (
     BarycenterState,
+    _any_invalid_row,
     _bucket,
     _check_scores,
     _nan_floats_where,
@@ -470,11 +471,7 @@ def fit_barycenter_sharded(
     if w is not None:
         v.check_binary(w, "weights")
     valid = jnp.ones(x.shape, bool) if w is None else w > 0
-    bad = jnp.any(jnp.isnan(x))
-    for a, k in zip(attrs, sizes, strict=True):  # each attribute: an intersection id could wrap
-        bad = bad | jnp.any((a < 0) | (a >= k))
-    if w is not None:
-        bad = bad | jnp.any(jnp.isnan(w))
+    bad = _any_invalid_row(x, w, attrs, sizes)  # psum'd over the devices in the program
     off = jnp.asarray(offset).reshape(()).astype(jnp.uint32)
     plan = _Plan.new(int(np.prod(sizes)), split, grid_size, x.dtype, bits_per_pass)
     return _sharded_fit(

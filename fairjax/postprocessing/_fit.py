@@ -20,6 +20,7 @@ from fairjax.postprocessing._host_math import _fma, _no_tiny, _uniform_host
 from fairjax.postprocessing._state import (
     BarycenterState,
     SequentialBarycenterState,
+    _any_invalid_row,
     _bucket,
     _check_scores,
     _group_label,
@@ -408,9 +409,4 @@ def _nan_state_if_invalid(state, x: Array, w: Array | None, attrs: list, sizes: 
     state that looked whole, and mostly finite outputs)."""
     if v.is_concrete(x, *attrs) and (w is None or v.is_concrete(w)):
         return state  # the checks saw the values
-    bad = jnp.any(jnp.isnan(x))
-    if w is not None:
-        bad = bad | jnp.any(jnp.isnan(w)) | jnp.any(w < 0)
-    for a, k in zip(attrs, sizes, strict=True):
-        bad = bad | jnp.any((a < 0) | (a >= k))
-    return _nan_floats_where(bad, state)
+    return _nan_floats_where(_any_invalid_row(x, w, attrs, sizes), state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -150,6 +151,17 @@ def _nan_floats_where(bad: Array, state: Any) -> Any:
     checks cannot run, invalid input gives a state no output of which reads as fair."""
     floating = lambda a: jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
     return jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a) if floating(a) else a, state)
+
+
+def _any_invalid_row(x: Array, w: Array | None, attrs: Sequence[Array], sizes: tuple) -> Array:
+    """Whether a traced fit's rows hold a NaN score, a NaN or negative weight, or an id out of
+    range of its attribute (an intersection id would wrap it into another cell)."""
+    bad = jnp.any(jnp.isnan(x))
+    if w is not None:
+        bad = bad | jnp.any(jnp.isnan(w)) | jnp.any(w < 0)
+    for a, k in zip(attrs, sizes, strict=True):
+        bad = bad | jnp.any((a < 0) | (a >= k))
+    return bad
 
 
 def _group_label(s: int, sizes: tuple[int, ...]) -> str:

@@ -85,6 +85,7 @@ from fairjax.postprocessing._hull import (
     roc_hull_host,
     search,
 )
+from fairjax.postprocessing._state import _nan_floats_where
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -601,7 +602,7 @@ def _nan_state_if_invalid(state: ThresholdState, s, w, tolerance, fp_cost, fn_co
     bad = bad | ~(fp_cost >= 0) | ~(fn_cost >= 0)
     if w is not None:
         bad = bad | jnp.any(jnp.isnan(w))
-    return jax.tree.map(lambda a: jnp.where(bad, jnp.nan, a), state)
+    return _nan_floats_where(bad, state)
 
 
 # ----------------------------------------------------------------------------- apply
